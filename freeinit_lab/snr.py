@@ -110,6 +110,8 @@ def band_snr(
     ts = schedule.timesteps if timesteps is None else np.atleast_1d(np.asarray(timesteps, dtype=np.float64))
     a, b = schedule.coefficients(ts)
     a, b = np.atleast_1d(a), np.atleast_1d(b)
+    if schedule.family == "ddpm":
+        ts = ts.astype(np.int64)  # integer training timesteps label more readably
     signal = _mean_band_power(x0, edges_arr, temporal_scale)  # (K,)
     if method == "closed_form":
         noise = np.ones_like(signal)
