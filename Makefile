@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test bench lab clean
+.PHONY: setup demo test bench lab clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,11 @@ setup: $(STAMP)  ## create .venv and install freeinit_lab with its dependencies
 demo: $(STAMP)  ## the main job for now: print the band-SNR table of the default data
 	$(PY) -m freeinit_lab.demo
 
-test: $(STAMP)  ## the test suite, offline, on CPU
+test: $(STAMP) browser  ## the test suite, offline, on CPU (tests/browser skip, saying why, without a Chromium)
 	$(PY) -m pytest
+
+browser:  ## a Chromium for tests/browser: Debian's chromium via apt-get when root, else how to get one
+	bash scripts/ensure_browser.sh
 
 bench: $(STAMP)  ## benchmarks (not tests): ratios against diffusers measured in the same run
 	$(PY) benchmarks/bench_spectral.py
