@@ -33,3 +33,6 @@ from freeinit_lab.analysis import (
     lock_in_step,
     noise_swap_experiment,
 )
+
+# --- FreeInit engine (issue 3) ---
+from freeinit_lab.layouts import LatentLayout, get_layout, register_layout  # noqa: E402
