@@ -1018,7 +1018,7 @@ class LatentProbe:
         return a, b
 
     def _x0_from_output(self, sched: Any, model_output: torch.Tensor, sample: torch.Tensor, t: float) -> torch.Tensor | None:
-        a, b = (float(v) for v in self._coefficients(np.array([t])))
+        a, b = (float(v[0]) for v in self._coefficients(np.array([t])))
         schedule = self._schedule_obj()
         if schedule is None or not (math.isfinite(a) and math.isfinite(b)):
             return None
