@@ -142,7 +142,12 @@ def band_power_trajectory(
     x = torch.as_tensor(np.asarray(da.transpose(*other, *_ST).values, dtype=np.float32))
     shape3 = tuple(x.shape[-3:])
     edges, _ = _band_setup(shape3, edges, num_bands)
-    power = band_power(x, edges=edges).numpy()
+    flat = x.reshape(-1, *shape3)
+    finite = torch.isfinite(flat).flatten(1).all(1)  # NaN-padded steps (passes that ended earlier) stay NaN
+    power = np.full((flat.shape[0], len(edges) - 1), np.nan)
+    if finite.any():
+        power[finite.numpy()] = band_power(flat[finite], edges=edges).numpy()
+    power = power.reshape(*x.shape[:-3], len(edges) - 1)
     out = xr.DataArray(power, dims=(*other, "band"), coords={**_keep_coords(da, _ST), **_band_coords(edges)})
     out.name = f"{da.name}_band_power" if da.name else "band_power"
     out.attrs = {

@@ -290,7 +290,7 @@ def test_memory_modes_give_the_same_band_powers(animatediff, full_run, tmp_path)
     full = full_run[2][["latents", "x0_pred"]]  # same call, every site captured
     ref = analysis.band_power_trajectory(full, "x0_pred")
     band = probe_run(mode="band_power")
-    np.testing.assert_allclose(band.x0_pred.values, ref.values, rtol=1e-10)
+    np.testing.assert_allclose(band.x0_pred.values, ref.values, rtol=1e-6)  # float32 |X|^2 in the loop
     np.testing.assert_array_equal(band.band_hi.values, ref.band_hi.values)
     every = probe_run(every=2)
     assert every.step.values.tolist() == [0, 2]  # every 2nd step and the last one
@@ -325,6 +325,9 @@ def round_trip_records(animatediff):
 def test_netcdf_and_zarr_round_trip_bit_identical(round_trip_records, tmp_path, kind, suffix):
     ds = round_trip_records[kind]
     assert np.isnan(ds.latents.values[1, -1]).all()  # the 2-step pass is padded
+    if kind == "float32":  # analysis keeps the padding as NaN
+        bp = analysis.band_power_trajectory(ds, "latents")
+        assert np.isnan(bp.values[1, -1]).all() and np.isfinite(bp.values[0]).all()
     path = tmp_path / f"record.{suffix}"
     save_record(ds, path)
     back = load_record(path)
