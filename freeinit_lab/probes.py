@@ -950,7 +950,7 @@ class LatentProbe:
         alt.append("a larger max_bytes")
         raise ProbeBudgetError(
             f"LatentProbe refused this call before sampling: recording {'/'.join(self.capture)} "
-            f"({self.mode}, {str(self.dtype).replace('torch.', '')}, every={self.every}) of latent "
+            f"({self.mode}, {str(self.dtype).replace('torch.', '') if self.mode == 'full' else 'float64'}, every={self.every}) of latent "
             f"{tuple(canonical_shape)} over {len(steps)} pass(es) of {steps} steps needs ~{_fmt_bytes(new)}"
             + (f" on top of {_fmt_bytes(held)} already held" if held else "")
             + f", over max_bytes={self.max_bytes} ({_fmt_bytes(self.max_bytes)}). Options: "
