@@ -22,4 +22,5 @@ from .spectral import (
 __version__ = "0.1.0"
 
 # --- FreeInit engine (issue 3) ---
+from freeinit_lab.freeinit import FreeInitIteration, FreeInitResult, freeinit  # noqa: E402
 from freeinit_lab.layouts import LatentLayout, get_layout, register_layout  # noqa: E402

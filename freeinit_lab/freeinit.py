@@ -308,7 +308,7 @@ def _count_denoiser(modules: Sequence[torch.nn.Module]) -> Iterator[dict[str, fl
 
 @contextmanager
 def _capture_initial_noise(
-    pipe: Any, expect_user_latents: bool, generator: Any, record: dict[str, Any]
+    pipe: Any, generator: Any, record: dict[str, Any]
 ) -> Iterator[None]:
     """Wrap ``pipe.prepare_latents`` for one call: record its output (divided by ``init_noise_sigma``) and check
     user latents and generator lists before any denoising starts."""
@@ -598,7 +598,7 @@ def freeinit(
                 kwargs["return_dict"] = False
             with ExitStack() as stack:
                 if i == 0:
-                    stack.enter_context(_capture_initial_noise(pipe, user_latents is not None, generator, record))
+                    stack.enter_context(_capture_initial_noise(pipe, generator, record))
                 if reuse_text_encoding:
                     stack.enter_context(_reuse_text_encoding(pipe, text_cache, replay=i > 0))
                 counter = stack.enter_context(_count_denoiser(denoisers))

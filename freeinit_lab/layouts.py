@@ -59,6 +59,8 @@ from typing import Any, Callable, Iterator, Literal
 
 import torch
 
+from freeinit_lab.dims import VIDEO_DIMS as _VIDEO_DIMS
+
 __all__ = [
     "LatentLayout",
     "LAYOUTS",
@@ -68,9 +70,6 @@ __all__ = [
     "patch_attribute",
     "capture_final_latent",
 ]
-
-# Canonical order of a batch of videos; identical to freeinit_lab.dims.VIDEO_DIMS.
-_VIDEO_DIMS: tuple[str, ...] = ("batch", "channel", "frame", "height", "width")
 
 FinalLatent = Literal["decode_latents", "scheduler_step"]
 
