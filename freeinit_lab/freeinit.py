@@ -96,9 +96,10 @@ class FreeInitIteration:
         ``signal`` it gives the band SNR of the latent inference actually starts from.
     num_denoiser_evals
         Forward calls of the denoiser module(s) in this pass (one per step with batched guidance).
-    seconds, denoiser_seconds
-        Wall time of the pass (pipeline call plus FreeInit's own work before it) and the part spent inside the
-        denoiser's forward.
+    seconds, denoiser_seconds, own_seconds
+        Wall time of the pass (pipeline call plus FreeInit's own work), the part spent inside the denoiser's
+        forward, and the part spent in FreeInit's own code outside the pipeline call (filter, FFTs, forward
+        diffusion, noise draws, records). Pass 0 also carries the argument checks and setup.
     frames
         Decoded output of this pass, if ``return_iteration_frames=True`` (the last pass's is also
         ``result.frames``).
@@ -113,6 +114,7 @@ class FreeInitIteration:
     num_denoiser_evals: int
     seconds: float = 0.0
     denoiser_seconds: float = 0.0
+    own_seconds: float = 0.0
     frames: Any = None
 
 
@@ -164,6 +166,17 @@ class FreeInitResult:
     def denoiser_seconds(self) -> float:
         """Time spent inside the denoiser's forward over all passes."""
         return sum(it.denoiser_seconds for it in self.iterations)
+
+    @property
+    def own_seconds(self) -> float:
+        """Time spent in FreeInit's own code (filter, FFTs, forward diffusion, noise draws, records)."""
+        return sum(it.own_seconds for it in self.iterations)
+
+    @property
+    def overhead_share(self) -> float:
+        """``own_seconds / seconds``: the share of the run FreeInit adds besides the pipeline calls."""
+        total = self.seconds
+        return self.own_seconds / total if total > 0 else 0.0
 
     def to_xarray(self):
         """The per-pass latents as an :class:`xarray.Dataset`.
@@ -228,6 +241,8 @@ def _effective_batch(call_kwargs: Mapping[str, Any], params: Mapping[str, inspec
         n = len(prompt)
     elif isinstance(call_kwargs.get("prompt_embeds"), torch.Tensor):
         n = int(call_kwargs["prompt_embeds"].shape[0])
+    elif isinstance(call_kwargs.get("batch_size"), int):  # unconditional pipelines
+        n = int(call_kwargs["batch_size"])
     else:
         return None
     per = call_kwargs.get("num_videos_per_prompt")
@@ -479,6 +494,7 @@ def freeinit(
     Stochastic samplers (DDPM, Euler ancestral) draw from the same generator inside each pass, in the same order
     as diffusers' built-in FreeInit.
     """
+    t_start = time.perf_counter()
     # ---------------------------------------------------------------- validation (before any model runs)
     if isinstance(num_iters, bool) or not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
         raise ValueError(
@@ -559,7 +575,7 @@ def freeinit(
     frames: Any = None
     try:
         for i in range(num_iters):
-            t0 = time.perf_counter()
+            t0 = t_start if i == 0 else time.perf_counter()  # pass 0 also carries the setup above
             if i == 0:
                 latents_in = user_latents
                 signal_c = noise_c = None
@@ -596,6 +612,7 @@ def freeinit(
             )
             if use_return_dict:
                 kwargs["return_dict"] = False
+            t_call = time.perf_counter()
             with ExitStack() as stack:
                 if i == 0:
                     stack.enter_context(_capture_initial_noise(pipe, generator, record))
@@ -604,6 +621,7 @@ def freeinit(
                 counter = stack.enter_context(_count_denoiser(denoisers))
                 cap = stack.enter_context(capture_final_latent(pipe, layout)) if decode else None
                 out = pipe(**kwargs)
+            t_after = time.perf_counter()
             out0 = out[0] if isinstance(out, (tuple, list)) else getattr(out, "frames", out)
             if decode:
                 if cap["latent"] is None:
@@ -634,6 +652,7 @@ def freeinit(
                     num_denoiser_evals=int(counter["calls"]),
                     seconds=time.perf_counter() - t0,
                     denoiser_seconds=float(counter["seconds"]),
+                    own_seconds=(t_call - t0) + (time.perf_counter() - t_after),
                     frames=pass_frames if return_iteration_frames else None,
                 )
             )

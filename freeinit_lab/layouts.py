@@ -34,8 +34,10 @@ StableVideoDiffusionPipeline            batch, frame, channel, height, width  un
 WanPipeline                             batch, channel, frame, height, width  transformer  scheduler_step    no
 HunyuanVideoPipeline                    batch, channel, frame, height, width  transformer  scheduler_step    no
 MochiPipeline                           batch, channel, frame, height, width  transformer  scheduler_step    no
+TinyVideoPipeline                       batch, channel, frame, height, width  unet         decode_latents    no
 ======================================  ====================================  ===========  ================  ======
 
+``TinyVideoPipeline`` is freeinit_lab's embedded default (:func:`freeinit_lab.load_default_pipeline`).
 "tested" means freeinit_lab's test suite runs that class (a tiny random-weight build); the other rows were
 read from diffusers 0.42's source. Pipelines whose ``latents=`` argument is not the initial noise (video-to-video,
 image-to-video pipelines that concatenate image latents inside ``prepare_latents``) or that pack latents into
@@ -199,6 +201,7 @@ LAYOUTS: dict[str, LatentLayout] = {
     "WanPipeline": LatentLayout(_BCFHW, ("transformer", "transformer_2"), final_latent="scheduler_step"),
     "HunyuanVideoPipeline": LatentLayout(_BCFHW, "transformer", final_latent="scheduler_step"),
     "MochiPipeline": LatentLayout(_BCFHW, "transformer", final_latent="scheduler_step"),
+    "TinyVideoPipeline": LatentLayout(_BCFHW, "unet", final_latent="decode_latents", note="embedded default"),
 }
 
 

@@ -311,3 +311,21 @@ def test_unknown_pipeline_says_how_to_register():
 
     with pytest.raises(UnknownPipelineError, match="register_layout"):
         freeinit(HomeMadeVideoPipeline(), prompt="x")
+
+
+def test_embedded_default_pipeline_class():
+    """The embedded default's pipeline class (issue 5), with random weights; skipped until it is merged."""
+    pipelines = pytest.importorskip("freeinit_lab.pipelines", reason="needs freeinit_lab.pipelines (branch model)")
+    models = pytest.importorskip("freeinit_lab.models", reason="needs freeinit_lab.models (branch model)")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        unet = models.TinyVideoUNet(block_channels=(8, 16), time_embed_dim=16, norm_groups=4, attention_heads=2).eval()
+    pipe = pipelines.TinyVideoPipeline(unet=unet, scheduler=pipelines.default_scheduler())
+    pipe.set_progress_bar_config(disable=True)
+    kw = dict(num_inference_steps=3, output_type="np")
+    plain = pipe(generator=gen(0), **{**kw, "output_type": "latent"}).frames
+    res = freeinit(pipe, num_iters=2, generator=gen(0), **kw)
+    assert torch.equal(res.iterations[0].clean_latent, plain)
+    assert res.frames.shape == (1, 8, 16, 16, 3) and res.num_denoiser_evals == 6
+    with pytest.raises(ValueError, match="one per video"):
+        freeinit(pipe, num_iters=2, batch_size=2, generator=[gen(0)], **kw)
