@@ -541,7 +541,21 @@ def freeinit(
         raise ValueError(f"num_inference_steps={steps} must be >= 1.")
     steps_per_pass = fast_sampling_steps(steps, num_iters) if fast_sampling else [steps] * num_iters
 
-    schedule = get_schedule(layout.get_scheduler(pipe)) if schedule is None else NoiseSchedule.from_scheduler(schedule)
+    if schedule is None:
+        scheduler = layout.get_scheduler(pipe)
+        schedule = get_schedule(scheduler)
+        cfg = dict(getattr(scheduler, "config", {}) or {})
+        if schedule.family != "flow" and (cfg.get("use_flow_sigmas") or cfg.get("prediction_type") == "flow_prediction"):
+            # e.g. Wan's UniPCMultistepScheduler(use_flow_sigmas=True): it carries DDPM betas it never uses
+            shift = cfg.get("flow_shift", 1.0)
+            raise ValueError(
+                f"{type(scheduler).__name__} samples a flow-matching model (use_flow_sigmas / flow_prediction), "
+                "but its forward process was read as DDPM. Pass the flow schedule explicitly: "
+                "schedule=NoiseSchedule.from_scheduler(FlowMatchEulerDiscreteScheduler(shift="
+                f"{shift})) (freeinit_lab.schedules.NoiseSchedule, diffusers.FlowMatchEulerDiscreteScheduler)."
+            )
+    else:
+        schedule = NoiseSchedule.from_scheduler(schedule)
     t_terminal = schedule.terminal_timestep
     a_T, b_T = (float(v) for v in schedule.coefficients(t_terminal))
     if num_iters > 1 and not schedule.has_terminal_signal:

@@ -31,7 +31,7 @@ AnimateDiffPAGPipeline                  batch, channel, frame, height, width  un
 TextToVideoSDPipeline                   batch, channel, frame, height, width  unet         decode_latents    yes
 CogVideoXPipeline                       batch, frame, channel, height, width  transformer  scheduler_step    yes
 StableVideoDiffusionPipeline            batch, frame, channel, height, width  unet         decode_latents    no
-WanPipeline                             batch, channel, frame, height, width  transformer  scheduler_step    no
+WanPipeline                             batch, channel, frame, height, width  transformer  scheduler_step    yes
 HunyuanVideoPipeline                    batch, channel, frame, height, width  transformer  scheduler_step    no
 MochiPipeline                           batch, channel, frame, height, width  transformer  scheduler_step    no
 TinyVideoPipeline                       batch, channel, frame, height, width  unet         decode_latents    no
@@ -198,7 +198,9 @@ LAYOUTS: dict[str, LatentLayout] = {
         note="tested; CogVideoX 1.5 pads latent frames, which decode_latents would not see",
     ),
     "StableVideoDiffusionPipeline": LatentLayout(_BFCHW, "unet", final_latent="decode_latents"),
-    "WanPipeline": LatentLayout(_BCFHW, ("transformer", "transformer_2"), final_latent="scheduler_step"),
+    "WanPipeline": LatentLayout(
+        _BCFHW, ("transformer", "transformer_2"), final_latent="scheduler_step", note="tested; Wan 2.2 has two experts"
+    ),
     "HunyuanVideoPipeline": LatentLayout(_BCFHW, "transformer", final_latent="scheduler_step"),
     "MochiPipeline": LatentLayout(_BCFHW, "transformer", final_latent="scheduler_step"),
     "TinyVideoPipeline": LatentLayout(_BCFHW, "unet", final_latent="decode_latents", note="embedded default"),

@@ -329,3 +329,32 @@ def test_embedded_default_pipeline_class():
     assert res.frames.shape == (1, 8, 16, 16, 3) and res.num_denoiser_evals == 6
     with pytest.raises(ValueError, match="one per video"):
         freeinit(pipe, num_iters=2, batch_size=2, generator=[gen(0)], **kw)
+
+
+def test_flow_sigmas_scheduler_read_as_ddpm_is_refused(ad_pipe, denoise_counter):
+    from diffusers import UniPCMultistepScheduler
+
+    original = ad_pipe.scheduler
+    ad_pipe.scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    try:
+        with pytest.raises(ValueError, match="FlowMatchEulerDiscreteScheduler"):
+            freeinit(ad_pipe, num_iters=2, prompt="a cat", **TINY_CALL_KWARGS[AD])
+    finally:
+        ad_pipe.scheduler = original
+    assert denoise_counter == []
+
+
+def test_flow_matching_wan_gets_pure_noise_z_T():
+    pipe = tiny_pipeline("WanPipeline")
+    with pytest.warns(FreeInitNoGapWarning):
+        res = freeinit(pipe, num_iters=2, method="ideal", prompt="a cat", generator=gen(0), output_type="np",
+                       **TINY_CALL_KWARGS["WanPipeline"])
+    assert res.frames.shape == (1, 9, 16, 16, 3) and tuple(res.latents.shape) == (1, 4, 5, 8, 8)
+    assert res.schedule.family == "flow" and res.settings["alpha_T"] == 0.0 and res.settings["sigma_T"] == 1.0
+    it0, it1 = res.iterations
+    assert torch.equal(it1.signal, torch.zeros_like(it1.signal))
+    # z_T is the first initial noise itself, so pass 1 starts from its low band plus fresh high frequencies
+    mask = lowpass_filter(it0.initial_latent.shape, "ideal")
+    torch.testing.assert_close(apply_lowpass(it1.initial_latent, mask), apply_lowpass(it0.initial_latent, mask),
+                               atol=1e-5, rtol=1e-5)
+    assert (it1.initial_latent - it0.initial_latent).abs().max() > 0.1
