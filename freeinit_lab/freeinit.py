@@ -178,6 +178,31 @@ class FreeInitResult:
         total = self.seconds
         return self.own_seconds / total if total > 0 else 0.0
 
+    def band_snr(self, num_bands: int = 6, *, edges: Sequence[float] | None = None):
+        """Band-wise SNR of each pass's initial latent (``signal`` vs ``noise``), in dB.
+
+        Uses :func:`freeinit_lab.snr.inference_band_snr` (its convention: ortho-normalised 3D FFT, radial bands
+        on the filters' normalised frequency radius, powers averaged over batch and channels).
+
+        Returns
+        -------
+        xarray.DataArray
+            dims ``("iteration", "band")``; ``-inf`` dB where a pass starts from pure noise (pass 0, and every pass
+            of a model without terminal signal).
+        """
+        import xarray as xr
+
+        from freeinit_lab.snr import inference_band_snr
+
+        per_pass = []
+        for it in self.iterations:
+            signal = it.signal if bool(it.signal.any()) else None
+            per_pass.append(inference_band_snr(signal, it.noise, num_bands, edges=edges))
+        out = xr.concat(per_pass, dim="iteration")
+        out = out.assign_coords(iteration=np.arange(len(self.iterations)))
+        out.attrs.update(per_pass[0].attrs)
+        return out
+
     def to_xarray(self):
         """The per-pass latents as an :class:`xarray.Dataset`.
 

@@ -358,3 +358,12 @@ def test_flow_matching_wan_gets_pure_noise_z_T():
     torch.testing.assert_close(apply_lowpass(it1.initial_latent, mask), apply_lowpass(it0.initial_latent, mask),
                                atol=1e-5, rtol=1e-5)
     assert (it1.initial_latent - it0.initial_latent).abs().max() > 0.1
+
+
+def test_band_snr_per_iteration(ad_pipe):
+    res = freeinit(ad_pipe, num_iters=3, prompt="a cat", generator=gen(0), output_type="latent", **TINY_CALL_KWARGS[AD])
+    snr = res.band_snr(num_bands=4)
+    assert snr.dims == ("iteration", "band") and snr.attrs["units"] == "dB"
+    assert np.isneginf(snr.sel(iteration=0)).all()  # plain sampling starts from pure noise
+    later = snr.sel(iteration=2).values
+    assert np.isfinite(later).all() and later[0] > later[-1]  # the reinitialised latent carries low-band signal
