@@ -22,5 +22,11 @@ from .spectral import (
 __version__ = "0.1.0"
 
 # --- FreeInit engine (issue 3) ---
-from freeinit_lab.freeinit import FreeInitIteration, FreeInitResult, freeinit  # noqa: E402
+from freeinit_lab.freeinit import (  # noqa: E402
+    FreeInitIteration,
+    FreeInitNoGapWarning,
+    FreeInitResult,
+    fast_sampling_steps,
+    freeinit,
+)
 from freeinit_lab.layouts import LatentLayout, get_layout, register_layout  # noqa: E402

@@ -14,7 +14,7 @@ from freeinit_lab.spectral import apply_lowpass, lowpass_filter
 from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_pipeline
 
 fi_module = sys.modules["freeinit_lab.freeinit"]
-FreeInitNoGapWarning = fi_module.FreeInitNoGapWarning
+from freeinit_lab import FreeInitNoGapWarning  # noqa: E402
 
 AD = "AnimateDiffPipeline"
 
@@ -79,17 +79,21 @@ def test_equals_diffusers_free_init(ad_pipe, method, fast_sampling, num_iters):
     assert [it.num_denoiser_evals for it in res.iterations] == expected_steps  # guidance 1: one call per step
 
 
-def test_equals_diffusers_with_generator_list_and_other_cutoffs(ad_pipe):
+def test_equals_diffusers_with_generator_list_guidance_and_other_cutoffs(ad_pipe):
     prompts = ["a cat", "a dog"]
-    ref = diffusers_freeinit(
-        ad_pipe, prompt=prompts, generator=[gen(1), gen(2)], num_iters=3, method="butterworth", order=2,
-        spatial_stop_frequency=0.4, temporal_stop_frequency=0.3,
-    )
+    ad_pipe.enable_free_init(num_iters=3, method="butterworth", order=2, spatial_stop_frequency=0.4,
+                             temporal_stop_frequency=0.3)
+    try:
+        ref = ad_pipe(prompts, generator=[gen(1), gen(2)], output_type="latent",
+                      **{**TINY_CALL_KWARGS[AD], "guidance_scale": 7.5}).frames
+    finally:
+        ad_pipe.disable_free_init()
     res = freeinit(
         ad_pipe, num_iters=3, method="butterworth", order=2, d_s=0.4, d_t=0.3, prompt=prompts,
-        generator=[gen(1), gen(2)], output_type="latent", **TINY_CALL_KWARGS[AD],
+        generator=[gen(1), gen(2)], output_type="latent", **{**TINY_CALL_KWARGS[AD], "guidance_scale": 7.5},
     )
     assert res.latents.shape[0] == 2
+    assert res.num_denoiser_evals == 12  # classifier-free guidance is batched: one call per step
     assert_same_as_diffusers(res.latents, ref)
 
 
