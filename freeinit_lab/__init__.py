@@ -6,7 +6,7 @@ results (:mod:`freeinit_lab.snr`, probes, FreeInit records) → figures, widgets
 
 from .dims import RECORD_DIMS, VIDEO_DIMS
 from .schedules import NoiseSchedule, get_schedule
-from .snr import band_snr, inference_band_snr, initialization_gap
+from .snr import band_snr, inference_band_snr, initialization_gap, reinit_band_composition
 from .spectral import (
     apply_lowpass,
     band_masks,

@@ -24,7 +24,7 @@ import xarray as xr
 from .schedules import NoiseSchedule, get_schedule
 from .spectral import _check_video, _resolve_edges, band_counts, band_power
 
-__all__ = ["band_snr", "inference_band_snr", "initialization_gap", "SNR_CONVENTION"]
+__all__ = ["band_snr", "inference_band_snr", "initialization_gap", "reinit_band_composition", "SNR_CONVENTION"]
 
 SNR_CONVENTION = (
     "ortho-normalised 3D FFT over (frame, height, width); radial bands on the normalised frequency radius "
@@ -110,6 +110,8 @@ def band_snr(
     ts = schedule.timesteps if timesteps is None else np.atleast_1d(np.asarray(timesteps, dtype=np.float64))
     a, b = schedule.coefficients(ts)
     a, b = np.atleast_1d(a), np.atleast_1d(b)
+    if schedule.family == "ddpm":
+        ts = ts.astype(np.int64)  # integer training timesteps label more readably
     signal = _mean_band_power(x0, edges_arr, temporal_scale)  # (K,)
     if method == "closed_form":
         noise = np.ones_like(signal)
@@ -228,3 +230,55 @@ def initialization_gap(
     )
     out.name = "band_snr"
     return out
+
+
+def reinit_band_composition(
+    lowpass: torch.Tensor,
+    num_bands: int = 6,
+    *,
+    edges: Sequence[float] | None = None,
+    diffused_power: Sequence[float] | None = None,
+) -> xr.Dataset:
+    """Where each band of FreeInit's reinitialised latent ``z'_T = H·z_T + (1 − H)·eta`` gets its power from.
+
+    Per bin the mix has power ``H^2 P_z + (1 - H)^2`` (``P_z`` the diffused latent's power per bin, fresh noise
+    has 1), so band ``k`` takes the share ``sum_k H^2 P_z / sum_k (H^2 P_z + (1 - H)^2)`` from the diffused
+    latent. With a soft mask the mix's variance ``H^2 + (1 - H)^2`` is below 1 between the pass and stop bands
+    (the "variance decay" FreqPrior, arXiv 2502.03496, criticises).
+
+    Parameters
+    ----------
+    lowpass
+        Mask ``H`` in FFT order (``(..., F, H, W)``).
+    diffused_power
+        Power per bin of ``z_T`` in each band (e.g. ``10**(band_snr/10) * b_T^2 + b_T^2``); default 1 (white,
+        unit variance, which ``z_T`` nearly is at the last training step).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``from_diffused``, ``from_noise`` (shares summing to 1) and ``mix_variance`` (mean power per bin of the
+        mix) over ``band``.
+    """
+    mask = lowpass.reshape(-1, *lowpass.shape[-3:])[0].detach().cpu().double()
+    shape3 = tuple(mask.shape)
+    edges_arr = _resolve_edges(shape3, edges, num_bands, 1.0)
+    from .spectral import band_masks
+
+    masks = band_masks(shape3, edges=edges_arr)
+    p_z = np.ones(masks.shape[0]) if diffused_power is None else np.asarray(diffused_power, dtype=np.float64)
+    h2 = mask**2
+    l2 = (1 - mask) ** 2
+    counts = masks.sum(dim=(1, 2, 3)).double()
+    h2_mean = np.array([(h2[m]).sum().item() for m in masks]) / counts.numpy()
+    l2_mean = np.array([(l2[m]).sum().item() for m in masks]) / counts.numpy()
+    from_diffused = h2_mean * p_z / (h2_mean * p_z + l2_mean)
+    coords = _band_coords(shape3, edges_arr, 1.0)
+    return xr.Dataset(
+        {
+            "from_diffused": ("band", from_diffused, {"long_name": "share of band power from the diffused z_T"}),
+            "from_noise": ("band", 1 - from_diffused, {"long_name": "share of band power from fresh noise"}),
+            "mix_variance": ("band", h2_mean * p_z + l2_mean, {"long_name": "mean power per bin of the mix"}),
+        },
+        coords=coords,
+    )
