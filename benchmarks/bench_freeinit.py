@@ -54,8 +54,10 @@ def interleaved_times(fns, repeats: int) -> tuple[list[float], list[object]]:
 
 def compare_with_diffusers(args) -> None:
     pipe = tiny_animatediff_pipeline(seed=0)
-    kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": args.steps}
-    print(f"\n== Part 1: tiny AnimateDiffPipeline (latent 1x4x8x16x16, {args.steps} steps), ours vs diffusers ==")
+    kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": args.steps,
+          "num_frames": args.frames, "height": args.size, "width": args.size}
+    latent = f"1x4x{args.frames}x{args.size // 2}x{args.size // 2}"
+    print(f"\n== Part 1: tiny AnimateDiffPipeline (latent {latent}, {args.steps} steps), ours vs diffusers ==")
     print(f"{'method':<12} {'fast':<5} {'K':>2} {'max|diff|':>10} {'rel':>9} {'ours s':>8} {'diffusers s':>11} {'ratio':>6}")
     for method in ("butterworth", "gaussian"):
         for fast in (False, True):
@@ -137,6 +139,8 @@ def main() -> None:
     parser.add_argument("--num-iters", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=8, help="part 1: video frames (latent frames)")
+    parser.add_argument("--size", type=int, default=32, help="part 1: video height = width (latent = size / 2)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--skip-diffusers", action="store_true")
     args = parser.parse_args()
