@@ -564,6 +564,12 @@ def freeinit(
     steps = int(steps)
     if steps < 1:
         raise ValueError(f"num_inference_steps={steps} must be >= 1.")
+    custom = [k for k in ("timesteps", "sigmas") if call_kwargs.get(k) is not None]
+    if fast_sampling and custom:
+        raise ValueError(
+            f"fast_sampling sets num_inference_steps per pass, but {' and '.join(custom)} override it; drop "
+            f"{' / '.join(custom)} or use fast_sampling=False."
+        )
     steps_per_pass = fast_sampling_steps(steps, num_iters) if fast_sampling else [steps] * num_iters
 
     if schedule is None:

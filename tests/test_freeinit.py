@@ -278,6 +278,7 @@ def denoise_counter(ad_pipe):
         (dict(generator=[torch.Generator(), torch.Generator()]), ValueError, "one per video"),
         (dict(latents=torch.zeros(1, 4, 16, 16, 16)), ValueError, r"\(1, 4, 8, 16, 16\)"),
         (dict(return_dict=False), TypeError, "return_dict"),
+        (dict(fast_sampling=True, timesteps=[999, 500]), ValueError, "timesteps"),
     ],
 )
 def test_bad_input_fails_before_denoising(ad_pipe, denoise_counter, kwargs, exc, match):
