@@ -35,4 +35,11 @@ from freeinit_lab.analysis import (
 )
 
 # --- FreeInit engine (issue 3) ---
+from freeinit_lab.freeinit import (  # noqa: E402
+    FreeInitIteration,
+    FreeInitNoGapWarning,
+    FreeInitResult,
+    fast_sampling_steps,
+    freeinit,
+)
 from freeinit_lab.layouts import LatentLayout, get_layout, register_layout  # noqa: E402

@@ -96,9 +96,10 @@ class FreeInitIteration:
         ``signal`` it gives the band SNR of the latent inference actually starts from.
     num_denoiser_evals
         Forward calls of the denoiser module(s) in this pass (one per step with batched guidance).
-    seconds, denoiser_seconds
-        Wall time of the pass (pipeline call plus FreeInit's own work before it) and the part spent inside the
-        denoiser's forward.
+    seconds, denoiser_seconds, own_seconds
+        Wall time of the pass (pipeline call plus FreeInit's own work), the part spent inside the denoiser's
+        forward, and the part spent in FreeInit's own code outside the pipeline call (filter, FFTs, forward
+        diffusion, noise draws, records). Pass 0 also carries the argument checks and setup.
     frames
         Decoded output of this pass, if ``return_iteration_frames=True`` (the last pass's is also
         ``result.frames``).
@@ -113,6 +114,7 @@ class FreeInitIteration:
     num_denoiser_evals: int
     seconds: float = 0.0
     denoiser_seconds: float = 0.0
+    own_seconds: float = 0.0
     frames: Any = None
 
 
@@ -164,6 +166,42 @@ class FreeInitResult:
     def denoiser_seconds(self) -> float:
         """Time spent inside the denoiser's forward over all passes."""
         return sum(it.denoiser_seconds for it in self.iterations)
+
+    @property
+    def own_seconds(self) -> float:
+        """Time spent in FreeInit's own code (filter, FFTs, forward diffusion, noise draws, records)."""
+        return sum(it.own_seconds for it in self.iterations)
+
+    @property
+    def overhead_share(self) -> float:
+        """``own_seconds / seconds``: the share of the run FreeInit adds besides the pipeline calls."""
+        total = self.seconds
+        return self.own_seconds / total if total > 0 else 0.0
+
+    def band_snr(self, num_bands: int = 6, *, edges: Sequence[float] | None = None):
+        """Band-wise SNR of each pass's initial latent (``signal`` vs ``noise``), in dB.
+
+        Uses :func:`freeinit_lab.snr.inference_band_snr` (its convention: ortho-normalised 3D FFT, radial bands
+        on the filters' normalised frequency radius, powers averaged over batch and channels).
+
+        Returns
+        -------
+        xarray.DataArray
+            dims ``("iteration", "band")``; ``-inf`` dB where a pass starts from pure noise (pass 0, and every pass
+            of a model without terminal signal).
+        """
+        import xarray as xr
+
+        from freeinit_lab.snr import inference_band_snr
+
+        per_pass = []
+        for it in self.iterations:
+            signal = it.signal if bool(it.signal.any()) else None
+            per_pass.append(inference_band_snr(signal, it.noise, num_bands, edges=edges))
+        out = xr.concat(per_pass, dim="iteration")
+        out = out.assign_coords(iteration=np.arange(len(self.iterations)))
+        out.attrs.update(per_pass[0].attrs)
+        return out
 
     def to_xarray(self):
         """The per-pass latents as an :class:`xarray.Dataset`.
@@ -228,6 +266,8 @@ def _effective_batch(call_kwargs: Mapping[str, Any], params: Mapping[str, inspec
         n = len(prompt)
     elif isinstance(call_kwargs.get("prompt_embeds"), torch.Tensor):
         n = int(call_kwargs["prompt_embeds"].shape[0])
+    elif isinstance(call_kwargs.get("batch_size"), int):  # unconditional pipelines
+        n = int(call_kwargs["batch_size"])
     else:
         return None
     per = call_kwargs.get("num_videos_per_prompt")
@@ -308,7 +348,7 @@ def _count_denoiser(modules: Sequence[torch.nn.Module]) -> Iterator[dict[str, fl
 
 @contextmanager
 def _capture_initial_noise(
-    pipe: Any, expect_user_latents: bool, generator: Any, record: dict[str, Any]
+    pipe: Any, generator: Any, record: dict[str, Any]
 ) -> Iterator[None]:
     """Wrap ``pipe.prepare_latents`` for one call: record its output (divided by ``init_noise_sigma``) and check
     user latents and generator lists before any denoising starts."""
@@ -479,6 +519,7 @@ def freeinit(
     Stochastic samplers (DDPM, Euler ancestral) draw from the same generator inside each pass, in the same order
     as diffusers' built-in FreeInit.
     """
+    t_start = time.perf_counter()
     # ---------------------------------------------------------------- validation (before any model runs)
     if isinstance(num_iters, bool) or not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
         raise ValueError(
@@ -523,9 +564,29 @@ def freeinit(
     steps = int(steps)
     if steps < 1:
         raise ValueError(f"num_inference_steps={steps} must be >= 1.")
+    custom = [k for k in ("timesteps", "sigmas") if call_kwargs.get(k) is not None]
+    if fast_sampling and custom:
+        raise ValueError(
+            f"fast_sampling sets num_inference_steps per pass, but {' and '.join(custom)} override it; drop "
+            f"{' / '.join(custom)} or use fast_sampling=False."
+        )
     steps_per_pass = fast_sampling_steps(steps, num_iters) if fast_sampling else [steps] * num_iters
 
-    schedule = get_schedule(layout.get_scheduler(pipe)) if schedule is None else NoiseSchedule.from_scheduler(schedule)
+    if schedule is None:
+        scheduler = layout.get_scheduler(pipe)
+        schedule = get_schedule(scheduler)
+        cfg = dict(getattr(scheduler, "config", {}) or {})
+        if schedule.family != "flow" and (cfg.get("use_flow_sigmas") or cfg.get("prediction_type") == "flow_prediction"):
+            # e.g. Wan's UniPCMultistepScheduler(use_flow_sigmas=True): it carries DDPM betas it never uses
+            shift = cfg.get("flow_shift", 1.0)
+            raise ValueError(
+                f"{type(scheduler).__name__} samples a flow-matching model (use_flow_sigmas / flow_prediction), "
+                "but its forward process was read as DDPM. Pass the flow schedule explicitly: "
+                "schedule=NoiseSchedule.from_scheduler(FlowMatchEulerDiscreteScheduler(shift="
+                f"{shift})) (freeinit_lab.schedules.NoiseSchedule, diffusers.FlowMatchEulerDiscreteScheduler)."
+            )
+    else:
+        schedule = NoiseSchedule.from_scheduler(schedule)
     t_terminal = schedule.terminal_timestep
     a_T, b_T = (float(v) for v in schedule.coefficients(t_terminal))
     if num_iters > 1 and not schedule.has_terminal_signal:
@@ -559,7 +620,7 @@ def freeinit(
     frames: Any = None
     try:
         for i in range(num_iters):
-            t0 = time.perf_counter()
+            t0 = t_start if i == 0 else time.perf_counter()  # pass 0 also carries the setup above
             if i == 0:
                 latents_in = user_latents
                 signal_c = noise_c = None
@@ -596,14 +657,16 @@ def freeinit(
             )
             if use_return_dict:
                 kwargs["return_dict"] = False
+            t_call = time.perf_counter()
             with ExitStack() as stack:
                 if i == 0:
-                    stack.enter_context(_capture_initial_noise(pipe, user_latents is not None, generator, record))
+                    stack.enter_context(_capture_initial_noise(pipe, generator, record))
                 if reuse_text_encoding:
                     stack.enter_context(_reuse_text_encoding(pipe, text_cache, replay=i > 0))
                 counter = stack.enter_context(_count_denoiser(denoisers))
                 cap = stack.enter_context(capture_final_latent(pipe, layout)) if decode else None
                 out = pipe(**kwargs)
+            t_after = time.perf_counter()
             out0 = out[0] if isinstance(out, (tuple, list)) else getattr(out, "frames", out)
             if decode:
                 if cap["latent"] is None:
@@ -634,6 +697,7 @@ def freeinit(
                     num_denoiser_evals=int(counter["calls"]),
                     seconds=time.perf_counter() - t0,
                     denoiser_seconds=float(counter["seconds"]),
+                    own_seconds=(t_call - t0) + (time.perf_counter() - t_after),
                     frames=pass_frames if return_iteration_frames else None,
                 )
             )

@@ -31,11 +31,13 @@ AnimateDiffPAGPipeline                  batch, channel, frame, height, width  un
 TextToVideoSDPipeline                   batch, channel, frame, height, width  unet         decode_latents    yes
 CogVideoXPipeline                       batch, frame, channel, height, width  transformer  scheduler_step    yes
 StableVideoDiffusionPipeline            batch, frame, channel, height, width  unet         decode_latents    no
-WanPipeline                             batch, channel, frame, height, width  transformer  scheduler_step    no
+WanPipeline                             batch, channel, frame, height, width  transformer  scheduler_step    yes
 HunyuanVideoPipeline                    batch, channel, frame, height, width  transformer  scheduler_step    no
 MochiPipeline                           batch, channel, frame, height, width  transformer  scheduler_step    no
+TinyVideoPipeline                       batch, channel, frame, height, width  unet         decode_latents    no
 ======================================  ====================================  ===========  ================  ======
 
+``TinyVideoPipeline`` is freeinit_lab's embedded default (:func:`freeinit_lab.load_default_pipeline`).
 "tested" means freeinit_lab's test suite runs that class (a tiny random-weight build); the other rows were
 read from diffusers 0.42's source. Pipelines whose ``latents=`` argument is not the initial noise (video-to-video,
 image-to-video pipelines that concatenate image latents inside ``prepare_latents``) or that pack latents into
@@ -59,6 +61,8 @@ from typing import Any, Callable, Iterator, Literal
 
 import torch
 
+from freeinit_lab.dims import VIDEO_DIMS as _VIDEO_DIMS
+
 __all__ = [
     "LatentLayout",
     "LAYOUTS",
@@ -68,9 +72,6 @@ __all__ = [
     "patch_attribute",
     "capture_final_latent",
 ]
-
-# Canonical order of a batch of videos; identical to freeinit_lab.dims.VIDEO_DIMS.
-_VIDEO_DIMS: tuple[str, ...] = ("batch", "channel", "frame", "height", "width")
 
 FinalLatent = Literal["decode_latents", "scheduler_step"]
 
@@ -197,9 +198,12 @@ LAYOUTS: dict[str, LatentLayout] = {
         note="tested; CogVideoX 1.5 pads latent frames, which decode_latents would not see",
     ),
     "StableVideoDiffusionPipeline": LatentLayout(_BFCHW, "unet", final_latent="decode_latents"),
-    "WanPipeline": LatentLayout(_BCFHW, ("transformer", "transformer_2"), final_latent="scheduler_step"),
+    "WanPipeline": LatentLayout(
+        _BCFHW, ("transformer", "transformer_2"), final_latent="scheduler_step", note="tested; Wan 2.2 has two experts"
+    ),
     "HunyuanVideoPipeline": LatentLayout(_BCFHW, "transformer", final_latent="scheduler_step"),
     "MochiPipeline": LatentLayout(_BCFHW, "transformer", final_latent="scheduler_step"),
+    "TinyVideoPipeline": LatentLayout(_BCFHW, "unet", final_latent="decode_latents", note="embedded default"),
 }
 
 

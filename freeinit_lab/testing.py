@@ -17,6 +17,9 @@ Builders
     :class:`diffusers.CogVideoXPipeline` (``CogVideoXTransformer3DModel`` + ``AutoencoderKLCogVideoX`` + tiny
     T5), layout (batch, frame, channel, height, width), CogVideoX's zero-terminal-SNR v-prediction DDIM by
     default.
+``tiny_wan_pipeline``
+    :class:`diffusers.WanPipeline` (``WanTransformer3DModel`` + ``AutoencoderKLWan`` + tiny T5), layout
+    (batch, channel, frame, height, width), flow matching (``FlowMatchEulerDiscreteScheduler``).
 
 Each builder returns a pipeline on CPU in float32 with the progress bar disabled, plus sensible tiny call
 defaults in :data:`TINY_CALL_KWARGS` (``num_frames``, ``height``, ``width``, ``num_inference_steps``).
@@ -52,6 +55,7 @@ __all__ = [
     "tiny_animatediff_pipeline",
     "tiny_text_to_video_pipeline",
     "tiny_cogvideox_pipeline",
+    "tiny_wan_pipeline",
     "tiny_pipeline",
 ]
 
@@ -63,6 +67,10 @@ TINY_CALL_KWARGS: dict[str, dict[str, Any]] = {
     "TextToVideoSDPipeline": dict(num_frames=8, height=32, width=32, num_inference_steps=4, guidance_scale=1.0),
     # latent (1, 5, 4, 8, 8) in (batch, frame, channel, H, W): spatial factor 2, temporal factor 2
     "CogVideoXPipeline": dict(
+        num_frames=9, height=16, width=16, num_inference_steps=4, guidance_scale=1.0, max_sequence_length=16
+    ),
+    # latent (1, 4, 5, 8, 8): spatial factor 2, temporal factor 2
+    "WanPipeline": dict(
         num_frames=9, height=16, width=16, num_inference_steps=4, guidance_scale=1.0, max_sequence_length=16
     ),
 }
@@ -416,10 +424,63 @@ def tiny_cogvideox_pipeline(seed: int = 0, scheduler: Any | None = None, zero_te
     return _finish(pipe)
 
 
+def tiny_wan_pipeline(seed: int = 0, scheduler: Any | None = None):
+    """A random-weight :class:`diffusers.WanPipeline`: a flow-matching (batch, channel, frame, H, W) pipeline.
+
+    Components: ``WanTransformer3DModel`` (1 layer, 2 heads × 8, patch (1, 2, 2)), ``AutoencoderKLWan`` with
+    spatial and temporal compression 2 (``num_frames=9`` → 5 latent frames, 16 × 16 → 8 × 8), a 1-layer T5
+    encoder with a character tokenizer, and ``FlowMatchEulerDiscreteScheduler(shift=3)`` by default. Its
+    training ``z_T`` is pure noise (sigma_max = 1).
+
+    Returns
+    -------
+    diffusers.WanPipeline
+        On CPU, float32, progress bar disabled. Pass ``max_sequence_length=16`` (see :data:`TINY_CALL_KWARGS`).
+    """
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+
+    with _seeded(seed):
+        transformer = WanTransformer3DModel(
+            patch_size=(1, 2, 2),
+            num_attention_heads=2,
+            attention_head_dim=8,
+            in_channels=4,
+            out_channels=4,
+            text_dim=32,
+            freq_dim=32,
+            ffn_dim=32,
+            num_layers=1,
+            cross_attn_norm=True,
+            qk_norm="rms_norm_across_heads",
+            rope_max_seq_len=32,
+        )
+    with _seeded(seed + 1):
+        vae = AutoencoderKLWan(
+            base_dim=3,
+            z_dim=4,
+            dim_mult=[1, 1],
+            num_res_blocks=1,
+            temperal_downsample=[True],  # (sic) diffusers' spelling
+            latents_mean=[0.0] * 4,
+            latents_std=[1.0] * 4,
+            scale_factor_spatial=2,
+            scale_factor_temporal=2,
+        ).eval()
+    pipe = WanPipeline(
+        tokenizer=tiny_t5_tokenizer(),
+        text_encoder=tiny_t5_text_encoder(seed=seed + 2),
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0) if scheduler is None else scheduler,
+        transformer=transformer,
+    )
+    return _finish(pipe)
+
+
 _BUILDERS = {
     "AnimateDiffPipeline": tiny_animatediff_pipeline,
     "TextToVideoSDPipeline": tiny_text_to_video_pipeline,
     "CogVideoXPipeline": tiny_cogvideox_pipeline,
+    "WanPipeline": tiny_wan_pipeline,
 }
 
 

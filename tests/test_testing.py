@@ -17,6 +17,7 @@ EXPECTED_LATENT_SHAPE = {
     "AnimateDiffPipeline": (1, 4, 8, 16, 16),
     "TextToVideoSDPipeline": (1, 4, 8, 16, 16),
     "CogVideoXPipeline": (1, 5, 4, 8, 8),  # (batch, frame, channel, H, W)
+    "WanPipeline": (1, 4, 5, 8, 8),
 }
 
 
