@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from freeinit_lab.layouts import LatentLayout, capture_final_latent, get_layout, patch_attribute
+from freeinit_lab.probes import mark_iteration
 from freeinit_lab.schedules import NoiseSchedule, get_schedule
 from freeinit_lab.spectral import apply_lowpass, lowpass_filter, reinit_noise
 
@@ -621,6 +622,11 @@ def freeinit(
     try:
         for i in range(num_iters):
             t0 = t_start if i == 0 else time.perf_counter()  # pass 0 also carries the setup above
+            # an open LatentProbe tags this pass as FreeInit iteration i of one run (a no-op otherwise)
+            mark_iteration(
+                pipe, i, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t, order=order,
+                use_fast_sampling=fast_sampling, renoise=renoise,
+            )
             if i == 0:
                 latents_in = user_latents
                 signal_c = noise_c = None

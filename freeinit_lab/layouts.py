@@ -55,6 +55,7 @@ A subclass of a registered pipeline class uses its parent's layout unless it is 
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal
@@ -312,6 +313,7 @@ def capture_final_latent(pipe: Any, layout: LatentLayout | None = None) -> Itera
             )
 
         def make_wrapper(original: Callable) -> Callable:
+            @functools.wraps(original)
             def decode_latents(*args: Any, **kwargs: Any) -> Any:
                 latent = args[0] if args else kwargs["latents"]
                 record["latent"] = latent.detach().clone()
@@ -325,6 +327,7 @@ def capture_final_latent(pipe: Any, layout: LatentLayout | None = None) -> Itera
         scheduler = layout.get_scheduler(pipe)
 
         def make_wrapper(original: Callable) -> Callable:
+            @functools.wraps(original)
             def step(*args: Any, **kwargs: Any) -> Any:
                 out = original(*args, **kwargs)
                 record["latent"] = _first_tensor(out).detach().clone()

@@ -237,8 +237,6 @@ def test_freeinit_engine_passes(animatediff):
     np.testing.assert_array_equal(ds.latents.values[0, -1], res.iterations[0].clean_latent.numpy())
 
 
-@pytest.mark.xfail(reason="needs freeinit() to call freeinit_lab.probes.mark_iteration before each pass "
-                          "(requested from the engine branch)", strict=False)
 def test_freeinit_engine_passes_share_a_run(animatediff):
     from freeinit_lab.freeinit import freeinit
 
