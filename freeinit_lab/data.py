@@ -235,7 +235,7 @@ def clip_frames(name: str | None = None) -> dict[str, np.ndarray]:
     name : str, optional
         Return only this clip (as a one-entry dict).
     """
-    data = _load_npz(CLIPS_DIR / "clips.npz")
+    data = {k: v for k, v in _load_npz(CLIPS_DIR / "clips.npz").items() if v.ndim == 4}
     if name is not None:
         if name not in data:
             raise KeyError(f"no clip {name!r}; available: {sorted(data)}")

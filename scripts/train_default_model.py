@@ -29,7 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
+# Let OpenMP threads sleep instead of spin-waiting: on an oversubscribed machine (other jobs on the same cores)
+# spinning made 2-thread steps 5-20x slower here. Must be set before torch loads libgomp.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
