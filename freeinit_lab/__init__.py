@@ -1,4 +1,23 @@
-"""freeinit_lab: see and fix the initialization gap of video diffusion models."""
+"""freeinit_lab: see and fix the initialization gap of video diffusion models.
+
+Layers: tensor kernels (:mod:`freeinit_lab.spectral`, :mod:`freeinit_lab.schedules`) → labelled xarray
+results (:mod:`freeinit_lab.snr`, probes, FreeInit records) → figures, widgets and notebooks.
+"""
+
+from .dims import RECORD_DIMS, VIDEO_DIMS
+from .schedules import NoiseSchedule, get_schedule
+from .snr import band_snr, inference_band_snr, initialization_gap, reinit_band_composition
+from .spectral import (
+    apply_lowpass,
+    band_masks,
+    band_power,
+    default_band_edges,
+    frequency_radius,
+    lowpass_filter,
+    reinit_noise,
+    spatial_spectrum,
+    temporal_spectrum,
+)
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,35 @@
+# freeinit_lab — one command to set up and run each job. Needs python3 (>= 3.10) with venv and pip.
+# Everything installs into .venv; torch is pinned to the CPU-capable 2.13.0 build (see pyproject.toml).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup demo test bench lab clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install freeinit_lab with its dependencies
+
+demo: $(STAMP)  ## the main job for now: print the band-SNR table of the default data
+	$(PY) -m freeinit_lab.demo
+
+test: $(STAMP)  ## the test suite, offline, on CPU
+	$(PY) -m pytest
+
+bench: $(STAMP)  ## benchmarks (not tests): ratios against diffusers measured in the same run
+	$(PY) benchmarks/bench_spectral.py
+
+lab: $(STAMP)  ## open JupyterLab on notebooks/
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,237 @@
+"""Plotly figures that title and label themselves from the data they are given.
+
+Each function takes the labelled results of the library (xarray with ``name``/``long_name``/``units``) or plain
+tensors with documented dims, and returns a ``plotly.graph_objects.Figure``. ``-inf`` dB (no signal) cannot be
+drawn on a log axis; it is shown as a gap and named in the hover text and the legend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+import xarray as xr
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "band_colors",
+    "band_snr_figure",
+    "gap_figure",
+    "mask_slices",
+    "mask_figure",
+    "band_mix_figure",
+    "spectra_figure",
+    "video_figure",
+]
+
+
+def band_colors(num_bands: int) -> list[str]:
+    """Colours for bands ordered low → high frequency (Viridis, dark = low)."""
+    if num_bands == 1:
+        return sample_colorscale("Viridis", [0.0])
+    return sample_colorscale("Viridis", list(np.linspace(0, 0.9, num_bands)))
+
+
+def _band_label(da: xr.DataArray, k: int) -> str:
+    if "band_lo" in da.coords:
+        return f"band {k} ({float(da.band_lo[k]):.3f}–{float(da.band_hi[k]):.3f})"
+    return f"band {k}"
+
+
+def _finite(values: np.ndarray) -> list:
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=float)]
+
+
+def band_snr_figure(snr: xr.DataArray, title: str | None = None) -> go.Figure:
+    """SNR(t) of every frequency band, coloured low → high (output of :func:`freeinit_lab.band_snr`)."""
+    fig = go.Figure()
+    colors = band_colors(snr.sizes["band"])
+    for k in range(snr.sizes["band"]):
+        line = snr.isel(band=k)
+        fig.add_trace(
+            go.Scatter(
+                x=snr.timestep.values, y=_finite(line.values), mode="lines", name=_band_label(snr, k),
+                line={"color": colors[k]},
+            )
+        )
+    fig.add_hline(y=0, line_dash="dot", line_color="grey", annotation_text="0 dB", annotation_position="bottom left")
+    fig.update_layout(
+        title=title or f"{snr.attrs.get('long_name', 'band SNR')} — {snr.attrs.get('scheduler_class', '')}",
+        xaxis_title="training timestep t",
+        yaxis_title=f"SNR ({snr.attrs.get('units', 'dB')})",
+        legend_title="frequency band (normalised radius)",
+        template="plotly_white",
+    )
+    return fig
+
+
+def gap_figure(gaps: Mapping[str, xr.DataArray] | xr.DataArray, floor_db: float = -100.0) -> go.Figure:
+    """Band SNR at ``T``: training ``z_T`` per schedule vs inference (no signal), as grouped bars.
+
+    ``-inf`` dB is drawn at ``floor_db`` with a hatched pattern and "no signal (−inf dB)" in the hover text.
+    """
+    if isinstance(gaps, xr.DataArray):
+        gaps = {gaps.attrs.get("scheduler_class", "training z_T"): gaps}
+    fig = go.Figure()
+    first = next(iter(gaps.values()))
+    bands = [_band_label(first, k) for k in range(first.sizes["band"])]
+    series = {name: g.sel(source="training z_T").values for name, g in gaps.items()}
+    series["inference z_T (pure noise)"] = first.sel(source="inference z_T").values
+    for name, values in series.items():
+        values = np.asarray(values, dtype=float)
+        shown = np.where(np.isfinite(values), values, floor_db)
+        text = ["no signal (−inf dB)" if not np.isfinite(v) else f"{v:.1f} dB" for v in values]
+        fig.add_trace(
+            go.Bar(
+                x=bands, y=shown - floor_db, base=floor_db, name=name, hovertext=text,
+                marker_pattern_shape=["/" if not np.isfinite(v) else "" for v in values],
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        title="The initialization gap at the last training step T, band by band",
+        yaxis_title="band SNR at T (dB)",
+        xaxis_title="frequency band (low → high)",
+        template="plotly_white",
+    )
+    return fig
+
+
+def mask_slices(mask: torch.Tensor) -> dict[str, np.ndarray]:
+    """Three slices through the zero frequency of a (…, F, H, W) FFT-order mask, fftshift-ed for display."""
+    core = mask.reshape(-1, *mask.shape[-3:])[0].detach().cpu().double()
+    shifted = torch.fft.fftshift(core, dim=(-3, -2, -1)).numpy()
+    f, h, w = shifted.shape
+    return {
+        "height × width (f_t = 0)": shifted[f // 2],
+        "frame × width (f_h = 0)": shifted[:, h // 2, :],
+        "frame × height (f_w = 0)": shifted[:, :, w // 2],
+    }
+
+
+def _axis(n: int) -> np.ndarray:
+    return np.fft.fftshift(np.fft.fftfreq(n)) * 2
+
+
+def mask_figure(mask: torch.Tensor, title: str = "low-pass mask H") -> go.Figure:
+    """Heat maps of the three central slices of a mask (normalised frequency axes, DC in the centre)."""
+    slices = mask_slices(mask)
+    f, h, w = mask.shape[-3:]
+    axes = [(_axis(w), _axis(h)), (_axis(w), _axis(f)), (_axis(h), _axis(f))]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=list(slices))
+    for i, (name, data) in enumerate(slices.items()):
+        x, y = axes[i]
+        fig.add_trace(
+            go.Heatmap(z=data, x=x, y=y, zmin=0, zmax=1, colorscale="Viridis", showscale=i == 2, name=name),
+            row=1, col=i + 1,
+        )
+    fig.update_layout(title=title, template="plotly_white", height=330, margin={"t": 70, "b": 40})
+    return fig
+
+
+def band_mix_figure(composition: xr.Dataset, title: str = "where each band of z'_T comes from") -> go.Figure:
+    """Stacked bars: share of each band's power from the diffused latent vs fresh noise, and the mix variance.
+
+    ``composition`` is :func:`freeinit_lab.widgets.band_composition`'s output.
+    """
+    fig = go.Figure()
+    labels = [_band_label(composition, k) for k in range(composition.sizes["band"])]
+    fig.add_trace(go.Bar(x=labels, y=composition["from_diffused"].values, name="from diffused z_T (low-pass)"))
+    fig.add_trace(go.Bar(x=labels, y=composition["from_noise"].values, name="from fresh noise (high-pass)"))
+    fig.add_trace(
+        go.Scatter(
+            x=labels, y=composition["mix_variance"].values, name="variance of the mix (white input)",
+            mode="lines+markers", line={"color": "black", "dash": "dot"},
+        )
+    )
+    fig.update_layout(
+        barmode="stack", title=title, yaxis_title="share of band power", yaxis_range=[0, 1.05],
+        template="plotly_white", height=330, margin={"t": 60, "b": 40},
+    )
+    return fig
+
+
+def spectra_figure(
+    spectra: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str, xaxis_title: str, log_y: bool = True
+) -> go.Figure:
+    """Lines of marginal spectra, e.g. ``{"training z_T": (freqs, power), ...}``."""
+    fig = go.Figure()
+    for name, (x, y) in spectra.items():
+        x, y = np.asarray(x), np.asarray(y)
+        order = np.argsort(x)
+        fig.add_trace(go.Scatter(x=x[order], y=y[order], mode="lines+markers", name=name))
+    fig.update_layout(
+        title=title, xaxis_title=xaxis_title, yaxis_title="power per bin (× unit white noise)",
+        yaxis_type="log" if log_y else "linear", template="plotly_white",
+    )
+    return fig
+
+
+def _to_uint8_frames(video: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(channel, frame, height, width) in [-1, 1] or [0, 1] → (frame, height, width, 3) uint8."""
+    v = torch.as_tensor(np.asarray(video) if not isinstance(video, torch.Tensor) else video).detach().cpu().float()
+    if v.dim() != 4:
+        raise ValueError(f"a video must be (channel, frame, height, width); got shape {tuple(v.shape)}")
+    if v.min() < 0:
+        v = (v + 1) / 2
+    v = v.clamp(0, 1)
+    if v.shape[0] == 1:
+        v = v.expand(3, -1, -1, -1)
+    elif v.shape[0] != 3:
+        v = v[:3]
+    return (v.permute(1, 2, 3, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def video_figure(
+    videos: Mapping[str, torch.Tensor] | Sequence[torch.Tensor], title: str = "", scale: int = 8
+) -> go.Figure:
+    """Side-by-side plotly animation of videos shaped (channel, frame, height, width), one slider over frames.
+
+    Values in [-1, 1] (or [0, 1]); 1-channel videos are shown in grey, more than 3 channels show the first 3.
+    """
+    if not isinstance(videos, Mapping):
+        videos = {f"video {i}": v for i, v in enumerate(videos)}
+    frames = {name: _to_uint8_frames(v) for name, v in videos.items()}
+    n_frames = min(f.shape[0] for f in frames.values())
+    names = list(frames)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names)
+    for i, name in enumerate(names):
+        fig.add_trace(go.Image(z=frames[name][0]), row=1, col=i + 1)
+    fig.frames = [
+        go.Frame(data=[go.Image(z=frames[name][t]) for name in names], name=str(t), traces=list(range(len(names))))
+        for t in range(n_frames)
+    ]
+    h, w = next(iter(frames.values())).shape[1:3]
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(
+        title=title,
+        height=max(260, h * scale // 2 + 140),
+        width=max(360, len(names) * (w * scale // 2 + 40)),
+        margin={"t": 60, "b": 10},
+        updatemenus=[
+            {
+                "type": "buttons", "showactive": False, "x": 0, "y": -0.05,
+                "buttons": [
+                    {"label": "▶ play", "method": "animate",
+                     "args": [None, {"frame": {"duration": 150, "redraw": True}, "fromcurrent": True}]},
+                    {"label": "❚❚", "method": "animate",
+                     "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]},
+                ],
+            }
+        ],
+        sliders=[
+            {
+                "steps": [
+                    {"label": str(t), "method": "animate",
+                     "args": [[str(t)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
+                    for t in range(n_frames)
+                ],
+                "currentvalue": {"prefix": "frame "},
+            }
+        ],
+    )
+    return fig

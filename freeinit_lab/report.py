@@ -1,0 +1,64 @@
+"""Key numbers of a notebook run, recorded for ``make reproduce``'s summary table.
+
+A notebook calls ``record("name", value, "what it means")`` next to the assertion that checks the value. When the
+environment variable ``FREEINIT_LAB_REPORT_DIR`` is set (``make reproduce`` sets it), every record is also
+appended to ``<dir>/<notebook>.json``; otherwise it is only kept in memory (:data:`RECORDS`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+__all__ = ["record", "save_figure", "RECORDS", "REPORT_DIR_ENV", "NOTEBOOK_ENV", "FIGURE_DIR_ENV"]
+
+REPORT_DIR_ENV = "FREEINIT_LAB_REPORT_DIR"
+NOTEBOOK_ENV = "FREEINIT_LAB_NOTEBOOK"
+RECORDS: dict[str, dict] = {}
+
+
+def _plain(value):
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def record(name: str, value, description: str = "", notebook: str | None = None):
+    """Record a key number and return it unchanged (so ``x = record("x", compute())`` reads naturally)."""
+    notebook = notebook or os.environ.get(NOTEBOOK_ENV, "session")
+    entry = {"notebook": notebook, "name": name, "value": _plain(value), "description": description}
+    RECORDS[f"{notebook}/{name}"] = entry
+    out_dir = os.environ.get(REPORT_DIR_ENV)
+    if out_dir:
+        path = Path(out_dir) / f"{notebook}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existing = json.loads(path.read_text()) if path.exists() else {}
+        existing[name] = entry
+        path.write_text(json.dumps(existing, indent=1))
+    return value
+
+
+FIGURE_DIR_ENV = "FREEINIT_LAB_FIGURE_DIR"
+
+
+def save_figure(fig, name: str, *, width: int = 900, height: int = 420):
+    """Save a key figure for the README when ``make reproduce`` runs (``FREEINIT_LAB_FIGURE_DIR`` set); return it.
+
+    Writes ``<dir>/<name>.png`` through kaleido (needs a Chromium: set ``BROWSER_PATH`` if it is not found), and
+    ``<dir>/<name>.html`` always. Outside ``make reproduce`` it does nothing but return the figure, so a notebook
+    cell can end with ``save_figure(fig, "name")`` and still display it.
+    """
+    out_dir = os.environ.get(FIGURE_DIR_ENV)
+    if out_dir:
+        path = Path(out_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        fig.write_html(path / f"{name}.html", include_plotlyjs="cdn")
+        try:
+            fig.write_image(path / f"{name}.png", width=width, height=height)
+        except Exception as exc:  # kaleido or its browser missing: the HTML is still there
+            print(f"save_figure: PNG of {name!r} skipped ({type(exc).__name__}: {exc}); install kaleido and Chromium")
+    return fig

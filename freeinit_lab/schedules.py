@@ -1,0 +1,299 @@
+"""Forward diffusion of any diffusers scheduler, in one form: ``z_t = a_t * z_0 + b_t * eps``.
+
+Three families cover diffusers' schedulers:
+
+- ``"ddpm"``: every scheduler with ``alphas_cumprod`` (DDPM, DDIM, PNDM, Euler, Euler-ancestral, Heun, LMS,
+  DPM-Solver, UniPC, DEIS, LCM, TCD, CogVideoX's DDIM/DPM, …), including ``rescale_betas_zero_snr=True``:
+  ``a_t = sqrt(alphabar_t)``, ``b_t = sqrt(1 - alphabar_t)`` on the integer training timesteps.
+- ``"edm"``: EDM sigma schedules (``EDMEulerScheduler``, ``EDMDPMSolverMultistepScheduler``): the model sees
+  ``x_0 + sigma * eps``; we use the variance-preserving normalisation ``a = 1 / sqrt(1 + sigma^2)``,
+  ``b = sigma / sqrt(1 + sigma^2)`` (same SNR ``1 / sigma^2``), which is the scale of the ``latents=`` a pipeline
+  takes before it multiplies them by ``scheduler.init_noise_sigma``. Timesteps are the sigmas themselves, on a
+  1000-point geometric grid from ``sigma_min`` to ``sigma_max``.
+- ``"flow"``: rectified flow (``FlowMatchEulerDiscreteScheduler`` and its Heun/LCM siblings):
+  ``a_t = 1 - sigma_t``, ``b_t = sigma_t`` with the scheduler's (static) shift; timesteps ``sigma * 1000``.
+
+For every family the coefficients are in the scale a pipeline's ``latents=`` argument expects, so
+``diffuse(z0, schedule.terminal_timestep, noise)`` is directly FreeInit's ``z_T``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["NoiseSchedule", "get_schedule", "SUPPORTED_SCHEDULERS"]
+
+SUPPORTED_SCHEDULERS = (
+    "schedulers with `alphas_cumprod` (DDPM, DDIM, PNDM, Euler, EulerAncestral, Heun, LMS, DPMSolver, UniPC, DEIS, "
+    "LCM, TCD, CogVideoXDDIM/DPM; rescale_betas_zero_snr supported), EDM sigma schedulers (EDMEuler, "
+    "EDMDPMSolverMultistep) and flow matching (FlowMatchEulerDiscrete/Heun/LCM, static shift or shift=…)"
+)
+
+#: Below this terminal SNR (-60 dB) a schedule is treated as carrying no signal at t = T. Zero-terminal-SNR
+#: schedulers end at exactly 0 (DDIM) or clamp alphabar_T to 2**-24 (Euler, about -72 dB).
+TERMINAL_SIGNAL_THRESHOLD = 1e-6
+
+
+def _config_of(obj: Any) -> dict:
+    config = getattr(obj, "config", obj)
+    return dict(config) if isinstance(config, Mapping) else {}
+
+
+def _instantiate(config: Mapping) -> Any:
+    import diffusers
+
+    name = config.get("_class_name")
+    if name is None:
+        # A live scheduler's `config` carries no class name: infer the family from its keys. Every
+        # alphas_cumprod scheduler derives it from the same beta options, so DDPMScheduler reproduces it.
+        keys = set(config)
+        if {"shift", "use_dynamic_shifting"} <= keys:
+            name = "FlowMatchEulerDiscreteScheduler"
+        elif {"sigma_min", "sigma_max", "sigma_data"} <= keys:
+            name = "EDMEulerScheduler"
+        elif {"beta_start", "beta_end", "beta_schedule"} <= keys:
+            name = "DDPMScheduler"
+        else:
+            raise ValueError(
+                f"cannot tell the scheduler family of a config with keys {sorted(keys)}; pass the scheduler "
+                f"object itself (e.g. pipe.scheduler). Supported: {SUPPORTED_SCHEDULERS}"
+            )
+        config = {k: v for k, v in config.items() if k in _accepted_keys(name)}
+    cls = getattr(diffusers, name, None)
+    if cls is None or not hasattr(cls, "from_config"):
+        raise ValueError(f"unknown scheduler class {name!r} in config; supported: {SUPPORTED_SCHEDULERS}")
+    return cls.from_config(dict(config))
+
+
+def _accepted_keys(name: str) -> set[str]:
+    import inspect
+
+    import diffusers
+
+    return set(inspect.signature(getattr(diffusers, name).__init__).parameters)
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseSchedule:
+    """Signal and noise coefficients of a scheduler's training forward process, ``z_t = a_t z_0 + b_t eps``.
+
+    Build it with :meth:`from_scheduler` (or :func:`get_schedule`). Arrays run along the training grid in
+    order of increasing noise; the last entry is the terminal timestep ``T`` that FreeInit diffuses to.
+
+    Attributes
+    ----------
+    family
+        ``"ddpm"``, ``"edm"`` or ``"flow"`` (see the module docstring).
+    timesteps
+        Training timesteps (float64), increasing noise.
+    alpha, sigma
+        ``a_t`` and ``b_t`` (float64) at each timestep.
+    scheduler_class
+        Name of the diffusers scheduler class it was built from.
+    config
+        The scheduler's config as a plain dict.
+    """
+
+    family: str
+    timesteps: np.ndarray
+    alpha: np.ndarray
+    sigma: np.ndarray
+    scheduler_class: str = ""
+    config: dict = field(default_factory=dict)
+
+    # -- construction -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_scheduler(cls, scheduler: Any, *, shift: float | None = None) -> "NoiseSchedule":
+        """Read the training forward process of a diffusers scheduler (object or config dict).
+
+        Parameters
+        ----------
+        scheduler
+            A scheduler instance (e.g. ``pipe.scheduler``), its ``config`` (with ``_class_name``), or a
+            :class:`NoiseSchedule` (returned unchanged).
+        shift
+            Flow matching only: the timestep shift to use. Required when the scheduler uses resolution-dependent
+            ("dynamic") shifting, where the shift is ``exp(mu)`` for the ``mu`` the pipeline computes.
+
+        Raises
+        ------
+        ValueError
+            For a scheduler outside the supported families, naming it and what is supported.
+        """
+        if isinstance(scheduler, NoiseSchedule):
+            return scheduler
+        if isinstance(scheduler, Mapping):
+            scheduler = _instantiate(scheduler)
+        name = type(scheduler).__name__
+        config = _config_of(scheduler)
+        plain = {k: v for k, v in config.items() if not k.startswith("_")}
+        if "FlowMatch" in name:
+            return cls._flow(scheduler, name, plain, shift)
+        if hasattr(scheduler, "alphas_cumprod"):
+            alphas_cumprod = torch.as_tensor(scheduler.alphas_cumprod).detach().cpu().to(torch.float64).numpy()
+            timesteps = np.arange(alphas_cumprod.size, dtype=np.float64)
+            return cls("ddpm", timesteps, np.sqrt(alphas_cumprod), np.sqrt(1.0 - alphas_cumprod), name, plain)
+        if {"sigma_min", "sigma_max"} <= config.keys() and name.startswith("EDM"):
+            sigma = np.geomspace(float(config["sigma_min"]), float(config["sigma_max"]), 1000)
+            norm = np.sqrt(1.0 + sigma**2)
+            return cls("edm", sigma.copy(), 1.0 / norm, sigma / norm, name, plain)
+        raise ValueError(f"unsupported scheduler {name}: freeinit_lab supports {SUPPORTED_SCHEDULERS}")
+
+    @classmethod
+    def _flow(cls, scheduler: Any, name: str, config: dict, shift: float | None) -> "NoiseSchedule":
+        n = int(config.get("num_train_timesteps", 1000))
+        if shift is None:
+            if config.get("use_dynamic_shifting", False):
+                raise ValueError(
+                    f"{name} uses resolution-dependent (dynamic) shifting, so its training sigmas depend on the "
+                    "image size; pass shift=math.exp(mu) with the mu your pipeline computes (e.g. from "
+                    "diffusers' calculate_shift), or shift=1.0 for the unshifted schedule"
+                )
+            shift = float(config.get("shift", 1.0))
+        shift = float(shift)
+        if not shift > 0:
+            raise ValueError(f"shift must be > 0; got {shift}")
+        sigma = np.linspace(1, n, n, dtype=np.float64) / n
+        sigma = shift * sigma / (1 + (shift - 1) * sigma)
+        return cls("flow", sigma * n, 1.0 - sigma, sigma, name, {**config, "shift": shift})
+
+    # -- lookup ---------------------------------------------------------------------------------------------------
+    @property
+    def terminal_timestep(self) -> float:
+        """The last (noisiest) training timestep ``T``, e.g. 999 for a 1000-step DDPM schedule."""
+        return float(self.timesteps[-1])
+
+    @property
+    def terminal_snr(self) -> float:
+        """``a_T^2 / b_T^2`` at the terminal timestep (0 for zero-terminal-SNR and flow matching)."""
+        return float(self.snr(self.terminal_timestep))
+
+    @property
+    def has_terminal_signal(self) -> bool:
+        """Whether the training ``z_T`` still carries signal (SNR above -60 dB): FreeInit's premise."""
+        return self.terminal_snr > TERMINAL_SIGNAL_THRESHOLD
+
+    def _index(self, t: np.ndarray) -> np.ndarray | None:
+        """Exact positions of ``t`` on the training grid, or None if any is off the grid."""
+        grid = self.timesteps
+        pos = np.clip(np.searchsorted(grid, t), 0, grid.size - 1)
+        lower = np.clip(pos - 1, 0, grid.size - 1)
+        pick = np.where(np.abs(grid[lower] - t) < np.abs(grid[pos] - t), lower, pos)
+        hit = np.abs(grid[pick] - t) <= 1e-6 * np.maximum(1.0, np.abs(t))
+        return pick if hit.all() else None
+
+    def coefficients(self, t) -> tuple[np.ndarray, np.ndarray]:
+        """``(a_t, b_t)`` at timestep(s) ``t`` (scalar, array or tensor).
+
+        DDPM-family timesteps must be integers of the training grid. Continuous families (EDM, flow) are
+        interpolated linearly between grid points.
+        """
+        t_arr = np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t, dtype=np.float64)
+        lo, hi = self.timesteps[0], self.timesteps[-1]
+        if np.any(t_arr < lo - 1e-6 * max(1.0, abs(lo))) or np.any(t_arr > hi + 1e-6 * max(1.0, abs(hi))):
+            raise ValueError(
+                f"timestep(s) {t_arr.ravel()[:5].tolist()} outside the training range [{lo:g}, {hi:g}] of "
+                f"{self.scheduler_class or self.family}"
+            )
+        index = self._index(t_arr)
+        if index is not None:
+            return self.alpha[index], self.sigma[index]
+        if self.family == "ddpm":
+            raise ValueError(
+                f"timestep(s) {t_arr.ravel()[:5].tolist()} are not integer training timesteps of "
+                f"{self.scheduler_class}; use integers in [0, {int(hi)}]"
+            )
+        return np.interp(t_arr, self.timesteps, self.alpha), np.interp(t_arr, self.timesteps, self.sigma)
+
+    def snr(self, t) -> np.ndarray:
+        """``SNR(t) = a_t^2 / b_t^2`` (linear; ``inf`` where ``b_t = 0``)."""
+        a, b = self.coefficients(t)
+        with np.errstate(divide="ignore"):
+            return a**2 / b**2
+
+    def snr_db(self, t) -> np.ndarray:
+        """``10 log10 SNR(t)`` in dB (``-inf`` where the schedule carries no signal)."""
+        with np.errstate(divide="ignore"):
+            return 10 * np.log10(self.snr(t))
+
+    def diffuse(self, z0: torch.Tensor, t, noise: torch.Tensor) -> torch.Tensor:
+        """Sample the training marginal ``q(z_t | z_0)``: ``a_t * z0 + b_t * noise``.
+
+        Parameters
+        ----------
+        z0
+            Clean latents, any shape; the first dim is the batch when ``t`` is per-sample.
+        t
+            A scalar timestep, or a 1-D sequence/tensor of one timestep per batch element.
+        noise
+            Gaussian noise of the same shape as ``z0`` (pass it explicitly: nothing here draws random numbers).
+
+        Returns
+        -------
+        torch.Tensor
+            ``z_t`` in the dtype of ``z0``; coefficients are rounded to that dtype as diffusers' ``add_noise``
+            does.
+        """
+        if not isinstance(z0, torch.Tensor) or not isinstance(noise, torch.Tensor):
+            raise TypeError("z0 and noise must be torch tensors")
+        if z0.shape != noise.shape:
+            raise ValueError(f"z0 {tuple(z0.shape)} and noise {tuple(noise.shape)} must have the same shape")
+        a, b = self.coefficients(t)
+        a = torch.as_tensor(np.asarray(a), dtype=z0.dtype, device=z0.device)
+        b = torch.as_tensor(np.asarray(b), dtype=z0.dtype, device=z0.device)
+        if a.dim() == 1:
+            if a.numel() != z0.shape[0]:
+                raise ValueError(f"got {a.numel()} timesteps for a batch of {z0.shape[0]}; pass one per sample or a scalar")
+            a = a.reshape(-1, *([1] * (z0.dim() - 1)))
+            b = b.reshape(-1, *([1] * (z0.dim() - 1)))
+        elif a.dim() > 1:
+            raise ValueError("t must be a scalar or a 1-D sequence of per-sample timesteps")
+        return a * z0 + b * noise.to(z0.dtype)
+
+    def to_dataset(self):
+        """The schedule as an ``xarray.Dataset`` over ``timestep`` (alpha, sigma, snr_db)."""
+        import xarray as xr
+
+        with np.errstate(divide="ignore"):
+            snr_db = 10 * np.log10(self.alpha**2 / self.sigma**2)
+        return xr.Dataset(
+            {
+                "alpha": ("timestep", self.alpha, {"long_name": "signal coefficient a_t"}),
+                "sigma": ("timestep", self.sigma, {"long_name": "noise coefficient b_t"}),
+                "snr_db": ("timestep", snr_db, {"long_name": "SNR a_t^2 / b_t^2", "units": "dB"}),
+            },
+            coords={"timestep": self.timesteps},
+            attrs={"family": self.family, "scheduler_class": self.scheduler_class},
+        )
+
+    def __repr__(self) -> str:
+        snr = self.terminal_snr
+        snr_txt = "-inf dB" if snr == 0 else f"{10 * math.log10(snr):.2f} dB"
+        return (
+            f"NoiseSchedule({self.scheduler_class or self.family}, family={self.family!r}, "
+            f"{self.timesteps.size} training steps, T={self.terminal_timestep:g}, terminal SNR {snr_txt})"
+        )
+
+
+def get_schedule(scheduler: Any, *, shift: float | None = None) -> NoiseSchedule:
+    """Shorthand for :meth:`NoiseSchedule.from_scheduler`; also accepts a pipeline (uses ``pipe.scheduler``)."""
+    if not isinstance(scheduler, Mapping) and "scheduler" in getattr(scheduler, "components", {}):
+        scheduler = scheduler.scheduler
+    return NoiseSchedule.from_scheduler(scheduler, shift=shift)
+
+
+def _warn_no_gap(schedule: NoiseSchedule, stacklevel: int = 3) -> None:
+    """Warn that a schedule's training z_T carries no signal, so there is no initialization gap."""
+    warnings.warn(
+        f"{schedule.scheduler_class or schedule.family}: the training z_T carries no signal (terminal SNR "
+        f"{schedule.terminal_snr:.3g}); there is no initialization gap for FreeInit to close on this model",
+        UserWarning,
+        stacklevel=stacklevel,
+    )

@@ -1,0 +1,188 @@
+"""The cutoff explorer: ipywidgets controls driving plotly FigureWidgets, testable without a browser.
+
+Every control is an attribute, so a test sets ``explorer.d_s.value = 0.5`` and reads ``explorer.mask_figure``
+or ``explorer.summary.value``; the notebook only builds the explorer and displays ``explorer.widget``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from .plots import band_mix_figure, mask_figure, mask_slices, video_figure
+from .snr import reinit_band_composition
+from .spectral import FILTER_METHODS, lowpass_filter
+
+__all__ = ["CutoffExplorer"]
+
+
+class CutoffExplorer:
+    """Explore FreeInit's low-pass filter: method, ``d_s``, ``d_t``, ``order`` and iterations.
+
+    Parameters
+    ----------
+    shape
+        ``(frame, height, width)`` of the latent the mask is built for (the embedded default's by default).
+    num_bands
+        Frequency bands of the composition chart.
+    pipeline
+        A pipeline for the "run FreeInit" button, or a zero-argument callable returning one (called lazily on the
+        first run). Default: :func:`freeinit_lab.load_default_pipeline`.
+    run_kwargs
+        Extra arguments for the pipeline call (e.g. ``num_inference_steps``).
+    seed
+        Seed of every run: a fixed seed makes the baseline and FreeInit comparable and reruns identical.
+
+    Attributes
+    ----------
+    method, d_s, d_t, order, num_iters, run_button
+        The controls.
+    mask_figure, band_figure
+        ``plotly.graph_objects.FigureWidget``.
+    video_output
+        ``ipywidgets.Output`` where a run shows its videos (an animated plotly figure).
+    summary, metrics
+        ``ipywidgets.HTML``: numbers of the current mask (kept bins, mean H, mix variance) and of the last run.
+    widget
+        The whole explorer, to display.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int, int] = (8, 16, 16),
+        *,
+        num_bands: int = 6,
+        pipeline: Any | Callable[[], Any] | None = None,
+        run_kwargs: dict | None = None,
+        seed: int = 0,
+    ) -> None:
+        if len(shape) != 3:
+            raise ValueError(f"shape must be (frame, height, width); got {shape}")
+        self.shape = tuple(int(s) for s in shape)
+        self.num_bands = num_bands
+        self._pipeline = pipeline
+        self.run_kwargs = dict(run_kwargs or {})
+        self.seed = int(seed)
+        self.last_run: dict | None = None
+
+        style = {"description_width": "80px"}
+        self.method = widgets.Dropdown(options=list(FILTER_METHODS), value="butterworth", description="method", style=style)
+        self.d_s = widgets.FloatSlider(value=0.25, min=0.05, max=1.0, step=0.05, description="d_s", style=style, continuous_update=False)
+        self.d_t = widgets.FloatSlider(value=0.25, min=0.05, max=1.0, step=0.05, description="d_t", style=style, continuous_update=False)
+        self.order = widgets.IntSlider(value=4, min=1, max=8, description="order", style=style, continuous_update=False)
+        self.num_iters = widgets.IntSlider(value=3, min=1, max=5, description="iterations", style=style, continuous_update=False)
+        self.run_button = widgets.Button(description="run FreeInit", button_style="primary", icon="play")
+        self.summary = widgets.HTML()
+        self.metrics = widgets.HTML(value="<i>press “run FreeInit” to sample the default model with these settings</i>")
+
+        self.mask_figure = go.FigureWidget(mask_figure(self.mask()))
+        self.band_figure = go.FigureWidget(band_mix_figure(reinit_band_composition(self.mask(), self.num_bands)))
+        self.video_output = widgets.Output()  # FigureWidget cannot animate: the videos are shown as a Figure here
+        self.update()
+
+        for control in (self.method, self.d_s, self.d_t, self.order):
+            control.observe(self._on_change, names="value")
+        self.run_button.on_click(lambda _button: self.run())
+
+        controls = widgets.VBox([self.method, self.d_s, self.d_t, self.order, self.num_iters, self.run_button])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([controls, self.summary]),
+                self.mask_figure,
+                self.band_figure,
+                self.metrics,
+                self.video_output,
+            ]
+        )
+
+    # -- state ----------------------------------------------------------------------------------------------------
+    def settings(self) -> dict:
+        """The current FreeInit filter settings, named as :func:`freeinit_lab.lowpass_filter` takes them."""
+        return {
+            "method": self.method.value,
+            "d_s": float(self.d_s.value),
+            "d_t": float(self.d_t.value),
+            "order": int(self.order.value),
+        }
+
+    def mask(self) -> torch.Tensor:
+        """The current mask ``H`` (FFT order, shape ``self.shape``)."""
+        return lowpass_filter(self.shape, **self.settings())
+
+    def _on_change(self, _change: dict) -> None:
+        self.update()
+
+    def update(self) -> None:
+        """Recompute the mask, its figures and the summary from the controls (called on every change)."""
+        s = self.settings()
+        self.order.disabled = s["method"] != "butterworth"
+        mask = self.mask()
+        slices = mask_slices(mask)
+        composition = reinit_band_composition(mask, self.num_bands)
+        with self.mask_figure.batch_update():
+            for trace, data in zip(self.mask_figure.data, slices.values()):
+                trace.z = data
+            order = f", order {s['order']}" if s["method"] == "butterworth" else ""
+            self.mask_figure.layout.title.text = f"low-pass mask H: {s['method']}, d_s={s['d_s']:.2f}, d_t={s['d_t']:.2f}{order}"
+        with self.band_figure.batch_update():
+            self.band_figure.data[0].y = composition["from_diffused"].values
+            self.band_figure.data[1].y = composition["from_noise"].values
+            self.band_figure.data[2].y = composition["mix_variance"].values
+        kept = float((mask >= 0.5).double().mean()) * 100
+        mean_h = float(mask.double().mean())
+        min_var = float(composition["mix_variance"].min())
+        self.summary.value = (
+            "<div style='font-family:monospace;padding-left:1em'>"
+            f"<b>{s['method']}</b> d_s={s['d_s']:.2f} d_t={s['d_t']:.2f}<br>"
+            f"kept bins: {kept:.2f} %<br>"
+            f"mean H: {mean_h:.4f}<br>"
+            f"lowest band variance of the mix: {min_var:.3f}<br>"
+            f"latent grid: {self.shape[0]}×{self.shape[1]}×{self.shape[2]}"
+            "</div>"
+        )
+
+    # -- running ----------------------------------------------------------------------------------------------------
+    def _get_pipeline(self) -> Any:
+        if self._pipeline is None:
+            from . import load_default_pipeline  # the embedded default model
+
+            self._pipeline = load_default_pipeline()
+        elif callable(self._pipeline) and not hasattr(self._pipeline, "scheduler"):
+            self._pipeline = self._pipeline()
+        return self._pipeline
+
+    def run(self) -> dict:
+        """Sample the pipeline with plain sampling and with FreeInit (same seed) and show both with metrics."""
+        from . import metrics
+        from .freeinit import freeinit
+
+        pipe = self._get_pipeline()
+        self.run_button.disabled = True
+        self.metrics.value = "<i>sampling…</i>"
+        try:
+            kwargs = {**self.run_kwargs}
+            base = freeinit(pipe, num_iters=1, generator=torch.Generator().manual_seed(self.seed), **self.settings(), **kwargs)
+            refined = freeinit(
+                pipe, num_iters=int(self.num_iters.value), generator=torch.Generator().manual_seed(self.seed),
+                **self.settings(), **kwargs,
+            )
+            videos = {"plain sampling": base.latents[0], f"FreeInit ×{self.num_iters.value}": refined.latents[0]}
+            scores = {name: float(metrics.temporal_consistency(v[None]).mean()) for name, v in videos.items()}
+            fig = video_figure(videos, title="same seed: plain sampling vs FreeInit (latents)")
+            self.video_output.clear_output(wait=True)
+            with self.video_output:
+                fig.show()
+            self.metrics.value = "<div style='font-family:monospace'>temporal consistency: " + ", ".join(
+                f"{name}: {value:.4f}" for name, value in scores.items()
+            ) + "</div>"
+            self.last_run = {
+                "scores": scores, "settings": self.settings(), "num_iters": int(self.num_iters.value), "figure": fig,
+            }
+            return self.last_run
+        finally:
+            self.run_button.disabled = False

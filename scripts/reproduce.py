@@ -1,0 +1,90 @@
+#!/usr/bin/env python
+"""Execute every notebook headless into reports/: HTML per notebook and a summary of the key numbers.
+
+    python scripts/reproduce.py [--notebooks notebooks/0*.ipynb] [--out reports] [--figures docs/figures]
+
+Each notebook runs top to bottom in a fresh kernel of this environment with its default parameters (CPU, offline,
+embedded default model). Key numbers a notebook records with ``freeinit_lab.report.record`` are collected into
+``reports/summary.md`` (and ``summary.json``); key figures saved with ``freeinit_lab.report.save_figure`` land in
+``--figures`` as PNG, where the README shows them. Exits non-zero if any notebook fails (its HTML still shows
+where).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from nbconvert import HTMLExporter
+    from tqdm.auto import tqdm
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notebooks", nargs="*", default=None, help="notebooks to run (default: notebooks/[0-9]*.ipynb)")
+    parser.add_argument("--out", default=str(ROOT / "reports"))
+    parser.add_argument("--figures", default=str(ROOT / "docs" / "figures"))
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    args = parser.parse_args(argv)
+
+    notebooks = [Path(p) for p in args.notebooks] if args.notebooks else sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    out = Path(args.out)
+    numbers_dir = out / "numbers"
+    shutil.rmtree(numbers_dir, ignore_errors=True)
+    numbers_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["FREEINIT_LAB_REPORT_DIR"] = str(numbers_dir)
+    os.environ["FREEINIT_LAB_FIGURE_DIR"] = str(Path(args.figures))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if shutil.which("chromium") and "BROWSER_PATH" not in os.environ:
+        os.environ["BROWSER_PATH"] = shutil.which("chromium")  # kaleido's PNG export
+
+    results = []
+    bar = tqdm(notebooks, desc="notebooks", unit="nb")
+    for path in bar:
+        name = path.stem
+        bar.set_postfix_str(name)
+        os.environ["FREEINIT_LAB_NOTEBOOK"] = name
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+        start = time.perf_counter()
+        error = None
+        try:
+            client.execute()
+        except CellExecutionError as exc:
+            error = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+        seconds = time.perf_counter() - start
+        nbformat.write(nb, out / f"{name}.ipynb")
+        html, _ = HTMLExporter().from_notebook_node(nb)
+        (out / f"{name}.html").write_text(html)
+        numbers_file = numbers_dir / f"{name}.json"
+        numbers = json.loads(numbers_file.read_text()) if numbers_file.exists() else {}
+        results.append({"notebook": name, "seconds": round(seconds, 1), "ok": error is None, "error": error, "numbers": numbers})
+        tqdm.write(f"{name}: {'ok' if error is None else 'FAILED: ' + error} in {seconds:.1f} s, {len(numbers)} key numbers")
+
+    lines = ["# freeinit_lab — reproduction summary", "", "| notebook | status | CPU time (s) |", "|---|---|---|"]
+    lines += [f"| [{r['notebook']}]({r['notebook']}.html) | {'ok' if r['ok'] else 'FAILED'} | {r['seconds']} |" for r in results]
+    lines += ["", "## Key numbers (each checked by an assertion in its notebook)", "", "| notebook | number | value | meaning |", "|---|---|---|---|"]
+    for r in results:
+        for key, entry in r["numbers"].items():
+            value = entry["value"]
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            lines.append(f"| {r['notebook']} | `{key}` | {shown} | {entry.get('description', '')} |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    (out / "summary.json").write_text(json.dumps(results, indent=1))
+    print("\n".join(lines))
+    print(f"\nreports in {out}/ (HTML per notebook, summary.md); figures in {args.figures}/")
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Forward diffusion of every supported scheduler family, against diffusers' own add_noise / scale_noise."""
+
+import math
+
+import diffusers
+import numpy as np
+import pytest
+import torch
+
+from freeinit_lab.schedules import NoiseSchedule, get_schedule
+
+SD = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+
+
+def test_sd_scaled_linear_terminal_alphabar_matches_measured_fact():
+    s = get_schedule(diffusers.DDIMScheduler(**SD))
+    assert s.family == "ddpm" and s.terminal_timestep == 999
+    assert s.alpha[-1] ** 2 == pytest.approx(0.004660, abs=2e-6)
+    assert float(s.snr_db(999)) == pytest.approx(-23.30, abs=0.01)
+    lin = get_schedule(diffusers.DDIMScheduler(beta_schedule="linear", beta_start=0.00085, beta_end=0.012))
+    assert lin.alpha[-1] ** 2 == pytest.approx(0.001579, abs=2e-6)
+    assert s.has_terminal_signal and lin.has_terminal_signal
+
+
+@pytest.mark.parametrize(
+    "cls", [diffusers.DDPMScheduler, diffusers.DDIMScheduler, diffusers.PNDMScheduler, diffusers.LCMScheduler]
+)
+def test_diffuse_equals_diffusers_add_noise(cls):
+    sched = cls(**SD)
+    s = get_schedule(sched)
+    g = torch.Generator().manual_seed(0)
+    z0, eps = torch.randn(3, 4, 2, 8, 8, generator=g), torch.randn(3, 4, 2, 8, 8, generator=g)
+    t = torch.tensor([0, 500, 999])
+    torch.testing.assert_close(s.diffuse(z0, t, eps), sched.add_noise(z0, eps, t), rtol=0, atol=2e-6)
+    torch.testing.assert_close(s.diffuse(z0, 999, eps), sched.add_noise(z0, eps, torch.tensor(999)), rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        diffusers.EulerDiscreteScheduler,
+        diffusers.EulerAncestralDiscreteScheduler,
+        diffusers.HeunDiscreteScheduler,
+        diffusers.DPMSolverMultistepScheduler,
+        diffusers.UniPCMultistepScheduler,
+        diffusers.DEISMultistepScheduler,
+    ],
+)
+def test_sigma_parametrised_schedulers_share_the_ddpm_marginal(cls):
+    """These step in sigma = sqrt((1 - abar) / abar) but train on the same q(z_t | z_0)."""
+    sched = cls(**SD)
+    s = get_schedule(sched)
+    abar = sched.alphas_cumprod.double().numpy()
+    assert np.allclose(s.alpha, np.sqrt(abar)) and np.allclose(s.sigma, np.sqrt(1 - abar))
+    sigma_max = float(np.sqrt((1 - abar[-1]) / abar[-1]))
+    # the pipeline multiplies `latents=` by init_noise_sigma; for the Euler family that turns the VP latent
+    # a_T z0 + b_T eps into z0 + sigma_T eps, exactly what these schedulers expect at t = T
+    # (diffusers uses init_noise_sigma = sigma_max rather than sqrt(sigma_max^2 + 1) for "linspace"/"trailing"
+    # spacing: a 0.2 % approximation of its own at sigma_max = 14.6)
+    if float(sched.init_noise_sigma) != 1.0:
+        assert float(sched.init_noise_sigma) == pytest.approx(math.sqrt(sigma_max**2 + 1), rel=3e-3)
+        assert float(sched.init_noise_sigma) * s.alpha[-1] == pytest.approx(1.0, rel=3e-3)
+
+
+def test_zero_terminal_snr_is_minus_inf_and_has_no_signal():
+    ddim = get_schedule(diffusers.DDIMScheduler(rescale_betas_zero_snr=True))
+    assert ddim.terminal_snr == 0 and float(ddim.snr_db(999)) == -math.inf
+    assert not ddim.has_terminal_signal
+    euler = get_schedule(diffusers.EulerDiscreteScheduler(rescale_betas_zero_snr=True))
+    assert float(euler.snr_db(999)) < -70 and not euler.has_terminal_signal
+    cog = get_schedule(diffusers.CogVideoXDDIMScheduler(rescale_betas_zero_snr=True))
+    assert not cog.has_terminal_signal
+
+
+@pytest.mark.parametrize("shift", [1.0, 3.0, 7.0])
+def test_flow_matching_matches_scale_noise_and_has_no_terminal_signal(shift):
+    sched = diffusers.FlowMatchEulerDiscreteScheduler(shift=shift)
+    s = get_schedule(sched)
+    assert s.family == "flow" and s.terminal_timestep == pytest.approx(1000.0)
+    assert s.terminal_snr == 0 and not s.has_terminal_signal
+    g = torch.Generator().manual_seed(1)
+    z0, eps = torch.randn(2, 4, 2, 8, 8, generator=g), torch.randn(2, 4, 2, 8, 8, generator=g)
+    sched.set_timesteps(10)
+    t = sched.timesteps[3]
+    ref = sched.scale_noise(z0, t[None], eps)
+    torch.testing.assert_close(s.diffuse(z0, float(t), eps), ref, rtol=0, atol=1e-5)
+
+
+def test_flow_dynamic_shift_needs_explicit_shift():
+    sched = diffusers.FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True)
+    with pytest.raises(ValueError, match="shift=math.exp"):
+        get_schedule(sched)
+    s = get_schedule(sched, shift=math.exp(0.8))
+    assert s.config["shift"] == pytest.approx(math.exp(0.8))
+
+
+def test_edm_sigma_schedule_vp_normalised():
+    sched = diffusers.EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0)
+    s = get_schedule(sched)
+    assert s.family == "edm" and s.terminal_timestep == pytest.approx(80.0)
+    assert float(s.snr(80.0)) == pytest.approx(1 / 80.0**2, rel=1e-9)
+    # times init_noise_sigma, the VP-normalised latent is x0 + sigma * eps
+    z0, eps = torch.ones(1, 1, 1, 2, 2), torch.full((1, 1, 1, 2, 2), 0.5)
+    z = s.diffuse(z0.double(), 80.0, eps.double()) * sched.init_noise_sigma
+    assert torch.allclose(z, z0.double() + 80.0 * eps.double())
+    assert s.has_terminal_signal  # -38 dB: a (small) leak
+
+
+def test_config_dicts_and_pipelines_are_accepted():
+    sched = diffusers.DDIMScheduler(**SD)
+    from_cfg = get_schedule(sched.config)
+    assert np.array_equal(from_cfg.alpha, get_schedule(sched).alpha)
+    saved = {**sched.config, "_class_name": "DDIMScheduler"}
+    assert get_schedule(saved).scheduler_class == "DDIMScheduler"
+    assert NoiseSchedule.from_scheduler(from_cfg) is from_cfg
+
+
+def test_unsupported_scheduler_error_names_it_and_the_options():
+    class MyScheduler:
+        config = {"foo": 1}
+
+    with pytest.raises(ValueError, match=r"unsupported scheduler MyScheduler: freeinit_lab supports .*alphas_cumprod"):
+        get_schedule(MyScheduler())
+    with pytest.raises(ValueError, match="cannot tell the scheduler family"):
+        get_schedule({"foo": 1})
+
+
+def test_coefficients_validation_and_interpolation():
+    s = get_schedule(diffusers.DDIMScheduler(**SD))
+    with pytest.raises(ValueError, match="not integer training timesteps"):
+        s.coefficients(10.5)
+    with pytest.raises(ValueError, match="outside the training range"):
+        s.coefficients(1000)
+    flow = get_schedule(diffusers.FlowMatchEulerDiscreteScheduler())
+    a, b = flow.coefficients(500.5)
+    assert a + b == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="one per sample"):
+        s.diffuse(torch.zeros(2, 3, 4, 4, 4), [1, 2, 3], torch.zeros(2, 3, 4, 4, 4))
+    ds = s.to_dataset()
+    assert ds.snr_db.attrs["units"] == "dB" and ds.sizes["timestep"] == 1000

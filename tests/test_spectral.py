@@ -1,0 +1,235 @@
+"""Invariants of the spectral core, and equality with diffusers' FreeInit filter and mix for even shapes."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from diffusers.pipelines.free_init_utils import FreeInitMixin
+
+from freeinit_lab import spectral
+from freeinit_lab.spectral import (
+    FILTER_METHODS,
+    apply_lowpass,
+    band_masks,
+    band_power,
+    default_band_edges,
+    lowpass_filter,
+    reinit_noise,
+    spatial_spectrum,
+    temporal_spectrum,
+)
+
+SHAPES = [(1, 2, 8, 16, 16), (2, 3, 7, 9, 12), (5, 11, 13), (1, 4, 16, 12, 20), (3, 1, 1, 5)]
+
+
+def _mirror(t: torch.Tensor) -> torch.Tensor:
+    for dim in (-3, -2, -1):
+        n = t.shape[dim]
+        t = t.index_select(dim, (-torch.arange(n)) % n)
+    return t
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("method", FILTER_METHODS)
+def test_mask_in_unit_interval_dc_one_and_symmetric(shape, method):
+    mask = lowpass_filter(shape, method, d_s=0.4, d_t=0.3)
+    assert mask.shape == torch.Size(shape)
+    assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0
+    core = mask.reshape(-1, *shape[-3:])[0]
+    assert float(core[0, 0, 0]) == 1.0
+    assert torch.equal(_mirror(core), core), "mask must be exactly symmetric under f -> -f"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("method", FILTER_METHODS)
+def test_filtered_spectrum_is_exactly_mask_times_spectrum(shape, method):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    mask = lowpass_filter(shape, method, d_s=0.3, d_t=0.5, dtype=torch.float64)
+    low = apply_lowpass(x, mask)
+    got = torch.fft.fftn(low, dim=(-3, -2, -1))
+    want = torch.fft.fftn(x, dim=(-3, -2, -1)) * mask
+    assert torch.allclose(got, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_lowpass_plus_highpass_reconstructs(shape):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(shape, generator=g)
+    mask = lowpass_filter(shape, "gaussian")
+    low = apply_lowpass(x, mask)
+    high = apply_lowpass(x, 1 - mask)
+    assert torch.allclose(low + high, x, atol=1e-5)
+
+
+def test_reinit_noise_takes_low_from_diffused_and_high_from_noise():
+    g = torch.Generator().manual_seed(2)
+    shape = (2, 4, 8, 16, 16)
+    z = torch.randn(shape, generator=g, dtype=torch.float64)
+    eta = torch.randn(shape, generator=g, dtype=torch.float64)
+    mask = lowpass_filter(shape, "butterworth", dtype=torch.float64)
+    mixed = reinit_noise(z, eta, mask)
+    spec = torch.fft.fftn(mixed, dim=(-3, -2, -1))
+    want = torch.fft.fftn(z, dim=(-3, -2, -1)) * mask + torch.fft.fftn(eta, dim=(-3, -2, -1)) * (1 - mask)
+    assert torch.allclose(spec, want, atol=1e-9)
+    # the identity mask keeps z; the zero mask keeps eta
+    assert torch.allclose(reinit_noise(z, eta, torch.ones(shape[-3:], dtype=torch.float64)), z, atol=1e-12)
+    assert torch.allclose(reinit_noise(z, eta, torch.zeros(shape[-3:], dtype=torch.float64)), eta, atol=1e-12)
+
+
+def test_reinit_noise_dtype_roundtrip_and_asymmetric_mask_fallback():
+    shape = (1, 2, 5, 6, 7)
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(shape, generator=g).to(torch.bfloat16)
+    eta = torch.randn(shape, generator=g).to(torch.bfloat16)
+    out = reinit_noise(z, eta, lowpass_filter(shape))
+    assert out.dtype == torch.bfloat16 and out.shape == z.shape
+    # an asymmetric user mask (e.g. diffusers' mask for odd sizes) takes the full-FFT path: real part of the mix
+    asym = torch.rand(shape[-3:], generator=g)
+    zf, ef = z.float(), eta.float()
+    want = torch.fft.ifftn(
+        torch.fft.fftn(zf, dim=(-3, -2, -1)) * asym + torch.fft.fftn(ef, dim=(-3, -2, -1)) * (1 - asym), dim=(-3, -2, -1)
+    ).real
+    assert torch.allclose(reinit_noise(zf, ef, asym), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["gaussian", "butterworth", "ideal"])
+@pytest.mark.parametrize("shape", [(1, 4, 16, 32, 32), (1, 2, 8, 12, 20), (2, 4, 6, 10, 8)])
+@pytest.mark.parametrize("d_s,d_t", [(0.25, 0.25), (0.4, 0.2)])
+def test_masks_equal_diffusers_for_even_shapes(method, shape, d_s, d_t):
+    ref = FreeInitMixin._get_free_init_freq_filter(None, shape, "cpu", method, 4, d_s, d_t)
+    ref = torch.fft.ifftshift(ref, dim=(-3, -2, -1))
+    ours = lowpass_filter(shape, method, d_s, d_t, legacy_ideal_threshold=(method == "ideal"))
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-6)
+
+
+def test_reinit_matches_diffusers_apply_freq_filter():
+    shape = (2, 4, 8, 16, 16)
+    g = torch.Generator().manual_seed(4)
+    z, eta = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    ref_mask = FreeInitMixin._get_free_init_freq_filter(None, shape, "cpu", "butterworth", 4, 0.25, 0.25)
+    ref = FreeInitMixin._apply_freq_filter(None, z, eta, ref_mask)
+    ours = reinit_noise(z, eta, lowpass_filter(shape, "butterworth"))
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-5)
+
+
+def test_ideal_threshold_correct_vs_legacy():
+    shape = (16, 64, 64)
+    correct = lowpass_filter(shape, "ideal", 0.25, 0.25)
+    legacy = lowpass_filter(shape, "ideal", 0.25, 0.25, legacy_ideal_threshold=True)
+    radius = spectral.frequency_radius(shape)
+    assert torch.equal(correct.bool(), radius <= 0.25 + 1e-12)
+    assert torch.equal(legacy.bool(), radius**2 <= 0.5 + 1e-12)  # radius sqrt(2 d_s) = 0.707
+    frac_correct, frac_legacy = correct.mean().item(), legacy.mean().item()
+    assert frac_correct < 0.01 < 0.15 < frac_legacy < 0.2
+
+
+def test_box_is_symmetric_rectangular_with_separate_axes():
+    mask = lowpass_filter((8, 8, 16), "box", d_s=0.25, d_t=0.5)
+    ft, fh, fw = (spectral.normalized_frequencies(n).abs() for n in (8, 8, 16))
+    want = (ft[:, None, None] <= 0.5) & (fh[None, :, None] <= 0.25) & (fw[None, None, :] <= 0.25)
+    assert torch.equal(mask.bool(), want)
+    assert int(mask.sum()) == 5 * 3 * 5
+
+
+def test_mask_is_cached_and_vectorised():
+    a = lowpass_filter((1, 4, 16, 64, 64))
+    b = lowpass_filter((2, 4, 16, 64, 64))
+    assert a.data_ptr() == b.data_ptr(), "one mask per (frame, height, width) and parameters"
+    with pytest.raises(RuntimeError):
+        b.add_(1)  # expanded view over a shared buffer: in-place writes are refused
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"shape": (16, 16)}, "rank 2"),
+        ({"shape": (4, 8, 8), "d_s": 0.0}, r"d_s=0.0 is outside \(0, 1\]"),
+        ({"shape": (4, 8, 8), "d_t": 1.5}, r"d_t=1.5 is outside \(0, 1\]"),
+        ({"shape": (4, 8, 8), "d_s": float("nan")}, "outside"),
+        ({"shape": (4, 8, 8), "order": 0}, "order=0.0 must be > 0"),
+        ({"shape": (4, 8, 8), "method": "hann"}, "unknown filter method 'hann'"),
+    ],
+)
+def test_bad_filter_inputs(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lowpass_filter(**kwargs)
+
+
+def test_bad_tensor_inputs():
+    mask = lowpass_filter((4, 8, 8))
+    with pytest.raises(ValueError, match="rank 2"):
+        apply_lowpass(torch.zeros(8, 8), mask)
+    nan = torch.zeros(1, 4, 8, 8)
+    nan[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        reinit_noise(nan, torch.zeros_like(nan), mask)
+    with pytest.raises(ValueError, match="same shape"):
+        reinit_noise(torch.zeros(1, 4, 8, 8), torch.zeros(2, 4, 8, 8), mask)
+    with pytest.raises(ValueError, match="does not match"):
+        reinit_noise(torch.zeros(1, 4, 8, 9), torch.zeros(1, 4, 8, 9), mask)
+
+
+@pytest.mark.parametrize("shape", [(8, 16, 16), (7, 9, 12), (16, 64, 64), (4, 5, 6)])
+@pytest.mark.parametrize("num_bands", [1, 2, 4, 6])
+def test_band_masks_partition_the_spectrum(shape, num_bands):
+    masks = band_masks(shape, num_bands=num_bands)
+    assert masks.shape == (num_bands, *shape)
+    assert torch.equal(masks.sum(0), torch.ones(shape, dtype=torch.long))
+    assert bool(masks[0, 0, 0, 0]), "band 0 holds the DC bin"
+    assert (masks.sum(dim=(1, 2, 3)) > 0).all(), "no empty band"
+    edges = default_band_edges(shape, num_bands)
+    assert edges[0] == 0 and np.all(np.diff(edges) > 0)
+    assert math.isclose(edges[-1], float(spectral.frequency_radius(shape).max()))
+
+
+def test_band_power_white_noise_is_one_and_parseval():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(256, 4, 8, 16, 16, generator=g)
+    power = band_power(x)
+    assert power.shape == (256, 4, 6)
+    mean = power.mean(dim=(0, 1))
+    counts = torch.as_tensor(spectral.band_counts((8, 16, 16)), dtype=torch.float64)
+    se = (2 / (counts * 1024)).sqrt()  # |X|^2 of unit white noise: mean 1, variance <= 2 per bin
+    assert ((mean - 1).abs() < 5 * se).all(), (mean, se)
+    # Parseval: count-weighted band powers sum to the total energy of x
+    total = (power * counts).sum(-1)
+    assert torch.allclose(total, (x.double() ** 2).sum(dim=(-3, -2, -1)), rtol=1e-6)
+
+
+def test_band_power_pure_tone_lands_in_its_band():
+    f, h, w = 8, 16, 16
+    t = torch.arange(f, dtype=torch.float64)[:, None, None]
+    y = torch.arange(h, dtype=torch.float64)[None, :, None]
+    tone = torch.cos(2 * math.pi * (2 * t / f + 3 * y / h)).expand(f, h, w)
+    expected_band = int(torch.nonzero(band_masks((f, h, w))[:, 2, 3, 0]).item())
+    power = band_power(tone)
+    assert int(power.argmax()) == expected_band
+    assert float(power.sum() - power.max()) < 1e-20 + 1e-12 * float(power.max())
+
+
+def test_band_power_custom_edges_and_errors():
+    x = torch.randn(2, 8, 16, 16)
+    p = band_power(x, edges=[0, 0.5, 2.0])
+    assert p.shape == (2, 2)
+    with pytest.raises(ValueError, match="start at 0"):
+        band_power(x, edges=[0.1, 0.5, 2.0])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        band_power(x, edges=[0, 0.5, 0.5, 2.0])
+    with pytest.raises(ValueError, match="hold no frequency bin"):
+        band_power(x, edges=[0, 0.01, 0.02, 2.0])
+
+
+def test_marginal_spectra():
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(64, 8, 16, 16, generator=g)
+    freqs, tp = temporal_spectrum(x)
+    assert freqs.shape == (8,) and tp.shape == (64, 8)
+    assert torch.allclose(tp.mean(0), torch.ones(8, dtype=torch.float64), atol=0.1)
+    radius, sp = spatial_spectrum(x)
+    assert sp.shape == (64, radius.numel())
+    # a video constant in time has all its power at temporal frequency 0
+    still = x[:, :1].expand(-1, 8, -1, -1)
+    _, tp_still = temporal_spectrum(still)
+    assert torch.all(tp_still[:, 1:] < 1e-10)
