@@ -43,3 +43,14 @@ from freeinit_lab.freeinit import (  # noqa: E402
     freeinit,
 )
 from freeinit_lab.layouts import LatentLayout, get_layout, register_layout  # noqa: E402
+# --- embedded default (issue 5) ---
+from .data import dead_leaves_videos, load_clips  # noqa: E402
+from .models import GaussianVideoDenoiser, TinyVideoUNet  # noqa: E402
+from .pipelines import (  # noqa: E402
+    TinyVideoPipeline,
+    default_scheduler,
+    fit_gaussian_prior,
+    load_analytic_pipeline,
+    load_default_pipeline,
+)
+# --- end embedded default (issue 5) ---
