@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test bench lab clean
+.PHONY: setup demo reproduce test bench lab clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +22,19 @@ setup: $(STAMP)  ## create .venv and install freeinit_lab with its dependencies
 demo: $(STAMP)  ## the main job for now: print the band-SNR table of the default data
 	$(PY) -m freeinit_lab.demo
 
-test: $(STAMP)  ## the test suite, offline, on CPU
-	$(PY) -m pytest
+reproduce: $(STAMP)  ## the main job: run every notebook headless into reports/ (HTML + summary of key numbers)
+	$(PY) scripts/reproduce.py
+
+test: $(STAMP)  ## unit tests + every notebook top to bottom under nbval, offline, on CPU
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --durations=15
 
 bench: $(STAMP)  ## benchmarks (not tests): ratios against diffusers measured in the same run
 	$(PY) benchmarks/bench_spectral.py
+	$(PY) benchmarks/bench_freeinit.py
+	$(PY) benchmarks/bench_probes.py
 
 lab: $(STAMP)  ## open JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache reports
