@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test bench lab clean browser
+.PHONY: setup demo reproduce test bench lab clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,17 +22,22 @@ setup: $(STAMP)  ## create .venv and install freeinit_lab with its dependencies
 demo: $(STAMP)  ## the main job for now: print the band-SNR table of the default data
 	$(PY) -m freeinit_lab.demo
 
-test: $(STAMP) browser  ## the test suite, offline, on CPU (tests/browser skip, saying why, without a Chromium)
-	$(PY) -m pytest
+reproduce: $(STAMP)  ## the main job: run every notebook headless into reports/ (HTML + summary of key numbers)
+	$(PY) scripts/reproduce.py
+
+test: $(STAMP) browser  ## unit tests + every notebook under nbval + the browser test (skips, saying why, without a Chromium)
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --durations=15
 
 browser:  ## a Chromium for tests/browser: Debian's chromium via apt-get when root, else how to get one
 	bash scripts/ensure_browser.sh
 
 bench: $(STAMP)  ## benchmarks (not tests): ratios against diffusers measured in the same run
 	$(PY) benchmarks/bench_spectral.py
+	$(PY) benchmarks/bench_freeinit.py
+	$(PY) benchmarks/bench_probes.py
 
 lab: $(STAMP)  ## open JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache reports

@@ -20,3 +20,37 @@ from .spectral import (
 )
 
 __version__ = "0.1.0"
+
+# --- probes (issue 4) ---
+from freeinit_lab.probes import CAPTURE_SITES, LatentProbe, ProbeBudgetError, estimate_capture_bytes, mark_iteration
+from freeinit_lab.io import load_record, save_record
+from freeinit_lab.analysis import (
+    band_error_trajectory,
+    band_power_trajectory,
+    band_snr_trajectory,
+    convergence_to_final,
+    follow_fraction,
+    lock_in_step,
+    noise_swap_experiment,
+)
+
+# --- FreeInit engine (issue 3) ---
+from freeinit_lab.freeinit import (  # noqa: E402
+    FreeInitIteration,
+    FreeInitNoGapWarning,
+    FreeInitResult,
+    fast_sampling_steps,
+    freeinit,
+)
+from freeinit_lab.layouts import LatentLayout, get_layout, register_layout  # noqa: E402
+# --- embedded default (issue 5) ---
+from .data import dead_leaves_videos, load_clips  # noqa: E402
+from .models import GaussianVideoDenoiser, TinyVideoUNet  # noqa: E402
+from .pipelines import (  # noqa: E402
+    TinyVideoPipeline,
+    default_scheduler,
+    fit_gaussian_prior,
+    load_analytic_pipeline,
+    load_default_pipeline,
+)
+# --- end embedded default (issue 5) ---

@@ -172,12 +172,13 @@ class CutoffExplorer:
                 **self.settings(), **kwargs,
             )
             videos = {"plain sampling": base.latents[0], f"FreeInit ×{self.num_iters.value}": refined.latents[0]}
-            scores = {name: float(metrics.temporal_consistency(v[None]).mean()) for name, v in videos.items()}
+            # weight-free consecutive-frame cosine similarity of mean-removed frames (freeinit_lab.metrics)
+            scores = {name: float(metrics.frame_cosine_similarity(v[None]).mean()) for name, v in videos.items()}
             fig = video_figure(videos, title="same seed: plain sampling vs FreeInit (latents)")
             self.video_output.clear_output(wait=True)
             with self.video_output:
                 fig.show()
-            self.metrics.value = "<div style='font-family:monospace'>temporal consistency: " + ", ".join(
+            self.metrics.value = "<div style='font-family:monospace'>temporal consistency (consecutive-frame cosine): " + ", ".join(
                 f"{name}: {value:.4f}" for name, value in scores.items()
             ) + "</div>"
             self.last_run = {

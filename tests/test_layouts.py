@@ -1,0 +1,104 @@
+"""The latent-layout adapter table."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from freeinit_lab.layouts import (
+    LAYOUTS,
+    LatentLayout,
+    UnknownPipelineError,
+    capture_final_latent,
+    get_layout,
+    register_layout,
+)
+from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_pipeline
+
+BFCHW = ("batch", "frame", "channel", "height", "width")
+
+
+def test_permutation_round_trip_and_shapes():
+    layout = LatentLayout(BFCHW, "transformer")
+    x = torch.randn(2, 5, 4, 6, 8)  # (B, F, C, H, W)
+    canon = layout.to_canonical(x)
+    assert canon.shape == (2, 4, 5, 6, 8)
+    assert torch.equal(canon[1, 3, 2], x[1, 2, 3])
+    assert layout.canonical_shape(x.shape) == (2, 4, 5, 6, 8)
+    back = layout.from_canonical(canon)
+    assert torch.equal(back, x) and back.is_contiguous()
+    assert layout.batch_axis() == 0 and not layout.is_canonical
+
+
+def test_canonical_layout_is_identity():
+    layout = LatentLayout()
+    x = torch.randn(1, 4, 3, 2, 2)
+    assert layout.to_canonical(x) is x and layout.from_canonical(x) is x
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(dims=("batch", "frame", "height", "width")), "permutation"),
+        (dict(dims=("batch", "frame", "frame", "height", "width")), "permutation"),
+        (dict(final_latent="vae"), "final_latent"),
+    ],
+)
+def test_bad_layouts_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LatentLayout(**kwargs)
+
+
+def test_wrong_ndim_is_refused():
+    with pytest.raises(ValueError, match="5-D"):
+        LatentLayout().to_canonical(torch.zeros(4, 8, 8))
+
+
+def test_unknown_pipeline_error_says_how_to_register():
+    class MyVideoPipeline:
+        pass
+
+    with pytest.raises(UnknownPipelineError) as info:
+        get_layout(MyVideoPipeline())
+    msg = str(info.value)
+    assert "MyVideoPipeline" in msg and "register_layout(" in msg and "LatentLayout(" in msg
+    assert isinstance(info.value, ValueError)
+
+
+def test_register_and_subclass_lookup():
+    class MyVideoPipeline:
+        pass
+
+    class MyChildPipeline(MyVideoPipeline):
+        pass
+
+    layout = LatentLayout(BFCHW, "transformer", final_latent="scheduler_step")
+    try:
+        register_layout(MyVideoPipeline, layout)
+        assert get_layout(MyChildPipeline) is layout
+        register_layout("MyVideoPipeline", layout)  # same entry again: fine
+        with pytest.raises(ValueError, match="overwrite=True"):
+            register_layout("MyVideoPipeline", LatentLayout())
+        register_layout("MyVideoPipeline", LatentLayout(), overwrite=True)
+        assert get_layout(MyChildPipeline) == LatentLayout()
+    finally:
+        LAYOUTS.pop("MyVideoPipeline", None)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_CALL_KWARGS))
+def test_table_entry_matches_the_pipeline(name):
+    """Layout axes, denoiser and final-latent capture agree with what the real pipeline does."""
+    pipe = tiny_pipeline(name)
+    layout = get_layout(pipe)
+    kw = {**TINY_CALL_KWARGS[name], "num_inference_steps": 2}
+    latent = pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent", **kw).frames
+    with capture_final_latent(pipe, layout) as cap:
+        frames = pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="np", **kw).frames
+    assert torch.equal(cap["latent"], latent)
+    # the frame axis of the latent is the one that maps to the decoded frames (temporal VAE factor aside)
+    n_frames = latent.shape[layout.dims.index("frame")]
+    assert frames.shape[1] in (n_frames, (n_frames - 1) * 2 + 1)
+    assert latent.shape[layout.dims.index("channel")] == 4
+    assert layout.get_denoisers(pipe)
+    # every wrapper is gone afterwards
+    assert "decode_latents" not in vars(pipe) and "step" not in vars(layout.get_scheduler(pipe))

@@ -1,0 +1,124 @@
+"""Tests for freeinit_lab.models: the tiny UNet and the exact Gaussian-prior denoiser."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from freeinit_lab.models import GaussianVideoDenoiser, TinyVideoUNet
+from freeinit_lab.pipelines import default_scheduler, fit_gaussian_prior
+
+
+def test_unet_shapes_and_timesteps():
+    torch.manual_seed(0)
+    m = TinyVideoUNet(block_channels=(8, 16), norm_groups=4, time_embed_dim=16, attention_heads=2)
+    x = torch.randn(2, 3, 4, 8, 8)
+    assert torch.equal(m(x, 10).sample, torch.zeros_like(x))  # zero-initialised output conv
+    for p in m.parameters():  # perturb everything so the checks below are informative
+        torch.nn.init.normal_(p, std=0.2)
+    y = m(x, torch.tensor([10, 500])).sample
+    assert y.shape == x.shape
+    y1 = m(x[:1], 10).sample
+    assert torch.allclose(y[:1], y1, atol=1e-5)
+    assert not torch.allclose(m(x, 10).sample, m(x, 900).sample)
+    (out,) = m(x, 3, return_dict=False)
+    assert out.shape == x.shape
+
+
+def test_unet_errors_name_the_fix():
+    m = TinyVideoUNet(block_channels=(8, 16, 16), norm_groups=4, time_embed_dim=16, attention_heads=2)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        m(torch.randn(1, 3, 4, 6, 6), 1)
+    with pytest.raises(ValueError, match="batch, channel, frame"):
+        m(torch.randn(3, 4, 8, 8), 1)
+
+
+def test_unet_save_load_roundtrip(tmp_path):
+    torch.manual_seed(0)
+    m = TinyVideoUNet(block_channels=(8, 16), norm_groups=4, time_embed_dim=16, attention_heads=2)
+    torch.nn.init.normal_(m.conv_out.weight, std=0.1)
+    m.save_pretrained(tmp_path)
+    assert (tmp_path / "diffusion_pytorch_model.safetensors").exists()
+    m2 = TinyVideoUNet.from_pretrained(tmp_path, local_files_only=True)
+    x = torch.randn(1, 3, 4, 8, 8)
+    assert torch.equal(m(x, 7).sample, m2(x, 7).sample)
+    assert m2.config.block_channels == [8, 16] or tuple(m2.config.block_channels) == (8, 16)
+
+
+def test_unet_frames_interact():
+    """The temporal convolutions and attention really mix frames: changing frame 0 changes the output at
+    frame 3 (receptive field spans the clip)."""
+    torch.manual_seed(0)
+    m = TinyVideoUNet(block_channels=(8, 16), norm_groups=4, time_embed_dim=16, attention_heads=2)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(1, 3, 8, 8, 8)
+    x2 = x.clone()
+    x2[:, :, 0] += 1.0
+    assert not torch.allclose(m(x, 5).sample[:, :, 3], m(x2, 5).sample[:, :, 3])
+
+
+@pytest.fixture(scope="module")
+def gauss():
+    g = torch.Generator().manual_seed(0)
+    # a smooth random-field "dataset" with a strongly coloured spectrum and a mean colour
+    white = torch.randn(64, 3, 4, 8, 8, generator=g)
+    kt = torch.fft.fftfreq(4).view(-1, 1, 1)
+    ky = torch.fft.fftfreq(8).view(1, -1, 1)
+    kx = torch.fft.fftfreq(8).view(1, 1, -1)
+    filt = 1 / (0.05 + 4 * kt**2 + ky**2 + kx**2)
+    vids = torch.fft.ifftn(torch.fft.fftn(white, dim=(-3, -2, -1)) * filt, dim=(-3, -2, -1)).real
+    vids = 0.3 * vids / vids.std() + torch.tensor([0.2, -0.1, 0.0]).view(1, 3, 1, 1, 1)
+    prior = fit_gaussian_prior(vids)
+    sched = default_scheduler()
+    m = GaussianVideoDenoiser(num_frames=4, sample_size=8)
+    m.set_prior(prior["mean"], prior["color_basis"], prior["power"], sched.alphas_cumprod)
+    return m, sched
+
+
+def test_gaussian_prior_fit_is_orthogonal(gauss):
+    m, _ = gauss
+    u = m.color_basis
+    assert torch.allclose(u @ u.T, torch.eye(3), atol=1e-5)
+    assert (m.power > 0).all()
+
+
+@pytest.mark.parametrize("t", [50, 500, 999])
+def test_gaussian_denoiser_is_the_posterior_mean(gauss, t):
+    """Monte-Carlo check of the closed form: for x0 ~ prior and z_t = a x0 + b eps, the MMSE prediction is
+    unbiased, its error is orthogonal to the prediction, and its mean squared error equals the closed form
+    mean_k b^2 a^2 S / (a^2 S + b^2) / b^2 ... = mean_k a^2 S / (a^2 S + b^2)."""
+    m, sched = gauss
+    g = torch.Generator().manual_seed(1)
+    x0 = m.sample_prior(4000, generator=g).double()
+    eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    ab = sched.alphas_cumprod[t].double()
+    a, b = ab.sqrt(), (1 - ab).sqrt()
+    z = a * x0 + b * eps
+    eps_hat = m(z, t).sample
+    err = eps - eps_hat
+    assert abs(err.mean()) < 0.01
+    # orthogonality principle E[(eps - E[eps|z]) * f(z)] = 0 for f = eps_hat
+    assert abs((err * eps_hat).mean()) < 0.01
+    S = m.power.double()
+    closed = (a * a * S / (a * a * S + b * b)).mean()
+    mse = (err**2).mean()
+    assert torch.isclose(mse, closed, rtol=0.03), (float(mse), float(closed))
+    # x0 prediction consistent with eps prediction: z = a x0_hat + b eps_hat
+    x0_hat = m.predict_x0(z, t).double()
+    assert torch.allclose(a * x0_hat + b * eps_hat, z, atol=1e-4)
+
+
+def test_gaussian_prior_samples_match_spectrum(gauss):
+    m, _ = gauss
+    x = m.sample_prior(3000, generator=torch.Generator().manual_seed(2)).double()
+    assert torch.allclose(x.mean(dim=(0, 2, 3, 4)), m.mean.double(), atol=0.02)
+    y = torch.einsum("cd,ncfhw->ndfhw", m.color_basis.double(), x - m.mean.double().view(1, -1, 1, 1, 1))
+    p = (torch.fft.fftn(y, dim=(-3, -2, -1), norm="ortho").abs() ** 2).mean(0)
+    assert torch.allclose(p.sum(), m.power.double().sum(), rtol=0.05)
+
+
+def test_gaussian_denoiser_shape_error(gauss):
+    m, _ = gauss
+    with pytest.raises(ValueError, match="load_analytic_pipeline"):
+        m(torch.randn(1, 3, 8, 8, 8), 10)
