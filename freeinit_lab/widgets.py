@@ -50,7 +50,27 @@ class CutoffExplorer:
         ``ipywidgets.HTML``: numbers of the current mask (kept bins, mean H, mix variance) and of the last run.
     widget
         The whole explorer, to display.
+
+    Each part carries a CSS class (``DOM_CLASSES``: ``freeinit-explorer`` on the whole, ``freeinit-d_s`` on the
+    ``d_s`` slider, ``freeinit-summary`` on the numbers, ...) so that a browser test or a stylesheet can find it in
+    the page without relying on labels or layout.
     """
+
+    #: attribute name -> CSS class of its element in the rendered page ("widget" is the whole explorer)
+    DOM_CLASSES = {
+        "widget": "freeinit-explorer",
+        "method": "freeinit-method",
+        "d_s": "freeinit-d_s",
+        "d_t": "freeinit-d_t",
+        "order": "freeinit-order",
+        "num_iters": "freeinit-num_iters",
+        "run_button": "freeinit-run",
+        "summary": "freeinit-summary",
+        "metrics": "freeinit-metrics",
+        "mask_figure": "freeinit-mask-figure",
+        "band_figure": "freeinit-band-figure",
+        "video_output": "freeinit-video",
+    }
 
     def __init__(
         self,
@@ -99,6 +119,8 @@ class CutoffExplorer:
                 self.video_output,
             ]
         )
+        for name, css_class in self.DOM_CLASSES.items():
+            getattr(self, name).add_class(css_class)
 
     # -- state ----------------------------------------------------------------------------------------------------
     def settings(self) -> dict:

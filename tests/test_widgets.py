@@ -65,3 +65,13 @@ def test_figures_build():
     assert set(mask_slices(lowpass_filter((4, 6, 8)))) == {
         "height × width (f_t = 0)", "frame × width (f_h = 0)", "frame × height (f_w = 0)"
     }
+
+
+def test_parts_carry_their_css_class():
+    """The browser test (tests/browser) finds the controls, numbers and figures by these classes."""
+    ex = CutoffExplorer(shape=(4, 8, 8))
+    classes = CutoffExplorer.DOM_CLASSES
+    assert len(set(classes.values())) == len(classes)  # one part per class
+    for name, css_class in classes.items():
+        assert css_class in getattr(ex, name)._dom_classes, name
+    assert ex.widget._dom_classes == ("freeinit-explorer",)

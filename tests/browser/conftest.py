@@ -59,6 +59,9 @@ HOW_TO_INSTALL = (
 )
 
 SERVER_START_TIMEOUT = 90.0  # s; JupyterLab starts in ~5-15 s on 2 busy cores
+# The whole browser test (server start, browser, Run All, interactions) must finish within 3 minutes; teardown is
+# bounded separately (REST shutdown 10 s, then SIGTERM 5 s and SIGKILL 5 s, then 10 s for the port).
+TOTAL_BUDGET_S = 150.0
 _SCREENSHOTS: list[Path] = []
 
 
@@ -115,6 +118,39 @@ def _kill_pids(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+@dataclass
+class Budget:
+    """Time left of the module's :data:`TOTAL_BUDGET_S`; every wait in the browser tests is capped by it."""
+
+    deadline: float
+
+    def left(self, cap_s: float | None = None) -> float:
+        """Seconds left (at most ``cap_s``); fails the test once the budget is spent."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"the browser test ran past its {TOTAL_BUDGET_S:.0f} s budget")
+        return left if cap_s is None else min(cap_s, left)
+
+    def left_ms(self, cap_s: float | None = None) -> float:
+        return self.left(cap_s) * 1000
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie nobody reaps, as in a container without init, is not)."""
+    try:
+        import psutil
+
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except ImportError:  # pragma: no cover
+        try:
+            os.kill(pid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+    except Exception:  # noqa: BLE001 - psutil.NoSuchProcess and friends: gone
+        return False
 
 
 @dataclass
@@ -182,17 +218,18 @@ class LabServer:
             except subprocess.TimeoutExpired:
                 pass
         # Anything the server started that outlived it (a kernel, its children): by pid, never by name.
-        alive = []
-        for pid in self.known_children:
-            try:
-                os.kill(pid, 0)
-                alive.append(pid)
-            except (ProcessLookupError, PermissionError):
-                pass
-        _kill_pids(alive)
+        _kill_pids([pid for pid in self.known_children if _alive(pid)])
+
+    def leftovers(self, wait_s: float = 5.0) -> list[int]:
+        """Pids of the server and its known descendants still running after ``stop`` (waits up to ``wait_s``)."""
+        pids = [self.process.pid, *self.known_children]
+        deadline = time.monotonic() + wait_s
+        while (alive := [pid for pid in pids if _alive(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return alive
 
 
-def start_lab(root: Path, workdir: Path) -> LabServer:
+def start_lab(root: Path, workdir: Path, start_timeout_s: float = SERVER_START_TIMEOUT) -> LabServer:
     """Start ``jupyter lab`` on a free loopback port serving ``root``, with all state under ``workdir``."""
     env = dict(os.environ)
     for var in ("JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR",
@@ -234,7 +271,7 @@ def start_lab(root: Path, workdir: Path) -> LabServer:
                 start_new_session=True,  # its own process group, killed as one at teardown
             )
         server = LabServer(port=port, token=token, root=root, process=process, log_path=log_path)
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        deadline = time.monotonic() + start_timeout_s
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 break
@@ -245,7 +282,7 @@ def start_lab(root: Path, workdir: Path) -> LabServer:
                 time.sleep(0.3)
         rc = process.poll()
         last_error = (f"exited with status {rc}" if rc is not None else
-                      f"did not answer within {SERVER_START_TIMEOUT:.0f} s") + "; its log ends:\n" + server.log_tail()
+                      f"did not answer within {start_timeout_s:.0f} s") + "; its log ends:\n" + server.log_tail()
         server.stop()
         if "address already in use" not in last_error.lower():
             break
@@ -272,18 +309,29 @@ def lab_workdir():
 
 
 @pytest.fixture(scope="module")
-def jupyterlab(chromium_path, lab_workdir):
-    """A JupyterLab serving an empty temporary folder (copy notebooks into ``jupyterlab.root``)."""
+def budget(chromium_path) -> Budget:
+    """The time budget of this module's browser tests, started once a browser is known to be there."""
+    return Budget(time.monotonic() + TOTAL_BUDGET_S)
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(chromium_path, lab_workdir, budget):
+    """A JupyterLab serving an empty temporary folder (copy notebooks into ``jupyterlab.root``).
+
+    Teardown stops it whatever happened and then checks that it is really gone: no process of it (server, kernels)
+    left running and its port free for the next run.
+    """
     root = lab_workdir / "root"
     root.mkdir()
-    server = start_lab(root, lab_workdir)
+    server = start_lab(root, lab_workdir, start_timeout_s=budget.left(SERVER_START_TIMEOUT))
     try:
         yield server
     finally:
         server.stop()
+        leftovers = server.leftovers()
         port_free = any(port_is_free(server.port) or time.sleep(0.5) for _ in range(20))
-        if not port_free:
-            raise AssertionError(f"port {server.port} is still taken after stopping JupyterLab")
+        assert not leftovers, f"processes of JupyterLab still running after teardown: {leftovers}"
+        assert port_free, f"port {server.port} is still taken after stopping JupyterLab"
 
 
 @pytest.fixture
