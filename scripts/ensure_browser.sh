@@ -30,7 +30,11 @@ if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
     echo "ensure_browser: installing Debian's chromium with apt-get (about a minute)"
     export DEBIAN_FRONTEND=noninteractive
     if apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; then
-        echo "ensure_browser: using $(find_chromium)"
+        if path=$(find_chromium); then
+            echo "ensure_browser: using $path"
+            exit 0
+        fi
+        echo "ensure_browser: apt-get installed chromium but it is not on PATH; browser tests will skip. To run them: $how" >&2
         exit 0
     fi
     echo "ensure_browser: apt-get install chromium failed; browser tests will skip. To run them: $how" >&2

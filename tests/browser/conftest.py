@@ -238,6 +238,13 @@ def start_lab(root: Path, workdir: Path, start_timeout_s: float = SERVER_START_T
         d.mkdir()
         env[var] = str(d)
     env.pop("JUPYTER_TOKEN", None)
+    # No "official Jupyter news?" prompt and no news feed: the announcements plugin is off (in the temporary
+    # config dir; the user settings dir stays empty).
+    labconfig = workdir / "jupyter_config_dir" / "labconfig"
+    labconfig.mkdir()
+    (labconfig / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -298,7 +305,9 @@ def chromium_path() -> str:
         _skip_or_fail(f"browser test needs the `playwright` Python package and a Chromium; {HOW_TO_INSTALL}")
     path = find_chromium()
     if path is None:
-        _skip_or_fail(f"no Chromium found (looked for {', '.join(CHROMIUM_CANDIDATES)}); {HOW_TO_INSTALL}")
+        looked = (f"FREEINIT_CHROMIUM={os.environ['FREEINIT_CHROMIUM']} is not an executable"
+                  if os.environ.get("FREEINIT_CHROMIUM") else f"looked for {', '.join(CHROMIUM_CANDIDATES)}")
+        _skip_or_fail(f"no Chromium found ({looked}); {HOW_TO_INSTALL}")
     return path
 
 
@@ -328,6 +337,8 @@ def jupyterlab(chromium_path, lab_workdir, budget):
         yield server
     finally:
         server.stop()
+        REPORTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(server.log_path, REPORTS / "jupyterlab.log")  # the server's log, for CI
         leftovers = server.leftovers()
         port_free = any(port_is_free(server.port) or time.sleep(0.5) for _ in range(20))
         assert not leftovers, f"processes of JupyterLab still running after teardown: {leftovers}"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +65,9 @@ class ExplorerState:
     grid: tuple[int, int, int]
     d_s_readout: str
     title: str
-    mask_z: tuple[np.ndarray, ...]
-    images: tuple[str, ...]
-    bars: tuple[np.ndarray, ...]
+    mask_z: tuple[np.ndarray, ...] = field(repr=False)
+    images: tuple[str, ...] = field(repr=False)
+    bars: tuple[np.ndarray, ...] = field(repr=False)
 
     def numbers(self) -> tuple[float, float, float]:
         return self.kept, self.mean_h, self.min_var
@@ -158,15 +158,6 @@ def _assert_no_error_output(page) -> None:
 
 
 # -- driving JupyterLab --------------------------------------------------------------------------------------------
-def _dismiss_news_toast(page) -> None:
-    """Answer "No" to JupyterLab's first-start "official Jupyter news?" toast so it covers nothing."""
-    toast = page.locator(".Toastify__toast", has_text="Jupyter news")
-    try:
-        toast.get_by_role("button", name="No", exact=True).click(timeout=3_000)
-    except Exception:  # noqa: BLE001 - absent in some JupyterLab versions: nothing to dismiss
-        pass
-
-
 def _wait_for_kernel_idle(page, budget, cap_s: float = 90.0) -> None:
     """Wait until the status bar shows a started kernel that is idle ("Python 3 (ipykernel) | Idle")."""
     page.wait_for_function(
@@ -215,7 +206,6 @@ def test_cutoff_explorer_in_jupyterlab(jupyterlab, page, screenshot, reports_dir
     shutil.copy(EXPLORER_NOTEBOOK, jupyterlab.root / EXPLORER_NOTEBOOK.name)  # a copy: the repository is not written
     page.goto(jupyterlab.lab_url(EXPLORER_NOTEBOOK.name), timeout=budget.left_ms(60))
     page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(timeout=budget.left_ms(60))
-    _dismiss_news_toast(page)
     _run_all_cells(page, budget)
     jupyterlab.remember_children()  # the kernel's pid, for teardown
 
