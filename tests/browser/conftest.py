@@ -269,6 +269,11 @@ def start_lab(root: Path, workdir: Path, start_timeout_s: float = SERVER_START_T
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.extension_manager=readonly",  # no PyPI listing requests
             "--ServerApp.log_level=INFO",
+            # A safety net should pytest itself be killed (no teardown runs then): an orphaned server culls its
+            # idle kernel after 4 minutes and exits 2 minutes after its last kernel.
+            "--MappingKernelManager.cull_idle_timeout=240",
+            "--MappingKernelManager.cull_interval=30",
+            "--ServerApp.shutdown_no_activity_timeout=120",
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")  # CI containers run as root
