@@ -80,3 +80,8 @@ def test_measure_evidence_is_deterministic_and_checks_input():
         measure_evidence(pipe, num_videos=1, reference=clips)
     with pytest.raises(ValueError, match="reference has shape"):
         measure_evidence(pipe, num_videos=4, reference=clips[:, :, :4], progress=False)
+
+
+def test_swap_keep_must_be_a_share():
+    with pytest.raises(ValueError, match="swap_keep"):
+        measure_evidence(load_analytic_pipeline(), num_videos=4, swap_keep=1.0, progress=False)
