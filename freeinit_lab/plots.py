@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 __all__ = [
     "band_colors",
     "band_snr_figure",
+    "band_trajectory_figure",
     "gap_figure",
     "mask_slices",
     "mask_figure",
@@ -64,6 +65,34 @@ def band_snr_figure(snr: xr.DataArray, title: str | None = None) -> go.Figure:
         yaxis_title=f"SNR ({snr.attrs.get('units', 'dB')})",
         legend_title="frequency band (normalised radius)",
         template="plotly_white",
+    )
+    return fig
+
+
+def band_trajectory_figure(traj: xr.DataArray, dim: str = "step", log_y: bool = True,
+                           title: str | None = None) -> go.Figure:
+    """One line per frequency band along ``dim`` (e.g. band power per denoising step), coloured low → high.
+
+    ``traj`` has dims ``band`` and ``dim``; every other dim (batch, channel, iteration, …) is averaged over,
+    ignoring NaN (steps a coarse FreeInit pass did not run). Band-power-mode probe records plot directly:
+    ``band_trajectory_figure(probe.to_xarray().x0_pred)``; full-mode ones through
+    :func:`freeinit_lab.analysis.band_power_trajectory`.
+    """
+    if "band" not in traj.dims or dim not in traj.dims:
+        raise ValueError(f"expected an array with dims 'band' and {dim!r}, got {traj.dims}; for a full-mode record "
+                         "pass freeinit_lab.band_power_trajectory(record, var) instead")
+    other = [d for d in traj.dims if d not in ("band", dim)]
+    mean = traj.mean(other, skipna=True) if other else traj
+    x = traj[dim].values if dim in traj.coords else np.arange(traj.sizes[dim])
+    fig = go.Figure()
+    colors = band_colors(traj.sizes["band"])
+    for k in range(traj.sizes["band"]):
+        fig.add_trace(go.Scatter(x=x, y=_finite(mean.isel(band=k).transpose(dim).values), mode="lines+markers",
+                                 name=_band_label(traj, k), line={"color": colors[k]}))
+    fig.update_layout(
+        title=title or traj.attrs.get("long_name", traj.name or "band trajectory"),
+        xaxis_title=dim, yaxis_title=traj.attrs.get("units", ""), yaxis_type="log" if log_y else "linear",
+        legend_title="frequency band (normalised radius)", template="plotly_white",
     )
     return fig
 

@@ -75,3 +75,18 @@ def test_parts_carry_their_css_class():
     for name, css_class in classes.items():
         assert css_class in getattr(ex, name)._dom_classes, name
     assert ex.widget._dom_classes == ("freeinit-explorer",)
+
+
+def test_band_trajectory_figure_from_a_band_power_probe():
+    import numpy as np
+    import xarray as xr
+
+    from freeinit_lab.plots import band_trajectory_figure
+
+    traj = xr.DataArray(np.arange(2 * 5 * 3, dtype=float).reshape(2, 5, 3) + 1, dims=("batch", "step", "band"),
+                        coords={"step": np.arange(5), "band_lo": ("band", [0, .1, .3]), "band_hi": ("band", [.1, .3, 1])})
+    fig = band_trajectory_figure(traj)
+    assert len(fig.data) == 3
+    np.testing.assert_allclose(fig.data[0].y, traj.isel(band=0).mean("batch").values)
+    with pytest.raises(ValueError, match="band_power_trajectory"):
+        band_trajectory_figure(traj.isel(band=0))
