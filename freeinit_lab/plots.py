@@ -234,16 +234,19 @@ def video_figure(
         for t in range(n_frames)
     ]
     h, w = next(iter(frames.values())).shape[1:3]
+    panel = w * scale // 2 + 40
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
+    fig.update_annotations(font_size=12)  # subplot titles
     fig.update_layout(
-        title=title,
-        height=max(260, h * scale // 2 + 140),
-        width=max(360, len(names) * (w * scale // 2 + 40)),
-        margin={"t": 60, "b": 10},
+        title={"text": title, "font": {"size": 14}},
+        height=max(300, h * scale // 2 + 200),
+        width=max(420, len(names) * panel, 9 * max(len(title), 1)),  # wide enough for the title
+        margin={"t": 70, "b": 90, "l": 10, "r": 10},
         updatemenus=[
             {
-                "type": "buttons", "showactive": False, "x": 0, "y": -0.05,
+                "type": "buttons", "showactive": False, "direction": "left",
+                "x": 0, "xanchor": "left", "y": 0, "yanchor": "top", "pad": {"t": 35},
                 "buttons": [
                     {"label": "▶ play", "method": "animate",
                      "args": [None, {"frame": {"duration": 150, "redraw": True}, "fromcurrent": True}]},
@@ -254,12 +257,13 @@ def video_figure(
         ],
         sliders=[
             {
+                "x": 0.22, "len": 0.78, "y": 0, "yanchor": "top", "pad": {"t": 20},
                 "steps": [
                     {"label": str(t), "method": "animate",
                      "args": [[str(t)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
                     for t in range(n_frames)
                 ],
-                "currentvalue": {"prefix": "frame "},
+                "currentvalue": {"prefix": "frame ", "xanchor": "right"},
             }
         ],
     )
