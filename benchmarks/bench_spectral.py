@@ -34,7 +34,7 @@ def _time(fn, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-X
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: leave torch's default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
