@@ -22,7 +22,7 @@ setup: $(STAMP)  ## create .venv and install freeinit_lab with its dependencies
 demo: $(STAMP)  ## the main job for now: print the band-SNR table of the default data
 	$(PY) -m freeinit_lab.demo
 
-reproduce: $(STAMP)  ## the main job: run every notebook headless into reports/ (HTML + summary of key numbers)
+reproduce: $(STAMP) browser  ## the main job: run every notebook headless into reports/ (HTML + summary of key numbers; PNG figures for the README need the Chromium)
 	$(PY) scripts/reproduce.py
 
 test: $(STAMP) browser  ## unit tests + every notebook under nbval + the browser test (skips, saying why, without a Chromium)
