@@ -32,7 +32,7 @@ import diffusers
 
 import freeinit_lab as fl
 from freeinit_lab import plots
-from freeinit_lab.report import record
+from freeinit_lab.report import record, save_figure
 
 SD = dict(beta_start=0.00085, beta_end=0.012)
 schedulers = {
@@ -61,7 +61,7 @@ plots.video_figure({f"clip {i} ({clips.source.values[i]}, frame {int(clips.start
 
 # %%
 snr = fl.band_snr(x0, sd, num_bands=NUM_BANDS)
-plots.band_snr_figure(snr, title=f"band SNR of training z_t on real clips — {sd_name}")
+save_figure(plots.band_snr_figure(snr, title=f"band SNR of training z_t on real clips — {sd_name}"), "01_band_snr")
 
 # %%
 T = int(snr.timestep[-1])
@@ -118,7 +118,7 @@ gaps = {name: fl.initialization_gap(x0, s, NUM_BANDS) for name, s in schedulers.
 gap_table = pd.DataFrame({name: g.sel(source="training z_T").values for name, g in gaps.items()}, index=[f"band {k}" for k in range(NUM_BANDS)])
 gap_table["inference z_T"] = next(iter(gaps.values())).sel(source="inference z_T").values
 display(gap_table.round(2))
-plots.gap_figure(gaps)
+save_figure(plots.gap_figure(gaps), "01_gap_by_schedule")
 
 # %%
 names = list(schedulers)
