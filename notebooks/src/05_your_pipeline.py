@@ -1,0 +1,213 @@
+# %% [markdown]
+# # 05 · Your own pipeline: probes, band SNR and FreeInit on any diffusers video pipeline
+#
+# Everything the other notebooks measure on the embedded default, on **your** diffusers video pipeline
+# (AnimateDiff, TextToVideoSD/ModelScope, CogVideoX, Wan, … — anything that takes `latents=` and
+# `output_type="latent"`): a `LatentProbe` record of every denoising step, the band-wise SNR of the training
+# $z_T$ built from the clean latent your pipeline produces, FreeInit around the unmodified pipeline, and the
+# low/high-frequency noise swap.
+#
+# **How to use it.** Set `PIPELINE` in the parameter cell to a hub id or a local folder (plus `PIPELINE_CLASS` /
+# `MOTION_ADAPTER` for AnimateDiff), `DEVICE = "cuda"`, `DTYPE = "float16"`, a prompt, 25 steps and your video size;
+# a GPU is recommended. Weights are only read from a local folder or the hub cache while `HF_HUB_OFFLINE=1`; unset it
+# to let diffusers download.
+#
+# **In CI (the default `PIPELINE = None`) this notebook runs on a tiny AnimateDiff pipeline with RANDOM weights**
+# built in code by `freeinit_lab.testing` — nothing is downloaded. Random weights produce noise, not videos, so the
+# checks below assert only what holds for *any* pipeline (record shapes, FreeInit with one pass = the pipeline's own
+# output, denoiser-evaluation counts, SNR bookkeeping); they say nothing about the paper's findings. For those, see
+# notebooks 01–03 on the trained default, or run this one on real weights.
+
+# %% tags=["parameters"]
+PIPELINE = None            # None: tiny random-weight AnimateDiff (CI); else a hub id or local folder, e.g. "emilianJR/epiCRealism"
+PIPELINE_CLASS = None      # diffusers class name, e.g. "AnimateDiffPipeline"; None: DiffusionPipeline picks it
+MOTION_ADAPTER = None      # AnimateDiff only: hub id / folder, e.g. "guoyww/animatediff-motion-adapter-v1-5-2"
+DEVICE = "cpu"             # "cuda" recommended for real models
+DTYPE = "float32"          # "float16" on GPU
+PROMPT = "a panda surfing"
+NUM_INFERENCE_STEPS = 4    # 25 for a real model
+NUM_FRAMES = None          # None: the tiny pipeline's size (8 frames, 32×32) or your pipeline's default
+HEIGHT = None
+WIDTH = None
+GUIDANCE_SCALE = 1.0       # 7.5 for a real text-to-video model
+SEED = 0
+NUM_ITERS = 3              # FreeInit passes including the plain first one
+METHOD, D_S, D_T = "butterworth", 0.25, 0.25
+SWAP_KEEP = 0.2            # noise swap: share of FFT bins from noise A
+NUM_BANDS = 6
+
+# %%
+import numpy as np
+import pandas as pd
+import torch
+
+import freeinit_lab as fl
+from freeinit_lab import analysis, plots
+from freeinit_lab.report import record, save_figure
+from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+
+dtype = getattr(torch, DTYPE)
+pipe, RANDOM_WEIGHTS = None, True
+if PIPELINE is not None:
+    try:
+        import diffusers
+
+        cls = getattr(diffusers, PIPELINE_CLASS) if PIPELINE_CLASS else diffusers.DiffusionPipeline
+        extra = {"motion_adapter": diffusers.MotionAdapter.from_pretrained(MOTION_ADAPTER, torch_dtype=dtype)} if MOTION_ADAPTER else {}
+        pipe = cls.from_pretrained(PIPELINE, torch_dtype=dtype, **extra).to(DEVICE)
+        fl.get_layout(pipe)  # raises when freeinit_lab does not know the pipeline's latent layout
+        RANDOM_WEIGHTS = False
+    except Exception as exc:  # a missing model, dependency or layout: explain, then continue on the tiny pipeline
+        print(f"Could not use PIPELINE={PIPELINE!r} ({type(exc).__name__}: {str(exc)[:400]})\n"
+              "  - a hub id needs network access (unset HF_HUB_OFFLINE) or a copy in the hub cache; a folder needs "
+              "model_index.json (save_pretrained layout)\n"
+              "  - AnimateDiff needs PIPELINE_CLASS='AnimateDiffPipeline' and MOTION_ADAPTER; a dependency error "
+              "names the package to pip install\n"
+              "  - an unknown pipeline class needs freeinit_lab.register_layout(...) for its latent layout\n"
+              "FALLING BACK to the tiny random-weight AnimateDiff pipeline.")
+        pipe = None
+if pipe is None:
+    pipe = tiny_animatediff_pipeline(seed=0)
+    call = dict(TINY_CALL_KWARGS["AnimateDiffPipeline"], num_inference_steps=NUM_INFERENCE_STEPS)
+else:
+    call = {"num_inference_steps": NUM_INFERENCE_STEPS, "guidance_scale": GUIDANCE_SCALE}
+call.update({k: v for k, v in dict(num_frames=NUM_FRAMES, height=HEIGHT, width=WIDTH).items() if v is not None})
+call["guidance_scale"] = GUIDANCE_SCALE
+pipe.set_progress_bar_config(disable=True)
+generator = lambda: torch.Generator(device=DEVICE).manual_seed(SEED)  # noqa: E731  the same draw for every run
+layout = fl.get_layout(pipe)
+print(("RANDOM WEIGHTS (tiny test pipeline, not a real model) — " if RANDOM_WEIGHTS else "") +
+      f"{type(pipe).__name__} on {DEVICE}/{DTYPE}, scheduler {type(pipe.scheduler).__name__}, latent layout {layout.dims}, "
+      f"call {call}")
+
+# %% [markdown]
+# ## 1. A probe record of one plain run
+# `LatentProbe` captures the latent after every scheduler step and the model's clean prediction $\hat x_0$ as
+# labelled xarray data in the canonical order (batch, channel, frame, height, width), whatever the pipeline's own
+# order. The pipeline's output is unchanged by the probe.
+
+# %%
+with fl.LatentProbe(pipe, capture=("latents", "x0_pred")) as probe:
+    plain = pipe(prompt=PROMPT, generator=generator(), output_type="latent", **call).frames
+rec = probe.to_xarray()
+rec
+
+# %%
+canon = layout.to_canonical(plain).detach().float().cpu()
+assert rec.latents.dims == fl.RECORD_DIMS and rec.x0_pred.dims == fl.RECORD_DIMS
+assert rec.sizes["iteration"] == 1 and rec.sizes["step"] == NUM_INFERENCE_STEPS
+assert tuple(rec.latents.shape[2:]) == tuple(canon.shape)
+# the record's last step is the pipeline's own output (probes observe, they do not change anything)
+np.testing.assert_allclose(rec.latents.isel(iteration=0, step=-1).values, canon.numpy(), rtol=1e-5, atol=1e-5)
+record("latent_shape", str(tuple(canon.shape)), "canonical (batch, channel, frame, height, width) latent of the run")
+
+# %%
+plots.band_trajectory_figure(analysis.band_power_trajectory(rec, "x0_pred", num_bands=NUM_BANDS),
+                             title="band power of the predicted clean latent x̂0 per step" + (" (RANDOM WEIGHTS)" if RANDOM_WEIGHTS else ""))
+
+# %% [markdown]
+# ## 2. The initialization gap of your pipeline's schedule
+# The training $z_T = a_T z_0 + b_T\varepsilon$ for the clean latent this run produced (the pipeline's own output,
+# `output_type="latent"`), band by band, next to inference's pure-noise $z_T$. With random weights $z_0$ is not a
+# video, so the dB values are bookkeeping only; on a real model pass VAE latents of real clips to `fl.band_snr` for
+# the paper's measurement (notebook 01). Zero-terminal-SNR and flow-matching schedules show $-\infty$ at $T$: no gap.
+
+# %%
+schedule = fl.get_schedule(layout.get_scheduler(pipe))
+snr = fl.band_snr(canon, schedule, num_bands=NUM_BANDS)
+gap = fl.initialization_gap(canon, schedule, num_bands=NUM_BANDS)
+display(pd.DataFrame(gap.values.round(2), index=[f"band {k}" for k in gap.band.values], columns=gap.source.values))
+fig = plots.band_snr_figure(snr, title=f"band SNR of the training z_t from this run's clean latent — {schedule.scheduler_class}"
+                            + (" (RANDOM WEIGHTS)" if RANDOM_WEIGHTS else ""))
+save_figure(fig, "05_band_snr_your_pipeline")
+
+# %%
+at_T = gap.sel(source="training z_T")
+# any schedule: SNR falls with t in every band; inference starts from pure noise; a leak at T iff a_T > 0
+assert bool((snr.diff("timestep") <= 1e-9).all())
+assert bool(np.isneginf(gap.sel(source="inference z_T")).all())
+assert bool(np.isfinite(at_T).all()) == schedule.has_terminal_signal, (at_T.values, schedule.has_terminal_signal)
+record("band0_snr_at_T_db", float(at_T.isel(band=0)), "lowest band's SNR of the training z_T from this run's clean latent")
+record("terminal_snr_db", float(10 * np.log10(schedule.terminal_snr)) if schedule.terminal_snr > 0 else float("-inf"),
+       "whole-signal SNR a_T^2/b_T^2 of the schedule at T")
+
+# %% [markdown]
+# ## 3. FreeInit around the unmodified pipeline
+# With `num_iters=1` FreeInit is plain sampling and must return exactly the pipeline's own output for the same
+# generator; with `NUM_ITERS` passes each pass costs one plain run, and an open probe tags every pass.
+
+# %%
+one = fl.freeinit(pipe, num_iters=1, prompt=PROMPT, generator=generator(), output_type="latent", **call)
+max_diff = float((one.latents.float() - plain.float()).abs().max())
+print(f"max |FreeInit(num_iters=1) - pipe(...)| = {max_diff:.3g}; {one.num_denoiser_evals} denoiser evaluations")
+assert max_diff <= 1e-5 * max(1.0, float(plain.float().abs().max())), max_diff
+record("freeinit1_vs_pipeline_max_abs_diff", max_diff, "FreeInit with one pass vs the pipeline's own output, same seed")
+
+# %%
+with fl.LatentProbe(pipe, capture=("latents",)) as fi_probe:
+    res = fl.freeinit(pipe, num_iters=NUM_ITERS, method=METHOD, d_s=D_S, d_t=D_T, prompt=PROMPT,
+                      generator=generator(), output_type="latent", **call)
+fi_rec = fi_probe.to_xarray()
+res_snr = res.band_snr(NUM_BANDS)
+display(pd.DataFrame(res_snr.values.round(2), index=[f"pass {i}" for i in res_snr.iteration.values],
+                     columns=[f"band {k}" for k in res_snr.band.values]))
+print(res)
+
+# %%
+evals = [it.num_denoiser_evals for it in res.iterations]
+assert len(res.iterations) == NUM_ITERS and evals == [one.num_denoiser_evals] * NUM_ITERS, evals
+assert one.num_denoiser_evals > 0 and one.num_denoiser_evals % NUM_INFERENCE_STEPS == 0  # whole evaluations per step
+assert fi_rec.sizes["iteration"] == NUM_ITERS and fi_rec.freeinit_iteration.values.tolist() == list(range(NUM_ITERS))
+# pass 0 is the plain run; later passes start from a_T * lowpass(z_0) + noise: finite low-band SNR iff a_T > 0
+np.testing.assert_allclose(res.iterations[0].clean_latent.numpy(), canon.numpy(), rtol=1e-5, atol=1e-5)
+assert bool(np.isneginf(res_snr.isel(iteration=0)).all())
+if NUM_ITERS > 1:
+    assert bool(np.isfinite(res_snr.isel(iteration=1, band=0))) == schedule.has_terminal_signal
+record("freeinit_denoiser_evals", res.num_denoiser_evals, f"denoiser evaluations of FreeInit with {NUM_ITERS} passes")
+record("freeinit_overhead_share", res.overhead_share, "share of FreeInit's wall time spent outside the pipeline calls")
+
+# %% [markdown]
+# ## 4. The noise swap on your pipeline
+# Noise $A$, noise $B$ and `mix` = the lowest `SWAP_KEEP` share of $A$'s spectrum + the rest of $B$'s (one call each,
+# since a prompt pipeline ties its batch to the prompt). The follow fraction says how much of each band of the mix's
+# result is $A$'s (1) or $B$'s (0). By construction the noise itself follows $A$ in the low band and $B$ in the top
+# band; what the **result** does is the paper's second finding — meaningful on real weights only.
+
+# %%
+g = torch.Generator().manual_seed(SEED + 1)
+noise_a, noise_b = torch.randn(canon.shape, generator=g), torch.randn(canon.shape, generator=g)
+swap = analysis.noise_swap_sweep(pipe, noise_a.to(dtype), noise_b.to(dtype), keep=(SWAP_KEEP,), batched=False,
+                                 prompt=PROMPT, num_bands=NUM_BANDS, **call)
+swap_table = pd.DataFrame({"initial noise": swap.follow_noise.isel(cutoff=0).mean("batch").values,
+                           "result": swap.follow_latents.isel(cutoff=0, step=-1).mean("batch").values},
+                          index=[f"band {k}" for k in swap.band.values]).T.round(3)
+display(swap_table)
+print(f"RMS(result(mix) - result(A)) = {float(swap.dist_a.mean()):.4f}, RMS(result(mix) - result(B)) = "
+      f"{float(swap.dist_b.mean()):.4f}" + ("   (RANDOM WEIGHTS: no finding)" if RANDOM_WEIGHTS else ""))
+
+# %%
+fn = swap.follow_noise.isel(cutoff=0).mean("batch")
+# the mask, any pipeline: A's lowest band, B's top band, one shared band in between (bands are radius shells)
+assert float(fn.isel(band=0)) > 0.99 and abs(float(fn.isel(band=-1))) < 0.01 and bool((fn.diff("band") <= 1e-6).all()), fn.values
+assert swap.latents.dims == ("trajectory", *fl.RECORD_DIMS[1:]) and swap.sizes["trajectory"] == 3
+record("swap_result_band0_follow_a", float(swap.follow_latents.isel(cutoff=0, step=-1, band=0).mean()),
+       "lowest band of the mix's result following noise A" + (" (random weights)" if RANDOM_WEIGHTS else ""))
+
+# %% [markdown]
+# ## 5. When does each band of the prediction lock in?
+# Relative band error of $\hat x_0$ against its final value per step, and the first step after which it stays below
+# 10 %. On real models the lowest band locks in first (notebook 02); with random weights the numbers carry no meaning.
+
+# %%
+err = analysis.band_error_trajectory(rec, "x0_pred", num_bands=NUM_BANDS)
+lock = analysis.lock_in_step(err, tol=0.1, band=None)
+display(pd.DataFrame({"lock-in step": lock.isel(iteration=0).mean("batch").values}, index=[f"band {k}" for k in lock.band.values]).T)
+assert np.allclose(err.isel(step=-1).values, 0.0) and bool((lock <= NUM_INFERENCE_STEPS - 1).all())
+
+# %% [markdown]
+# ## Summary
+# - The probe, the SNR bookkeeping and FreeInit work on this pipeline unchanged: FreeInit with one pass reproduces
+#   the pipeline's own output, each FreeInit pass costs exactly one plain run of denoiser evaluations, and the training
+#   $z_T$ of its schedule leaks signal at $T$ exactly when $a_T > 0$.
+# - With the default `PIPELINE = None` all of this ran on **random weights**: the shapes and bookkeeping are checked,
+#   the findings are not. Set `PIPELINE` (and a GPU) to measure them on your model.
