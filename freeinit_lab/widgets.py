@@ -2,11 +2,15 @@
 
 Every control is an attribute, so a test sets ``explorer.d_s.value = 0.5`` and reads ``explorer.mask_figure``
 or ``explorer.summary.value``; the notebook only builds the explorer and displays ``explorer.widget``.
+The precomputed ``(d_s, d_t)`` heat map of FreeInit's consistency gain (:mod:`freeinit_lab.cutoff_map`) is read
+from ``data/cutoff_map.nc`` when it exists; without it the heat-map figure says how to compute it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -14,6 +18,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from .cutoff_map import DEFAULT_CUTOFF_MAP_PATH, cutoff_map_figure, cutoff_map_marker, load_cutoff_map
 from .plots import band_mix_figure, mask_figure, mask_slices, video_figure
 from .snr import reinit_band_composition
 from .spectral import FILTER_METHODS, lowpass_filter
@@ -37,13 +42,22 @@ class CutoffExplorer:
         Extra arguments for the pipeline call (e.g. ``num_inference_steps``).
     seed
         Seed of every run: a fixed seed makes the baseline and FreeInit comparable and reruns identical.
+    cutoff_map
+        The precomputed consistency-gain map (:func:`freeinit_lab.cutoff_map.measure_cutoff_map`): a path to its
+        NetCDF file (default ``data/cutoff_map.nc``, written by ``scripts/precompute_cutoff_map.py``), the dataset
+        itself, or None for none. A missing or unreadable file never raises: the heat map shows why and how to
+        compute it.
 
     Attributes
     ----------
     method, d_s, d_t, order, num_iters, run_button
         The controls.
-    mask_figure, band_figure
-        ``plotly.graph_objects.FigureWidget``.
+    mask_figure, band_figure, heatmap_figure
+        ``plotly.graph_objects.FigureWidget``. ``heatmap_figure`` shows the precomputed gain map (trace 0, a heat
+        map over ``x = d_t``, ``y = d_s``) with a marker (trace 1) at the current ``(d_s, d_t)``; its title gives
+        the nearest grid cell's gain. Without a map it has no traces and one annotation saying how to compute it.
+    cutoff_map, cutoff_map_message
+        The loaded map (``xarray.Dataset``) or None, and why there is none (None when there is a map).
     video_output
         ``ipywidgets.Output`` where a run shows its videos (an animated plotly figure).
     summary, metrics
@@ -70,6 +84,7 @@ class CutoffExplorer:
         "mask_figure": "freeinit-mask-figure",
         "band_figure": "freeinit-band-figure",
         "video_output": "freeinit-video",
+        "heatmap_figure": "freeinit-heatmap",
     }
 
     def __init__(
@@ -80,6 +95,7 @@ class CutoffExplorer:
         pipeline: Any | Callable[[], Any] | None = None,
         run_kwargs: dict | None = None,
         seed: int = 0,
+        cutoff_map: str | os.PathLike | Any | None = DEFAULT_CUTOFF_MAP_PATH,
     ) -> None:
         if len(shape) != 3:
             raise ValueError(f"shape must be (frame, height, width); got {shape}")
@@ -102,6 +118,8 @@ class CutoffExplorer:
 
         self.mask_figure = go.FigureWidget(mask_figure(self.mask()))
         self.band_figure = go.FigureWidget(band_mix_figure(reinit_band_composition(self.mask(), self.num_bands)))
+        self.cutoff_map, self.cutoff_map_message = self._load_cutoff_map(cutoff_map)
+        self.heatmap_figure = go.FigureWidget(cutoff_map_figure(self.cutoff_map, message=self.cutoff_map_message))
         self.video_output = widgets.Output()  # FigureWidget cannot animate: the videos are shown as a Figure here
         self.update()
 
@@ -115,6 +133,7 @@ class CutoffExplorer:
                 widgets.HBox([controls, self.summary]),
                 self.mask_figure,
                 self.band_figure,
+                self.heatmap_figure,
                 self.metrics,
                 self.video_output,
             ]
@@ -138,6 +157,33 @@ class CutoffExplorer:
 
     def _on_change(self, _change: dict) -> None:
         self.update()
+
+    @staticmethod
+    def _load_cutoff_map(source: Any) -> tuple[Any, str | None]:
+        """``(map, None)``, or ``(None, message)`` saying why there is no map and how to compute one."""
+        how = "compute it with <code>python scripts/precompute_cutoff_map.py</code> (a few minutes on 2 CPU cores)"
+        if source is None:
+            return None, f"no consistency-gain map was given; {how}"
+        if not isinstance(source, (str, os.PathLike)):
+            return source, None
+        path = Path(source)
+        try:
+            return load_cutoff_map(path), None
+        except FileNotFoundError:
+            return None, f"no precomputed consistency-gain map: {path.name} not found in {path.parent};<br>{how}"
+        except Exception as err:  # a damaged or foreign file must not break the explorer
+            return None, f"could not read the consistency-gain map {path}: {type(err).__name__}: {err};<br>re{how}"
+
+    def update_heatmap(self) -> None:
+        """Move the heat map's marker to the current ``(d_s, d_t)`` and retitle it (nothing without a map)."""
+        if self.cutoff_map is None:
+            return
+        s = self.settings()
+        marker, title = cutoff_map_marker(self.cutoff_map, s["d_s"], s["d_t"], method=s["method"])
+        with self.heatmap_figure.batch_update():
+            self.heatmap_figure.data[1].x = marker["x"]
+            self.heatmap_figure.data[1].y = marker["y"]
+            self.heatmap_figure.layout.title.text = title
 
     def update(self) -> None:
         """Recompute the mask, its figures and the summary from the controls (called on every change)."""
@@ -167,6 +213,8 @@ class CutoffExplorer:
             f"latent grid: {self.shape[0]}×{self.shape[1]}×{self.shape[2]}"
             "</div>"
         )
+        if hasattr(self, "heatmap_figure"):
+            self.update_heatmap()
 
     # -- running ----------------------------------------------------------------------------------------------------
     def _get_pipeline(self) -> Any:

@@ -90,3 +90,56 @@ def test_band_trajectory_figure_from_a_band_power_probe():
     np.testing.assert_allclose(fig.data[0].y, traj.isel(band=0).mean("batch").values)
     with pytest.raises(ValueError, match="band_power_trajectory"):
         band_trajectory_figure(traj.isel(band=0))
+
+
+def _synthetic_cutoff_map():
+    import xarray as xr
+
+    d = np.array([0.1, 0.25, 0.5])
+    gain = np.add.outer(d, 2 * d)  # distinct value per cell
+    return xr.Dataset(
+        {"gain": (("d_s", "d_t"), gain), "gain_se": (("d_s", "d_t"), np.full((3, 3), 0.01))},
+        coords={"d_s": d, "d_t": d, "video": np.arange(4)},
+        attrs={"method": "butterworth", "num_iters": 3, "num_inference_steps": 10, "num_videos": 4},
+    )
+
+
+def test_heatmap_marker_follows_the_sliders(tmp_path):
+    from freeinit_lab.cutoff_map import save_cutoff_map
+
+    cmap = _synthetic_cutoff_map()
+    path = save_cutoff_map(cmap, tmp_path / "cutoff_map.nc")
+    ex = CutoffExplorer(shape=(4, 8, 8), cutoff_map=path)  # read from the NetCDF file, as from data/
+    assert ex.cutoff_map is not None and ex.cutoff_map_message is None
+    heat, marker = ex.heatmap_figure.data
+    assert heat.type == "heatmap" and marker.type == "scatter"
+    np.testing.assert_allclose(np.array(heat.z), cmap.gain.values)
+    assert (list(marker.x), list(marker.y)) == ([0.25], [0.25])  # the explorer's defaults
+    ex.d_s.value = 0.5
+    ex.d_t.value = 0.1
+    marker = ex.heatmap_figure.data[1]
+    assert (list(marker.x), list(marker.y)) == ([0.1], [0.5])
+    title = ex.heatmap_figure.layout.title.text
+    assert "d_s=0.50, d_t=0.10" in title and f"{float(cmap.gain.sel(d_s=0.5, d_t=0.1)):+.4f}" in title
+    ex.d_s.value = 0.45  # between grid values: the marker sits at the slider, the title names the nearest cell
+    assert list(ex.heatmap_figure.data[1].y) == [0.45]
+    assert "nearest cell d_s=0.50, d_t=0.10" in ex.heatmap_figure.layout.title.text
+    assert "measured with" not in ex.heatmap_figure.layout.title.text
+    ex.method.value = "gaussian"  # the map belongs to one filter: say so when exploring another
+    assert "map measured with butterworth, not gaussian" in ex.heatmap_figure.layout.title.text
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_missing_or_broken_heatmap_file_shows_how_to_compute_it(tmp_path, broken):
+    path = tmp_path / "cutoff_map.nc"
+    if broken:
+        path.write_bytes(b"not a netcdf file")
+    ex = CutoffExplorer(shape=(4, 8, 8), cutoff_map=path)
+    assert ex.cutoff_map is None
+    assert len(ex.heatmap_figure.data) == 0
+    text = ex.heatmap_figure.layout.annotations[0].text
+    assert "python scripts/precompute_cutoff_map.py" in text and text == ex.cutoff_map_message
+    assert ("could not read" in text) == broken
+    ex.d_s.value = 0.5  # the rest of the explorer keeps working
+    assert "d_s=0.50" in ex.mask_figure.layout.title.text
+    assert ex.heatmap_figure in ex.widget.children
