@@ -14,8 +14,9 @@ noises and the same high-frequency draws ``eta``:
 * **filters** — one FreeInit iteration (:func:`refine_once`) from the same plain samples with each low-pass filter
   (same ``d_s``, ``d_t``, same ``eta``);
 * **initialisations** — plain sampling (baseline), the last FreeInit pass, an *oracle* initialisation drawn from
-  the training marginal ``z_T = a_T x_0 + b_T eps`` of held-out clean videos (as in
-  :func:`freeinit_lab.evidence.measure_evidence`), and the clean videos themselves.
+  the training marginal ``z_T = a_T x_0 + b_T eps`` of held-out clean videos ``x_0`` (as in
+  :func:`freeinit_lab.evidence.measure_evidence`, but with the baseline's own noise ``eps``, so the oracle differs
+  from the baseline only by the signal ``a_T x_0`` and the comparison is paired), and the clean videos themselves.
 
 Consistency is :func:`freeinit_lab.metrics.frame_cosine_similarity` (consecutive frames, colour-centred pixels;
 samples clipped to ``[-1, 1]``) and :func:`freeinit_lab.metrics.temporal_flicker`, as in
@@ -154,7 +155,7 @@ def refinement_study(
     num_videos
         Videos, sampled as one batch per pipeline call.
     seed
-        Every random draw derives from it: initial noises, the oracle's noise, the ``eta`` draws (the same
+        Every random draw derives from it: initial noises (shared by the oracle), the ``eta`` draws (the same
         generator seed for the full, coarse-to-fine and filter runs, so their first reinitialisation uses the same
         ``eta``) and the default reference videos.
     num_inference_steps, num_iters, method, d_s, d_t, order
@@ -202,7 +203,7 @@ def refinement_study(
     shape = (num_videos, *pipe.sample_shape)
     gen = torch.Generator().manual_seed(int(seed))
     noise = torch.randn(shape, generator=gen)
-    oracle_noise = torch.randn(shape, generator=gen)
+    torch.randn(shape, generator=gen)  # reserved draw (keeps eta_seed stable)
     eta_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
     ref_seed = 10**8 + 1000 * int(seed) + 500
     if reference is None:
@@ -261,7 +262,7 @@ def refinement_study(
     sched.set_timesteps(num_inference_steps)
     t_first = int(sched.timesteps[0])
     schedule = get_schedule(sched)
-    oracle = _sample(pipe, schedule.diffuse(oracle_x0, t_first, oracle_noise), num_inference_steps)
+    oracle = _sample(pipe, schedule.diffuse(oracle_x0, t_first, noise), num_inference_steps)  # baseline's noise
     stage("oracle", t0)
     init_sources = {"baseline": full.iterations[0].clean_latent, "freeinit": full.iterations[-1].clean_latent,
                     "oracle": oracle, "data": data}

@@ -197,8 +197,9 @@ assert g_vs_i["mean"] > 2 * g_vs_i["se"], g_vs_i
 
 # %% [markdown]
 # ## 5 · Baseline vs FreeInit vs oracle initialisation
-# The oracle starts from $z_T = a_T x_0 + b_T \varepsilon$ with held-out clean videos $x_0$ — the distribution the
-# model was trained on at $T$. Its consistency is what a perfect initialisation reaches; the data row is the clean
+# The oracle starts from $z_T = a_T x_0 + b_T \varepsilon$ with held-out clean videos $x_0$ and the baseline's own
+# noise $\varepsilon$ — the distribution the model was trained on at $T$, differing from the baseline's start only by
+# the signal $a_T x_0$. Its consistency is what a perfect initialisation reaches; the data row is the clean
 # videos themselves.
 
 # %%
