@@ -51,7 +51,13 @@ import torch
 from freeinit_lab.layouts import LatentLayout, capture_final_latent, get_layout, patch_attribute
 from freeinit_lab.probes import mark_iteration
 from freeinit_lab.schedules import NoiseSchedule, get_schedule
-from freeinit_lab.spectral import apply_lowpass, lowpass_filter, reinit_noise
+from freeinit_lab.spectral import (
+    apply_lowpass,
+    lowpass_filter,
+    reinit_noise,
+    reinit_noise_variance_preserving,
+    variance_preserving_weights,
+)
 
 __all__ = ["freeinit", "FreeInitResult", "FreeInitIteration", "fast_sampling_steps", "FreeInitNoGapWarning"]
 
@@ -91,7 +97,8 @@ class FreeInitIteration:
     clean_latent
         The pass's final clean latent ``z_0`` (what ``output_type="latent"`` returns).
     signal
-        Signal part of ``initial_latent``: ``a_T * lowpass(z_0^{prev})``; zeros in pass 0.
+        Signal part of ``initial_latent``: ``a_T * lowpass(z_0^{prev})`` (the low-pass weight is ``w_low`` with
+        ``mix="variance_preserving"``); zeros in pass 0.
     noise
         Noise part: ``initial_latent - signal`` (``b_T * lowpass(eps) + highpass(eta)`` after pass 0). With
         ``signal`` it gives the band SNR of the latent inference actually starts from.
@@ -442,6 +449,7 @@ def freeinit(
     order: float = 4,
     fast_sampling: bool = False,
     renoise: Literal["same", "fresh"] = "same",
+    mix: Literal["freeinit", "variance_preserving"] = "freeinit",
     return_iteration_frames: bool = False,
     legacy_ideal_threshold: bool = False,
     reuse_text_encoding: bool = True,
@@ -478,6 +486,12 @@ def freeinit(
         Noise of the forward diffusion ``z_0 -> z_T``: ``"same"`` reuses the first pass's initial noise (both
         public implementations); ``"fresh"`` draws new noise each pass (the paper's text). ``eta`` is drawn first
         in both cases, so the two differ only in the diffusion noise.
+    mix
+        Frequency mix of step 2: ``"freeinit"`` (default, both public codes) weights ``z_T`` by ``H`` and ``eta`` by
+        ``1 - H``, so a bin of two unit-variance inputs has variance ``H² + (1 - H)² < 1`` where the mask is soft;
+        ``"variance_preserving"`` uses weights normalised by ``sqrt(H² + (1 - H)²)`` (squares sum to one per
+        frequency, :func:`freeinit_lab.spectral.variance_preserving_weights`). Identical for binary masks
+        (``ideal``, ``box``).
     return_iteration_frames
         Decode every pass (into ``iterations[i].frames``), not only the last.
     legacy_ideal_threshold
@@ -504,8 +518,8 @@ def freeinit(
     Raises
     ------
     ValueError, TypeError
-        Before any denoising, for ``num_iters < 1``, an unknown ``renoise`` or filter, cut-offs outside (0, 1], a
-        pipeline without ``latents``/``output_type`` support or without a layout, diffusers' own FreeInit
+        Before any denoising, for ``num_iters < 1``, an unknown ``renoise``, ``mix`` or filter, cut-offs outside
+        (0, 1], a pipeline without ``latents``/``output_type`` support or without a layout, diffusers' own FreeInit
         enabled, ``return_dict`` passed, a generator list of the wrong length, or ``latents`` of the wrong shape.
 
     Warns
@@ -530,6 +544,11 @@ def freeinit(
     num_iters = int(num_iters)
     if renoise not in ("same", "fresh"):
         raise ValueError(f"renoise={renoise!r}; use 'same' (reuse the first initial noise) or 'fresh'.")
+    if mix not in ("freeinit", "variance_preserving"):
+        raise ValueError(
+            f"mix={mix!r}; use 'freeinit' (weights H and 1 - H, as the public codes) or 'variance_preserving' "
+            "(weights whose squares sum to one per frequency)."
+        )
     _validate_filter(method, d_s, d_t, order, legacy_ideal_threshold)
     layout = get_layout(pipe)
     params = _call_parameters(pipe)
@@ -625,7 +644,7 @@ def freeinit(
             # an open LatentProbe tags this pass as FreeInit iteration i of one run (a no-op otherwise)
             mark_iteration(
                 pipe, i, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t, order=order,
-                use_fast_sampling=fast_sampling, renoise=renoise,
+                use_fast_sampling=fast_sampling, renoise=renoise, mix=mix,
             )
             if i == 0:
                 latents_in = user_latents
@@ -648,8 +667,12 @@ def freeinit(
                     legacy_ideal_threshold=legacy_ideal_threshold,
                 )
                 z_T = schedule.diffuse(z0_c, t_terminal, noise_c)
-                reinit_c = reinit_noise(z_T, eta_c, mask)
-                signal_c = apply_lowpass(z0_c * a_T, mask)
+                if mix == "freeinit":
+                    reinit_c = reinit_noise(z_T, eta_c, mask)
+                    signal_c = apply_lowpass(z0_c * a_T, mask)
+                else:
+                    reinit_c = reinit_noise_variance_preserving(z_T, eta_c, mask)
+                    signal_c = apply_lowpass(z0_c * a_T, variance_preserving_weights(mask)[0])
                 noise_c = reinit_c - signal_c
                 latents_in = layout.from_canonical(reinit_c).to(eps.dtype)
 
@@ -731,6 +754,7 @@ def freeinit(
         "order": float(order),
         "fast_sampling": bool(fast_sampling),
         "renoise": renoise,
+        "mix": mix,
         "legacy_ideal_threshold": bool(legacy_ideal_threshold),
         "num_inference_steps": steps,
         "output_type": str(output_type),

@@ -30,6 +30,8 @@ __all__ = [
     "lowpass_filter",
     "apply_lowpass",
     "reinit_noise",
+    "variance_preserving_weights",
+    "reinit_noise_variance_preserving",
     "normalized_frequencies",
     "frequency_radius",
     "default_band_edges",
@@ -370,6 +372,77 @@ def reinit_noise(diffused: torch.Tensor, noise: torch.Tensor, lowpass: torch.Ten
     z = diffused.to(work)
     eta = noise.to(device=diffused.device, dtype=work)
     mixed = eta + _filter(z - eta, mask.to(device=diffused.device, dtype=work))
+    return mixed.to(diffused.dtype)
+
+
+def variance_preserving_weights(lowpass: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frequency weights of the variance-preserving frequency mix: ``w_low² + w_high² = 1`` in every bin.
+
+    FreeInit mixes with ``H`` and ``1 - H``; for a soft mask a bin of two independent unit-variance inputs then
+    has variance ``H² + (1 - H)² < 1`` (0.5 where ``H = 0.5``) — the "variance decay" FreqPrior (arXiv 2502.03496)
+    criticises. Normalising both weights by ``sqrt(H² + (1 - H)²)``,
+
+    .. math::  w_\mathrm{low} = \frac{H}{\sqrt{H^2 + (1-H)^2}}, \qquad
+               w_\mathrm{high} = \frac{1 - H}{\sqrt{H^2 + (1-H)^2}},
+
+    keeps unit variance everywhere and the same low/high ratio ``H / (1 - H)`` as FreeInit's mix. For a binary
+    mask (``ideal``, ``box``) the weights equal ``H`` and ``1 - H``: both mixes coincide. ``H² + (1 - H)² >= 1/2``,
+    so the division is always safe.
+
+    Parameters
+    ----------
+    lowpass
+        Mask ``H`` in FFT order with values in [0, 1] (:func:`lowpass_filter`).
+
+    Returns
+    -------
+    (w_low, w_high)
+        Two tensors of the mask's shape and dtype (float32 for non-float masks), FFT order, symmetric under
+        ``f -> -f`` when ``H`` is.
+
+    Examples
+    --------
+    >>> H = lowpass_filter((8, 16, 16), "gaussian", 0.25, 0.25)
+    >>> w_low, w_high = variance_preserving_weights(H)
+    >>> bool(torch.allclose(w_low**2 + w_high**2, torch.ones(())))
+    True
+    """
+    if not isinstance(lowpass, torch.Tensor):
+        raise TypeError("lowpass must be a torch.Tensor mask, e.g. from freeinit_lab.lowpass_filter(latents.shape)")
+    if lowpass.is_complex():
+        raise TypeError(f"lowpass must be a real mask; got dtype {lowpass.dtype}")
+    h = lowpass if lowpass.dtype.is_floating_point else lowpass.to(torch.float32)
+    if bool(((h < 0) | (h > 1) | ~torch.isfinite(h)).any()):
+        raise ValueError("lowpass mask values must lie in [0, 1] (a FreeInit low-pass filter)")
+    norm = (h * h + (1 - h) * (1 - h)).sqrt()
+    return h / norm, (1 - h) / norm
+
+
+def reinit_noise_variance_preserving(
+    diffused: torch.Tensor, noise: torch.Tensor, lowpass: torch.Tensor
+) -> torch.Tensor:
+    """Variance-preserving noise reinitialisation: FreeInit's mix with weights whose squares sum to one.
+
+    .. math::  z'_T = \mathrm{IFFT3D}(\mathrm{FFT3D}(z_T)\, w_\mathrm{low} + \mathrm{FFT3D}(\eta)\, w_\mathrm{high})
+
+    with ``w_low, w_high`` from :func:`variance_preserving_weights`. If ``z_T`` and ``eta`` are independent and
+    have per-bin variances ``P(k)`` and 1, the result has per-bin variance ``w_low² P(k) + w_high²`` — exactly 1
+    wherever ``P(k) = 1`` (FreeInit's :func:`reinit_noise` gives ``H² P(k) + (1 - H)²``). Same inputs, shapes and
+    dtypes as :func:`reinit_noise`; equal to it for binary masks.
+    """
+    _check_video(diffused, "diffused")
+    _check_video(noise, "noise")
+    if diffused.shape != noise.shape:
+        raise ValueError(
+            f"diffused {tuple(diffused.shape)} and noise {tuple(noise.shape)} must have the same shape; draw the "
+            "noise with torch.randn(diffused.shape, generator=...)"
+        )
+    mask = _core_mask(lowpass, diffused.shape)
+    work = _work_dtype(diffused.dtype)
+    w_low, w_high = variance_preserving_weights(mask.to(device=diffused.device, dtype=work))
+    z = diffused.to(work)
+    eta = noise.to(device=diffused.device, dtype=work)
+    mixed = _filter(z, w_low) + _filter(eta, w_high)
     return mixed.to(diffused.dtype)
 
 

@@ -372,3 +372,45 @@ def test_band_snr_per_iteration(ad_pipe):
     assert np.isneginf(snr.sel(iteration=0)).all()  # plain sampling starts from pure noise
     later = snr.sel(iteration=2).values
     assert np.isfinite(later).all() and later[0] > later[-1]  # the reinitialised latent carries low-band signal
+
+
+def test_variance_preserving_mix(ad_pipe):
+    """mix='variance_preserving' changes only the reinitialisation: pass 0 shared, later passes start from
+    reinit_noise_variance_preserving(z_T, eta, H); mix='freeinit' is the default (bit for bit)."""
+    from freeinit_lab.spectral import reinit_noise_variance_preserving
+
+    kw = dict(num_iters=2, method="gaussian", prompt="a cat", output_type="latent", **TINY_CALL_KWARGS[AD])
+    default = freeinit(ad_pipe, generator=gen(7), **kw)
+    explicit = freeinit(ad_pipe, generator=gen(7), mix="freeinit", **kw)
+    vp = freeinit(ad_pipe, generator=gen(7), mix="variance_preserving", **kw)
+    assert torch.equal(default.latents, explicit.latents)
+    assert torch.equal(default.iterations[0].clean_latent, vp.iterations[0].clean_latent)
+    assert vp.settings["mix"] == "variance_preserving" and default.settings["mix"] == "freeinit"
+    # rebuild pass 1's initial latent by hand from eta recovered off FreeInit's mix (same eta, drawn first):
+    # FFT(init_fi) = H FFT(z_T) + (1 - H) FFT(eta); H < 1 away from DC, where eta is recovered
+    from freeinit_lab.spectral import variance_preserving_weights
+
+    it0 = default.iterations[0]
+    z_T = default.schedule.diffuse(it0.clean_latent, default.schedule.terminal_timestep, it0.initial_latent)
+    H = lowpass_filter(z_T.shape, "gaussian", 0.25, 0.25, dtype=torch.float64)
+    fft = lambda v: torch.fft.fftn(v.double(), dim=(-3, -2, -1))  # noqa: E731
+    E = (fft(default.iterations[1].initial_latent) - H * fft(z_T)) / (1 - H).clamp_min(1e-12)
+    w_low, w_high = variance_preserving_weights(H)
+    expected = w_low * fft(z_T) + w_high * E
+    got = fft(vp.iterations[1].initial_latent)
+    keep = (1 - H) > 1e-3
+    assert torch.allclose(got[keep.expand_as(got)], expected[keep.expand_as(got)], atol=2e-3)
+    assert (vp.iterations[1].initial_latent - default.iterations[1].initial_latent).abs().max() > 1e-3
+
+
+def test_variance_preserving_mix_equals_freeinit_mix_for_the_ideal_filter(ad_pipe):
+    kw = dict(num_iters=2, method="ideal", d_s=0.5, d_t=0.5, prompt="a cat", output_type="latent",
+              **TINY_CALL_KWARGS[AD])
+    a = freeinit(ad_pipe, generator=gen(3), **kw)
+    b = freeinit(ad_pipe, generator=gen(3), mix="variance_preserving", **kw)
+    assert torch.allclose(a.latents, b.latents, atol=1e-5)
+
+
+def test_unknown_mix_fails_before_denoising(ad_pipe):
+    with pytest.raises(ValueError, match="mix="):
+        freeinit(ad_pipe, num_iters=2, mix="average", prompt="a cat", **TINY_CALL_KWARGS[AD])

@@ -233,3 +233,45 @@ def test_marginal_spectra():
     still = x[:, :1].expand(-1, 8, -1, -1)
     _, tp_still = temporal_spectrum(still)
     assert torch.all(tp_still[:, 1:] < 1e-10)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# variance-preserving mix
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["gaussian", "butterworth"])
+def test_variance_preserving_weights_square_sum_to_one(method):
+    H = lowpass_filter((6, 8, 8), method, 0.25, 0.25, dtype=torch.float64)
+    w_low, w_high = spectral.variance_preserving_weights(H)
+    assert torch.allclose(w_low**2 + w_high**2, torch.ones_like(H), atol=1e-15)
+    assert torch.allclose(w_low / w_high.clamp_min(1e-300), H / (1 - H).clamp_min(1e-300), rtol=1e-12)
+    assert float(w_low[0, 0, 0]) == 1.0 and float(w_high[0, 0, 0]) == 0.0
+
+
+def test_variance_preserving_mix_has_unit_variance_in_every_bin_and_freeinit_mix_decays():
+    """Both mixes are linear in (z_T, eta): for unit white inputs the per-bin variance is exactly
+    w_low² + w_high² = 1 (variance-preserving) and H² + (1 - H)² (FreeInit), seen through the impulse responses."""
+    shape = (2, 4, 4)
+    n = 32
+    H = lowpass_filter(shape, "gaussian", 0.5, 0.5, dtype=torch.float64)
+    eye = torch.eye(n, dtype=torch.float64).reshape(n, *shape)
+    zero = torch.zeros_like(eye)
+    for fn, expected in ((spectral.reinit_noise_variance_preserving, torch.ones_like(H)),
+                         (spectral.reinit_noise, H**2 + (1 - H) ** 2)):
+        A = torch.cat([fn(eye, zero, H).reshape(n, n), fn(zero, eye, H).reshape(n, n)])  # rows: impulse responses
+        cov = A.T @ A
+        spec = torch.fft.fftn(cov.reshape(*shape, *shape).to(torch.complex128), dim=(0, 1, 2), norm="ortho")
+        spec = torch.fft.ifftn(spec, dim=(3, 4, 5), norm="ortho").reshape(n, n)
+        assert torch.allclose(spec, torch.diag(expected.reshape(-1)).to(spec.dtype), atol=1e-12)
+
+
+def test_variance_preserving_mix_equals_freeinit_for_binary_masks_and_checks_input():
+    g = torch.Generator().manual_seed(0)
+    z, eta = torch.randn(2, 3, 8, 16, 16, generator=g), torch.randn(2, 3, 8, 16, 16, generator=g)
+    H = lowpass_filter(z.shape, "ideal", 0.4, 0.4)
+    assert torch.allclose(spectral.reinit_noise_variance_preserving(z, eta, H), reinit_noise(z, eta, H), atol=1e-6)
+    with pytest.raises(ValueError, match="same shape"):
+        spectral.reinit_noise_variance_preserving(z, eta[:1], H)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        spectral.variance_preserving_weights(torch.full((2, 2, 2), 1.5))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        spectral.variance_preserving_weights(np.ones((2, 2, 2)))
