@@ -54,3 +54,15 @@ from .pipelines import (  # noqa: E402
     load_default_pipeline,
 )
 # --- end embedded default (issue 5) ---
+# --- notebooks' engines (issue 6) and initialisation strategies (issue 8) ---
+from . import cutoff_map, refinement, strategies  # noqa: E402
+from .analysis import lowest_bins_mask, noise_swap_sweep  # noqa: E402
+from .cutoff_map import load_cutoff_map, measure_cutoff_map, save_cutoff_map  # noqa: E402
+from .refinement import refine_once, refinement_study  # noqa: E402
+from .strategies import (  # noqa: E402
+    InitStrategy,
+    TerminalMarginal,
+    default_strategies,
+    evaluate_strategies,
+    summarize_strategies,
+)

@@ -37,7 +37,8 @@ NUM_VIDEOS = 64          # seeds per strategy (paired across strategies)
 SEED = 0                 # noises, FreeInit's eta, data and oracle draws all derive from it
 ANALYTIC_STEPS = 25      # DDIM steps on the analytic Gaussian reference (8x16x16)
 ANALYTIC_NUM_ITERS = 2   # passes measured (1 FreeInit iteration); the closed form also gives 2 and 3 iterations
-DEFAULT_STEPS = 5        # DDIM steps on the trained default model (CPU budget: 64 videos x 40 evaluations)
+DEFAULT_STEPS = 25       # DDIM steps on the trained default model, as in notebooks 00-04 (5 steps, tried
+                         # earlier for speed, gives a far worse sampler: consistency 0.06 vs 0.36 at 25 steps)
 DEFAULT_NUM_ITERS = 2
 METHOD, CUTOFF = "gaussian", 0.25
 FINAL_ALPHA_ONE = True
@@ -163,8 +164,8 @@ print(f"best no-extra-pass distance {best_free:.2f}, best FreeInit {t.loc[fi_row
 # ## 2 · The trained default model
 # `load_default_pipeline()` (8×16×16 pixels, trained on `dead_leaves_videos`). Its "training clips" are held-out
 # dead-leaves videos (seeds from $10^8 + 5\cdot10^5$, training uses seeds from 0): one set is the data, one the
-# oracle's $x_0$, one the sample the spectrum-matched marginal is estimated from. `DEFAULT_STEPS` DDIM steps keep
-# 64 videos × 6 strategies inside the CPU budget.
+# oracle's $x_0$, one the sample the spectrum-matched marginal is estimated from. `DEFAULT_STEPS` = 25 DDIM steps,
+# the sampler of the other notebooks (64 videos × 6 strategies take about 3 minutes on 2 CPU cores).
 
 # %%
 base = fl.load_default_pipeline()
@@ -192,18 +193,25 @@ assert d.loc["spectrum-matched", "band_db"] < d.loc["plain", "band_db"], d["band
 assert d.loc["FreeInit same ×1", "t_dynamics"] < -5, d.loc["FreeInit same ×1"]
 vp_vs_fi = paired_test(d_ds.dynamics.sel(row="FreeInit same VP ×1").values, d_ds.dynamics.sel(row="FreeInit same ×1").values)
 assert vp_vs_fi["t"] > 3, vp_vs_fi
-# (c) the variance-preserving mix raises consistency over plain sampling (paired), on both models
-assert d.loc["FreeInit same VP ×1", "t_consistency"] > 2 and a_table.loc["FreeInit same VP ×1", "t_consistency"] > 2
-# (d) whether FreeInit moves the samples towards the data depends on the sampler's own dynamics error: it removes
-# motion, so it helps when plain sampling is too dynamic and hurts when it is already too smooth. Both models,
-# same rule, opposite outcomes (asserted on the sign we measure, not on a constant):
-for name, tab, ds_ in (("analytic", a_table, a_ds), ("default", d, d_ds)):
-    z_dyn = tab.loc["plain", "d_dynamics"] / float(ds_.data_dynamics.std(ddof=1))
-    change = tab.loc["FreeInit same ×1", "distance"] - tab.loc["plain", "distance"]
-    print(f"{name}: plain dynamics {'above' if z_dyn > 0 else 'below'} the data ({z_dyn:+.1f} data s.d.); "
-          f"FreeInit same ×1 changes the distance by {change:+.2f}")
-    if abs(z_dyn) > 1:
-        assert np.sign(change) == -np.sign(z_dyn), (name, z_dyn, change)
+# (c) the variance-preserving mix raises consistency over plain sampling (paired) on the analytic model; on the
+# default model its effect is smaller (printed, not asserted: paired t 0.8 on 16 videos, 3.2 on 64 of seed 1)
+assert a_table.loc["FreeInit same VP ×1", "t_consistency"] > 2
+print(f"default model, VP mix vs plain: consistency paired t = {d.loc['FreeInit same VP ×1', 't_consistency']:.2f}")
+# (d) on the learned model FreeInit over-smooths: it overshoots the data's consistency and freezes motion below
+# the data's own dynamics, on both FreeInit variants, by many standard errors
+for r in ("FreeInit same ×1", "FreeInit fresh ×1"):
+    se_c = np.hypot(d.loc[r, "consistency_se"], d.loc["data", "consistency_se"])
+    se_d = np.hypot(d.loc[r, "dynamics_se"], d.loc["data", "dynamics_se"])
+    assert d.loc[r, "d_consistency"] > 3 * se_c and d.loc[r, "d_dynamics"] < -3 * se_d, d.loc[r]
+# (e) on both models FreeInit ends farther from the data than plain sampling, at twice the cost, and farther than
+# the oracle initialisation (which bridges the gap exactly, for free)
+for name, tab in (("analytic", a_table), ("default", d)):
+    for r in ("FreeInit same ×1", "FreeInit fresh ×1"):
+        margin = tab.loc[r, "distance"] - tab.loc["plain", "distance"]
+        se = np.hypot(tab.loc[r, "distance_se"], tab.loc["plain", "distance_se"])
+        print(f"{name}: {r} distance {tab.loc[r, 'distance']:.2f} vs plain {tab.loc['plain', 'distance']:.2f} "
+              f"(oracle {tab.loc['oracle', 'distance']:.2f}); margin {margin:+.2f} ± {se:.2f}")
+        assert margin > 2 * se and tab.loc[r, "distance"] > tab.loc["oracle", "distance"], (name, r, margin, se)
 record("default_distance_plain", d.loc["plain", "distance"], "default model: distance to data, plain sampling")
 record("default_distance_freeinit_same", d.loc["FreeInit same ×1", "distance"], "default model: FreeInit same x1")
 record("default_freeinit_dynamics_t", d.loc["FreeInit same ×1", "t_dynamics"], "default: paired t, dynamics FreeInit vs plain")
@@ -232,16 +240,27 @@ save_figure(fig, "initialisation_strategies_pareto")
 # is small. **Disagreement with the paper's framing:** "higher consistency" is not "better" — on this model it is
 # either bought with motion (FreeInit's mix) or overshoots the data (variance-preserving mix).
 #
-# **Trained default model (weights of 2 Dec 2026, 07:37 UTC; 5 DDIM steps).** The learned model at 5 steps is far
-# from the data in the *other* direction: its samples are much too dynamic and inconsistent (consistency ≈ 0.06 vs
-# 0.41, dynamics ≈ 0.54 vs 0.10). Here FreeInit (same or fresh) roughly halves the distance (≈ 11 → 6) at twice the
-# cost, not by raising consistency (not significant) but by cutting dynamics by ~35 % — the same mechanism as on the
-# analytic model, with the opposite outcome, because this sampler errs towards too much motion. The
-# variance-preserving mix raises consistency (paired t ≈ 3–4) without that damping and does not close the distance;
-# spectrum-matched and oracle initialisations leave the samples nearly unchanged. So on the learned model FreeInit
-# "wins", but as a smoother of a poor sampler, not by bridging the initialization gap: the oracle, which bridges
-# the gap exactly, barely helps. These default-model numbers will move as the model is retrained; the assertions
-# check the mechanism (signs tied to measured quantities), not these values.
+# **Trained default model (25 DDIM steps, 64 videos; seeds 0 and 1 measured, numbers as seed 0 / seed 1).**
+# Plain sampling is already close to the data (consistency 0.36 / 0.35 vs the data's 0.41 / 0.44, dynamics
+# 0.148 / 0.153 vs 0.105 / 0.103; distance 1.12 / 1.18). FreeInit does exactly what the paper reports — it
+# doubles temporal consistency (0.74 / 0.74, paired t ≈ 17–19) — but that is **over-smoothing**: consistency
+# overshoots the data by ~0.3 and motion is frozen to 0.031 / 0.033, a third of the data's dynamics (paired
+# t ≈ −15), so FreeInit ends about twice as far from the data (2.31 / 1.95) for twice the denoiser evaluations,
+# with the same or with fresh noise. The **oracle** initialisation (the training marginal's $z_T$, i.e. the gap
+# bridged exactly) is the closest to the data (0.68 / 0.78) at no extra cost: consistency up to 0.40 / 0.39,
+# dynamics down to 0.131 / 0.137, both towards the data. The spectrum-matched noise matches the training $z_T$'s
+# band power better than white noise but, drawn from a Gaussian fitted per frequency, moves the samples little
+# (distance 1.15 / 1.17). The variance-preserving mix keeps the dynamics (0.16 / 0.14) and its consistency gain is
+# small (paired t 1.5 / 3.2); its distance (1.43 / 0.90) straddles plain's, so no ranking is claimed.
+#
+# **Who wins, and the disagreement with the paper's framing.** On both models the winner against the data is an
+# initialisation without an extra pass (oracle, then plain/spectrum-matched); FreeInit with its own mix loses on
+# both, by about 2 data-s.d. on the analytic model and 1.2 on the learned one, because the consistency it buys is
+# bought with motion. "Higher consistency is better" would rank FreeInit first on the learned model; measured
+# against the data it ranks last. The assertions above check these directions on the measured numbers, with
+# margins in standard errors; an earlier version of this notebook used 5 DDIM steps on the default model, where
+# the sampler itself is far too dynamic and FreeInit's smoothing *looked* like a gain — the conclusion depends on
+# the sampler being reasonable, which is why we use the 25 steps of the other notebooks.
 #
 # The table below: strategy × (consistency, dynamics, distance to data, band-power distance at T, evaluations) for
 # both models.
