@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             error = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
         seconds = time.perf_counter() - start
         nbformat.write(nb, out / f"{name}.ipynb")
-        html, _ = HTMLExporter().from_notebook_node(nb)
+        html, _ = HTMLExporter().from_notebook_node(with_static_plotly(nb))
         (out / f"{name}.html").write_text(html)
         numbers_file = numbers_dir / f"{name}.json"
         numbers = json.loads(numbers_file.read_text()) if numbers_file.exists() else {}
@@ -84,6 +84,27 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     print(f"\nreports in {out}/ (HTML per notebook, summary.md); figures in {args.figures}/")
     return 0 if all(r["ok"] for r in results) else 1
+
+
+def with_static_plotly(nb):
+    """A copy of an executed notebook whose plotly outputs also carry ``text/html``, so the HTML report shows them.
+
+    Jupyter renders plotly's ``application/vnd.plotly.v1+json`` output itself, but nbconvert's HTML exporter cannot
+    ("not able to be represented") and would drop every figure. The added HTML loads plotly.js from its CDN.
+    """
+    import copy
+
+    import plotly.io as pio
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            spec = data.get("application/vnd.plotly.v1+json")
+            if spec is not None and "text/html" not in data:
+                fig = pio.from_json(spec if isinstance(spec, str) else __import__("json").dumps(spec), skip_invalid=True)
+                data["text/html"] = pio.to_html(fig, include_plotlyjs="cdn", full_html=False)
+    return nb
 
 
 if __name__ == "__main__":
