@@ -334,6 +334,17 @@ def apply_lowpass(x: torch.Tensor, lowpass: torch.Tensor) -> torch.Tensor:
     return out.to(x.dtype)
 
 
+def _check_mix_inputs(diffused: torch.Tensor, noise: torch.Tensor) -> None:
+    """Both inputs of a frequency mix are videos of one shape; the error says how to draw matching noise."""
+    _check_video(diffused, "diffused")
+    _check_video(noise, "noise")
+    if diffused.shape != noise.shape:
+        raise ValueError(
+            f"diffused {tuple(diffused.shape)} and noise {tuple(noise.shape)} must have the same shape; draw the "
+            "noise with torch.randn(diffused.shape, generator=...)"
+        )
+
+
 def reinit_noise(diffused: torch.Tensor, noise: torch.Tensor, lowpass: torch.Tensor) -> torch.Tensor:
     """FreeInit's noise reinitialisation: low frequencies of ``diffused``, high frequencies of ``noise``.
 
@@ -360,13 +371,7 @@ def reinit_noise(diffused: torch.Tensor, noise: torch.Tensor, lowpass: torch.Ten
         The reinitialised latent, computed in float32 (float64 for float64 input) and returned in the dtype of
         ``diffused``.
     """
-    _check_video(diffused, "diffused")
-    _check_video(noise, "noise")
-    if diffused.shape != noise.shape:
-        raise ValueError(
-            f"diffused {tuple(diffused.shape)} and noise {tuple(noise.shape)} must have the same shape; draw the "
-            "noise with torch.randn(diffused.shape, generator=...)"
-        )
+    _check_mix_inputs(diffused, noise)
     mask = _core_mask(lowpass, diffused.shape)
     work = _work_dtype(diffused.dtype)
     z = diffused.to(work)
@@ -430,13 +435,7 @@ def reinit_noise_variance_preserving(
     wherever ``P(k) = 1`` (FreeInit's :func:`reinit_noise` gives ``H² P(k) + (1 - H)²``). Same inputs, shapes and
     dtypes as :func:`reinit_noise`; equal to it for binary masks.
     """
-    _check_video(diffused, "diffused")
-    _check_video(noise, "noise")
-    if diffused.shape != noise.shape:
-        raise ValueError(
-            f"diffused {tuple(diffused.shape)} and noise {tuple(noise.shape)} must have the same shape; draw the "
-            "noise with torch.randn(diffused.shape, generator=...)"
-        )
+    _check_mix_inputs(diffused, noise)
     mask = _core_mask(lowpass, diffused.shape)
     work = _work_dtype(diffused.dtype)
     w_low, w_high = variance_preserving_weights(mask.to(device=diffused.device, dtype=work))
