@@ -102,7 +102,7 @@ def with_static_plotly(nb):
             data = output.get("data", {})
             spec = data.get("application/vnd.plotly.v1+json")
             if spec is not None and "text/html" not in data:
-                fig = pio.from_json(spec if isinstance(spec, str) else __import__("json").dumps(spec), skip_invalid=True)
+                fig = pio.from_json(spec if isinstance(spec, str) else json.dumps(spec), skip_invalid=True)
                 data["text/html"] = pio.to_html(fig, include_plotlyjs="cdn", full_html=False)
     return nb
 
