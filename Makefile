@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)  ## create .venv and install freeinit_lab with its dependencies
 
 demo: $(STAMP)  ## the main job for now: print the band-SNR table of the default data
-	$(PY) -m freeinit_lab.demo
+	$(PY) -m freeinit_lab.embedded.demo
 
 reproduce: $(STAMP) browser  ## the main job: run every notebook headless into reports/ (HTML + summary of key numbers; PNG figures for the README need the Chromium)
 	$(PY) scripts/reproduce.py

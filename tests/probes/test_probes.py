@@ -10,9 +10,9 @@ import torch
 import xarray as xr
 
 from freeinit_lab import analysis
-from freeinit_lab.io import load_record, save_record
-from freeinit_lab.layouts import get_layout
-from freeinit_lab.probes import (
+from freeinit_lab.hooks.layouts import get_layout
+from freeinit_lab.probes.io import load_record, save_record
+from freeinit_lab.probes.probe import (
     _ACTIVE,
     CAPTURE_SITES,
     LatentProbe,
@@ -222,7 +222,7 @@ def test_diffusers_freeinit_iterations_tagged(animatediff):
 
 def test_freeinit_engine_passes(animatediff):
     """freeinit() runs one pipeline call per pass; the record has one iteration per pass."""
-    from freeinit_lab.freeinit import freeinit
+    from freeinit_lab.engine.loop import freeinit
 
     kw = _kw(animatediff, num_inference_steps=3)
     ref = freeinit(animatediff, num_iters=2, prompt="a cat", generator=torch.Generator().manual_seed(0),
@@ -238,7 +238,7 @@ def test_freeinit_engine_passes(animatediff):
 
 
 def test_freeinit_engine_passes_share_a_run(animatediff):
-    from freeinit_lab.freeinit import freeinit
+    from freeinit_lab.engine.loop import freeinit
 
     with LatentProbe(animatediff, capture=("latents",), mode="band_power") as probe:
         freeinit(animatediff, num_iters=2, prompt="a cat", generator=torch.Generator().manual_seed(0),

@@ -33,6 +33,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from .models import GaussianVideoDenoiser, TinyVideoUNet
+from .paths import DATA_DIR
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 #: Folder of the embedded default pipeline (``save_pretrained`` layout).
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "default_model"
+DEFAULT_MODEL_DIR = DATA_DIR / "default_model"
 
 
 def default_scheduler(**overrides) -> DDIMScheduler:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 import torch
 
-from freeinit_lab import freeinit
-from freeinit_lab.layouts import LAYOUTS, LatentLayout, UnknownPipelineError
-from freeinit_lab.spectral import apply_lowpass, lowpass_filter
+from freeinit_lab import FreeInitNoGapWarning, freeinit
+from freeinit_lab.core.spectral import apply_lowpass, lowpass_filter
+from freeinit_lab.hooks.layouts import LAYOUTS, LatentLayout, UnknownPipelineError
 from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_pipeline
-
-fi_module = sys.modules["freeinit_lab.freeinit"]
-from freeinit_lab import FreeInitNoGapWarning  # noqa: E402
 
 AD = "AnimateDiffPipeline"
 
