@@ -314,9 +314,9 @@ def test_unknown_pipeline_says_how_to_register():
 
 
 def test_embedded_default_pipeline_class():
-    """The embedded default's pipeline class (issue 5), with random weights; skipped until it is merged."""
-    pipelines = pytest.importorskip("freeinit_lab.pipelines", reason="needs freeinit_lab.pipelines (branch model)")
-    models = pytest.importorskip("freeinit_lab.models", reason="needs freeinit_lab.models (branch model)")
+    """The embedded default's pipeline class, with random weights."""
+    from freeinit_lab.embedded import models, pipelines
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         unet = models.TinyVideoUNet(block_channels=(8, 16), time_embed_dim=16, norm_groups=4, attention_heads=2).eval()

@@ -395,17 +395,16 @@ def test_argument_errors_and_reuse(animatediff, tmp_path):
 
 
 def test_band_power_plot_in_one_line(full_run):
-    px = pytest.importorskip("plotly.express")
+    import plotly.express as px
+
     _, _, ds = full_run
     fig = px.line(analysis.band_power_trajectory(ds).isel(iteration=0, batch=0).mean("channel").to_pandas(), log_y=True)
     assert len(fig.data) == 6  # one line per band
 
 
 def test_default_pipeline():
-    try:
-        from freeinit_lab import load_default_pipeline
-    except ImportError:
-        pytest.skip("freeinit_lab.load_default_pipeline is not on this branch yet (branch `model`)")
+    from freeinit_lab import load_default_pipeline
+
     pipe = load_default_pipeline()
     ref = pipe("a cat", num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="latent")
     with LatentProbe(pipe) as probe:
