@@ -53,7 +53,9 @@ _NAMES = {
     "FreeInitIteration": "engine.loop",
     "FreeInitNoGapWarning": "engine.loop",
     "FreeInitResult": "engine.loop",
-    "fast_sampling_steps": "engine.loop",
+    "FreeInitSettings": "core.reinit",
+    "fast_sampling_steps": "core.reinit",
+    "reinitialize": "core.reinit",
     "freeinit": "engine.loop",
     # probes
     "CAPTURE_SITES": "probes.probe",

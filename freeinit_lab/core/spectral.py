@@ -27,6 +27,7 @@ import torch
 
 __all__ = [
     "FILTER_METHODS",
+    "check_filter",
     "lowpass_filter",
     "apply_lowpass",
     "reinit_noise",
@@ -191,6 +192,32 @@ def _cached_mask(
     return mask
 
 
+def check_filter(method: str, d_s: float, d_t: float, order: float) -> tuple[str, float, float, float]:
+    """Validate low-pass filter settings; return them as ``(method, d_s, d_t, order)`` plain values.
+
+    ``order`` is returned as 0.0 for the methods that ignore it, so equal filters compare equal.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an unknown method, a cut-off outside (0, 1] or a non-positive Butterworth order, saying what to pass.
+    """
+    if not isinstance(method, str) or method not in FILTER_METHODS:
+        raise ValueError(f"unknown filter method {method!r}; choose one of {', '.join(FILTER_METHODS)}")
+    d_s = _check_cutoff(d_s, "d_s")
+    d_t = _check_cutoff(d_t, "d_t")
+    if method == "butterworth":
+        try:
+            order = float(order)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"order must be a positive number (the paper uses 4); got {order!r}") from exc
+        if not order > 0:
+            raise ValueError(f"order={order} must be > 0 for the butterworth filter (the paper uses 4)")
+    else:
+        order = 0.0  # irrelevant: keeps the cache key canonical
+    return method, d_s, d_t, order
+
+
 def lowpass_filter(
     shape: Sequence[int] | torch.Size,
     method: str = "butterworth",
@@ -245,19 +272,7 @@ def lowpass_filter(
     ((1, 4, 16, 32, 32), 1.0)
     """
     shape = _video_shape(shape)
-    if not isinstance(method, str) or method not in FILTER_METHODS:
-        raise ValueError(f"unknown filter method {method!r}; choose one of {', '.join(FILTER_METHODS)}")
-    d_s = _check_cutoff(d_s, "d_s")
-    d_t = _check_cutoff(d_t, "d_t")
-    if method == "butterworth":
-        try:
-            order = float(order)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"order must be a positive number (the paper uses 4); got {order!r}") from exc
-        if not order > 0:
-            raise ValueError(f"order={order} must be > 0 for the butterworth filter (the paper uses 4)")
-    else:
-        order = 0.0  # irrelevant: keeps the cache key canonical
+    method, d_s, d_t, order = check_filter(method, d_s, d_t, order)
     device = torch.device(device) if device is not None else torch.device("cpu")
     if not dtype.is_floating_point or dtype.is_complex:
         raise TypeError(f"dtype must be a real floating dtype; got {dtype}")

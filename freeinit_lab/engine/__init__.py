@@ -9,6 +9,7 @@ __getattr__, __dir__, __all__ = attach(
         "FreeInitIteration": "loop",
         "FreeInitNoGapWarning": "loop",
         "FreeInitResult": "loop",
+        "FreeInitSettings": "loop",
         "fast_sampling_steps": "loop",
         "freeinit": "loop",
     },

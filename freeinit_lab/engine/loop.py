@@ -48,33 +48,31 @@ from typing import Any, Iterator, Literal
 import numpy as np
 import torch
 
+from freeinit_lab.core.reinit import (
+    FreeInitSettings,
+    draw_reinit_noise,
+    fast_sampling_steps,
+    reinitialize,
+    resolve_settings,
+)
+from freeinit_lab.core.schedules import NoiseSchedule, get_schedule
 from freeinit_lab.hooks.layouts import LatentLayout, capture_final_latent, get_layout, patch_attribute
 from freeinit_lab.probes.probe import mark_iteration
-from freeinit_lab.core.schedules import NoiseSchedule, get_schedule
-from freeinit_lab.core.spectral import (
-    apply_lowpass,
-    lowpass_filter,
-    reinit_noise,
-    reinit_noise_variance_preserving,
-    variance_preserving_weights,
-)
 
-__all__ = ["freeinit", "FreeInitResult", "FreeInitIteration", "fast_sampling_steps", "FreeInitNoGapWarning"]
+__all__ = [
+    "freeinit",
+    "FreeInitResult",
+    "FreeInitIteration",
+    "FreeInitSettings",
+    "fast_sampling_steps",
+    "FreeInitNoGapWarning",
+]
 
 _ITER_DIMS: tuple[str, ...] = ("iteration", "batch", "channel", "frame", "height", "width")
 
 
 class FreeInitNoGapWarning(UserWarning):
     """The pipeline's training ``z_T`` carries no signal (zero terminal SNR, flow matching): no gap to close."""
-
-
-def fast_sampling_steps(num_inference_steps: int, num_iters: int) -> list[int]:
-    """Steps per pass of FreeInit's coarse-to-fine sampling: ``max(1, int(N / K * (i + 1)))`` for pass ``i``.
-
-    >>> fast_sampling_steps(25, 5)
-    [5, 10, 15, 20, 25]
-    """
-    return [max(1, int(num_inference_steps / num_iters * (i + 1))) for i in range(num_iters)]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -430,15 +428,12 @@ def _reuse_text_encoding(pipe: Any, cache: list[Any], replay: bool) -> Iterator[
         yield
 
 
-def _validate_filter(method: str, d_s: float, d_t: float, order: float, legacy_ideal_threshold: bool) -> None:
-    # lowpass_filter validates method, cut-offs in (0, 1] and order with messages that name the fix; the mask of
-    # a tiny shape is cached and costs nothing.
-    lowpass_filter((2, 2, 2), method, d_s, d_t, order, legacy_ideal_threshold=legacy_ideal_threshold)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # the public function
 # ----------------------------------------------------------------------------------------------------------------
+_SETTINGS_DEFAULTS = FreeInitSettings().to_dict()  # the keyword defaults of freeinit() below
+
+
 def freeinit(
     pipe: Any,
     *,
@@ -455,6 +450,7 @@ def freeinit(
     reuse_text_encoding: bool = True,
     schedule: NoiseSchedule | None = None,
     progress: bool | None = None,
+    settings: FreeInitSettings | None = None,
     **call_kwargs: Any,
 ) -> FreeInitResult:
     """Run FreeInit around an unmodified diffusers video pipeline.
@@ -504,6 +500,9 @@ def freeinit(
         with dynamic shifting).
     progress
         Show a progress bar over passes; by default only when the pipeline's own bar is not disabled.
+    settings
+        All FreeInit settings at once (:class:`~freeinit_lab.core.reinit.FreeInitSettings`), instead of the
+        keywords ``num_iters`` ... ``legacy_ideal_threshold`` above (passing both is an error).
     **call_kwargs
         Passed to every pipeline call (prompt, num_frames, height, width, num_inference_steps, guidance_scale,
         generator, output_type, latents, ...). ``generator`` may be one ``torch.Generator`` or a list of one per
@@ -536,20 +535,11 @@ def freeinit(
     """
     t_start = time.perf_counter()
     # ---------------------------------------------------------------- validation (before any model runs)
-    if isinstance(num_iters, bool) or not isinstance(num_iters, (int, np.integer)) or num_iters < 1:
-        raise ValueError(
-            f"num_iters={num_iters!r} must be an integer >= 1: the total number of sampling passes including the "
-            "plain first one (1 = plain sampling, the paper uses 3-5)."
-        )
-    num_iters = int(num_iters)
-    if renoise not in ("same", "fresh"):
-        raise ValueError(f"renoise={renoise!r}; use 'same' (reuse the first initial noise) or 'fresh'.")
-    if mix not in ("freeinit", "variance_preserving"):
-        raise ValueError(
-            f"mix={mix!r}; use 'freeinit' (weights H and 1 - H, as the public codes) or 'variance_preserving' "
-            "(weights whose squares sum to one per frequency)."
-        )
-    _validate_filter(method, d_s, d_t, order, legacy_ideal_threshold)
+    s = resolve_settings(
+        settings, _SETTINGS_DEFAULTS, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t, order=order,
+        fast_sampling=fast_sampling, renoise=renoise, mix=mix, legacy_ideal_threshold=legacy_ideal_threshold,
+    )
+    num_iters = s.num_iters
     layout = get_layout(pipe)
     params = _call_parameters(pipe)
     missing = [p for p in ("latents", "output_type") if p not in params]
@@ -585,12 +575,12 @@ def freeinit(
     if steps < 1:
         raise ValueError(f"num_inference_steps={steps} must be >= 1.")
     custom = [k for k in ("timesteps", "sigmas") if call_kwargs.get(k) is not None]
-    if fast_sampling and custom:
+    if s.fast_sampling and custom:
         raise ValueError(
             f"fast_sampling sets num_inference_steps per pass, but {' and '.join(custom)} override it; drop "
             f"{' / '.join(custom)} or use fast_sampling=False."
         )
-    steps_per_pass = fast_sampling_steps(steps, num_iters) if fast_sampling else [steps] * num_iters
+    steps_per_pass = s.steps_per_pass(steps)
 
     if schedule is None:
         scheduler = layout.get_scheduler(pipe)
@@ -643,37 +633,24 @@ def freeinit(
             t0 = t_start if i == 0 else time.perf_counter()  # pass 0 also carries the setup above
             # an open LatentProbe tags this pass as FreeInit iteration i of one run (a no-op otherwise)
             mark_iteration(
-                pipe, i, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t, order=order,
-                use_fast_sampling=fast_sampling, renoise=renoise, mix=mix,
+                pipe, i, num_iters=num_iters, method=s.method, d_s=s.d_s, d_t=s.d_t, order=s.order,
+                use_fast_sampling=s.fast_sampling, renoise=s.renoise, mix=s.mix,
             )
             if i == 0:
                 latents_in = user_latents
                 signal_c = noise_c = None
             else:
-                # FreeInit's reinitialisation: diffusers' random-draw order (eta first)
-                from diffusers.utils.torch_utils import randn_tensor
-
-                shape = tuple(clean.shape)
-                eta = randn_tensor(shape, generator=generator, device=clean.device, dtype=torch.float32)
-                if renoise == "fresh":
-                    diffusion_noise = randn_tensor(shape, generator=generator, device=clean.device, dtype=torch.float32)
-                else:
-                    diffusion_noise = eps
-                z0_c = layout.to_canonical(clean).to(torch.float32)
-                noise_c = layout.to_canonical(diffusion_noise).to(torch.float32)
-                eta_c = layout.to_canonical(eta)
-                mask = lowpass_filter(
-                    z0_c.shape, method, d_s, d_t, order, device=z0_c.device, dtype=torch.float32,
-                    legacy_ideal_threshold=legacy_ideal_threshold,
+                # FreeInit's reinitialisation; the draws in the pipeline's own shape (diffusers' order)
+                eta, diffusion_noise = draw_reinit_noise(
+                    clean.shape, generator, renoise=s.renoise, initial_noise=eps, device=clean.device
                 )
-                z_T = schedule.diffuse(z0_c, t_terminal, noise_c)
-                if mix == "freeinit":
-                    reinit_c = reinit_noise(z_T, eta_c, mask)
-                    signal_c = apply_lowpass(z0_c * a_T, mask)
-                else:
-                    reinit_c = reinit_noise_variance_preserving(z_T, eta_c, mask)
-                    signal_c = apply_lowpass(z0_c * a_T, variance_preserving_weights(mask)[0])
-                noise_c = reinit_c - signal_c
+                reinit_c, signal_c, noise_c = reinitialize(
+                    layout.to_canonical(clean).to(torch.float32),
+                    layout.to_canonical(diffusion_noise).to(torch.float32),
+                    layout.to_canonical(eta),
+                    schedule=schedule,
+                    settings=s,
+                )
                 latents_in = layout.from_canonical(reinit_c).to(eps.dtype)
 
             decode = has_decode and (i == num_iters - 1 or return_iteration_frames)
@@ -747,15 +724,7 @@ def freeinit(
             {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}, default=str, sort_keys=True
         ),
         "schedule_family": schedule.family,
-        "num_iters": num_iters,
-        "method": method,
-        "d_s": float(d_s),
-        "d_t": float(d_t),
-        "order": float(order),
-        "fast_sampling": bool(fast_sampling),
-        "renoise": renoise,
-        "mix": mix,
-        "legacy_ideal_threshold": bool(legacy_ideal_threshold),
+        **s.to_dict(),
         "num_inference_steps": steps,
         "output_type": str(output_type),
         "terminal_timestep": float(t_terminal),

@@ -153,7 +153,9 @@ def _steps_kept(num_steps: int, every: int) -> int:
 
 def _fast_sampling_steps(num_steps: int, num_iters: int, iteration: int) -> int:
     """Steps of FreeInit pass ``iteration`` with coarse-to-fine sampling (diffusers' formula)."""
-    return max(1, int(num_steps / num_iters * (iteration + 1)))
+    from freeinit_lab.core.reinit import fast_sampling_steps
+
+    return fast_sampling_steps(num_steps, num_iters)[iteration]
 
 
 def estimate_capture_bytes(

@@ -161,10 +161,9 @@ def measure_cutoff_map(
     from tqdm.auto import tqdm
 
     from freeinit_lab.analysis import metrics
-    from freeinit_lab.engine.loop import fast_sampling_steps
-    from freeinit_lab.hooks.layouts import get_layout
+    from freeinit_lab.core.reinit import FreeInitSettings, draw_reinit_noise, reinitialize
     from freeinit_lab.core.schedules import get_schedule
-    from freeinit_lab.core.spectral import lowpass_filter, reinit_noise
+    from freeinit_lab.hooks.layouts import get_layout
 
     # ------------------------------------------------------------------ validation, before any model runs
     ds_values, dt_values = _cutoffs(d_s, "d_s"), _cutoffs(d_t, "d_t")
@@ -173,10 +172,9 @@ def measure_cutoff_map(
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             hint = " (paired standard errors need at least 2 videos; use 16-32)" if name == "num_videos" else ""
             raise ValueError(f"{name}={value!r} must be an integer >= {low}{hint}")
-    if renoise not in ("same", "fresh"):
-        raise ValueError(f"renoise={renoise!r}; use 'same' (reuse the first initial noise) or 'fresh'")
-    for v in ds_values:  # validates method and order with lowpass_filter's own messages
-        lowpass_filter((2, 2, 2), method, float(v), float(dt_values[0]), order)
+    # validates method, order and renoise once, with the settings' own messages
+    settings = FreeInitSettings(num_iters=int(num_iters), method=method, d_s=float(ds_values[0]),
+                                d_t=float(dt_values[0]), order=order, fast_sampling=fast_sampling, renoise=renoise)
     if pipe is None:
         from freeinit_lab.embedded.pipelines import load_default_pipeline
 
@@ -192,9 +190,8 @@ def measure_cutoff_map(
     seeds = np.arange(int(seed), int(seed) + num_videos, dtype=np.int64)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     shape = (num_videos, *pipe.sample_shape)
-    steps_per_pass = fast_sampling_steps(steps, num_iters) if fast_sampling else [steps] * num_iters
+    steps_per_pass = settings.steps_per_pass(steps)
     schedule = get_schedule(layout.get_scheduler(pipe))
-    t_terminal = schedule.terminal_timestep
     grid = [(float(a), float(b)) for a in ds_values for b in dt_values]
     num_cells = len(grid)
 
@@ -225,12 +222,11 @@ def measure_cutoff_map(
         clean = sample(eps, steps_per_pass[0], "FreeInit pass 0") if separate_first else baseline
         clean = clean.unsqueeze(0).expand(num_cells, *shape)  # pass 0 is the same for every cell
         for i in range(1, num_iters):
-            eta = randn_tensor(shape, generator=gens, dtype=torch.float32)  # diffusers' order: eta first
-            noise = randn_tensor(shape, generator=gens, dtype=torch.float32) if renoise == "fresh" else eps
+            eta, noise = draw_reinit_noise(shape, gens, renoise=settings.renoise, initial_noise=eps)
             reinit = torch.empty(num_cells, *shape)
             for g, (a, b) in enumerate(grid):
-                mask = lowpass_filter(shape, method, a, b, order, dtype=torch.float32)
-                reinit[g] = reinit_noise(schedule.diffuse(clean[g], t_terminal, noise), eta, mask)
+                cell = settings.replace(d_s=a, d_t=b)
+                reinit[g] = reinitialize(clean[g], noise, eta, schedule=schedule, settings=cell, parts=False).latent
             out = sample(reinit.reshape(num_cells * num_videos, *shape[1:]), steps_per_pass[i], f"FreeInit pass {i}")
             clean = out.reshape(num_cells, *shape)
     finally:

@@ -41,6 +41,10 @@ import numpy as np
 import torch
 import xarray as xr
 
+from freeinit_lab.core.reinit import FreeInitSettings, draw_reinit_noise, reinitialize, resolve_settings
+from freeinit_lab.core.schedules import get_schedule
+from freeinit_lab.hooks.layouts import get_layout
+
 __all__ = [
     "refine_once",
     "refinement_study",
@@ -66,6 +70,10 @@ def _sample(pipe: Any, latents: torch.Tensor, num_inference_steps: int) -> torch
     return (out.frames if hasattr(out, "frames") else out[0]).detach().float()
 
 
+#: the keyword defaults of refine_once (its filter defaults to gaussian)
+_REFINE_DEFAULTS = dict(method="gaussian", d_s=0.25, d_t=0.25, order=4, legacy_ideal_threshold=False)
+
+
 def refine_once(
     pipe: Any,
     clean: torch.Tensor,
@@ -78,6 +86,7 @@ def refine_once(
     num_inference_steps: int = 25,
     generator: torch.Generator | None = None,
     legacy_ideal_threshold: bool = False,
+    settings: FreeInitSettings | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One FreeInit iteration from a given clean sample: reinitialise, then sample again.
 
@@ -100,6 +109,9 @@ def refine_once(
         Steps of the new pass.
     generator
         Draws ``eta``.
+    settings
+        The filter (and ``mix``) as a :class:`~freeinit_lab.core.reinit.FreeInitSettings`, instead of the
+        keywords.
 
     Returns
     -------
@@ -107,26 +119,17 @@ def refine_once(
         The new clean latent, the reinitialised initial latent ``z'_T``, and its signal part
         ``a_T · lowpass(clean)``.
     """
-    from diffusers.utils.torch_utils import randn_tensor
-
-    from freeinit_lab.hooks.layouts import get_layout
-    from freeinit_lab.core.schedules import get_schedule
-    from freeinit_lab.core.spectral import apply_lowpass, lowpass_filter, reinit_noise
-
+    s = resolve_settings(settings, _REFINE_DEFAULTS, method=method, d_s=d_s, d_t=d_t, order=order,
+                         legacy_ideal_threshold=legacy_ideal_threshold)
     layout = get_layout(pipe)
     if not layout.is_canonical:
         raise ValueError(f"{type(pipe).__name__} is not in (batch, channel, frame, height, width) layout; "
                          "use freeinit_lab.freeinit for other layouts")
     schedule = get_schedule(layout.get_scheduler(pipe))
-    t_T = schedule.terminal_timestep
-    a_T = float(schedule.coefficients(t_T)[0])
     clean = clean.float()
-    eta = randn_tensor(tuple(clean.shape), generator=generator, device=clean.device, dtype=torch.float32)
-    mask = lowpass_filter(clean.shape, method, d_s, d_t, order, device=clean.device, dtype=torch.float32,
-                          legacy_ideal_threshold=legacy_ideal_threshold)
-    z_T = schedule.diffuse(clean, t_T, noise.float())
-    init = reinit_noise(z_T, eta, mask)
-    signal = apply_lowpass(clean * a_T, mask)
+    eta, noise = draw_reinit_noise(clean.shape, generator, renoise="same", initial_noise=noise.float(),
+                                   device=clean.device)
+    init, signal, _ = reinitialize(clean, noise, eta, schedule=schedule, settings=s)
     return _sample(pipe, init, num_inference_steps), init, signal
 
 

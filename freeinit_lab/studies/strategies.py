@@ -707,7 +707,7 @@ def analytic_prediction(
     """
     import xarray as xr
 
-    from freeinit_lab.engine.loop import fast_sampling_steps
+    from freeinit_lab.core.reinit import fast_sampling_steps
     from freeinit_lab.core.spectral import band_masks, default_band_edges, variance_preserving_weights
 
     unet = _analytic_unet(pipe)
