@@ -75,3 +75,20 @@ def test_run_old_module_path_as_script():
     out = subprocess.run([sys.executable, "-m", "freeinit_lab.demo"], cwd=ROOT, capture_output=True, text=True, env=ENV)
     assert out.returncode == 0, out.stderr
     assert "initialization gap" in out.stdout
+
+
+def test_engine_does_not_import_the_probe():
+    code = "import sys, freeinit_lab.engine.loop; print('freeinit_lab.probes.probe' in sys.modules)"
+    assert _fresh(code).strip() == "False", "the engine publishes pass events (hooks.events); probes subscribe"
+
+
+def test_one_output_reader():
+    import torch
+
+    from freeinit_lab.hooks.outputs import read_pipeline_output, read_sample
+
+    x = torch.zeros(1)
+    assert read_pipeline_output((x,)) is x and read_pipeline_output(types.SimpleNamespace(frames=x)) is x
+    assert read_sample(types.SimpleNamespace(prev_sample=x)) is x and read_sample([x]) is x
+    with pytest.raises(TypeError, match="prepare_latents"):
+        read_sample("nope", "the output of prepare_latents")

@@ -57,7 +57,8 @@ from freeinit_lab.core.reinit import (
 )
 from freeinit_lab.core.schedules import NoiseSchedule, get_schedule
 from freeinit_lab.hooks.layouts import LatentLayout, capture_final_latent, get_layout, patch_attribute
-from freeinit_lab.probes.probe import mark_iteration
+from freeinit_lab.hooks.events import publish_pass
+from freeinit_lab.hooks.outputs import read_pipeline_output, read_sample
 
 __all__ = [
     "freeinit",
@@ -69,6 +70,7 @@ __all__ = [
 ]
 
 _ITER_DIMS: tuple[str, ...] = ("iteration", "batch", "channel", "frame", "height", "width")
+_PREPARED = "the output of prepare_latents (freeinit expects the initial latent tensor or a tuple starting with it)"
 
 
 class FreeInitNoGapWarning(UserWarning):
@@ -304,17 +306,6 @@ def _throwaway_generator(generator: Any) -> Any:
     return torch.Generator(device=device).manual_seed(0)
 
 
-def _first_tensor(out: Any) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    raise TypeError(
-        f"prepare_latents returned {type(out).__name__}; freeinit expects the initial latent tensor (or a tuple "
-        "starting with it)."
-    )
-
-
 def _clone_tree(obj: Any) -> Any:
     if isinstance(obj, torch.Tensor):
         return obj.clone()
@@ -374,7 +365,7 @@ def _capture_initial_noise(
                 probe = sig.bind(*args, **kwargs)
                 probe.arguments["latents"] = None
                 probe.arguments["generator"] = _throwaway_generator(bound.arguments.get("generator"))
-                expected = tuple(_first_tensor(original(*probe.args, **probe.kwargs)).shape)
+                expected = tuple(read_sample(original(*probe.args, **probe.kwargs), _PREPARED).shape)
                 if tuple(user_latents.shape) != expected:
                     raise ValueError(
                         f"latents has shape {tuple(user_latents.shape)}, but {type(pipe).__name__} samples latents "
@@ -382,7 +373,7 @@ def _capture_initial_noise(
                         f"of shape {expected} or leave latents=None."
                     )
             out = original(*args, **kwargs)
-            latent = _first_tensor(out)
+            latent = read_sample(out, _PREPARED)
             gen = bound.arguments.get("generator", generator)
             if isinstance(gen, (list, tuple)) and len(gen) != latent.shape[record["batch_axis"]]:
                 raise ValueError(
@@ -631,8 +622,8 @@ def freeinit(
     try:
         for i in range(num_iters):
             t0 = t_start if i == 0 else time.perf_counter()  # pass 0 also carries the setup above
-            # an open LatentProbe tags this pass as FreeInit iteration i of one run (a no-op otherwise)
-            mark_iteration(
+            # observers (an open LatentProbe) tag this pass as FreeInit iteration i of one run
+            publish_pass(
                 pipe, i, num_iters=num_iters, method=s.method, d_s=s.d_s, d_t=s.d_t, order=s.order,
                 use_fast_sampling=s.fast_sampling, renoise=s.renoise, mix=s.mix,
             )
@@ -673,7 +664,7 @@ def freeinit(
                 cap = stack.enter_context(capture_final_latent(pipe, layout)) if decode else None
                 out = pipe(**kwargs)
             t_after = time.perf_counter()
-            out0 = out[0] if isinstance(out, (tuple, list)) else getattr(out, "frames", out)
+            out0 = read_pipeline_output(out)
             if decode:
                 if cap["latent"] is None:
                     raise RuntimeError(

@@ -63,6 +63,7 @@ from typing import Any, Callable, Iterator, Literal
 import torch
 
 from freeinit_lab.core.dims import VIDEO_DIMS as _VIDEO_DIMS
+from freeinit_lab.hooks.outputs import read_sample
 
 __all__ = [
     "LatentLayout",
@@ -277,16 +278,6 @@ def patch_attribute(obj: Any, name: str, make_wrapper: Callable[[Callable], Call
                 pass
 
 
-def _first_tensor(out: Any) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        return out
-    if hasattr(out, "prev_sample"):
-        return out.prev_sample
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    raise TypeError(f"Cannot find the sample in a scheduler output of type {type(out).__name__}.")
-
-
 @contextmanager
 def capture_final_latent(pipe: Any, layout: LatentLayout | None = None) -> Iterator[dict[str, Any]]:
     """Record the final clean latent of the pipeline call(s) made inside the block, without changing them.
@@ -330,7 +321,7 @@ def capture_final_latent(pipe: Any, layout: LatentLayout | None = None) -> Itera
             @functools.wraps(original)
             def step(*args: Any, **kwargs: Any) -> Any:
                 out = original(*args, **kwargs)
-                record["latent"] = _first_tensor(out).detach().clone()
+                record["latent"] = read_sample(out).detach().clone()
                 return out
 
             return step

@@ -65,13 +65,15 @@ import inspect
 import json
 import math
 import os
-import sys
 import warnings
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 import xarray as xr
+
+from freeinit_lab.hooks.events import publish_pass, subscribe
+from freeinit_lab.hooks.outputs import read_step_output
 
 __all__ = [
     "CAPTURE_SITES",
@@ -140,8 +142,7 @@ def mark_iteration(pipe: Any, iteration: int, **settings: Any) -> None:
         ``method``, ``d_s``, ``d_t``, ``order``, ``use_fast_sampling``). ``num_iters`` and
         ``use_fast_sampling`` also let the ``max_bytes`` budget count the passes still to come.
     """
-    for probe in list(_ACTIVE.get(id(pipe), ())):
-        probe._on_mark(int(iteration), settings)
+    publish_pass(pipe, iteration, **settings)
 
 
 def _steps_kept(num_steps: int, every: int) -> int:
@@ -264,48 +265,6 @@ def _seed_of(generator: Any) -> int | list[int] | None:
 
 def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# scheduler-output handling
-# ----------------------------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=64)
-def _tuple_x0_index(scheduler_cls: type) -> int | None:
-    """Position of ``pred_original_sample`` in the tuple a scheduler returns with ``return_dict=False``.
-
-    Read from the scheduler module's own ``*Output`` dataclass (diffusers' tuple outputs list its fields in
-    order); None when the module defines none with that field.
-    """
-    from diffusers.utils import BaseOutput
-
-    module = sys.modules.get(scheduler_cls.__module__)
-    for obj in vars(module).values() if module is not None else ():
-        if (
-            isinstance(obj, type)
-            and issubclass(obj, BaseOutput)
-            and obj.__module__ == scheduler_cls.__module__
-            and dataclasses.is_dataclass(obj)
-        ):
-            names = [f.name for f in dataclasses.fields(obj)]
-            if "pred_original_sample" in names:
-                return names.index("pred_original_sample")
-    return None
-
-
-def _split_step_output(scheduler: Any, out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(prev_sample, pred_original_sample or None)`` from any scheduler output."""
-    if isinstance(out, torch.Tensor):
-        return out, None
-    if hasattr(out, "prev_sample"):
-        x0 = getattr(out, "pred_original_sample", None)
-        return out.prev_sample, x0 if isinstance(x0, torch.Tensor) else None
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        index = _tuple_x0_index(type(scheduler))
-        x0 = out[index] if index is not None and index < len(out) else None
-        if isinstance(x0, torch.Tensor) and x0.shape == out[0].shape:
-            return out[0], x0
-        return out[0], None
-    raise TypeError(f"LatentProbe: cannot read a scheduler output of type {type(out).__name__}")
 
 
 def _step_band_power(x: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
@@ -618,6 +577,7 @@ class LatentProbe:
             self._remove()
             raise
         _ACTIVE.setdefault(id(self.pipe), []).append(self)
+        self._pass_events = subscribe(self.pipe, self._on_mark)
         self._installed = True
         self._used = True
         return self
@@ -740,6 +700,9 @@ class LatentProbe:
         self._sched_hooks = []
         if getattr(self, "_probe_class", None) is not None and type(self.pipe) is self._probe_class:
             self.pipe.__class__ = self._orig_class
+        if getattr(self, "_pass_events", None) is not None:
+            self._pass_events.remove()
+            self._pass_events = None
         probes = _ACTIVE.get(id(self.pipe), [])
         if self in probes:
             probes.remove(self)
@@ -1071,7 +1034,7 @@ class LatentProbe:
         step = self._pass_steps
         self._pass_steps += 1
         self._last_t = t
-        prev_sample, x0 = _split_step_output(sched, out)
+        prev_sample, x0 = read_step_output(sched, out)
         if not self._budget_checked:
             self._check_budget(tuple(self._to_canonical(prev_sample).shape))
         num_steps = self._passes[-1].num_steps

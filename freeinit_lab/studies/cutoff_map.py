@@ -48,6 +48,7 @@ import torch
 import xarray as xr
 
 from freeinit_lab.embedded.paths import DATA_DIR
+from freeinit_lab.hooks.outputs import read_pipeline_output
 
 __all__ = [
     "DEFAULT_CUTOFF_MAP_PATH",
@@ -209,7 +210,7 @@ def measure_cutoff_map(
         bar.set_postfix_str(label)
         for s in range(0, latents.shape[0], batch_size):
             out = pipe(latents=latents[s:s + batch_size].clone(), num_inference_steps=n_steps, output_type="latent")
-            outs.append((out.frames if hasattr(out, "frames") else out[0]).detach().to(torch.float32))
+            outs.append(read_pipeline_output(out).detach().to(torch.float32))
             bar.update()
         sampled += latents.shape[0]
         return torch.cat(outs)

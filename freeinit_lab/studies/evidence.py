@@ -39,6 +39,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from freeinit_lab.hooks.outputs import read_pipeline_output
+
 __all__ = ["measure_evidence", "summarize_evidence", "paired_test"]
 
 
@@ -187,7 +189,7 @@ def measure_evidence(
         for s in range(0, latents.shape[0], batch_size):
             chunk = latents[s:s + batch_size]
             out = pipe(latents=chunk.clone(), num_inference_steps=num_inference_steps, output_type="latent")
-            outs.append((out.frames if hasattr(out, "frames") else out[0]).detach().float())
+            outs.append(read_pipeline_output(out).detach().float())
         return torch.cat(outs)
 
     radius = frequency_radius(shape)

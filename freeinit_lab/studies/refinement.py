@@ -44,6 +44,7 @@ import xarray as xr
 from freeinit_lab.core.reinit import FreeInitSettings, draw_reinit_noise, reinitialize, resolve_settings
 from freeinit_lab.core.schedules import get_schedule
 from freeinit_lab.hooks.layouts import get_layout
+from freeinit_lab.hooks.outputs import read_pipeline_output
 
 __all__ = [
     "refine_once",
@@ -67,7 +68,7 @@ def _metrics(video: torch.Tensor) -> dict[str, np.ndarray]:
 
 def _sample(pipe: Any, latents: torch.Tensor, num_inference_steps: int) -> torch.Tensor:
     out = pipe(latents=latents.clone(), num_inference_steps=num_inference_steps, output_type="latent")
-    return (out.frames if hasattr(out, "frames") else out[0]).detach().float()
+    return read_pipeline_output(out).detach().float()
 
 
 #: the keyword defaults of refine_once (its filter defaults to gaussian)
@@ -191,8 +192,6 @@ def refinement_study(
         * attrs: settings, seeds, seconds per stage.
     """
     from freeinit_lab.engine.loop import freeinit
-    from freeinit_lab.hooks.layouts import get_layout
-    from freeinit_lab.core.schedules import get_schedule
     from freeinit_lab.core.snr import band_snr, inference_band_snr
 
     if num_videos < 2:
