@@ -318,6 +318,11 @@ def _clone_tree(obj: Any) -> Any:
     return obj
 
 
+def _first_tensor(out: Any) -> torch.Tensor:
+    """The latent tensor in ``prepare_latents``' output (:func:`freeinit_lab.hooks.outputs.read_sample`)."""
+    return read_sample(out, _PREPARED)
+
+
 @contextmanager
 def _count_denoiser(modules: Sequence[torch.nn.Module]) -> Iterator[dict[str, float]]:
     """Count (and time) forward calls of the denoiser module(s); hooks are always removed."""
@@ -365,7 +370,7 @@ def _capture_initial_noise(
                 probe = sig.bind(*args, **kwargs)
                 probe.arguments["latents"] = None
                 probe.arguments["generator"] = _throwaway_generator(bound.arguments.get("generator"))
-                expected = tuple(read_sample(original(*probe.args, **probe.kwargs), _PREPARED).shape)
+                expected = tuple(_first_tensor(original(*probe.args, **probe.kwargs)).shape)
                 if tuple(user_latents.shape) != expected:
                     raise ValueError(
                         f"latents has shape {tuple(user_latents.shape)}, but {type(pipe).__name__} samples latents "
@@ -373,7 +378,7 @@ def _capture_initial_noise(
                         f"of shape {expected} or leave latents=None."
                     )
             out = original(*args, **kwargs)
-            latent = read_sample(out, _PREPARED)
+            latent = _first_tensor(out)
             gen = bound.arguments.get("generator", generator)
             if isinstance(gen, (list, tuple)) and len(gen) != latent.shape[record["batch_axis"]]:
                 raise ValueError(
