@@ -24,7 +24,7 @@ samples clipped to ``[-1, 1]``) and :func:`freeinit_lab.metrics.temporal_flicker
 
 Examples
 --------
->>> from freeinit_lab.pipelines import load_analytic_pipeline
+>>> from freeinit_lab.embedded.pipelines import load_analytic_pipeline
 >>> ds = refinement_study(load_analytic_pipeline(), num_videos=2, num_inference_steps=3, num_iters=2,
 ...                       filters=("gaussian", "ideal"))
 >>> dict(ds.consistency.sizes)
@@ -52,7 +52,7 @@ __all__ = [
 
 
 def _metrics(video: torch.Tensor) -> dict[str, np.ndarray]:
-    from freeinit_lab import metrics
+    from freeinit_lab.analysis import metrics
 
     v = video.float().clamp(-1, 1)
     return {
@@ -109,9 +109,9 @@ def refine_once(
     """
     from diffusers.utils.torch_utils import randn_tensor
 
-    from freeinit_lab.layouts import get_layout
-    from freeinit_lab.schedules import get_schedule
-    from freeinit_lab.spectral import apply_lowpass, lowpass_filter, reinit_noise
+    from freeinit_lab.hooks.layouts import get_layout
+    from freeinit_lab.core.schedules import get_schedule
+    from freeinit_lab.core.spectral import apply_lowpass, lowpass_filter, reinit_noise
 
     layout = get_layout(pipe)
     if not layout.is_canonical:
@@ -187,10 +187,10 @@ def refinement_study(
           "oracle", "data"]``;
         * attrs: settings, seeds, seconds per stage.
     """
-    from freeinit_lab.freeinit import freeinit
-    from freeinit_lab.layouts import get_layout
-    from freeinit_lab.schedules import get_schedule
-    from freeinit_lab.snr import band_snr, inference_band_snr
+    from freeinit_lab.engine.loop import freeinit
+    from freeinit_lab.hooks.layouts import get_layout
+    from freeinit_lab.core.schedules import get_schedule
+    from freeinit_lab.core.snr import band_snr, inference_band_snr
 
     if num_videos < 2:
         raise ValueError(f"num_videos={num_videos}: need at least 2 videos for paired statistics")
@@ -207,7 +207,7 @@ def refinement_study(
     eta_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
     ref_seed = 10**8 + 1000 * int(seed) + 500
     if reference is None:
-        from freeinit_lab.data import dead_leaves_videos
+        from freeinit_lab.embedded.data import dead_leaves_videos
 
         ref = dead_leaves_videos(2 * num_videos, *shape[2:], seed=ref_seed)
     elif callable(reference):
@@ -389,7 +389,7 @@ def band_snr_iteration_figure(ds: xr.Dataset):
     the training ``z_T``'s band SNR of the reference videos (dashed), against the band index."""
     import plotly.graph_objects as go
 
-    from freeinit_lab.plots import band_colors
+    from freeinit_lab.viz.plots import band_colors
 
     snr = ds["band_snr"]
     labels = [f"{k}: {float(lo):.2f}–{float(hi):.2f}" for k, lo, hi in

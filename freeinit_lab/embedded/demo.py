@@ -1,4 +1,4 @@
-"""Print the initialization gap of the default data as a band-SNR table: ``python -m freeinit_lab.demo``.
+"""Print the initialization gap of the default data as a band-SNR table: ``python -m freeinit_lab.embedded.demo``.
 
 Uses the real clips shipped in ``data/`` when :func:`freeinit_lab.data.load_clips` is available, and says so;
 otherwise a deterministic synthetic smooth video (and says that instead).
@@ -11,13 +11,13 @@ import sys
 import numpy as np
 import torch
 
-from .schedules import get_schedule
-from .snr import SNR_CONVENTION, band_snr, initialization_gap
+from freeinit_lab.core.schedules import get_schedule
+from freeinit_lab.core.snr import SNR_CONVENTION, band_snr, initialization_gap
 
 
 def _default_videos() -> tuple[torch.Tensor, str]:
     try:
-        from .data import load_clips  # the embedded default data (issue 5)
+        from freeinit_lab.embedded.data import load_clips  # the embedded default data (issue 5)
 
         clips = load_clips()
         videos = clips[0] if isinstance(clips, tuple) else clips
@@ -26,7 +26,7 @@ def _default_videos() -> tuple[torch.Tensor, str]:
         return videos.float(), "real clips from data/ (freeinit_lab.load_clips)"
     except (ImportError, FileNotFoundError, AttributeError):
         g = torch.Generator().manual_seed(0)
-        from .spectral import apply_lowpass, lowpass_filter
+        from freeinit_lab.core.spectral import apply_lowpass, lowpass_filter
 
         x = torch.randn(4, 3, 8, 32, 32, generator=g)
         x = 0.2 + 2 * apply_lowpass(x, lowpass_filter(x.shape, "gaussian", 0.15, 0.3))

@@ -45,7 +45,7 @@ token sequences (LTX-Video) are deliberately absent.
 
 Registering your own pipeline
 -----------------------------
->>> from freeinit_lab.layouts import LatentLayout, register_layout
+>>> from freeinit_lab.hooks.layouts import LatentLayout, register_layout
 >>> register_layout("MyVideoPipeline", LatentLayout(
 ...     dims=("batch", "frame", "channel", "height", "width"), denoiser="transformer",
 ...     final_latent="scheduler_step"))  # doctest: +SKIP
@@ -62,7 +62,7 @@ from typing import Any, Callable, Iterator, Literal
 
 import torch
 
-from freeinit_lab.dims import VIDEO_DIMS as _VIDEO_DIMS
+from freeinit_lab.core.dims import VIDEO_DIMS as _VIDEO_DIMS
 
 __all__ = [
     "LatentLayout",
@@ -244,7 +244,7 @@ def get_layout(pipe: Any) -> LatentLayout:
     raise UnknownPipelineError(
         f"freeinit_lab has no latent layout for {cls.__name__}. Known pipelines: {', '.join(sorted(LAYOUTS))}. "
         "If its `latents=` argument is the initial Gaussian noise, register it, e.g.\n"
-        "    from freeinit_lab.layouts import LatentLayout, register_layout\n"
+        "    from freeinit_lab.hooks.layouts import LatentLayout, register_layout\n"
         f"    register_layout({cls.__name__!r}, LatentLayout(dims=('batch', 'channel', 'frame', 'height', "
         "'width'), denoiser='unet', final_latent='scheduler_step'))\n"
         "with `dims` naming the axes of the pipeline's latent tensor in order (CogVideoX-style pipelines use "

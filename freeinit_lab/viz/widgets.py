@@ -18,10 +18,10 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from .cutoff_map import DEFAULT_CUTOFF_MAP_PATH, cutoff_map_figure, cutoff_map_marker, load_cutoff_map
-from .plots import band_mix_figure, mask_figure, mask_slices, video_figure
-from .snr import reinit_band_composition
-from .spectral import FILTER_METHODS, lowpass_filter
+from freeinit_lab.studies.cutoff_map import DEFAULT_CUTOFF_MAP_PATH, cutoff_map_figure, cutoff_map_marker, load_cutoff_map
+from freeinit_lab.viz.plots import band_mix_figure, mask_figure, mask_slices, video_figure
+from freeinit_lab.core.snr import reinit_band_composition
+from freeinit_lab.core.spectral import FILTER_METHODS, lowpass_filter
 
 __all__ = ["CutoffExplorer"]
 
@@ -228,8 +228,8 @@ class CutoffExplorer:
 
     def run(self) -> dict:
         """Sample the pipeline with plain sampling and with FreeInit (same seed) and show both with metrics."""
-        from . import metrics
-        from .freeinit import freeinit
+        from freeinit_lab.analysis import metrics
+        from freeinit_lab.engine.loop import freeinit
 
         pipe = self._get_pipeline()
         self.run_button.disabled = True

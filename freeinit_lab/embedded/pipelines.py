@@ -36,6 +36,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
 from .models import GaussianVideoDenoiser, TinyVideoUNet
+from .paths import DATA_DIR
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 #: Folder of the embedded default pipeline (``save_pretrained`` layout).
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "default_model"
+DEFAULT_MODEL_DIR = DATA_DIR / "default_model"
 
 
 def default_scheduler(**overrides) -> DDIMScheduler:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 import torch
 
-from freeinit_lab import freeinit
-from freeinit_lab.layouts import LAYOUTS, LatentLayout, UnknownPipelineError
-from freeinit_lab.spectral import apply_lowpass, lowpass_filter
+from freeinit_lab import FreeInitNoGapWarning, freeinit
+from freeinit_lab.core.spectral import apply_lowpass, lowpass_filter
+from freeinit_lab.hooks.layouts import LAYOUTS, LatentLayout, UnknownPipelineError
 from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_pipeline
-
-fi_module = sys.modules["freeinit_lab.freeinit"]
-from freeinit_lab import FreeInitNoGapWarning  # noqa: E402
 
 AD = "AnimateDiffPipeline"
 
@@ -319,9 +314,9 @@ def test_unknown_pipeline_says_how_to_register():
 
 
 def test_embedded_default_pipeline_class():
-    """The embedded default's pipeline class (issue 5), with random weights; skipped until it is merged."""
-    pipelines = pytest.importorskip("freeinit_lab.pipelines", reason="needs freeinit_lab.pipelines (branch model)")
-    models = pytest.importorskip("freeinit_lab.models", reason="needs freeinit_lab.models (branch model)")
+    """The embedded default's pipeline class, with random weights."""
+    from freeinit_lab.embedded import models, pipelines
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         unet = models.TinyVideoUNet(block_channels=(8, 16), time_embed_dim=16, norm_groups=4, attention_heads=2).eval()

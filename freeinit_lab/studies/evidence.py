@@ -25,7 +25,7 @@ default; :func:`freeinit_lab.metrics.temporal_flicker` and :func:`freeinit_lab.m
 recorded as well. Samples are compared as ``output_type="latent"`` tensors; for the embedded default model these
 are pixels in ``[-1, 1]`` (values outside are clipped for the metrics, as decoding would).
 
-``python -m freeinit_lab.evidence`` prints the table for the embedded default model.
+``python -m freeinit_lab.studies.evidence`` prints the table for the embedded default model.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _welch(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def _metrics(video: torch.Tensor) -> dict[str, np.ndarray]:
-    from freeinit_lab import metrics
+    from freeinit_lab.analysis import metrics
 
     v = video.float().clamp(-1, 1)
     return {
@@ -133,10 +133,10 @@ def measure_evidence(
     """
     from tqdm.auto import tqdm
 
-    from freeinit_lab.freeinit import freeinit
-    from freeinit_lab.layouts import get_layout
-    from freeinit_lab.schedules import get_schedule
-    from freeinit_lab.spectral import frequency_radius, reinit_noise
+    from freeinit_lab.engine.loop import freeinit
+    from freeinit_lab.hooks.layouts import get_layout
+    from freeinit_lab.core.schedules import get_schedule
+    from freeinit_lab.core.spectral import frequency_radius, reinit_noise
 
     if not 0 < swap_keep < 1:
         raise ValueError(f"swap_keep={swap_keep} must be in (0, 1): the share of FFT bins taken from noise A")
@@ -160,7 +160,7 @@ def measure_evidence(
     ref_seed = 10**8 + int(seed) * 1000
 
     if reference is None:
-        from freeinit_lab.data import dead_leaves_videos
+        from freeinit_lab.embedded.data import dead_leaves_videos
 
         f, h, w = shape[2:]
         ref = dead_leaves_videos(2 * num_videos, f, h, w, seed=ref_seed)
@@ -300,10 +300,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--analytic", action="store_true", help="use the analytic Gaussian reference instead")
     args = p.parse_args(argv)
-    from freeinit_lab.pipelines import load_analytic_pipeline, load_default_pipeline
+    from freeinit_lab.embedded.pipelines import load_analytic_pipeline, load_default_pipeline
 
     if args.analytic:
-        from freeinit_lab.data import load_clips
+        from freeinit_lab.embedded.data import load_clips
 
         pipe = load_analytic_pipeline()
         clips = load_clips(8, 16, 16, segment_step=1)

@@ -10,9 +10,9 @@ import torch
 import xarray as xr
 
 from freeinit_lab import analysis
-from freeinit_lab.io import load_record, save_record
-from freeinit_lab.layouts import get_layout
-from freeinit_lab.probes import (
+from freeinit_lab.hooks.layouts import get_layout
+from freeinit_lab.probes.io import load_record, save_record
+from freeinit_lab.probes.probe import (
     _ACTIVE,
     CAPTURE_SITES,
     LatentProbe,
@@ -222,7 +222,7 @@ def test_diffusers_freeinit_iterations_tagged(animatediff):
 
 def test_freeinit_engine_passes(animatediff):
     """freeinit() runs one pipeline call per pass; the record has one iteration per pass."""
-    from freeinit_lab.freeinit import freeinit
+    from freeinit_lab.engine.loop import freeinit
 
     kw = _kw(animatediff, num_inference_steps=3)
     ref = freeinit(animatediff, num_iters=2, prompt="a cat", generator=torch.Generator().manual_seed(0),
@@ -238,7 +238,7 @@ def test_freeinit_engine_passes(animatediff):
 
 
 def test_freeinit_engine_passes_share_a_run(animatediff):
-    from freeinit_lab.freeinit import freeinit
+    from freeinit_lab.engine.loop import freeinit
 
     with LatentProbe(animatediff, capture=("latents",), mode="band_power") as probe:
         freeinit(animatediff, num_iters=2, prompt="a cat", generator=torch.Generator().manual_seed(0),
@@ -395,17 +395,16 @@ def test_argument_errors_and_reuse(animatediff, tmp_path):
 
 
 def test_band_power_plot_in_one_line(full_run):
-    px = pytest.importorskip("plotly.express")
+    import plotly.express as px
+
     _, _, ds = full_run
     fig = px.line(analysis.band_power_trajectory(ds).isel(iteration=0, batch=0).mean("channel").to_pandas(), log_y=True)
     assert len(fig.data) == 6  # one line per band
 
 
 def test_default_pipeline():
-    try:
-        from freeinit_lab import load_default_pipeline
-    except ImportError:
-        pytest.skip("freeinit_lab.load_default_pipeline is not on this branch yet (branch `model`)")
+    from freeinit_lab import load_default_pipeline
+
     pipe = load_default_pipeline()
     ref = pipe("a cat", num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="latent")
     with LatentProbe(pipe) as probe:

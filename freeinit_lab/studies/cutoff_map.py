@@ -25,7 +25,7 @@ and ``notebooks/04_cutoff_explorer`` check it — and any subset of the seeds re
 Examples
 --------
 >>> from freeinit_lab import load_analytic_pipeline
->>> from freeinit_lab.cutoff_map import measure_cutoff_map
+>>> from freeinit_lab.studies.cutoff_map import measure_cutoff_map
 >>> cmap = measure_cutoff_map(load_analytic_pipeline(), d_s=[0.25, 0.5], d_t=[0.25], num_videos=2,
 ...                           num_inference_steps=3, progress=False)
 >>> cmap.gain.dims, cmap.gain.shape
@@ -47,6 +47,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from freeinit_lab.embedded.paths import DATA_DIR
+
 __all__ = [
     "DEFAULT_CUTOFF_MAP_PATH",
     "DEFAULT_CUTOFFS",
@@ -60,7 +62,7 @@ __all__ = [
 ]
 
 #: where ``scripts/precompute_cutoff_map.py`` writes the embedded default's map and the explorer looks for it
-DEFAULT_CUTOFF_MAP_PATH = Path(__file__).resolve().parent.parent / "data" / "cutoff_map.nc"
+DEFAULT_CUTOFF_MAP_PATH = DATA_DIR / "cutoff_map.nc"
 
 #: default grid for both ``d_s`` and ``d_t`` (the paper's 0.25 included; all reachable by the explorer's sliders)
 DEFAULT_CUTOFFS = (0.1, 0.25, 0.4, 0.6, 0.8)
@@ -74,7 +76,7 @@ def model_fingerprint(pipe: Any) -> str:
     Returns the first 16 hex digits of the hash over every tensor of the pipeline's denoiser module(s)
     (:meth:`freeinit_lab.layouts.LatentLayout.get_denoisers`), in state-dict order.
     """
-    from freeinit_lab.layouts import get_layout
+    from freeinit_lab.hooks.layouts import get_layout
 
     h = hashlib.sha256()
     for module in get_layout(pipe).get_denoisers(pipe):
@@ -158,11 +160,11 @@ def measure_cutoff_map(
     from diffusers.utils.torch_utils import randn_tensor
     from tqdm.auto import tqdm
 
-    from freeinit_lab import metrics
-    from freeinit_lab.freeinit import fast_sampling_steps
-    from freeinit_lab.layouts import get_layout
-    from freeinit_lab.schedules import get_schedule
-    from freeinit_lab.spectral import lowpass_filter, reinit_noise
+    from freeinit_lab.analysis import metrics
+    from freeinit_lab.engine.loop import fast_sampling_steps
+    from freeinit_lab.hooks.layouts import get_layout
+    from freeinit_lab.core.schedules import get_schedule
+    from freeinit_lab.core.spectral import lowpass_filter, reinit_noise
 
     # ------------------------------------------------------------------ validation, before any model runs
     ds_values, dt_values = _cutoffs(d_s, "d_s"), _cutoffs(d_t, "d_t")
@@ -176,7 +178,7 @@ def measure_cutoff_map(
     for v in ds_values:  # validates method and order with lowpass_filter's own messages
         lowpass_filter((2, 2, 2), method, float(v), float(dt_values[0]), order)
     if pipe is None:
-        from freeinit_lab.pipelines import load_default_pipeline
+        from freeinit_lab.embedded.pipelines import load_default_pipeline
 
         pipe = load_default_pipeline()
     layout = get_layout(pipe)
@@ -295,7 +297,7 @@ def save_cutoff_map(ds: xr.Dataset, path: str | os.PathLike = DEFAULT_CUTOFF_MAP
 
     Refuses to replace an existing file unless ``overwrite``. Returns the path written.
     """
-    from freeinit_lab.io import save_record
+    from freeinit_lab.probes.io import save_record
 
     missing = [v for v in ("gain", "gain_se") if v not in ds]
     if missing or set(ds["gain"].dims) != {"d_s", "d_t"}:
@@ -316,7 +318,7 @@ def load_cutoff_map(path: str | os.PathLike = DEFAULT_CUTOFF_MAP_PATH) -> xr.Dat
     ValueError
         When the file is not a cutoff map.
     """
-    from freeinit_lab.io import load_record
+    from freeinit_lab.probes.io import load_record
 
     path = Path(path)
     if not path.exists():

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .paths import DATA_DIR
+
 __all__ = [
     "GENERATOR_VERSION",
     "CLIPS_DIR",
@@ -37,7 +39,7 @@ __all__ = [
 GENERATOR_VERSION = "dead-leaves-v1"
 
 #: Folder with the stored real clips (``clips.npz``, ``README.md``, ``ATTRIBUTION.md``).
-CLIPS_DIR = Path(__file__).resolve().parent.parent / "data" / "clips"
+CLIPS_DIR = DATA_DIR / "clips"
 
 
 class DeadLeavesConfig(dict):

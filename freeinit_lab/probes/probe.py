@@ -314,7 +314,7 @@ def _step_band_power(x: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
     instead of per call, ``|X|^2`` is formed in float32 (float64 accumulation; relative difference ~1e-7), and
     NaN/inf values are recorded rather than refused, so a diverging sampler is observed, not interrupted.
     """
-    from freeinit_lab.spectral import _band_projection, band_power
+    from freeinit_lab.core.spectral import _band_projection, band_power
 
     shape3 = tuple(int(s) for s in x.shape[-3:])
     try:
@@ -632,7 +632,7 @@ class LatentProbe:
     def _resolve_layout(self) -> tuple[str, ...]:
         arg = self._layout_arg
         if arg is None:
-            from freeinit_lab.layouts import get_layout
+            from freeinit_lab.hooks.layouts import get_layout
 
             return tuple(get_layout(self.pipe).dims)
         dims = tuple(getattr(arg, "dims", arg))
@@ -988,7 +988,7 @@ class LatentProbe:
         x = self._to_canonical(x.detach())
         if self.mode == "band_power":
             if self._edges is None:
-                from freeinit_lab.spectral import default_band_edges
+                from freeinit_lab.core.spectral import default_band_edges
 
                 edges = self.band_edges if self.band_edges is not None else default_band_edges(x.shape, self.num_bands)
                 self._edges = np.asarray(edges, dtype=np.float64)
@@ -1000,7 +1000,7 @@ class LatentProbe:
     def _schedule_obj(self):
         if self._schedule is None and self._schedule_error is None:
             try:
-                from freeinit_lab.schedules import NoiseSchedule
+                from freeinit_lab.core.schedules import NoiseSchedule
 
                 try:
                     self._schedule = NoiseSchedule.from_scheduler(self._scheduler())

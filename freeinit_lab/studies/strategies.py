@@ -35,7 +35,7 @@ the marginal's mean field ``a_T μ`` (so a missing mean shows up in band 0), rep
 Examples
 --------
 >>> import torch, freeinit_lab as fl
->>> from freeinit_lab.strategies import InitStrategy, TerminalMarginal
+>>> from freeinit_lab.studies.strategies import InitStrategy, TerminalMarginal
 >>> pipe = fl.load_analytic_pipeline()
 >>> marginal = TerminalMarginal.from_latents(fl.load_clips(8, 16), pipe.scheduler)
 >>> sm = InitStrategy("spectrum-matched", init="spectrum_matched")
@@ -73,7 +73,7 @@ _FFT = (-3, -2, -1)
 
 def _schedule_of(scheduler: Any):
     """A NoiseSchedule from a diffusers scheduler, a pipeline (its ``.scheduler``) or a NoiseSchedule."""
-    from freeinit_lab.schedules import NoiseSchedule, get_schedule
+    from freeinit_lab.core.schedules import NoiseSchedule, get_schedule
 
     if isinstance(scheduler, NoiseSchedule):
         return scheduler
@@ -158,7 +158,7 @@ class TerminalMarginal:
         -------
         TerminalMarginal
         """
-        from freeinit_lab.spectral import _check_video, band_index
+        from freeinit_lab.core.spectral import _check_video, band_index
 
         _check_video(clean, "clean")
         if clean.dim() != 5 or clean.shape[0] < 2:
@@ -239,7 +239,7 @@ class TerminalMarginal:
         torch.Tensor
             Same shape and dtype as ``noise``.
         """
-        from freeinit_lab.spectral import _check_video
+        from freeinit_lab.core.spectral import _check_video
 
         _check_video(noise, "noise")
         if noise.dim() != 5 or tuple(noise.shape[1:]) != self.shape:
@@ -304,13 +304,13 @@ class InitStrategy:
             raise ValueError(f"renoise={self.renoise!r}; use 'same' or 'fresh'")
         if self.mix not in ("freeinit", "variance_preserving"):
             raise ValueError(f"mix={self.mix!r}; use 'freeinit' or 'variance_preserving'")
-        from freeinit_lab.spectral import lowpass_filter
+        from freeinit_lab.core.spectral import lowpass_filter
 
         lowpass_filter((2, 2, 2), self.method, self.d_s, self.d_t, self.order)  # validates the filter settings
 
     def lowpass(self, shape: Sequence[int]) -> torch.Tensor:
         """The strategy's low-pass mask ``H`` for latents of ``shape`` (float64, FFT order)."""
-        from freeinit_lab.spectral import lowpass_filter
+        from freeinit_lab.core.spectral import lowpass_filter
 
         return lowpass_filter(tuple(shape), self.method, self.d_s, self.d_t, self.order, dtype=torch.float64)
 
@@ -366,7 +366,7 @@ class InitStrategy:
         FreeInitResult
             ``iterations`` holds every pass; ``num_denoiser_evals`` is the cost.
         """
-        from freeinit_lab.freeinit import freeinit
+        from freeinit_lab.engine.loop import freeinit
 
         init = self.initial_latent(noise, marginal=marginal, clean=clean, scheduler=pipe.scheduler)
         call_kwargs.setdefault("output_type", "latent")
@@ -401,7 +401,7 @@ def default_strategies(num_iters: int = 4, **filter_kwargs: Any) -> list[InitStr
 # evaluation
 # ----------------------------------------------------------------------------------------------------------------
 def _consistency(video: torch.Tensor) -> np.ndarray:
-    from freeinit_lab.metrics import frame_cosine_similarity
+    from freeinit_lab.analysis.metrics import frame_cosine_similarity
 
     bound = float(video.abs().max()) + 1.0  # an affine map without clipping (the cosine of centred frames ignores it)
     return frame_cosine_similarity(video, reference="first", value_range=(-bound, bound)).numpy()
@@ -413,7 +413,7 @@ def _dynamics(video: torch.Tensor) -> np.ndarray:
 
 
 def _band_power_db(z: torch.Tensor, offset: torch.Tensor, edges: np.ndarray) -> np.ndarray:
-    from freeinit_lab.spectral import band_power
+    from freeinit_lab.core.spectral import band_power
 
     p = band_power(z.double() - offset.view(1, -1, 1, 1, 1), edges=edges).mean(dim=1)  # (B, K)
     return p.numpy()
@@ -487,7 +487,7 @@ def evaluate_strategies(
     """
     import xarray as xr
 
-    from freeinit_lab.spectral import default_band_edges
+    from freeinit_lab.core.spectral import default_band_edges
 
     names = [s.name for s in strategies]
     if len(set(names)) != len(names):
@@ -576,7 +576,7 @@ def summarize_strategies(ds, baseline: str = "plain"):
     """
     import pandas as pd
 
-    from freeinit_lab.evidence import _welch, paired_test
+    from freeinit_lab.studies.evidence import _welch, paired_test
 
     dc, dd = ds["data_consistency"].values, ds["data_dynamics"].values
     sc, sd = dc.std(ddof=1), dd.std(ddof=1)
@@ -614,7 +614,7 @@ def summarize_strategies(ds, baseline: str = "plain"):
 # closed forms for the analytic Gaussian reference
 # ----------------------------------------------------------------------------------------------------------------
 def _analytic_unet(pipe: Any):
-    from freeinit_lab.models import GaussianVideoDenoiser
+    from freeinit_lab.embedded.models import GaussianVideoDenoiser
 
     unet = getattr(pipe, "unet", None)
     if not isinstance(unet, GaussianVideoDenoiser):
@@ -707,8 +707,8 @@ def analytic_prediction(
     """
     import xarray as xr
 
-    from freeinit_lab.freeinit import fast_sampling_steps
-    from freeinit_lab.spectral import band_masks, default_band_edges, variance_preserving_weights
+    from freeinit_lab.engine.loop import fast_sampling_steps
+    from freeinit_lab.core.spectral import band_masks, default_band_edges, variance_preserving_weights
 
     unet = _analytic_unet(pipe)
     S = unet.power.double()  # (C, F, H, W)

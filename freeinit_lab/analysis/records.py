@@ -61,7 +61,7 @@ def _check_video(da: xr.DataArray) -> None:
 
 
 def _band_setup(shape3: tuple[int, int, int], edges, num_bands: int) -> tuple[np.ndarray, torch.Tensor]:
-    from freeinit_lab.spectral import band_masks, default_band_edges
+    from freeinit_lab.core.spectral import band_masks, default_band_edges
 
     edges = default_band_edges(shape3, num_bands) if edges is None else np.asarray(edges, dtype=np.float64)
     masks = band_masks(shape3, edges=edges)
@@ -134,7 +134,7 @@ def band_power_trajectory(
     >>> traj = band_power_trajectory(ds, "x0_pred")  # doctest: +SKIP
     >>> px.line(traj.isel(iteration=0, batch=0).mean("channel").to_pandas(), log_y=True)  # doctest: +SKIP
     """
-    from freeinit_lab.spectral import band_power
+    from freeinit_lab.core.spectral import band_power
 
     da = _pick(record, var)
     if "band" in da.dims:
@@ -479,9 +479,9 @@ def noise_swap_experiment(
         (``follow_<var>``, dims ``step, batch, band``) and the noises (``noise``, dims ``trajectory, batch,
         channel, frame, height, width``). Attrs ``lowpass_method``, ``d_s``, ``d_t``, ``order``.
     """
-    from freeinit_lab.layouts import get_layout
-    from freeinit_lab.probes import LatentProbe
-    from freeinit_lab.spectral import lowpass_filter, reinit_noise
+    from freeinit_lab.hooks.layouts import get_layout
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.core.spectral import lowpass_filter, reinit_noise
 
     if noise_a.shape != noise_b.shape or noise_a.dim() != 5:
         raise ValueError(
@@ -548,7 +548,7 @@ def lowest_bins_mask(shape: Sequence[int], keep: float) -> torch.Tensor:
     >>> 0.2 <= float(m.mean()) < 0.25
     True
     """
-    from freeinit_lab.spectral import frequency_radius
+    from freeinit_lab.core.spectral import frequency_radius
 
     if not 0 < keep <= 1:
         raise ValueError(f"keep={keep} must be in (0, 1]: the share of FFT bins taken from the low-frequency noise")
@@ -617,9 +617,9 @@ def noise_swap_sweep(
     >>> ds = noise_swap_sweep(pipe, a, b, keep=(0.05, 0.2), num_inference_steps=25)  # doctest: +SKIP
     >>> float(ds.dist_a.sel(cutoff=1).mean()) < float(ds.dist_b.sel(cutoff=1).mean())  # doctest: +SKIP
     """
-    from freeinit_lab.layouts import get_layout
-    from freeinit_lab.probes import LatentProbe
-    from freeinit_lab.spectral import reinit_noise
+    from freeinit_lab.hooks.layouts import get_layout
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.core.spectral import reinit_noise
 
     if noise_a.shape != noise_b.shape or noise_a.dim() != 5:
         raise ValueError(

@@ -1,7 +1,7 @@
 """Issue 5 evidence: the embedded default model shows the paper's findings, measured with statistics.
 
 The seeds here (``EVIDENCE_SEED``) are not the ones the model or these thresholds were developed on (seed 0 in
-``python -m freeinit_lab.evidence``); the reference videos come from dead-leaves seeds never used in training.
+``python -m freeinit_lab.studies.evidence``); the reference videos come from dead-leaves seeds never used in training.
 """
 
 import numpy as np

@@ -48,10 +48,10 @@ from typing import Any, Iterator, Literal
 import numpy as np
 import torch
 
-from freeinit_lab.layouts import LatentLayout, capture_final_latent, get_layout, patch_attribute
-from freeinit_lab.probes import mark_iteration
-from freeinit_lab.schedules import NoiseSchedule, get_schedule
-from freeinit_lab.spectral import (
+from freeinit_lab.hooks.layouts import LatentLayout, capture_final_latent, get_layout, patch_attribute
+from freeinit_lab.probes.probe import mark_iteration
+from freeinit_lab.core.schedules import NoiseSchedule, get_schedule
+from freeinit_lab.core.spectral import (
     apply_lowpass,
     lowpass_filter,
     reinit_noise,
@@ -200,7 +200,7 @@ class FreeInitResult:
         """
         import xarray as xr
 
-        from freeinit_lab.snr import inference_band_snr
+        from freeinit_lab.core.snr import inference_band_snr
 
         per_pass = []
         for it in self.iterations:

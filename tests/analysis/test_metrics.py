@@ -49,7 +49,7 @@ def test_flicker_formula():
 
 
 def test_ssim_equals_skimage():
-    skm = pytest.importorskip("skimage.metrics")
+    skm = pytest.importorskip("skimage.metrics", reason="needs scikit-image (the dev extra: pip install -e '.[dev]')")
     v = _videos(4, b=2, f=3)
     x = ((v.double().numpy() + 1) / 2).clip(0, 1)
     ref = [np.mean([skm.structural_similarity(x[b, :, f].transpose(1, 2, 0), x[b, :, f + 1].transpose(1, 2, 0),
