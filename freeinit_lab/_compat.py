@@ -38,6 +38,8 @@ MOVED_MODULES: dict[str, str] = {
     "models": "embedded.models",
     "pipelines": "embedded.pipelines",
     "vae": "embedded.vae",
+    "world": "embedded.world",
+    "fidelity": "analysis.fidelity",
 }
 
 

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from freeinit_lab.models import TinyVideoUNet
-from freeinit_lab.pipelines import ChannelNormalizer, TinyVideoPipeline, default_scheduler, default_training_videos
-from freeinit_lab.world import SHAPES, WORLD_VERSION, SubjectsConfig, subject_videos
+from freeinit_lab.embedded.models import TinyVideoUNet
+from freeinit_lab.embedded.pipelines import ChannelNormalizer, TinyVideoPipeline, default_scheduler, default_training_videos
+from freeinit_lab.embedded.world import SHAPES, WORLD_VERSION, SubjectsConfig, subject_videos
 
 
 def test_shape_range_and_determinism():
