@@ -66,3 +66,6 @@ from .strategies import (  # noqa: E402
     evaluate_strategies,
     summarize_strategies,
 )
+# --- FreeInit's mechanism vs its side effects: controls and the paired decomposition ---
+from . import controls, decomposition  # noqa: E402
+from .decomposition import decompose_freeinit, decomposition_figure, decomposition_table  # noqa: E402
