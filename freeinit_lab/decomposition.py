@@ -185,20 +185,32 @@ class _Stop(Exception):
 
 
 def _batch_kwargs(params, call_kwargs: dict, n: int) -> dict:
+    """Arguments that make the pipeline sample ``n`` videos of one prompt (or ``n`` unconditional ones).
+
+    Text pipelines get the prompt repeated ``n`` times (AnimateDiff ignores ``num_videos_per_prompt``), prompt
+    embeddings of batch 1 repeated likewise; unconditional ones ``batch_size=n``.
+    """
     prompt = call_kwargs.get("prompt")
     if isinstance(prompt, (list, tuple)):
         raise ValueError(
-            "pass a single prompt string: every video of the decomposition uses the same prompt, and the batch is "
-            "set through num_videos_per_prompt"
+            "pass a single prompt string: every video of the decomposition uses the same prompt, and the "
+            "decomposition repeats it once per video"
         )
-    has_text = prompt is not None or call_kwargs.get("prompt_embeds") is not None
-    if has_text and "num_videos_per_prompt" in params:
-        return {"num_videos_per_prompt": n}
-    if "batch_size" in params:
-        return {"batch_size": n}
-    if "num_videos_per_prompt" in params:
-        return {"num_videos_per_prompt": n}
-    return {}
+    out: dict[str, Any] = {}
+    if isinstance(prompt, str):
+        out["prompt"] = [prompt] * n
+        neg = call_kwargs.get("negative_prompt")
+        if isinstance(neg, str):
+            out["negative_prompt"] = [neg] * n
+    for key in ("prompt_embeds", "negative_prompt_embeds"):
+        emb = call_kwargs.get(key)
+        if isinstance(emb, torch.Tensor):
+            if emb.shape[0] != 1:
+                raise ValueError(f"{key} must hold one prompt (batch 1); the decomposition repeats it per video")
+            out[key] = emb.expand(n, *emb.shape[1:])
+    if not out and "batch_size" in params:
+        out["batch_size"] = n
+    return out
 
 
 def _latent_shape(pipe, layout, call_kwargs: dict, batch_kwargs) -> tuple[int, ...]:
@@ -355,7 +367,7 @@ def decompose_freeinit(
     def batch_kwargs(n: int) -> dict:
         return _batch_kwargs(params, call_kwargs, n)
 
-    batch_kwargs(1)  # rejects a prompt list
+    batch_kwargs(1)  # rejects a prompt list or prompt embeddings of several prompts
     shape = _latent_shape(pipe, layout, call_kwargs, batch_kwargs)
     full = (num_videos, *shape)
     if user_latents is not None:
