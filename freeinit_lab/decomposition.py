@@ -56,9 +56,11 @@ from .controls import (
     reinit_arm,
     single_cycle_derangement,
 )
+from .freeinit import FreeInitNoGapWarning, _first_tensor
 from .layouts import get_layout, patch_attribute
 from .schedules import get_schedule
 from .spectral import band_power, default_band_edges, lowpass_filter
+from .strategies import _consistency, _dynamics
 
 __all__ = [
     "decompose_freeinit",
@@ -125,18 +127,6 @@ def paired_bootstrap(values: np.ndarray, num_bootstrap: int = 2000, seed: int = 
 # ----------------------------------------------------------------------------------------------------------------
 # metrics
 # ----------------------------------------------------------------------------------------------------------------
-def _consistency(video: torch.Tensor) -> np.ndarray:
-    from .metrics import frame_cosine_similarity
-
-    bound = float(video.abs().max()) + 1.0  # an affine map without clipping (centred cosines ignore it)
-    return frame_cosine_similarity(video, reference="first", value_range=(-bound, bound)).numpy()
-
-
-def _dynamics(video: torch.Tensor) -> np.ndarray:
-    d = video.double()[:, :, 1:] - video.double()[:, :, :-1]
-    return d.pow(2).mean(dim=(1, 2, 3, 4)).sqrt().numpy()
-
-
 def _contrast(video: torch.Tensor) -> np.ndarray:
     return video.double().var(dim=(-2, -1), unbiased=False).mean(dim=(1, 2)).sqrt().numpy()
 
@@ -224,7 +214,7 @@ def _latent_shape(pipe, layout, call_kwargs: dict, batch_kwargs) -> tuple[int, .
 
     def make_wrapper(original):
         def prepare_latents(*args, **kwargs):
-            record["shape"] = tuple(_first_tensor_of(original(*args, **kwargs)).shape)
+            record["shape"] = tuple(_first_tensor(original(*args, **kwargs)).shape)
             raise _Stop
 
         return prepare_latents
@@ -238,14 +228,6 @@ def _latent_shape(pipe, layout, call_kwargs: dict, batch_kwargs) -> tuple[int, .
     if "shape" not in record:
         raise RuntimeError(f"{type(pipe).__name__} did not call prepare_latents; cannot read its latent shape")
     return layout.canonical_shape(record["shape"])[1:]
-
-
-def _first_tensor_of(out: Any) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    raise TypeError(f"prepare_latents returned {type(out).__name__}; expected the latent tensor")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -389,8 +371,6 @@ def decompose_freeinit(
     schedule = get_schedule(layout.get_scheduler(pipe))
     a_T, b_T = (float(v) for v in schedule.coefficients(schedule.terminal_timestep))
     if not schedule.has_terminal_signal:
-        from .freeinit import FreeInitNoGapWarning
-
         warnings.warn(
             f"{schedule.scheduler_class or schedule.family}'s training z_T carries no signal (a_T = {a_T:.3g}): there "
             "is no gap for FreeInit to close, so its 'mechanism' cannot be told from the controls",
