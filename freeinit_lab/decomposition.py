@@ -29,7 +29,7 @@ Examples
 >>> import freeinit_lab as fl
 >>> pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
 >>> ds = fl.decompose_freeinit(pipe, num_videos=8, controls=["mask_only"], num_inference_steps=3, progress=False)
->>> list(ds.arm.values), dict(ds.explained.sizes)["control"]
+>>> ds.arm.values.tolist(), dict(ds.explained.sizes)["control"]
 (['plain', 'freeinit', 'mask_only'], 1)
 """
 
