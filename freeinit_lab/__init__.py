@@ -102,6 +102,11 @@ _NAMES = {
     "default_strategies": "studies.strategies",
     "evaluate_strategies": "studies.strategies",
     "summarize_strategies": "studies.strategies",
+    "analytic_controls": "studies.strategies",
+    "decompose_freeinit": "studies.decomposition",
+    "decomposition_figure": "studies.decomposition",
+    "decomposition_table": "studies.decomposition",
+    "gap_kl": "core.snr",
 }
 
 # Old module paths (``fl.spectral``, ``fl.plots``, ...) as attributes: aliases of the modules' new homes.

@@ -39,6 +39,8 @@ MOVED_MODULES: dict[str, str] = {
     "pipelines": "embedded.pipelines",
     "vae": "embedded.vae",
     "world": "embedded.world",
+    "controls": "core.controls",
+    "decomposition": "studies.decomposition",
     "fidelity": "analysis.fidelity",
 }
 
