@@ -86,6 +86,7 @@ _NAMES = {
     "fit_gaussian_prior": "embedded.pipelines",
     "load_analytic_pipeline": "embedded.pipelines",
     "load_default_pipeline": "embedded.pipelines",
+    "load_default_analytic_pipeline": "embedded.pipelines",
     "default_training_videos": "embedded.pipelines",
     "ChannelNormalizer": "embedded.pipelines",
     "subject_videos": "embedded.world",
