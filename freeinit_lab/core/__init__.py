@@ -1,9 +1,11 @@
 """Tensor kernels and their labelled wrappers: frequency filters and mixes, bands, noise schedules, band SNR, dims,
-and FreeInit's reinitialisation step with its settings.
+FreeInit's reinitialisation step with its settings, and the initial latents of FreeInit's control arms.
 
 Depends on torch, numpy and (for the labelled results) xarray only; every other layer builds on this one.
 """
 
 from freeinit_lab._lazy import attach
 
-__getattr__, __dir__, __all__ = attach(__name__, submodules=["dims", "reinit", "schedules", "snr", "spectral"])
+__getattr__, __dir__, __all__ = attach(
+    __name__, submodules=["controls", "dims", "reinit", "schedules", "snr", "spectral"]
+)

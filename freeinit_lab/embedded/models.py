@@ -137,7 +137,12 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
     attention_heads : int
         Heads of the bottleneck 3-D self-attention (0 disables it).
     sample_size, num_frames : int
-        Training resolution (documentation only; any size divisible by ``2**(levels-1)`` works).
+        Training resolution (documentation only; any size divisible by ``space_to_depth * 2**(levels-1)``
+        works).
+    space_to_depth : int
+        Stem factor ``s``: each frame's ``s × s`` pixel blocks are folded into channels before the first layer
+        (``(C, H, W) → (C s², H/s, W/s)``, ``torch.nn.functional.pixel_unshuffle``) and unfolded after the last,
+        so a ``32 × 32`` video costs about what a ``16 × 16`` one did (1 = no folding).
 
     Notes
     -----
@@ -160,13 +165,17 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
         attention_heads: int = 4,
         sample_size: int = 16,
         num_frames: int = 8,
+        space_to_depth: int = 1,
     ):
         super().__init__()
+        if int(space_to_depth) < 1:
+            raise ValueError(f"space_to_depth must be >= 1; got {space_to_depth}")
+        s2 = int(space_to_depth) ** 2
         ch = list(block_channels)
         self.time_embed = nn.Sequential(
             nn.Linear(time_embed_dim, time_embed_dim), nn.SiLU(), nn.Linear(time_embed_dim, time_embed_dim)
         )
-        self.conv_in = nn.Conv3d(in_channels, ch[0], (temporal_kernel, 3, 3),
+        self.conv_in = nn.Conv3d(in_channels * s2, ch[0], (temporal_kernel, 3, 3),
                                  padding=(temporal_kernel // 2, 1, 1))
         self.down = nn.ModuleList()
         self.downsamplers = nn.ModuleList()
@@ -196,7 +205,7 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
             if i > 0:
                 self.upsamplers.append(nn.Conv2d(cur, cur, 3, padding=1))
         self.norm_out = nn.GroupNorm(min(norm_groups, cur), cur)
-        self.conv_out = nn.Conv3d(cur, out_channels, (1, 3, 3), padding=(0, 1, 1))
+        self.conv_out = nn.Conv3d(cur, out_channels * s2, (1, 3, 3), padding=(0, 1, 1))
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
@@ -207,9 +216,15 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
         if sample.ndim != 5:
             raise ValueError(f"TinyVideoUNet expects (batch, channel, frame, height, width); got {tuple(sample.shape)}")
         levels = len(self.config.block_channels) - 1
-        if sample.shape[-1] % 2**levels or sample.shape[-2] % 2**levels:
-            raise ValueError(f"height and width must be divisible by {2**levels}; got {tuple(sample.shape[-2:])}")
+        s2d = int(getattr(self.config, "space_to_depth", 1))
+        div = s2d * 2**levels
+        if sample.shape[-1] % div or sample.shape[-2] % div:
+            raise ValueError(f"height and width must be divisible by {div}; got {tuple(sample.shape[-2:])}")
         b = sample.shape[0]
+        if s2d > 1:
+            bb, cc, ff, hh, ww = sample.shape
+            folded = F.pixel_unshuffle(sample.transpose(1, 2).reshape(bb * ff, cc, hh, ww), s2d)
+            sample = folded.reshape(bb, ff, -1, hh // s2d, ww // s2d).transpose(1, 2)
         t = torch.as_tensor(timestep, device=sample.device)
         if t.ndim == 0:
             t = t.expand(b)
@@ -235,6 +250,10 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
                 h = F.interpolate(h, size=(f, hh * 2, ww * 2), mode="nearest")
                 h = _spatial(self.upsamplers[i], h)
         out = self.conv_out(F.silu(self.norm_out(h)))
+        if s2d > 1:
+            bb, cc, ff, hh, ww = out.shape
+            out = F.pixel_shuffle(out.transpose(1, 2).reshape(bb * ff, cc, hh, ww), s2d)
+            out = out.reshape(bb, ff, -1, hh * s2d, ww * s2d).transpose(1, 2)
         if not return_dict:
             return (out,)
         return VideoDenoiserOutput(sample=out)

@@ -32,16 +32,22 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+
 from .models import GaussianVideoDenoiser, TinyVideoUNet
 from .paths import DATA_DIR
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
+    "ChannelNormalizer",
     "TinyVideoPipeline",
     "TinyVideoPipelineOutput",
     "default_scheduler",
     "load_default_pipeline",
+    "default_training_videos",
     "load_analytic_pipeline",
+    "load_default_analytic_pipeline",
     "fit_gaussian_prior",
 ]
 
@@ -65,6 +71,56 @@ def default_scheduler(**overrides) -> DDIMScheduler:
     return DDIMScheduler(**cfg)
 
 
+class ChannelNormalizer(ModelMixin, ConfigMixin):
+    """Per-channel affine map between display videos and the model's unit-variance space (a "VAE" of scale only).
+
+    ``encode(x) = (x − shift_c) / scale_c`` and ``decode(z) = z · scale_c + shift_c`` per channel ``c``, with
+    ``shift`` and ``scale`` the channel means and standard deviations of the training distribution, so that model
+    space has zero mean and unit variance per channel — the role ``vae.config.scaling_factor`` plays for Stable
+    Diffusion latents. Stored in the model folder (``normalizer/``) and applied by :class:`TinyVideoPipeline`.
+
+    Parameters
+    ----------
+    shift, scale : sequence of float
+        One value per channel; ``scale > 0``.
+    """
+
+    @register_to_config
+    def __init__(self, shift: tuple[float, ...] = (0.0, 0.0, 0.0), scale: tuple[float, ...] = (1.0, 1.0, 1.0)):
+        super().__init__()
+        if len(shift) != len(scale) or not len(shift):
+            raise ValueError(f"shift and scale need one value per channel; got {len(shift)} and {len(scale)}")
+        if min(float(v) for v in scale) <= 0 or not all(np.isfinite([*shift, *scale])):
+            raise ValueError(f"scale must be finite and > 0, shift finite; got shift={shift}, scale={scale}")
+        self.register_buffer("shift_c", torch.tensor([float(v) for v in shift]).view(-1, 1, 1, 1), persistent=False)
+        self.register_buffer("scale_c", torch.tensor([float(v) for v in scale]).view(-1, 1, 1, 1), persistent=False)
+        # a parameter-free module still needs one tensor for diffusers' save/load round trip
+        self.register_buffer("format_marker", torch.ones(1), persistent=True)
+
+    @classmethod
+    def fit(cls, videos: torch.Tensor) -> "ChannelNormalizer":
+        """Fit ``shift``/``scale`` to ``(N, C, F, H, W)`` videos: per-channel mean and standard deviation."""
+        if videos.ndim != 5:
+            raise ValueError(f"expected (N, C, F, H, W) videos, got shape {tuple(videos.shape)}")
+        x = videos.double().transpose(0, 1).reshape(videos.shape[1], -1)
+        return cls(shift=tuple(x.mean(1).tolist()), scale=tuple(x.std(1).tolist()))
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.ndim != 5 or x.shape[1] != self.shift_c.shape[0]:
+            raise ValueError(f"expected (batch, {self.shift_c.shape[0]} channels, frame, height, width); "
+                             f"got {tuple(x.shape)}")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Display video → model space, ``(x − shift) / scale``."""
+        self._check(x)
+        return (x - self.shift_c.to(x)) / self.scale_c.to(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Model space → display video, ``z · scale + shift`` (not clipped)."""
+        self._check(z)
+        return z * self.scale_c.to(z) + self.shift_c.to(z)
+
+
 @dataclass
 class TinyVideoPipelineOutput(BaseOutput):
     """Output of :class:`TinyVideoPipeline`.
@@ -74,8 +130,9 @@ class TinyVideoPipelineOutput(BaseOutput):
     frames : np.ndarray | torch.Tensor | list
         ``output_type="np"``: ``(batch, frame, height, width, channel)`` float32 in ``[0, 1]`` (diffusers'
         video layout); ``"pt"``: ``(batch, frame, channel, height, width)`` in ``[0, 1]``; ``"pil"``: a list of
-        lists of PIL images; ``"latent"``: the final latents ``(batch, channel, frame, height, width)``
-        (pixel values in ``[-1, 1]``, unclipped).
+        lists of PIL images; ``"latent"``: the final latents ``(batch, channel, frame, height, width)`` in model
+        space (the normalised video when the pipeline has a :class:`ChannelNormalizer`, else pixel values in
+        ``[-1, 1]``; unclipped).
     """
 
     frames: Any
@@ -90,6 +147,10 @@ class TinyVideoPipeline(DiffusionPipeline):
         ε-predicting denoiser on ``(batch, channel, frame, height, width)``.
     scheduler : SchedulerMixin
         Any diffusers scheduler with ``set_timesteps`` / ``step`` / ``scale_model_input``; DDIM by default.
+    normalizer : ChannelNormalizer, optional
+        Maps model space to display video when decoding (``None``: model space is the display video).
+    default_num_inference_steps : int
+        Steps used when a call does not give ``num_inference_steps`` (the model folder's ``sampler.json``).
 
     Examples
     --------
@@ -102,9 +163,11 @@ class TinyVideoPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "unet"
     _callback_tensor_inputs = ["latents", "noise_pred", "pred_original_sample"]
 
-    def __init__(self, unet, scheduler):
+    def __init__(self, unet, scheduler, normalizer: ChannelNormalizer | None = None,
+                 default_num_inference_steps: int = 25):
         super().__init__()
-        self.register_modules(unet=unet, scheduler=scheduler)
+        self.register_modules(unet=unet, scheduler=scheduler, normalizer=normalizer)
+        self.default_num_inference_steps = int(default_num_inference_steps)
 
     # -- diffusers-style properties ---------------------------------------------------------------------------
     @property
@@ -154,10 +217,16 @@ class TinyVideoPipeline(DiffusionPipeline):
             latents = latents.to(device=device, dtype=dtype)
         return latents * self.scheduler.init_noise_sigma
 
-    @staticmethod
-    def decode_latents(latents: torch.Tensor) -> torch.Tensor:
-        """Identity VAE: latents in ``[-1, 1]`` → video ``(batch, frame, channel, height, width)`` in ``[0, 1]``."""
-        return ((latents.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4)
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Model space → video ``(batch, frame, channel, height, width)`` in ``[0, 1]``.
+
+        ``x = normalizer.decode(latents)`` (identity without a normalizer), then ``(clip(x, −1, 1) + 1) / 2``.
+        """
+        x = latents.float()
+        norm = getattr(self, "normalizer", None)
+        if norm is not None:
+            x = norm.decode(x)
+        return ((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4)
 
     @torch.no_grad()
     def __call__(
@@ -166,7 +235,7 @@ class TinyVideoPipeline(DiffusionPipeline):
         num_frames: int | None = None,
         height: int | None = None,
         width: int | None = None,
-        num_inference_steps: int = 25,
+        num_inference_steps: int | None = None,
         batch_size: int | None = None,
         num_videos_per_prompt: int = 1,
         eta: float = 0.0,
@@ -187,8 +256,8 @@ class TinyVideoPipeline(DiffusionPipeline):
             the number of prompts is used (``batch = len(prompt) * num_videos_per_prompt``).
         num_frames, height, width : int, optional
             Video size; default: the model's training size (``unet.config``).
-        num_inference_steps : int
-            Denoising steps (25 by default).
+        num_inference_steps : int, optional
+            Denoising steps (default: ``default_num_inference_steps``, the model folder's stored sampler).
         batch_size : int, optional
             Number of videos when no prompt list is given (default 1); multiplied by ``num_videos_per_prompt``.
         eta : float
@@ -225,6 +294,10 @@ class TinyVideoPipeline(DiffusionPipeline):
         if bad:
             raise ValueError(f"callback_on_step_end_tensor_inputs {bad} not supported; choose from "
                              f"{self._callback_tensor_inputs}")
+        if num_inference_steps is None:
+            num_inference_steps = self.default_num_inference_steps
+        if int(num_inference_steps) < 1:
+            raise ValueError(f"num_inference_steps must be >= 1; got {num_inference_steps}")
         c, f0, h0, w0 = self.sample_shape
         num_frames, height, width = num_frames or f0, height or h0, width or w0
         if prompt is not None:
@@ -284,24 +357,34 @@ class TinyVideoPipeline(DiffusionPipeline):
         return TinyVideoPipelineOutput(frames=frames)
 
 
+def _read_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
+
+
 def load_default_pipeline(path: str | Path | None = None, *, progress: bool = False,
                           scheduler=None) -> TinyVideoPipeline:
-    """Load the embedded trained default pipeline (offline, from ``data/default_model/``).
+    """Load the embedded trained default pipeline (offline, from ``data/default_model/``) or another such folder.
+
+    A folder holds ``model_index.json``, ``unet/``, ``scheduler/`` and ``training_log.json``; models trained on
+    normalised data also hold ``normalizer/`` (:class:`ChannelNormalizer`), and ``sampler.json`` stores the
+    default sampler's step count (used when a call gives no ``num_inference_steps``).
 
     Parameters
     ----------
     path : str or Path, optional
         Pipeline folder (default :data:`DEFAULT_MODEL_DIR`).
     progress : bool
-        Show the per-call progress bar (off by default: sampling takes well under a second).
+        Show the per-call progress bar (off by default).
     scheduler : SchedulerMixin, optional
-        Replace the stored DDIM scheduler.
+        Replace the stored scheduler (the stored step count still applies unless a call gives its own).
 
     Returns
     -------
     TinyVideoPipeline
-        8 frames × 16 × 16 RGB, unconditional, trained on procedural dead-leaves videos
-        (:func:`freeinit_lab.data.dead_leaves_videos`); see ``training_log.json`` in the folder.
+        Unconditional; ``pipe(batch_size=N, generator=g, output_type="latent")`` returns model-space videos in
+        ``.frames``, ``(N, channel, frame, height, width)``; ``output_type="np"`` display RGB.
     """
     path = Path(path) if path is not None else DEFAULT_MODEL_DIR
     if not (path / "model_index.json").exists():
@@ -309,12 +392,74 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
             f"no pipeline at {path} (model_index.json missing). The default model ships in data/default_model/; "
             "retrain it with `python scripts/train_default_model.py`."
         )
-    unet = TinyVideoUNet.from_pretrained(path / "unet", local_files_only=True).eval()
+    log = _read_json(path / "training_log.json") if (path / "training_log.json").exists() else {}
+    normalizer = None
+    if (path / "normalizer").exists():
+        normalizer = ChannelNormalizer.from_pretrained(path / "normalizer", local_files_only=True,
+                                                       low_cpu_mem_usage=False).eval()
+    elif log.get("normalization", "identity") != "identity":
+        raise FileNotFoundError(
+            f"{path} was trained on normalised data but has no normalizer/ folder, so its samples cannot be "
+            "decoded; export the model again with scripts/train_default_model.py (it writes normalizer/)."
+        )
+    unet = TinyVideoUNet.from_pretrained(path / "unet", local_files_only=True, low_cpu_mem_usage=False).eval()
     sched = scheduler if scheduler is not None else DDIMScheduler.from_pretrained(path / "scheduler",
                                                                                  local_files_only=True)
-    pipe = TinyVideoPipeline(unet=unet, scheduler=sched)
+    sampler = _read_json(path / "sampler.json") if (path / "sampler.json").exists() else {}
+    pipe = TinyVideoPipeline(unet=unet, scheduler=sched, normalizer=normalizer,
+                             default_num_inference_steps=int(sampler.get("num_inference_steps", 25)))
     pipe.set_progress_bar_config(disable=not progress)
     return pipe
+
+
+def default_training_videos(n: int, seed: int, *, path: str | Path | None = None) -> torch.Tensor:
+    """``n`` videos from exactly the distribution the default model was trained on, in its model space.
+
+    Reads the folder's ``training_log.json`` (data generator, its version and configuration, video size) and
+    ``normalizer/``, draws ``n`` videos with ``seed`` and encodes them: ``z = (x − shift) / scale`` per channel
+    (identity for a model trained on raw pixels).
+
+    Parameters
+    ----------
+    n : int
+        Number of videos (> 0).
+    seed : int
+        Seed of the generator. Training used seeds ``data_seed_base + step``; evaluation should use seeds far
+        from that range (the toolkit uses ``>= 900_000_000``).
+    path : str or Path, optional
+        Model folder (default :data:`DEFAULT_MODEL_DIR`).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, channel, frame, height, width)`` float32.
+    """
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1; got {n}")
+    path = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    log_path = path / "training_log.json"
+    if not log_path.exists():
+        raise FileNotFoundError(f"{log_path} missing: the model folder must say which data it was trained on")
+    log = _read_json(log_path)
+    gen = log.get("data_generator")
+    f, h, w = int(log["frames"]), int(log["height"]), int(log["width"])
+    if gen == "dead-leaves-v1":
+        from .data import dead_leaves_videos
+
+        x = dead_leaves_videos(int(n), f, h, w, seed=int(seed), config=log.get("data_config"))
+    elif gen is not None and gen.startswith("subjects-"):
+        from .world import subject_videos
+
+        x = subject_videos(int(n), f, h, w, seed=int(seed), config=log.get("data_config"), version=gen)
+    else:
+        raise ValueError(f"{log_path} names data generator {gen!r}, which this freeinit_lab cannot reproduce; "
+                         "known: 'dead-leaves-v1', 'subjects-v1'")
+    if (path / "normalizer").exists():
+        x = ChannelNormalizer.from_pretrained(path / "normalizer", local_files_only=True,
+                                              low_cpu_mem_usage=False).encode(x)
+    elif log.get("normalization", "identity") != "identity":
+        raise FileNotFoundError(f"{path} has no normalizer/ folder but was trained on normalised data")
+    return x
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -392,5 +537,40 @@ def load_analytic_pipeline(
                                  num_train_timesteps=sched.config.num_train_timesteps)
     unet.set_prior(prior["mean"], prior["color_basis"], prior["power"], sched.alphas_cumprod)
     pipe = TinyVideoPipeline(unet=unet.eval(), scheduler=sched)
+    pipe.set_progress_bar_config(disable=not progress)
+    return pipe
+
+
+def load_default_analytic_pipeline(num_videos: int = 512, seed: int = 950_000_000, *,
+                                   path: str | Path | None = None, progress: bool = False) -> TinyVideoPipeline:
+    """The exact Gaussian-prior reference of the default model's own data, in the default model's space.
+
+    Fits :func:`fit_gaussian_prior` to ``num_videos`` videos of :func:`default_training_videos` (model space,
+    so unit variance per channel for a normalised model), and wraps the exact posterior-mean denoiser
+    (:class:`~freeinit_lab.models.GaussianVideoDenoiser`) in a pipeline with the default model's scheduler,
+    stored step count and normaliser, so that every closed form of the Gaussian model applies exactly to a
+    pipeline that is interchangeable with :func:`load_default_pipeline` (same shapes, same sampler, same decoding).
+
+    Parameters
+    ----------
+    num_videos : int
+        Videos the power spectrum is averaged over (with the 8 flips of :func:`fit_gaussian_prior`).
+    seed : int
+        Seed of those videos (default far from the training seeds).
+    path : str or Path, optional
+        Model folder (default :data:`DEFAULT_MODEL_DIR`).
+    progress : bool
+        Show the progress bar.
+    """
+    base = load_default_pipeline(path, progress=progress)
+    clips = default_training_videos(num_videos, seed=seed, path=path)
+    prior = fit_gaussian_prior(clips)
+    sched = base.scheduler
+    _, f, h, w = base.sample_shape
+    unet = GaussianVideoDenoiser(in_channels=clips.shape[1], num_frames=f, sample_size=h, width=w,
+                                 num_train_timesteps=sched.config.num_train_timesteps)
+    unet.set_prior(prior["mean"], prior["color_basis"], prior["power"], sched.alphas_cumprod)
+    pipe = TinyVideoPipeline(unet=unet.eval(), scheduler=sched, normalizer=base.normalizer,
+                             default_num_inference_steps=base.default_num_inference_steps)
     pipe.set_progress_bar_config(disable=not progress)
     return pipe
