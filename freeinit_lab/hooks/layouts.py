@@ -64,6 +64,7 @@ import torch
 
 from freeinit_lab.core.dims import VIDEO_DIMS as _VIDEO_DIMS
 from freeinit_lab.hooks.outputs import read_sample
+from freeinit_lab.hooks.patching import patch
 
 __all__ = [
     "LatentLayout",
@@ -259,23 +260,15 @@ def patch_attribute(obj: Any, name: str, make_wrapper: Callable[[Callable], Call
     """Temporarily replace ``obj.name`` by ``make_wrapper(original)`` as an *instance* attribute.
 
     The class is never touched, other instances are unaffected, and the previous state (including an instance
-    attribute someone else installed) is restored in ``finally``, whatever happens inside the block.
+    attribute someone else installed) is restored in ``finally``, whatever happens inside the block. A thin
+    context manager over :func:`freeinit_lab.hooks.patching.patch`, so patches of any origin nest and undo in any
+    order.
     """
-    original = getattr(obj, name)
-    own = vars(obj)
-    had_instance_attr = name in own
-    previous = own.get(name)
-    setattr(obj, name, make_wrapper(original))
+    handle = patch(obj, name, make_wrapper)
     try:
         yield
     finally:
-        if had_instance_attr:
-            setattr(obj, name, previous)
-        else:
-            try:
-                delattr(obj, name)
-            except AttributeError:  # pragma: no cover - removed by someone else
-                pass
+        handle.remove()
 
 
 @contextmanager

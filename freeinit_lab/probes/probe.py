@@ -74,6 +74,7 @@ import xarray as xr
 
 from freeinit_lab.hooks.events import publish_pass, subscribe
 from freeinit_lab.hooks.outputs import read_step_output
+from freeinit_lab.hooks.patching import PatchHandle, patch, patch_class_method
 
 __all__ = [
     "CAPTURE_SITES",
@@ -557,7 +558,8 @@ class LatentProbe:
         self._schedule = None
         self._schedule_error: str | None = None
         self._warned_x0 = False
-        self._sched_hooks: list[tuple[Any, str, Any, bool, Any]] = []
+        self._sched_hooks: list[tuple[Any, PatchHandle]] = []
+        self._class_patches: list[PatchHandle] = []
 
     # -- context manager -----------------------------------------------------------------------------------------
     def __enter__(self) -> "LatentProbe":
@@ -611,95 +613,83 @@ class LatentProbe:
     def _install_class(self) -> None:
         probe = self
         base = self._orig_class
-        namespace: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
-        base_call = base.__call__
-        call_sig = inspect.signature(base_call)
+        call_sig = inspect.signature(base.__call__)
 
-        def __call__(pipe_self, *args, **kwargs):
-            if not probe._installed or pipe_self is not probe.pipe:
-                return base_call(pipe_self, *args, **kwargs)
-            return probe._run_call(pipe_self, base_call, call_sig, args, kwargs)
+        def wrap_call(inner: Callable) -> Callable:
+            def __call__(pipe_self, *args, **kwargs):
+                if not probe._installed or pipe_self is not probe.pipe:
+                    return inner(pipe_self, *args, **kwargs)
+                return probe._run_call(pipe_self, inner, call_sig, args, kwargs)
 
-        functools.update_wrapper(__call__, base_call)
-        namespace["__call__"] = __call__
+            return functools.update_wrapper(__call__, inner)
 
-        if callable(getattr(base, "prepare_latents", None)):
-            base_prepare = base.prepare_latents
-
+        def wrap_prepare(inner: Callable) -> Callable:
             def prepare_latents(pipe_self, *args, **kwargs):
-                out = base_prepare(pipe_self, *args, **kwargs)
+                out = inner(pipe_self, *args, **kwargs)
                 if probe._installed and pipe_self is probe.pipe:
                     latents = out[0] if isinstance(out, tuple) else out
                     if isinstance(latents, torch.Tensor):
                         probe._on_prepare_latents(latents)
                 return out
 
-            functools.update_wrapper(prepare_latents, base_prepare)
-            namespace["prepare_latents"] = prepare_latents
+            return functools.update_wrapper(prepare_latents, inner)
 
-        if callable(getattr(base, "_apply_free_init", None)):
-            base_apply = base._apply_free_init
-
+        def wrap_apply(inner: Callable) -> Callable:
             def _apply_free_init(pipe_self, latents, free_init_iteration, *args, **kwargs):
                 if probe._installed and pipe_self is probe.pipe:
                     probe._on_mark(int(free_init_iteration), probe._diffusers_freeinit_settings(), native=True)
-                return base_apply(pipe_self, latents, free_init_iteration, *args, **kwargs)
+                return inner(pipe_self, latents, free_init_iteration, *args, **kwargs)
 
-            functools.update_wrapper(_apply_free_init, base_apply)
-            namespace["_apply_free_init"] = _apply_free_init
+            return functools.update_wrapper(_apply_free_init, inner)
 
-        self._probe_class = type(base.__name__, (base,), namespace)
-        self.pipe.__class__ = self._probe_class
+        self._class_patches.append(patch_class_method(self.pipe, "__call__", wrap_call))
+        if callable(getattr(base, "prepare_latents", None)):
+            self._class_patches.append(patch_class_method(self.pipe, "prepare_latents", wrap_prepare))
+        if callable(getattr(base, "_apply_free_init", None)):
+            self._class_patches.append(patch_class_method(self.pipe, "_apply_free_init", wrap_apply))
 
     def _install_scheduler(self, sched: Any) -> None:
-        if any(h[0] is sched for h in self._sched_hooks):
+        if any(s is sched for s, _ in self._sched_hooks):
             return
         probe = self
         for name in ("step", "set_timesteps"):
             original = getattr(sched, name, None)
             if not callable(original):
                 continue
-            own = vars(sched)
-            had, previous = name in own, own.get(name)
-            sig = inspect.signature(original)
             if name == "step":
 
-                @functools.wraps(original)
-                def wrapper(*args, _orig=original, _sig=sig, _sched=sched, **kwargs):
-                    out = _orig(*args, **kwargs)
-                    if probe._installed:
-                        probe._on_step(_sched, _sig, args, kwargs, out)
-                    return out
+                def make(inner: Callable, _sig=inspect.signature(original), _sched=sched) -> Callable:
+                    def step(*args, **kwargs):
+                        out = inner(*args, **kwargs)
+                        if probe._installed:
+                            probe._on_step(_sched, _sig, args, kwargs, out)
+                        return out
+
+                    return step
 
             else:
 
-                @functools.wraps(original)
-                def wrapper(*args, _orig=original, **kwargs):
-                    out = _orig(*args, **kwargs)
-                    if probe._installed:
-                        probe._on_set_timesteps()
-                    return out
+                def make(inner: Callable) -> Callable:
+                    def set_timesteps(*args, **kwargs):
+                        out = inner(*args, **kwargs)
+                        if probe._installed:
+                            probe._on_set_timesteps()
+                        return out
 
-            wrapper.__signature__ = sig  # keep `inspect.signature` identical for pipelines that inspect it
-            setattr(sched, name, wrapper)
-            self._sched_hooks.append((sched, name, wrapper, had, previous))
+                    return set_timesteps
+
+            self._sched_hooks.append((sched, patch(sched, name, make)))
 
     def _remove(self) -> None:
         self._installed = False
         errors = []
-        for sched, name, wrapper, had, previous in reversed(self._sched_hooks):
+        for handle in [h for _, h in reversed(self._sched_hooks)] + list(reversed(self._class_patches)):
             try:
-                if vars(sched).get(name) is wrapper:
-                    if had:
-                        setattr(sched, name, previous)
-                    else:
-                        delattr(sched, name)
-                # else: someone wrapped on top of us; our wrapper stays as an inert pass-through
+                handle.remove()
             except Exception as err:  # pragma: no cover - defensive
                 errors.append(err)
         self._sched_hooks = []
-        if getattr(self, "_probe_class", None) is not None and type(self.pipe) is self._probe_class:
-            self.pipe.__class__ = self._orig_class
+        self._class_patches = []
         if getattr(self, "_pass_events", None) is not None:
             self._pass_events.remove()
             self._pass_events = None
