@@ -66,7 +66,7 @@ import json
 import math
 import os
 import warnings
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -308,10 +308,34 @@ class _Record:
     arrays: dict[str, torch.Tensor]
 
 
+@dataclasses.dataclass(frozen=True)
+class _RecordLayout:
+    """What every record of one probe looks like: variable names, their dims and the stored dtype."""
+
+    names: tuple[str, ...]
+    dims: tuple[str, ...]
+    np_dtype: np.dtype
+
+
+class RecordSink(Protocol):
+    """Where a probe's step records go: ``add(record)`` for each kept step; ``nbytes`` held in memory.
+
+    ``streams`` tells whether the record lives outside memory (then :meth:`LatentProbe.to_xarray` reads it back).
+    """
+
+    streams: bool
+    nbytes: int
+
+    def add(self, rec: _Record) -> None: ...
+
+
 class _MemorySink:
     """Keeps each kept step as CPU tensors; assembles the dense record on demand."""
 
-    def __init__(self) -> None:
+    streams = False
+
+    def __init__(self, layout: _RecordLayout) -> None:
+        self.layout = layout
         self.records: list[_Record] = []
         self.nbytes = 0
 
@@ -322,7 +346,8 @@ class _MemorySink:
     def kept_steps(self) -> list[int]:
         return sorted({r.step for r in self.records})
 
-    def arrays(self, names: Sequence[str], num_passes: int, item_shape: tuple[int, ...], np_dtype) -> tuple:
+    def arrays(self, num_passes: int, item_shape: tuple[int, ...]) -> tuple:
+        names, np_dtype = self.layout.names, self.layout.np_dtype
         steps = self.kept_steps()
         pos = {s: i for i, s in enumerate(steps)}
         data = {n: np.full((num_passes, len(steps), *item_shape), np.nan, dtype=np_dtype) for n in names}
@@ -339,8 +364,10 @@ class _ZarrSink:
     """Streams each kept step into a zarr store laid out as the final record (step axis = step index)."""
 
     _PASS_FIELDS = ("call", "run", "freeinit_iteration", "seed", "num_steps")
+    streams = True
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, layout: _RecordLayout) -> None:
+        self.layout = layout
         self.path = os.fspath(path)
         if os.path.exists(self.path):
             raise FileExistsError(
@@ -405,9 +432,10 @@ class _ZarrSink:
                 arr.resize((new[0],))
         self.shape = new
 
-    def add(self, rec: _Record, names, dims, item_shape, np_dtype) -> None:
+    def add(self, rec: _Record) -> None:
         if self.group is None:
-            self._create(names, dims, item_shape, np_dtype)
+            item_shape = tuple(next(iter(rec.arrays.values())).shape)
+            self._create(self.layout.names, self.layout.dims, item_shape, self.layout.np_dtype)
         self._grow(rec.iteration, rec.step)
         for n, a in rec.arrays.items():
             self.data[n][rec.iteration, rec.step] = a.numpy()
@@ -537,7 +565,12 @@ class LatentProbe:
 
     # -- state --------------------------------------------------------------------------------------------------
     def _reset_state(self) -> None:
-        self._sink: _MemorySink | _ZarrSink = _MemorySink() if self.store is None else _ZarrSink(self.store)
+        layout = _RecordLayout(
+            names=self.capture,
+            dims=_RECORD_DIMS if self.mode == "full" else _BAND_RECORD_DIMS,
+            np_dtype=np.dtype(np.float64 if self.mode == "band_power" else str(self.dtype).replace("torch.", "")),
+        )
+        self._sink: RecordSink = _MemorySink(layout) if self.store is None else _ZarrSink(self.store, layout)
         self._passes: list[_PassInfo] = []
         self._call_index = -1
         self._run_index = -1
@@ -1091,12 +1124,7 @@ class LatentProbe:
                 a = torch.full(shape, float("nan"), dtype=first.dtype)
             full[n] = a
         rec.arrays = full
-        if isinstance(self._sink, _ZarrSink):
-            dims = _RECORD_DIMS if self.mode == "full" else _BAND_RECORD_DIMS
-            np_dtype = np.float64 if self.mode == "band_power" else str(self.dtype).replace("torch.", "")
-            self._sink.add(rec, names, dims, shape, np_dtype)
-        else:
-            self._sink.add(rec)
+        self._sink.add(rec)
 
     # -- output ------------------------------------------------------------------------------------------------------
     def _attrs(self) -> dict[str, Any]:
@@ -1181,7 +1209,7 @@ class LatentProbe:
     def _sync_store(self) -> None:
         """Write pass coords, schedule coords and attrs of a streamed record (after each call and on exit)."""
         sink = self._sink
-        if not isinstance(sink, _ZarrSink) or sink.group is None:
+        if not sink.streams or sink.group is None:
             return
         sink.write_passes(self._passes)
         n_it, n_st = sink.shape
@@ -1208,7 +1236,7 @@ class LatentProbe:
             configs), so the dataset saves to NetCDF and zarr unchanged.
         """
         self._flush()
-        if isinstance(self._sink, _ZarrSink):
+        if self._sink.streams:
             if self._sink.group is None:
                 return self._empty()
             self._sync_store()
@@ -1218,9 +1246,8 @@ class LatentProbe:
         if not self._sink.records:
             return self._empty()
         item_shape = tuple(self._sink.records[0].arrays[self.capture[0]].shape)
-        np_dtype = np.float64 if self.mode == "band_power" else np.dtype(str(self.dtype).replace("torch.", ""))
-        steps, timestep, data = self._sink.arrays(self.capture, len(self._passes), item_shape, np_dtype)
-        dims = _RECORD_DIMS if self.mode == "full" else _BAND_RECORD_DIMS
+        steps, timestep, data = self._sink.arrays(len(self._passes), item_shape)
+        dims = self._sink.layout.dims
         data_vars = {n: (dims, data[n], dict(_SITE_ATTRS[n])) for n in self.capture}
         if self.mode == "band_power":
             for n in self.capture:
