@@ -212,6 +212,54 @@ class NoiseSchedule:
             )
         return np.interp(t_arr, self.timesteps, self.alpha), np.interp(t_arr, self.timesteps, self.sigma)
 
+    def step_coefficients(self, t) -> tuple[np.ndarray, np.ndarray]:
+        """``(a_t, b_t)`` of the noise level at a sampler's timesteps ``t``, NaN where ``t`` is not finite or unknown.
+
+        Unlike :meth:`coefficients` this never raises: DDPM-family timesteps off the training grid give NaN, and
+        flow matching reads the sampler's own ``sigma = t / num_train_timesteps`` (whatever shift the sampler
+        used), so ``a = 1 - sigma``, ``b = sigma``.
+        """
+        t = np.asarray(t, dtype=np.float64)
+        a = np.full(t.shape, np.nan)
+        b = np.full(t.shape, np.nan)
+        ok = np.isfinite(t)
+        if self.family == "flow":
+            n = float(self.config.get("num_train_timesteps", 1000))
+            b[ok] = t[ok] / n
+            a[ok] = 1.0 - b[ok]
+            return a, b
+        for idx in np.flatnonzero(ok):
+            try:
+                ai, bi = self.coefficients(t.flat[idx])
+                a.flat[idx], b.flat[idx] = float(ai), float(bi)
+            except ValueError:
+                pass
+        return a, b
+
+    def x0_from_output(self, model_output: torch.Tensor, sample: torch.Tensor, t: float,
+                       prediction_type: str = "epsilon") -> torch.Tensor | None:
+        """The clean latent a denoiser's output implies at step input ``sample`` (``z_t``) and timestep ``t``.
+
+        ``epsilon``: ``(z - b eps) / a``; ``v_prediction``: ``a z - b v``; ``sample``: the output itself; flow
+        matching (``z = (1 - s) x0 + s eps``, ``v = eps - x0``): ``z - s v``. None where it cannot be told (EDM-style
+        families, whose samplers return ``pred_original_sample`` themselves; unknown coefficients; ``a = 0``).
+        """
+        a, b = (float(v[0]) for v in self.step_coefficients(np.array([t], dtype=np.float64)))
+        if not (math.isfinite(a) and math.isfinite(b)):
+            return None
+        m, z = model_output.float(), sample.float()
+        if self.family == "flow":
+            return z - b * m
+        if self.family != "ddpm":
+            return None
+        if prediction_type == "epsilon":
+            return (z - b * m) / a if a > 0 else None
+        if prediction_type == "v_prediction":
+            return a * z - b * m
+        if prediction_type == "sample":
+            return m
+        return None
+
     def snr(self, t) -> np.ndarray:
         """``SNR(t) = a_t^2 / b_t^2`` (linear; ``inf`` where ``b_t = 0``)."""
         a, b = self.coefficients(t)

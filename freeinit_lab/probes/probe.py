@@ -1003,44 +1003,18 @@ class LatentProbe:
 
     def _coefficients(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(a_t, b_t)`` of the training forward process at timesteps ``t`` (NaN where unknown)."""
-        t = np.asarray(t, dtype=np.float64)
-        a = np.full(t.shape, np.nan)
-        b = np.full(t.shape, np.nan)
-        sched = self._schedule_obj()
-        if sched is None:
-            return a, b
-        ok = np.isfinite(t)
-        if sched.family == "flow":
-            n = float(sched.config.get("num_train_timesteps", 1000))
-            b[ok] = t[ok] / n
-            a[ok] = 1.0 - b[ok]
-            return a, b
-        for idx in np.flatnonzero(ok):
-            try:
-                ai, bi = sched.coefficients(t.flat[idx])
-                a.flat[idx], b.flat[idx] = float(ai), float(bi)
-            except ValueError:
-                pass
-        return a, b
+        schedule = self._schedule_obj()
+        if schedule is None:
+            t = np.asarray(t, dtype=np.float64)
+            return np.full(t.shape, np.nan), np.full(t.shape, np.nan)
+        return schedule.step_coefficients(t)
 
     def _x0_from_output(self, sched: Any, model_output: torch.Tensor, sample: torch.Tensor, t: float) -> torch.Tensor | None:
-        a, b = (float(v[0]) for v in self._coefficients(np.array([t])))
         schedule = self._schedule_obj()
-        if schedule is None or not (math.isfinite(a) and math.isfinite(b)):
+        if schedule is None:
             return None
         pred = getattr(sched, "config", {}).get("prediction_type", "epsilon")
-        m, z = model_output.float(), sample.float()
-        if schedule.family == "flow":  # z = (1 - s) x0 + s eps, v = eps - x0
-            return z - b * m
-        if schedule.family != "ddpm":  # EDM-style samplers return pred_original_sample themselves
-            return None
-        if pred == "epsilon":
-            return (z - b * m) / a if a > 0 else None
-        if pred == "v_prediction":
-            return a * z - b * m
-        if pred == "sample":
-            return m
-        return None
+        return schedule.x0_from_output(model_output, sample, t, pred)
 
     def _on_step(self, sched: Any, sig: inspect.Signature, args: tuple, kwargs: dict, out: Any) -> None:
         self._flush()  # a step whose callback never came

@@ -138,3 +138,27 @@ def test_coefficients_validation_and_interpolation():
         s.diffuse(torch.zeros(2, 3, 4, 4, 4), [1, 2, 3], torch.zeros(2, 3, 4, 4, 4))
     ds = s.to_dataset()
     assert ds.snr_db.attrs["units"] == "dB" and ds.sizes["timestep"] == 1000
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_x0_from_output_inverts_the_forward_process(prediction_type):
+    from diffusers import DDIMScheduler
+
+    schedule = NoiseSchedule.from_scheduler(DDIMScheduler(prediction_type=prediction_type))
+    g = torch.Generator().manual_seed(0)
+    z0, eps = torch.randn(2, 3, 4, generator=g, dtype=torch.float64), torch.randn(2, 3, 4, generator=g, dtype=torch.float64)
+    t = 500
+    a, b = (float(v) for v in schedule.coefficients(t))
+    z_t = schedule.diffuse(z0, t, eps)
+    output = {"epsilon": eps, "v_prediction": a * eps - b * z0, "sample": z0}[prediction_type]
+    torch.testing.assert_close(schedule.x0_from_output(output, z_t, t, prediction_type).double(), z0,
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_step_coefficients_never_raise():
+    from diffusers import DDIMScheduler
+
+    schedule = NoiseSchedule.from_scheduler(DDIMScheduler())
+    a, b = schedule.step_coefficients(np.array([np.nan, 0.5, 999.0]))
+    assert np.isnan(a[:2]).all() and np.isnan(b[:2]).all()
+    np.testing.assert_allclose((a[2], b[2]), [float(v) for v in schedule.coefficients(999)])
