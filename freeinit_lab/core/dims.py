@@ -10,6 +10,10 @@ from __future__ import annotations
 VIDEO_DIMS: tuple[str, ...] = ("batch", "channel", "frame", "height", "width")
 #: A record of latents captured along a sampling trajectory (probes, FreeInit iterations).
 RECORD_DIMS: tuple[str, ...] = ("iteration", "step") + VIDEO_DIMS
+#: A probe record of band powers (``LatentProbe(mode="band_power")``).
+BAND_RECORD_DIMS: tuple[str, ...] = ("iteration", "step", "batch", "channel", "band")
+#: One latent per FreeInit pass (:meth:`FreeInitResult.to_xarray`).
+ITERATION_DIMS: tuple[str, ...] = ("iteration",) + VIDEO_DIMS
 #: The three spatio-temporal dims the spectral tools transform, in tensor order (..., frame, height, width).
 SPATIOTEMPORAL_DIMS: tuple[str, ...] = ("frame", "height", "width")
 #: Frequency dims of a transformed video (xrft convention: ``x`` -> ``freq_x``).

@@ -48,6 +48,7 @@ from typing import Any, Iterator, Literal
 import numpy as np
 import torch
 
+from freeinit_lab.core.dims import ITERATION_DIMS as _ITER_DIMS
 from freeinit_lab.core.reinit import (
     FreeInitSettings,
     draw_reinit_noise,
@@ -69,7 +70,6 @@ __all__ = [
     "FreeInitNoGapWarning",
 ]
 
-_ITER_DIMS: tuple[str, ...] = ("iteration", "batch", "channel", "frame", "height", "width")
 _PREPARED = "the output of prepare_latents (freeinit expects the initial latent tensor or a tuple starting with it)"
 
 

@@ -72,6 +72,9 @@ import numpy as np
 import torch
 import xarray as xr
 
+from freeinit_lab.core.dims import BAND_RECORD_DIMS as _BAND_RECORD_DIMS
+from freeinit_lab.core.dims import RECORD_DIMS as _RECORD_DIMS
+from freeinit_lab.core.dims import VIDEO_DIMS as _VIDEO_DIMS
 from freeinit_lab.hooks.events import publish_pass, subscribe
 from freeinit_lab.hooks.outputs import read_step_output
 from freeinit_lab.hooks.patching import PatchHandle, patch, patch_class_method
@@ -90,9 +93,6 @@ CAPTURE_SITES: tuple[str, ...] = ("latents", "latents_in", "x0_pred", "model_out
 #: Version of the record layout written to ``attrs["record_version"]``.
 RECORD_VERSION = 1
 
-_VIDEO_DIMS: tuple[str, ...] = ("batch", "channel", "frame", "height", "width")
-_RECORD_DIMS: tuple[str, ...] = ("iteration", "step") + _VIDEO_DIMS
-_BAND_RECORD_DIMS: tuple[str, ...] = ("iteration", "step", "batch", "channel", "band")
 _MODES = ("full", "band_power")
 
 _SITE_ATTRS: dict[str, dict[str, str]] = {

@@ -59,7 +59,7 @@ from ..core.controls import (
 from ..engine.loop import FreeInitNoGapWarning, _first_tensor
 from ..hooks.layouts import get_layout, patch_attribute
 from ..core.schedules import get_schedule
-from ..core.spectral import band_power, default_band_edges, lowpass_filter
+from ..core.spectral import band_power, check_filter, default_band_edges
 from .strategies import _consistency, _dynamics
 
 __all__ = [
@@ -329,7 +329,7 @@ def decompose_freeinit(
             + f"; pass num_videos >= {need} (32-64 for intervals narrow enough to read)"
         )
     num_videos = int(num_videos)
-    lowpass_filter((2, 2, 2), method, d_s, d_t, order)  # validates the filter with a message naming the fix
+    check_filter(method, d_s, d_t, order)  # validates the filter with a message naming the fix
     bad = [k for k in _RESERVED if k in call_kwargs]
     if bad:
         raise TypeError(

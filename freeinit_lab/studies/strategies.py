@@ -55,6 +55,8 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import torch
 
+from freeinit_lab.core.reinit import FreeInitSettings
+
 __all__ = [
     "TerminalMarginal",
     "InitStrategy",
@@ -299,21 +301,19 @@ class InitStrategy:
     def __post_init__(self):
         if self.init not in INITS:
             raise ValueError(f"init={self.init!r}; choose one of {', '.join(INITS)}")
-        if isinstance(self.num_iters, bool) or not isinstance(self.num_iters, (int, np.integer)) or self.num_iters < 1:
-            raise ValueError(f"num_iters={self.num_iters!r} must be an integer >= 1 (1 = no FreeInit pass)")
-        if self.renoise not in ("same", "fresh"):
-            raise ValueError(f"renoise={self.renoise!r}; use 'same' or 'fresh'")
-        if self.mix not in ("freeinit", "variance_preserving"):
-            raise ValueError(f"mix={self.mix!r}; use 'freeinit' or 'variance_preserving'")
-        from freeinit_lab.core.spectral import lowpass_filter
+        _ = self.settings  # validates num_iters, renoise, mix and the filter once, with the settings' messages
 
-        lowpass_filter((2, 2, 2), self.method, self.d_s, self.d_t, self.order)  # validates the filter settings
+    @property
+    def settings(self) -> FreeInitSettings:
+        """The strategy's FreeInit settings (``num_iters=1``: no FreeInit pass)."""
+        return FreeInitSettings(
+            num_iters=self.num_iters, method=self.method, d_s=self.d_s, d_t=self.d_t, order=self.order,
+            fast_sampling=self.fast_sampling, renoise=self.renoise, mix=self.mix,
+        )
 
     def lowpass(self, shape: Sequence[int]) -> torch.Tensor:
         """The strategy's low-pass mask ``H`` for latents of ``shape`` (float64, FFT order)."""
-        from freeinit_lab.core.spectral import lowpass_filter
-
-        return lowpass_filter(tuple(shape), self.method, self.d_s, self.d_t, self.order, dtype=torch.float64)
+        return self.settings.mask(tuple(shape), dtype=torch.float64)
 
     def initial_latent(
         self,
@@ -373,8 +373,7 @@ class InitStrategy:
         call_kwargs.setdefault("output_type", "latent")
         call_kwargs.setdefault("progress", False)
         return freeinit(
-            pipe, num_iters=self.num_iters, method=self.method, d_s=self.d_s, d_t=self.d_t, order=self.order,
-            fast_sampling=self.fast_sampling, renoise=self.renoise, mix=self.mix, latents=init,
+            pipe, settings=self.settings, latents=init,
             generator=generator if generator is not None else torch.Generator().manual_seed(0), **call_kwargs,
         )
 
@@ -708,7 +707,6 @@ def analytic_prediction(
     """
     import xarray as xr
 
-    from freeinit_lab.core.reinit import fast_sampling_steps
     from freeinit_lab.core.spectral import band_masks, default_band_edges, variance_preserving_weights
 
     unet = _analytic_unet(pipe)
@@ -764,7 +762,7 @@ def analytic_prediction(
             w_low, w_high = H, 1 - H
         else:
             w_low, w_high = variance_preserving_weights(H)
-        steps = fast_sampling_steps(num_inference_steps, s.num_iters) if s.fast_sampling else [num_inference_steps] * s.num_iters
+        steps = s.settings.steps_per_pass(num_inference_steps)
         e, alpha, v = e0.clone(), torch.ones_like(S), torch.zeros_like(S)
         evals = 0
         for i in range(s.num_iters):
