@@ -28,7 +28,8 @@ def attach(
         Submodules reachable as attributes, by their relative names.
     names : mapping of str to str, optional
         ``{public name: relative module}``; the name is read from that module on first access. A module path
-        ending in ``":"`` (for example ``"core.spectral:"``) makes the name an alias of that module itself.
+        ending in ``":"`` (for example ``"core.spectral:"``) makes the name an alias of that module itself; one
+        starting with the top package's name (``"freeinit_lab.studies.noise_swap"``) is absolute.
 
     Returns
     -------
@@ -49,10 +50,12 @@ def attach(
             value = importlib.import_module(f"{package}.{name}")
         elif name in names:
             target = names[name]
-            if target.endswith(":"):
-                value = importlib.import_module(f"{package}.{target[:-1]}")
-            else:
-                value = getattr(importlib.import_module(f"{package}.{target}"), name)
+            module = target.rstrip(":")
+            if module.split(".")[0] != package.split(".")[0]:
+                module = f"{package}.{module}"
+            value = importlib.import_module(module)
+            if not target.endswith(":"):
+                value = getattr(value, name)
         else:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         pkg.__dict__[name] = value

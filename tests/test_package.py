@@ -92,3 +92,10 @@ def test_one_output_reader():
     assert read_sample(types.SimpleNamespace(prev_sample=x)) is x and read_sample([x]) is x
     with pytest.raises(TypeError, match="prepare_latents"):
         read_sample("nope", "the output of prepare_latents")
+
+
+def test_noise_swaps_moved_to_studies_and_still_reachable_from_analysis():
+    from freeinit_lab import analysis
+    from freeinit_lab.studies import noise_swap
+
+    assert analysis.noise_swap_sweep is noise_swap.noise_swap_sweep is fl.noise_swap_sweep

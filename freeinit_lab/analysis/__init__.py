@@ -12,9 +12,10 @@ __getattr__, __dir__, __all__ = attach(
         "convergence_to_final": "records",
         "follow_fraction": "records",
         "lock_in_step": "records",
-        "lowest_bins_mask": "records",
-        "noise_swap_experiment": "records",
-        "noise_swap_sweep": "records",
+        # moved to freeinit_lab.studies.noise_swap (they run pipelines); reachable here for one release
+        "lowest_bins_mask": "freeinit_lab.studies.noise_swap",
+        "noise_swap_experiment": "freeinit_lab.studies.noise_swap",
+        "noise_swap_sweep": "freeinit_lab.studies.noise_swap",
         "FidelityReport": "fidelity",
         "fidelity_gate": "fidelity",
         "fidelity_report": "fidelity",

@@ -1,0 +1,279 @@
+"""Noise swaps (the paper's second finding): which initial frequencies the sample keeps.
+
+The same pipeline runs from three initial noises: ``A``, ``B`` and ``mix = low frequencies of A + high frequencies
+of B`` (:func:`freeinit_lab.core.spectral.reinit_noise`); :func:`freeinit_lab.analysis.records.follow_fraction`
+measures how much of each band of the mix's result follows ``A`` rather than ``B``. :func:`noise_swap_sweep` does
+it for several cut-offs at once, with masks that keep a given share of the lowest FFT bins
+(:func:`lowest_bins_mask`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from freeinit_lab.analysis.records import _final_per_pass, follow_fraction
+from freeinit_lab.core.dims import SPATIOTEMPORAL_DIMS
+from freeinit_lab.core.spectral import frequency_radius, lowpass_filter, reinit_noise
+from freeinit_lab.hooks.layouts import get_layout
+from freeinit_lab.probes.probe import LatentProbe
+
+__all__ = ["noise_swap_experiment", "noise_swap_sweep", "lowest_bins_mask"]
+
+
+def noise_swap_experiment(
+    pipe: Any,
+    noise_a: torch.Tensor,
+    noise_b: torch.Tensor,
+    *,
+    lowpass: torch.Tensor | None = None,
+    method: str = "butterworth",
+    d_s: float = 0.25,
+    d_t: float = 0.25,
+    order: int = 4,
+    capture: Sequence[str] = ("latents", "x0_pred"),
+    **call_kwargs: Any,
+) -> xr.Dataset:
+    """Run the paper's second-finding experiment: does the result follow the low frequencies of its noise?
+
+    Samples ``pipe`` three times from canonical ``(batch, channel, frame, height, width)`` initial noises: ``a``,
+    ``b``, and ``mix = reinit_noise(a, b, lowpass)`` (low frequencies of ``a``, high frequencies of ``b``, the
+    FreeInit mix), recording each trajectory with a :class:`~freeinit_lab.LatentProbe`.
+
+    Parameters
+    ----------
+    pipe
+        A diffusers video pipeline with a registered layout (``latents=`` is its initial noise).
+    noise_a, noise_b
+        Canonical noises of the latent shape.
+    lowpass
+        A mask from :func:`freeinit_lab.spectral.lowpass_filter`; default built from ``method``, ``d_s``, ``d_t``,
+        ``order``.
+    capture
+        Capture sites recorded for each run.
+    **call_kwargs
+        Passed to every ``pipe(...)`` call (prompt, steps, size, ``output_type="latent"`` is set for you).
+
+    Returns
+    -------
+    xarray.Dataset
+        The probe record with dim ``trajectory`` (coords ``"a"``, ``"b"``, ``"mix"``) in place of ``iteration``,
+        plus ``follow`` = :func:`follow_fraction` of ``mix`` vs ``a``/``b`` for every captured variable
+        (``follow_<var>``, dims ``step, batch, band``) and the noises (``noise``, dims ``trajectory, batch,
+        channel, frame, height, width``). Attrs ``lowpass_method``, ``d_s``, ``d_t``, ``order``.
+    """
+
+    if noise_a.shape != noise_b.shape or noise_a.dim() != 5:
+        raise ValueError(
+            f"noise_a {tuple(noise_a.shape)} and noise_b {tuple(noise_b.shape)} must be canonical (batch, channel, "
+            "frame, height, width) tensors of the same shape"
+        )
+    if lowpass is None:
+        lowpass = lowpass_filter(noise_a.shape, method=method, d_s=d_s, d_t=d_t, order=order)
+    mix = reinit_noise(noise_a, noise_b, lowpass)
+    layout = get_layout(pipe)
+    call_kwargs = {**call_kwargs, "output_type": "latent"}
+    with LatentProbe(pipe, capture=tuple(capture)) as probe:
+        for noise in (noise_a, noise_b, mix):
+            pipe(latents=layout.from_canonical(noise.clone()), **call_kwargs)
+    ds = probe.to_xarray()
+    if ds.sizes.get("iteration") != 3:
+        raise RuntimeError(f"expected three sampling passes, recorded {ds.sizes.get('iteration')}")
+    ds = ds.rename({"iteration": "trajectory"}).assign_coords(trajectory=["a", "b", "mix"])
+    noises = torch.stack([noise_a, noise_b, mix]).detach().cpu().float().numpy()
+    ds["noise"] = (("trajectory", "batch", "channel", "frame", "height", "width"), noises,
+                   {"long_name": "initial noise (canonical)"})
+    for var in capture:
+        v = ds[var]
+        f = follow_fraction(v.sel(trajectory="mix", drop=True), v.sel(trajectory="a", drop=True),
+                            v.sel(trajectory="b", drop=True))
+        f = f.drop_vars([c for c in f.coords if c not in f.dims and c not in ("band_lo", "band_hi")])
+        ds[f"follow_{var}"] = f
+        ds[f"follow_{var}"].attrs["long_name"] = f"share of each band of {var} following noise A (low-frequency source)"
+    noise_follow = follow_fraction(ds["noise"].sel(trajectory="mix", drop=True), ds["noise"].sel(trajectory="a", drop=True),
+                                   ds["noise"].sel(trajectory="b", drop=True))
+    ds["follow_noise"] = noise_follow.drop_vars([c for c in noise_follow.coords if c not in noise_follow.dims and c not in ("band_lo", "band_hi")])
+    ds["follow_noise"].attrs["long_name"] = "share of each band of the initial noise taken from A"
+    ds.attrs.update({"lowpass_method": method, "d_s": float(d_s), "d_t": float(d_t), "order": int(order)})
+    return ds
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# noise swaps at several cut-offs in one batched call
+# ----------------------------------------------------------------------------------------------------------------
+def lowest_bins_mask(shape: Sequence[int], keep: float) -> torch.Tensor:
+    """Binary ("ideal") low-pass mask keeping the ``keep`` share of FFT bins of lowest isotropic frequency radius.
+
+    ``H = 1`` where ``r <= quantile(r, keep)``, with ``r`` the normalised radius of
+    :func:`freeinit_lab.spectral.frequency_radius` (``d_s = d_t``): the cut-off is expressed as the share of the
+    spectrum taken from the low-frequency noise, as in the paper's "80 % of the high frequencies replaced"
+    (``keep = 0.2``). Ties at the threshold radius are kept, so the kept share can be slightly above ``keep``.
+    The mask depends only on ``|f|``, so it is symmetric under ``f -> -f`` and a mix stays real.
+
+    Parameters
+    ----------
+    shape
+        ``(..., frame, height, width)``; only the last three sizes matter.
+    keep
+        Share of bins in (0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``(frame, height, width)`` in ``torch.fft.fftn`` order, values 0 or 1.
+
+    Examples
+    --------
+    >>> m = lowest_bins_mask((8, 16, 16), 0.2)
+    >>> 0.2 <= float(m.mean()) < 0.25
+    True
+    """
+
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep={keep} must be in (0, 1]: the share of FFT bins taken from the low-frequency noise")
+    radius = frequency_radius(tuple(shape)[-3:]).double()
+    cut = torch.quantile(radius.flatten(), float(keep))
+    return (radius <= cut + 1e-12).float()
+
+
+def noise_swap_sweep(
+    pipe: Any,
+    noise_a: torch.Tensor,
+    noise_b: torch.Tensor,
+    keep: Sequence[float] = (0.05, 0.2, 0.5),
+    *,
+    masks: Sequence[torch.Tensor] | None = None,
+    capture: Sequence[str] = ("latents", "x0_pred"),
+    batched: bool = True,
+    edges=None,
+    num_bands: int = 6,
+    **call_kwargs: Any,
+) -> xr.Dataset:
+    """The noise-swap experiment (:func:`noise_swap_experiment`) at several cut-offs, sampling ``A`` and ``B`` once.
+
+    For each cut-off ``c`` the initial noise ``mix_c = reinit_noise(A, B, H_c)`` keeps the low frequencies of
+    ``A`` and the high frequencies of ``B``. ``A``, ``B`` and every ``mix_c`` are sampled (in one pipeline call
+    with all of them stacked along ``batch`` when ``batched``, which any pipeline taking a batch of ``latents=``
+    without a prompt list allows, e.g. the embedded default; otherwise one call each) and recorded with a
+    :class:`~freeinit_lab.LatentProbe`.
+
+    Parameters
+    ----------
+    pipe
+        A diffusers video pipeline with a registered layout.
+    noise_a, noise_b
+        Canonical ``(batch, channel, frame, height, width)`` noises of the same shape.
+    keep
+        Cut-offs as the share of FFT bins taken from ``A`` (:func:`lowest_bins_mask`); ignored when ``masks`` is
+        given.
+    masks
+        Explicit low-pass masks (e.g. :func:`freeinit_lab.spectral.lowpass_filter`), one per cut-off; coordinate
+        ``keep`` then holds each mask's mean (its share of the spectrum).
+    capture
+        Capture sites recorded.
+    batched
+        One call for all trajectories (fast) or one call per trajectory.
+    edges, num_bands
+        Band definition of the ``follow_*`` variables.
+    **call_kwargs
+        Passed to the pipeline call(s); ``output_type="latent"`` is set for you.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``<var>`` for each captured variable, dims ``(trajectory, step, batch, channel, frame, height, width)``
+        with ``trajectory`` = ``"a"``, ``"b"``, ``"mix 0"``, ``"mix 1"``, … (coord ``keep``: NaN for ``a``/``b``);
+        ``noise`` (the initial noises, dims ``trajectory, batch, channel, frame, height, width``);
+        ``follow_<var>`` and ``follow_noise`` (:func:`follow_fraction` of each mix vs ``a``/``b``, dims
+        ``(cutoff, [step,] batch, band)``, coord ``keep`` on ``cutoff``); ``dist_a``, ``dist_b`` (dims
+        ``cutoff, batch``): RMS distance of the mix's final ``latents`` from the final latents of ``A`` and of
+        ``B``, and ``dist_ab`` (``batch``). ``latents`` must be captured for the distances.
+
+    Examples
+    --------
+    >>> pipe = load_default_pipeline()  # doctest: +SKIP
+    >>> a, b = torch.randn(2, 4, 3, 8, 16, 16, generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
+    >>> ds = noise_swap_sweep(pipe, a, b, keep=(0.05, 0.2), num_inference_steps=25)  # doctest: +SKIP
+    >>> float(ds.dist_a.sel(cutoff=1).mean()) < float(ds.dist_b.sel(cutoff=1).mean())  # doctest: +SKIP
+    """
+
+    if noise_a.shape != noise_b.shape or noise_a.dim() != 5:
+        raise ValueError(
+            f"noise_a {tuple(noise_a.shape)} and noise_b {tuple(noise_b.shape)} must be canonical (batch, channel, "
+            "frame, height, width) tensors of the same shape"
+        )
+    explicit = masks is not None
+    if masks is None:
+        masks = [lowest_bins_mask(noise_a.shape, k) for k in keep]
+    masks = [torch.as_tensor(m, dtype=torch.float32) for m in masks]
+    if not masks:
+        raise ValueError("give at least one cut-off (keep=...) or mask (masks=...)")
+    shares = np.array([float(m.mean()) for m in masks])
+    call_dtype = noise_a.dtype  # the pipeline gets the noises in the dtype they came in (e.g. float16)
+    noise_a, noise_b = noise_a.float(), noise_b.float()
+    mixes = [reinit_noise(noise_a, noise_b, m) for m in masks]
+    inits = [noise_a, noise_b, *mixes]
+    names = ["a", "b", *[f"mix {i}" for i in range(len(masks))]]
+    n = noise_a.shape[0]
+    layout = get_layout(pipe)
+    call_kwargs = {**call_kwargs, "output_type": "latent"}
+    with LatentProbe(pipe, capture=tuple(capture)) as probe:
+        if batched:
+            pipe(latents=layout.from_canonical(torch.cat(inits).to(call_dtype)), **call_kwargs)
+        else:
+            for x in inits:
+                pipe(latents=layout.from_canonical(x.to(call_dtype, copy=True)), **call_kwargs)
+    rec = probe.to_xarray()
+    if batched:
+        if rec.sizes.get("iteration") != 1:
+            raise RuntimeError(f"expected one sampling pass, recorded {rec.sizes.get('iteration')}")
+        parts = [rec[list(capture)].isel(iteration=0, batch=slice(i * n, (i + 1) * n)).assign_coords(batch=np.arange(n))
+                 for i in range(len(inits))]
+        ds = xr.concat(parts, dim="trajectory", coords="minimal", compat="override")
+    else:
+        if rec.sizes.get("iteration") != len(inits):
+            raise RuntimeError(f"expected {len(inits)} sampling passes, recorded {rec.sizes.get('iteration')}")
+        ds = rec[list(capture)].rename({"iteration": "trajectory"})
+    drop = [c for c in ds.coords if c not in ds.dims and set(ds[c].dims) & {"trajectory", "iteration"}]
+    ds = ds.drop_vars(drop + [c for c in ("iteration",) if c in ds.coords])
+    ds = ds.assign_coords(trajectory=names, keep=("trajectory", np.r_[np.nan, np.nan, shares]))
+    for c in ("timestep", "alpha", "sigma", "alpha_bar"):
+        if c in rec.coords and "step" in rec[c].dims:
+            ds = ds.assign_coords({c: ("step", rec[c].isel(iteration=0).values)})
+    ds["noise"] = (("trajectory", "batch", "channel", "frame", "height", "width"),
+                   torch.stack(inits).detach().cpu().numpy(), {"long_name": "initial noise (canonical)"})
+    cut = {"cutoff": np.arange(len(masks))}
+
+    def follow_all(var: str) -> xr.DataArray:
+        v = ds[var]
+        a_, b_ = v.sel(trajectory="a", drop=True), v.sel(trajectory="b", drop=True)
+        out = [follow_fraction(v.sel(trajectory=f"mix {i}", drop=True), a_, b_, edges=edges, num_bands=num_bands)
+               for i in range(len(masks))]
+        out = xr.concat(out, dim="cutoff", coords="minimal", compat="override").assign_coords(cut)
+        return out.drop_vars([c for c in out.coords if c not in out.dims and c not in ("band_lo", "band_hi")])
+
+    for var in (*capture, "noise"):
+        f = follow_all(var)
+        ds[f"follow_{var}"] = f
+        ds[f"follow_{var}"].attrs = {"long_name": f"share of each band of {var} following noise A (low-frequency source)",
+                                     "units": "1"}
+    ds = ds.assign_coords(keep_share=("cutoff", shares, {"long_name": "share of FFT bins taken from noise A"}))
+    if "latents" in capture:
+        final = _final_per_pass(ds["latents"], "step")
+        rms = lambda x, y: np.sqrt(((x - y) ** 2).mean(("channel", *SPATIOTEMPORAL_DIMS)))  # noqa: E731
+        fa, fb = final.sel(trajectory="a", drop=True), final.sel(trajectory="b", drop=True)
+        mix_final = xr.concat([final.sel(trajectory=f"mix {i}", drop=True) for i in range(len(masks))], dim="cutoff",
+                              coords="minimal", compat="override")
+        for name, ref, long in (("dist_a", fa, "RMS(result(mix) - result(A))"), ("dist_b", fb, "RMS(result(mix) - result(B))")):
+            d = rms(mix_final, ref)
+            ds[name] = d.drop_vars([c for c in d.coords if c not in d.dims]).assign_coords(cut)
+            ds[name].attrs = {"long_name": long, "units": "latent units"}
+        d = rms(fa, fb)
+        ds["dist_ab"] = d.drop_vars([c for c in d.coords if c not in d.dims])
+        ds["dist_ab"].attrs = {"long_name": "RMS(result(A) - result(B))", "units": "latent units"}
+    ds.attrs.update({k: v for k, v in rec.attrs.items()})
+    ds.attrs["mask"] = "explicit masks" if explicit else "lowest_bins_mask(keep)"
+    return ds

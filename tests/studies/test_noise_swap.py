@@ -1,0 +1,78 @@
+"""Noise swaps: the mix of two noises, masks of the lowest FFT bins, sweeps over cut-offs (tiny and analytic pipelines)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from freeinit_lab.core.spectral import band_masks, frequency_radius, lowpass_filter
+from freeinit_lab.embedded.pipelines import load_analytic_pipeline
+from freeinit_lab.studies import noise_swap as ns
+from freeinit_lab.testing import tiny_animatediff_pipeline
+
+DIMS = ("batch", "channel", "frame", "height", "width")
+
+
+def test_noise_swap_experiment_on_tiny_pipeline():
+    pipe = tiny_animatediff_pipeline(seed=0)
+    g = torch.Generator().manual_seed(0)
+    shape = (1, 4, 4, 8, 8)
+    a, b = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    ds = ns.noise_swap_experiment(pipe, a, b, prompt="a cat", num_frames=4, height=16, width=16,
+                                 num_inference_steps=2, guidance_scale=1.0, generator=torch.Generator().manual_seed(0))
+    assert ds.trajectory.values.tolist() == ["a", "b", "mix"]
+    assert ds.follow_x0_pred.dims == ("step", "batch", "band")
+    # M - B = IFFT(H FFT(A - B)), so band k of the mixed noise follows A by the |A - B|^2-weighted mean of H
+    h = lowpass_filter(shape, "butterworth", d_s=0.25, d_t=0.25, order=4).double()
+    d = torch.fft.fftn((a - b).double(), dim=(-3, -2, -1), norm="ortho").abs() ** 2
+    m = band_masks(shape).double()
+    expected = (torch.einsum("bcfhw,kfhw->bk", h * d, m) / torch.einsum("bcfhw,kfhw->bk", d, m)).numpy()
+    np.testing.assert_allclose(ds.follow_noise.values, expected, rtol=1e-5, atol=1e-7)  # float32 mix
+    assert expected[0, 0] > 0.5 > expected[0, -1]
+    np.testing.assert_array_equal(ds.noise.sel(trajectory="a").values, a.numpy())
+    assert np.isfinite(ds.follow_x0_pred.values).all()
+
+
+def test_lowest_bins_mask_keeps_the_lowest_share():
+    shape = (8, 16, 16)
+    r = frequency_radius(shape)
+    for keep in (0.05, 0.2, 0.5, 1.0):
+        m = ns.lowest_bins_mask((2, 3, *shape), keep)
+        assert m.shape == shape and set(torch.unique(m).tolist()) <= {0.0, 1.0}
+        assert keep <= float(m.mean()) < keep + 0.05
+        if keep < 1:
+            assert float(r[m > 0].max()) < float(r[m == 0].min())  # every kept bin is lower than every dropped one
+        # symmetric under f -> -f, so a mix with it stays real
+        flipped = torch.roll(torch.flip(m, dims=(-3, -2, -1)), shifts=(1, 1, 1), dims=(-3, -2, -1))
+        assert torch.equal(m, flipped)
+    with pytest.raises(ValueError, match="share of FFT bins"):
+        ns.lowest_bins_mask(shape, 0.0)
+
+
+def test_noise_swap_sweep_on_analytic_pipeline():
+    pipe = load_analytic_pipeline()
+    g = torch.Generator().manual_seed(3)
+    shape = (2, *pipe.sample_shape)
+    a, b = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    keep = (0.05, 0.5)
+    ds = ns.noise_swap_sweep(pipe, a, b, keep=keep, num_inference_steps=3)
+    assert ds.trajectory.values.tolist() == ["a", "b", "mix 0", "mix 1"]
+    assert ds.latents.dims == ("trajectory", "step", *DIMS) and ds.sizes["step"] == 3
+    assert ds.follow_x0_pred.dims == ("cutoff", "step", "batch", "band")
+    assert ds.dist_a.dims == ("cutoff", "batch") and ds.dist_ab.dims == ("batch",)
+    np.testing.assert_allclose(ds.keep_share.values, [float(ns.lowest_bins_mask(shape, k).mean()) for k in keep])
+    # the batched call gives each trajectory what a call of its own gives
+    direct = pipe(latents=a.clone(), num_inference_steps=3, output_type="latent").frames
+    np.testing.assert_allclose(ds.latents.sel(trajectory="a").isel(step=-1).values, direct.numpy(), atol=1e-5)
+    alone = ns.noise_swap_sweep(pipe, a, b, keep=keep, num_inference_steps=3, batched=False, capture=("latents",))
+    np.testing.assert_allclose(alone.latents.values, ds.latents.values, atol=1e-5)
+    np.testing.assert_allclose(alone.dist_a.values, ds.dist_a.values, rtol=1e-4)
+    # the mixes: A below the cut-off, B above it
+    np.testing.assert_allclose(ds.follow_noise.isel(band=0).values, 1.0, atol=1e-6)
+    np.testing.assert_allclose(ds.follow_noise.isel(band=-1).values, 0.0, atol=1e-6)
+    np.testing.assert_array_equal(ds.noise.sel(trajectory="b").values, b.numpy())
+    # more of A's spectrum -> closer to A's result; the exact Gaussian model keeps the low band where the noise put it
+    assert (ds.dist_a.isel(cutoff=1) < ds.dist_a.isel(cutoff=0)).all()
+    assert (ds.dist_a.isel(cutoff=1) < ds.dist_b.isel(cutoff=1)).all()
+    np.testing.assert_allclose(ds.follow_latents.isel(step=-1, band=0).values, 1.0, atol=0.02)
