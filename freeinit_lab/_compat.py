@@ -14,7 +14,7 @@ import importlib.util
 import sys
 from types import ModuleType
 
-__all__ = ["MOVED_MODULES", "install"]
+__all__ = ["MOVED_MODULES", "install", "moved_attributes"]
 
 #: ``{old module name: new module name}``, both relative to ``freeinit_lab``.
 MOVED_MODULES: dict[str, str] = {
@@ -82,3 +82,14 @@ def install(package: str) -> None:
     """Put the finder for ``package``'s old module paths on ``sys.meta_path`` (once)."""
     if not any(isinstance(f, _MovedModuleFinder) and f.package == package for f in sys.meta_path):
         sys.meta_path.insert(0, _MovedModuleFinder(package))
+
+
+def moved_attributes(module: str, target: str, names: tuple[str, ...]):
+    """A module ``__getattr__`` that serves ``names``, which moved to module ``target``, for one release."""
+
+    def __getattr__(name: str):
+        if name in names:
+            return getattr(importlib.import_module(target), name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -99,3 +99,13 @@ def test_noise_swaps_moved_to_studies_and_still_reachable_from_analysis():
     from freeinit_lab.studies import noise_swap
 
     assert analysis.noise_swap_sweep is noise_swap.noise_swap_sweep is fl.noise_swap_sweep
+
+
+def test_study_figures_live_in_viz_and_old_names_still_work():
+    from freeinit_lab.studies import cutoff_map, refinement
+    from freeinit_lab.viz import figures
+
+    assert refinement.iteration_figure is figures.iteration_figure
+    assert cutoff_map.cutoff_map_figure is figures.cutoff_map_figure
+    with pytest.raises(AttributeError):
+        getattr(refinement, "nope")

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from freeinit_lab._compat import moved_attributes
 from freeinit_lab.embedded.paths import DATA_DIR
 from freeinit_lab.hooks.outputs import read_pipeline_output
 
@@ -58,8 +59,6 @@ __all__ = [
     "load_cutoff_map",
     "model_fingerprint",
     "nearest_cell",
-    "cutoff_map_figure",
-    "cutoff_map_marker",
 ]
 
 #: where ``scripts/precompute_cutoff_map.py`` writes the embedded default's map and the explorer looks for it
@@ -335,65 +334,5 @@ def nearest_cell(ds: xr.Dataset, d_s: float, d_t: float) -> dict[str, float]:
     return {"d_s": float(cell.d_s), "d_t": float(cell.d_t), "gain": float(cell.gain), "gain_se": float(cell.gain_se)}
 
 
-def cutoff_map_marker(ds: xr.Dataset, d_s: float, d_t: float, *, method: str | None = None) -> tuple[dict, str]:
-    """Marker position and title of :func:`cutoff_map_figure` for the current ``(d_s, d_t)``.
-
-    Returns ``({"x": [d_t], "y": [d_s]}, title)``; the title names the map's settings and the nearest cell's gain
-    ± standard error, and says so when ``method`` (the filter currently explored) is not the map's.
-    """
-    a = ds.attrs
-    cell = nearest_cell(ds, d_s, d_t)
-    head = (f"consistency gain of FreeInit over plain sampling: {a.get('method', '?')}, K={a.get('num_iters', '?')}, "
-            f"{a.get('num_inference_steps', '?')} steps, {ds.sizes.get('video', a.get('num_videos', '?'))} videos")
-    line = (f"marker d_s={d_s:.2f}, d_t={d_t:.2f} · nearest cell d_s={cell['d_s']:.2f}, d_t={cell['d_t']:.2f}: "
-            f"{cell['gain']:+.4f} ± {cell['gain_se']:.4f}")
-    if method is not None and a.get("method") is not None and method != a.get("method"):
-        line += f" (map measured with {a.get('method')}, not {method})"
-    return {"x": [float(d_t)], "y": [float(d_s)]}, f"{head}<br><sup>{line}</sup>"
-
-
-def cutoff_map_figure(ds: xr.Dataset | None, d_s: float = 0.25, d_t: float = 0.25, *, message: str | None = None):
-    """Heat map of a cutoff map's ``gain`` over ``(d_t, d_s)`` with a marker at ``(d_s, d_t)``.
-
-    Trace 0 is the heat map (``x = d_t``, ``y = d_s``, diverging colours centred on 0, each cell labelled with its
-    gain; hover adds the standard error), trace 1 the marker. With ``ds=None`` the figure has no traces and one
-    annotation, ``message`` (default: how to compute the map).
-
-    Returns
-    -------
-    plotly.graph_objects.Figure
-    """
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    fig.update_layout(height=420, width=560, margin=dict(l=60, r=20, t=80, b=50))
-    if ds is None:
-        text = message or ("no precomputed consistency-gain map; compute it with "
-                           "<code>python scripts/precompute_cutoff_map.py</code>")
-        fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                           font=dict(size=13), align="center")
-        fig.update_layout(title=dict(text="consistency gain of FreeInit over plain sampling: no map"),
-                          xaxis=dict(visible=False), yaxis=dict(visible=False), height=220)
-        return fig
-    gain = ds["gain"].transpose("d_s", "d_t")
-    se = ds["gain_se"].transpose("d_s", "d_t")
-    x, y = ds["d_t"].values.astype(float), ds["d_s"].values.astype(float)
-    fig.add_trace(go.Heatmap(
-        z=gain.values, x=x, y=y, customdata=se.values, colorscale="RdBu", zmid=0.0,
-        texttemplate="%{z:+.3f}", colorbar=dict(title="gain"),
-        hovertemplate="d_s=%{y:.2f}, d_t=%{x:.2f}<br>gain %{z:+.4f} ± %{customdata:.4f}<extra></extra>",
-        name="gain",
-    ))
-    marker, title = cutoff_map_marker(ds, d_s, d_t)
-    fig.add_trace(go.Scatter(
-        x=marker["x"], y=marker["y"], mode="markers", name="current (d_s, d_t)", hoverinfo="skip",
-        marker=dict(symbol="circle-open", size=18, color="black", line=dict(width=3)), showlegend=False,
-    ))
-    lo = lambda v: float(v.min() - (np.diff(v).min() / 2 if v.size > 1 else 0.05))  # noqa: E731
-    hi = lambda v: float(v.max() + (np.diff(v).min() / 2 if v.size > 1 else 0.05))  # noqa: E731
-    fig.update_layout(
-        title=dict(text=title, font=dict(size=13)),
-        xaxis=dict(title="temporal cut-off d_t", range=[min(lo(x), 0.0), max(hi(x), 1.05)]),
-        yaxis=dict(title="spatial cut-off d_s", range=[min(lo(y), 0.0), max(hi(y), 1.05)]),
-    )
-    return fig
+# figure functions that moved to freeinit_lab.viz.figures, reachable here for one release
+__getattr__ = moved_attributes(__name__, "freeinit_lab.viz.figures", ("cutoff_map_marker", "cutoff_map_figure"))

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from freeinit_lab._compat import moved_attributes
 from freeinit_lab.core.reinit import FreeInitSettings, draw_reinit_noise, reinitialize, resolve_settings
 from freeinit_lab.core.schedules import get_schedule
 from freeinit_lab.hooks.layouts import get_layout
@@ -50,9 +51,6 @@ __all__ = [
     "refine_once",
     "refinement_study",
     "cumulative_quality",
-    "iteration_figure",
-    "band_snr_iteration_figure",
-    "filter_figure",
 ]
 
 
@@ -340,74 +338,7 @@ def cumulative_quality(ds: xr.Dataset, metric: str = "consistency") -> xr.Datase
     })
 
 
-def iteration_figure(ds: xr.Dataset, metric: str = "consistency"):
-    """Two panels: ``metric`` per FreeInit pass, and ``metric`` against cumulative denoiser evaluations
-    (full vs coarse-to-fine), mean ± standard error over videos, with the oracle and data levels as lines."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    q = cumulative_quality(ds, metric)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("per FreeInit pass", "quality per denoiser evaluation"))
-    colors = {"full": "#1f77b4", "coarse-to-fine": "#ff7f0e"}
-    for s in q.sampling.values.tolist():
-        mean, se = q["mean"].sel(sampling=s).values, q["se"].sel(sampling=s).values
-        for col, x in ((1, q.iteration.values), (2, q["cumulative_evals"].sel(sampling=s).values)):
-            fig.add_trace(go.Scatter(x=x, y=mean, error_y={"type": "data", "array": se}, mode="lines+markers",
-                                     name=s, legendgroup=s, showlegend=col == 1, line={"color": colors.get(s)}),
-                          row=1, col=col)
-    init_name = f"init_{metric}"
-    if init_name in ds:
-        for src, dash in (("oracle", "dash"), ("data", "dot")):
-            if src in ds.source.values:
-                level = float(ds[init_name].sel(source=src).mean())
-                for col in (1, 2):
-                    fig.add_hline(y=level, line_dash=dash, line_color="grey", row=1, col=col,
-                                  annotation_text=src if col == 2 else None)
-    fig.update_xaxes(title="pass (0 = plain sampling)", row=1, col=1)
-    fig.update_xaxes(title="cumulative denoiser evaluations", row=1, col=2)
-    fig.update_yaxes(title=ds[metric].attrs.get("long_name", metric), row=1, col=1)
-    fig.update_layout(title=f"FreeInit pass by pass ({ds.attrs.get('method')} filter, d_s = {ds.attrs.get('d_s')}, "
-                            f"{ds.sizes['video']} videos, mean ± s.e.)", height=420, width=950)
-    return fig
-
-
-def filter_figure(ds: xr.Dataset, metric: str = "consistency"):
-    """Bar chart: ``metric`` after one FreeInit iteration per filter, with plain sampling as a reference line."""
-    import plotly.graph_objects as go
-
-    m = ds[f"filter_{metric}"]
-    n = m.sizes["video"]
-    fig = go.Figure(go.Bar(x=m["filter"].values.tolist(), y=m.mean("video").values,
-                           error_y={"type": "data", "array": (m.std("video", ddof=1) / np.sqrt(n)).values}))
-    base = float(ds[metric].sel(sampling="full", iteration=0).mean())
-    fig.add_hline(y=base, line_dash="dash", annotation_text="plain sampling")
-    fig.update_layout(title=f"one FreeInit iteration per filter (d_s = d_t = {ds.attrs.get('d_s')}, same eta)",
-                      yaxis_title=m.attrs.get("long_name", metric), height=380, width=650)
-    return fig
-
-
-def band_snr_iteration_figure(ds: xr.Dataset):
-    """Band SNR of each pass's initial latent (one line per pass, pass 0 = pure noise is not drawn: ``-inf``) and
-    the training ``z_T``'s band SNR of the reference videos (dashed), against the band index."""
-    import plotly.graph_objects as go
-
-    from freeinit_lab.viz.plots import band_colors
-
-    snr = ds["band_snr"]
-    labels = [f"{k}: {float(lo):.2f}–{float(hi):.2f}" for k, lo, hi in
-              zip(snr.band.values, snr["band_lo"].values, snr["band_hi"].values)] if "band_lo" in snr.coords \
-        else [str(k) for k in snr.band.values]
-    fig = go.Figure()
-    colors = band_colors(snr.sizes["iteration"])
-    for i in snr.iteration.values:
-        y = snr.sel(iteration=i).values
-        if not np.isfinite(y).any():
-            continue
-        fig.add_trace(go.Scatter(x=labels, y=[float(v) if np.isfinite(v) else None for v in y],
-                                 mode="lines+markers", name=f"pass {int(i)} initial latent",
-                                 line={"color": colors[int(i)]}))
-    fig.add_trace(go.Scatter(x=labels, y=ds["training_snr"].values, mode="lines+markers", name="training z_T (data)",
-                             line={"color": "black", "dash": "dash"}))
-    fig.update_layout(title="band SNR of the initial latent per FreeInit pass vs the training z_T (pass 0: −∞ dB)",
-                      xaxis_title="band (normalised frequency radius)", yaxis_title="SNR (dB)", height=420, width=900)
-    return fig
+# figure functions that moved to freeinit_lab.viz.figures, reachable here for one release
+__getattr__ = moved_attributes(
+    __name__, "freeinit_lab.viz.figures", ("iteration_figure", "filter_figure", "band_snr_iteration_figure")
+)

@@ -2,4 +2,4 @@
 
 from freeinit_lab._lazy import attach
 
-__getattr__, __dir__, __all__ = attach(__name__, submodules=["plots", "report", "widgets"])
+__getattr__, __dir__, __all__ = attach(__name__, submodules=["figures", "plots", "report", "widgets"])

@@ -18,7 +18,8 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from freeinit_lab.studies.cutoff_map import DEFAULT_CUTOFF_MAP_PATH, cutoff_map_figure, cutoff_map_marker, load_cutoff_map
+from freeinit_lab.studies.cutoff_map import DEFAULT_CUTOFF_MAP_PATH, load_cutoff_map
+from freeinit_lab.viz.figures import cutoff_map_figure, cutoff_map_marker
 from freeinit_lab.viz.plots import band_mix_figure, mask_figure, mask_slices, video_figure
 from freeinit_lab.core.snr import reinit_band_composition
 from freeinit_lab.core.spectral import FILTER_METHODS, lowpass_filter

@@ -9,13 +9,13 @@ import xarray as xr
 
 from freeinit_lab import freeinit, load_analytic_pipeline, metrics
 from freeinit_lab.cutoff_map import (
-    cutoff_map_figure,
     load_cutoff_map,
     measure_cutoff_map,
     model_fingerprint,
     nearest_cell,
     save_cutoff_map,
 )
+from freeinit_lab.viz.figures import cutoff_map_figure
 
 SMALL = dict(d_s=[0.25, 0.5, 1.0], d_t=[0.25, 0.75], num_videos=3, num_inference_steps=4, seed=5, progress=False)
 

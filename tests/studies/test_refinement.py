@@ -9,14 +9,8 @@ import torch
 
 from freeinit_lab import freeinit
 from freeinit_lab.pipelines import load_analytic_pipeline
-from freeinit_lab.refinement import (
-    band_snr_iteration_figure,
-    cumulative_quality,
-    filter_figure,
-    iteration_figure,
-    refine_once,
-    refinement_study,
-)
+from freeinit_lab.refinement import cumulative_quality, refine_once, refinement_study
+from freeinit_lab.viz.figures import band_snr_iteration_figure, filter_figure, iteration_figure
 
 
 @pytest.fixture(scope="module")

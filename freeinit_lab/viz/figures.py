@@ -1,0 +1,148 @@
+"""Figures of the studies (:mod:`freeinit_lab.studies`): FreeInit pass by pass, filters, band SNR per pass, the
+cutoff map. Each takes the study's ``xarray.Dataset`` and returns a ``plotly.graph_objects.Figure``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import xarray as xr
+from plotly.subplots import make_subplots
+
+from freeinit_lab.studies.cutoff_map import nearest_cell
+from freeinit_lab.studies.refinement import cumulative_quality
+from freeinit_lab.viz.plots import band_colors
+
+__all__ = [
+    "iteration_figure",
+    "filter_figure",
+    "band_snr_iteration_figure",
+    "cutoff_map_marker",
+    "cutoff_map_figure",
+]
+
+
+def iteration_figure(ds: xr.Dataset, metric: str = "consistency"):
+    """Two panels: ``metric`` per FreeInit pass, and ``metric`` against cumulative denoiser evaluations
+    (full vs coarse-to-fine), mean ± standard error over videos, with the oracle and data levels as lines."""
+    q = cumulative_quality(ds, metric)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("per FreeInit pass", "quality per denoiser evaluation"))
+    colors = {"full": "#1f77b4", "coarse-to-fine": "#ff7f0e"}
+    for s in q.sampling.values.tolist():
+        mean, se = q["mean"].sel(sampling=s).values, q["se"].sel(sampling=s).values
+        for col, x in ((1, q.iteration.values), (2, q["cumulative_evals"].sel(sampling=s).values)):
+            fig.add_trace(go.Scatter(x=x, y=mean, error_y={"type": "data", "array": se}, mode="lines+markers",
+                                     name=s, legendgroup=s, showlegend=col == 1, line={"color": colors.get(s)}),
+                          row=1, col=col)
+    init_name = f"init_{metric}"
+    if init_name in ds:
+        for src, dash in (("oracle", "dash"), ("data", "dot")):
+            if src in ds.source.values:
+                level = float(ds[init_name].sel(source=src).mean())
+                for col in (1, 2):
+                    fig.add_hline(y=level, line_dash=dash, line_color="grey", row=1, col=col,
+                                  annotation_text=src if col == 2 else None)
+    fig.update_xaxes(title="pass (0 = plain sampling)", row=1, col=1)
+    fig.update_xaxes(title="cumulative denoiser evaluations", row=1, col=2)
+    fig.update_yaxes(title=ds[metric].attrs.get("long_name", metric), row=1, col=1)
+    fig.update_layout(title=f"FreeInit pass by pass ({ds.attrs.get('method')} filter, d_s = {ds.attrs.get('d_s')}, "
+                            f"{ds.sizes['video']} videos, mean ± s.e.)", height=420, width=950)
+    return fig
+
+
+def filter_figure(ds: xr.Dataset, metric: str = "consistency"):
+    """Bar chart: ``metric`` after one FreeInit iteration per filter, with plain sampling as a reference line."""
+    m = ds[f"filter_{metric}"]
+    n = m.sizes["video"]
+    fig = go.Figure(go.Bar(x=m["filter"].values.tolist(), y=m.mean("video").values,
+                           error_y={"type": "data", "array": (m.std("video", ddof=1) / np.sqrt(n)).values}))
+    base = float(ds[metric].sel(sampling="full", iteration=0).mean())
+    fig.add_hline(y=base, line_dash="dash", annotation_text="plain sampling")
+    fig.update_layout(title=f"one FreeInit iteration per filter (d_s = d_t = {ds.attrs.get('d_s')}, same eta)",
+                      yaxis_title=m.attrs.get("long_name", metric), height=380, width=650)
+    return fig
+
+
+def band_snr_iteration_figure(ds: xr.Dataset):
+    """Band SNR of each pass's initial latent (one line per pass, pass 0 = pure noise is not drawn: ``-inf``) and
+    the training ``z_T``'s band SNR of the reference videos (dashed), against the band index."""
+    snr = ds["band_snr"]
+    labels = [f"{k}: {float(lo):.2f}–{float(hi):.2f}" for k, lo, hi in
+              zip(snr.band.values, snr["band_lo"].values, snr["band_hi"].values)] if "band_lo" in snr.coords \
+        else [str(k) for k in snr.band.values]
+    fig = go.Figure()
+    colors = band_colors(snr.sizes["iteration"])
+    for i in snr.iteration.values:
+        y = snr.sel(iteration=i).values
+        if not np.isfinite(y).any():
+            continue
+        fig.add_trace(go.Scatter(x=labels, y=[float(v) if np.isfinite(v) else None for v in y],
+                                 mode="lines+markers", name=f"pass {int(i)} initial latent",
+                                 line={"color": colors[int(i)]}))
+    fig.add_trace(go.Scatter(x=labels, y=ds["training_snr"].values, mode="lines+markers", name="training z_T (data)",
+                             line={"color": "black", "dash": "dash"}))
+    fig.update_layout(title="band SNR of the initial latent per FreeInit pass vs the training z_T (pass 0: −∞ dB)",
+                      xaxis_title="band (normalised frequency radius)", yaxis_title="SNR (dB)", height=420, width=900)
+    return fig
+
+
+def cutoff_map_marker(ds: xr.Dataset, d_s: float, d_t: float, *, method: str | None = None) -> tuple[dict, str]:
+    """Marker position and title of :func:`cutoff_map_figure` for the current ``(d_s, d_t)``.
+
+    Returns ``({"x": [d_t], "y": [d_s]}, title)``; the title names the map's settings and the nearest cell's gain
+    ± standard error, and says so when ``method`` (the filter currently explored) is not the map's.
+    """
+    a = ds.attrs
+    cell = nearest_cell(ds, d_s, d_t)
+    head = (f"consistency gain of FreeInit over plain sampling: {a.get('method', '?')}, K={a.get('num_iters', '?')}, "
+            f"{a.get('num_inference_steps', '?')} steps, {ds.sizes.get('video', a.get('num_videos', '?'))} videos")
+    line = (f"marker d_s={d_s:.2f}, d_t={d_t:.2f} · nearest cell d_s={cell['d_s']:.2f}, d_t={cell['d_t']:.2f}: "
+            f"{cell['gain']:+.4f} ± {cell['gain_se']:.4f}")
+    if method is not None and a.get("method") is not None and method != a.get("method"):
+        line += f" (map measured with {a.get('method')}, not {method})"
+    return {"x": [float(d_t)], "y": [float(d_s)]}, f"{head}<br><sup>{line}</sup>"
+
+
+def cutoff_map_figure(ds: xr.Dataset | None, d_s: float = 0.25, d_t: float = 0.25, *, message: str | None = None):
+    """Heat map of a cutoff map's ``gain`` over ``(d_t, d_s)`` with a marker at ``(d_s, d_t)``.
+
+    Trace 0 is the heat map (``x = d_t``, ``y = d_s``, diverging colours centred on 0, each cell labelled with its
+    gain; hover adds the standard error), trace 1 the marker. With ``ds=None`` the figure has no traces and one
+    annotation, ``message`` (default: how to compute the map).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    fig = go.Figure()
+    fig.update_layout(height=420, width=560, margin=dict(l=60, r=20, t=80, b=50))
+    if ds is None:
+        text = message or ("no precomputed consistency-gain map; compute it with "
+                           "<code>python scripts/precompute_cutoff_map.py</code>")
+        fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                           font=dict(size=13), align="center")
+        fig.update_layout(title=dict(text="consistency gain of FreeInit over plain sampling: no map"),
+                          xaxis=dict(visible=False), yaxis=dict(visible=False), height=220)
+        return fig
+    gain = ds["gain"].transpose("d_s", "d_t")
+    se = ds["gain_se"].transpose("d_s", "d_t")
+    x, y = ds["d_t"].values.astype(float), ds["d_s"].values.astype(float)
+    fig.add_trace(go.Heatmap(
+        z=gain.values, x=x, y=y, customdata=se.values, colorscale="RdBu", zmid=0.0,
+        texttemplate="%{z:+.3f}", colorbar=dict(title="gain"),
+        hovertemplate="d_s=%{y:.2f}, d_t=%{x:.2f}<br>gain %{z:+.4f} ± %{customdata:.4f}<extra></extra>",
+        name="gain",
+    ))
+    marker, title = cutoff_map_marker(ds, d_s, d_t)
+    fig.add_trace(go.Scatter(
+        x=marker["x"], y=marker["y"], mode="markers", name="current (d_s, d_t)", hoverinfo="skip",
+        marker=dict(symbol="circle-open", size=18, color="black", line=dict(width=3)), showlegend=False,
+    ))
+    lo = lambda v: float(v.min() - (np.diff(v).min() / 2 if v.size > 1 else 0.05))  # noqa: E731
+    hi = lambda v: float(v.max() + (np.diff(v).min() / 2 if v.size > 1 else 0.05))  # noqa: E731
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=13)),
+        xaxis=dict(title="temporal cut-off d_t", range=[min(lo(x), 0.0), max(hi(x), 1.05)]),
+        yaxis=dict(title="spatial cut-off d_s", range=[min(lo(y), 0.0), max(hi(y), 1.05)]),
+    )
+    return fig
