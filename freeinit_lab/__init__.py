@@ -58,10 +58,10 @@ _NAMES = {
     "reinitialize": "core.reinit",
     "freeinit": "engine.loop",
     # probes
-    "CAPTURE_SITES": "probes.probe",
+    "CAPTURE_SITES": "probes.record",
     "LatentProbe": "probes.probe",
-    "ProbeBudgetError": "probes.probe",
-    "estimate_capture_bytes": "probes.probe",
+    "ProbeBudgetError": "probes.budget",
+    "estimate_capture_bytes": "probes.budget",
     "mark_iteration": "probes.probe",
     "load_record": "probes.io",
     "save_record": "probes.io",

@@ -4,13 +4,13 @@ from freeinit_lab._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
-    submodules=["io", "probe"],
+    submodules=["budget", "io", "probe", "record", "sinks"],
     names={
-        "CAPTURE_SITES": "probe",
+        "CAPTURE_SITES": "record",
         "LatentProbe": "probe",
-        "ProbeBudgetError": "probe",
-        "RECORD_VERSION": "probe",
-        "estimate_capture_bytes": "probe",
+        "ProbeBudgetError": "budget",
+        "RECORD_VERSION": "record",
+        "estimate_capture_bytes": "budget",
         "mark_iteration": "probe",
         "load_record": "io",
         "save_record": "io",

@@ -95,7 +95,7 @@ def load_record(path: str | os.PathLike, *, format: Format | None = None, lazy: 
     if fmt == "zarr":
         ds = xr.open_zarr(path, consolidated=False, chunks=None)
         if "timestep" in ds.variables and "timestep" not in ds.coords:  # a streamed store: mark its coords
-            from freeinit_lab.probes.probe import CAPTURE_SITES
+            from freeinit_lab.probes.record import CAPTURE_SITES
 
             ds = ds.set_coords([n for n in ds.data_vars if n not in CAPTURE_SITES])
     else:

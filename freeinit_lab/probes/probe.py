@@ -59,14 +59,12 @@ before sampling starts, with the estimate and the options in the message.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import json
-import math
 import os
 import warnings
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -75,9 +73,22 @@ import xarray as xr
 from freeinit_lab.core.dims import BAND_RECORD_DIMS as _BAND_RECORD_DIMS
 from freeinit_lab.core.dims import RECORD_DIMS as _RECORD_DIMS
 from freeinit_lab.core.dims import VIDEO_DIMS as _VIDEO_DIMS
+from freeinit_lab.core.reinit import fast_sampling_steps
 from freeinit_lab.hooks.events import publish_pass, subscribe
 from freeinit_lab.hooks.outputs import read_step_output
 from freeinit_lab.hooks.patching import PatchHandle, patch, patch_class_method
+from freeinit_lab.probes.budget import ProbeBudgetError, _as_dtype, _fmt_bytes, estimate_capture_bytes
+from freeinit_lab.probes.record import (
+    _SITE_ATTRS,
+    CAPTURE_SITES,
+    RECORD_VERSION,
+    _jsonable,
+    _plain_attr,
+    _qualname,
+    _seed_of,
+    _step_band_power,
+)
+from freeinit_lab.probes.sinks import _MemorySink, _PassInfo, _Record, _RecordLayout, _ZarrSink, RecordSink
 
 __all__ = [
     "CAPTURE_SITES",
@@ -88,38 +99,10 @@ __all__ = [
     "RECORD_VERSION",
 ]
 
-#: Names of the capture sites, in record order.
-CAPTURE_SITES: tuple[str, ...] = ("latents", "latents_in", "x0_pred", "model_output")
-#: Version of the record layout written to ``attrs["record_version"]``.
-RECORD_VERSION = 1
-
 _MODES = ("full", "band_power")
 
-_SITE_ATTRS: dict[str, dict[str, str]] = {
-    "latents": {
-        "long_name": "latent after the scheduler step",
-        "description": "z at the next step's noise level (clean after the last step); after a user callback",
-    },
-    "latents_in": {
-        "long_name": "latent entering the scheduler step",
-        "description": "z_t at this step's timestep (step 0: the pass's initial noise)",
-    },
-    "x0_pred": {
-        "long_name": "predicted clean latent",
-        "description": "the scheduler's pred_original_sample, else computed from the schedule and model output",
-    },
-    "model_output": {
-        "long_name": "model output",
-        "description": "the (guided) denoiser output handed to the scheduler step",
-    },
-}
-
-# active probes per pipeline (id -> probes), for mark_iteration
+# open probes per pipeline (id -> probes)
 _ACTIVE: dict[int, list["LatentProbe"]] = {}
-
-
-class ProbeBudgetError(MemoryError):
-    """A capture would exceed the probe's ``max_bytes`` budget; raised before sampling starts."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -146,329 +129,9 @@ def mark_iteration(pipe: Any, iteration: int, **settings: Any) -> None:
     publish_pass(pipe, iteration, **settings)
 
 
-def _steps_kept(num_steps: int, every: int) -> int:
-    if num_steps <= 0:
-        return 0
-    kept = (num_steps - 1) // every + 1
-    return kept + (1 if (num_steps - 1) % every else 0)
-
-
 def _fast_sampling_steps(num_steps: int, num_iters: int, iteration: int) -> int:
     """Steps of FreeInit pass ``iteration`` with coarse-to-fine sampling (diffusers' formula)."""
-    from freeinit_lab.core.reinit import fast_sampling_steps
-
     return fast_sampling_steps(num_steps, num_iters)[iteration]
-
-
-def estimate_capture_bytes(
-    latent_shape: Sequence[int],
-    steps_per_pass: Sequence[int] | int,
-    *,
-    capture: Sequence[str] = ("latents", "x0_pred"),
-    mode: str = "full",
-    dtype: torch.dtype | str = torch.float32,
-    every: int = 1,
-    num_bands: int = 6,
-) -> int:
-    """Bytes a probe record needs for the given sampling passes.
-
-    Parameters
-    ----------
-    latent_shape
-        Canonical latent shape ``(batch, channel, frame, height, width)``.
-    steps_per_pass
-        Denoising steps of each pass (an int for a single pass).
-    capture, mode, dtype, every, num_bands
-        As in :class:`LatentProbe`.
-
-    Returns
-    -------
-    int
-        Bytes of the data variables (coords add a few bytes per step).
-    """
-    if isinstance(steps_per_pass, (int, np.integer)):
-        steps_per_pass = [int(steps_per_pass)]
-    b, c = int(latent_shape[0]), int(latent_shape[1])
-    if mode == "band_power":
-        per_step = b * c * num_bands * 8
-    else:
-        per_step = math.prod(int(s) for s in latent_shape) * _as_dtype(dtype).itemsize
-    steps = sum(_steps_kept(int(n), every) for n in steps_per_pass)
-    return int(steps * per_step * len(capture))
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
-def _as_dtype(dtype: torch.dtype | str | np.dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        out = dtype
-    else:
-        out = {"float32": torch.float32, "float16": torch.float16}.get(str(np.dtype(dtype)), None)
-    if out not in (torch.float32, torch.float16):
-        raise ValueError(f"dtype must be torch.float32 (default) or torch.float16; got {dtype!r}")
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# plain-value metadata
-# ----------------------------------------------------------------------------------------------------------------
-def _jsonable(value: Any, depth: int = 0) -> Any:
-    """A JSON-serialisable summary of a call argument or config value."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        if isinstance(value, float) and not math.isfinite(value):
-            return str(value)
-        return value
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return _jsonable(value.item())
-    if isinstance(value, torch.Tensor):
-        return f"<tensor {tuple(value.shape)} {str(value.dtype).replace('torch.', '')}>"
-    if isinstance(value, np.ndarray):
-        return f"<array {value.shape} {value.dtype}>" if value.size > 16 else _jsonable(value.tolist())
-    if isinstance(value, torch.Generator):
-        return {"generator_seed": int(value.initial_seed())}
-    if isinstance(value, (list, tuple)) and depth < 3:
-        if len(value) > 64:
-            return f"<{type(value).__name__} of {len(value)}>"
-        return [_jsonable(v, depth + 1) for v in value]
-    if isinstance(value, Mapping) and depth < 3:
-        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
-    if callable(value):
-        return f"<callable {getattr(value, '__qualname__', type(value).__name__)}>"
-    return f"<{type(value).__name__}>"
-
-
-def _plain_attr(value: Any) -> Any:
-    """A value NetCDF and zarr both store as an attribute unchanged (no bool, no None)."""
-    if isinstance(value, (bool, np.bool_)):
-        return int(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value)
-    if isinstance(value, str):
-        return value
-    return json.dumps(_jsonable(value))
-
-
-def _seed_of(generator: Any) -> int | list[int] | None:
-    if isinstance(generator, torch.Generator):
-        return int(generator.initial_seed())
-    if isinstance(generator, (list, tuple)) and generator and all(isinstance(g, torch.Generator) for g in generator):
-        return [int(g.initial_seed()) for g in generator]
-    return None
-
-
-def _qualname(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _step_band_power(x: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
-    """:func:`freeinit_lab.spectral.band_power` of one step, lean enough for the sampling loop.
-
-    Same definition and the same cached band projection as ``band_power`` (mean ortho-FFT power per bin of each
-    band, from the half spectrum with the bins' multiplicities), but the edges are validated once per record
-    instead of per call, ``|X|^2`` is formed in float32 (float64 accumulation; relative difference ~1e-7), and
-    NaN/inf values are recorded rather than refused, so a diverging sampler is observed, not interrupted.
-    """
-    from freeinit_lab.core.spectral import _band_projection, band_power
-
-    shape3 = tuple(int(s) for s in x.shape[-3:])
-    try:
-        proj = _band_projection(shape3, tuple(float(e) for e in edges), 1.0)
-    except Exception:  # noqa: BLE001 - fall back to the public kernel (validates, explains)
-        return band_power(x.float(), edges=edges).cpu()
-    spectrum = torch.fft.rfftn(x.float(), dim=(-3, -2, -1), norm="ortho")
-    power = torch.view_as_real(spectrum).square().sum(-1)
-    return (power.reshape(*x.shape[:-3], -1).double() @ proj.to(power.device)).cpu()
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# sinks: where the records go
-# ----------------------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class _PassInfo:
-    call: int
-    run: int
-    freeinit_iteration: int
-    seed: int
-    num_steps: int
-
-
-@dataclasses.dataclass
-class _Record:
-    iteration: int
-    step: int
-    timestep: float
-    arrays: dict[str, torch.Tensor]
-
-
-@dataclasses.dataclass(frozen=True)
-class _RecordLayout:
-    """What every record of one probe looks like: variable names, their dims and the stored dtype."""
-
-    names: tuple[str, ...]
-    dims: tuple[str, ...]
-    np_dtype: np.dtype
-
-
-class RecordSink(Protocol):
-    """Where a probe's step records go: ``add(record)`` for each kept step; ``nbytes`` held in memory.
-
-    ``streams`` tells whether the record lives outside memory (then :meth:`LatentProbe.to_xarray` reads it back).
-    """
-
-    streams: bool
-    nbytes: int
-
-    def add(self, rec: _Record) -> None: ...
-
-
-class _MemorySink:
-    """Keeps each kept step as CPU tensors; assembles the dense record on demand."""
-
-    streams = False
-
-    def __init__(self, layout: _RecordLayout) -> None:
-        self.layout = layout
-        self.records: list[_Record] = []
-        self.nbytes = 0
-
-    def add(self, rec: _Record) -> None:
-        self.records.append(rec)
-        self.nbytes += sum(a.numel() * a.element_size() for a in rec.arrays.values())
-
-    def kept_steps(self) -> list[int]:
-        return sorted({r.step for r in self.records})
-
-    def arrays(self, num_passes: int, item_shape: tuple[int, ...]) -> tuple:
-        names, np_dtype = self.layout.names, self.layout.np_dtype
-        steps = self.kept_steps()
-        pos = {s: i for i, s in enumerate(steps)}
-        data = {n: np.full((num_passes, len(steps), *item_shape), np.nan, dtype=np_dtype) for n in names}
-        timestep = np.full((num_passes, len(steps)), np.nan)
-        for r in self.records:
-            j = pos[r.step]
-            timestep[r.iteration, j] = r.timestep
-            for n in names:
-                data[n][r.iteration, j] = r.arrays[n].numpy()
-        return np.asarray(steps, dtype=np.int64), timestep, data
-
-
-class _ZarrSink:
-    """Streams each kept step into a zarr store laid out as the final record (step axis = step index)."""
-
-    _PASS_FIELDS = ("call", "run", "freeinit_iteration", "seed", "num_steps")
-    streams = True
-
-    def __init__(self, path: str | os.PathLike, layout: _RecordLayout) -> None:
-        self.layout = layout
-        self.path = os.fspath(path)
-        if os.path.exists(self.path):
-            raise FileExistsError(
-                f"LatentProbe: store {self.path!r} already exists; pass a new path or delete it first "
-                "(the probe never overwrites a record)"
-            )
-        self.group = None
-        self.nbytes = 0  # bytes held in memory: none
-        self.disk_bytes = 0
-        self.shape = (0, 0)
-
-    def _create(self, names: Sequence[str], dims: Sequence[str], item_shape: tuple[int, ...], np_dtype) -> None:
-        import zarr
-
-        self.group = zarr.open_group(self.path, mode="w-")
-        self.data = {}
-        coords = "timestep " + " ".join(self._PASS_FIELDS)
-        for n in names:
-            arr = self.group.create_array(
-                n,
-                shape=(0, 0, *item_shape),
-                chunks=(1, 1, *item_shape),
-                dtype=np_dtype,
-                fill_value=np.nan,
-                dimension_names=list(dims),
-                compressors=None,
-            )
-            arr.attrs.update({**_SITE_ATTRS.get(n, {}), "coordinates": coords})
-            self.data[n] = arr
-        self.timestep = self.group.create_array(
-            "timestep", shape=(0, 0), chunks=(16, 256), dtype="float64", fill_value=np.nan,
-            dimension_names=["iteration", "step"],
-        )
-        self.step = self.group.create_array(
-            "step", shape=(0,), chunks=(1024,), dtype="int64", fill_value=-1, dimension_names=["step"]
-        )
-        self.iteration = self.group.create_array(
-            "iteration", shape=(0,), chunks=(1024,), dtype="int64", fill_value=-1, dimension_names=["iteration"]
-        )
-        self.passes = {
-            f: self.group.create_array(
-                f, shape=(0,), chunks=(1024,), dtype="int64", fill_value=-1, dimension_names=["iteration"]
-            )
-            for f in self._PASS_FIELDS
-        }
-
-    def _grow(self, iteration: int, step: int) -> None:
-        n_it, n_st = self.shape
-        if iteration < n_it and step < n_st:
-            return
-        new = (max(n_it, iteration + 1), max(n_st, step + 1))
-        for arr in self.data.values():
-            arr.resize((*new, *arr.shape[2:]))
-        self.timestep.resize(new)
-        if new[1] != n_st:
-            self.step.resize((new[1],))
-            self.step[n_st:] = np.arange(n_st, new[1])
-        if new[0] != n_it:
-            self.iteration.resize((new[0],))
-            self.iteration[n_it:] = np.arange(n_it, new[0])
-            for arr in self.passes.values():
-                arr.resize((new[0],))
-        self.shape = new
-
-    def add(self, rec: _Record) -> None:
-        if self.group is None:
-            item_shape = tuple(next(iter(rec.arrays.values())).shape)
-            self._create(self.layout.names, self.layout.dims, item_shape, self.layout.np_dtype)
-        self._grow(rec.iteration, rec.step)
-        for n, a in rec.arrays.items():
-            self.data[n][rec.iteration, rec.step] = a.numpy()
-            self.disk_bytes += a.numel() * a.element_size()
-        self.timestep[rec.iteration, rec.step] = rec.timestep
-
-    def write_passes(self, passes: list[_PassInfo]) -> None:
-        if self.group is None or not passes:
-            return
-        self._grow(len(passes) - 1, 0)
-        for f, arr in self.passes.items():
-            arr[: len(passes)] = np.asarray([getattr(p, f) for p in passes], dtype=np.int64)
-
-    def write_attrs(self, attrs: Mapping[str, Any], extra_coords: Mapping[str, tuple]) -> None:
-        if self.group is None:
-            return
-        self.group.attrs.update(dict(attrs))
-        for name, (dims, values, vattrs) in extra_coords.items():
-            values = np.asarray(values)
-            if name not in self.group:
-                self.group.create_array(
-                    name, shape=values.shape, dtype=values.dtype, dimension_names=list(dims), fill_value=0
-                )
-            arr = self.group[name]
-            if arr.shape != values.shape:
-                arr.resize(values.shape)
-            arr[...] = values
-            arr.attrs.update(dict(vattrs))
-
-    def open(self) -> xr.Dataset:
-        ds = xr.open_zarr(self.path, consolidated=False, chunks=None)
-        kept = np.flatnonzero(np.isfinite(ds["timestep"].values).any(axis=0))
-        return ds.isel(step=kept)
 
 
 # ----------------------------------------------------------------------------------------------------------------
