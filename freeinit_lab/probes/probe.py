@@ -70,8 +70,6 @@ import numpy as np
 import torch
 import xarray as xr
 
-from freeinit_lab.core.dims import BAND_RECORD_DIMS as _BAND_RECORD_DIMS
-from freeinit_lab.core.dims import RECORD_DIMS as _RECORD_DIMS
 from freeinit_lab.core.dims import VIDEO_DIMS as _VIDEO_DIMS
 from freeinit_lab.core.reinit import fast_sampling_steps
 from freeinit_lab.hooks.events import publish_pass, subscribe
@@ -79,14 +77,13 @@ from freeinit_lab.hooks.outputs import read_step_output
 from freeinit_lab.hooks.patching import PatchHandle, patch, patch_class_method
 from freeinit_lab.probes.budget import ProbeBudgetError, _as_dtype, _fmt_bytes, estimate_capture_bytes
 from freeinit_lab.probes.record import (
-    _SITE_ATTRS,
     CAPTURE_SITES,
     RECORD_VERSION,
+    RECORDERS,
     _jsonable,
     _plain_attr,
     _qualname,
     _seed_of,
-    _step_band_power,
 )
 from freeinit_lab.probes.sinks import _MemorySink, _PassInfo, _Record, _RecordLayout, _ZarrSink, RecordSink
 
@@ -228,11 +225,8 @@ class LatentProbe:
 
     # -- state --------------------------------------------------------------------------------------------------
     def _reset_state(self) -> None:
-        layout = _RecordLayout(
-            names=self.capture,
-            dims=_RECORD_DIMS if self.mode == "full" else _BAND_RECORD_DIMS,
-            np_dtype=np.dtype(np.float64 if self.mode == "band_power" else str(self.dtype).replace("torch.", "")),
-        )
+        self._recorder = RECORDERS[self.mode](self.dtype, self.num_bands, self.band_edges)
+        layout = _RecordLayout(names=self.capture, dims=self._recorder.dims, np_dtype=self._recorder.np_dtype)
         self._sink: RecordSink = _MemorySink(layout) if self.store is None else _ZarrSink(self.store, layout)
         self._passes: list[_PassInfo] = []
         self._call_index = -1
@@ -250,7 +244,6 @@ class LatentProbe:
         self._budget_checked = False
         self._pipe_latent_shape: tuple[int, ...] | None = None
         self._item_shape: tuple[int, ...] | None = None
-        self._edges: np.ndarray | None = None
         self._schedule = None
         self._schedule_error: str | None = None
         self._warned_x0 = False
@@ -564,8 +557,8 @@ class LatentProbe:
         if self._budget_checked:
             return
         self._budget_checked = True
-        if self._item_shape is not None and tuple(canonical_shape) != self._item_shape[: len(canonical_shape)]:
-            if self.mode == "full" or tuple(canonical_shape[:2]) != self._item_shape[:2]:
+        if self._item_shape is not None:
+            if self._recorder.shape_changed(canonical_shape, self._item_shape):
                 raise ValueError(
                     f"LatentProbe records one latent shape; this call has {tuple(canonical_shape)} after "
                     f"{self._item_shape}. Use one probe per shape."
@@ -574,34 +567,31 @@ class LatentProbe:
             return
         steps = self._steps_to_come()
         kw = dict(capture=self.capture, every=self.every, num_bands=self._num_bands_for(canonical_shape))
-        new = estimate_capture_bytes(canonical_shape, steps, mode=self.mode, dtype=self.dtype, **kw)
+        rec = self._recorder
+
+        def estimate(**over: Any) -> int:
+            return estimate_capture_bytes(canonical_shape, steps, **{"mode": rec.mode, "dtype": self.dtype, **kw, **over})
+
+        new = estimate()
         held = self._sink.nbytes
         in_memory = 0 if self.store is not None else new
         if held + in_memory <= self.max_bytes:
             return
-        alt = []
-        if self.mode == "full" and self.dtype != torch.float16:
-            alt.append(
-                f"dtype=torch.float16 (~{_fmt_bytes(estimate_capture_bytes(canonical_shape, steps, mode='full', dtype=torch.float16, **kw))})"
-            )
+        alt = [rec.cheaper_dtype(estimate)]
         n_max = max(steps) if steps else 1
         for k in (2, 5, 10):
             if k < n_max and k != self.every:
-                alt.append(
-                    f"every={k} (~{_fmt_bytes(estimate_capture_bytes(canonical_shape, steps, mode=self.mode, dtype=self.dtype, capture=self.capture, every=k, num_bands=kw['num_bands']))})"
-                )
+                alt.append(f"every={k} (~{_fmt_bytes(estimate(every=k))})")
                 break
-        if self.mode == "full":
-            alt.append(
-                f"mode='band_power' (~{_fmt_bytes(estimate_capture_bytes(canonical_shape, steps, mode='band_power', **kw))})"
-            )
+        alt.append(rec.cheaper_mode(estimate))
+        alt = [a for a in alt if a is not None]
         if len(self.capture) > 1:
             alt.append(f"capture=({self.capture[0]!r},) (~{_fmt_bytes(new / len(self.capture))})")
         alt.append(f"store='trajectory.zarr' (streams each step to disk, ~{_fmt_bytes(new)} on disk)")
         alt.append("a larger max_bytes")
         raise ProbeBudgetError(
             f"LatentProbe refused this call before sampling: recording {'/'.join(self.capture)} "
-            f"({self.mode}, {str(self.dtype).replace('torch.', '') if self.mode == 'full' else 'float64'}, every={self.every}) of latent "
+            f"({rec.mode}, {rec.dtype_name}, every={self.every}) of latent "
             f"{tuple(canonical_shape)} over {len(steps)} pass(es) of {steps} steps needs ~{_fmt_bytes(new)}"
             + (f" on top of {_fmt_bytes(held)} already held" if held else "")
             + f", over max_bytes={self.max_bytes} ({_fmt_bytes(self.max_bytes)}). Options: "
@@ -637,16 +627,7 @@ class LatentProbe:
 
     def _store_tensor(self, x: torch.Tensor) -> torch.Tensor:
         x = self._to_canonical(x.detach())
-        if self.mode == "band_power":
-            if self._edges is None:
-                from freeinit_lab.core.spectral import default_band_edges
-
-                edges = self.band_edges if self.band_edges is not None else default_band_edges(x.shape, self.num_bands)
-                self._edges = np.asarray(edges, dtype=np.float64)
-            return _step_band_power(x, self._edges)
-        out = torch.empty(x.shape, dtype=self.dtype)
-        out.copy_(x)  # a copy: the pipeline may change its tensors in place later
-        return out
+        return self._recorder.store(x)
 
     def _schedule_obj(self):
         if self._schedule is None and self._schedule_error is None:
@@ -777,8 +758,8 @@ class LatentProbe:
             "schedule_family": schedule.family if schedule is not None else "unknown",
             "latent_layout": " ".join(getattr(self, "_layout", _VIDEO_DIMS)),
             "capture": " ".join(self.capture),
-            "mode": self.mode,
-            "dtype": str(self.dtype).replace("torch.", "") if self.mode == "full" else "float64",
+            "mode": self._recorder.mode,
+            "dtype": self._recorder.dtype_name,
             "every": self.every,
             "num_calls": self._call_index + 1,
             "call_kwargs": json.dumps(self._call_meta),
@@ -795,12 +776,7 @@ class LatentProbe:
         attrs["freeinit_enabled"] = int(bool(fi))
         for k, v in sorted(fi.items()):
             attrs[f"freeinit_{k}"] = _plain_attr(v)
-        if self.mode == "band_power":
-            attrs["num_bands"] = len(self._edges) - 1 if self._edges is not None else self.num_bands
-            attrs["band_power_convention"] = (
-                "mean |ortho-normalised 3D FFT over (frame, height, width)|^2 per bin of each radial band "
-                "(white unit-variance noise -> 1)"
-            )
+        attrs.update(self._recorder.attrs())
         return {k: _plain_attr(v) for k, v in attrs.items()}
 
     def _step_coords(self, timestep: np.ndarray) -> dict[str, tuple]:
@@ -816,14 +792,7 @@ class LatentProbe:
         return coords
 
     def _band_coords(self) -> dict[str, tuple]:
-        if self.mode != "band_power" or self._edges is None:
-            return {}
-        e = self._edges
-        return {
-            "band": (("band",), np.arange(len(e) - 1), {"long_name": "radial frequency band"}),
-            "band_lo": (("band",), e[:-1], {"long_name": "band lower edge", "units": "normalised radius"}),
-            "band_hi": (("band",), e[1:], {"long_name": "band upper edge", "units": "normalised radius"}),
-        }
+        return self._recorder.band_coords()
 
     def _pass_coords(self) -> dict[str, tuple]:
         p = self._passes
@@ -885,11 +854,7 @@ class LatentProbe:
         item_shape = tuple(self._sink.records[0].arrays[self.capture[0]].shape)
         steps, timestep, data = self._sink.arrays(len(self._passes), item_shape)
         dims = self._sink.layout.dims
-        data_vars = {n: (dims, data[n], dict(_SITE_ATTRS[n])) for n in self.capture}
-        if self.mode == "band_power":
-            for n in self.capture:
-                data_vars[n][2]["long_name"] = "band power of the " + _SITE_ATTRS[n]["long_name"]
-                data_vars[n][2]["units"] = "power per bin (white unit noise = 1)"
+        data_vars = {n: (dims, data[n], self._recorder.var_attrs(n)) for n in self.capture}
         coords: dict[str, Any] = {
             "iteration": (("iteration",), np.arange(len(self._passes), dtype=np.int64)),
             "step": (("step",), steps, {"long_name": "denoising step of the pass"}),

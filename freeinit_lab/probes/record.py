@@ -9,6 +9,10 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from freeinit_lab.core.dims import BAND_RECORD_DIMS, RECORD_DIMS
+from freeinit_lab.core.spectral import default_band_edges
+from freeinit_lab.probes.budget import _fmt_bytes
+
 __all__ = ["CAPTURE_SITES", "RECORD_VERSION"]
 
 
@@ -108,3 +112,105 @@ def _step_band_power(x: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
     spectrum = torch.fft.rfftn(x.float(), dim=(-3, -2, -1), norm="ortho")
     power = torch.view_as_real(spectrum).square().sum(-1)
     return (power.reshape(*x.shape[:-3], -1).double() @ proj.to(power.device)).cpu()
+
+
+class _FullRecorder:
+    """``mode="full"``: each kept step's whole latent, copied to CPU in the probe's dtype."""
+
+    mode = "full"
+    dims = RECORD_DIMS
+
+    def __init__(self, dtype: torch.dtype, num_bands: int, band_edges: np.ndarray | None) -> None:
+        self.dtype = dtype
+        self.edges: np.ndarray | None = None
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).replace("torch.", "")
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype_name)
+
+    def store(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(x.shape, dtype=self.dtype)
+        out.copy_(x)  # a copy: the pipeline may change its tensors in place later
+        return out
+
+    def shape_changed(self, shape: tuple[int, ...], item_shape: tuple[int, ...]) -> bool:
+        return tuple(shape) != tuple(item_shape[: len(shape)])
+
+    def var_attrs(self, site: str) -> dict[str, str]:
+        return dict(_SITE_ATTRS[site])
+
+    def attrs(self) -> dict[str, Any]:
+        return {}
+
+    def band_coords(self) -> dict[str, tuple]:
+        return {}
+
+    def cheaper_dtype(self, estimate) -> str | None:
+        """A smaller-dtype option for a budget refusal (``estimate(**overrides)`` gives its bytes)."""
+        if self.dtype == torch.float16:
+            return None
+        return f"dtype=torch.float16 (~{_fmt_bytes(estimate(mode='full', dtype=torch.float16))})"
+
+    def cheaper_mode(self, estimate) -> str | None:
+        return f"mode='band_power' (~{_fmt_bytes(estimate(mode='band_power', dtype=torch.float32))})"
+
+
+class _BandPowerRecorder(_FullRecorder):
+    """``mode="band_power"``: the mean power of each radial band per (batch, channel), float64."""
+
+    mode = "band_power"
+    dims = BAND_RECORD_DIMS
+
+    def __init__(self, dtype: torch.dtype, num_bands: int, band_edges: np.ndarray | None) -> None:
+        super().__init__(dtype, num_bands, band_edges)
+        self.num_bands, self.band_edges = num_bands, band_edges
+
+    @property
+    def dtype_name(self) -> str:
+        return "float64"
+
+    def store(self, x: torch.Tensor) -> torch.Tensor:
+        if self.edges is None:
+            edges = self.band_edges if self.band_edges is not None else default_band_edges(x.shape, self.num_bands)
+            self.edges = np.asarray(edges, dtype=np.float64)
+        return _step_band_power(x, self.edges)
+
+    def shape_changed(self, shape: tuple[int, ...], item_shape: tuple[int, ...]) -> bool:
+        return super().shape_changed(shape, item_shape) and tuple(shape[:2]) != tuple(item_shape[:2])
+
+    def var_attrs(self, site: str) -> dict[str, str]:
+        return {**_SITE_ATTRS[site], "long_name": "band power of the " + _SITE_ATTRS[site]["long_name"],
+                "units": "power per bin (white unit noise = 1)"}
+
+    def attrs(self) -> dict[str, Any]:
+        return {
+            "num_bands": len(self.edges) - 1 if self.edges is not None else self.num_bands,
+            "band_power_convention": (
+                "mean |ortho-normalised 3D FFT over (frame, height, width)|^2 per bin of each radial band "
+                "(white unit-variance noise -> 1)"
+            ),
+        }
+
+    def band_coords(self) -> dict[str, tuple]:
+        if self.edges is None:
+            return {}
+        e = self.edges
+        return {
+            "band": (("band",), np.arange(len(e) - 1), {"long_name": "radial frequency band"}),
+            "band_lo": (("band",), e[:-1], {"long_name": "band lower edge", "units": "normalised radius"}),
+            "band_hi": (("band",), e[1:], {"long_name": "band upper edge", "units": "normalised radius"}),
+        }
+
+    def cheaper_dtype(self, estimate) -> str | None:
+        return None
+
+    def cheaper_mode(self, estimate) -> str | None:
+        return None
+
+
+#: one recorder class per ``LatentProbe(mode=...)``
+RECORDERS = {"full": _FullRecorder, "band_power": _BandPowerRecorder}
