@@ -50,9 +50,9 @@ _NAMES = {
     "get_layout": "hooks.layouts",
     "register_layout": "hooks.layouts",
     # engine
-    "FreeInitIteration": "engine.loop",
-    "FreeInitNoGapWarning": "engine.loop",
-    "FreeInitResult": "engine.loop",
+    "FreeInitIteration": "engine.result",
+    "FreeInitNoGapWarning": "engine.checks",
+    "FreeInitResult": "engine.result",
     "FreeInitSettings": "core.reinit",
     "fast_sampling_steps": "core.reinit",
     "reinitialize": "core.reinit",

@@ -4,11 +4,11 @@ from freeinit_lab._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
-    submodules=["loop"],
+    submodules=["checks", "loop", "result"],
     names={
-        "FreeInitIteration": "loop",
-        "FreeInitNoGapWarning": "loop",
-        "FreeInitResult": "loop",
+        "FreeInitIteration": "result",
+        "FreeInitNoGapWarning": "checks",
+        "FreeInitResult": "result",
         "FreeInitSettings": "loop",
         "fast_sampling_steps": "loop",
         "freeinit": "loop",

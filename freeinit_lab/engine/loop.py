@@ -39,16 +39,13 @@ import inspect
 import json
 import math
 import time
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal
 
 import numpy as np
 import torch
 
-from freeinit_lab.core.dims import ITERATION_DIMS as _ITER_DIMS
 from freeinit_lab.core.reinit import (
     FreeInitSettings,
     draw_reinit_noise,
@@ -56,8 +53,10 @@ from freeinit_lab.core.reinit import (
     reinitialize,
     resolve_settings,
 )
-from freeinit_lab.core.schedules import NoiseSchedule, get_schedule
-from freeinit_lab.hooks.layouts import LatentLayout, capture_final_latent, get_layout, patch_attribute
+from freeinit_lab.core.schedules import NoiseSchedule
+from freeinit_lab.engine.checks import FreeInitNoGapWarning, plan_call
+from freeinit_lab.engine.result import FreeInitIteration, FreeInitResult
+from freeinit_lab.hooks.layouts import capture_final_latent, patch_attribute
 from freeinit_lab.hooks.events import publish_pass
 from freeinit_lab.hooks.outputs import read_pipeline_output, read_sample
 
@@ -73,230 +72,9 @@ __all__ = [
 _PREPARED = "the output of prepare_latents (freeinit expects the initial latent tensor or a tuple starting with it)"
 
 
-class FreeInitNoGapWarning(UserWarning):
-    """The pipeline's training ``z_T`` carries no signal (zero terminal SNR, flow matching): no gap to close."""
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# result objects
-# ----------------------------------------------------------------------------------------------------------------
-@dataclass
-class FreeInitIteration:
-    """What happened in one FreeInit pass. Tensors are clones on CPU in the canonical order
-    ``(batch, channel, frame, height, width)`` (use ``result.layout.from_canonical`` for the pipeline's order).
-
-    Attributes
-    ----------
-    index
-        Pass number; 0 is the plain sampling pass.
-    num_inference_steps
-        Sampler steps of this pass (fewer in early passes with ``fast_sampling=True``).
-    initial_latent
-        The latent handed to the pipeline as ``latents=`` (before the pipeline multiplies it by
-        ``scheduler.init_noise_sigma``): Gaussian noise in pass 0, the reinitialised ``z'_T`` afterwards.
-    clean_latent
-        The pass's final clean latent ``z_0`` (what ``output_type="latent"`` returns).
-    signal
-        Signal part of ``initial_latent``: ``a_T * lowpass(z_0^{prev})`` (the low-pass weight is ``w_low`` with
-        ``mix="variance_preserving"``); zeros in pass 0.
-    noise
-        Noise part: ``initial_latent - signal`` (``b_T * lowpass(eps) + highpass(eta)`` after pass 0). With
-        ``signal`` it gives the band SNR of the latent inference actually starts from.
-    num_denoiser_evals
-        Forward calls of the denoiser module(s) in this pass (one per step with batched guidance).
-    seconds, denoiser_seconds, own_seconds
-        Wall time of the pass (pipeline call plus FreeInit's own work), the part spent inside the denoiser's
-        forward, and the part spent in FreeInit's own code outside the pipeline call (filter, FFTs, forward
-        diffusion, noise draws, records). Pass 0 also carries the argument checks and setup.
-    frames
-        Decoded output of this pass, if ``return_iteration_frames=True`` (the last pass's is also
-        ``result.frames``).
-    """
-
-    index: int
-    num_inference_steps: int
-    initial_latent: torch.Tensor
-    clean_latent: torch.Tensor
-    signal: torch.Tensor
-    noise: torch.Tensor
-    num_denoiser_evals: int
-    seconds: float = 0.0
-    denoiser_seconds: float = 0.0
-    own_seconds: float = 0.0
-    frames: Any = None
-
-
-@dataclass
-class FreeInitResult:
-    """Output of :func:`freeinit`.
-
-    Attributes
-    ----------
-    latents
-        Final clean latent of the last pass, in the pipeline's own axis order: the same tensor the pipeline
-        returns with ``output_type="latent"``.
-    frames
-        The last pass decoded as the pipeline's own output holds it for the ``output_type`` passed (a PIL list,
-        ``np.ndarray`` or tensor; ``latents`` again for ``output_type="latent"``).
-    iterations
-        One :class:`FreeInitIteration` per pass.
-    layout
-        The pipeline's :class:`~freeinit_lab.layouts.LatentLayout`.
-    schedule
-        The :class:`~freeinit_lab.schedules.NoiseSchedule` used for the forward diffusion.
-    settings
-        FreeInit settings and run metadata as plain values.
-    """
-
-    latents: torch.Tensor
-    frames: Any
-    iterations: list[FreeInitIteration]
-    layout: LatentLayout
-    schedule: NoiseSchedule
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def has_terminal_signal(self) -> bool:
-        """Whether the model's training ``z_T`` carries signal, i.e. whether there is a gap to close."""
-        return self.schedule.has_terminal_signal
-
-    @property
-    def num_denoiser_evals(self) -> int:
-        """Denoiser forward calls over all passes."""
-        return sum(it.num_denoiser_evals for it in self.iterations)
-
-    @property
-    def seconds(self) -> float:
-        """Total wall time of all passes."""
-        return sum(it.seconds for it in self.iterations)
-
-    @property
-    def denoiser_seconds(self) -> float:
-        """Time spent inside the denoiser's forward over all passes."""
-        return sum(it.denoiser_seconds for it in self.iterations)
-
-    @property
-    def own_seconds(self) -> float:
-        """Time spent in FreeInit's own code (filter, FFTs, forward diffusion, noise draws, records)."""
-        return sum(it.own_seconds for it in self.iterations)
-
-    @property
-    def overhead_share(self) -> float:
-        """``own_seconds / seconds``: the share of the run FreeInit adds besides the pipeline calls."""
-        total = self.seconds
-        return self.own_seconds / total if total > 0 else 0.0
-
-    def band_snr(self, num_bands: int = 6, *, edges: Sequence[float] | None = None):
-        """Band-wise SNR of each pass's initial latent (``signal`` vs ``noise``), in dB.
-
-        Uses :func:`freeinit_lab.snr.inference_band_snr` (its convention: ortho-normalised 3D FFT, radial bands
-        on the filters' normalised frequency radius, powers averaged over batch and channels).
-
-        Returns
-        -------
-        xarray.DataArray
-            dims ``("iteration", "band")``; ``-inf`` dB where a pass starts from pure noise (pass 0, and every pass
-            of a model without terminal signal).
-        """
-        import xarray as xr
-
-        from freeinit_lab.core.snr import inference_band_snr
-
-        per_pass = []
-        for it in self.iterations:
-            signal = it.signal if bool(it.signal.any()) else None
-            per_pass.append(inference_band_snr(signal, it.noise, num_bands, edges=edges))
-        out = xr.concat(per_pass, dim="iteration")
-        out = out.assign_coords(iteration=np.arange(len(self.iterations)))
-        out.attrs.update(per_pass[0].attrs)
-        return out
-
-    def to_xarray(self):
-        """The per-pass latents as an :class:`xarray.Dataset`.
-
-        Returns
-        -------
-        xarray.Dataset
-            Variables ``initial_latent``, ``clean_latent``, ``signal``, ``noise`` with dims
-            ``("iteration", "batch", "channel", "frame", "height", "width")``; coords ``iteration``,
-            ``num_inference_steps`` and ``num_denoiser_evals`` along ``iteration``; run metadata (FreeInit
-            settings, pipeline and scheduler class, ``a_T``/``b_T``, terminal SNR) in ``attrs`` as plain values
-            that NetCDF and zarr round-trip.
-        """
-        import xarray as xr
-
-        def stack(name: str) -> np.ndarray:
-            return torch.stack([getattr(it, name) for it in self.iterations]).to(torch.float32).numpy()
-
-        long_names = {
-            "initial_latent": "latent the pass starts from (pipeline `latents=` input)",
-            "clean_latent": "clean latent z_0 at the end of the pass",
-            "signal": "signal part a_T * lowpass(z_0 of previous pass) of the initial latent",
-            "noise": "noise part of the initial latent (initial_latent - signal)",
-        }
-        data_vars = {
-            name: (_ITER_DIMS, stack(name), {"long_name": long, "units": "latent units"})
-            for name, long in long_names.items()
-        }
-        coords = {
-            "iteration": ("iteration", np.arange(len(self.iterations)), {"long_name": "FreeInit pass"}),
-            "num_inference_steps": ("iteration", np.array([it.num_inference_steps for it in self.iterations])),
-            "num_denoiser_evals": ("iteration", np.array([it.num_denoiser_evals for it in self.iterations])),
-        }
-        attrs = {k: (int(v) if isinstance(v, bool) else v) for k, v in self.settings.items() if v is not None}
-        return xr.Dataset(data_vars, coords=coords, attrs=attrs)
-
-    def __repr__(self) -> str:
-        s = self.settings
-        return (
-            f"FreeInitResult({s.get('pipeline_class')}, {len(self.iterations)} passes, method={s.get('method')!r}, "
-            f"d_s={s.get('d_s')}, d_t={s.get('d_t')}, latents {tuple(self.latents.shape)}, "
-            f"{self.num_denoiser_evals} denoiser evals, terminal SNR {s.get('terminal_snr_db'):.2f} dB)"
-        )
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------------------------
-def _call_parameters(pipe: Any) -> Mapping[str, inspect.Parameter]:
-    call = getattr(pipe, "__call__", None)
-    if call is None:
-        raise TypeError(f"{type(pipe).__name__} is not callable; pass a diffusers pipeline instance.")
-    return inspect.signature(call).parameters
-
-
-def _effective_batch(call_kwargs: Mapping[str, Any], params: Mapping[str, inspect.Parameter]) -> int | None:
-    """Batch size the pipeline will sample, when it can be read from the call arguments; else None."""
-    prompt = call_kwargs.get("prompt")
-    if isinstance(prompt, str):
-        n = 1
-    elif isinstance(prompt, (list, tuple)):
-        n = len(prompt)
-    elif isinstance(call_kwargs.get("prompt_embeds"), torch.Tensor):
-        n = int(call_kwargs["prompt_embeds"].shape[0])
-    elif isinstance(call_kwargs.get("batch_size"), int):  # unconditional pipelines
-        n = int(call_kwargs["batch_size"])
-    else:
-        return None
-    per = call_kwargs.get("num_videos_per_prompt")
-    if per is None and "num_videos_per_prompt" in params:
-        per = params["num_videos_per_prompt"].default
-    if per is None or per is inspect.Parameter.empty:
-        per = 1
-    return n * int(per)
-
-
-def _check_generator(generator: Any, batch: int | None) -> None:
-    if isinstance(generator, (list, tuple)):
-        if not all(isinstance(g, torch.Generator) for g in generator):
-            raise TypeError("generator must be a torch.Generator or a list of them (one per video in the batch).")
-        if batch is not None and len(generator) != batch:
-            raise ValueError(
-                f"Got {len(generator)} generators for a batch of {batch} videos (prompts x num_videos_per_prompt); "
-                f"pass exactly {batch} generators, one per video, or a single torch.Generator."
-            )
-    elif generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}.")
 
 
 def _throwaway_generator(generator: Any) -> Any:
@@ -530,81 +308,16 @@ def freeinit(
     as diffusers' built-in FreeInit.
     """
     t_start = time.perf_counter()
-    # ---------------------------------------------------------------- validation (before any model runs)
+    # ---------------------------------------------------------------- checks (before any model runs)
     s = resolve_settings(
         settings, _SETTINGS_DEFAULTS, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t, order=order,
         fast_sampling=fast_sampling, renoise=renoise, mix=mix, legacy_ideal_threshold=legacy_ideal_threshold,
     )
-    num_iters = s.num_iters
-    layout = get_layout(pipe)
-    params = _call_parameters(pipe)
-    missing = [p for p in ("latents", "output_type") if p not in params]
-    if missing:
-        raise TypeError(
-            f"{type(pipe).__name__}.__call__ has no {' / '.join(missing)} argument; freeinit runs each pass as "
-            "pipe(..., latents=..., output_type='latent'). Use a pipeline that accepts both, or wrap yours in one "
-            "that does."
-        )
-    if getattr(pipe, "free_init_enabled", False):
-        raise ValueError(
-            "diffusers' own FreeInit is enabled on this pipeline, so every call would already run several passes; "
-            "call pipe.disable_free_init() first."
-        )
-    if "return_dict" in call_kwargs:
-        raise TypeError("freeinit returns a FreeInitResult; drop the return_dict argument.")
-    unknown = [k for k in call_kwargs if k not in params and not any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())]
-    if unknown:
-        raise TypeError(f"{type(pipe).__name__}.__call__ got unexpected argument(s) {unknown}.")
-    generator = call_kwargs.pop("generator", None)
-    _check_generator(generator, _effective_batch(call_kwargs, params))
-    user_latents = call_kwargs.pop("latents", None)
-    if user_latents is not None and not isinstance(user_latents, torch.Tensor):
-        raise TypeError(f"latents must be a torch.Tensor, got {type(user_latents).__name__}.")
-    default_output = params["output_type"].default
-    output_type = call_kwargs.pop("output_type", None if default_output is inspect.Parameter.empty else default_output)
-    steps = call_kwargs.pop("num_inference_steps", params["num_inference_steps"].default
-                            if "num_inference_steps" in params else None)
-    if steps is None or steps is inspect.Parameter.empty:
-        raise TypeError("pass num_inference_steps explicitly: the pipeline's signature has no default for it.")
-    steps = int(steps)
-    if steps < 1:
-        raise ValueError(f"num_inference_steps={steps} must be >= 1.")
-    custom = [k for k in ("timesteps", "sigmas") if call_kwargs.get(k) is not None]
-    if s.fast_sampling and custom:
-        raise ValueError(
-            f"fast_sampling sets num_inference_steps per pass, but {' and '.join(custom)} override it; drop "
-            f"{' / '.join(custom)} or use fast_sampling=False."
-        )
-    steps_per_pass = s.steps_per_pass(steps)
-
-    if schedule is None:
-        scheduler = layout.get_scheduler(pipe)
-        schedule = get_schedule(scheduler)
-        cfg = dict(getattr(scheduler, "config", {}) or {})
-        if schedule.family != "flow" and (cfg.get("use_flow_sigmas") or cfg.get("prediction_type") == "flow_prediction"):
-            # e.g. Wan's UniPCMultistepScheduler(use_flow_sigmas=True): it carries DDPM betas it never uses
-            shift = cfg.get("flow_shift", 1.0)
-            raise ValueError(
-                f"{type(scheduler).__name__} samples a flow-matching model (use_flow_sigmas / flow_prediction), "
-                "but its forward process was read as DDPM. Pass the flow schedule explicitly: "
-                "schedule=NoiseSchedule.from_scheduler(FlowMatchEulerDiscreteScheduler(shift="
-                f"{shift})) (freeinit_lab.schedules.NoiseSchedule, diffusers.FlowMatchEulerDiscreteScheduler)."
-            )
-    else:
-        schedule = NoiseSchedule.from_scheduler(schedule)
-    t_terminal = schedule.terminal_timestep
-    a_T, b_T = (float(v) for v in schedule.coefficients(t_terminal))
-    if num_iters > 1 and not schedule.has_terminal_signal:
-        warnings.warn(
-            f"{type(pipe).__name__} uses {schedule.scheduler_class or schedule.family} whose training z_T carries no "
-            f"signal (a_T = {a_T:.3g}, terminal SNR {schedule.terminal_snr:.3g}): inference already starts from the "
-            "distribution the model was trained on, so there is no initialization gap for FreeInit to close. The "
-            "low-pass mix below only keeps the low frequencies of pure noise (renoise='same': of the first "
-            "initial noise).",
-            FreeInitNoGapWarning,
-            stacklevel=2,
-        )
+    plan = plan_call(pipe, s, schedule, call_kwargs)
+    num_iters, layout, schedule = s.num_iters, plan.layout, plan.schedule
+    call_kwargs, generator, user_latents = plan.call_kwargs, plan.generator, plan.user_latents
+    output_type, steps, steps_per_pass = plan.output_type, plan.steps, plan.steps_per_pass
+    t_terminal, a_T, b_T, params = plan.t_terminal, plan.a_T, plan.b_T, plan.params
     has_decode = output_type != "latent"
     use_return_dict = "return_dict" in params
 
