@@ -54,6 +54,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
+from .reinit import mix_noise
 from .spectral import (
     _check_video,
     _resolve_edges,
@@ -61,7 +62,6 @@ from .spectral import (
     band_power,
     lowpass_filter,
     reinit_noise,
-    reinit_noise_variance_preserving,
 )
 
 __all__ = [
@@ -283,6 +283,4 @@ def reinit_arm(
             raise ValueError(f"arm {arm.name!r} needs the previous pass's clean latents")
         signal = clean if arm.signal == "own" else clean[permutation]
         z_T = float(a_T) * signal.to(noise.dtype) + float(b_T) * noise
-    if arm.mix == "freeinit":
-        return reinit_noise(z_T, eta, lowpass)
-    return reinit_noise_variance_preserving(z_T, eta, lowpass)
+    return mix_noise(z_T, eta, lowpass, arm.mix)

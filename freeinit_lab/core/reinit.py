@@ -12,7 +12,8 @@ One FreeInit pass after the first (Wu et al., arXiv 2312.07537, Sec. 4.2, Alg. 1
 
 :func:`reinitialize` does steps 1 and 3 on canonical ``(..., channel, frame, height, width)`` tensors;
 :func:`draw_reinit_noise` does step 2 in whatever shape the pipeline draws. The engine and every study call these
-two, with a :class:`FreeInitSettings`.
+two, with a :class:`FreeInitSettings`; the control arms (:mod:`freeinit_lab.core.controls`) build their own ``z_T``
+and share step 3, :func:`mix_noise`.
 
 Examples
 --------
@@ -54,6 +55,7 @@ __all__ = [
     "Reinitialized",
     "draw_reinit_noise",
     "fast_sampling_steps",
+    "mix_noise",
     "reinitialize",
     "resolve_settings",
 ]
@@ -237,6 +239,19 @@ def draw_reinit_noise(shape: Sequence[int], generator: Any, *, renoise: str, ini
     return eta, initial_noise
 
 
+def mix_noise(z_T: torch.Tensor, eta: torch.Tensor, lowpass: torch.Tensor, mix: str = "freeinit") -> torch.Tensor:
+    """Step 3 alone: the low frequencies of ``z_T`` with the high frequencies of ``eta`` under ``lowpass``.
+
+    ``mix="freeinit"``: :func:`~freeinit_lab.core.spectral.reinit_noise`; ``"variance_preserving"``:
+    :func:`~freeinit_lab.core.spectral.reinit_noise_variance_preserving`.
+    """
+    if mix == "freeinit":
+        return reinit_noise(z_T, eta, lowpass)
+    if mix == "variance_preserving":
+        return reinit_noise_variance_preserving(z_T, eta, lowpass)
+    raise ValueError(f"mix={mix!r}; use 'freeinit' or 'variance_preserving'")
+
+
 def reinitialize(clean: torch.Tensor, noise: torch.Tensor, eta: torch.Tensor, *, schedule: Any,
                  settings: FreeInitSettings, lowpass: torch.Tensor | None = None,
                  parts: bool = True) -> Reinitialized:
@@ -268,13 +283,8 @@ def reinitialize(clean: torch.Tensor, noise: torch.Tensor, eta: torch.Tensor, *,
         lowpass = settings.mask(z0.shape, device=z0.device, dtype=dtype)
     t_T = schedule.terminal_timestep
     z_T = schedule.diffuse(z0, t_T, noise.to(dtype))
-    eta = eta.to(dtype)
-    if settings.mix == "freeinit":
-        latent = reinit_noise(z_T, eta, lowpass)
-        low = lowpass
-    else:
-        latent = reinit_noise_variance_preserving(z_T, eta, lowpass)
-        low = variance_preserving_weights(lowpass)[0]
+    latent = mix_noise(z_T, eta.to(dtype), lowpass, settings.mix)
+    low = lowpass if settings.mix == "freeinit" else variance_preserving_weights(lowpass)[0]
     if not parts:
         return Reinitialized(latent, None, None)
     a_T = float(schedule.coefficients(t_T)[0])
