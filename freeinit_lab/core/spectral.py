@@ -221,6 +221,11 @@ def _cached_mask(
         else:  # ideal
             threshold = 2 * d_s if legacy_ideal_threshold else d_s**2
             mask = (d2 <= threshold + 1e-12).to(work)
+    if not _is_symmetric(mask):
+        # Vectorised pow/exp kernels may round the same input differently at different memory positions (SIMD
+        # body vs scalar tail), leaving H(k) and H(-k) one ulp apart; averaging with the mirror image makes the
+        # mask exactly symmetric again (it changes nothing where it already was).
+        mask = 0.5 * (mask + _mirror(mask))
     mask = mask.to(device=device, dtype=dtype)
     mask.requires_grad_(False)
     return mask
@@ -323,14 +328,19 @@ def _core_mask(lowpass: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return lowpass
 
 
-def _is_symmetric(mask: torch.Tensor) -> bool:
-    """Whether ``mask(f) == mask(-f)`` exactly on the last three (FFT-order) axes."""
+def _mirror(mask: torch.Tensor) -> torch.Tensor:
+    """``mask(-f)`` on the last three (FFT-order) axes."""
     mirrored = mask
     for dim in _FFT_DIMS:
         n = mask.shape[dim]
         index = (-torch.arange(n, device=mask.device)) % n
         mirrored = mirrored.index_select(dim, index)
-    return bool(torch.equal(mirrored, mask))
+    return mirrored
+
+
+def _is_symmetric(mask: torch.Tensor) -> bool:
+    """Whether ``mask(f) == mask(-f)`` exactly on the last three (FFT-order) axes."""
+    return bool(torch.equal(_mirror(mask), mask))
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -520,7 +530,8 @@ def default_band_edges(shape: Sequence[int], num_bands: int = 6, temporal_scale:
     Returns
     -------
     numpy.ndarray
-        ``num_bands + 1`` increasing edges, first 0, last the largest radius on the grid.
+        ``num_bands + 1`` increasing edges, first 0, last the largest radius on the grid (1 for a grid of a single
+        bin, whose largest radius is 0).
     """
     shape3 = _video_shape(shape)[-3:]
     num_bands = int(num_bands)
@@ -532,10 +543,17 @@ def default_band_edges(shape: Sequence[int], num_bands: int = 6, temporal_scale:
     if num_bands == 1 or nonzero.numel() == 0:
         if num_bands != 1:
             raise ValueError(f"a {shape3} grid has a single frequency bin; use num_bands=1")
-        return np.array([0.0, r_max])
+        return np.array([0.0, r_max if r_max > 0 else 1.0])  # a 1x1x1 grid: one band [0, 1] around its DC bin
     r_1 = float(nonzero.min())
-    if num_bands == 2 or r_1 >= r_max:
-        return np.array([0.0, r_1, r_max])[: num_bands + 1]
+    if r_1 >= r_max:  # one non-zero radius (e.g. a 1x1x2 grid): the DC bin and that ring
+        if num_bands != 2:
+            raise ValueError(
+                f"a {shape3} grid has only two distinct radii (0 and {r_max:g}), so at most 2 non-empty bands; use "
+                "num_bands=1 or 2"
+            )
+        return np.array([0.0, r_1 / 2, r_max])
+    if num_bands == 2:
+        return np.array([0.0, r_1, r_max])
     return np.concatenate([[0.0], np.geomspace(r_1, r_max, num_bands)])
 
 
