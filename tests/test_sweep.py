@@ -387,3 +387,17 @@ def test_command_line_bad_input_exits_2_before_sampling(tmp_path, capsys):
     assert not (tmp_path / "x.zarr").exists()
     assert main([str(tmp_path / "missing.yaml"), "--store", str(tmp_path / "y.zarr")]) == 2
     assert main(["--list-studies"]) == 0 and "cutoff_map" in capsys.readouterr().out
+
+
+def test_freeinit_study_on_a_text_to_video_pipeline_scores_decoded_frames(tmp_path):
+    """A diffusers pipeline (tiny AnimateDiff): prompts as a grid key, frames decoded; plain sampling is the same
+    with and without coarse-to-fine FreeInit (it runs separately then, from the same generators)."""
+    spec = dict(pipeline={"factory": "freeinit_lab.testing:tiny_pipeline", "kwargs": {"name": "AnimateDiffPipeline"}},
+                study="freeinit", grid={"prompt": ["a cat", "a dog"], "fast_sampling": [False, True]}, seeds=[0],
+                videos_per_seed=2, sampler={"num_inference_steps": 3, "num_frames": 8, "height": 16, "width": 16},
+                options={"num_iters": 2})
+    ds = run_sweep(spec, tmp_path / "ad.zarr", progress=False).load()
+    assert bool(ds.complete.all()) and ds.consistency.dims == ("prompt", "fast_sampling", "seed", "arm", "video")
+    plain = ds.consistency.sel(arm="plain")
+    np.testing.assert_allclose(plain.sel(fast_sampling=False), plain.sel(fast_sampling=True), atol=1e-6)
+    assert ds.denoiser_calls.sel(fast_sampling=True, arm="freeinit").values.tolist() == [[4], [4]]  # 1 + 3 steps

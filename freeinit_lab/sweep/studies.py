@@ -16,8 +16,9 @@ Built in (each calls the existing study code on one cell):
                 ``baseline`` per video (seeds ``0 .. S-1`` reproduce one map of ``S * videos_per_seed`` videos)
 ``strategies``  :func:`freeinit_lab.evaluate_strategies` of :func:`freeinit_lab.default_strategies` against held-out
                 dead-leaves data: ``consistency``, ``dynamics``, ``band_power_T`` per ``row`` and video
-``evidence``    ``freeinit_lab.evidence.measure_evidence``: findings (a)-(d) per ``source`` and video
-``refinement``  :func:`freeinit_lab.refinement_study` without the stored latents
+``evidence``    ``freeinit_lab.evidence.measure_evidence`` (through :class:`WholeStudy`): findings (a)-(d) per
+                ``source`` and video
+``refinement``  :func:`freeinit_lab.refinement_study` (through :class:`WholeStudy`) without the stored latents
 ============== =====================================================================================================
 
 Add your own with :func:`register_study`; a study defined in a notebook travels to dask workers by value.
@@ -137,28 +138,19 @@ def _pixel_latents(pipe: Any) -> bool:
     return hasattr(pipe, "sample_shape") and fl.get_layout(pipe).is_canonical
 
 
-def _video_metrics(video, *, layout: str, value_range: tuple[float, float]) -> dict[str, np.ndarray]:
+def _video_metrics(video, *, layout: str, value_range: tuple[float, float]):
+    """:func:`freeinit_lab.metrics.consistency_report` (``frame_cosine`` named ``consistency``) plus ``dynamics``."""
+    import xarray as xr
+
     from freeinit_lab import metrics
 
-    kw = dict(layout=layout, value_range=value_range)
-    x = metrics.as_video(video, **kw)  # (b, c, f, h, w) float64 in [0, 1]
-    dyn = (x[:, :, 1:] - x[:, :, :-1]).pow(2).mean(dim=(1, 2, 3, 4)).sqrt()
-    return {
-        "consistency": metrics.frame_cosine_similarity(video, **kw).double().numpy(),
-        "consistency_first": metrics.frame_cosine_similarity(video, reference="first", **kw).double().numpy(),
-        "flicker": metrics.temporal_flicker(video, **kw).double().numpy(),
-        "ssim": metrics.consecutive_ssim(video, **kw).double().numpy(),
-        "dynamics": dyn.double().numpy(),
-    }
-
-
-_METRIC_ATTRS = {
-    "consistency": ("consecutive-frame cosine similarity of colour-centred frames", "1"),
-    "consistency_first": ("first-frame cosine similarity of colour-centred frames", "1"),
-    "flicker": ("VBench temporal flickering score (255 - MAD) / 255", "1"),
-    "ssim": ("consecutive-frame SSIM", "1"),
-    "dynamics": ("RMS change between consecutive frames (frames in [0, 1])", "1"),
-}
+    report = metrics.consistency_report(video, layout=layout, value_range=value_range).rename(
+        frame_cosine="consistency", frame_cosine_first="consistency_first")
+    x = metrics.as_video(video, layout=layout, value_range=value_range)  # (b, c, f, h, w) float64 in [0, 1]
+    dyn = (x[:, :, 1:] - x[:, :, :-1]).pow(2).mean(dim=(1, 2, 3, 4)).sqrt().numpy()
+    report["dynamics"] = xr.DataArray(dyn, dims=("batch",), attrs={
+        "long_name": "RMS change between consecutive frames (frames in [0, 1])", "units": "1"})
+    return report.rename(batch="video")
 
 
 def freeinit_study(
@@ -201,9 +193,15 @@ def freeinit_study(
     import freeinit_lab as fl
 
     pixel = _pixel_latents(pipe)
-    call: dict[str, Any] = dict(num_inference_steps=int(num_inference_steps), num_videos_per_prompt=int(num_videos))
-    for key, value in (("prompt", prompt), ("guidance_scale", guidance_scale), ("num_frames", num_frames),
-                       ("height", height), ("width", width)):
+    call: dict[str, Any] = dict(num_inference_steps=int(num_inference_steps))
+    if prompt is not None:  # one prompt per video (AnimateDiff ignores num_videos_per_prompt)
+        call["prompt"] = [prompt] * int(num_videos)
+    elif "batch_size" in inspect.signature(pipe.__call__).parameters:  # unconditional pipelines
+        call["batch_size"] = int(num_videos)
+    else:
+        call["num_videos_per_prompt"] = int(num_videos)
+    for key, value in (("guidance_scale", guidance_scale), ("num_frames", num_frames), ("height", height),
+                       ("width", width)):
         if value is not None:
             call[key] = value
     output_type = "latent" if pixel else "np"
@@ -213,8 +211,8 @@ def freeinit_study(
                       return_iteration_frames=not pixel and not fast_sampling, **call)
     plain_calls = res.iterations[0].num_denoiser_evals
     if fast_sampling:
-        out = pipe(generator=_generators(seed, num_videos), output_type=output_type, **call)
-        plain = out.frames if hasattr(out, "frames") else out[0]
+        sampled = pipe(generator=_generators(seed, num_videos), output_type=output_type, **call)
+        plain = sampled.frames if hasattr(sampled, "frames") else sampled[0]
         first = res.iterations[0]  # denoiser calls per step (2 with classifier-free guidance) times the steps
         plain_calls = int(num_inference_steps) * (first.num_denoiser_evals // max(1, first.num_inference_steps))
     elif pixel:
@@ -227,17 +225,14 @@ def freeinit_study(
         plain, final = torch.as_tensor(plain).float().clamp(-1, 1), torch.as_tensor(final).float().clamp(-1, 1)
     else:
         kw = dict(layout="bfhwc", value_range=(0.0, 1.0))
-    per = {"plain": _video_metrics(plain, **kw), "freeinit": _video_metrics(final, **kw)}
     arms = ["plain", "freeinit"]
-    data = {
-        name: (("arm", "video"), np.stack([per[a][name] for a in arms]), {"long_name": long, "units": units})
-        for name, (long, units) in _METRIC_ATTRS.items()
-    }
-    data["gain"] = ("video", per["freeinit"]["consistency"] - per["plain"]["consistency"],
-                    {"long_name": "consistency gain of FreeInit over plain sampling (paired)", "units": "1"})
-    data["denoiser_calls"] = ("arm", np.array([plain_calls, res.num_denoiser_evals], dtype=np.int64),
-                              {"long_name": "denoiser forward calls for the cell's batch"})
-    return xr.Dataset(data, coords={"arm": arms, "video": np.arange(num_videos)})
+    out = xr.concat([_video_metrics(plain, **kw), _video_metrics(final, **kw)], dim="arm")
+    out = out.assign_coords(arm=arms, video=np.arange(num_videos))
+    out["gain"] = out["consistency"].sel(arm="freeinit", drop=True) - out["consistency"].sel(arm="plain", drop=True)
+    out["gain"].attrs = {"long_name": "consistency gain of FreeInit over plain sampling (paired)", "units": "1"}
+    out["denoiser_calls"] = ("arm", np.array([plain_calls, res.num_denoiser_evals], dtype=np.int64),
+                             {"long_name": "denoiser forward calls for the cell's batch"})
+    return out
 
 
 def cutoff_map_study(
@@ -321,57 +316,46 @@ def strategies_study(
     return ds
 
 
-def evidence_study(
-    pipe: Any,
-    *,
-    seed: int,
-    num_videos: int,
-    num_inference_steps: int = 25,
-    num_iters: int = 3,
-    method: str = "gaussian",
-    d_s: float = 0.25,
-    d_t: float = 0.25,
-    order: float = 4,
-    swap_keep: float = 0.2,
-):
-    """``freeinit_lab.evidence.measure_evidence`` on one cell: findings (a)-(d) per source and video."""
-    from freeinit_lab import evidence
+class WholeStudy:
+    """A study made from an existing whole-study function ``f(pipe, *, num_videos, seed, **settings) -> Dataset``.
 
-    ds = evidence.measure_evidence(pipe, num_videos=int(num_videos), seed=int(seed),
-                                   num_inference_steps=int(num_inference_steps), num_iters=int(num_iters),
-                                   method=method, d_s=float(d_s), d_t=float(d_t), order=float(order),
-                                   swap_keep=float(swap_keep), batch_size=int(num_videos), progress=False)
-    ds.attrs = {}
-    return ds
+    One cell is one call with the cell's ``seed`` and ``num_videos``; ``fixed`` arguments are added to every call,
+    ``drop`` variables removed from the result. The function is found by its import path at call time (so the
+    adapter pickles small), and its scalar keyword parameters are the study's settings.
+    """
+
+    def __init__(self, target: str, *, fixed: dict[str, Any] | None = None, drop: Sequence[str] = (),
+                 exclude: Sequence[str] = ()):
+        self.target, self.fixed, self.drop = target, dict(fixed or {}), tuple(drop)
+        self.exclude = ("num_videos", "seed", "progress", *self.fixed, *exclude)
+
+    def resolve(self) -> Callable[..., Any]:
+        import importlib
+
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def parameters(self) -> tuple[str, ...]:
+        params = list(inspect.signature(self.resolve()).parameters)[1:]
+        return tuple(p for p in params if p not in self.exclude)
+
+    def __call__(self, pipe: Any, *, seed: int, num_videos: int, **settings: Any):
+        ds = self.resolve()(pipe, num_videos=int(num_videos), seed=int(seed), **self.fixed, **settings)
+        ds = ds.drop_vars([v for v in self.drop if v in ds])
+        ds.attrs = {}
+        return ds
 
 
-def refinement_study(
-    pipe: Any,
-    *,
-    seed: int,
-    num_videos: int,
-    num_inference_steps: int = 25,
-    num_iters: int = 5,
-    method: str = "gaussian",
-    d_s: float = 0.25,
-    d_t: float = 0.25,
-    order: float = 4,
-    num_bands: int = 6,
-):
-    """:func:`freeinit_lab.refinement_study` on one cell, without its ``clean_latent`` record."""
-    import freeinit_lab as fl
-
-    ds = fl.refinement_study(pipe, num_videos=int(num_videos), seed=int(seed),
-                             num_inference_steps=int(num_inference_steps), num_iters=int(num_iters), method=method,
-                             d_s=float(d_s), d_t=float(d_t), order=float(order), num_bands=int(num_bands))
-    ds = ds.drop_vars([v for v in ("clean_latent",) if v in ds])
-    ds.attrs = {}
-    return ds
+def _register_whole(name: str, adapter: WholeStudy, **kwargs: Any) -> None:
+    register_study(name, adapter, parameters=adapter.parameters(),
+                   description=(inspect.getdoc(adapter.resolve()) or "").split("\n")[0], **kwargs)
 
 
 register_study("freeinit", freeinit_study, dims=("arm",))
 register_study("cutoff_map", cutoff_map_study, min_videos=2)
 register_study("strategies", strategies_study, dims=("row", "band", "data_video"), min_videos=2)
-register_study("evidence", evidence_study, dims=("source",), min_videos=2)
-register_study("refinement", refinement_study, dims=("sampling", "iteration", "band", "filter", "source"),
-               min_videos=2)
+_register_whole("evidence", WholeStudy("freeinit_lab.evidence:measure_evidence", exclude=("reference", "batch_size")),
+                dims=("source",), min_videos=2)
+_register_whole("refinement", WholeStudy("freeinit_lab.refinement:refinement_study", drop=("clean_latent",),
+                                         exclude=("reference", "filters")),
+                dims=("sampling", "iteration", "band", "filter", "source"), min_videos=2)
