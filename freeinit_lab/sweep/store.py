@@ -158,11 +158,13 @@ class SweepStore:
                         if n not in ("complete", "cell_seconds")}
         self._labels = {n: np.asarray(c.values) for n, c in result.coords.items()}
 
-    def _arrays(self):
+    def _arrays(self) -> dict[str, Any]:
+        """The store's zarr arrays by name, opened once (a lookup per write would cost more than the write)."""
         if self._group is None:
             import zarr
 
-            self._group = zarr.open_group(self.path, mode="r+", zarr_format=2)
+            group = zarr.open_group(self.path, mode="r+", zarr_format=2)
+            self._group = {name: group[name] for name in [*self._layout, "complete", "cell_seconds"]}
         return self._group
 
     def _check(self, result: xr.Dataset, cell: Cell) -> None:
