@@ -60,6 +60,7 @@ def test_store_layout_labels_and_marks(serial):
     assert ds.method.values.tolist() == ["gaussian", "butterworth"] and ds.seed.values.tolist() == [0, 1]
     assert ds.arm.values.tolist() == ["plain", "freeinit"] and ds.sizes["video"] == 2
     assert bool(ds.complete.all()) and bool(np.isfinite(ds.consistency).all()) and bool((ds.cell_seconds > 0).all())
+    assert callable(sys.modules["freeinit_lab.sweep"])  # freeinit_lab.sweep(spec, store) is run_sweep
     np.testing.assert_array_equal(ds.gain, ds.consistency.sel(arm="freeinit") - ds.consistency.sel(arm="plain"))
     assert ds.attrs["sweep_spec_hash"] == SweepSpec.from_dict(SPEC).spec_hash()
     # plain sampling does not depend on the filter: both arms share the noises, every filter the plain arm
@@ -231,7 +232,7 @@ def test_results_the_store_cannot_hold(tmp_path):
 
 def test_pipeline_entries():
     key = lambda e: PipelineFactory.from_spec(e).key  # noqa: E731
-    assert key("default").startswith("default") and key(ANALYTIC) == 'analytic {"height":8,"num_frames":4}'
+    assert key("default").startswith("default {} files ") and key(ANALYTIC) == 'analytic {"height":8,"num_frames":4}'
     assert key(str(REPO / "data" / "default_model")).startswith("folder ")
     assert key("org/some-model") == "hub org/some-model"
     assert key("freeinit_lab.testing:tiny_pipeline").startswith("factory freeinit_lab.testing:tiny_pipeline")
@@ -242,6 +243,22 @@ def test_pipeline_entries():
     assert "partial(" in key(part) and "num_frames=4" in key(part)
     with pytest.raises(SweepSpecError, match="has no model_index.json"):
         key(str(REPO / "data"))
+
+
+def test_other_weights_in_the_same_folder_are_another_spec(tmp_path):
+    """A retrained or replaced model (same folder, other files) must not complete a store of the old one."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(REPO / "data" / "default_model", folder)
+    spec = {**SPEC, "pipeline": str(folder), "grid": {"d_s": [0.25]}, "seeds": [0], "videos_per_seed": 1}
+    run_sweep(spec, tmp_path / "s.zarr", progress=False)
+    weights = next(folder.rglob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of one weight
+    weights.write_bytes(bytes(data))
+    with pytest.raises(SweepStoreError, match=r"pipeline_key: store has 'folder .* files \w+', this spec"):
+        run_sweep(spec, tmp_path / "s.zarr", progress=False)
 
 
 @settings(max_examples=40, deadline=None)

@@ -33,6 +33,7 @@ __all__ = [
     "PipelineFactory",
     "Cell",
     "video_seeds",
+    "folder_fingerprint",
     "SPEC_VERSION",
 ]
 
@@ -93,6 +94,36 @@ def _import_attr(path: str) -> Callable:
     if not callable(obj):
         raise SweepSpecError(f"pipeline factory {path!r} is not callable")
     return obj
+
+
+def folder_fingerprint(path: str | os.PathLike, *, sample: int = 1 << 20) -> str:
+    """Short hash of a pipeline folder's files: names, sizes, and the first and last ``sample`` bytes of each.
+
+    Cheap even for gigabyte weights, and it changes when a model is retrained or replaced, so a store made with
+    other weights is not resumed with these.
+    """
+    h = hashlib.sha256()
+    root = Path(path)
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        size = file.stat().st_size
+        h.update(f"{file.relative_to(root).as_posix()}:{size};".encode())
+        with open(file, "rb") as fh:
+            h.update(fh.read(sample))
+            if size > 2 * sample:
+                fh.seek(-sample, os.SEEK_END)
+                h.update(fh.read(sample))
+    return h.hexdigest()[:12]
+
+
+def _default_model_dir() -> Path:
+    import freeinit_lab as fl
+
+    folder = getattr(fl, "DEFAULT_MODEL_DIR", None)
+    if folder is None:
+        from freeinit_lab import pipelines
+
+        folder = pipelines.DEFAULT_MODEL_DIR
+    return Path(folder)
 
 
 def _callable_name(fn: Any) -> str:
@@ -157,7 +188,8 @@ class PipelineFactory:
                 if not os.path.exists(os.path.join(text, "model_index.json")):
                     raise SweepSpecError(f"pipeline folder {text!r} has no model_index.json (save_pretrained layout)")
                 path = os.path.abspath(text)
-                return cls(key=f"folder {path}", fn=_folder_pipeline, kwargs=(("path", path),))
+                return cls(key=f"folder {path} files {folder_fingerprint(path)}", fn=_folder_pipeline,
+                           kwargs=(("path", path),))
             if ":" in text and not text.startswith(("/", ".")):
                 return cls(key=f"factory {text} {{}}", fn=_import_attr(text))
             if _HUB_ID.match(text):
@@ -172,7 +204,10 @@ class PipelineFactory:
         import freeinit_lab as fl
 
         fn = fl.load_default_pipeline if name == "default" else fl.load_analytic_pipeline
-        return cls(key=f"{name} {_canonical(dict(kwargs))}", fn=fn, kwargs=tuple(sorted(kwargs.items())))
+        key = f"{name} {_canonical(dict(kwargs))}"
+        if name == "default":  # the embedded weights can be retrained or replaced: name them by their files
+            key += f" files {folder_fingerprint(kwargs.get('path') or _default_model_dir())}"
+        return cls(key=key, fn=fn, kwargs=tuple(sorted(kwargs.items())))
 
 
 def _is_pipeline(obj: Any) -> bool:
@@ -389,10 +424,12 @@ class SweepSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain values; the pipeline as its factory key."""
-        pipeline = self.pipeline if isinstance(self.pipeline, (str, Mapping)) else self.pipeline_factory().key
+        factory = self.pipeline_factory()
+        pipeline = self.pipeline if isinstance(self.pipeline, (str, Mapping)) else factory.key
         return {
             "study": self.study,
             "pipeline": _plain(pipeline),
+            "pipeline_key": factory.key,
             "grid": {k: _plain(list(v)) for k, v in self.grid.items()},
             "seeds": [int(s) for s in self.seeds],
             "videos_per_seed": int(self.videos_per_seed),
@@ -404,10 +441,12 @@ class SweepSpec:
         """SHA-256 (first 16 hex digits) of everything that decides the store's numbers and layout.
 
         Independent of the order of ``sampler``/``options`` keys; the grid's key order matters (it is the store's
-        dimension order). A Python callable pipeline enters by its qualified name only.
+        dimension order). The pipeline enters by its factory key: the default model and folders with a fingerprint
+        of their files, a hub id by name (pin ``revision`` in a factory's kwargs), a Python callable by its
+        qualified name only.
         """
         d = self.to_dict()
-        d["pipeline"] = self.pipeline_factory().key
+        del d["pipeline"]  # its meaning is pipeline_key (what it loads, with the weights' fingerprint)
         d["grid"] = [[k, v] for k, v in d["grid"].items()]
         d["version"] = SPEC_VERSION
         return hashlib.sha256(_canonical(d).encode()).hexdigest()[:16]
