@@ -192,7 +192,8 @@ def test_factories_that_cannot_reach_workers_are_named(tmp_path):
     with pytest.raises(TypeError, match=r"cannot be sent to dask workers: .*lock.*module-level function"):
         run_sweep({**SPEC, "pipeline": holds_a_lock}, tmp_path / "a.zarr", client=NoClient(), progress=False)
     pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
-    with pytest.raises(TypeError, match="TinyVideoPipeline object cannot be sent to dask workers; give a pipeline factory"):
+    with pytest.raises(TypeError, match="cannot be sent to dask workers: TypeError: a TinyVideoPipeline object is a "
+                                        "loaded pipeline, not a recipe to build one. .*give a factory"):
         run_sweep(SPEC, tmp_path / "b.zarr", pipeline=pipe, client=NoClient(), progress=False)
     # in-process, a pipeline object is fine
     ds = run_sweep({**SPEC, "grid": {"d_s": [0.25]}, "seeds": [0]}, tmp_path / "c.zarr", pipeline=pipe, progress=False)
@@ -370,6 +371,8 @@ options: {num_iters: 2}
 
 @pytest.mark.slow
 def test_killed_command_line_run_restarted_completes_the_store(tmp_path):
+    """Kill an in-process CLI run after its first cell, restart it with --workers 2: the store completes, equal to
+    an uninterrupted in-process run."""
     spec, store = tmp_path / "spec.yaml", tmp_path / "out.zarr"
     spec.write_text(CLI_SPEC)
     proc = _cli(spec, "--store", store, "--no-progress")
@@ -380,10 +383,10 @@ def test_killed_command_line_run_restarted_completes_the_store(tmp_path):
     proc.wait(timeout=60)
     done = _complete_cells(store)
     assert 1 <= done < 12, f"kill came too late ({done} of 12 cells complete)"
-    again = _cli(spec, "--store", store, "--no-progress")
+    again = _cli(spec, "--store", store, "--no-progress", "--workers", "2")  # resumed on two worker processes
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err[-2000:]
-    assert f"12/12 cells complete ({12 - done} computed now, in-process" in out
+    assert f"12/12 cells complete ({12 - done} computed now, 2 local workers" in out
     ds = xr.open_zarr(store)
     assert ds.consistency.dims == ("d_s", "d_t", "seed", "arm", "video") and bool(ds.complete.all())
     fresh = run_sweep(SweepSpec.from_yaml(spec), tmp_path / "fresh.zarr", progress=False)

@@ -17,8 +17,8 @@ from typing import Any
 
 import xarray as xr
 
-from .spec import Cell, GivenPipeline, PipelineFactory, SweepSpec, SweepSpecError
-from .store import SweepStore, normalise_result
+from .spec import Cell, PipelineFactory, SweepSpec
+from .store import SweepResultError, SweepStore, normalise_result
 from .studies import Study, get_study
 
 __all__ = ["run_sweep", "compute_cell", "pending_cells"]
@@ -61,7 +61,11 @@ def compute_cell(study: Study, factory: PipelineFactory | Any, cell: Cell, num_v
         t0 = time.perf_counter()
         result = study.fn(pipe, seed=cell.seed, num_videos=num_videos, **cell.settings)
         seconds = time.perf_counter() - t0
-    return normalise_result(result, num_videos, cell_dims, study.name), seconds
+    result = normalise_result(result, num_videos, cell_dims, study.name)
+    extra = sorted(set(result.dims) - {"video", *study.dims})
+    if study.dims and extra:
+        raise SweepResultError(f"study {study.name!r} returned dims {extra} it did not declare (dims={study.dims})")
+    return result, seconds
 
 
 def pending_cells(spec: SweepSpec, store: SweepStore) -> list[Cell]:
@@ -131,6 +135,17 @@ def run_sweep(
         Before any sampling: ``store`` was written by another spec or is not a sweep store.
     TypeError
         Before any sampling: the pipeline (factory) cannot be sent to workers.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from freeinit_lab.sweep import run_sweep
+    >>> spec = {"pipeline": {"name": "analytic", "num_frames": 4, "height": 8}, "study": "freeinit",
+    ...         "grid": {"d_s": [0.25, 0.5]}, "seeds": [0, 1], "videos_per_seed": 2,
+    ...         "sampler": {"num_inference_steps": 3}}
+    >>> ds = run_sweep(spec, os.path.join(tempfile.mkdtemp(), "out.zarr"), progress=False)
+    >>> ds.gain.dims, int(ds.complete.sum())
+    (('d_s', 'seed', 'video'), 4)
     """
     spec = SweepSpec.coerce(spec)
     if pipeline is not None:
@@ -143,12 +158,6 @@ def run_sweep(
     if client is not None and workers is not None:
         raise ValueError("pass client= or workers=, not both")
     if client is not None or workers is not None:
-        if isinstance(factory.fn, GivenPipeline):
-            raise TypeError(
-                f"a {type(factory.fn.pipe).__name__} object cannot be sent to dask workers; give a pipeline factory "
-                "they can rebuild it from (pipeline='default', a folder, a hub id, 'package.module:function' or a "
-                "module-level function)"
-            )
         _check_sendable(factory, "pipeline factory")
         _check_sendable(study, f"study {study.name!r}")
     if todo:

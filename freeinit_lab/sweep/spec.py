@@ -233,10 +233,7 @@ class GivenPipeline:
         return self.pipe
 
     def __reduce__(self):
-        raise TypeError(
-            f"a {type(self.pipe).__name__} object is not sent to workers; give the sweep a pipeline factory instead "
-            "(pipeline='default', a folder, a hub id, 'package.module:function', or a module-level function)"
-        )
+        raise TypeError(f"a {type(self.pipe).__name__} object is a loaded pipeline, not a recipe to build one")
 
 
 # ----------------------------------------------------------------------------------------------------------------
