@@ -1,5 +1,6 @@
 # freeinit_lab — one command to set up and run each job. Needs python3 (>= 3.10) with venv and pip.
-# Everything installs into .venv; torch is pinned to the CPU-capable 2.13.0 build (see pyproject.toml).
+# Everything installs into .venv with the exact versions of constraints.txt (pyproject.toml holds ranges);
+# torch 2.13.0 goes in first, alone.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -8,30 +9,34 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo reproduce test bench lab clean browser
+.PHONY: setup demo reproduce test test-fast bench lab clean browser
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install freeinit_lab with its dependencies
 
 demo: $(STAMP)  ## the main job for now: print the band-SNR table of the default data
-	$(PY) -m freeinit_lab.demo
+	$(PY) -m freeinit_lab.embedded.demo
 
 reproduce: $(STAMP) browser  ## the main job: run every notebook headless into reports/ (HTML + summary of key numbers; PNG figures for the README need the Chromium)
 	$(PY) scripts/reproduce.py
 
-test: $(STAMP) browser  ## unit tests + every notebook under nbval + the browser test (skips, saying why, without a Chromium)
+test: $(STAMP) browser  ## the full suite (what CI runs): unit + slow tests, every notebook under nbval, the browser test (skips, saying why, without a Chromium)
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --durations=15
+
+test-fast: $(STAMP)  ## the development tier: unit tests without the slow, notebook and browser ones
+	$(PY) -m pytest tests -p no:nbval -m "not slow and not notebooks and not browser" -q
 
 browser:  ## a Chromium for tests/browser: Debian's chromium via apt-get when root, else how to get one
 	bash scripts/ensure_browser.sh
 
-bench: $(STAMP)  ## benchmarks (not tests): ratios against diffusers measured in the same run
+bench: $(STAMP)  ## benchmarks (not tests): ratios against diffusers measured in the same run, import time
+	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_spectral.py
 	$(PY) benchmarks/bench_freeinit.py
 	$(PY) benchmarks/bench_probes.py

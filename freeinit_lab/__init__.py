@@ -1,68 +1,119 @@
 """freeinit_lab: see and fix the initialization gap of video diffusion models.
 
-Layers: tensor kernels (:mod:`freeinit_lab.spectral`, :mod:`freeinit_lab.schedules`) → labelled xarray
-results (:mod:`freeinit_lab.snr`, probes, FreeInit records) → figures, widgets and notebooks.
+The folders are the layers, each using only the ones above it in this list:
+
+- :mod:`freeinit_lab.core` — tensor kernels and labelled wrappers (filters, mixes, bands, schedules, SNR, dims);
+- :mod:`freeinit_lab.hooks` — reaching into a diffusers pipeline (layouts, reversible patches);
+- :mod:`freeinit_lab.engine` — FreeInit around any diffusers video pipeline;
+- :mod:`freeinit_lab.probes` — observing every step of every pass as xarray, record I/O;
+- :mod:`freeinit_lab.analysis` — reading records and videos (trajectories, metrics);
+- :mod:`freeinit_lab.embedded` — the embedded default data, model and pipeline;
+- :mod:`freeinit_lab.studies` — the measurements behind the notebooks;
+- :mod:`freeinit_lab.viz` — figures, widgets, reports.
+
+Everything is imported on first use, so ``import freeinit_lab`` is cheap; the public names below and every
+subpackage are attributes of the package (``fl.freeinit``, ``fl.viz.plots``, ``fl.plots``, ``fl.testing``).
 """
 
-from .dims import RECORD_DIMS, VIDEO_DIMS
-from .schedules import NoiseSchedule, get_schedule
-from .snr import band_snr, inference_band_snr, initialization_gap, reinit_band_composition
-from .spectral import (
-    apply_lowpass,
-    band_masks,
-    band_power,
-    default_band_edges,
-    frequency_radius,
-    lowpass_filter,
-    reinit_noise,
-    spatial_spectrum,
-    temporal_spectrum,
-)
+import sys
+import types
+
+from freeinit_lab import _compat
+from freeinit_lab._lazy import attach
 
 __version__ = "0.1.0"
 
-# --- probes (issue 4) ---
-from freeinit_lab.probes import CAPTURE_SITES, LatentProbe, ProbeBudgetError, estimate_capture_bytes, mark_iteration
-from freeinit_lab.io import load_record, save_record
-from freeinit_lab.analysis import (
-    band_error_trajectory,
-    band_power_trajectory,
-    band_snr_trajectory,
-    convergence_to_final,
-    follow_fraction,
-    lock_in_step,
-    noise_swap_experiment,
-)
+_SUBPACKAGES = ["analysis", "core", "embedded", "engine", "hooks", "probes", "studies", "testing", "viz"]
 
-# --- FreeInit engine (issue 3) ---
-from freeinit_lab.freeinit import (  # noqa: E402
-    FreeInitIteration,
-    FreeInitNoGapWarning,
-    FreeInitResult,
-    fast_sampling_steps,
-    freeinit,
-)
-from freeinit_lab.layouts import LatentLayout, get_layout, register_layout  # noqa: E402
-# --- embedded default (issue 5) ---
-from .data import dead_leaves_videos, load_clips  # noqa: E402
-from .models import GaussianVideoDenoiser, TinyVideoUNet  # noqa: E402
-from .pipelines import (  # noqa: E402
-    TinyVideoPipeline,
-    default_scheduler,
-    fit_gaussian_prior,
-    load_analytic_pipeline,
-    load_default_pipeline,
-)
-# --- end embedded default (issue 5) ---
-# --- notebooks' engines (issue 6) and initialisation strategies (issue 8) ---
-from . import cutoff_map, refinement, strategies  # noqa: E402
-from .analysis import lowest_bins_mask, noise_swap_sweep  # noqa: E402
-from .cutoff_map import load_cutoff_map, measure_cutoff_map, save_cutoff_map  # noqa: E402
-from .refinement import refine_once, refinement_study  # noqa: E402
-from .strategies import (  # noqa: E402
-    InitStrategy,
-    TerminalMarginal,
-    default_strategies,
-    evaluate_strategies,
-    summarize_strategies,
-)
+#: ``{public name: module it lives in}``, relative to this package.
+_NAMES = {
+    # core
+    "RECORD_DIMS": "core.dims",
+    "VIDEO_DIMS": "core.dims",
+    "NoiseSchedule": "core.schedules",
+    "get_schedule": "core.schedules",
+    "band_snr": "core.snr",
+    "inference_band_snr": "core.snr",
+    "initialization_gap": "core.snr",
+    "reinit_band_composition": "core.snr",
+    "apply_lowpass": "core.spectral",
+    "band_masks": "core.spectral",
+    "band_power": "core.spectral",
+    "default_band_edges": "core.spectral",
+    "frequency_radius": "core.spectral",
+    "lowpass_filter": "core.spectral",
+    "reinit_noise": "core.spectral",
+    "spatial_spectrum": "core.spectral",
+    "temporal_spectrum": "core.spectral",
+    # hooks
+    "LatentLayout": "hooks.layouts",
+    "get_layout": "hooks.layouts",
+    "register_layout": "hooks.layouts",
+    # engine
+    "FreeInitIteration": "engine.loop",
+    "FreeInitNoGapWarning": "engine.loop",
+    "FreeInitResult": "engine.loop",
+    "fast_sampling_steps": "engine.loop",
+    "freeinit": "engine.loop",
+    # probes
+    "CAPTURE_SITES": "probes.probe",
+    "LatentProbe": "probes.probe",
+    "ProbeBudgetError": "probes.probe",
+    "estimate_capture_bytes": "probes.probe",
+    "mark_iteration": "probes.probe",
+    "load_record": "probes.io",
+    "save_record": "probes.io",
+    # analysis
+    "band_error_trajectory": "analysis.records",
+    "band_power_trajectory": "analysis.records",
+    "band_snr_trajectory": "analysis.records",
+    "convergence_to_final": "analysis.records",
+    "follow_fraction": "analysis.records",
+    "lock_in_step": "analysis.records",
+    "lowest_bins_mask": "analysis.records",
+    "noise_swap_experiment": "analysis.records",
+    "noise_swap_sweep": "analysis.records",
+    # embedded
+    "dead_leaves_videos": "embedded.data",
+    "load_clips": "embedded.data",
+    "GaussianVideoDenoiser": "embedded.models",
+    "TinyVideoUNet": "embedded.models",
+    "TinyVideoPipeline": "embedded.pipelines",
+    "default_scheduler": "embedded.pipelines",
+    "fit_gaussian_prior": "embedded.pipelines",
+    "load_analytic_pipeline": "embedded.pipelines",
+    "load_default_pipeline": "embedded.pipelines",
+    # studies
+    "load_cutoff_map": "studies.cutoff_map",
+    "measure_cutoff_map": "studies.cutoff_map",
+    "save_cutoff_map": "studies.cutoff_map",
+    "refine_once": "studies.refinement",
+    "refinement_study": "studies.refinement",
+    "InitStrategy": "studies.strategies",
+    "TerminalMarginal": "studies.strategies",
+    "default_strategies": "studies.strategies",
+    "evaluate_strategies": "studies.strategies",
+    "summarize_strategies": "studies.strategies",
+}
+
+# Old module paths (``fl.spectral``, ``fl.plots``, ...) as attributes: aliases of the modules' new homes.
+_NAMES.update({old: new + ":" for old, new in _compat.MOVED_MODULES.items() if old not in _NAMES})
+
+__getattr__, __dir__, __all__ = attach(__name__, submodules=_SUBPACKAGES, names=_NAMES)
+_compat.install(__name__)
+
+
+class _Package(types.ModuleType):
+    """The package module; keeps public functions from being replaced by same-named old module paths.
+
+    ``import freeinit_lab.freeinit`` (the old path of :mod:`freeinit_lab.engine.loop`) makes Python bind the module
+    as the package attribute ``freeinit``; the function of that name stays the attribute instead.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and _NAMES.get(name, ":")[-1] != ":":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,22 +1,31 @@
 #!/usr/bin/env python
-"""Train freeinit_lab's embedded default video diffusion model (one command, resumable).
+"""Train freeinit_lab's embedded default video diffusion model (one command, resumable, for the background).
 
-    python scripts/train_default_model.py                       # defaults used for data/default_model/
-    python scripts/train_default_model.py --max-steps 200 --out /tmp/smoke --ckpt-dir /tmp/smoke_ckpt
+    nohup python scripts/train_default_model.py --out data/candidate_model --time-budget-min 120 > train.log &
+    python scripts/train_default_model.py --max-steps 20 --out /tmp/smoke --ckpt-dir /tmp/smoke_ckpt   # smoke
 
 What it does
 ------------
-* Data: :func:`freeinit_lab.data.dead_leaves_videos` (procedural dead-leaves videos with a panning camera and
-  moving leaves), generated on the fly. Step ``s`` uses the batch drawn with seed ``data_seed_base + s``, so
-  training data never overlaps the evidence seeds (>= 900_000_000) and a resumed run sees the same data.
+* Data: :func:`freeinit_lab.world.subject_videos` (``--data subjects-v1``: a few persistent, occluding subjects
+  over a panned ``1/f`` background; 16 frames × 32 × 32 by default), generated on the fly (on ``--device``).
+  Step ``s`` trains on the batch drawn with seed ``data_seed_base + s``, so a resumed run sees the same data and
+  training never overlaps the evaluation seeds (>= 900_000_000). ``--data dead-leaves-v1`` reproduces the
+  previous default's data (8 × 16 × 16).
+* Normalisation: a :class:`~freeinit_lab.pipelines.ChannelNormalizer` (per-channel mean and standard deviation)
+  is fitted once on ``--norm-videos`` videos from seeds 800_000_000 + i, stored in the checkpoint and exported
+  as ``normalizer/``; the model is trained on ``z_0 = (x − shift) / scale`` (unit variance per channel, as
+  Stable Diffusion's scaled VAE latents).
 * Objective: ε-prediction MSE with the Stable-Diffusion scaled-linear DDPM schedule (β 0.00085 → 0.012, 1000
-  steps), timesteps uniform in 0..999, ``z_t = sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε``.
-* Model: :class:`freeinit_lab.models.TinyVideoUNet`; AdamW, linear warm-up, gradient clipping; an EMA copy of
-  the weights is what gets exported.
-* Checkpoints (model, EMA, optimiser, step, loss history) go to ``--ckpt-dir`` every ``--ckpt-every`` seconds;
-  the run resumes from there automatically. Each checkpoint also exports the EMA weights as a diffusers
-  pipeline folder (``--out``: ``model_index.json``, ``unet/`` safetensors, ``scheduler/``) plus
-  ``training_log.json`` (seed, config, generator version, steps, wall time, loss curve).
+  steps), ``t ~ U{0..999}``, ``z_t = sqrt(ᾱ_t) z_0 + sqrt(1 − ᾱ_t) ε``.
+* Model: :class:`freeinit_lab.models.TinyVideoUNet` with a space-to-depth stem (``--space-to-depth 2``); AdamW,
+  linear warm-up, gradient clipping; an EMA copy of the weights is what gets exported.
+* Resuming: from ``--ckpt-dir/checkpoint.pt`` when present (model, EMA, optimiser, step, history); otherwise
+  from the exported folder ``--out`` when its ``training_log.json`` has the same model and data configuration
+  (EMA weights become both the model and the EMA; the optimiser starts afresh), so a new session continues from
+  the committed weights. ``--fresh`` ignores both.
+* Exports every ``--ckpt-every`` seconds and at the end: ``model_index.json``, ``unet/``, ``scheduler/``,
+  ``normalizer/``, ``sampler.json`` (the default sampler) and ``training_log.json`` (data generator and
+  configuration, normalisation, architecture, steps, wall time, hardware, loss curve). Prints clips per second.
 """
 
 from __future__ import annotations
@@ -25,12 +34,12 @@ import argparse
 import copy
 import json
 import os
+import platform
 import sys
 import time
 from pathlib import Path
 
-# Let OpenMP threads sleep instead of spin-waiting: on an oversubscribed machine (other jobs on the same cores)
-# spinning made 2-thread steps 5-20x slower here. Must be set before torch loads libgomp.
+# Let OpenMP threads sleep instead of spin-waiting when the machine is shared. Must be set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
@@ -38,121 +47,236 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from freeinit_lab.data import GENERATOR_VERSION, DeadLeavesConfig, dead_leaves_videos  # noqa: E402
-from freeinit_lab.models import TinyVideoUNet  # noqa: E402
-
-
-def make_scheduler():
-    from freeinit_lab.pipelines import default_scheduler
-
-    return default_scheduler()
+NORM_SEED_BASE = 800_000_000
+DEFAULT_SAMPLER = dict(scheduler="DDIMScheduler", num_inference_steps=25, set_alpha_to_one=True,
+                       timestep_spacing="linspace", eta=0.0)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(ROOT / "data" / "default_model"), help="exported pipeline folder")
     p.add_argument("--ckpt-dir", default=str(ROOT / "runs" / "train_default_model"), help="resumable checkpoints")
+    p.add_argument("--fresh", action="store_true", help="ignore checkpoint and exported weights; start anew")
     p.add_argument("--seed", type=int, default=0, help="seed of the weight init and of the noise/timestep draws")
-    p.add_argument("--data-seed-base", type=int, default=0, help="step s trains on dead_leaves seed base+s")
-    p.add_argument("--max-steps", type=int, default=20000)
+    p.add_argument("--data", default="subjects-v1", choices=["subjects-v1", "dead-leaves-v1"])
+    p.add_argument("--data-seed-base", type=int, default=0, help="step s trains on data seed base+s")
+    p.add_argument("--norm-videos", type=int, default=1024, help="videos the normaliser is fitted on")
+    p.add_argument("--max-steps", type=int, default=200_000)
     p.add_argument("--time-budget-min", type=float, default=float("inf"), help="stop after this many minutes")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--ckpt-every", type=float, default=240.0, help="seconds between checkpoints/exports")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--size", type=int, default=16)
+    p.add_argument("--ckpt-every", type=float, default=600.0, help="seconds between checkpoints/exports")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--data-workers", type=int, default=1, help="processes drawing batches ahead (0: in-line)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--amp", default="bf16", choices=["bf16", "off"],
+                   help="bfloat16 autocast for the forward pass (weights, optimiser and loss stay float32); "
+                        "about 2x faster on CPUs with AMX/AVX512-BF16")
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--space-to-depth", type=int, default=2)
     p.add_argument("--block-channels", default="32,64,96")
     p.add_argument("--layers-per-block", type=int, default=1)
     p.add_argument("--log-every", type=int, default=25)
     return p.parse_args(argv)
 
 
-def export(out: Path, ema: TinyVideoUNet, meta: dict) -> None:
+def draw_batch(kind: str, batch: int, frames: int, size: int, seed: int, device: str = "cpu") -> torch.Tensor:
+    """Display-space training videos of data kind ``kind`` for one step."""
+    if kind == "dead-leaves-v1":
+        from freeinit_lab.data import dead_leaves_videos
+
+        return dead_leaves_videos(batch, frames, size, seed=seed).to(device)
+    from freeinit_lab.world import subject_videos
+
+    return subject_videos(batch, frames, size, seed=seed, version=kind, device=device)
+
+
+class _Batches(torch.utils.data.IterableDataset):
+    """Batches for steps ``start, start + 1, …`` (each a function of its step only)."""
+
+    def __init__(self, kind, batch, frames, size, seed_base, start):
+        self.args = (kind, batch, frames, size)
+        self.seed_base, self.start = seed_base, start
+
+    def __iter__(self):
+        torch.set_num_threads(1)
+        step = self.start
+        while True:
+            yield step, draw_batch(*self.args, seed=self.seed_base + step)
+            step += 1
+
+
+def batches(args, start: int):
+    """Iterator of ``(step, x)``; with ``--data-workers`` > 0 drawn ahead in a spawned process."""
+    ds = _Batches(args.data, args.batch_size, args.frames, args.size, args.data_seed_base, start)
+    if args.data_workers <= 0 or args.device != "cpu":
+        it = iter(ds)
+        if args.device != "cpu":
+            def gen():
+                step = start
+                while True:
+                    yield step, draw_batch(args.data, args.batch_size, args.frames, args.size,
+                                           args.data_seed_base + step, args.device)
+                    step += 1
+            return gen()
+        return it
+    dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=1, prefetch_factor=4,
+                                     multiprocessing_context="spawn", persistent_workers=False)
+    return iter(dl)
+
+
+def fit_normalizer(args):
+    from freeinit_lab.pipelines import ChannelNormalizer
+
+    if args.data == "dead-leaves-v1":
+        return None
+    vids = [draw_batch(args.data, 64, args.frames, args.size, NORM_SEED_BASE + i)
+            for i in range(max(1, args.norm_videos // 64))]
+    return ChannelNormalizer.fit(torch.cat(vids))
+
+
+def make_scheduler():
+    from freeinit_lab.pipelines import default_scheduler
+
+    return default_scheduler(set_alpha_to_one=DEFAULT_SAMPLER["set_alpha_to_one"],
+                             timestep_spacing=DEFAULT_SAMPLER["timestep_spacing"])
+
+
+def export(out: Path, ema, normalizer, meta: dict) -> None:
     from freeinit_lab.pipelines import TinyVideoPipeline
 
     out.mkdir(parents=True, exist_ok=True)
-    pipe = TinyVideoPipeline(unet=ema, scheduler=make_scheduler())
+    pipe = TinyVideoPipeline(unet=ema, scheduler=make_scheduler(), normalizer=normalizer)
     pipe.save_pretrained(out, safe_serialization=True)
-    tmp = out / "training_log.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, out / "training_log.json")
+    if normalizer is not None:
+        normalizer.save_pretrained(out / "normalizer", safe_serialization=True)
+    for name, obj in (("sampler.json", DEFAULT_SAMPLER), ("training_log.json", meta)):
+        tmp = out / (name + ".tmp")
+        tmp.write_text(json.dumps(obj, indent=1))
+        os.replace(tmp, out / name)
 
 
 def main(argv=None) -> None:
+    from freeinit_lab.models import TinyVideoUNet
+    from freeinit_lab.pipelines import ChannelNormalizer
+
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
     out, ckdir = Path(args.out), Path(args.ckpt_dir)
     ckdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = ckdir / "checkpoint.pt"
+    from freeinit_lab.world import SubjectsConfig
 
+    data_cfg = dict(SubjectsConfig()) if args.data.startswith("subjects-") else {}
     model_cfg = dict(
         in_channels=3, out_channels=3,
-        block_channels=tuple(int(c) for c in args.block_channels.split(",")),
+        block_channels=[int(c) for c in args.block_channels.split(",")],
         layers_per_block=args.layers_per_block, sample_size=args.size, num_frames=args.frames,
+        space_to_depth=args.space_to_depth,
     )
     torch.manual_seed(args.seed)
     model = TinyVideoUNet(**model_cfg)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    sched = make_scheduler()
-    abar = sched.alphas_cumprod.float()
-    data_cfg = DeadLeavesConfig()
-    step, history, wall = 0, [], 0.0
-    if ckpt_path.exists():
+    step, history, wall, normalizer, sessions = 0, [], 0.0, None, []
+    resumed = "fresh"
+    if ckpt_path.exists() and not args.fresh:
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ck["model_config"] != model_cfg:
-            raise SystemExit(f"checkpoint {ckpt_path} has model config {ck['model_config']}, not {model_cfg}; "
-                             "use another --ckpt-dir or delete it")
+        if ck["model_config"] != model_cfg or ck.get("data") != args.data:
+            raise SystemExit(f"checkpoint {ckpt_path} has model config {ck['model_config']} on {ck.get('data')}, "
+                             f"not {model_cfg} on {args.data}; use another --ckpt-dir, --fresh, or delete it")
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
         step, history, wall = ck["step"], ck["history"], ck["wall_s"]
-        print(f"resumed from {ckpt_path} at step {step}", flush=True)
-
+        sessions = ck.get("sessions", [])
+        normalizer = ChannelNormalizer(**ck["normalizer"]) if ck.get("normalizer") else None
+        resumed = f"checkpoint {ckpt_path}"
+    elif (out / "training_log.json").exists() and not args.fresh:
+        log = json.loads((out / "training_log.json").read_text())
+        if log.get("model_config") == model_cfg and log.get("data_generator") == args.data:
+            src = TinyVideoUNet.from_pretrained(out / "unet", local_files_only=True, low_cpu_mem_usage=False)
+            model.load_state_dict(src.state_dict())
+            ema.load_state_dict(src.state_dict())
+            step, wall = int(log["steps"]), float(log["wall_time_s"])
+            history = list(zip(log["loss_curve"]["step"], log["loss_curve"]["loss"]))
+            sessions = log.get("sessions", [])
+            if (out / "normalizer").exists():
+                normalizer = ChannelNormalizer.from_pretrained(out / "normalizer", local_files_only=True,
+                                                               low_cpu_mem_usage=False)
+            resumed = f"exported weights in {out} (optimiser restarts)"
+        else:
+            print(f"{out} holds another model or data configuration; starting fresh", flush=True)
+    if normalizer is None and args.data != "dead-leaves-v1":
+        t0 = time.time()
+        normalizer = fit_normalizer(args)
+        print(f"normaliser fitted on {args.norm_videos} videos in {time.time() - t0:.1f} s: shift "
+              f"{[round(v, 4) for v in normalizer.config.shift]}, scale {[round(v, 4) for v in normalizer.config.scale]}",
+              flush=True)
+    print(f"start at step {step} ({resumed})", flush=True)
+    model.to(dev)
+    ema.to(dev)
+    sched = make_scheduler()
+    abar = sched.alphas_cumprod.float().to(dev)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"TinyVideoUNet {n_params / 1e6:.3f} M params, config {model_cfg}", flush=True)
+    session = dict(start_step=step, started=time.strftime("%Y-%m-%dT%H:%M:%S"), threads=args.threads,
+                   device=args.device, machine=f"{platform.machine()}, {os.cpu_count()} logical CPUs")
+    sessions = sessions + [session]
 
     def meta():
         return dict(
-            seed=args.seed, data_seed_base=args.data_seed_base, data_generator=GENERATOR_VERSION,
-            data_config=dict(data_cfg), frames=args.frames, height=args.size, width=args.size,
-            model_config={k: list(v) if isinstance(v, tuple) else v for k, v in model_cfg.items()},
-            num_parameters=n_params, steps=step, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
-            ema_decay=args.ema_decay, objective="epsilon MSE, t ~ U{0..999}", scheduler=dict(sched.config),
-            wall_time_s=round(wall, 1), threads=args.threads, torch=torch.__version__,
-            loss_curve=dict(step=[h[0] for h in history], loss=[h[1] for h in history]),
+            seed=args.seed, data_seed_base=args.data_seed_base, data_generator=args.data, data_config=data_cfg,
+            frames=args.frames, height=args.size, width=args.size,
+            normalization=("identity" if normalizer is None else
+                           dict(kind="per-channel shift/scale (mean, std of the training data)",
+                                shift=list(normalizer.config.shift), scale=list(normalizer.config.scale),
+                                fitted_on=f"{args.norm_videos} videos, seeds {NORM_SEED_BASE}+")),
+            model_class="TinyVideoUNet", model_config=model_cfg, num_parameters=n_params, steps=step,
+            batch_size=args.batch_size, amp=args.amp, lr=args.lr, warmup=args.warmup, ema_decay=args.ema_decay,
+            objective="epsilon MSE, t ~ U{0..999}", scheduler=dict(make_scheduler().config),
+            default_sampler=DEFAULT_SAMPLER, wall_time_s=round(wall, 1), torch=torch.__version__,
+            sessions=sessions, loss_curve=dict(step=[h[0] for h in history], loss=[h[1] for h in history]),
             command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         )
 
     def checkpoint():
+        session.update(end_step=step, wall_s_total=round(wall, 1))
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step,
-                        history=history, wall_s=wall, model_config=model_cfg), tmp)
+                        history=history, wall_s=wall, model_config=model_cfg, data=args.data, sessions=sessions,
+                        normalizer=None if normalizer is None else dict(shift=list(normalizer.config.shift),
+                                                                        scale=list(normalizer.config.scale))),
+                   tmp)
         os.replace(tmp, ckpt_path)
-        export(out, ema, meta())
+        export(out, copy.deepcopy(ema).cpu(), normalizer, meta())
         print(f"checkpoint + export at step {step} ({wall / 60:.1f} min)", flush=True)
 
-    t_start = time.time()
-    wall0 = wall
-    last_ck = time.time()
-    run_loss, run_n = 0.0, 0
+    norm = normalizer.to(dev) if normalizer is not None else None
+    t_start, wall0, last_ck = time.time(), wall, time.time()
+    run_loss, run_n, t_log, n_log = 0.0, 0, time.time(), 0
     model.train()
+    data = batches(args, step)
     while step < args.max_steps and wall < args.time_budget_min * 60:
+        s_data, x = next(data)
+        assert s_data == step, (s_data, step)
+        x0 = norm.encode(x.to(dev)) if norm is not None else x.to(dev)
         g = torch.Generator().manual_seed(1_000_003 * args.seed + step)
-        x0 = dead_leaves_videos(args.batch_size, args.frames, args.size, seed=args.data_seed_base + step,
-                                config=data_cfg)
-        t = torch.randint(0, len(abar), (args.batch_size,), generator=g)
-        eps = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, len(abar), (args.batch_size,), generator=g).to(dev)
+        eps = torch.randn(x0.shape, generator=g).to(dev)
         a = abar[t].sqrt().view(-1, 1, 1, 1, 1)
         b = (1 - abar[t]).sqrt().view(-1, 1, 1, 1, 1)
         zt = a * x0 + b * eps
         lr = args.lr * min(1.0, (step + 1) / args.warmup)
         for pg in opt.param_groups:
             pg["lr"] = lr
-        loss = torch.nn.functional.mse_loss(model(zt, t).sample, eps)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
+            pred = model(zt, t).sample
+        loss = torch.nn.functional.mse_loss(pred.float(), eps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -164,12 +288,14 @@ def main(argv=None) -> None:
         step += 1
         run_loss += loss.item()
         run_n += 1
+        n_log += args.batch_size
         wall = wall0 + time.time() - t_start
         if step % args.log_every == 0:
             history.append((step, run_loss / run_n))
-            print(f"step {step} loss {run_loss / run_n:.4f} lr {lr:.2e} {wall / step if step else 0:.2f}s/step "
+            rate = n_log / max(time.time() - t_log, 1e-9)
+            print(f"step {step} loss {run_loss / run_n:.4f} lr {lr:.2e} {rate:.1f} clips/s "
                   f"wall {wall / 60:.1f} min", flush=True)
-            run_loss, run_n = 0.0, 0
+            run_loss, run_n, t_log, n_log = 0.0, 0, time.time(), 0
         if time.time() - last_ck > args.ckpt_every:
             checkpoint()
             last_ck = time.time()

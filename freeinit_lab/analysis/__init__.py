@@ -1,0 +1,19 @@
+"""Reading records: band trajectories, lock-in, convergence; temporal-consistency metrics of videos."""
+
+from freeinit_lab._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    submodules=["metrics", "records"],
+    names={
+        "band_error_trajectory": "records",
+        "band_power_trajectory": "records",
+        "band_snr_trajectory": "records",
+        "convergence_to_final": "records",
+        "follow_fraction": "records",
+        "lock_in_step": "records",
+        "lowest_bins_mask": "records",
+        "noise_swap_experiment": "records",
+        "noise_swap_sweep": "records",
+    },
+)

@@ -1,0 +1,700 @@
+"""Analysis of probe records: band trajectories over denoising steps, convergence, layout lock-in, noise swaps.
+
+Functions take a record (``xarray.Dataset`` from :class:`freeinit_lab.LatentProbe`) or one of its variables and
+return labelled ``xarray.DataArray`` objects with ``name``, ``long_name`` and ``units``, so they compose and plot
+themselves. Reductions run along named dims (``dim="step"``), never positional axes.
+
+Conventions [ours] (the paper's exact band definition is not public): radial bands of the ortho-normalised 3D FFT
+over ``(frame, height, width)`` from :mod:`freeinit_lab.spectral` (default edges
+:func:`~freeinit_lab.spectral.default_band_edges`); band power is the mean ``|X|^2`` per bin (white unit-variance
+noise gives 1); SNRs in dB.
+
+The noise-swap experiment (the paper's second finding) runs the same pipeline from three initial noises: ``A``,
+``B`` and ``mix = low frequencies of A + high frequencies of B`` (:func:`freeinit_lab.spectral.reinit_noise`), and
+measures with :func:`follow_fraction` how much of each band of the mix's result follows ``A`` rather than ``B``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+__all__ = [
+    "band_power_trajectory",
+    "band_snr_trajectory",
+    "band_error_trajectory",
+    "convergence_to_final",
+    "lock_in_step",
+    "follow_fraction",
+    "noise_swap_experiment",
+    "noise_swap_sweep",
+    "lowest_bins_mask",
+]
+
+_ST = ("frame", "height", "width")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------------------
+def _pick(record: xr.Dataset | xr.DataArray, var: str) -> xr.DataArray:
+    if isinstance(record, xr.DataArray):
+        return record
+    if var not in record.data_vars:
+        raise KeyError(
+            f"the record has no variable {var!r} (has {list(record.data_vars)}); capture it with "
+            f"LatentProbe(..., capture=(..., {var!r})) or pass var=..."
+        )
+    return record[var]
+
+
+def _check_video(da: xr.DataArray) -> None:
+    missing = [d for d in _ST if d not in da.dims]
+    if missing:
+        raise ValueError(
+            f"{da.name or 'array'} has dims {da.dims}, without {missing}: a full-mode record is needed "
+            "(LatentProbe(mode='full')), or pass band powers to the functions that accept them"
+        )
+
+
+def _band_setup(shape3: tuple[int, int, int], edges, num_bands: int) -> tuple[np.ndarray, torch.Tensor]:
+    from freeinit_lab.core.spectral import band_masks, default_band_edges
+
+    edges = default_band_edges(shape3, num_bands) if edges is None else np.asarray(edges, dtype=np.float64)
+    masks = band_masks(shape3, edges=edges)
+    return np.asarray(edges, dtype=np.float64), masks
+
+
+def _band_coords(edges: np.ndarray) -> dict[str, Any]:
+    return {
+        "band": ("band", np.arange(len(edges) - 1)),
+        "band_lo": ("band", edges[:-1], {"long_name": "band lower edge", "units": "normalised radius"}),
+        "band_hi": ("band", edges[1:], {"long_name": "band upper edge", "units": "normalised radius"}),
+    }
+
+
+def _keep_coords(da: xr.DataArray, drop_dims: Sequence[str]) -> dict[str, xr.DataArray]:
+    return {k: v for k, v in da.coords.items() if not set(v.dims) & set(drop_dims)}
+
+
+def _band_reduce(values: np.ndarray, masks: torch.Tensor) -> np.ndarray:
+    """Sum of ``values`` (..., F, H, W) over the bins of each band -> (..., K)."""
+    flat = torch.as_tensor(values).reshape(*values.shape[:-3], -1)
+    m = masks.reshape(masks.shape[0], -1).to(flat.dtype)
+    return (flat @ m.T).numpy()
+
+
+def _spectrum(da: xr.DataArray) -> tuple[torch.Tensor, list[str]]:
+    """Ortho-normalised 3D FFT over (frame, height, width) of ``da`` (those dims moved last), complex128."""
+    other = [d for d in da.dims if d not in _ST]
+    x = torch.as_tensor(np.asarray(da.transpose(*other, *_ST).values, dtype=np.float64))
+    return torch.fft.fftn(x, dim=(-3, -2, -1), norm="ortho"), other
+
+
+def _final_per_pass(da: xr.DataArray, dim: str) -> xr.DataArray:
+    """Last finite value along ``dim`` for each pass (``iteration``) separately."""
+    pass_dims = [d for d in ("iteration",) if d in da.dims]
+    other = [d for d in da.dims if d != dim and d not in pass_dims]
+    present = np.isfinite(da).all(other) if other else np.isfinite(da)
+    idx = present.isel({dim: slice(None, None, -1)}).argmax(dim)
+    last = da.sizes[dim] - 1 - idx
+    out = da.isel({dim: last})
+    return out.drop_vars([c for c in out.coords if dim in da[c].dims or c == dim], errors="ignore")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# band trajectories
+# ----------------------------------------------------------------------------------------------------------------
+def band_power_trajectory(
+    record: xr.Dataset | xr.DataArray, var: str = "x0_pred", *, edges=None, num_bands: int = 6
+) -> xr.DataArray:
+    """Mean power per frequency band of a captured variable at every step.
+
+    Parameters
+    ----------
+    record
+        A probe record or one of its variables: full mode (dims ``frame, height, width``) or already band powers
+        (``mode="band_power"``, dim ``band``; returned unchanged).
+    var
+        Variable of a Dataset record (``"x0_pred"``, ``"latents"``, …).
+    edges, num_bands
+        Band definition (see :func:`freeinit_lab.spectral.band_masks`).
+
+    Returns
+    -------
+    xarray.DataArray
+        dims of the input with ``(frame, height, width)`` replaced by ``band`` (coords ``band_lo``, ``band_hi``);
+        float64; steps a pass did not run stay NaN.
+
+    Examples
+    --------
+    >>> traj = band_power_trajectory(ds, "x0_pred")  # doctest: +SKIP
+    >>> px.line(traj.isel(iteration=0, batch=0).mean("channel").to_pandas(), log_y=True)  # doctest: +SKIP
+    """
+    from freeinit_lab.core.spectral import band_power
+
+    da = _pick(record, var)
+    if "band" in da.dims:
+        return da
+    _check_video(da)
+    other = [d for d in da.dims if d not in _ST]
+    x = torch.as_tensor(np.asarray(da.transpose(*other, *_ST).values, dtype=np.float32))
+    shape3 = tuple(x.shape[-3:])
+    edges, _ = _band_setup(shape3, edges, num_bands)
+    flat = x.reshape(-1, *shape3)
+    finite = torch.isfinite(flat).flatten(1).all(1)  # NaN-padded steps (passes that ended earlier) stay NaN
+    power = np.full((flat.shape[0], len(edges) - 1), np.nan)
+    if finite.any():
+        power[finite.numpy()] = band_power(flat[finite], edges=edges).numpy()
+    power = power.reshape(*x.shape[:-3], len(edges) - 1)
+    out = xr.DataArray(power, dims=(*other, "band"), coords={**_keep_coords(da, _ST), **_band_coords(edges)})
+    out.name = f"{da.name}_band_power" if da.name else "band_power"
+    out.attrs = {
+        "long_name": f"band power of {da.attrs.get('long_name', da.name or 'the signal')}",
+        "units": "power per bin (white unit noise = 1)",
+    }
+    return out
+
+
+def band_error_trajectory(
+    record: xr.Dataset | xr.DataArray,
+    var: str = "x0_pred",
+    *,
+    reference: xr.DataArray | None = None,
+    dim: str = "step",
+    sum_over: Sequence[str] = ("channel",),
+    edges=None,
+    num_bands: int = 6,
+) -> xr.DataArray:
+    """Relative band-limited distance of each step's content from a reference (default: the pass's final value).
+
+    ``E_k(i) = sum_{bins in k} |X_i - X_ref|^2 / sum_{bins in k} |X_ref|^2`` with ``X`` the ortho 3D FFT over
+    ``(frame, height, width)``; sums also run over ``sum_over`` dims (channels by default). Unlike band *power*,
+    this sees phase, i.e. where the content is: ``E_0`` falling to ~0 early means the low-frequency layout is
+    decided early.
+
+    Parameters
+    ----------
+    record, var
+        Full-mode record (or variable) with ``dim`` and ``(frame, height, width)``.
+    reference
+        Array broadcastable against one step; default the last step of each pass (the last finite step of each
+        iteration).
+    dim
+        The step dim.
+    sum_over
+        Dims summed inside the band energies (present ones only).
+    edges, num_bands
+        Band definition.
+
+    Returns
+    -------
+    xarray.DataArray
+        dims of the input without ``(frame, height, width)`` and ``sum_over``, plus ``band``; dimensionless.
+    """
+    da = _pick(record, var)
+    _check_video(da)
+    ref = _final_per_pass(da, dim) if reference is None else reference
+    ref = ref.broadcast_like(da.isel({dim: 0}, drop=True)).transpose(*[d for d in da.dims if d != dim])
+    diff = da - ref
+    spec_d, other = _spectrum(diff)
+    spec_r, other_r = _spectrum(ref)
+    shape3 = tuple(spec_d.shape[-3:])
+    edges, masks = _band_setup(shape3, edges, num_bands)
+    num = _band_reduce((spec_d.abs() ** 2).numpy(), masks)
+    den = _band_reduce((spec_r.abs() ** 2).numpy(), masks)
+    num_da = xr.DataArray(num, dims=(*other, "band"))
+    den_da = xr.DataArray(den, dims=(*other_r, "band"))
+    summed = [d for d in sum_over if d in other]
+    num_da = num_da.sum(summed, skipna=False)
+    den_da = den_da.sum([d for d in summed if d in den_da.dims])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = num_da / den_da
+    out = out.transpose(*[d for d in da.dims if d not in _ST and d not in summed], "band")
+    out = out.assign_coords({**_keep_coords(da, (*_ST, *summed)), **_band_coords(edges)})
+    out.name = f"{da.name}_band_error" if da.name else "band_error"
+    out.attrs = {
+        "long_name": f"relative band error of {da.attrs.get('long_name', da.name or 'the signal')} vs final",
+        "units": "1",
+    }
+    return out
+
+
+def convergence_to_final(traj: xr.DataArray, dim: str = "step") -> xr.DataArray:
+    """``|v_i - v_final| / |v_final|`` along ``dim``: how far each value (e.g. each band's power) is from where it ends.
+
+    The final value is taken per pass (``iteration``), as the last finite value along ``dim``.
+
+    Returns
+    -------
+    xarray.DataArray
+        Same dims as ``traj``; 0 at the final step; dimensionless.
+    """
+    final = _final_per_pass(traj, dim)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = abs(traj - final) / abs(final)
+    out = out.assign_coords({k: v for k, v in traj.coords.items()})
+    out.name = f"{traj.name}_convergence" if traj.name else "convergence"
+    out.attrs = {"long_name": f"relative distance from final {traj.attrs.get('long_name', traj.name or '')}".strip(),
+                 "units": "1"}
+    return out
+
+
+def lock_in_step(err: xr.DataArray, *, tol: float = 0.1, band: int | None = 0, dim: str = "step") -> xr.DataArray:
+    """The first step from which ``err`` stays at or below ``tol`` for the rest of the pass.
+
+    Applied to :func:`band_error_trajectory` (``band=0``) this is the low-frequency "layout lock-in" step: from
+    there on the coarse spatio-temporal layout of the prediction no longer changes by more than ``tol``
+    (relative energy). Applied to :func:`convergence_to_final` of band powers it is the step where a band's power
+    settles.
+
+    Parameters
+    ----------
+    err
+        A non-negative trajectory along ``dim`` (NaN where a pass did not run).
+    tol
+        Threshold.
+    band
+        Select this band first (``None`` keeps every band).
+    dim
+        The step dim; its coordinate values are returned.
+
+    Returns
+    -------
+    xarray.DataArray
+        Step (coordinate value of ``dim``) per remaining element; NaN where the last present step is above
+        ``tol``. Coord ``lock_in_fraction``: that step divided by the pass's number of steps when the record has
+        ``num_steps``.
+    """
+    if band is not None and "band" in err.dims:
+        err = err.isel(band=band)
+    present = np.isfinite(err)
+    ok = (err <= tol) | ~present
+    # ok from here to the end: reversed cumulative product
+    rev = ok.isel({dim: slice(None, None, -1)}).astype(int).cumprod(dim).isel({dim: slice(None, None, -1)}).astype(bool)
+    start = rev & present
+    has = start.any(dim)
+    first = start.argmax(dim)
+    steps = err[dim].values
+    values = np.where(has.values, steps[first.values], np.nan).astype(np.float64)
+    out = xr.DataArray(values, dims=first.dims, coords={k: v for k, v in first.coords.items()})
+    out.name = "lock_in_step"
+    out.attrs = {"long_name": f"first step after which {err.name or 'the error'} stays <= {tol:g}", "units": "step",
+                 "tol": float(tol)}
+    if "num_steps" in err.coords and set(err.coords["num_steps"].dims) <= set(out.dims):
+        out = out.assign_coords(lock_in_fraction=out / err.coords["num_steps"])
+    return out
+
+
+def band_snr_trajectory(
+    record: xr.Dataset,
+    var: str = "latents_in",
+    *,
+    method: str = "auto",
+    reference: xr.DataArray | None = None,
+    sum_over: Sequence[str] = ("channel",),
+    edges=None,
+    num_bands: int = 6,
+) -> xr.DataArray:
+    """Band SNR (dB) of the noisy latent along the trajectory, relative to the clean latent it ends at.
+
+    ``method="empirical"`` (full records): at step ``i`` with ``z = a_i x_hat + r``, where ``x_hat`` is the
+    pass's final latent (``reference``) and ``a_i`` the step's ``alpha`` coord,
+    ``SNR_k = a_i^2 sum_k |X_hat|^2 / sum_k |FFT(z - a_i x_hat)|^2``: how much of each band of the latent is
+    already the final video. ``method="nominal"`` (also band-power records): the schedule's
+    ``a_i^2 P_k(x_hat) / b_i^2`` (noise assumed white with unit power per bin), the convention of
+    :func:`freeinit_lab.snr.band_snr`. ``"auto"`` picks empirical when possible.
+
+    ``var="latents_in"`` uses the step's own ``alpha``/``sigma``; ``var="latents"`` (the latent after the step)
+    uses the next step's, and the clean level (a=1, b=0) after the last step.
+
+    Returns
+    -------
+    xarray.DataArray
+        dims ``(iteration, step, batch, band)`` (channels summed, ``sum_over``), units dB.
+    """
+    if var not in record.data_vars:
+        raise KeyError(f"the record has no {var!r}; capture ('latents_in',) or pass var='latents'")
+    da = record[var]
+    if "alpha" not in record.coords or "sigma" not in record.coords:
+        raise ValueError("the record has no alpha/sigma coords (the probe could not read the schedule)")
+    alpha, sigma = record["alpha"], record["sigma"]
+    if var == "latents":
+        alpha, sigma = _next_level(alpha, record), _next_level(sigma, record, clean=0.0)
+    if reference is None:
+        source = record["latents"] if "latents" in record.data_vars else da
+        reference = _final_per_pass(source, "step")
+    if method == "auto":
+        method = "empirical" if all(d in da.dims for d in _ST) else "nominal"
+    if method == "empirical":
+        _check_video(da)
+        ref = reference.broadcast_like(da.isel(step=0, drop=True))
+        resid = da - alpha * ref
+        spec_n, other = _spectrum(resid)
+        spec_s, other_s = _spectrum(ref)
+        edges, masks = _band_setup(tuple(spec_n.shape[-3:]), edges, num_bands)
+        noise = xr.DataArray(_band_reduce((spec_n.abs() ** 2).numpy(), masks), dims=(*other, "band"))
+        signal = xr.DataArray(_band_reduce((spec_s.abs() ** 2).numpy(), masks), dims=(*other_s, "band"))
+        summed = [d for d in sum_over if d in other]
+        noise = noise.sum(summed, skipna=False)
+        signal = signal.sum([d for d in summed if d in signal.dims])
+        alpha_al = alpha.drop_vars([c for c in alpha.coords if c not in alpha.dims])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = 10 * np.log10(alpha_al**2 * signal / noise)
+        keep = (*_ST, *summed)
+    elif method == "nominal":
+        p_ref = band_power_trajectory(reference, edges=edges, num_bands=num_bands)
+        summed = [d for d in sum_over if d in p_ref.dims]
+        p_ref = p_ref.mean(summed)
+        band_coords = {k: p_ref[k] for k in ("band_lo", "band_hi") if k in p_ref.coords}
+        p_ref = p_ref.drop_vars([c for c in p_ref.coords if c not in p_ref.dims])
+        a = alpha.drop_vars([c for c in alpha.coords if c not in alpha.dims])
+        b = sigma.drop_vars([c for c in sigma.coords if c not in sigma.dims])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = 10 * np.log10(a**2 * p_ref / b**2)
+        out = out.assign_coords(band_coords)
+        keep = ("band", *summed, *_ST)
+    else:
+        raise ValueError(f"method must be 'auto', 'empirical' or 'nominal'; got {method!r}")
+    order = [d for d in da.dims if d not in keep and d != "band"] + ["band"]
+    out = out.transpose(*[d for d in order if d in out.dims])
+    coords = _keep_coords(da, keep)
+    if method == "empirical":
+        coords.update(_band_coords(edges))
+    out = out.assign_coords(coords)
+    out.name = f"{var}_band_snr"
+    out.attrs = {"long_name": f"band SNR of {var} ({method})", "units": "dB"}
+    return out
+
+
+def _next_level(coef: xr.DataArray, record: xr.Dataset, clean: float = 1.0) -> xr.DataArray:
+    """The coefficient of the *next* step (the latent after step i sits at step i+1's level)."""
+    values = coef.values
+    out = np.full_like(values, np.nan)
+    out[:, :-1] = values[:, 1:]
+    # the last step of each pass ends at the clean level
+    present = np.isfinite(record["timestep"].values)
+    for it in range(values.shape[0]):
+        idx = np.flatnonzero(present[it])
+        if idx.size:
+            out[it, idx[-1]] = clean
+            if len(idx) > 1:
+                out[it, idx[:-1]] = values[it, idx[1:]]
+    return coef.copy(data=out)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the noise-swap experiment (second finding)
+# ----------------------------------------------------------------------------------------------------------------
+def follow_fraction(
+    mixed: xr.DataArray,
+    a: xr.DataArray,
+    b: xr.DataArray,
+    *,
+    sum_over: Sequence[str] = ("channel",),
+    edges=None,
+    num_bands: int = 6,
+) -> xr.DataArray:
+    """Per band, how much of ``mixed`` follows ``a`` rather than ``b``.
+
+    ``lambda_k = Re <M - B, A - B>_k / ||A - B||^2_k``, inner products over the FFT bins of band ``k`` (and over
+    ``sum_over`` dims): the least-squares coefficient of ``M ~ B + lambda (A - B)``. 1 means band ``k`` of the
+    mixed result is that of ``a``, 0 that of ``b``.
+
+    Parameters
+    ----------
+    mixed, a, b
+        Arrays with ``(frame, height, width)`` and otherwise broadcast-compatible dims (e.g. the final latents of
+        the three runs, or their ``x0_pred`` at every step).
+    sum_over, edges, num_bands
+        Summed dims and band definition.
+
+    Returns
+    -------
+    xarray.DataArray
+        dims of the broadcast inputs without ``(frame, height, width)`` and ``sum_over``, plus ``band``.
+    """
+    for x in (mixed, a, b):
+        _check_video(x)
+    mixed, a, b = xr.broadcast(mixed, a, b)
+    da_ = (a - b).transpose(*mixed.dims)
+    dm = (mixed - b).transpose(*mixed.dims)
+    s_ab, other = _spectrum(da_)
+    s_mb, _ = _spectrum(dm)
+    edges, masks = _band_setup(tuple(s_ab.shape[-3:]), edges, num_bands)
+    num = _band_reduce((s_mb * s_ab.conj()).real.numpy(), masks)
+    den = _band_reduce((s_ab.abs() ** 2).numpy(), masks)
+    num_da = xr.DataArray(num, dims=(*other, "band"))
+    den_da = xr.DataArray(den, dims=(*other, "band"))
+    summed = [d for d in sum_over if d in other]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = num_da.sum(summed, skipna=False) / den_da.sum(summed, skipna=False)
+    out = out.assign_coords({**_keep_coords(mixed, (*_ST, *summed)), **_band_coords(edges)})
+    out.name = "follow_fraction"
+    out.attrs = {"long_name": "share of each band following the low-frequency noise A (1) vs B (0)", "units": "1"}
+    return out
+
+
+def noise_swap_experiment(
+    pipe: Any,
+    noise_a: torch.Tensor,
+    noise_b: torch.Tensor,
+    *,
+    lowpass: torch.Tensor | None = None,
+    method: str = "butterworth",
+    d_s: float = 0.25,
+    d_t: float = 0.25,
+    order: int = 4,
+    capture: Sequence[str] = ("latents", "x0_pred"),
+    **call_kwargs: Any,
+) -> xr.Dataset:
+    """Run the paper's second-finding experiment: does the result follow the low frequencies of its noise?
+
+    Samples ``pipe`` three times from canonical ``(batch, channel, frame, height, width)`` initial noises: ``a``,
+    ``b``, and ``mix = reinit_noise(a, b, lowpass)`` (low frequencies of ``a``, high frequencies of ``b``, the
+    FreeInit mix), recording each trajectory with a :class:`~freeinit_lab.LatentProbe`.
+
+    Parameters
+    ----------
+    pipe
+        A diffusers video pipeline with a registered layout (``latents=`` is its initial noise).
+    noise_a, noise_b
+        Canonical noises of the latent shape.
+    lowpass
+        A mask from :func:`freeinit_lab.spectral.lowpass_filter`; default built from ``method``, ``d_s``, ``d_t``,
+        ``order``.
+    capture
+        Capture sites recorded for each run.
+    **call_kwargs
+        Passed to every ``pipe(...)`` call (prompt, steps, size, ``output_type="latent"`` is set for you).
+
+    Returns
+    -------
+    xarray.Dataset
+        The probe record with dim ``trajectory`` (coords ``"a"``, ``"b"``, ``"mix"``) in place of ``iteration``,
+        plus ``follow`` = :func:`follow_fraction` of ``mix`` vs ``a``/``b`` for every captured variable
+        (``follow_<var>``, dims ``step, batch, band``) and the noises (``noise``, dims ``trajectory, batch,
+        channel, frame, height, width``). Attrs ``lowpass_method``, ``d_s``, ``d_t``, ``order``.
+    """
+    from freeinit_lab.hooks.layouts import get_layout
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.core.spectral import lowpass_filter, reinit_noise
+
+    if noise_a.shape != noise_b.shape or noise_a.dim() != 5:
+        raise ValueError(
+            f"noise_a {tuple(noise_a.shape)} and noise_b {tuple(noise_b.shape)} must be canonical (batch, channel, "
+            "frame, height, width) tensors of the same shape"
+        )
+    if lowpass is None:
+        lowpass = lowpass_filter(noise_a.shape, method=method, d_s=d_s, d_t=d_t, order=order)
+    mix = reinit_noise(noise_a, noise_b, lowpass)
+    layout = get_layout(pipe)
+    call_kwargs = {**call_kwargs, "output_type": "latent"}
+    with LatentProbe(pipe, capture=tuple(capture)) as probe:
+        for noise in (noise_a, noise_b, mix):
+            pipe(latents=layout.from_canonical(noise.clone()), **call_kwargs)
+    ds = probe.to_xarray()
+    if ds.sizes.get("iteration") != 3:
+        raise RuntimeError(f"expected three sampling passes, recorded {ds.sizes.get('iteration')}")
+    ds = ds.rename({"iteration": "trajectory"}).assign_coords(trajectory=["a", "b", "mix"])
+    noises = torch.stack([noise_a, noise_b, mix]).detach().cpu().float().numpy()
+    ds["noise"] = (("trajectory", "batch", "channel", "frame", "height", "width"), noises,
+                   {"long_name": "initial noise (canonical)"})
+    for var in capture:
+        v = ds[var]
+        f = follow_fraction(v.sel(trajectory="mix", drop=True), v.sel(trajectory="a", drop=True),
+                            v.sel(trajectory="b", drop=True))
+        f = f.drop_vars([c for c in f.coords if c not in f.dims and c not in ("band_lo", "band_hi")])
+        ds[f"follow_{var}"] = f
+        ds[f"follow_{var}"].attrs["long_name"] = f"share of each band of {var} following noise A (low-frequency source)"
+    noise_follow = follow_fraction(ds["noise"].sel(trajectory="mix", drop=True), ds["noise"].sel(trajectory="a", drop=True),
+                                   ds["noise"].sel(trajectory="b", drop=True))
+    ds["follow_noise"] = noise_follow.drop_vars([c for c in noise_follow.coords if c not in noise_follow.dims and c not in ("band_lo", "band_hi")])
+    ds["follow_noise"].attrs["long_name"] = "share of each band of the initial noise taken from A"
+    ds.attrs.update({"lowpass_method": method, "d_s": float(d_s), "d_t": float(d_t), "order": int(order)})
+    return ds
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# noise swaps at several cut-offs in one batched call
+# ----------------------------------------------------------------------------------------------------------------
+def lowest_bins_mask(shape: Sequence[int], keep: float) -> torch.Tensor:
+    """Binary ("ideal") low-pass mask keeping the ``keep`` share of FFT bins of lowest isotropic frequency radius.
+
+    ``H = 1`` where ``r <= quantile(r, keep)``, with ``r`` the normalised radius of
+    :func:`freeinit_lab.spectral.frequency_radius` (``d_s = d_t``): the cut-off is expressed as the share of the
+    spectrum taken from the low-frequency noise, as in the paper's "80 % of the high frequencies replaced"
+    (``keep = 0.2``). Ties at the threshold radius are kept, so the kept share can be slightly above ``keep``.
+    The mask depends only on ``|f|``, so it is symmetric under ``f -> -f`` and a mix stays real.
+
+    Parameters
+    ----------
+    shape
+        ``(..., frame, height, width)``; only the last three sizes matter.
+    keep
+        Share of bins in (0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``(frame, height, width)`` in ``torch.fft.fftn`` order, values 0 or 1.
+
+    Examples
+    --------
+    >>> m = lowest_bins_mask((8, 16, 16), 0.2)
+    >>> 0.2 <= float(m.mean()) < 0.25
+    True
+    """
+    from freeinit_lab.core.spectral import frequency_radius
+
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep={keep} must be in (0, 1]: the share of FFT bins taken from the low-frequency noise")
+    radius = frequency_radius(tuple(shape)[-3:]).double()
+    cut = torch.quantile(radius.flatten(), float(keep))
+    return (radius <= cut + 1e-12).float()
+
+
+def noise_swap_sweep(
+    pipe: Any,
+    noise_a: torch.Tensor,
+    noise_b: torch.Tensor,
+    keep: Sequence[float] = (0.05, 0.2, 0.5),
+    *,
+    masks: Sequence[torch.Tensor] | None = None,
+    capture: Sequence[str] = ("latents", "x0_pred"),
+    batched: bool = True,
+    edges=None,
+    num_bands: int = 6,
+    **call_kwargs: Any,
+) -> xr.Dataset:
+    """The noise-swap experiment (:func:`noise_swap_experiment`) at several cut-offs, sampling ``A`` and ``B`` once.
+
+    For each cut-off ``c`` the initial noise ``mix_c = reinit_noise(A, B, H_c)`` keeps the low frequencies of
+    ``A`` and the high frequencies of ``B``. ``A``, ``B`` and every ``mix_c`` are sampled (in one pipeline call
+    with all of them stacked along ``batch`` when ``batched``, which any pipeline taking a batch of ``latents=``
+    without a prompt list allows, e.g. the embedded default; otherwise one call each) and recorded with a
+    :class:`~freeinit_lab.LatentProbe`.
+
+    Parameters
+    ----------
+    pipe
+        A diffusers video pipeline with a registered layout.
+    noise_a, noise_b
+        Canonical ``(batch, channel, frame, height, width)`` noises of the same shape.
+    keep
+        Cut-offs as the share of FFT bins taken from ``A`` (:func:`lowest_bins_mask`); ignored when ``masks`` is
+        given.
+    masks
+        Explicit low-pass masks (e.g. :func:`freeinit_lab.spectral.lowpass_filter`), one per cut-off; coordinate
+        ``keep`` then holds each mask's mean (its share of the spectrum).
+    capture
+        Capture sites recorded.
+    batched
+        One call for all trajectories (fast) or one call per trajectory.
+    edges, num_bands
+        Band definition of the ``follow_*`` variables.
+    **call_kwargs
+        Passed to the pipeline call(s); ``output_type="latent"`` is set for you.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``<var>`` for each captured variable, dims ``(trajectory, step, batch, channel, frame, height, width)``
+        with ``trajectory`` = ``"a"``, ``"b"``, ``"mix 0"``, ``"mix 1"``, … (coord ``keep``: NaN for ``a``/``b``);
+        ``noise`` (the initial noises, dims ``trajectory, batch, channel, frame, height, width``);
+        ``follow_<var>`` and ``follow_noise`` (:func:`follow_fraction` of each mix vs ``a``/``b``, dims
+        ``(cutoff, [step,] batch, band)``, coord ``keep`` on ``cutoff``); ``dist_a``, ``dist_b`` (dims
+        ``cutoff, batch``): RMS distance of the mix's final ``latents`` from the final latents of ``A`` and of
+        ``B``, and ``dist_ab`` (``batch``). ``latents`` must be captured for the distances.
+
+    Examples
+    --------
+    >>> pipe = load_default_pipeline()  # doctest: +SKIP
+    >>> a, b = torch.randn(2, 4, 3, 8, 16, 16, generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
+    >>> ds = noise_swap_sweep(pipe, a, b, keep=(0.05, 0.2), num_inference_steps=25)  # doctest: +SKIP
+    >>> float(ds.dist_a.sel(cutoff=1).mean()) < float(ds.dist_b.sel(cutoff=1).mean())  # doctest: +SKIP
+    """
+    from freeinit_lab.hooks.layouts import get_layout
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.core.spectral import reinit_noise
+
+    if noise_a.shape != noise_b.shape or noise_a.dim() != 5:
+        raise ValueError(
+            f"noise_a {tuple(noise_a.shape)} and noise_b {tuple(noise_b.shape)} must be canonical (batch, channel, "
+            "frame, height, width) tensors of the same shape"
+        )
+    explicit = masks is not None
+    if masks is None:
+        masks = [lowest_bins_mask(noise_a.shape, k) for k in keep]
+    masks = [torch.as_tensor(m, dtype=torch.float32) for m in masks]
+    if not masks:
+        raise ValueError("give at least one cut-off (keep=...) or mask (masks=...)")
+    shares = np.array([float(m.mean()) for m in masks])
+    call_dtype = noise_a.dtype  # the pipeline gets the noises in the dtype they came in (e.g. float16)
+    noise_a, noise_b = noise_a.float(), noise_b.float()
+    mixes = [reinit_noise(noise_a, noise_b, m) for m in masks]
+    inits = [noise_a, noise_b, *mixes]
+    names = ["a", "b", *[f"mix {i}" for i in range(len(masks))]]
+    n = noise_a.shape[0]
+    layout = get_layout(pipe)
+    call_kwargs = {**call_kwargs, "output_type": "latent"}
+    with LatentProbe(pipe, capture=tuple(capture)) as probe:
+        if batched:
+            pipe(latents=layout.from_canonical(torch.cat(inits).to(call_dtype)), **call_kwargs)
+        else:
+            for x in inits:
+                pipe(latents=layout.from_canonical(x.to(call_dtype, copy=True)), **call_kwargs)
+    rec = probe.to_xarray()
+    if batched:
+        if rec.sizes.get("iteration") != 1:
+            raise RuntimeError(f"expected one sampling pass, recorded {rec.sizes.get('iteration')}")
+        parts = [rec[list(capture)].isel(iteration=0, batch=slice(i * n, (i + 1) * n)).assign_coords(batch=np.arange(n))
+                 for i in range(len(inits))]
+        ds = xr.concat(parts, dim="trajectory", coords="minimal", compat="override")
+    else:
+        if rec.sizes.get("iteration") != len(inits):
+            raise RuntimeError(f"expected {len(inits)} sampling passes, recorded {rec.sizes.get('iteration')}")
+        ds = rec[list(capture)].rename({"iteration": "trajectory"})
+    drop = [c for c in ds.coords if c not in ds.dims and set(ds[c].dims) & {"trajectory", "iteration"}]
+    ds = ds.drop_vars(drop + [c for c in ("iteration",) if c in ds.coords])
+    ds = ds.assign_coords(trajectory=names, keep=("trajectory", np.r_[np.nan, np.nan, shares]))
+    for c in ("timestep", "alpha", "sigma", "alpha_bar"):
+        if c in rec.coords and "step" in rec[c].dims:
+            ds = ds.assign_coords({c: ("step", rec[c].isel(iteration=0).values)})
+    ds["noise"] = (("trajectory", "batch", "channel", "frame", "height", "width"),
+                   torch.stack(inits).detach().cpu().numpy(), {"long_name": "initial noise (canonical)"})
+    cut = {"cutoff": np.arange(len(masks))}
+
+    def follow_all(var: str) -> xr.DataArray:
+        v = ds[var]
+        a_, b_ = v.sel(trajectory="a", drop=True), v.sel(trajectory="b", drop=True)
+        out = [follow_fraction(v.sel(trajectory=f"mix {i}", drop=True), a_, b_, edges=edges, num_bands=num_bands)
+               for i in range(len(masks))]
+        out = xr.concat(out, dim="cutoff", coords="minimal", compat="override").assign_coords(cut)
+        return out.drop_vars([c for c in out.coords if c not in out.dims and c not in ("band_lo", "band_hi")])
+
+    for var in (*capture, "noise"):
+        f = follow_all(var)
+        ds[f"follow_{var}"] = f
+        ds[f"follow_{var}"].attrs = {"long_name": f"share of each band of {var} following noise A (low-frequency source)",
+                                     "units": "1"}
+    ds = ds.assign_coords(keep_share=("cutoff", shares, {"long_name": "share of FFT bins taken from noise A"}))
+    if "latents" in capture:
+        final = _final_per_pass(ds["latents"], "step")
+        rms = lambda x, y: np.sqrt(((x - y) ** 2).mean(("channel", *_ST)))  # noqa: E731
+        fa, fb = final.sel(trajectory="a", drop=True), final.sel(trajectory="b", drop=True)
+        mix_final = xr.concat([final.sel(trajectory=f"mix {i}", drop=True) for i in range(len(masks))], dim="cutoff",
+                              coords="minimal", compat="override")
+        for name, ref, long in (("dist_a", fa, "RMS(result(mix) - result(A))"), ("dist_b", fb, "RMS(result(mix) - result(B))")):
+            d = rms(mix_final, ref)
+            ds[name] = d.drop_vars([c for c in d.coords if c not in d.dims]).assign_coords(cut)
+            ds[name].attrs = {"long_name": long, "units": "latent units"}
+        d = rms(fa, fb)
+        ds["dist_ab"] = d.drop_vars([c for c in d.coords if c not in d.dims])
+        ds["dist_ab"].attrs = {"long_name": "RMS(result(A) - result(B))", "units": "latent units"}
+    ds.attrs.update({k: v for k, v in rec.attrs.items()})
+    ds.attrs["mask"] = "explicit masks" if explicit else "lowest_bins_mask(keep)"
+    return ds

@@ -1,0 +1,361 @@
+"""Tiny video denoisers that plug into diffusers: a trained factorised UNet and an exact Gaussian-prior model.
+
+Both are ``diffusers.ModelMixin`` + ``ConfigMixin`` subclasses taking ``(sample, timestep)`` with ``sample`` of
+shape ``(batch, channel, frame, height, width)`` and predicting the noise ε (``prediction_type="epsilon"``), so
+``save_pretrained`` / ``from_pretrained`` work on a local folder and either can be the ``unet`` of
+:class:`freeinit_lab.pipelines.TinyVideoPipeline`.
+
+* :class:`TinyVideoUNet` — a small (2+1)-D UNet: every block is a spatial 3×3 residual block (applied frame by
+  frame) followed by a temporal residual convolution (kernel 3 over frames); stride-2 spatial down/up-sampling;
+  full 3-D self-attention over all ``frame × h × w`` tokens at the bottleneck. Normalisation is GroupNorm over
+  the whole video (channels × frames × pixels), so per-frame brightness differences survive.
+* :class:`GaussianVideoDenoiser` — the closed-form MMSE denoiser of a stationary Gaussian video prior with a
+  per-frequency power spectrum ``S(k)`` (fitted to real clips by
+  :func:`freeinit_lab.pipelines.fit_gaussian_prior`). With ``z_t = a_t x0 + b_t ε`` and an ortho-normalised 3-D
+  FFT (white noise stays white), each frequency bin is an independent scalar Gaussian channel, so
+
+  ``E[ε | z_t](k) = b_t / (a_t^2 S(k) + b_t^2) · Z_t(k)``,   ``E[x0 | z_t](k) = a_t S(k) / (a_t^2 S(k) + b_t^2) · Z_t(k)``
+
+  per colour channel after a fixed orthogonal colour decorrelation (the PCA of the clips' colours).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput
+from torch import nn
+
+__all__ = ["TinyVideoUNet", "GaussianVideoDenoiser", "VideoDenoiserOutput"]
+
+
+@dataclass
+class VideoDenoiserOutput(BaseOutput):
+    """Output of the tiny video denoisers.
+
+    Attributes
+    ----------
+    sample : torch.Tensor
+        Predicted noise ε, shape ``(batch, channel, frame, height, width)``.
+    """
+
+    sample: torch.Tensor
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of (possibly fractional) timesteps ``t`` of shape ``(B,)`` → ``(B, dim)``."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def _spatial(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """Apply a 2-D conv to every frame of ``(B, C, F, H, W)``."""
+    b, c, f, h, w = x.shape
+    y = conv(x.transpose(1, 2).reshape(b * f, c, h, w))
+    return y.reshape(b, f, y.shape[1], y.shape[2], y.shape[3]).transpose(1, 2)
+
+
+def _temporal(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """Apply a 1-D conv along frames of every pixel of ``(B, C, F, H, W)``."""
+    b, c, f, h, w = x.shape
+    y = conv(x.permute(0, 3, 4, 1, 2).reshape(b * h * w, c, f))
+    return y.reshape(b, h, w, y.shape[1], f).permute(0, 3, 4, 1, 2)
+
+
+class _ResBlock(nn.Module):
+    """Spatial residual block with timestep injection, followed by a temporal residual conv."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int, groups: int, tk: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(groups, cin), cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * cout)
+        self.norm2 = nn.GroupNorm(min(groups, cout), cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.norm_t = nn.GroupNorm(min(groups, cout), cout)
+        self.conv_t = nn.Conv1d(cout, cout, tk, padding=tk // 2)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        nn.init.zeros_(self.conv_t.weight)
+        nn.init.zeros_(self.conv_t.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = _spatial(self.conv1, F.silu(self.norm1(x)))
+        scale, shift = self.emb(emb)[:, :, None, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = _spatial(self.conv2, F.silu(h))
+        x = self.skip(x) + h
+        return x + _temporal(self.conv_t, F.silu(self.norm_t(x)))
+
+
+class _Attention3D(nn.Module):
+    """Multi-head self-attention over all (frame, height, width) positions."""
+
+    def __init__(self, ch: int, heads: int, groups: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(min(groups, ch), ch)
+        self.qkv = nn.Linear(ch, 3 * ch)
+        self.out = nn.Linear(ch, ch)
+        self.heads = heads
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, f, h, w = x.shape
+        t = self.norm(x).flatten(2).transpose(1, 2)  # (B, N, C)
+        q, k, v = self.qkv(t).view(b, -1, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, d)
+        y = self.out(y.transpose(1, 2).reshape(b, -1, c))
+        return x + y.transpose(1, 2).reshape(b, c, f, h, w)
+
+
+class TinyVideoUNet(ModelMixin, ConfigMixin):
+    """Factorised (2+1)-D video UNet predicting ε, small enough to train and sample on a CPU.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Video channels (3 for RGB pixel space).
+    block_channels : tuple of int
+        Channels per resolution level; each level after the first halves height and width.
+    layers_per_block : int
+        Residual blocks per level on the way down (the way up has one more, as in diffusers' UNets).
+    time_embed_dim : int
+        Width of the timestep embedding.
+    norm_groups : int
+        GroupNorm groups.
+    temporal_kernel : int
+        Kernel size of the temporal convolutions (odd).
+    attention_heads : int
+        Heads of the bottleneck 3-D self-attention (0 disables it).
+    sample_size, num_frames : int
+        Training resolution (documentation only; any size divisible by ``space_to_depth * 2**(levels-1)``
+        works).
+    space_to_depth : int
+        Stem factor ``s``: each frame's ``s × s`` pixel blocks are folded into channels before the first layer
+        (``(C, H, W) → (C s², H/s, W/s)``, ``torch.nn.functional.pixel_unshuffle``) and unfolded after the last,
+        so a ``32 × 32`` video costs about what a ``16 × 16`` one did (1 = no folding).
+
+    Notes
+    -----
+    Input and output: ``(batch, channel, frame, height, width)``; ``timestep`` a scalar or a ``(batch,)``
+    tensor of training timesteps (0..999).
+    """
+
+    _supports_gradient_checkpointing = False
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        block_channels: tuple[int, ...] = (32, 64, 96),
+        layers_per_block: int = 1,
+        time_embed_dim: int = 128,
+        norm_groups: int = 8,
+        temporal_kernel: int = 3,
+        attention_heads: int = 4,
+        sample_size: int = 16,
+        num_frames: int = 8,
+        space_to_depth: int = 1,
+    ):
+        super().__init__()
+        if int(space_to_depth) < 1:
+            raise ValueError(f"space_to_depth must be >= 1; got {space_to_depth}")
+        s2 = int(space_to_depth) ** 2
+        ch = list(block_channels)
+        self.time_embed = nn.Sequential(
+            nn.Linear(time_embed_dim, time_embed_dim), nn.SiLU(), nn.Linear(time_embed_dim, time_embed_dim)
+        )
+        self.conv_in = nn.Conv3d(in_channels * s2, ch[0], (temporal_kernel, 3, 3),
+                                 padding=(temporal_kernel // 2, 1, 1))
+        self.down = nn.ModuleList()
+        self.downsamplers = nn.ModuleList()
+        skip_ch = [ch[0]]
+        cur = ch[0]
+        for i, c in enumerate(ch):
+            blocks = nn.ModuleList()
+            for _ in range(layers_per_block):
+                blocks.append(_ResBlock(cur, c, time_embed_dim, norm_groups, temporal_kernel))
+                cur = c
+                skip_ch.append(cur)
+            self.down.append(blocks)
+            if i < len(ch) - 1:
+                self.downsamplers.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
+                skip_ch.append(cur)
+        self.mid1 = _ResBlock(cur, cur, time_embed_dim, norm_groups, temporal_kernel)
+        self.mid_attn = _Attention3D(cur, attention_heads, norm_groups) if attention_heads else None
+        self.mid2 = _ResBlock(cur, cur, time_embed_dim, norm_groups, temporal_kernel)
+        self.up = nn.ModuleList()
+        self.upsamplers = nn.ModuleList()
+        for i, c in reversed(list(enumerate(ch))):
+            blocks = nn.ModuleList()
+            for _ in range(layers_per_block + 1):
+                blocks.append(_ResBlock(cur + skip_ch.pop(), c, time_embed_dim, norm_groups, temporal_kernel))
+                cur = c
+            self.up.append(blocks)
+            if i > 0:
+                self.upsamplers.append(nn.Conv2d(cur, cur, 3, padding=1))
+        self.norm_out = nn.GroupNorm(min(norm_groups, cur), cur)
+        self.conv_out = nn.Conv3d(cur, out_channels * s2, (1, 3, 3), padding=(0, 1, 1))
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(
+        self, sample: torch.Tensor, timestep: torch.Tensor | float | int, return_dict: bool = True, **kwargs
+    ) -> VideoDenoiserOutput | tuple[torch.Tensor]:
+        """Predict ε for ``sample`` ``(B, C, F, H, W)`` at ``timestep`` (scalar or ``(B,)``)."""
+        if sample.ndim != 5:
+            raise ValueError(f"TinyVideoUNet expects (batch, channel, frame, height, width); got {tuple(sample.shape)}")
+        levels = len(self.config.block_channels) - 1
+        s2d = int(getattr(self.config, "space_to_depth", 1))
+        div = s2d * 2**levels
+        if sample.shape[-1] % div or sample.shape[-2] % div:
+            raise ValueError(f"height and width must be divisible by {div}; got {tuple(sample.shape[-2:])}")
+        b = sample.shape[0]
+        if s2d > 1:
+            bb, cc, ff, hh, ww = sample.shape
+            folded = F.pixel_unshuffle(sample.transpose(1, 2).reshape(bb * ff, cc, hh, ww), s2d)
+            sample = folded.reshape(bb, ff, -1, hh // s2d, ww // s2d).transpose(1, 2)
+        t = torch.as_tensor(timestep, device=sample.device)
+        if t.ndim == 0:
+            t = t.expand(b)
+        emb = self.time_embed(timestep_embedding(t, self.config.time_embed_dim).to(sample.dtype))
+        h = self.conv_in(sample)
+        skips = [h]
+        for i, blocks in enumerate(self.down):
+            for blk in blocks:
+                h = blk(h, emb)
+                skips.append(h)
+            if i < len(self.downsamplers):
+                h = _spatial(self.downsamplers[i], h)
+                skips.append(h)
+        h = self.mid1(h, emb)
+        if self.mid_attn is not None:
+            h = self.mid_attn(h)
+        h = self.mid2(h, emb)
+        for i, blocks in enumerate(self.up):
+            for blk in blocks:
+                h = blk(torch.cat([h, skips.pop()], dim=1), emb)
+            if i < len(self.upsamplers):
+                bb, c, f, hh, ww = h.shape
+                h = F.interpolate(h, size=(f, hh * 2, ww * 2), mode="nearest")
+                h = _spatial(self.upsamplers[i], h)
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        if s2d > 1:
+            bb, cc, ff, hh, ww = out.shape
+            out = F.pixel_shuffle(out.transpose(1, 2).reshape(bb * ff, cc, hh, ww), s2d)
+            out = out.reshape(bb, ff, -1, hh * s2d, ww * s2d).transpose(1, 2)
+        if not return_dict:
+            return (out,)
+        return VideoDenoiserOutput(sample=out)
+
+
+class GaussianVideoDenoiser(ModelMixin, ConfigMixin):
+    """Exact ε-prediction (posterior mean) for a stationary Gaussian video prior.
+
+    Prior: ``x0 = μ + U y`` per pixel, ``μ`` a constant colour ``(C,)``, ``U`` an orthogonal colour basis
+    ``(C, C)`` and each channel of ``y`` a circular-stationary Gaussian process with power spectrum ``S_c(k)``
+    under the ortho-normalised 3-D FFT over (frame, height, width). Forward process
+    ``z_t = a_t x0 + b_t ε`` with ``a_t = sqrt(ᾱ_t)``, ``b_t = sqrt(1 - ᾱ_t)``. Because ``U`` and the ortho FFT
+    are orthogonal, ``W(k) = FFT(U^T (z_t - a_t μ))(k) = a_t Y(k) + b_t E(k)`` bin by bin and
+
+    ``E[ε | z_t] = U · IFFT( b_t / (a_t^2 S(k) + b_t^2) · W(k) )``,
+    ``E[x0 | z_t] = μ + U · IFFT( a_t S(k) / (a_t^2 S(k) + b_t^2) · W(k) )``.
+
+    Set the prior with :meth:`set_prior` (see :func:`freeinit_lab.pipelines.fit_gaussian_prior`). Buffers are
+    saved by ``save_pretrained``.
+
+    Parameters
+    ----------
+    in_channels : int
+        Colour channels.
+    num_frames, sample_size, width : int
+        The fixed video size ``(frame, height, width)`` the spectrum is defined on (``width`` defaults to
+        ``sample_size``).
+    num_train_timesteps : int
+        Length of the ``alphas_cumprod`` table.
+    """
+
+    @register_to_config
+    def __init__(self, in_channels: int = 3, num_frames: int = 8, sample_size: int = 16, width: int | None = None,
+                 num_train_timesteps: int = 1000):
+        super().__init__()
+        w = sample_size if width is None else width
+        self.register_buffer("mean", torch.zeros(in_channels))
+        self.register_buffer("color_basis", torch.eye(in_channels))
+        self.register_buffer("power", torch.ones(in_channels, num_frames, sample_size, w))
+        self.register_buffer("alphas_cumprod", torch.linspace(0.9999, 0.0047, num_train_timesteps))
+        # a dummy parameter so diffusers can infer device/dtype
+        self._dtype_anchor = nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    def set_prior(self, mean: torch.Tensor, color_basis: torch.Tensor, power: torch.Tensor,
+                  alphas_cumprod: torch.Tensor) -> "GaussianVideoDenoiser":
+        """Install prior parameters (see class docstring); shapes ``(C,)``, ``(C, C)``, ``(C, F, H, W)``, ``(T,)``."""
+        if tuple(power.shape) != tuple(self.power.shape):
+            raise ValueError(f"power spectrum shape {tuple(power.shape)} != model size {tuple(self.power.shape)}")
+        if tuple(alphas_cumprod.shape) != tuple(self.alphas_cumprod.shape):
+            raise ValueError(f"alphas_cumprod has {alphas_cumprod.shape[0]} entries, expected "
+                             f"{self.alphas_cumprod.shape[0]} (num_train_timesteps)")
+        with torch.no_grad():
+            self.mean.copy_(mean)
+            self.color_basis.copy_(color_basis)
+            self.power.copy_(power)
+            self.alphas_cumprod.copy_(alphas_cumprod)
+        return self
+
+    def _coeffs(self, timestep, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        t = torch.as_tensor(timestep, device=device)
+        if t.ndim == 0:
+            t = t.expand(batch)
+        t = t.round().long().clamp(0, self.alphas_cumprod.shape[0] - 1)
+        ab = self.alphas_cumprod.to(device)[t].double().view(-1, 1, 1, 1, 1)
+        return ab.sqrt(), (1 - ab).sqrt()
+
+    def _to_white(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        zc = z.double() - a * self.mean.double().view(1, -1, 1, 1, 1)
+        return torch.fft.fftn(torch.einsum("cd,ncfhw->ndfhw", self.color_basis.double(), zc), dim=(-3, -2, -1),
+                              norm="ortho")
+
+    def _from_white(self, w: torch.Tensor) -> torch.Tensor:
+        y = torch.fft.ifftn(w, dim=(-3, -2, -1), norm="ortho").real
+        return torch.einsum("cd,ndfhw->ncfhw", self.color_basis.double(), y)
+
+    def _check(self, sample: torch.Tensor) -> None:
+        if tuple(sample.shape[1:]) != tuple(self.power.shape):
+            raise ValueError(f"GaussianVideoDenoiser is defined on videos of shape {tuple(self.power.shape)} "
+                             f"(channel, frame, height, width), got {tuple(sample.shape[1:])}; build one for "
+                             "this size with load_analytic_pipeline(num_frames, height, width)")
+
+    def forward(self, sample: torch.Tensor, timestep, return_dict: bool = True, **kwargs):
+        """Exact ``E[ε | z_t = sample]``."""
+        self._check(sample)
+        a, b = self._coeffs(timestep, sample.shape[0], sample.device)
+        S = self.power.double()
+        eps = self._from_white(b / (a * a * S + b * b) * self._to_white(sample, a)).to(sample.dtype)
+        if not return_dict:
+            return (eps,)
+        return VideoDenoiserOutput(sample=eps)
+
+    def predict_x0(self, sample: torch.Tensor, timestep) -> torch.Tensor:
+        """Exact ``E[x0 | z_t = sample]`` (the MMSE / Wiener estimate)."""
+        self._check(sample)
+        a, b = self._coeffs(timestep, sample.shape[0], sample.device)
+        S = self.power.double()
+        x0 = self._from_white(a * S / (a * a * S + b * b) * self._to_white(sample, a))
+        return (x0 + self.mean.double().view(1, -1, 1, 1, 1)).to(sample.dtype)
+
+    def sample_prior(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Exact draws ``x0 ~ prior``, shape ``(batch, C, F, H, W)``."""
+        w = torch.randn((batch, *self.power.shape), generator=generator, dtype=torch.float64)
+        spec = torch.fft.fftn(w, dim=(-3, -2, -1), norm="ortho") * self.power.double().sqrt()
+        x = self._from_white(spec) + self.mean.double().view(1, -1, 1, 1, 1)
+        return x.float()

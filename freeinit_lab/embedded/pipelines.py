@@ -1,0 +1,540 @@
+"""Offline video diffusion pipelines: the embedded trained default and an exact Gaussian-prior reference.
+
+* :class:`TinyVideoPipeline` — an unconditional pixel-space video ``DiffusionPipeline`` (the "VAE" is the
+  identity: latents *are* the video in ``[-1, 1]``, layout ``(batch, channel, frame, height, width)``). It speaks
+  the diffusers video-pipeline dialect the FreeInit engine and the probes rely on: ``latents=``,
+  ``output_type="latent" | "pt" | "np" | "pil"``, ``generator`` (one or a list), ``num_inference_steps``,
+  ``num_videos_per_prompt``, ``callback_on_step_end`` + ``callback_on_step_end_tensor_inputs``,
+  ``return_dict``, ``prepare_latents`` (draws with diffusers' ``randn_tensor`` and scales by
+  ``scheduler.init_noise_sigma``) and an output with ``.frames``.
+* :func:`load_default_pipeline` — the trained :class:`~freeinit_lab.models.TinyVideoUNet` shipped in
+  ``data/default_model/`` (8 frames × 16 × 16 RGB, trained on procedural dead-leaves videos, see
+  ``training_log.json`` there).
+* :func:`load_analytic_pipeline` — the same pipeline around :class:`~freeinit_lab.models.GaussianVideoDenoiser`,
+  the exact MMSE denoiser of a stationary Gaussian video prior whose 3-D power spectrum is fitted to the real
+  clips (:func:`fit_gaussian_prior`). An oracle for tests: its ε-prediction is exact, so any gap it shows is the
+  schedule's, not a model error.
+
+Both use the Stable-Diffusion DDPM schedule (scaled-linear β 0.00085 → 0.012, 1000 training steps) with a DDIM
+sampler by default (:func:`default_scheduler`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DiffusionPipeline
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+
+from .models import GaussianVideoDenoiser, TinyVideoUNet
+from .paths import DATA_DIR
+
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "ChannelNormalizer",
+    "TinyVideoPipeline",
+    "TinyVideoPipelineOutput",
+    "default_scheduler",
+    "load_default_pipeline",
+    "default_training_videos",
+    "load_analytic_pipeline",
+    "fit_gaussian_prior",
+]
+
+#: Folder of the embedded default pipeline (``save_pretrained`` layout).
+DEFAULT_MODEL_DIR = DATA_DIR / "default_model"
+
+
+def default_scheduler(**overrides) -> DDIMScheduler:
+    """DDIM with the Stable-Diffusion training schedule (scaled-linear β 0.00085 → 0.012, 1000 steps).
+
+    ``timestep_spacing="linspace"`` (as in AnimateDiff's examples) makes the first inference timestep 999, the
+    same step FreeInit re-diffuses to. ``clip_sample=False``, ``set_alpha_to_one=False``,
+    ``prediction_type="epsilon"``. Keyword ``overrides`` replace any of these.
+    """
+    cfg = dict(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="linspace",
+        prediction_type="epsilon",
+    )
+    cfg.update(overrides)
+    return DDIMScheduler(**cfg)
+
+
+class ChannelNormalizer(ModelMixin, ConfigMixin):
+    """Per-channel affine map between display videos and the model's unit-variance space (a "VAE" of scale only).
+
+    ``encode(x) = (x − shift_c) / scale_c`` and ``decode(z) = z · scale_c + shift_c`` per channel ``c``, with
+    ``shift`` and ``scale`` the channel means and standard deviations of the training distribution, so that model
+    space has zero mean and unit variance per channel — the role ``vae.config.scaling_factor`` plays for Stable
+    Diffusion latents. Stored in the model folder (``normalizer/``) and applied by :class:`TinyVideoPipeline`.
+
+    Parameters
+    ----------
+    shift, scale : sequence of float
+        One value per channel; ``scale > 0``.
+    """
+
+    @register_to_config
+    def __init__(self, shift: tuple[float, ...] = (0.0, 0.0, 0.0), scale: tuple[float, ...] = (1.0, 1.0, 1.0)):
+        super().__init__()
+        if len(shift) != len(scale) or not len(shift):
+            raise ValueError(f"shift and scale need one value per channel; got {len(shift)} and {len(scale)}")
+        if min(float(v) for v in scale) <= 0 or not all(np.isfinite([*shift, *scale])):
+            raise ValueError(f"scale must be finite and > 0, shift finite; got shift={shift}, scale={scale}")
+        self.register_buffer("shift_c", torch.tensor([float(v) for v in shift]).view(-1, 1, 1, 1), persistent=False)
+        self.register_buffer("scale_c", torch.tensor([float(v) for v in scale]).view(-1, 1, 1, 1), persistent=False)
+        # a parameter-free module still needs one tensor for diffusers' save/load round trip
+        self.register_buffer("format_marker", torch.ones(1), persistent=True)
+
+    @classmethod
+    def fit(cls, videos: torch.Tensor) -> "ChannelNormalizer":
+        """Fit ``shift``/``scale`` to ``(N, C, F, H, W)`` videos: per-channel mean and standard deviation."""
+        if videos.ndim != 5:
+            raise ValueError(f"expected (N, C, F, H, W) videos, got shape {tuple(videos.shape)}")
+        x = videos.double().transpose(0, 1).reshape(videos.shape[1], -1)
+        return cls(shift=tuple(x.mean(1).tolist()), scale=tuple(x.std(1).tolist()))
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.ndim != 5 or x.shape[1] != self.shift_c.shape[0]:
+            raise ValueError(f"expected (batch, {self.shift_c.shape[0]} channels, frame, height, width); "
+                             f"got {tuple(x.shape)}")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Display video → model space, ``(x − shift) / scale``."""
+        self._check(x)
+        return (x - self.shift_c.to(x)) / self.scale_c.to(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Model space → display video, ``z · scale + shift`` (not clipped)."""
+        self._check(z)
+        return z * self.scale_c.to(z) + self.shift_c.to(z)
+
+
+@dataclass
+class TinyVideoPipelineOutput(BaseOutput):
+    """Output of :class:`TinyVideoPipeline`.
+
+    Attributes
+    ----------
+    frames : np.ndarray | torch.Tensor | list
+        ``output_type="np"``: ``(batch, frame, height, width, channel)`` float32 in ``[0, 1]`` (diffusers'
+        video layout); ``"pt"``: ``(batch, frame, channel, height, width)`` in ``[0, 1]``; ``"pil"``: a list of
+        lists of PIL images; ``"latent"``: the final latents ``(batch, channel, frame, height, width)`` in model
+        space (the normalised video when the pipeline has a :class:`ChannelNormalizer`, else pixel values in
+        ``[-1, 1]``; unclipped).
+    """
+
+    frames: Any
+
+
+class TinyVideoPipeline(DiffusionPipeline):
+    """Unconditional pixel-space video diffusion pipeline (identity VAE), diffusers-compatible.
+
+    Parameters
+    ----------
+    unet : TinyVideoUNet or GaussianVideoDenoiser
+        ε-predicting denoiser on ``(batch, channel, frame, height, width)``.
+    scheduler : SchedulerMixin
+        Any diffusers scheduler with ``set_timesteps`` / ``step`` / ``scale_model_input``; DDIM by default.
+    normalizer : ChannelNormalizer, optional
+        Maps model space to display video when decoding (``None``: model space is the display video).
+    default_num_inference_steps : int
+        Steps used when a call does not give ``num_inference_steps`` (the model folder's ``sampler.json``).
+
+    Examples
+    --------
+    >>> pipe = load_default_pipeline()
+    >>> out = pipe(num_inference_steps=25, generator=torch.Generator().manual_seed(0))
+    >>> out.frames.shape
+    (1, 8, 16, 16, 3)
+    """
+
+    model_cpu_offload_seq = "unet"
+    _callback_tensor_inputs = ["latents", "noise_pred", "pred_original_sample"]
+
+    def __init__(self, unet, scheduler, normalizer: ChannelNormalizer | None = None,
+                 default_num_inference_steps: int = 25):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler, normalizer=normalizer)
+        self.default_num_inference_steps = int(default_num_inference_steps)
+
+    # -- diffusers-style properties ---------------------------------------------------------------------------
+    @property
+    def num_timesteps(self) -> int:
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        return getattr(self, "_interrupt", False)
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int, int]:
+        """Default ``(channel, frame, height, width)`` of one video."""
+        c = self.unet.config
+        width = getattr(c, "width", None) or c.sample_size
+        return (c.in_channels, c.num_frames, c.sample_size, width)
+
+    def prepare_latents(
+        self,
+        batch_size: int,
+        num_channels_latents: int,
+        num_frames: int,
+        height: int,
+        width: int,
+        dtype: torch.dtype,
+        device: torch.device | str,
+        generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Initial latents ``(batch, channel, frame, height, width)``.
+
+        Draws ``randn_tensor(shape, generator)`` (one generator per video when a list is given) unless
+        ``latents`` is passed, then multiplies by ``scheduler.init_noise_sigma`` — exactly what diffusers' video
+        pipelines do, so wrappers that capture the initial noise see the same draw.
+        """
+        shape = (batch_size, num_channels_latents, num_frames, height, width)
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(
+                f"got a list of {len(generator)} generators for {batch_size} videos; pass one generator per "
+                "video (batch_size * num_videos_per_prompt) or a single generator"
+            )
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype)
+        else:
+            if tuple(latents.shape) != shape:
+                raise ValueError(f"`latents` has shape {tuple(latents.shape)}, expected {shape}")
+            latents = latents.to(device=device, dtype=dtype)
+        return latents * self.scheduler.init_noise_sigma
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Model space → video ``(batch, frame, channel, height, width)`` in ``[0, 1]``.
+
+        ``x = normalizer.decode(latents)`` (identity without a normalizer), then ``(clip(x, −1, 1) + 1) / 2``.
+        """
+        x = latents.float()
+        norm = getattr(self, "normalizer", None)
+        if norm is not None:
+            x = norm.decode(x)
+        return ((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int | None = None,
+        batch_size: int | None = None,
+        num_videos_per_prompt: int = 1,
+        eta: float = 0.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+        **kwargs,
+    ) -> TinyVideoPipelineOutput | tuple:
+        """Sample videos by DDIM (or the configured scheduler) from Gaussian noise or given ``latents``.
+
+        Parameters
+        ----------
+        prompt : str or list of str, optional
+            Accepted for API compatibility with text-to-video pipelines; the model is unconditional, so only
+            the number of prompts is used (``batch = len(prompt) * num_videos_per_prompt``).
+        num_frames, height, width : int, optional
+            Video size; default: the model's training size (``unet.config``).
+        num_inference_steps : int, optional
+            Denoising steps (default: ``default_num_inference_steps``, the model folder's stored sampler).
+        batch_size : int, optional
+            Number of videos when no prompt list is given (default 1); multiplied by ``num_videos_per_prompt``.
+        eta : float
+            DDIM η (0 = deterministic DDIM).
+        generator : torch.Generator or list of torch.Generator, optional
+            Randomness for the initial noise (and DDIM η > 0); a list gives one generator per video.
+        latents : torch.Tensor, optional
+            Initial latents ``(batch, channel, frame, height, width)`` (then ``generator`` is only used for
+            η > 0). Multiplied by ``scheduler.init_noise_sigma`` like in diffusers.
+        output_type : {"np", "pt", "pil", "latent"}
+            See :class:`TinyVideoPipelineOutput`.
+        return_dict : bool
+            Return a :class:`TinyVideoPipelineOutput` (default) or a tuple ``(frames,)``.
+        callback_on_step_end : callable, optional
+            ``callback(pipe, i, t, callback_kwargs) -> dict`` called after every scheduler step; returned
+            ``"latents"`` replace the current latents (diffusers semantics).
+        callback_on_step_end_tensor_inputs : list of str, optional
+            Names put in ``callback_kwargs``; any of ``"latents"``, ``"noise_pred"``, ``"pred_original_sample"``
+            (default ``["latents"]``).
+
+        Returns
+        -------
+        TinyVideoPipelineOutput or tuple
+        """
+        unknown = set(kwargs) - {"guidance_scale", "negative_prompt", "decode_chunk_size", "cross_attention_kwargs"}
+        if unknown:
+            raise TypeError(f"TinyVideoPipeline.__call__ got unexpected keyword arguments {sorted(unknown)}")
+        if output_type not in ("np", "pt", "pil", "latent"):
+            raise ValueError(f"output_type must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
+        bad = [k for k in tensor_inputs if k not in self._callback_tensor_inputs]
+        if bad:
+            raise ValueError(f"callback_on_step_end_tensor_inputs {bad} not supported; choose from "
+                             f"{self._callback_tensor_inputs}")
+        if num_inference_steps is None:
+            num_inference_steps = self.default_num_inference_steps
+        if int(num_inference_steps) < 1:
+            raise ValueError(f"num_inference_steps must be >= 1; got {num_inference_steps}")
+        c, f0, h0, w0 = self.sample_shape
+        num_frames, height, width = num_frames or f0, height or h0, width or w0
+        if prompt is not None:
+            n = 1 if isinstance(prompt, str) else len(prompt)
+        elif latents is not None and batch_size is None:
+            n = latents.shape[0] // num_videos_per_prompt
+        else:
+            n = 1 if batch_size is None else int(batch_size)
+        batch = n * num_videos_per_prompt
+
+        device = self._execution_device
+        dtype = self.unet.dtype
+        self._interrupt = False
+        latents = self.prepare_latents(batch, c, num_frames, height, width, dtype, device, generator, latents)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
+        step_kwargs = {}
+        if "eta" in self.scheduler.step.__code__.co_varnames:
+            step_kwargs["eta"] = eta
+        if "generator" in self.scheduler.step.__code__.co_varnames:
+            step_kwargs["generator"] = generator
+
+        with self.progress_bar(total=len(timesteps)) as bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                model_in = self.scheduler.scale_model_input(latents, t)
+                noise_pred = self.unet(model_in, t).sample
+                res = self.scheduler.step(noise_pred, t, latents, **step_kwargs)
+                latents = res.prev_sample
+                pred_original_sample = getattr(res, "pred_original_sample", None)
+                if callback_on_step_end is not None:
+                    local = {"latents": latents, "noise_pred": noise_pred,
+                             "pred_original_sample": pred_original_sample}
+                    cb_kwargs = {k: local[k] for k in tensor_inputs}
+                    cb_out = callback_on_step_end(self, i, t, cb_kwargs) or {}
+                    latents = cb_out.pop("latents", latents)
+                bar.update()
+
+        if output_type == "latent":
+            frames = latents
+        else:
+            video = self.decode_latents(latents)
+            if output_type == "pt":
+                frames = video
+            elif output_type == "np":
+                frames = video.permute(0, 1, 3, 4, 2).cpu().numpy()
+            else:
+                from PIL import Image
+
+                arr = (video.permute(0, 1, 3, 4, 2).cpu().numpy() * 255).round().astype(np.uint8)
+                frames = [[Image.fromarray(fr) for fr in vid] for vid in arr]
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (frames,)
+        return TinyVideoPipelineOutput(frames=frames)
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
+
+
+def load_default_pipeline(path: str | Path | None = None, *, progress: bool = False,
+                          scheduler=None) -> TinyVideoPipeline:
+    """Load the embedded trained default pipeline (offline, from ``data/default_model/``) or another such folder.
+
+    A folder holds ``model_index.json``, ``unet/``, ``scheduler/`` and ``training_log.json``; models trained on
+    normalised data also hold ``normalizer/`` (:class:`ChannelNormalizer`), and ``sampler.json`` stores the
+    default sampler's step count (used when a call gives no ``num_inference_steps``).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Pipeline folder (default :data:`DEFAULT_MODEL_DIR`).
+    progress : bool
+        Show the per-call progress bar (off by default).
+    scheduler : SchedulerMixin, optional
+        Replace the stored scheduler (the stored step count still applies unless a call gives its own).
+
+    Returns
+    -------
+    TinyVideoPipeline
+        Unconditional; ``pipe(batch_size=N, generator=g, output_type="latent")`` returns model-space videos in
+        ``.frames``, ``(N, channel, frame, height, width)``; ``output_type="np"`` display RGB.
+    """
+    path = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    if not (path / "model_index.json").exists():
+        raise FileNotFoundError(
+            f"no pipeline at {path} (model_index.json missing). The default model ships in data/default_model/; "
+            "retrain it with `python scripts/train_default_model.py`."
+        )
+    log = _read_json(path / "training_log.json") if (path / "training_log.json").exists() else {}
+    normalizer = None
+    if (path / "normalizer").exists():
+        normalizer = ChannelNormalizer.from_pretrained(path / "normalizer", local_files_only=True,
+                                                       low_cpu_mem_usage=False).eval()
+    elif log.get("normalization", "identity") != "identity":
+        raise FileNotFoundError(
+            f"{path} was trained on normalised data but has no normalizer/ folder, so its samples cannot be "
+            "decoded; export the model again with scripts/train_default_model.py (it writes normalizer/)."
+        )
+    unet = TinyVideoUNet.from_pretrained(path / "unet", local_files_only=True, low_cpu_mem_usage=False).eval()
+    sched = scheduler if scheduler is not None else DDIMScheduler.from_pretrained(path / "scheduler",
+                                                                                 local_files_only=True)
+    sampler = _read_json(path / "sampler.json") if (path / "sampler.json").exists() else {}
+    pipe = TinyVideoPipeline(unet=unet, scheduler=sched, normalizer=normalizer,
+                             default_num_inference_steps=int(sampler.get("num_inference_steps", 25)))
+    pipe.set_progress_bar_config(disable=not progress)
+    return pipe
+
+
+def default_training_videos(n: int, seed: int, *, path: str | Path | None = None) -> torch.Tensor:
+    """``n`` videos from exactly the distribution the default model was trained on, in its model space.
+
+    Reads the folder's ``training_log.json`` (data generator, its version and configuration, video size) and
+    ``normalizer/``, draws ``n`` videos with ``seed`` and encodes them: ``z = (x − shift) / scale`` per channel
+    (identity for a model trained on raw pixels).
+
+    Parameters
+    ----------
+    n : int
+        Number of videos (> 0).
+    seed : int
+        Seed of the generator. Training used seeds ``data_seed_base + step``; evaluation should use seeds far
+        from that range (the toolkit uses ``>= 900_000_000``).
+    path : str or Path, optional
+        Model folder (default :data:`DEFAULT_MODEL_DIR`).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, channel, frame, height, width)`` float32.
+    """
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1; got {n}")
+    path = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    log_path = path / "training_log.json"
+    if not log_path.exists():
+        raise FileNotFoundError(f"{log_path} missing: the model folder must say which data it was trained on")
+    log = _read_json(log_path)
+    gen = log.get("data_generator")
+    f, h, w = int(log["frames"]), int(log["height"]), int(log["width"])
+    if gen == "dead-leaves-v1":
+        from .data import dead_leaves_videos
+
+        x = dead_leaves_videos(int(n), f, h, w, seed=int(seed), config=log.get("data_config"))
+    elif gen is not None and gen.startswith("subjects-"):
+        from .world import subject_videos
+
+        x = subject_videos(int(n), f, h, w, seed=int(seed), config=log.get("data_config"), version=gen)
+    else:
+        raise ValueError(f"{log_path} names data generator {gen!r}, which this freeinit_lab cannot reproduce; "
+                         "known: 'dead-leaves-v1', 'subjects-v1'")
+    if (path / "normalizer").exists():
+        x = ChannelNormalizer.from_pretrained(path / "normalizer", local_files_only=True,
+                                              low_cpu_mem_usage=False).encode(x)
+    elif log.get("normalization", "identity") != "identity":
+        raise FileNotFoundError(f"{path} has no normalizer/ folder but was trained on normalised data")
+    return x
+
+
+# ----------------------------------------------------------------------------------------------------------
+# analytic Gaussian prior
+
+
+def fit_gaussian_prior(videos: torch.Tensor, *, symmetrize: bool = True) -> dict[str, torch.Tensor]:
+    """Fit a stationary Gaussian video prior (per-frequency power spectrum) to videos.
+
+    Model: ``x = μ + U y`` with ``U`` the orthogonal colour PCA basis (``3×3``), ``μ`` a constant colour and
+    each decorrelated channel ``y_c`` a circular-stationary Gaussian process with power spectrum ``S_c(k)``:
+    ``E|Y_c(k)|^2 = S_c(k)`` under the ortho-normalised 3-D FFT over (frame, height, width) (white unit noise has
+    ``S = 1``). ``S`` is the periodogram averaged over the videos (and over their spatial and temporal
+    mirror images when ``symmetrize``).
+
+    Parameters
+    ----------
+    videos : torch.Tensor
+        ``(N, 3, F, H, W)`` in ``[-1, 1]``.
+    symmetrize : bool
+        Average over horizontal/vertical flips and time reversal too (8× the effective sample count).
+
+    Returns
+    -------
+    dict
+        ``mean`` ``(3,)``, ``color_basis`` ``(3, 3)`` (columns = PCA axes), ``power`` ``(3, F, H, W)`` float64.
+    """
+    if videos.ndim != 5:
+        raise ValueError(f"expected (N, C, F, H, W) videos, got shape {tuple(videos.shape)}")
+    x = videos.double()
+    mean = x.mean(dim=(0, 2, 3, 4))
+    flat = (x - mean.view(1, -1, 1, 1, 1)).transpose(0, 1).reshape(x.shape[1], -1)
+    cov = flat @ flat.T / flat.shape[1]
+    _, basis = torch.linalg.eigh(cov)
+    basis = basis.flip(-1)  # largest variance first
+    y = torch.einsum("cd,ncfhw->ndfhw", basis, x - mean.view(1, -1, 1, 1, 1))
+    views = [y]
+    if symmetrize:
+        views = [v.flip(dims) if dims else v for v in [y] for dims in
+                 [(), (-1,), (-2,), (-3,), (-1, -2), (-1, -3), (-2, -3), (-1, -2, -3)]]
+    power = torch.stack([torch.fft.fftn(v, dim=(-3, -2, -1), norm="ortho").abs() ** 2 for v in views])
+    return dict(mean=mean.float(), color_basis=basis.float(), power=power.mean(dim=(0, 1)).float())
+
+
+def load_analytic_pipeline(
+    num_frames: int = 8, height: int = 16, width: int | None = None, *, clips: torch.Tensor | None = None,
+    scheduler=None, progress: bool = False,
+) -> TinyVideoPipeline:
+    """The exact Gaussian-prior reference as a :class:`TinyVideoPipeline`.
+
+    The prior is fitted (:func:`fit_gaussian_prior`, deterministic, milliseconds) to ``clips`` — by default all
+    overlapping 8-frame segments of the stored real clips (:func:`freeinit_lab.data.load_clips` with
+    ``segment_step=1``) at the requested size — and wrapped in :class:`~freeinit_lab.models.GaussianVideoDenoiser`,
+    whose ε-prediction is the exact posterior mean for that prior.
+
+    Parameters
+    ----------
+    num_frames, height, width : int
+        Video size the prior is defined on (the denoiser only accepts this size).
+    clips : torch.Tensor, optional
+        ``(N, 3, F, H, W)`` videos in ``[-1, 1]`` to fit instead of the stored clips.
+    scheduler : SchedulerMixin, optional
+        Default :func:`default_scheduler`.
+    progress : bool
+        Show the progress bar.
+    """
+    width = height if width is None else width
+    if clips is None:
+        from .data import load_clips
+
+        clips = load_clips(num_frames, height, width, segment_step=1)
+    prior = fit_gaussian_prior(clips)
+    sched = scheduler if scheduler is not None else default_scheduler()
+    unet = GaussianVideoDenoiser(num_frames=num_frames, sample_size=height, width=width,
+                                 num_train_timesteps=sched.config.num_train_timesteps)
+    unet.set_prior(prior["mean"], prior["color_basis"], prior["power"], sched.alphas_cumprod)
+    pipe = TinyVideoPipeline(unet=unet.eval(), scheduler=sched)
+    pipe.set_progress_bar_config(disable=not progress)
+    return pipe

@@ -1,0 +1,407 @@
+"""How close are generated videos to reference videos? Band powers, two-sample tests, precision/recall.
+
+:func:`fidelity_report` compares ``samples`` with ``reference`` videos, both ``(video, channel, frame, height,
+width)`` in the same space (model space, or display RGB — the report says which it was given), and reports every
+measure beside its **reference-vs-reference baseline at the same sample size**: the reference is split into two
+disjoint sets, ``A`` (``N`` videos, compared with the ``N`` samples) and ``B`` (``N`` videos, compared with
+``A``), so a number is only meaningful next to what two draws of the data give.
+
+Measures
+--------
+* **Band power** (dB difference per band): spatial power ``P_s(b) = mean |FFT2(x)|² / (H W)`` over the
+  radial spatial-frequency band ``b`` (cycles per pixel, octaves below Nyquist; DC on its own), all frames,
+  channels and videos; temporal power ``P_t(k) = mean |FFT_t(x)|² / F`` at each temporal frequency ``k`` (cycles
+  per frame, ``0 … ½``); reported as ``10 log10(P_samples / P_A)``.
+* **Video features** (:data:`FEATURE_NAMES`, one vector per video): per-channel mean and standard deviation,
+  log power in the spatial and temporal bands, consecutive-frame and first–last-frame cosine similarity of the
+  mean-removed frames, RMS frame difference, mean spatial gradient magnitude, and colourfulness. Standardised
+  with ``A``'s mean and standard deviation.
+* **Classifier two-sample test**: a ridge-regularised logistic regression on the features, ``k``-fold
+  cross-validated; accuracy 0.5 means indistinguishable. Interval: Wilson 95 % for a binomial proportion.
+* **Fréchet distance** of the features: ``|μ₁ − μ₂|² + Tr(Σ₁ + Σ₂ − 2 (Σ₁ Σ₂)^{1/2})``.
+* **k-NN precision and recall** (Kynkäänniemi et al. 2019): precision is the share of samples inside the
+  reference manifold (the union of balls reaching each reference video's ``k``-th nearest reference
+  neighbour), recall the share of reference videos inside the samples' manifold.
+* **Memorisation** (only with ``training=``): each sample's nearest training video (pixel L2 distance, as
+  given) against each held-out reference video's nearest training video; a sample is flagged when it is closer
+  to its nearest training video than the 1st percentile of the reference's nearest distances, scaled by 0.5.
+  ``memorised_fraction`` is the flagged share; the reference's own fraction is the baseline.
+
+:func:`fidelity_gate` checks a report against thresholds (the embedded default's gate by default).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+__all__ = ["FEATURE_NAMES", "FidelityReport", "fidelity_report", "fidelity_gate", "video_features",
+           "spatial_band_power", "temporal_band_power", "min_videos"]
+
+#: Fewest videos per set for the cross-validated classifier and the k-NN manifolds.
+MIN_VIDEOS = 16
+
+
+def min_videos() -> int:
+    """Fewest samples :func:`fidelity_report` accepts (it then needs twice as many reference videos)."""
+    return MIN_VIDEOS
+
+
+def _check_videos(name: str, x) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(np.asarray(x))
+    if x.ndim != 5:
+        raise ValueError(f"{name} must be (video, channel, frame, height, width); got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf values ({int((~torch.isfinite(x)).sum())} of {x.numel()}); "
+                         "pass finite videos")
+    return x.detach().to("cpu", torch.float64)
+
+
+def _spatial_edges(h: int, w: int) -> np.ndarray:
+    """Band edges in cycles per pixel: DC, then octaves up to the corner frequency."""
+    top = math.hypot(0.5, 0.5) + 1e-9
+    lo = 1.0 / max(h, w)
+    edges = [0.0, 0.5 * lo]
+    f = 2 * lo
+    while f < 0.5:
+        edges.append(f)
+        f *= 2
+    edges.append(top)
+    return np.asarray(edges)
+
+
+def spatial_band_power(x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    """Per-video spatial band power ``(video, band)`` and the band edges (cycles per pixel).
+
+    ``P(b) = mean_{bins in b, frames, channels} |FFT2(x)|² / (H W)``; band 0 is the DC bin alone.
+    """
+    n, c, f, h, w = x.shape
+    spec = torch.fft.fft2(x, dim=(-2, -1)).abs() ** 2 / (h * w)
+    fy = torch.fft.fftfreq(h, dtype=x.dtype).view(-1, 1)
+    fx = torch.fft.fftfreq(w, dtype=x.dtype).view(1, -1)
+    r = torch.sqrt(fx**2 + fy**2)
+    edges = _spatial_edges(h, w)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (r >= lo) & (r < hi)
+        out.append(spec[..., m].mean(dim=(1, 2, 3)) if m.any() else torch.full((n,), float("nan"), dtype=x.dtype))
+    return torch.stack(out, dim=1), edges
+
+
+def temporal_band_power(x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    """Per-video temporal power ``(video, k)`` at each frequency ``k/F`` (cycles per frame, ``0 … ½``)."""
+    n, c, f, h, w = x.shape
+    spec = torch.fft.rfft(x, dim=2).abs() ** 2 / f
+    return spec.mean(dim=(1, 3, 4)), np.fft.rfftfreq(f)
+
+
+def _frame_cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a = a - a.mean(dim=(1, 2, 3), keepdim=True)
+    b = b - b.mean(dim=(1, 2, 3), keepdim=True)
+    num = (a * b).sum(dim=(1, 2, 3))
+    return num / (a.flatten(1).norm(dim=1) * b.flatten(1).norm(dim=1)).clamp_min(1e-12)
+
+
+def video_features(x: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+    """One feature vector per video (see the module docstring) and the feature names."""
+    x = _check_videos("videos", x)
+    n, c, f, h, w = x.shape
+    feats, names = [], []
+    mean = x.mean(dim=(2, 3, 4))
+    std = x.std(dim=(2, 3, 4))
+    feats += [mean, std]
+    names += [f"mean_c{i}" for i in range(c)] + [f"std_c{i}" for i in range(c)]
+    ps, _ = spatial_band_power(x)
+    feats.append(10 * torch.log10(ps.clamp_min(1e-20)))
+    names += [f"spatial_power_db_b{i}" for i in range(ps.shape[1])]
+    pt, _ = temporal_band_power(x)
+    feats.append(10 * torch.log10(pt.clamp_min(1e-20)))
+    names += [f"temporal_power_db_k{i}" for i in range(pt.shape[1])]
+    frames = x.transpose(1, 2)  # (n, f, c, h, w)
+    if f > 1:
+        cons = torch.stack([_frame_cos(frames[:, i], frames[:, i + 1]) for i in range(f - 1)], 1).mean(1)
+        ends = _frame_cos(frames[:, 0], frames[:, -1])
+        diff = (frames[:, 1:] - frames[:, :-1]).pow(2).mean(dim=(1, 2, 3, 4)).sqrt()
+    else:
+        cons = ends = diff = torch.zeros(n, dtype=x.dtype)
+    gy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(1, 2, 3, 4))
+    gx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3, 4))
+    if c >= 3:
+        rg = x[:, 0] - x[:, 1]
+        yb = 0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]
+        colorful = (rg.std(dim=(1, 2, 3)) ** 2 + yb.std(dim=(1, 2, 3)) ** 2).sqrt()
+    else:
+        colorful = torch.zeros(n, dtype=x.dtype)
+    feats.append(torch.stack([cons, ends, diff, gx + gy, colorful], dim=1))
+    names += ["consecutive_cosine", "first_last_cosine", "rms_frame_difference", "mean_gradient", "colourfulness"]
+    return torch.cat(feats, dim=1), names
+
+
+#: Names of :func:`video_features` for RGB videos of 16 frames (band counts depend on the size).
+FEATURE_NAMES = ("mean_c*", "std_c*", "spatial_power_db_b*", "temporal_power_db_k*", "consecutive_cosine",
+                 "first_last_cosine", "rms_frame_difference", "mean_gradient", "colourfulness")
+
+
+def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return mid - half, mid + half
+
+
+def _logistic_cv_accuracy(fa: torch.Tensor, fb: torch.Tensor, folds: int, ridge: float, seed: int) -> tuple[int, int]:
+    """Correct predictions and total of a k-fold cross-validated ridge logistic regression (a vs b)."""
+    x = torch.cat([fa, fb]).double()
+    y = torch.cat([torch.zeros(len(fa)), torch.ones(len(fb))]).double()
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(x), generator=g)
+    correct = 0
+    for k in range(folds):
+        test = perm[k::folds]
+        train = torch.ones(len(x), dtype=torch.bool)
+        train[test] = False
+        xt, yt = x[train], y[train]
+        mu, sd = xt.mean(0), xt.std(0).clamp_min(1e-9)
+        xt = (xt - mu) / sd
+        xs = (x[test] - mu) / sd
+        wts = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([wts], max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            logits = xt @ wts[:-1] + wts[-1]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, yt) + ridge * (wts[:-1] ** 2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            pred = ((xs @ wts[:-1] + wts[-1]) > 0).double()
+        correct += int((pred == y[test]).sum())
+    return correct, len(x)
+
+
+def _frechet(fa: np.ndarray, fb: np.ndarray) -> float:
+    from scipy import linalg
+
+    mu = fa.mean(0) - fb.mean(0)
+    ca, cb = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
+    covmean, _ = linalg.sqrtm(ca @ cb, disp=False)
+    covmean = np.real(covmean)
+    return float(mu @ mu + np.trace(ca + cb - 2 * covmean))
+
+
+def _knn_radii(f: torch.Tensor, k: int) -> torch.Tensor:
+    d = torch.cdist(f, f)
+    return d.kthvalue(k + 1, dim=1).values  # k-th neighbour other than itself
+
+
+def _precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int) -> tuple[float, float]:
+    rr, rf = _knn_radii(real, k), _knn_radii(fake, k)
+    d = torch.cdist(fake, real)  # (n_fake, n_real)
+    precision = (d <= rr[None, :]).any(dim=1).double().mean().item()
+    recall = (d.T <= rf[None, :]).any(dim=1).double().mean().item()
+    return precision, recall
+
+
+@dataclass
+class FidelityReport:
+    """Result of :func:`fidelity_report`: each measure for samples vs reference ``A`` and for ``B`` vs ``A``.
+
+    Attributes
+    ----------
+    num_videos : int
+        Videos per compared set (``N``).
+    space : str
+        What the videos were (as the caller described them), e.g. ``"model space (unit-variance)"``.
+    spatial_db, spatial_db_baseline : numpy.ndarray
+        ``10 log10(P_samples / P_A)`` and ``10 log10(P_B / P_A)`` per spatial band (dB); ``spatial_edges`` in
+        cycles per pixel (band 0 = DC).
+    temporal_db, temporal_db_baseline : numpy.ndarray
+        The same per temporal frequency; ``temporal_freqs`` in cycles per frame.
+    accuracy, accuracy_low, accuracy_high, accuracy_baseline : float
+        Cross-validated two-sample classifier accuracy with its Wilson 95 % interval; the baseline is ``B`` vs
+        ``A`` at the same size.
+    frechet, frechet_baseline : float
+        Fréchet distance of the standardised features.
+    precision, recall, precision_baseline, recall_baseline : float
+        k-NN precision and recall.
+    memorised_fraction, memorised_fraction_baseline : float or None
+        Share of samples (of ``B``) flagged as near-copies of a training video; ``None`` without ``training``.
+    nn_distance_ratio : float or None
+        Median nearest-training distance of the samples over that of ``B``.
+    """
+
+    num_videos: int
+    space: str
+    spatial_edges: np.ndarray
+    spatial_db: np.ndarray
+    spatial_db_baseline: np.ndarray
+    temporal_freqs: np.ndarray
+    temporal_db: np.ndarray
+    temporal_db_baseline: np.ndarray
+    accuracy: float
+    accuracy_low: float
+    accuracy_high: float
+    accuracy_baseline: float
+    frechet: float
+    frechet_baseline: float
+    precision: float
+    recall: float
+    precision_baseline: float
+    recall_baseline: float
+    knn_k: int
+    memorised_fraction: float | None = None
+    memorised_fraction_baseline: float | None = None
+    nn_distance_ratio: float | None = None
+    feature_names: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready values."""
+        out = {}
+        for k, v in self.__dict__.items():
+            out[k] = v.tolist() if isinstance(v, np.ndarray) else v
+        return out
+
+    def summary(self) -> str:
+        """A few lines a reader can check against the gate."""
+        lines = [
+            f"fidelity of {self.num_videos} samples vs {self.num_videos} reference videos ({self.space}); "
+            "baseline = reference vs reference at the same size",
+            f"  two-sample accuracy {self.accuracy:.3f} [{self.accuracy_low:.3f}, {self.accuracy_high:.3f}] "
+            f"(baseline {self.accuracy_baseline:.3f})",
+            f"  Fréchet distance {self.frechet:.3f} (baseline {self.frechet_baseline:.3f})",
+            f"  k-NN precision {self.precision:.3f} / recall {self.recall:.3f} "
+            f"(baseline {self.precision_baseline:.3f} / {self.recall_baseline:.3f}, k={self.knn_k})",
+            "  spatial band power, dB vs reference: " + " ".join(f"{v:+.2f}" for v in self.spatial_db)
+            + "  (baseline " + " ".join(f"{v:+.2f}" for v in self.spatial_db_baseline) + ")",
+            "  temporal band power, dB vs reference: " + " ".join(f"{v:+.2f}" for v in self.temporal_db)
+            + "  (baseline " + " ".join(f"{v:+.2f}" for v in self.temporal_db_baseline) + ")",
+        ]
+        if self.memorised_fraction is not None:
+            lines.append(f"  memorised fraction {self.memorised_fraction:.3f} (baseline "
+                         f"{self.memorised_fraction_baseline:.3f}); nearest-training distance ratio "
+                         f"{self.nn_distance_ratio:.3f}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+
+def fidelity_report(samples, reference, *, training=None, space: str = "as given", knn_k: int = 3,
+                    folds: int = 5, ridge: float = 1e-2, seed: int = 0) -> FidelityReport:
+    """Compare generated videos with reference videos; every measure beside its reference-vs-reference baseline.
+
+    Parameters
+    ----------
+    samples : torch.Tensor or array
+        ``(N, channel, frame, height, width)`` generated videos, ``N >= 16``.
+    reference : torch.Tensor or array
+        ``(M, channel, frame, height, width)`` reference videos of the same channel/frame/height/width in the
+        same space, ``M >= 2 N``: the first ``N`` form ``A`` (compared with the samples), the next ``N`` form
+        ``B`` (the baseline, compared with ``A``).
+    training : torch.Tensor or array, optional
+        Videos the model was trained on, for the memorisation check (any number ``>= 1``).
+    space : str
+        Description of the space the videos are in, written into the report (e.g. ``"model space"``).
+    knn_k : int
+        Neighbourhood size of the k-NN manifolds.
+    folds : int
+        Cross-validation folds of the classifier.
+    ridge : float
+        L2 penalty of the logistic regression (on standardised features).
+    seed : int
+        Seed of the fold assignment.
+
+    Returns
+    -------
+    FidelityReport
+    """
+    s = _check_videos("samples", samples)
+    r = _check_videos("reference", reference)
+    if s.shape[1:] != r.shape[1:]:
+        raise ValueError(f"samples {tuple(s.shape[1:])} and reference {tuple(r.shape[1:])} differ in "
+                         "(channel, frame, height, width); compare videos of one size in one space")
+    n = s.shape[0]
+    if n < MIN_VIDEOS:
+        raise ValueError(f"fidelity_report needs at least {MIN_VIDEOS} samples for its cross-validated "
+                         f"classifier and k-NN manifolds; got {n}")
+    if r.shape[0] < 2 * n:
+        raise ValueError(f"fidelity_report needs at least 2 × {n} = {2 * n} reference videos (two disjoint sets "
+                         f"of {n}: one compared with the samples, one for the baseline); got {r.shape[0]}")
+    if not 1 <= knn_k < n - 1:
+        raise ValueError(f"knn_k must be in [1, {n - 2}]; got {knn_k}")
+    if training is not None:
+        tr = _check_videos("training", training)
+        if tr.shape[1:] != s.shape[1:]:
+            raise ValueError(f"training videos {tuple(tr.shape[1:])} differ in size from samples "
+                             f"{tuple(s.shape[1:])}")
+    a, b = r[:n], r[n:2 * n]
+
+    ps, edges = spatial_band_power(s)
+    pa, _ = spatial_band_power(a)
+    pb, _ = spatial_band_power(b)
+    ts, freqs = temporal_band_power(s)
+    ta, _ = temporal_band_power(a)
+    tb, _ = temporal_band_power(b)
+
+    def db(p, q):
+        return (10 * torch.log10(p.mean(0) / q.mean(0))).numpy()
+
+    fs, names = video_features(s)
+    fa, _ = video_features(a)
+    fb, _ = video_features(b)
+    mu, sd = fa.mean(0), fa.std(0).clamp_min(1e-9)
+    zs, za, zb = (fs - mu) / sd, (fa - mu) / sd, (fb - mu) / sd
+    ok, tot = _logistic_cv_accuracy(zs, za, folds, ridge, seed)
+    ok_b, tot_b = _logistic_cv_accuracy(zb, za, folds, ridge, seed)
+    lo, hi = _wilson(ok, tot)
+    prec, rec = _precision_recall(za, zs, knn_k)
+    prec_b, rec_b = _precision_recall(za, zb, knn_k)
+    mem = mem_b = ratio = None
+    if training is not None:
+        ds = torch.cdist(s.flatten(1), tr.flatten(1)).min(dim=1).values
+        dbb = torch.cdist(b.flatten(1), tr.flatten(1)).min(dim=1).values
+        thr = 0.5 * torch.quantile(dbb, 0.01)
+        mem = float((ds < thr).double().mean())
+        mem_b = float((dbb < thr).double().mean())
+        ratio = float(ds.median() / dbb.median().clamp_min(1e-12))
+    return FidelityReport(
+        num_videos=n, space=space, spatial_edges=edges, spatial_db=db(ps, pa), spatial_db_baseline=db(pb, pa),
+        temporal_freqs=freqs, temporal_db=db(ts, ta), temporal_db_baseline=db(tb, ta),
+        accuracy=ok / tot, accuracy_low=lo, accuracy_high=hi, accuracy_baseline=ok_b / tot_b,
+        frechet=_frechet(zs.numpy(), za.numpy()), frechet_baseline=_frechet(zb.numpy(), za.numpy()),
+        precision=prec, recall=rec, precision_baseline=prec_b, recall_baseline=rec_b, knn_k=knn_k,
+        memorised_fraction=mem, memorised_fraction_baseline=mem_b, nn_distance_ratio=ratio,
+        feature_names=names,
+    )
+
+
+def fidelity_gate(report: FidelityReport, *, max_accuracy: float = 0.70, max_abs_db: float = 1.5,
+                  min_precision: float = 0.6, min_recall: float = 0.6, max_memorised: float = 0.0) -> dict:
+    """Check a report against thresholds (defaults: the embedded default model's gate).
+
+    Returns a dict ``{criterion: (passed, value, threshold)}`` plus ``"passed"`` (all of them). The memorisation
+    criterion is only checked when the report has one.
+    """
+    spatial = float(np.nanmax(np.abs(report.spatial_db)))
+    temporal = float(np.nanmax(np.abs(report.temporal_db)))
+    out = {
+        "two_sample_accuracy": (report.accuracy <= max_accuracy, report.accuracy, max_accuracy),
+        "spatial_band_power_db": (spatial <= max_abs_db, spatial, max_abs_db),
+        "temporal_band_power_db": (temporal <= max_abs_db, temporal, max_abs_db),
+        "precision": (report.precision >= min_precision, report.precision, min_precision),
+        "recall": (report.recall >= min_recall, report.recall, min_recall),
+    }
+    if report.memorised_fraction is not None:
+        out["memorisation"] = (report.memorised_fraction <= max_memorised, report.memorised_fraction,
+                               max_memorised)
+    out["passed"] = all(v[0] for v in out.values())
+    return out

@@ -1,0 +1,339 @@
+"""Latent layouts of diffusers video pipelines: one small, documented adapter table keyed by pipeline class.
+
+Video pipelines disagree on where the frame axis of a latent lives. The AnimateDiff family, ModelScope
+(``TextToVideoSDPipeline``), Wan, HunyuanVideo, Mochi and Latte use (batch, channel, frame, height, width);
+CogVideoX and Stable Video Diffusion use (batch, frame, channel, height, width). freeinit_lab works in the
+canonical order ``VIDEO_DIMS = ("batch", "channel", "frame", "height", "width")`` (spectral kernels transform
+the last three axes), so every pipeline latent is permuted once, on capture, by its :class:`LatentLayout`, and
+permuted back before it is handed to the pipeline again.
+
+A layout also says which attribute holds the denoiser (to count or time its evaluations), which holds the
+scheduler, and how the final clean latent can be captured while the pipeline decodes it (so a run that must
+return decoded frames needs no second pass and no decoder of our own):
+
+``"decode_latents"``
+    the pipeline passes the final latent as the first argument of ``pipe.decode_latents`` (AnimateDiff,
+    ModelScope, SVD); exact even when a ``callback_on_step_end`` edits the latent after the last step.
+``"scheduler_step"``
+    the final latent is the sample returned by the last ``pipe.scheduler.step`` call of the run (pipelines
+    that decode inline, or that trim the latent before decoding, like CogVideoX 1.5's padding frames).
+
+The table
+---------
+======================================  ====================================  ===========  ================  ======
+pipeline class                          latent dims                           denoiser     final latent      tested
+======================================  ====================================  ===========  ================  ======
+AnimateDiffPipeline                     batch, channel, frame, height, width  unet         decode_latents    yes
+AnimateDiffSDXLPipeline                 batch, channel, frame, height, width  unet         decode_latents    no
+AnimateDiffControlNetPipeline           batch, channel, frame, height, width  unet         decode_latents    no
+AnimateDiffSparseControlNetPipeline     batch, channel, frame, height, width  unet         decode_latents    no
+AnimateDiffPAGPipeline                  batch, channel, frame, height, width  unet         decode_latents    no
+TextToVideoSDPipeline                   batch, channel, frame, height, width  unet         decode_latents    yes
+CogVideoXPipeline                       batch, frame, channel, height, width  transformer  scheduler_step    yes
+StableVideoDiffusionPipeline            batch, frame, channel, height, width  unet         decode_latents    no
+WanPipeline                             batch, channel, frame, height, width  transformer  scheduler_step    yes
+HunyuanVideoPipeline                    batch, channel, frame, height, width  transformer  scheduler_step    no
+MochiPipeline                           batch, channel, frame, height, width  transformer  scheduler_step    no
+TinyVideoPipeline                       batch, channel, frame, height, width  unet         decode_latents    no
+======================================  ====================================  ===========  ================  ======
+
+``TinyVideoPipeline`` is freeinit_lab's embedded default (:func:`freeinit_lab.load_default_pipeline`).
+"tested" means freeinit_lab's test suite runs that class (a tiny random-weight build); the other rows were
+read from diffusers 0.42's source. Pipelines whose ``latents=`` argument is not the initial noise (video-to-video,
+image-to-video pipelines that concatenate image latents inside ``prepare_latents``) or that pack latents into
+token sequences (LTX-Video) are deliberately absent.
+
+Registering your own pipeline
+-----------------------------
+>>> from freeinit_lab.hooks.layouts import LatentLayout, register_layout
+>>> register_layout("MyVideoPipeline", LatentLayout(
+...     dims=("batch", "frame", "channel", "height", "width"), denoiser="transformer",
+...     final_latent="scheduler_step"))  # doctest: +SKIP
+
+A subclass of a registered pipeline class uses its parent's layout unless it is registered itself.
+"""
+
+from __future__ import annotations
+
+import functools
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Literal
+
+import torch
+
+from freeinit_lab.core.dims import VIDEO_DIMS as _VIDEO_DIMS
+
+__all__ = [
+    "LatentLayout",
+    "LAYOUTS",
+    "register_layout",
+    "get_layout",
+    "UnknownPipelineError",
+    "patch_attribute",
+    "capture_final_latent",
+]
+
+FinalLatent = Literal["decode_latents", "scheduler_step"]
+
+
+class UnknownPipelineError(KeyError, ValueError):
+    """No latent layout is registered for a pipeline class (or any of its base classes)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class LatentLayout:
+    """How one pipeline class lays out its latents and where its parts live.
+
+    Parameters
+    ----------
+    dims : tuple of str
+        The pipeline's latent axes in tensor order: a permutation of
+        ``("batch", "channel", "frame", "height", "width")``.
+    denoiser : str or tuple of str
+        Attribute name(s) of the denoiser module(s) (``"unet"``, ``"transformer"``; Wan 2.2 has a second expert
+        ``"transformer_2"``). Missing or ``None`` attributes are skipped.
+    scheduler : str
+        Attribute name of the scheduler.
+    final_latent : {"decode_latents", "scheduler_step"}
+        How to capture the final clean latent while the pipeline decodes (see the module docstring).
+    note : str
+        Free text shown in error messages and docs.
+    """
+
+    dims: tuple[str, ...] = _VIDEO_DIMS
+    denoiser: str | tuple[str, ...] = "unet"
+    scheduler: str = "scheduler"
+    final_latent: FinalLatent = "decode_latents"
+    note: str = ""
+    _to_canonical: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _from_canonical: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        dims = tuple(self.dims)
+        if sorted(dims) != sorted(_VIDEO_DIMS) or len(dims) != len(_VIDEO_DIMS):
+            raise ValueError(
+                f"LatentLayout.dims must be a permutation of {_VIDEO_DIMS}, got {dims}. Name each axis of the "
+                "pipeline's latent tensor, in order."
+            )
+        if self.final_latent not in ("decode_latents", "scheduler_step"):
+            raise ValueError(
+                f"LatentLayout.final_latent must be 'decode_latents' or 'scheduler_step', got {self.final_latent!r}."
+            )
+        object.__setattr__(self, "dims", dims)
+        object.__setattr__(self, "_to_canonical", tuple(dims.index(d) for d in _VIDEO_DIMS))
+        object.__setattr__(self, "_from_canonical", tuple(_VIDEO_DIMS.index(d) for d in dims))
+
+    @property
+    def is_canonical(self) -> bool:
+        """Whether the pipeline already uses (batch, channel, frame, height, width)."""
+        return self.dims == _VIDEO_DIMS
+
+    @property
+    def denoisers(self) -> tuple[str, ...]:
+        """The denoiser attribute names as a tuple."""
+        return (self.denoiser,) if isinstance(self.denoiser, str) else tuple(self.denoiser)
+
+    def to_canonical(self, x: torch.Tensor) -> torch.Tensor:
+        """Permute a pipeline latent to (batch, channel, frame, height, width) (a view, no copy)."""
+        self._check_ndim(x)
+        return x if self.is_canonical else x.permute(self._to_canonical)
+
+    def from_canonical(self, x: torch.Tensor) -> torch.Tensor:
+        """Permute a canonical (batch, channel, frame, height, width) latent to the pipeline's order (contiguous)."""
+        self._check_ndim(x)
+        return x if self.is_canonical else x.permute(self._from_canonical).contiguous()
+
+    def canonical_shape(self, shape: tuple[int, ...] | torch.Size) -> tuple[int, ...]:
+        """The canonical shape of a latent with pipeline-order ``shape``."""
+        return tuple(int(shape[i]) for i in self._to_canonical)
+
+    def batch_axis(self) -> int:
+        """Position of the batch axis in the pipeline's tensor order."""
+        return self.dims.index("batch")
+
+    def get_scheduler(self, pipe: Any) -> Any:
+        """The pipeline's scheduler (``getattr(pipe, self.scheduler)``), with an error naming the attribute."""
+        sched = getattr(pipe, self.scheduler, None)
+        if sched is None:
+            raise AttributeError(
+                f"{type(pipe).__name__} has no scheduler at attribute {self.scheduler!r}; fix the layout's "
+                "`scheduler` field via freeinit_lab.register_layout."
+            )
+        return sched
+
+    def get_denoisers(self, pipe: Any) -> list[torch.nn.Module]:
+        """The pipeline's denoiser modules that are present (``None`` components are skipped)."""
+        mods = [getattr(pipe, name, None) for name in self.denoisers]
+        mods = [m for m in mods if isinstance(m, torch.nn.Module)]
+        if not mods:
+            raise AttributeError(
+                f"{type(pipe).__name__} has no denoiser module at {self.denoisers}; fix the layout's `denoiser` "
+                "field via freeinit_lab.register_layout."
+            )
+        return mods
+
+    def _check_ndim(self, x: torch.Tensor) -> None:
+        if x.ndim != len(self.dims):
+            raise ValueError(f"Expected a {len(self.dims)}-D latent {self.dims}, got shape {tuple(x.shape)}.")
+
+
+_BCFHW = ("batch", "channel", "frame", "height", "width")
+_BFCHW = ("batch", "frame", "channel", "height", "width")
+
+#: The adapter table, keyed by pipeline class name. Extend it with :func:`register_layout`.
+LAYOUTS: dict[str, LatentLayout] = {
+    "AnimateDiffPipeline": LatentLayout(_BCFHW, "unet", final_latent="decode_latents", note="tested"),
+    "AnimateDiffSDXLPipeline": LatentLayout(_BCFHW, "unet", final_latent="decode_latents"),
+    "AnimateDiffControlNetPipeline": LatentLayout(_BCFHW, "unet", final_latent="decode_latents"),
+    "AnimateDiffSparseControlNetPipeline": LatentLayout(_BCFHW, "unet", final_latent="decode_latents"),
+    "AnimateDiffPAGPipeline": LatentLayout(_BCFHW, "unet", final_latent="decode_latents"),
+    "TextToVideoSDPipeline": LatentLayout(_BCFHW, "unet", final_latent="decode_latents", note="tested"),
+    "CogVideoXPipeline": LatentLayout(
+        _BFCHW,
+        "transformer",
+        final_latent="scheduler_step",
+        note="tested; CogVideoX 1.5 pads latent frames, which decode_latents would not see",
+    ),
+    "StableVideoDiffusionPipeline": LatentLayout(_BFCHW, "unet", final_latent="decode_latents"),
+    "WanPipeline": LatentLayout(
+        _BCFHW, ("transformer", "transformer_2"), final_latent="scheduler_step", note="tested; Wan 2.2 has two experts"
+    ),
+    "HunyuanVideoPipeline": LatentLayout(_BCFHW, "transformer", final_latent="scheduler_step"),
+    "MochiPipeline": LatentLayout(_BCFHW, "transformer", final_latent="scheduler_step"),
+    "TinyVideoPipeline": LatentLayout(_BCFHW, "unet", final_latent="decode_latents", note="embedded default"),
+}
+
+
+def register_layout(pipeline_class: type | str, layout: LatentLayout, *, overwrite: bool = False) -> None:
+    """Add a pipeline class to the adapter table.
+
+    Parameters
+    ----------
+    pipeline_class : type or str
+        The pipeline class or its ``__name__``.
+    layout : LatentLayout
+        Its latent layout and component names.
+    overwrite : bool
+        Replace an existing entry; without it re-registering a known class raises, so a typo cannot silently
+        change a built-in adapter.
+    """
+    if not isinstance(layout, LatentLayout):
+        raise TypeError(f"layout must be a freeinit_lab.layouts.LatentLayout, got {type(layout).__name__}.")
+    name = pipeline_class if isinstance(pipeline_class, str) else pipeline_class.__name__
+    if name in LAYOUTS and not overwrite and LAYOUTS[name] != layout:
+        raise ValueError(f"{name} already has a layout ({LAYOUTS[name]}); pass overwrite=True to replace it.")
+    LAYOUTS[name] = layout
+
+
+def get_layout(pipe: Any) -> LatentLayout:
+    """The :class:`LatentLayout` of a pipeline instance or class (its own entry, else its nearest base class's).
+
+    Raises
+    ------
+    UnknownPipelineError
+        If neither the class nor any base class is registered; the message shows how to register one.
+    """
+    cls = pipe if isinstance(pipe, type) else type(pipe)
+    for klass in cls.__mro__:
+        if klass.__name__ in LAYOUTS:
+            return LAYOUTS[klass.__name__]
+    raise UnknownPipelineError(
+        f"freeinit_lab has no latent layout for {cls.__name__}. Known pipelines: {', '.join(sorted(LAYOUTS))}. "
+        "If its `latents=` argument is the initial Gaussian noise, register it, e.g.\n"
+        "    from freeinit_lab.hooks.layouts import LatentLayout, register_layout\n"
+        f"    register_layout({cls.__name__!r}, LatentLayout(dims=('batch', 'channel', 'frame', 'height', "
+        "'width'), denoiser='unet', final_latent='scheduler_step'))\n"
+        "with `dims` naming the axes of the pipeline's latent tensor in order (CogVideoX-style pipelines use "
+        "('batch', 'frame', 'channel', 'height', 'width')) and `denoiser` the attribute holding the UNet or "
+        "transformer."
+    )
+
+
+@contextmanager
+def patch_attribute(obj: Any, name: str, make_wrapper: Callable[[Callable], Callable]) -> Iterator[None]:
+    """Temporarily replace ``obj.name`` by ``make_wrapper(original)`` as an *instance* attribute.
+
+    The class is never touched, other instances are unaffected, and the previous state (including an instance
+    attribute someone else installed) is restored in ``finally``, whatever happens inside the block.
+    """
+    original = getattr(obj, name)
+    own = vars(obj)
+    had_instance_attr = name in own
+    previous = own.get(name)
+    setattr(obj, name, make_wrapper(original))
+    try:
+        yield
+    finally:
+        if had_instance_attr:
+            setattr(obj, name, previous)
+        else:
+            try:
+                delattr(obj, name)
+            except AttributeError:  # pragma: no cover - removed by someone else
+                pass
+
+
+def _first_tensor(out: Any) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    if hasattr(out, "prev_sample"):
+        return out.prev_sample
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    raise TypeError(f"Cannot find the sample in a scheduler output of type {type(out).__name__}.")
+
+
+@contextmanager
+def capture_final_latent(pipe: Any, layout: LatentLayout | None = None) -> Iterator[dict[str, Any]]:
+    """Record the final clean latent of the pipeline call(s) made inside the block, without changing them.
+
+    Yields a dict whose ``"latent"`` entry holds, after a call, a clone of the latent the pipeline would return
+    with ``output_type="latent"`` (in the pipeline's own axis order), captured the way ``layout.final_latent``
+    says. ``"latent"`` stays ``None`` when nothing was captured (``"decode_latents"`` with
+    ``output_type="latent"``: use the returned tensor then).
+
+    Examples
+    --------
+    >>> with capture_final_latent(pipe) as cap:  # doctest: +SKIP
+    ...     frames = pipe(prompt, output_type="np").frames
+    >>> cap["latent"].shape  # doctest: +SKIP
+    """
+    layout = get_layout(pipe) if layout is None else layout
+    record: dict[str, Any] = {"latent": None}
+
+    if layout.final_latent == "decode_latents":
+        if not callable(getattr(pipe, "decode_latents", None)):
+            raise AttributeError(
+                f"{type(pipe).__name__} has no decode_latents method; register its layout with "
+                "final_latent='scheduler_step'."
+            )
+
+        def make_wrapper(original: Callable) -> Callable:
+            @functools.wraps(original)
+            def decode_latents(*args: Any, **kwargs: Any) -> Any:
+                latent = args[0] if args else kwargs["latents"]
+                record["latent"] = latent.detach().clone()
+                return original(*args, **kwargs)
+
+            return decode_latents
+
+        with patch_attribute(pipe, "decode_latents", make_wrapper):
+            yield record
+    else:
+        scheduler = layout.get_scheduler(pipe)
+
+        def make_wrapper(original: Callable) -> Callable:
+            @functools.wraps(original)
+            def step(*args: Any, **kwargs: Any) -> Any:
+                out = original(*args, **kwargs)
+                record["latent"] = _first_tensor(out).detach().clone()
+                return out
+
+            return step
+
+        with patch_attribute(scheduler, "step", make_wrapper):
+            yield record

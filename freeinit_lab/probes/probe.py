@@ -1,0 +1,1303 @@
+"""Probes: record every denoising step of an unmodified diffusers video pipeline as labelled xarray data.
+
+>>> with LatentProbe(pipe, capture=("latents", "x0_pred")) as probe:  # doctest: +SKIP
+...     pipe("a cat", num_inference_steps=25, generator=torch.Generator().manual_seed(0))
+>>> ds = probe.to_xarray()  # doctest: +SKIP
+
+Capture sites
+-------------
+Every site has one stable name; it keys the variable of the record (TransformerLens style).
+
+``"latents"``
+    The latent the pipeline continues with after the scheduler step of step ``i``: ``z_{t_{i+1}}``, or the
+    final clean latent after the last step. Where the pipeline has ``callback_on_step_end`` this is the latent
+    *after* a user callback passed to the call (what the pipeline really continues with).
+``"latents_in"``
+    The sample the scheduler step received: ``z_{t_i}`` at the step's own ``timestep`` (step 0 holds the
+    initial noise ``z_T`` of each pass).
+``"x0_pred"``
+    The model's prediction of the clean latent at step ``i``: the scheduler's ``pred_original_sample`` when its
+    output has one, else computed from the schedule (``z_t = a_t z_0 + b_t eps``) and the model output for
+    ``prediction_type`` epsilon (``(z - b eps) / a``), v (``a z - b v``), sample, or flow matching
+    (``z - sigma v``).
+``"model_output"``
+    The (guided) model output handed to the scheduler step (noise, v or velocity prediction).
+
+How it observes
+---------------
+While the ``with`` block is open the probe
+
+* wraps ``pipe.scheduler.step`` and ``pipe.scheduler.set_timesteps`` (instance attributes, signatures kept so
+  pipelines that inspect them behave the same);
+* swaps ``pipe.__class__`` for a subclass of the same name that (a) adds its own ``callback_on_step_end`` to
+  each call, chained with the caller's callback, which is still called with the same arguments and whose return
+  value is still honoured, for pipelines that have one (``TextToVideoSDPipeline`` has not: the step wrapper
+  alone records there), (b) wraps ``prepare_latents`` to learn the latent shape and check the ``max_bytes``
+  budget before the first denoising step, and (c) wraps diffusers' ``_apply_free_init`` to tag FreeInit
+  iterations explicitly.
+
+Everything is removed in ``__exit__`` (a ``finally``), also when the call raises. Nothing is changed in the
+tensors the pipeline sees: outputs are bit-identical with and without a probe.
+
+Iterations
+----------
+Dim ``iteration`` counts *sampling passes* in the order they ran. A new pass starts when (any of) a pipeline
+call starts, diffusers' FreeInit or :func:`mark_iteration` announces one, ``scheduler.set_timesteps`` is called
+after steps were recorded, the callback's step index restarts, or the timestep rises (FreeInit restarts at the
+noisiest timestep). Coords on ``iteration``: ``call`` (which pipeline call), ``run`` (which generation: FreeInit
+passes of one video share a run), ``freeinit_iteration`` (index within the run), ``seed`` (-1 if unknown) and
+``num_steps`` (steps of that pass, kept or not).
+
+Memory modes
+------------
+``dtype=torch.float16`` halves the record; ``every=k`` keeps steps ``0, k, 2k, …`` and the last step of each
+pass; ``mode="band_power"`` keeps only the mean power of each radial frequency band (``band_power`` of
+:mod:`freeinit_lab.spectral`, a few numbers per step); ``store="run.zarr"`` streams every step to a zarr store
+on disk. ``max_bytes`` bounds the memory the record may hold: a call whose capture would exceed it is refused
+before sampling starts, with the estimate and the options in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import json
+import math
+import os
+import sys
+import warnings
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+__all__ = [
+    "CAPTURE_SITES",
+    "LatentProbe",
+    "ProbeBudgetError",
+    "mark_iteration",
+    "estimate_capture_bytes",
+    "RECORD_VERSION",
+]
+
+#: Names of the capture sites, in record order.
+CAPTURE_SITES: tuple[str, ...] = ("latents", "latents_in", "x0_pred", "model_output")
+#: Version of the record layout written to ``attrs["record_version"]``.
+RECORD_VERSION = 1
+
+_VIDEO_DIMS: tuple[str, ...] = ("batch", "channel", "frame", "height", "width")
+_RECORD_DIMS: tuple[str, ...] = ("iteration", "step") + _VIDEO_DIMS
+_BAND_RECORD_DIMS: tuple[str, ...] = ("iteration", "step", "batch", "channel", "band")
+_MODES = ("full", "band_power")
+
+_SITE_ATTRS: dict[str, dict[str, str]] = {
+    "latents": {
+        "long_name": "latent after the scheduler step",
+        "description": "z at the next step's noise level (clean after the last step); after a user callback",
+    },
+    "latents_in": {
+        "long_name": "latent entering the scheduler step",
+        "description": "z_t at this step's timestep (step 0: the pass's initial noise)",
+    },
+    "x0_pred": {
+        "long_name": "predicted clean latent",
+        "description": "the scheduler's pred_original_sample, else computed from the schedule and model output",
+    },
+    "model_output": {
+        "long_name": "model output",
+        "description": "the (guided) denoiser output handed to the scheduler step",
+    },
+}
+
+# active probes per pipeline (id -> probes), for mark_iteration
+_ACTIVE: dict[int, list["LatentProbe"]] = {}
+
+
+class ProbeBudgetError(MemoryError):
+    """A capture would exceed the probe's ``max_bytes`` budget; raised before sampling starts."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# public helpers
+# ----------------------------------------------------------------------------------------------------------------
+def mark_iteration(pipe: Any, iteration: int, **settings: Any) -> None:
+    """Tell the probes observing ``pipe`` that the next denoising steps are FreeInit iteration ``iteration``.
+
+    FreeInit implementations that run each pass as its own pipeline call (``freeinit_lab.freeinit``) call this
+    before each pass, so passes of one video share a ``run`` and the record carries the FreeInit settings. It
+    does nothing when no probe is open on ``pipe``, so it is safe to call unconditionally.
+
+    Parameters
+    ----------
+    pipe
+        The pipeline about to be called.
+    iteration : int
+        0-based FreeInit iteration (0 = the plain first pass).
+    **settings
+        Plain FreeInit settings, stored in the record's attrs as ``freeinit_<name>`` (e.g. ``num_iters``,
+        ``method``, ``d_s``, ``d_t``, ``order``, ``use_fast_sampling``). ``num_iters`` and
+        ``use_fast_sampling`` also let the ``max_bytes`` budget count the passes still to come.
+    """
+    for probe in list(_ACTIVE.get(id(pipe), ())):
+        probe._on_mark(int(iteration), settings)
+
+
+def _steps_kept(num_steps: int, every: int) -> int:
+    if num_steps <= 0:
+        return 0
+    kept = (num_steps - 1) // every + 1
+    return kept + (1 if (num_steps - 1) % every else 0)
+
+
+def _fast_sampling_steps(num_steps: int, num_iters: int, iteration: int) -> int:
+    """Steps of FreeInit pass ``iteration`` with coarse-to-fine sampling (diffusers' formula)."""
+    return max(1, int(num_steps / num_iters * (iteration + 1)))
+
+
+def estimate_capture_bytes(
+    latent_shape: Sequence[int],
+    steps_per_pass: Sequence[int] | int,
+    *,
+    capture: Sequence[str] = ("latents", "x0_pred"),
+    mode: str = "full",
+    dtype: torch.dtype | str = torch.float32,
+    every: int = 1,
+    num_bands: int = 6,
+) -> int:
+    """Bytes a probe record needs for the given sampling passes.
+
+    Parameters
+    ----------
+    latent_shape
+        Canonical latent shape ``(batch, channel, frame, height, width)``.
+    steps_per_pass
+        Denoising steps of each pass (an int for a single pass).
+    capture, mode, dtype, every, num_bands
+        As in :class:`LatentProbe`.
+
+    Returns
+    -------
+    int
+        Bytes of the data variables (coords add a few bytes per step).
+    """
+    if isinstance(steps_per_pass, (int, np.integer)):
+        steps_per_pass = [int(steps_per_pass)]
+    b, c = int(latent_shape[0]), int(latent_shape[1])
+    if mode == "band_power":
+        per_step = b * c * num_bands * 8
+    else:
+        per_step = math.prod(int(s) for s in latent_shape) * _as_dtype(dtype).itemsize
+    steps = sum(_steps_kept(int(n), every) for n in steps_per_pass)
+    return int(steps * per_step * len(capture))
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _as_dtype(dtype: torch.dtype | str | np.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        out = dtype
+    else:
+        out = {"float32": torch.float32, "float16": torch.float16}.get(str(np.dtype(dtype)), None)
+    if out not in (torch.float32, torch.float16):
+        raise ValueError(f"dtype must be torch.float32 (default) or torch.float16; got {dtype!r}")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# plain-value metadata
+# ----------------------------------------------------------------------------------------------------------------
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    """A JSON-serialisable summary of a call argument or config value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        return value
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return _jsonable(value.item())
+    if isinstance(value, torch.Tensor):
+        return f"<tensor {tuple(value.shape)} {str(value.dtype).replace('torch.', '')}>"
+    if isinstance(value, np.ndarray):
+        return f"<array {value.shape} {value.dtype}>" if value.size > 16 else _jsonable(value.tolist())
+    if isinstance(value, torch.Generator):
+        return {"generator_seed": int(value.initial_seed())}
+    if isinstance(value, (list, tuple)) and depth < 3:
+        if len(value) > 64:
+            return f"<{type(value).__name__} of {len(value)}>"
+        return [_jsonable(v, depth + 1) for v in value]
+    if isinstance(value, Mapping) and depth < 3:
+        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if callable(value):
+        return f"<callable {getattr(value, '__qualname__', type(value).__name__)}>"
+    return f"<{type(value).__name__}>"
+
+
+def _plain_attr(value: Any) -> Any:
+    """A value NetCDF and zarr both store as an attribute unchanged (no bool, no None)."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(_jsonable(value))
+
+
+def _seed_of(generator: Any) -> int | list[int] | None:
+    if isinstance(generator, torch.Generator):
+        return int(generator.initial_seed())
+    if isinstance(generator, (list, tuple)) and generator and all(isinstance(g, torch.Generator) for g in generator):
+        return [int(g.initial_seed()) for g in generator]
+    return None
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# scheduler-output handling
+# ----------------------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _tuple_x0_index(scheduler_cls: type) -> int | None:
+    """Position of ``pred_original_sample`` in the tuple a scheduler returns with ``return_dict=False``.
+
+    Read from the scheduler module's own ``*Output`` dataclass (diffusers' tuple outputs list its fields in
+    order); None when the module defines none with that field.
+    """
+    from diffusers.utils import BaseOutput
+
+    module = sys.modules.get(scheduler_cls.__module__)
+    for obj in vars(module).values() if module is not None else ():
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, BaseOutput)
+            and obj.__module__ == scheduler_cls.__module__
+            and dataclasses.is_dataclass(obj)
+        ):
+            names = [f.name for f in dataclasses.fields(obj)]
+            if "pred_original_sample" in names:
+                return names.index("pred_original_sample")
+    return None
+
+
+def _split_step_output(scheduler: Any, out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(prev_sample, pred_original_sample or None)`` from any scheduler output."""
+    if isinstance(out, torch.Tensor):
+        return out, None
+    if hasattr(out, "prev_sample"):
+        x0 = getattr(out, "pred_original_sample", None)
+        return out.prev_sample, x0 if isinstance(x0, torch.Tensor) else None
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        index = _tuple_x0_index(type(scheduler))
+        x0 = out[index] if index is not None and index < len(out) else None
+        if isinstance(x0, torch.Tensor) and x0.shape == out[0].shape:
+            return out[0], x0
+        return out[0], None
+    raise TypeError(f"LatentProbe: cannot read a scheduler output of type {type(out).__name__}")
+
+
+def _step_band_power(x: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
+    """:func:`freeinit_lab.spectral.band_power` of one step, lean enough for the sampling loop.
+
+    Same definition and the same cached band projection as ``band_power`` (mean ortho-FFT power per bin of each
+    band, from the half spectrum with the bins' multiplicities), but the edges are validated once per record
+    instead of per call, ``|X|^2`` is formed in float32 (float64 accumulation; relative difference ~1e-7), and
+    NaN/inf values are recorded rather than refused, so a diverging sampler is observed, not interrupted.
+    """
+    from freeinit_lab.core.spectral import _band_projection, band_power
+
+    shape3 = tuple(int(s) for s in x.shape[-3:])
+    try:
+        proj = _band_projection(shape3, tuple(float(e) for e in edges), 1.0)
+    except Exception:  # noqa: BLE001 - fall back to the public kernel (validates, explains)
+        return band_power(x.float(), edges=edges).cpu()
+    spectrum = torch.fft.rfftn(x.float(), dim=(-3, -2, -1), norm="ortho")
+    power = torch.view_as_real(spectrum).square().sum(-1)
+    return (power.reshape(*x.shape[:-3], -1).double() @ proj.to(power.device)).cpu()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# sinks: where the records go
+# ----------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _PassInfo:
+    call: int
+    run: int
+    freeinit_iteration: int
+    seed: int
+    num_steps: int
+
+
+@dataclasses.dataclass
+class _Record:
+    iteration: int
+    step: int
+    timestep: float
+    arrays: dict[str, torch.Tensor]
+
+
+class _MemorySink:
+    """Keeps each kept step as CPU tensors; assembles the dense record on demand."""
+
+    def __init__(self) -> None:
+        self.records: list[_Record] = []
+        self.nbytes = 0
+
+    def add(self, rec: _Record) -> None:
+        self.records.append(rec)
+        self.nbytes += sum(a.numel() * a.element_size() for a in rec.arrays.values())
+
+    def kept_steps(self) -> list[int]:
+        return sorted({r.step for r in self.records})
+
+    def arrays(self, names: Sequence[str], num_passes: int, item_shape: tuple[int, ...], np_dtype) -> tuple:
+        steps = self.kept_steps()
+        pos = {s: i for i, s in enumerate(steps)}
+        data = {n: np.full((num_passes, len(steps), *item_shape), np.nan, dtype=np_dtype) for n in names}
+        timestep = np.full((num_passes, len(steps)), np.nan)
+        for r in self.records:
+            j = pos[r.step]
+            timestep[r.iteration, j] = r.timestep
+            for n in names:
+                data[n][r.iteration, j] = r.arrays[n].numpy()
+        return np.asarray(steps, dtype=np.int64), timestep, data
+
+
+class _ZarrSink:
+    """Streams each kept step into a zarr store laid out as the final record (step axis = step index)."""
+
+    _PASS_FIELDS = ("call", "run", "freeinit_iteration", "seed", "num_steps")
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        if os.path.exists(self.path):
+            raise FileExistsError(
+                f"LatentProbe: store {self.path!r} already exists; pass a new path or delete it first "
+                "(the probe never overwrites a record)"
+            )
+        self.group = None
+        self.nbytes = 0  # bytes held in memory: none
+        self.disk_bytes = 0
+        self.shape = (0, 0)
+
+    def _create(self, names: Sequence[str], dims: Sequence[str], item_shape: tuple[int, ...], np_dtype) -> None:
+        import zarr
+
+        self.group = zarr.open_group(self.path, mode="w-")
+        self.data = {}
+        coords = "timestep " + " ".join(self._PASS_FIELDS)
+        for n in names:
+            arr = self.group.create_array(
+                n,
+                shape=(0, 0, *item_shape),
+                chunks=(1, 1, *item_shape),
+                dtype=np_dtype,
+                fill_value=np.nan,
+                dimension_names=list(dims),
+                compressors=None,
+            )
+            arr.attrs.update({**_SITE_ATTRS.get(n, {}), "coordinates": coords})
+            self.data[n] = arr
+        self.timestep = self.group.create_array(
+            "timestep", shape=(0, 0), chunks=(16, 256), dtype="float64", fill_value=np.nan,
+            dimension_names=["iteration", "step"],
+        )
+        self.step = self.group.create_array(
+            "step", shape=(0,), chunks=(1024,), dtype="int64", fill_value=-1, dimension_names=["step"]
+        )
+        self.iteration = self.group.create_array(
+            "iteration", shape=(0,), chunks=(1024,), dtype="int64", fill_value=-1, dimension_names=["iteration"]
+        )
+        self.passes = {
+            f: self.group.create_array(
+                f, shape=(0,), chunks=(1024,), dtype="int64", fill_value=-1, dimension_names=["iteration"]
+            )
+            for f in self._PASS_FIELDS
+        }
+
+    def _grow(self, iteration: int, step: int) -> None:
+        n_it, n_st = self.shape
+        if iteration < n_it and step < n_st:
+            return
+        new = (max(n_it, iteration + 1), max(n_st, step + 1))
+        for arr in self.data.values():
+            arr.resize((*new, *arr.shape[2:]))
+        self.timestep.resize(new)
+        if new[1] != n_st:
+            self.step.resize((new[1],))
+            self.step[n_st:] = np.arange(n_st, new[1])
+        if new[0] != n_it:
+            self.iteration.resize((new[0],))
+            self.iteration[n_it:] = np.arange(n_it, new[0])
+            for arr in self.passes.values():
+                arr.resize((new[0],))
+        self.shape = new
+
+    def add(self, rec: _Record, names, dims, item_shape, np_dtype) -> None:
+        if self.group is None:
+            self._create(names, dims, item_shape, np_dtype)
+        self._grow(rec.iteration, rec.step)
+        for n, a in rec.arrays.items():
+            self.data[n][rec.iteration, rec.step] = a.numpy()
+            self.disk_bytes += a.numel() * a.element_size()
+        self.timestep[rec.iteration, rec.step] = rec.timestep
+
+    def write_passes(self, passes: list[_PassInfo]) -> None:
+        if self.group is None or not passes:
+            return
+        self._grow(len(passes) - 1, 0)
+        for f, arr in self.passes.items():
+            arr[: len(passes)] = np.asarray([getattr(p, f) for p in passes], dtype=np.int64)
+
+    def write_attrs(self, attrs: Mapping[str, Any], extra_coords: Mapping[str, tuple]) -> None:
+        if self.group is None:
+            return
+        self.group.attrs.update(dict(attrs))
+        for name, (dims, values, vattrs) in extra_coords.items():
+            values = np.asarray(values)
+            if name not in self.group:
+                self.group.create_array(
+                    name, shape=values.shape, dtype=values.dtype, dimension_names=list(dims), fill_value=0
+                )
+            arr = self.group[name]
+            if arr.shape != values.shape:
+                arr.resize(values.shape)
+            arr[...] = values
+            arr.attrs.update(dict(vattrs))
+
+    def open(self) -> xr.Dataset:
+        ds = xr.open_zarr(self.path, consolidated=False, chunks=None)
+        kept = np.flatnonzero(np.isfinite(ds["timestep"].values).any(axis=0))
+        return ds.isel(step=kept)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the probe
+# ----------------------------------------------------------------------------------------------------------------
+class LatentProbe:
+    """Record the denoising trajectory of a diffusers video pipeline, step by step, as an ``xarray.Dataset``.
+
+    Use it as a context manager around unmodified pipeline calls (or a ``freeinit(...)`` call); see the module
+    docstring for the capture sites, how iterations are told apart and the memory modes.
+
+    Parameters
+    ----------
+    pipe
+        A diffusers pipeline whose latent layout is known to :func:`freeinit_lab.layouts.get_layout` (or pass
+        ``layout``).
+    capture : sequence of str
+        Capture sites to record, from :data:`CAPTURE_SITES`.
+    mode : {"full", "band_power"}
+        ``"full"`` keeps the tensors; ``"band_power"`` keeps only the mean power per radial frequency band of
+        each (dims ``batch, channel, band``; float64), using :func:`freeinit_lab.spectral.band_power`.
+    dtype : torch.float32 or torch.float16
+        Storage dtype of full-mode tensors (always on CPU).
+    every : int
+        Keep steps ``0, every, 2 * every, …`` and the last step of each pass.
+    store : path, optional
+        Stream each kept step to a new zarr store at this path instead of holding it in memory;
+        :meth:`to_xarray` then opens the store lazily.
+    max_bytes : int, optional
+        Memory budget of the record. A call whose capture would push the record over it raises
+        :class:`ProbeBudgetError` before its first denoising step (estimate from the latent shape that
+        ``prepare_latents`` returns, the scheduler's timesteps and the FreeInit passes still to run).
+    num_bands, band_edges
+        Band definition for ``mode="band_power"`` (see :func:`freeinit_lab.spectral.band_masks`); default
+        edges from :func:`freeinit_lab.spectral.default_band_edges` of the latent shape.
+    layout : tuple of str or LatentLayout, optional
+        The pipeline's latent axes in tensor order, overriding the adapter table.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from freeinit_lab.testing import tiny_animatediff_pipeline, TINY_CALL_KWARGS
+    >>> pipe = tiny_animatediff_pipeline(seed=0)
+    >>> with LatentProbe(pipe) as probe:
+    ...     _ = pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent",
+    ...              **TINY_CALL_KWARGS["AnimateDiffPipeline"])
+    >>> ds = probe.to_xarray()
+    >>> dict(ds.sizes)
+    {'iteration': 1, 'step': 4, 'batch': 1, 'channel': 4, 'frame': 8, 'height': 16, 'width': 16}
+    """
+
+    def __init__(
+        self,
+        pipe: Any,
+        capture: Sequence[str] | str = ("latents", "x0_pred"),
+        *,
+        mode: str = "full",
+        dtype: torch.dtype | str = torch.float32,
+        every: int = 1,
+        store: str | os.PathLike | None = None,
+        max_bytes: int | None = None,
+        num_bands: int = 6,
+        band_edges: Sequence[float] | None = None,
+        layout: Sequence[str] | Any | None = None,
+    ) -> None:
+        if isinstance(capture, str):
+            capture = (capture,)
+        capture = tuple(capture)
+        unknown = [c for c in capture if c not in CAPTURE_SITES]
+        if unknown or not capture or len(set(capture)) != len(capture):
+            raise ValueError(
+                f"capture must be distinct names from {CAPTURE_SITES}; got {capture!r}"
+                + (f" (unknown: {unknown})" if unknown else "")
+            )
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}; got {mode!r}")
+        if not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"every must be an integer >= 1; got {every!r}")
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0 or None; got {max_bytes!r}")
+        self.pipe = pipe
+        self.capture = tuple(c for c in CAPTURE_SITES if c in capture)
+        self.mode = mode
+        self.dtype = _as_dtype(dtype)
+        self.every = int(every)
+        self.store = None if store is None else os.fspath(store)
+        self.max_bytes = None if max_bytes is None else int(max_bytes)
+        self.num_bands = int(num_bands)
+        self.band_edges = None if band_edges is None else np.asarray(band_edges, dtype=np.float64)
+        self._layout_arg = layout
+        self._installed = False
+        self._used = False
+        self._reset_state()
+
+    # -- state --------------------------------------------------------------------------------------------------
+    def _reset_state(self) -> None:
+        self._sink: _MemorySink | _ZarrSink = _MemorySink() if self.store is None else _ZarrSink(self.store)
+        self._passes: list[_PassInfo] = []
+        self._call_index = -1
+        self._run_index = -1
+        self._call_seed = -1
+        self._call_meta: list[dict] = []
+        self._freeinit: dict[str, Any] = {}
+        self._new_pass = True
+        self._pending_mark: int | None = None
+        self._pass_steps = 0  # step() calls in the current pass
+        self._last_t: float | None = None
+        self._pending: _Record | None = None
+        self._pending_keep = False
+        self._callback_call = False
+        self._budget_checked = False
+        self._pipe_latent_shape: tuple[int, ...] | None = None
+        self._item_shape: tuple[int, ...] | None = None
+        self._edges: np.ndarray | None = None
+        self._schedule = None
+        self._schedule_error: str | None = None
+        self._warned_x0 = False
+        self._sched_hooks: list[tuple[Any, str, Any, bool, Any]] = []
+
+    # -- context manager -----------------------------------------------------------------------------------------
+    def __enter__(self) -> "LatentProbe":
+        if self._installed:
+            raise RuntimeError("LatentProbe is already open; use one `with` block at a time")
+        if self._used:
+            raise RuntimeError(
+                "this LatentProbe already recorded a block; create a new LatentProbe for a new record "
+                "(its data stays available via to_xarray())"
+            )
+        self._layout = self._resolve_layout()
+        self._orig_class = type(self.pipe)
+        try:
+            self._install_class()
+            self._install_scheduler(self._scheduler())
+        except BaseException:
+            self._remove()
+            raise
+        _ACTIVE.setdefault(id(self.pipe), []).append(self)
+        self._installed = True
+        self._used = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            self._flush()
+            self._sync_store()
+        finally:
+            self._remove()
+        return False
+
+    # -- installation ----------------------------------------------------------------------------------------------
+    def _resolve_layout(self) -> tuple[str, ...]:
+        arg = self._layout_arg
+        if arg is None:
+            from freeinit_lab.hooks.layouts import get_layout
+
+            return tuple(get_layout(self.pipe).dims)
+        dims = tuple(getattr(arg, "dims", arg))
+        if sorted(dims) != sorted(_VIDEO_DIMS):
+            raise ValueError(f"layout must name the latent axes, a permutation of {_VIDEO_DIMS}; got {dims}")
+        return dims
+
+    def _scheduler(self) -> Any:
+        sched = getattr(self.pipe, "scheduler", None)
+        if sched is None or not callable(getattr(sched, "step", None)):
+            raise AttributeError(f"{type(self.pipe).__name__} has no `scheduler` with a `step` method to observe")
+        return sched
+
+    def _install_class(self) -> None:
+        probe = self
+        base = self._orig_class
+        namespace: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
+        base_call = base.__call__
+        call_sig = inspect.signature(base_call)
+
+        def __call__(pipe_self, *args, **kwargs):
+            if not probe._installed or pipe_self is not probe.pipe:
+                return base_call(pipe_self, *args, **kwargs)
+            return probe._run_call(pipe_self, base_call, call_sig, args, kwargs)
+
+        functools.update_wrapper(__call__, base_call)
+        namespace["__call__"] = __call__
+
+        if callable(getattr(base, "prepare_latents", None)):
+            base_prepare = base.prepare_latents
+
+            def prepare_latents(pipe_self, *args, **kwargs):
+                out = base_prepare(pipe_self, *args, **kwargs)
+                if probe._installed and pipe_self is probe.pipe:
+                    latents = out[0] if isinstance(out, tuple) else out
+                    if isinstance(latents, torch.Tensor):
+                        probe._on_prepare_latents(latents)
+                return out
+
+            functools.update_wrapper(prepare_latents, base_prepare)
+            namespace["prepare_latents"] = prepare_latents
+
+        if callable(getattr(base, "_apply_free_init", None)):
+            base_apply = base._apply_free_init
+
+            def _apply_free_init(pipe_self, latents, free_init_iteration, *args, **kwargs):
+                if probe._installed and pipe_self is probe.pipe:
+                    probe._on_mark(int(free_init_iteration), probe._diffusers_freeinit_settings(), native=True)
+                return base_apply(pipe_self, latents, free_init_iteration, *args, **kwargs)
+
+            functools.update_wrapper(_apply_free_init, base_apply)
+            namespace["_apply_free_init"] = _apply_free_init
+
+        self._probe_class = type(base.__name__, (base,), namespace)
+        self.pipe.__class__ = self._probe_class
+
+    def _install_scheduler(self, sched: Any) -> None:
+        if any(h[0] is sched for h in self._sched_hooks):
+            return
+        probe = self
+        for name in ("step", "set_timesteps"):
+            original = getattr(sched, name, None)
+            if not callable(original):
+                continue
+            own = vars(sched)
+            had, previous = name in own, own.get(name)
+            sig = inspect.signature(original)
+            if name == "step":
+
+                @functools.wraps(original)
+                def wrapper(*args, _orig=original, _sig=sig, _sched=sched, **kwargs):
+                    out = _orig(*args, **kwargs)
+                    if probe._installed:
+                        probe._on_step(_sched, _sig, args, kwargs, out)
+                    return out
+
+            else:
+
+                @functools.wraps(original)
+                def wrapper(*args, _orig=original, **kwargs):
+                    out = _orig(*args, **kwargs)
+                    if probe._installed:
+                        probe._on_set_timesteps()
+                    return out
+
+            wrapper.__signature__ = sig  # keep `inspect.signature` identical for pipelines that inspect it
+            setattr(sched, name, wrapper)
+            self._sched_hooks.append((sched, name, wrapper, had, previous))
+
+    def _remove(self) -> None:
+        self._installed = False
+        errors = []
+        for sched, name, wrapper, had, previous in reversed(self._sched_hooks):
+            try:
+                if vars(sched).get(name) is wrapper:
+                    if had:
+                        setattr(sched, name, previous)
+                    else:
+                        delattr(sched, name)
+                # else: someone wrapped on top of us; our wrapper stays as an inert pass-through
+            except Exception as err:  # pragma: no cover - defensive
+                errors.append(err)
+        self._sched_hooks = []
+        if getattr(self, "_probe_class", None) is not None and type(self.pipe) is self._probe_class:
+            self.pipe.__class__ = self._orig_class
+        probes = _ACTIVE.get(id(self.pipe), [])
+        if self in probes:
+            probes.remove(self)
+        if not probes:
+            _ACTIVE.pop(id(self.pipe), None)
+        if errors:  # pragma: no cover
+            raise errors[0]
+
+    # -- events ------------------------------------------------------------------------------------------------------
+    def _run_call(self, pipe, base_call, call_sig, args, kwargs):
+        bound = call_sig.bind_partial(pipe, *args, **kwargs)
+        arguments = bound.arguments
+        self._flush()
+        self._call_index += 1
+        self._budget_checked = False
+        self._pipe_latent_shape = None
+        self._new_pass = True
+        seed = _seed_of(arguments.get("generator"))
+        self._call_seed = seed if isinstance(seed, int) else (seed[0] if seed else -1)
+        meta = {k: _jsonable(v) for k, v in arguments.items() if k != "self" and k != next(iter(call_sig.parameters))}
+        if seed is not None:
+            meta["seed"] = seed
+        self._call_meta.append(meta)
+        self._install_scheduler(self._scheduler())
+
+        params = call_sig.parameters
+        tensor_inputs = list(getattr(pipe, "_callback_tensor_inputs", []) or [])
+        use_callback = "callback_on_step_end" in params and "latents" in tensor_inputs
+        self._callback_call = use_callback
+        if use_callback:
+            user_cb = arguments.get("callback_on_step_end")
+            param = params.get("callback_on_step_end_tensor_inputs")
+            default_inputs = (
+                param.default if param is not None and param.default is not inspect.Parameter.empty else ["latents"]
+            )
+            passed = list(arguments.get("callback_on_step_end_tensor_inputs", default_inputs) or [])
+            cb, inputs = self._make_callback(user_cb, passed)
+            arguments["callback_on_step_end"] = cb
+            if "callback_on_step_end_tensor_inputs" in params:
+                arguments["callback_on_step_end_tensor_inputs"] = inputs
+        try:
+            return base_call(*bound.args, **bound.kwargs)
+        finally:
+            self._flush()
+            self._callback_call = False
+            self._sync_store()
+
+    def _make_callback(self, user_cb: Callable | None, passed: list[str]):
+        """Our ``callback_on_step_end``, chained with the caller's (same arguments, its return value honoured)."""
+        probe = self
+        inputs = passed if "latents" in passed else [*passed, "latents"]
+        try:
+            from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+        except Exception:  # pragma: no cover
+            PipelineCallback = MultiPipelineCallbacks = ()
+        is_pipeline_cb = isinstance(user_cb, (PipelineCallback, MultiPipelineCallbacks)) if PipelineCallback else False
+        # the keys the caller's callback would have seen without the probe
+        user_keys = list(user_cb.tensor_inputs) if is_pipeline_cb else passed
+        strip_latents = "latents" not in user_keys
+
+        def observe(pipeline, step_index, timestep, callback_kwargs):
+            latents = callback_kwargs.get("latents")
+            if user_cb is None:
+                out = {}
+            else:
+                if strip_latents:
+                    seen = {k: v for k, v in callback_kwargs.items() if k != "latents"}
+                else:
+                    seen = callback_kwargs
+                out = user_cb(pipeline, step_index, timestep, seen)
+                if isinstance(out, Mapping) and isinstance(out.get("latents"), torch.Tensor):
+                    latents = out["latents"]
+            if probe._installed:
+                probe._on_callback(int(step_index), latents)
+            return out
+
+        if is_pipeline_cb:
+            # keep isinstance checks of pipelines that read `callback.tensor_inputs` working
+            class _Chained(MultiPipelineCallbacks):
+                def __init__(self):
+                    self.callbacks = [user_cb]
+
+                @property
+                def tensor_inputs(self):
+                    keys = list(user_cb.tensor_inputs)
+                    return keys if "latents" in keys else [*keys, "latents"]
+
+                def __call__(self, pipeline, step_index, timestep, callback_kwargs):
+                    return observe(pipeline, step_index, timestep, callback_kwargs)
+
+            return _Chained(), inputs
+        return observe, inputs
+
+    def _on_mark(self, iteration: int, settings: Mapping[str, Any], native: bool = False) -> None:
+        self._flush()
+        self._new_pass = True
+        self._pending_mark = iteration
+        for k, v in settings.items():
+            self._freeinit[k] = v
+        if not native and iteration >= 0:
+            self._freeinit.setdefault("implementation", "freeinit_lab")
+
+    def _diffusers_freeinit_settings(self) -> dict[str, Any]:
+        p = self.pipe
+        return {
+            "implementation": "diffusers",
+            "num_iters": getattr(p, "_free_init_num_iters", None),
+            "use_fast_sampling": getattr(p, "_free_init_use_fast_sampling", None),
+            "method": getattr(p, "_free_init_method", None),
+            "order": getattr(p, "_free_init_order", None),
+            "d_s": getattr(p, "_free_init_spatial_stop_frequency", None),
+            "d_t": getattr(p, "_free_init_temporal_stop_frequency", None),
+        }
+
+    def _on_set_timesteps(self) -> None:
+        if self._pass_steps > 0:
+            self._flush()
+            self._new_pass = True
+
+    def _on_prepare_latents(self, latents: torch.Tensor) -> None:
+        if latents.dim() != len(self._layout):
+            return
+        self._pipe_latent_shape = tuple(latents.shape)
+        self._check_budget(self._canonical_shape(tuple(latents.shape)))
+
+    def _canonical_shape(self, pipe_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(int(pipe_shape[self._layout.index(d)]) for d in _VIDEO_DIMS)
+
+    def _start_pass(self, sched: Any) -> None:
+        mark, self._pending_mark = self._pending_mark, None
+        first_of_call = not self._passes or self._passes[-1].call != self._call_index
+        if mark is not None:
+            new_run = mark == 0
+            fi = mark
+        else:
+            new_run = first_of_call
+            fi = 0 if new_run else self._passes[-1].freeinit_iteration + 1
+        if new_run or self._run_index < 0:
+            self._run_index += 1
+        timesteps = getattr(sched, "timesteps", None)
+        num_steps = int(len(timesteps)) if timesteps is not None else -1
+        self._passes.append(_PassInfo(self._call_index, self._run_index, fi, self._call_seed, num_steps))
+        self._new_pass = False
+        self._pass_steps = 0
+        self._last_t = None
+
+    # -- budget ---------------------------------------------------------------------------------------------------------
+    def _steps_to_come(self) -> list[int]:
+        """Step counts of the passes this call (or FreeInit run) will still run, for the budget estimate."""
+        sched = self._scheduler()
+        timesteps = getattr(sched, "timesteps", None)
+        n = int(len(timesteps)) if timesteps is not None else 0
+        if n == 0:
+            meta = self._call_meta[-1] if self._call_meta else {}
+            n = int(meta.get("num_inference_steps") or 0) if isinstance(meta.get("num_inference_steps"), int) else 0
+        p = self.pipe
+        if getattr(p, "_free_init_num_iters", None):  # diffusers' FreeInit: every pass runs in this call
+            k = int(p._free_init_num_iters)
+            if getattr(p, "_free_init_use_fast_sampling", False):
+                return [_fast_sampling_steps(n, k, i) for i in range(k)]
+            return [n] * k
+        k = self._freeinit.get("num_iters")
+        if self._pending_mark is not None and isinstance(k, (int, np.integer)) and k > 0:
+            first = int(self._pending_mark)
+            if self._freeinit.get("use_fast_sampling"):
+                # n is already this pass's (shortened) count; the full count is the last pass's
+                full = n if first == k - 1 else int(round(n * k / (first + 1)))
+                return [n] + [_fast_sampling_steps(full, k, i) for i in range(first + 1, k)]
+            return [n] * (k - first)
+        return [n]
+
+    def _check_budget(self, canonical_shape: tuple[int, ...]) -> None:
+        if self._budget_checked:
+            return
+        self._budget_checked = True
+        if self._item_shape is not None and tuple(canonical_shape) != self._item_shape[: len(canonical_shape)]:
+            if self.mode == "full" or tuple(canonical_shape[:2]) != self._item_shape[:2]:
+                raise ValueError(
+                    f"LatentProbe records one latent shape; this call has {tuple(canonical_shape)} after "
+                    f"{self._item_shape}. Use one probe per shape."
+                )
+        if self.max_bytes is None:
+            return
+        steps = self._steps_to_come()
+        kw = dict(capture=self.capture, every=self.every, num_bands=self._num_bands_for(canonical_shape))
+        new = estimate_capture_bytes(canonical_shape, steps, mode=self.mode, dtype=self.dtype, **kw)
+        held = self._sink.nbytes
+        in_memory = 0 if self.store is not None else new
+        if held + in_memory <= self.max_bytes:
+            return
+        alt = []
+        if self.mode == "full" and self.dtype != torch.float16:
+            alt.append(
+                f"dtype=torch.float16 (~{_fmt_bytes(estimate_capture_bytes(canonical_shape, steps, mode='full', dtype=torch.float16, **kw))})"
+            )
+        n_max = max(steps) if steps else 1
+        for k in (2, 5, 10):
+            if k < n_max and k != self.every:
+                alt.append(
+                    f"every={k} (~{_fmt_bytes(estimate_capture_bytes(canonical_shape, steps, mode=self.mode, dtype=self.dtype, capture=self.capture, every=k, num_bands=kw['num_bands']))})"
+                )
+                break
+        if self.mode == "full":
+            alt.append(
+                f"mode='band_power' (~{_fmt_bytes(estimate_capture_bytes(canonical_shape, steps, mode='band_power', **kw))})"
+            )
+        if len(self.capture) > 1:
+            alt.append(f"capture=({self.capture[0]!r},) (~{_fmt_bytes(new / len(self.capture))})")
+        alt.append(f"store='trajectory.zarr' (streams each step to disk, ~{_fmt_bytes(new)} on disk)")
+        alt.append("a larger max_bytes")
+        raise ProbeBudgetError(
+            f"LatentProbe refused this call before sampling: recording {'/'.join(self.capture)} "
+            f"({self.mode}, {str(self.dtype).replace('torch.', '') if self.mode == 'full' else 'float64'}, every={self.every}) of latent "
+            f"{tuple(canonical_shape)} over {len(steps)} pass(es) of {steps} steps needs ~{_fmt_bytes(new)}"
+            + (f" on top of {_fmt_bytes(held)} already held" if held else "")
+            + f", over max_bytes={self.max_bytes} ({_fmt_bytes(self.max_bytes)}). Options: "
+            + "; ".join(alt)
+            + "."
+        )
+
+    def _num_bands_for(self, canonical_shape) -> int:
+        if self.band_edges is not None:
+            return len(self.band_edges) - 1
+        return self.num_bands
+
+    # -- per-step capture ------------------------------------------------------------------------------------------
+    def _to_canonical(self, x: torch.Tensor) -> torch.Tensor:
+        layout = self._layout
+        if x.dim() == len(layout):
+            return x if layout == _VIDEO_DIMS else x.permute(*[layout.index(d) for d in _VIDEO_DIMS])
+        shape = self._pipe_latent_shape
+        if x.dim() == 4 and shape is not None:
+            # pipelines that step frames as images (TextToVideoSD: (batch * frame, channel, height, width))
+            b = shape[layout.index("batch")]
+            f = shape[layout.index("frame")]
+            c, h, w = (shape[layout.index(d)] for d in ("channel", "height", "width"))
+            if tuple(x.shape) == (b * f, c, h, w):
+                return x.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
+        raise ValueError(
+            f"LatentProbe cannot map a scheduler tensor of shape {tuple(x.shape)} onto {_VIDEO_DIMS} with layout "
+            f"{layout}; register the pipeline's layout (freeinit_lab.layouts.register_layout) or pass layout=..."
+        )
+
+    def _keep(self, step: int, num_steps: int) -> bool:
+        return step % self.every == 0 or (num_steps > 0 and step == num_steps - 1)
+
+    def _store_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._to_canonical(x.detach())
+        if self.mode == "band_power":
+            if self._edges is None:
+                from freeinit_lab.core.spectral import default_band_edges
+
+                edges = self.band_edges if self.band_edges is not None else default_band_edges(x.shape, self.num_bands)
+                self._edges = np.asarray(edges, dtype=np.float64)
+            return _step_band_power(x, self._edges)
+        out = torch.empty(x.shape, dtype=self.dtype)
+        out.copy_(x)  # a copy: the pipeline may change its tensors in place later
+        return out
+
+    def _schedule_obj(self):
+        if self._schedule is None and self._schedule_error is None:
+            try:
+                from freeinit_lab.core.schedules import NoiseSchedule
+
+                try:
+                    self._schedule = NoiseSchedule.from_scheduler(self._scheduler())
+                except ValueError:
+                    if "FlowMatch" in type(self._scheduler()).__name__:
+                        self._schedule = NoiseSchedule.from_scheduler(self._scheduler(), shift=1.0)
+                    else:
+                        raise
+            except Exception as err:  # noqa: BLE001 - a schedule we cannot read only costs the coords
+                self._schedule_error = f"{type(err).__name__}: {err}"
+        return self._schedule
+
+    def _coefficients(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(a_t, b_t)`` of the training forward process at timesteps ``t`` (NaN where unknown)."""
+        t = np.asarray(t, dtype=np.float64)
+        a = np.full(t.shape, np.nan)
+        b = np.full(t.shape, np.nan)
+        sched = self._schedule_obj()
+        if sched is None:
+            return a, b
+        ok = np.isfinite(t)
+        if sched.family == "flow":
+            n = float(sched.config.get("num_train_timesteps", 1000))
+            b[ok] = t[ok] / n
+            a[ok] = 1.0 - b[ok]
+            return a, b
+        for idx in np.flatnonzero(ok):
+            try:
+                ai, bi = sched.coefficients(t.flat[idx])
+                a.flat[idx], b.flat[idx] = float(ai), float(bi)
+            except ValueError:
+                pass
+        return a, b
+
+    def _x0_from_output(self, sched: Any, model_output: torch.Tensor, sample: torch.Tensor, t: float) -> torch.Tensor | None:
+        a, b = (float(v[0]) for v in self._coefficients(np.array([t])))
+        schedule = self._schedule_obj()
+        if schedule is None or not (math.isfinite(a) and math.isfinite(b)):
+            return None
+        pred = getattr(sched, "config", {}).get("prediction_type", "epsilon")
+        m, z = model_output.float(), sample.float()
+        if schedule.family == "flow":  # z = (1 - s) x0 + s eps, v = eps - x0
+            return z - b * m
+        if schedule.family != "ddpm":  # EDM-style samplers return pred_original_sample themselves
+            return None
+        if pred == "epsilon":
+            return (z - b * m) / a if a > 0 else None
+        if pred == "v_prediction":
+            return a * z - b * m
+        if pred == "sample":
+            return m
+        return None
+
+    def _on_step(self, sched: Any, sig: inspect.Signature, args: tuple, kwargs: dict, out: Any) -> None:
+        self._flush()  # a step whose callback never came
+        try:
+            bound = sig.bind(*args, **kwargs).arguments
+        except TypeError:
+            return
+        model_output, timestep, sample = bound.get("model_output"), bound.get("timestep"), bound.get("sample")
+        t = float(timestep.item() if isinstance(timestep, torch.Tensor) else timestep)
+        if self._last_t is not None and t > self._last_t + 1e-9:
+            self._new_pass = True  # the timestep rose: a new pass (FreeInit restarts at the noisiest step)
+        if self._new_pass or not self._passes:
+            self._start_pass(sched)
+        step = self._pass_steps
+        self._pass_steps += 1
+        self._last_t = t
+        prev_sample, x0 = _split_step_output(sched, out)
+        if not self._budget_checked:
+            self._check_budget(tuple(self._to_canonical(prev_sample).shape))
+        num_steps = self._passes[-1].num_steps
+        keep = self._keep(step, num_steps)
+        arrays: dict[str, torch.Tensor] = {}
+        if keep:
+            if "latents_in" in self.capture and isinstance(sample, torch.Tensor):
+                arrays["latents_in"] = self._store_tensor(sample)
+            if "x0_pred" in self.capture:
+                if x0 is None and isinstance(model_output, torch.Tensor) and isinstance(sample, torch.Tensor):
+                    x0 = self._x0_from_output(sched, model_output, sample, t)
+                    if x0 is None and not self._warned_x0:
+                        self._warned_x0 = True
+                        warnings.warn(
+                            f"LatentProbe: {type(sched).__name__} returns no pred_original_sample and the schedule "
+                            f"could not give one ({self._schedule_error or 'unsupported prediction type'}); "
+                            "x0_pred is NaN",
+                            RuntimeWarning,
+                            stacklevel=4,
+                        )
+                if x0 is not None:
+                    arrays["x0_pred"] = self._store_tensor(x0)
+            if "model_output" in self.capture and isinstance(model_output, torch.Tensor):
+                arrays["model_output"] = self._store_tensor(model_output)
+            if "latents" in self.capture and not self._callback_call:
+                arrays["latents"] = self._store_tensor(prev_sample)
+        self._pending = _Record(len(self._passes) - 1, step, t, arrays)
+        self._pending_keep = keep
+        if not self._callback_call:
+            self._flush()
+
+    def _on_callback(self, step_index: int, latents: torch.Tensor | None) -> None:
+        rec = self._pending
+        if rec is None:
+            return
+        if step_index != rec.step:
+            # the pipeline's own step index disagrees with ours (a missed pass boundary): trust the pipeline
+            if step_index == 0 and rec.step > 0:
+                self._passes[-1].num_steps = rec.step  # steps that really belonged to the previous pass
+                self._start_pass(self._scheduler())
+                self._pass_steps = 1
+                rec.iteration = len(self._passes) - 1
+            rec.step = step_index
+        if self._pending_keep and "latents" in self.capture and isinstance(latents, torch.Tensor):
+            rec.arrays["latents"] = self._store_tensor(latents)
+        self._flush()
+
+    def _flush(self) -> None:
+        rec, self._pending = self._pending, None
+        if rec is None or not self._pending_keep:
+            return
+        self._pending_keep = False
+        first = next(iter(rec.arrays.values()), None)
+        if first is None:
+            return
+        shape = tuple(first.shape)
+        if self._item_shape is None:
+            self._item_shape = shape
+        names = self.capture
+        full = {}
+        for n in names:
+            a = rec.arrays.get(n)
+            if a is None:  # e.g. no x0 available: NaN of the right shape
+                a = torch.full(shape, float("nan"), dtype=first.dtype)
+            full[n] = a
+        rec.arrays = full
+        if isinstance(self._sink, _ZarrSink):
+            dims = _RECORD_DIMS if self.mode == "full" else _BAND_RECORD_DIMS
+            np_dtype = np.float64 if self.mode == "band_power" else str(self.dtype).replace("torch.", "")
+            self._sink.add(rec, names, dims, shape, np_dtype)
+        else:
+            self._sink.add(rec)
+
+    # -- output ------------------------------------------------------------------------------------------------------
+    def _attrs(self) -> dict[str, Any]:
+        sched = getattr(self.pipe, "scheduler", None)
+        config = dict(getattr(sched, "config", {}) or {})
+        schedule = self._schedule_obj()
+        attrs: dict[str, Any] = {
+            "record_version": RECORD_VERSION,
+            "pipeline_class": _qualname(getattr(self, "_orig_class", type(self.pipe))),
+            "scheduler_class": type(sched).__name__ if sched is not None else "",
+            "scheduler_config": json.dumps(_jsonable(config), sort_keys=True),
+            "prediction_type": str(config.get("prediction_type", "")),
+            "schedule_family": schedule.family if schedule is not None else "unknown",
+            "latent_layout": " ".join(getattr(self, "_layout", _VIDEO_DIMS)),
+            "capture": " ".join(self.capture),
+            "mode": self.mode,
+            "dtype": str(self.dtype).replace("torch.", "") if self.mode == "full" else "float64",
+            "every": self.every,
+            "num_calls": self._call_index + 1,
+            "call_kwargs": json.dumps(self._call_meta),
+            "conventions": (
+                "timestep/alpha/sigma: noise level of the step input z_t = alpha z0 + sigma eps (alpha_bar = "
+                "alpha^2 for DDPM schedules); latents: the latent after the step (next step's noise level); "
+                "x0_pred: predicted clean latent at this step; iteration: sampling pass; missing steps are NaN"
+            ),
+        }
+        seeds = [p.seed for p in self._passes if p.seed >= 0]
+        if seeds:
+            attrs["seed"] = seeds[0]
+        fi = {k: v for k, v in self._freeinit.items() if v is not None}
+        attrs["freeinit_enabled"] = int(bool(fi))
+        for k, v in sorted(fi.items()):
+            attrs[f"freeinit_{k}"] = _plain_attr(v)
+        if self.mode == "band_power":
+            attrs["num_bands"] = len(self._edges) - 1 if self._edges is not None else self.num_bands
+            attrs["band_power_convention"] = (
+                "mean |ortho-normalised 3D FFT over (frame, height, width)|^2 per bin of each radial band "
+                "(white unit-variance noise -> 1)"
+            )
+        return {k: _plain_attr(v) for k, v in attrs.items()}
+
+    def _step_coords(self, timestep: np.ndarray) -> dict[str, tuple]:
+        a, b = self._coefficients(timestep)
+        coords = {
+            "timestep": (("iteration", "step"), timestep, {"long_name": "timestep of the step input"}),
+            "alpha": (("iteration", "step"), a, {"long_name": "signal coefficient a_t of the step input"}),
+            "sigma": (("iteration", "step"), b, {"long_name": "noise coefficient b_t of the step input"}),
+        }
+        schedule = self._schedule_obj()
+        if schedule is not None and schedule.family == "ddpm":
+            coords["alpha_bar"] = (("iteration", "step"), a**2, {"long_name": "alpha_bar_t = a_t^2"})
+        return coords
+
+    def _band_coords(self) -> dict[str, tuple]:
+        if self.mode != "band_power" or self._edges is None:
+            return {}
+        e = self._edges
+        return {
+            "band": (("band",), np.arange(len(e) - 1), {"long_name": "radial frequency band"}),
+            "band_lo": (("band",), e[:-1], {"long_name": "band lower edge", "units": "normalised radius"}),
+            "band_hi": (("band",), e[1:], {"long_name": "band upper edge", "units": "normalised radius"}),
+        }
+
+    def _pass_coords(self) -> dict[str, tuple]:
+        p = self._passes
+        return {
+            "call": (("iteration",), np.array([x.call for x in p], dtype=np.int64), {"long_name": "pipeline call"}),
+            "run": (("iteration",), np.array([x.run for x in p], dtype=np.int64), {"long_name": "generation run"}),
+            "freeinit_iteration": (
+                ("iteration",),
+                np.array([x.freeinit_iteration for x in p], dtype=np.int64),
+                {"long_name": "FreeInit iteration within the run"},
+            ),
+            "seed": (("iteration",), np.array([x.seed for x in p], dtype=np.int64), {"long_name": "generator seed"}),
+            "num_steps": (
+                ("iteration",),
+                np.array([x.num_steps for x in p], dtype=np.int64),
+                {"long_name": "denoising steps of the pass"},
+            ),
+        }
+
+    def _sync_store(self) -> None:
+        """Write pass coords, schedule coords and attrs of a streamed record (after each call and on exit)."""
+        sink = self._sink
+        if not isinstance(sink, _ZarrSink) or sink.group is None:
+            return
+        sink.write_passes(self._passes)
+        n_it, n_st = sink.shape
+        t = np.asarray(sink.timestep[...]) if n_it and n_st else np.zeros((0, 0))
+        coords = {k: v for k, v in self._step_coords(t).items() if k != "timestep"}
+        coords.update(self._band_coords())
+        sink.write_attrs(self._attrs(), coords)
+        names = ["timestep", *coords, *_ZarrSink._PASS_FIELDS]
+        for n in self.capture:
+            sink.data[n].attrs["coordinates"] = " ".join(x for x in names if x != "band")
+
+    def to_xarray(self) -> xr.Dataset:
+        """The record as an ``xarray.Dataset``.
+
+        Returns
+        -------
+        xarray.Dataset
+            One variable per capture site, dims ``("iteration", "step", "batch", "channel", "frame", "height",
+            "width")`` (``mode="band_power"``: ``("iteration", "step", "batch", "channel", "band")`` with coords
+            ``band_lo``/``band_hi``); coords ``step`` (the pass's step index; with ``every > 1`` only kept
+            steps), ``timestep``, ``alpha``, ``sigma`` (and ``alpha_bar`` for DDPM schedules) over
+            ``(iteration, step)``, and ``call``, ``run``, ``freeinit_iteration``, ``seed``, ``num_steps`` over
+            ``iteration``. Steps a pass did not run are NaN. Attrs are plain values (JSON strings for
+            configs), so the dataset saves to NetCDF and zarr unchanged.
+        """
+        self._flush()
+        if isinstance(self._sink, _ZarrSink):
+            if self._sink.group is None:
+                return self._empty()
+            self._sync_store()
+            ds = self._sink.open()
+            coord_names = [n for n in ds.variables if n not in self.capture and n not in ds.dims]
+            return ds.set_coords(coord_names)
+        if not self._sink.records:
+            return self._empty()
+        item_shape = tuple(self._sink.records[0].arrays[self.capture[0]].shape)
+        np_dtype = np.float64 if self.mode == "band_power" else np.dtype(str(self.dtype).replace("torch.", ""))
+        steps, timestep, data = self._sink.arrays(self.capture, len(self._passes), item_shape, np_dtype)
+        dims = _RECORD_DIMS if self.mode == "full" else _BAND_RECORD_DIMS
+        data_vars = {n: (dims, data[n], dict(_SITE_ATTRS[n])) for n in self.capture}
+        if self.mode == "band_power":
+            for n in self.capture:
+                data_vars[n][2]["long_name"] = "band power of the " + _SITE_ATTRS[n]["long_name"]
+                data_vars[n][2]["units"] = "power per bin (white unit noise = 1)"
+        coords: dict[str, Any] = {
+            "iteration": (("iteration",), np.arange(len(self._passes), dtype=np.int64)),
+            "step": (("step",), steps, {"long_name": "denoising step of the pass"}),
+        }
+        coords.update(self._step_coords(timestep))
+        coords.update(self._pass_coords())
+        coords.update(self._band_coords())
+        return xr.Dataset(data_vars, coords=coords, attrs=self._attrs())
+
+    def _empty(self) -> xr.Dataset:
+        return xr.Dataset(attrs=self._attrs())
+
+    # -- conveniences --------------------------------------------------------------------------------------------
+    @property
+    def nbytes(self) -> int:
+        """Bytes the record holds in memory now."""
+        return self._sink.nbytes
+
+    @property
+    def num_passes(self) -> int:
+        """Sampling passes seen so far."""
+        return len(self._passes)
+
+    def __repr__(self) -> str:
+        state = "open" if self._installed else "closed"
+        return (
+            f"LatentProbe({type(self.pipe).__name__}, capture={self.capture}, mode={self.mode!r}, "
+            f"dtype={str(self.dtype).replace('torch.', '')}, every={self.every}, {state}, "
+            f"{self.num_passes} pass(es), {_fmt_bytes(self.nbytes)} held)"
+        )

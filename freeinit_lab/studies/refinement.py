@@ -1,0 +1,411 @@
+"""FreeInit refinement, pass by pass: the measurements behind ``notebooks/03_freeinit_refinement``.
+
+:func:`refinement_study` samples ``N`` seeded initial noises on one pipeline and measures, all paired on the same
+noises and the same high-frequency draws ``eta``:
+
+* **per iteration** — FreeInit with ``num_iters`` passes (pass 0 = plain sampling), full sampling (every pass
+  ``num_inference_steps`` DDIM steps) and coarse-to-fine sampling (pass ``i`` runs
+  ``int(N_steps / K * (i + 1))`` steps, :func:`freeinit_lab.freeinit.fast_sampling_steps`): the temporal
+  consistency of every pass's clean latent and the denoiser evaluations it cost;
+* **band SNR of the initial latent** of every pass (:meth:`FreeInitResult.band_snr`: signal part
+  ``a_T · lowpass(z_0)`` vs the rest) next to the band SNR of the *training* ``z_T`` of clean reference videos
+  (:func:`freeinit_lab.snr.band_snr` at the terminal timestep) — FreeInit's aim is to bring the first towards the
+  second;
+* **filters** — one FreeInit iteration (:func:`refine_once`) from the same plain samples with each low-pass filter
+  (same ``d_s``, ``d_t``, same ``eta``);
+* **initialisations** — plain sampling (baseline), the last FreeInit pass, an *oracle* initialisation drawn from
+  the training marginal ``z_T = a_T x_0 + b_T eps`` of held-out clean videos ``x_0`` (as in
+  :func:`freeinit_lab.evidence.measure_evidence`, but with the baseline's own noise ``eps``, so the oracle differs
+  from the baseline only by the signal ``a_T x_0`` and the comparison is paired), and the clean videos themselves.
+
+Consistency is :func:`freeinit_lab.metrics.frame_cosine_similarity` (consecutive frames, colour-centred pixels;
+samples clipped to ``[-1, 1]``) and :func:`freeinit_lab.metrics.temporal_flicker`, as in
+:mod:`freeinit_lab.evidence`.
+
+Examples
+--------
+>>> from freeinit_lab.embedded.pipelines import load_analytic_pipeline
+>>> ds = refinement_study(load_analytic_pipeline(), num_videos=2, num_inference_steps=3, num_iters=2,
+...                       filters=("gaussian", "ideal"))
+>>> dict(ds.consistency.sizes)
+{'sampling': 2, 'iteration': 2, 'video': 2}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import xarray as xr
+
+__all__ = [
+    "refine_once",
+    "refinement_study",
+    "cumulative_quality",
+    "iteration_figure",
+    "band_snr_iteration_figure",
+    "filter_figure",
+]
+
+
+def _metrics(video: torch.Tensor) -> dict[str, np.ndarray]:
+    from freeinit_lab.analysis import metrics
+
+    v = video.float().clamp(-1, 1)
+    return {
+        "consistency": metrics.frame_cosine_similarity(v).double().numpy(),
+        "flicker": metrics.temporal_flicker(v).double().numpy(),
+    }
+
+
+def _sample(pipe: Any, latents: torch.Tensor, num_inference_steps: int) -> torch.Tensor:
+    out = pipe(latents=latents.clone(), num_inference_steps=num_inference_steps, output_type="latent")
+    return (out.frames if hasattr(out, "frames") else out[0]).detach().float()
+
+
+def refine_once(
+    pipe: Any,
+    clean: torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    method: str = "gaussian",
+    d_s: float = 0.25,
+    d_t: float = 0.25,
+    order: float = 4,
+    num_inference_steps: int = 25,
+    generator: torch.Generator | None = None,
+    legacy_ideal_threshold: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One FreeInit iteration from a given clean sample: reinitialise, then sample again.
+
+    ``z_T = a_T clean + b_T noise`` (``T`` the last training timestep, ``noise`` the first pass's initial noise as
+    in ``renoise="same"``), ``z'_T = IFFT(FFT(z_T) H + FFT(eta) (1 - H))`` with ``eta`` drawn from ``generator``
+    first, exactly as :func:`freeinit_lab.freeinit.freeinit` does in its pass 1 — so
+    ``refine_once(pipe, pass0_clean, eps, generator=g)`` equals pass 1 of ``freeinit(pipe, num_iters=2,
+    latents=eps, generator=g)`` for a deterministic sampler. Use it to compare filters from one shared pass 0.
+
+    Parameters
+    ----------
+    pipe
+        A pipeline in canonical ``(batch, channel, frame, height, width)`` layout (the embedded default or the
+        analytic reference).
+    clean, noise
+        ``(batch, channel, frame, height, width)``: the previous pass's clean latent and the initial noise.
+    method, d_s, d_t, order, legacy_ideal_threshold
+        The low-pass filter (:func:`freeinit_lab.spectral.lowpass_filter`).
+    num_inference_steps
+        Steps of the new pass.
+    generator
+        Draws ``eta``.
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor, torch.Tensor)
+        The new clean latent, the reinitialised initial latent ``z'_T``, and its signal part
+        ``a_T · lowpass(clean)``.
+    """
+    from diffusers.utils.torch_utils import randn_tensor
+
+    from freeinit_lab.hooks.layouts import get_layout
+    from freeinit_lab.core.schedules import get_schedule
+    from freeinit_lab.core.spectral import apply_lowpass, lowpass_filter, reinit_noise
+
+    layout = get_layout(pipe)
+    if not layout.is_canonical:
+        raise ValueError(f"{type(pipe).__name__} is not in (batch, channel, frame, height, width) layout; "
+                         "use freeinit_lab.freeinit for other layouts")
+    schedule = get_schedule(layout.get_scheduler(pipe))
+    t_T = schedule.terminal_timestep
+    a_T = float(schedule.coefficients(t_T)[0])
+    clean = clean.float()
+    eta = randn_tensor(tuple(clean.shape), generator=generator, device=clean.device, dtype=torch.float32)
+    mask = lowpass_filter(clean.shape, method, d_s, d_t, order, device=clean.device, dtype=torch.float32,
+                          legacy_ideal_threshold=legacy_ideal_threshold)
+    z_T = schedule.diffuse(clean, t_T, noise.float())
+    init = reinit_noise(z_T, eta, mask)
+    signal = apply_lowpass(clean * a_T, mask)
+    return _sample(pipe, init, num_inference_steps), init, signal
+
+
+def refinement_study(
+    pipe: Any,
+    *,
+    num_videos: int = 16,
+    seed: int = 0,
+    num_inference_steps: int = 25,
+    num_iters: int = 5,
+    method: str = "gaussian",
+    d_s: float = 0.25,
+    d_t: float = 0.25,
+    order: float = 4,
+    filters: Sequence[str] = ("gaussian", "butterworth", "ideal", "box"),
+    num_bands: int = 6,
+    reference: torch.Tensor | Callable[[int, int], torch.Tensor] | None = None,
+    progress: bool = False,
+) -> xr.Dataset:
+    """FreeInit pass by pass, coarse-to-fine vs full, filters, and baseline/FreeInit/oracle (module docstring).
+
+    Parameters
+    ----------
+    pipe
+        Canonical-layout pipeline with ``sample_shape`` whose ``output_type="latent"`` output is in ``[-1, 1]``.
+    num_videos
+        Videos, sampled as one batch per pipeline call.
+    seed
+        Every random draw derives from it: initial noises (shared by the oracle), the ``eta`` draws (the same
+        generator seed for the full, coarse-to-fine and filter runs, so their first reinitialisation uses the same
+        ``eta``) and the default reference videos.
+    num_inference_steps, num_iters, method, d_s, d_t, order
+        FreeInit settings of the per-iteration runs (``num_iters`` counts the plain first pass).
+    filters
+        Low-pass filters compared after one FreeInit iteration from the shared plain samples.
+    num_bands
+        Bands of the SNR comparison (default edges of :func:`freeinit_lab.spectral.default_band_edges`).
+    reference
+        Clean videos ``(>= 2 N, C, F, H, W)`` in ``[-1, 1]`` or a callable ``(n, seed) -> videos``; the first ``N``
+        are the "data" row and give the training ``z_T`` SNR, the next ``N`` the oracle's ``x_0``. Default:
+        :func:`freeinit_lab.data.dead_leaves_videos` (the embedded model's training distribution) with seeds from
+        ``10**8 + 1000 * seed + 500`` (never used in training).
+    progress
+        Print one line per stage with its wall time.
+
+    Returns
+    -------
+    xarray.Dataset
+        * ``consistency``, ``flicker`` — dims ``(sampling, iteration, video)``, ``sampling = ["full",
+          "coarse-to-fine"]``;
+        * ``denoiser_evals`` — ``(sampling, iteration)``, evaluations of each pass (cumulate for the cost);
+        * ``clean_latent`` — ``(sampling, iteration, video, channel, frame, height, width)``;
+        * ``band_snr`` — ``(iteration, band)`` dB, initial latent of each full-sampling pass (``-inf`` in pass 0);
+        * ``training_snr`` — ``(band,)`` dB, training ``z_T`` of the reference videos at the terminal timestep;
+        * ``filter_consistency``, ``filter_flicker`` — ``(filter, video)`` after one iteration;
+          ``filter_band_snr`` — ``(filter, band)`` of those initial latents;
+        * ``init_consistency``, ``init_flicker`` — ``(source, video)`` with ``source = ["baseline", "freeinit",
+          "oracle", "data"]``;
+        * attrs: settings, seeds, seconds per stage.
+    """
+    from freeinit_lab.engine.loop import freeinit
+    from freeinit_lab.hooks.layouts import get_layout
+    from freeinit_lab.core.schedules import get_schedule
+    from freeinit_lab.core.snr import band_snr, inference_band_snr
+
+    if num_videos < 2:
+        raise ValueError(f"num_videos={num_videos}: need at least 2 videos for paired statistics")
+    if num_iters < 2:
+        raise ValueError(f"num_iters={num_iters}: need at least one FreeInit iteration after the plain pass")
+    layout = get_layout(pipe)
+    if not layout.is_canonical or not hasattr(pipe, "sample_shape"):
+        raise ValueError(f"{type(pipe).__name__} is not a canonical-layout pipeline with sample_shape; use the "
+                         "embedded default (load_default_pipeline) or the analytic reference")
+    shape = (num_videos, *pipe.sample_shape)
+    gen = torch.Generator().manual_seed(int(seed))
+    noise = torch.randn(shape, generator=gen)
+    torch.randn(shape, generator=gen)  # reserved draw (keeps eta_seed stable)
+    eta_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    ref_seed = 10**8 + 1000 * int(seed) + 500
+    if reference is None:
+        from freeinit_lab.embedded.data import dead_leaves_videos
+
+        ref = dead_leaves_videos(2 * num_videos, *shape[2:], seed=ref_seed)
+    elif callable(reference):
+        ref = reference(2 * num_videos, ref_seed)
+    else:
+        ref = reference
+    ref = torch.as_tensor(ref).float()
+    if ref.ndim != 5 or tuple(ref.shape[1:]) != tuple(shape[1:]) or ref.shape[0] < 2 * num_videos:
+        raise ValueError(f"reference has shape {tuple(ref.shape)}; expected (>= {2 * num_videos}, "
+                         f"{', '.join(map(str, shape[1:]))}) clean videos in [-1, 1]")
+    data, oracle_x0 = ref[:num_videos], ref[num_videos:2 * num_videos]
+
+    seconds: dict[str, float] = {}
+    settings = dict(method=method, d_s=d_s, d_t=d_t, order=order, num_inference_steps=num_inference_steps,
+                    output_type="latent", progress=False)
+
+    def stage(name: str, t0: float) -> None:
+        seconds[name] = round(time.perf_counter() - t0, 2)
+        if progress:
+            print(f"refinement_study: {name} {seconds[name]:.1f} s")
+
+    # ---------------------------------------------------------------- per iteration, full and coarse-to-fine
+    runs = {}
+    for sampling, fast in (("full", False), ("coarse-to-fine", True)):
+        t0 = time.perf_counter()
+        runs[sampling] = freeinit(pipe, num_iters=num_iters, fast_sampling=fast, latents=noise.clone(),
+                                  generator=torch.Generator().manual_seed(eta_seed), **settings)
+        stage(sampling, t0)
+    full = runs["full"]
+    per = {s: [_metrics(it.clean_latent) for it in r.iterations] for s, r in runs.items()}
+    samplings = list(runs)
+
+    # ---------------------------------------------------------------- filters, one iteration from shared pass 0
+    t0 = time.perf_counter()
+    pass0 = full.iterations[0].clean_latent
+    eps = full.iterations[0].initial_latent
+    filt_metrics, filt_snr = [], []
+    for m in filters:
+        if m == method:  # identical to pass 1 of the full run (same eta draw, same filter)
+            clean1, sig, init = full.iterations[1].clean_latent, full.iterations[1].signal, full.iterations[1].initial_latent
+        else:
+            clean1, init, sig = refine_once(pipe, pass0, eps, method=m, d_s=d_s, d_t=d_t, order=order,
+                                            num_inference_steps=num_inference_steps,
+                                            generator=torch.Generator().manual_seed(eta_seed))
+        filt_metrics.append(_metrics(clean1))
+        filt_snr.append(inference_band_snr(sig, init - sig, num_bands).values)
+    stage("filters", t0)
+
+    # ---------------------------------------------------------------- oracle initialisation
+    t0 = time.perf_counter()
+    sched = layout.get_scheduler(pipe)
+    sched.set_timesteps(num_inference_steps)
+    t_first = int(sched.timesteps[0])
+    schedule = get_schedule(sched)
+    oracle = _sample(pipe, schedule.diffuse(oracle_x0, t_first, noise), num_inference_steps)  # baseline's noise
+    stage("oracle", t0)
+    init_sources = {"baseline": full.iterations[0].clean_latent, "freeinit": full.iterations[-1].clean_latent,
+                    "oracle": oracle, "data": data}
+    init_m = {s: _metrics(v) for s, v in init_sources.items()}
+
+    snr_iter = full.band_snr(num_bands)
+    train_snr = band_snr(data, schedule, num_bands, timesteps=[schedule.terminal_timestep]).isel(timestep=0, drop=True)
+    band_coords = {k: ("band", snr_iter[k].values) for k in ("band_lo", "band_hi", "num_bins") if k in snr_iter.coords}
+
+    iters = np.arange(num_iters)
+    ds = xr.Dataset(
+        {
+            "consistency": (("sampling", "iteration", "video"),
+                            np.stack([np.stack([p["consistency"] for p in per[s]]) for s in samplings])),
+            "flicker": (("sampling", "iteration", "video"),
+                        np.stack([np.stack([p["flicker"] for p in per[s]]) for s in samplings])),
+            "denoiser_evals": (("sampling", "iteration"),
+                               np.array([[it.num_denoiser_evals for it in runs[s].iterations] for s in samplings])),
+            "num_inference_steps": (("sampling", "iteration"),
+                                    np.array([[it.num_inference_steps for it in runs[s].iterations] for s in samplings])),
+            "clean_latent": (("sampling", "iteration", "video", "channel", "frame", "height", "width"),
+                             np.stack([np.stack([it.clean_latent.numpy() for it in runs[s].iterations])
+                                       for s in samplings]).astype(np.float32)),
+            "band_snr": (("iteration", "band"), snr_iter.values),
+            "training_snr": (("band",), train_snr.values),
+            "filter_consistency": (("filter", "video"), np.stack([f["consistency"] for f in filt_metrics])),
+            "filter_flicker": (("filter", "video"), np.stack([f["flicker"] for f in filt_metrics])),
+            "filter_band_snr": (("filter", "band"), np.stack(filt_snr)),
+            "init_consistency": (("source", "video"), np.stack([init_m[s]["consistency"] for s in init_sources])),
+            "init_flicker": (("source", "video"), np.stack([init_m[s]["flicker"] for s in init_sources])),
+        },
+        coords={"sampling": samplings, "iteration": iters, "video": np.arange(num_videos),
+                "band": np.arange(num_bands), "filter": list(filters), "source": list(init_sources), **band_coords},
+    )
+    long = {
+        "consistency": ("consecutive-frame cosine similarity (colour-centred pixels)", "1"),
+        "flicker": ("temporal flickering score (1 - mean |frame difference| / range)", "1"),
+        "denoiser_evals": ("denoiser evaluations of the pass", "1"),
+        "clean_latent": ("clean latent z_0 at the end of the pass", "pixels in [-1, 1]"),
+        "band_snr": ("band SNR of the pass's initial latent (signal a_T·lowpass(z_0) vs the rest)", "dB"),
+        "training_snr": ("band SNR of the training z_T of the reference videos", "dB"),
+        "filter_consistency": ("consistency after one FreeInit iteration", "1"),
+        "filter_flicker": ("flicker score after one FreeInit iteration", "1"),
+        "filter_band_snr": ("band SNR of the reinitialised initial latent", "dB"),
+        "init_consistency": ("consistency by initialisation", "1"),
+        "init_flicker": ("flicker score by initialisation", "1"),
+    }
+    for name, (ln, units) in long.items():
+        ds[name].attrs = {"long_name": ln, "units": units}
+    ds.attrs.update(
+        seed=int(seed), eta_seed=eta_seed, reference_seed=ref_seed, num_videos=int(num_videos),
+        num_inference_steps=int(num_inference_steps), num_iters=int(num_iters), method=method, d_s=float(d_s),
+        d_t=float(d_t), order=float(order), oracle_timestep=t_first, terminal_timestep=float(schedule.terminal_timestep),
+        pipeline=type(pipe).__name__, seconds=str(seconds), snr_convention=str(snr_iter.attrs.get("convention", "")),
+    )
+    return ds
+
+
+def cumulative_quality(ds: xr.Dataset, metric: str = "consistency") -> xr.Dataset:
+    """Mean ``metric`` of each pass against the cumulative denoiser evaluations spent to reach it.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``mean``, ``se`` and ``cumulative_evals`` with dims ``(sampling, iteration)``.
+    """
+    m = ds[metric]
+    n = m.sizes["video"]
+    return xr.Dataset({
+        "mean": m.mean("video"),
+        "se": m.std("video", ddof=1) / np.sqrt(n),
+        "cumulative_evals": ds["denoiser_evals"].cumsum("iteration"),
+    })
+
+
+def iteration_figure(ds: xr.Dataset, metric: str = "consistency"):
+    """Two panels: ``metric`` per FreeInit pass, and ``metric`` against cumulative denoiser evaluations
+    (full vs coarse-to-fine), mean ± standard error over videos, with the oracle and data levels as lines."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    q = cumulative_quality(ds, metric)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("per FreeInit pass", "quality per denoiser evaluation"))
+    colors = {"full": "#1f77b4", "coarse-to-fine": "#ff7f0e"}
+    for s in q.sampling.values.tolist():
+        mean, se = q["mean"].sel(sampling=s).values, q["se"].sel(sampling=s).values
+        for col, x in ((1, q.iteration.values), (2, q["cumulative_evals"].sel(sampling=s).values)):
+            fig.add_trace(go.Scatter(x=x, y=mean, error_y={"type": "data", "array": se}, mode="lines+markers",
+                                     name=s, legendgroup=s, showlegend=col == 1, line={"color": colors.get(s)}),
+                          row=1, col=col)
+    init_name = f"init_{metric}"
+    if init_name in ds:
+        for src, dash in (("oracle", "dash"), ("data", "dot")):
+            if src in ds.source.values:
+                level = float(ds[init_name].sel(source=src).mean())
+                for col in (1, 2):
+                    fig.add_hline(y=level, line_dash=dash, line_color="grey", row=1, col=col,
+                                  annotation_text=src if col == 2 else None)
+    fig.update_xaxes(title="pass (0 = plain sampling)", row=1, col=1)
+    fig.update_xaxes(title="cumulative denoiser evaluations", row=1, col=2)
+    fig.update_yaxes(title=ds[metric].attrs.get("long_name", metric), row=1, col=1)
+    fig.update_layout(title=f"FreeInit pass by pass ({ds.attrs.get('method')} filter, d_s = {ds.attrs.get('d_s')}, "
+                            f"{ds.sizes['video']} videos, mean ± s.e.)", height=420, width=950)
+    return fig
+
+
+def filter_figure(ds: xr.Dataset, metric: str = "consistency"):
+    """Bar chart: ``metric`` after one FreeInit iteration per filter, with plain sampling as a reference line."""
+    import plotly.graph_objects as go
+
+    m = ds[f"filter_{metric}"]
+    n = m.sizes["video"]
+    fig = go.Figure(go.Bar(x=m["filter"].values.tolist(), y=m.mean("video").values,
+                           error_y={"type": "data", "array": (m.std("video", ddof=1) / np.sqrt(n)).values}))
+    base = float(ds[metric].sel(sampling="full", iteration=0).mean())
+    fig.add_hline(y=base, line_dash="dash", annotation_text="plain sampling")
+    fig.update_layout(title=f"one FreeInit iteration per filter (d_s = d_t = {ds.attrs.get('d_s')}, same eta)",
+                      yaxis_title=m.attrs.get("long_name", metric), height=380, width=650)
+    return fig
+
+
+def band_snr_iteration_figure(ds: xr.Dataset):
+    """Band SNR of each pass's initial latent (one line per pass, pass 0 = pure noise is not drawn: ``-inf``) and
+    the training ``z_T``'s band SNR of the reference videos (dashed), against the band index."""
+    import plotly.graph_objects as go
+
+    from freeinit_lab.viz.plots import band_colors
+
+    snr = ds["band_snr"]
+    labels = [f"{k}: {float(lo):.2f}–{float(hi):.2f}" for k, lo, hi in
+              zip(snr.band.values, snr["band_lo"].values, snr["band_hi"].values)] if "band_lo" in snr.coords \
+        else [str(k) for k in snr.band.values]
+    fig = go.Figure()
+    colors = band_colors(snr.sizes["iteration"])
+    for i in snr.iteration.values:
+        y = snr.sel(iteration=i).values
+        if not np.isfinite(y).any():
+            continue
+        fig.add_trace(go.Scatter(x=labels, y=[float(v) if np.isfinite(v) else None for v in y],
+                                 mode="lines+markers", name=f"pass {int(i)} initial latent",
+                                 line={"color": colors[int(i)]}))
+    fig.add_trace(go.Scatter(x=labels, y=ds["training_snr"].values, mode="lines+markers", name="training z_T (data)",
+                             line={"color": "black", "dash": "dash"}))
+    fig.update_layout(title="band SNR of the initial latent per FreeInit pass vs the training z_T (pass 0: −∞ dB)",
+                      xaxis_title="band (normalised frequency radius)", yaxis_title="SNR (dB)", height=420, width=900)
+    return fig

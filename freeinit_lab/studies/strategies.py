@@ -1,0 +1,836 @@
+"""Initialisation strategies judged against the data: consistency *and* dynamics *and* band power at ``t = T``.
+
+FreeInit's paper scores temporal consistency as "higher is better", which also rewards a video that barely moves.
+This module puts the ways of starting a sampler behind one interface and measures each of them against the data
+distribution the model was trained on, with denoiser evaluations as the cost axis.
+
+Strategies (:class:`InitStrategy`), all on the same white noise ``eps`` per video so that they are paired:
+
+* ``init="noise"``: plain sampling from ``eps`` (with ``num_iters > 1``: FreeInit, :func:`freeinit_lab.freeinit`,
+  with ``renoise="same" | "fresh"`` and ``mix="freeinit" | "variance_preserving"``);
+* ``init="spectrum_matched"``: a Gaussian initial latent whose low band has the per-frequency mean and
+  covariance of the *training* marginal at ``t = T`` (:class:`TerminalMarginal`, estimated from clean latents),
+  blended into unit white noise by the low-pass mask ``H``: per-bin covariance
+  ``H(k) (a_T² Σ(k) + b_T² I) + (1 - H(k)) I``, mean ``a_T μ H(0)``. No extra denoising pass;
+* ``init="oracle"``: ``z_T = a_T x_0 + b_T eps`` for given clean latents ``x_0`` — the training marginal itself, a
+  reference (it needs data you would not have at inference).
+
+Every strategy's pass-0 latent is available on its own (:meth:`InitStrategy.initial_latent`) and can be handed to
+``freeinit(pipe, latents=...)``; :meth:`InitStrategy.run` does exactly that.
+
+:func:`evaluate_strategies` runs each strategy once, batched, and returns an :class:`xarray.Dataset` with, per
+strategy row and video, temporal consistency (first-frame cosine of mean-removed frames, the paper's pairing),
+dynamics (RMS change between consecutive frames), band power of the latent the last pass starts from, and the
+denoiser evaluations; the same quantities of the data. :func:`summarize_strategies` turns it into a table of
+means, standard errors, paired tests against plain sampling, Welch tests against the data and a distance to the
+data. For the analytic Gaussian reference (:func:`freeinit_lab.pipelines.load_analytic_pipeline`) the DDIM sampler
+is linear per frequency, so :func:`analytic_prediction` gives every strategy's expected band powers in closed form
+(and consistency and dynamics as ratios of expectations), :func:`analytic_gain` the sampler's per-bin gain.
+
+Conventions: metrics are computed on the unclipped ``output_type="latent"`` output (pixels in ``[-1, 1]`` for the
+embedded models), so the analytic closed forms apply; band power is that of :func:`freeinit_lab.spectral.band_power`
+(ortho-normalised 3-D FFT, unit white noise has power 1 per bin), averaged over channels, of the initial latent minus
+the marginal's mean field ``a_T μ`` (so a missing mean shows up in band 0), reported in dB.
+
+Examples
+--------
+>>> import torch, freeinit_lab as fl
+>>> from freeinit_lab.studies.strategies import InitStrategy, TerminalMarginal
+>>> pipe = fl.load_analytic_pipeline()
+>>> marginal = TerminalMarginal.from_latents(fl.load_clips(8, 16), pipe.scheduler)
+>>> sm = InitStrategy("spectrum-matched", init="spectrum_matched")
+>>> eps = torch.randn(2, 3, 8, 16, 16, generator=torch.Generator().manual_seed(0))
+>>> z = sm.initial_latent(eps, marginal=marginal)          # usable as freeinit(pipe, latents=z, ...)
+>>> res = sm.run(pipe, eps, marginal=marginal, num_inference_steps=5)
+>>> tuple(res.latents.shape), res.num_denoiser_evals
+((2, 3, 8, 16, 16), 5)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "TerminalMarginal",
+    "InitStrategy",
+    "default_strategies",
+    "evaluate_strategies",
+    "summarize_strategies",
+    "analytic_gain",
+    "analytic_prediction",
+    "pareto_figure",
+    "INITS",
+]
+
+INITS = ("noise", "spectrum_matched", "oracle")
+_FFT = (-3, -2, -1)
+
+
+def _schedule_of(scheduler: Any):
+    """A NoiseSchedule from a diffusers scheduler, a pipeline (its ``.scheduler``) or a NoiseSchedule."""
+    from freeinit_lab.core.schedules import NoiseSchedule, get_schedule
+
+    if isinstance(scheduler, NoiseSchedule):
+        return scheduler
+    if hasattr(scheduler, "scheduler") and hasattr(scheduler, "__call__") and not hasattr(scheduler, "step"):
+        scheduler = scheduler.scheduler
+    return get_schedule(scheduler)
+
+
+def _reversal_index(n: int) -> torch.Tensor:
+    return (-torch.arange(n)) % n
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the training marginal at t = T, per frequency
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TerminalMarginal:
+    """Gaussian moment match of the training marginal ``z_T = a_T x_0 + b_T eps`` per frequency bin.
+
+    With ``μ`` the per-channel mean of the clean latents and ``X(k)`` the ortho-normalised 3-D FFT of
+    ``x_0 - μ``, the marginal has mean ``a_T μ`` (a constant field: the DC bin only) and per-bin channel
+    covariance ``a_T² Σ(k) + b_T² I`` with ``Σ(k) = E[X(k) X(k)^H]`` (``C × C``, Hermitian). For stationary data
+    bins are uncorrelated, so these moments define a Gaussian over whole latents.
+
+    Attributes
+    ----------
+    mean
+        ``(C,)`` float64, per-channel mean ``μ`` of the clean latents.
+    covariance
+        ``(F, H, W, C, C)`` complex128, ``Σ(k)`` in ``torch.fft.fftn`` order (real when ``symmetrize``).
+    a_T, b_T
+        Forward-process coefficients at ``timestep``.
+    timestep
+        The training timestep ``T`` the marginal is taken at.
+    num_latents
+        How many clean latents the moments were estimated from.
+    """
+
+    mean: torch.Tensor
+    covariance: torch.Tensor
+    a_T: float
+    b_T: float
+    timestep: float
+    num_latents: int = 0
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(channel, frame, height, width)`` of one latent."""
+        f, h, w, c, _ = self.covariance.shape
+        return (c, f, h, w)
+
+    @classmethod
+    def from_latents(
+        cls,
+        clean: torch.Tensor,
+        scheduler: Any,
+        *,
+        timestep: float | None = None,
+        symmetrize: bool = True,
+        edges: Sequence[float] | None = None,
+        num_bands: int | None = None,
+    ) -> "TerminalMarginal":
+        """Estimate the marginal from clean latents (e.g. real clips, or a user's own encoded videos).
+
+        Parameters
+        ----------
+        clean
+            ``(N, C, F, H, W)`` clean latents, ``N >= 2``.
+        scheduler
+            A diffusers scheduler, a pipeline, or a :class:`~freeinit_lab.schedules.NoiseSchedule`.
+        timestep
+            Training timestep; default the schedule's terminal one (999), where FreeInit re-diffuses to.
+        symmetrize
+            Average ``Σ(k)`` over the 8 sign flips of ``(k_t, k_h, k_w)`` — the same as averaging over time reversal
+            and spatial mirror images of the data, as :func:`freeinit_lab.pipelines.fit_gaussian_prior` does — which
+            makes ``Σ(k)`` real and even in every axis.
+        edges, num_bands
+            If given, average ``Σ`` over the radial bands of :func:`freeinit_lab.spectral.band_masks` (smoother
+            estimate from few latents; ``num_bands`` alone uses the default edges).
+
+        Returns
+        -------
+        TerminalMarginal
+        """
+        from freeinit_lab.core.spectral import _check_video, band_index
+
+        _check_video(clean, "clean")
+        if clean.dim() != 5 or clean.shape[0] < 2:
+            raise ValueError(
+                f"clean has shape {tuple(clean.shape)}; pass at least 2 clean latents shaped (N, C, F, H, W) to "
+                "estimate a covariance"
+            )
+        schedule = _schedule_of(scheduler)
+        t = float(schedule.terminal_timestep if timestep is None else timestep)
+        a_T, b_T = (float(v) for v in schedule.coefficients(t))
+        x = clean.detach().to("cpu", torch.float64)
+        mean = x.mean(dim=(0, 2, 3, 4))
+        spec = torch.fft.fftn(x - mean.view(1, -1, 1, 1, 1), dim=_FFT, norm="ortho")  # (N, C, F, H, W)
+        spec = spec.permute(0, 2, 3, 4, 1)  # (N, F, H, W, C)
+        cov = torch.einsum("nfhwc,nfhwd->fhwcd", spec, spec.conj()) / x.shape[0]
+        if symmetrize:
+            views = []
+            for flips in range(8):
+                v = cov
+                for axis, bit in zip((0, 1, 2), (1, 2, 4)):
+                    if flips & bit:
+                        v = v.index_select(axis, _reversal_index(v.shape[axis]))
+                views.append(v)
+            cov = torch.stack(views).mean(0)
+            cov = (cov + cov.conj()) / 2  # exactly real: the 8 views hold conjugate pairs
+        if edges is not None or num_bands is not None:
+            idx = band_index(x.shape, edges=edges, num_bands=num_bands or 6)
+            k = int(idx.max()) + 1
+            flat = cov.reshape(-1, *cov.shape[-2:])
+            sums = torch.zeros(k, *cov.shape[-2:], dtype=cov.dtype).index_add_(0, idx.reshape(-1), flat)
+            counts = torch.bincount(idx.reshape(-1), minlength=k).to(torch.float64)
+            cov = (sums / counts.view(-1, 1, 1))[idx]
+        return cls(mean=mean, covariance=cov, a_T=a_T, b_T=b_T, timestep=t, num_latents=int(x.shape[0]))
+
+    def covariance_at_T(self, lowpass: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-bin covariance of :meth:`sample`: ``H (a_T² Σ + b_T² I) + (1 - H) I`` (``H ≡ 1`` if ``None``).
+
+        Returns ``(F, H, W, C, C)`` complex128.
+        """
+        c = self.covariance.shape[-1]
+        eye = torch.eye(c, dtype=self.covariance.dtype)
+        full = self.a_T**2 * self.covariance + self.b_T**2 * eye
+        if lowpass is None:
+            return full
+        h = self._mask(lowpass)[..., None, None]
+        return h * full + (1 - h) * eye
+
+    def _mask(self, lowpass: torch.Tensor) -> torch.Tensor:
+        if not isinstance(lowpass, torch.Tensor):
+            raise TypeError("lowpass must be a torch.Tensor mask from freeinit_lab.lowpass_filter(shape, ...)")
+        f, h, w = self.shape[1:]
+        m = lowpass
+        while m.dim() > 3:
+            m = m[0]
+        if tuple(m.shape) != (f, h, w):
+            raise ValueError(f"lowpass mask of shape {tuple(lowpass.shape)} does not fit latents {self.shape}")
+        m = m.to(torch.float64)
+        if bool(((m < 0) | (m > 1)).any()):
+            raise ValueError("lowpass mask values must lie in [0, 1]")
+        return m
+
+    def sample(self, noise: torch.Tensor, lowpass: torch.Tensor | None = None) -> torch.Tensor:
+        """Colour white noise into the (low-band) training marginal: a spectrum-matched initial latent.
+
+        ``out = a_T μ H(0) + IFFT3D(L(k) FFT3D(noise)(k))`` with ``L(k) L(k)^H`` = :meth:`covariance_at_T` (Cholesky
+        per bin), so for unit white ``noise`` the output has exactly that per-bin covariance and is real (``L(-k) =
+        conj(L(k))``). Bins where ``H = 0`` keep ``noise`` unchanged.
+
+        Parameters
+        ----------
+        noise
+            ``(B, C, F, H, W)`` unit white Gaussian noise.
+        lowpass
+            Mask ``H`` (FFT order) of the band taken from the marginal; ``None`` = every frequency.
+
+        Returns
+        -------
+        torch.Tensor
+            Same shape and dtype as ``noise``.
+        """
+        from freeinit_lab.core.spectral import _check_video
+
+        _check_video(noise, "noise")
+        if noise.dim() != 5 or tuple(noise.shape[1:]) != self.shape:
+            raise ValueError(f"noise has shape {tuple(noise.shape)}; expected (batch, {', '.join(map(str, self.shape))})")
+        cov = self.covariance_at_T(lowpass)
+        chol = torch.linalg.cholesky(cov)  # (F, H, W, C, C)
+        spec = torch.fft.fftn(noise.to(torch.float64), dim=_FFT, norm="ortho").permute(0, 2, 3, 4, 1)
+        coloured = torch.einsum("fhwcd,nfhwd->nfhwc", chol, spec).permute(0, 4, 1, 2, 3)
+        out = torch.fft.ifftn(coloured, dim=_FFT, norm="ortho").real
+        h0 = 1.0 if lowpass is None else float(self._mask(lowpass)[0, 0, 0])
+        out = out + (self.a_T * h0) * self.mean.view(1, -1, 1, 1, 1)
+        return out.to(device=noise.device, dtype=noise.dtype)
+
+    def diffuse(self, clean: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``a_T x_0 + b_T eps``: exact draws of the training marginal for given clean latents (the oracle)."""
+        if clean.shape != noise.shape:
+            raise ValueError(f"clean {tuple(clean.shape)} and noise {tuple(noise.shape)} must have the same shape")
+        return (self.a_T * clean.to(noise.dtype) + self.b_T * noise).to(noise.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# strategies
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InitStrategy:
+    """One way to start a sampler: a pass-0 initial latent, then ``num_iters - 1`` FreeInit passes (or none).
+
+    Parameters
+    ----------
+    name
+        Label in tables and figures.
+    init
+        Pass-0 latent from the white noise ``eps``: ``"noise"`` (``eps`` itself), ``"spectrum_matched"``
+        (:meth:`TerminalMarginal.sample` with the low-pass mask of ``method``/``d_s``/``d_t``/``order``),
+        ``"oracle"`` (``a_T x_0 + b_T eps`` for given clean latents).
+    num_iters, renoise, mix, method, d_s, d_t, order, fast_sampling
+        Passed to :func:`freeinit_lab.freeinit` (``num_iters=1`` = no FreeInit pass). The filter also defines the
+        low band of ``"spectrum_matched"``. Default filter: Gaussian ``D0 = 0.25`` (the paper's main table).
+    report_passes
+        :func:`evaluate_strategies` reports every FreeInit iteration ``1 .. num_iters - 1`` as its own row
+        (``"<name> ×i"``), which equals a run with ``num_iters = i + 1`` when ``fast_sampling=False``.
+    """
+
+    name: str
+    init: Literal["noise", "spectrum_matched", "oracle"] = "noise"
+    num_iters: int = 1
+    renoise: Literal["same", "fresh"] = "same"
+    mix: Literal["freeinit", "variance_preserving"] = "freeinit"
+    method: str = "gaussian"
+    d_s: float = 0.25
+    d_t: float = 0.25
+    order: float = 4.0
+    fast_sampling: bool = False
+    report_passes: bool = False
+
+    def __post_init__(self):
+        if self.init not in INITS:
+            raise ValueError(f"init={self.init!r}; choose one of {', '.join(INITS)}")
+        if isinstance(self.num_iters, bool) or not isinstance(self.num_iters, (int, np.integer)) or self.num_iters < 1:
+            raise ValueError(f"num_iters={self.num_iters!r} must be an integer >= 1 (1 = no FreeInit pass)")
+        if self.renoise not in ("same", "fresh"):
+            raise ValueError(f"renoise={self.renoise!r}; use 'same' or 'fresh'")
+        if self.mix not in ("freeinit", "variance_preserving"):
+            raise ValueError(f"mix={self.mix!r}; use 'freeinit' or 'variance_preserving'")
+        from freeinit_lab.core.spectral import lowpass_filter
+
+        lowpass_filter((2, 2, 2), self.method, self.d_s, self.d_t, self.order)  # validates the filter settings
+
+    def lowpass(self, shape: Sequence[int]) -> torch.Tensor:
+        """The strategy's low-pass mask ``H`` for latents of ``shape`` (float64, FFT order)."""
+        from freeinit_lab.core.spectral import lowpass_filter
+
+        return lowpass_filter(tuple(shape), self.method, self.d_s, self.d_t, self.order, dtype=torch.float64)
+
+    def initial_latent(
+        self,
+        noise: torch.Tensor,
+        *,
+        marginal: TerminalMarginal | None = None,
+        clean: torch.Tensor | None = None,
+        scheduler: Any = None,
+    ) -> torch.Tensor:
+        """The pass-0 latent from white ``noise`` ``(B, C, F, H, W)`` (hand it to ``freeinit(latents=...)``).
+
+        ``"spectrum_matched"`` needs ``marginal``; ``"oracle"`` needs ``clean`` of the same shape and either
+        ``marginal`` or ``scheduler`` for ``a_T, b_T``.
+        """
+        if not isinstance(noise, torch.Tensor) or noise.dim() != 5:
+            raise ValueError("noise must be a (batch, channel, frame, height, width) tensor of white Gaussian noise")
+        if self.init == "noise":
+            return noise.clone()
+        if self.init == "spectrum_matched":
+            if marginal is None:
+                raise ValueError(
+                    "init='spectrum_matched' needs marginal=TerminalMarginal.from_latents(clean_latents, scheduler): "
+                    "the training marginal's low band is estimated from clean latents (e.g. real clips)"
+                )
+            return marginal.sample(noise, self.lowpass(noise.shape))
+        if clean is None:
+            raise ValueError("init='oracle' needs clean= latents (the training data whose marginal z_T is drawn)")
+        if tuple(clean.shape) != tuple(noise.shape):
+            raise ValueError(f"clean {tuple(clean.shape)} must have the shape of noise {tuple(noise.shape)}")
+        if marginal is None:
+            if scheduler is None:
+                raise ValueError("init='oracle' needs marginal= or scheduler= for the coefficients a_T, b_T")
+            schedule = _schedule_of(scheduler)
+            return schedule.diffuse(clean.to(noise.dtype), schedule.terminal_timestep, noise)
+        return marginal.diffuse(clean, noise)
+
+    def run(
+        self,
+        pipe: Any,
+        noise: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        marginal: TerminalMarginal | None = None,
+        clean: torch.Tensor | None = None,
+        **call_kwargs: Any,
+    ):
+        """Sample with this strategy: :meth:`initial_latent`, then :func:`freeinit_lab.freeinit`.
+
+        Returns
+        -------
+        FreeInitResult
+            ``iterations`` holds every pass; ``num_denoiser_evals`` is the cost.
+        """
+        from freeinit_lab.engine.loop import freeinit
+
+        init = self.initial_latent(noise, marginal=marginal, clean=clean, scheduler=pipe.scheduler)
+        call_kwargs.setdefault("output_type", "latent")
+        call_kwargs.setdefault("progress", False)
+        return freeinit(
+            pipe, num_iters=self.num_iters, method=self.method, d_s=self.d_s, d_t=self.d_t, order=self.order,
+            fast_sampling=self.fast_sampling, renoise=self.renoise, mix=self.mix, latents=init,
+            generator=generator if generator is not None else torch.Generator().manual_seed(0), **call_kwargs,
+        )
+
+
+def default_strategies(num_iters: int = 4, **filter_kwargs: Any) -> list[InitStrategy]:
+    """The strategies of issue 8: oracle, spectrum-matched, FreeInit same / fresh / variance-preserving.
+
+    FreeInit variants run ``num_iters`` passes and report every iteration (``report_passes=True``); plain
+    sampling is their shared pass 0, which :func:`evaluate_strategies` reports as ``"plain"`` (add
+    ``InitStrategy("plain")`` yourself with ``fast_sampling=True``). ``filter_kwargs`` (``method``, ``d_s``,
+    ``d_t``, ``order``, ``fast_sampling``) apply to all.
+    """
+    fi = dict(num_iters=num_iters, report_passes=True, **filter_kwargs)
+    base = {k: v for k, v in filter_kwargs.items() if k != "fast_sampling"}
+    return [
+        InitStrategy("oracle", init="oracle", **base),
+        InitStrategy("spectrum-matched", init="spectrum_matched", **base),
+        InitStrategy("FreeInit same", renoise="same", **fi),
+        InitStrategy("FreeInit fresh", renoise="fresh", **fi),
+        InitStrategy("FreeInit same VP", renoise="same", mix="variance_preserving", **fi),
+    ]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# evaluation
+# ----------------------------------------------------------------------------------------------------------------
+def _consistency(video: torch.Tensor) -> np.ndarray:
+    from freeinit_lab.analysis.metrics import frame_cosine_similarity
+
+    bound = float(video.abs().max()) + 1.0  # an affine map without clipping (the cosine of centred frames ignores it)
+    return frame_cosine_similarity(video, reference="first", value_range=(-bound, bound)).numpy()
+
+
+def _dynamics(video: torch.Tensor) -> np.ndarray:
+    d = video.double()[:, :, 1:] - video.double()[:, :, :-1]
+    return d.pow(2).mean(dim=(1, 2, 3, 4)).sqrt().numpy()
+
+
+def _band_power_db(z: torch.Tensor, offset: torch.Tensor, edges: np.ndarray) -> np.ndarray:
+    from freeinit_lab.core.spectral import band_power
+
+    p = band_power(z.double() - offset.view(1, -1, 1, 1, 1), edges=edges).mean(dim=1)  # (B, K)
+    return p.numpy()
+
+
+def _row_plan(strategies: Sequence[InitStrategy]) -> list[tuple[InitStrategy, list[tuple[int, str]]]]:
+    """Which passes of which strategy become rows, and their labels.
+
+    A strategy reports its last pass under its name, or with ``report_passes`` every FreeInit iteration
+    ``i >= 1`` as ``"<name> ×i"``. Unless a strategy is named ``"plain"``, pass 0 of the first noise-started
+    FreeInit strategy with ``report_passes`` is reported as ``"plain"``: it *is* plain sampling from the same
+    noise with the same steps (without ``fast_sampling``), so no separate run is needed.
+    """
+    plain_needed = not any(s.name == "plain" for s in strategies)
+    plan = []
+    for s in strategies:
+        if s.report_passes and s.num_iters > 1:
+            passes = [(i, f"{s.name} ×{i}") for i in range(1, s.num_iters)]
+            if plain_needed and s.init == "noise" and not s.fast_sampling:
+                passes.insert(0, (0, "plain"))
+                plain_needed = False
+        else:
+            passes = [(s.num_iters - 1, s.name)]
+        plan.append((s, passes))
+    return plan
+
+
+def evaluate_strategies(
+    pipe: Any,
+    strategies: Sequence[InitStrategy],
+    *,
+    data: torch.Tensor,
+    marginal: TerminalMarginal,
+    oracle_latents: torch.Tensor | None = None,
+    num_videos: int = 64,
+    seed: int = 0,
+    num_inference_steps: int = 25,
+    num_bands: int = 6,
+):
+    """Run each strategy on the same ``num_videos`` seeded noises and measure it against the data.
+
+    Parameters
+    ----------
+    pipe
+        A pipeline in ``(batch, channel, frame, height, width)`` layout whose ``output_type="latent"`` output is
+        the video (the embedded default and analytic pipelines).
+    strategies
+        :class:`InitStrategy` list (see :func:`default_strategies`); names must be unique.
+    data
+        ``(M, C, F, H, W)`` clean videos of the training distribution (held out), ``M >= 2``: the target.
+    marginal
+        :class:`TerminalMarginal` of the training data (for ``"spectrum_matched"``, ``a_T``/``b_T`` and the mean
+        field the band power is measured around).
+    oracle_latents
+        ``(num_videos, ...)`` clean latents for ``"oracle"`` (other than ``data``).
+    num_videos, seed
+        Videos per strategy; ``seed`` draws the shared noises ``eps`` (and the FreeInit ``eta`` generator).
+    num_inference_steps
+        DDIM steps of every pass.
+    num_bands
+        Radial bands of the band power (default edges of :func:`freeinit_lab.spectral.default_band_edges`).
+
+    Returns
+    -------
+    xarray.Dataset
+        dims ``row`` (one per strategy, or per FreeInit iteration with ``report_passes``), ``video``, ``band``,
+        ``data_video``; variables ``consistency``, ``dynamics`` (row, video), ``band_power_T`` (row, video, band;
+        linear), ``evals`` (row; denoiser evaluations per video), ``data_consistency``, ``data_dynamics``
+        (data_video), ``data_band_power_T`` (data_video, band: band power of ``a_T x_0 + b_T eps`` for the data);
+        coords ``strategy``, ``freeinit_iterations``, ``init`` along ``row``.
+    """
+    import xarray as xr
+
+    from freeinit_lab.core.spectral import default_band_edges
+
+    names = [s.name for s in strategies]
+    if len(set(names)) != len(names):
+        raise ValueError(f"strategy names must be unique, got {names}")
+    if num_videos < 2:
+        raise ValueError("num_videos must be >= 2 for standard errors (use >= 64)")
+    shape = (num_videos, *marginal.shape)
+    data = torch.as_tensor(data).float()
+    if data.dim() != 5 or tuple(data.shape[1:]) != marginal.shape or data.shape[0] < 2:
+        raise ValueError(f"data has shape {tuple(data.shape)}; expected (>= 2, {', '.join(map(str, marginal.shape))})")
+    if any(s.init == "oracle" for s in strategies):
+        if oracle_latents is None or tuple(oracle_latents.shape) != shape:
+            raise ValueError(f"an 'oracle' strategy needs oracle_latents of shape {shape}")
+    gen = torch.Generator().manual_seed(int(seed))
+    eps = torch.randn(shape, generator=gen)
+    data_noise = torch.randn(data.shape, generator=gen)
+    eta_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    edges = default_band_edges(shape, num_bands)
+    offset = marginal.a_T * marginal.mean
+
+    rows: list[dict[str, Any]] = []
+    for s, passes in _row_plan(strategies):
+        res = s.run(pipe, eps, generator=torch.Generator().manual_seed(eta_seed), marginal=marginal,
+                    clean=oracle_latents, num_inference_steps=num_inference_steps)
+        for i, label in passes:
+            it = res.iterations[i]
+            out = it.clean_latent.float()
+            rows.append(dict(
+                label=label, strategy=s.name, iters=i, init=s.init,
+                evals=sum(r.num_denoiser_evals for r in res.iterations[: i + 1]),
+                consistency=_consistency(out), dynamics=_dynamics(out),
+                band=_band_power_db(it.initial_latent, offset, edges),
+            ))
+    data_zT = marginal.diffuse(data.double(), data_noise.double())
+    ds = xr.Dataset(
+        {
+            "consistency": (("row", "video"), np.stack([r["consistency"] for r in rows]),
+                            {"long_name": "first-frame cosine of mean-removed frames", "units": "1"}),
+            "dynamics": (("row", "video"), np.stack([r["dynamics"] for r in rows]),
+                         {"long_name": "RMS change between consecutive frames", "units": "pixel value"}),
+            "band_power_T": (("row", "video", "band"), np.stack([r["band"] for r in rows]),
+                             {"long_name": "band power of the last pass's initial latent minus a_T mu",
+                              "units": "x unit white noise"}),
+            "evals": ("row", np.array([r["evals"] for r in rows]), {"long_name": "denoiser evaluations per video"}),
+            "data_consistency": ("data_video", _consistency(data), {"long_name": "consistency of the data"}),
+            "data_dynamics": ("data_video", _dynamics(data), {"long_name": "dynamics of the data"}),
+            "data_band_power_T": (("data_video", "band"), _band_power_db(data_zT, offset, edges),
+                                  {"long_name": "band power of the training z_T = a_T x0 + b_T eps of the data"}),
+        },
+        coords={
+            "row": [r["label"] for r in rows],
+            "strategy": ("row", [r["strategy"] for r in rows]),
+            "freeinit_iterations": ("row", np.array([r["iters"] for r in rows])),
+            "init": ("row", [r["init"] for r in rows]),
+            "video": np.arange(num_videos),
+            "data_video": np.arange(data.shape[0]),
+            "band": np.arange(len(edges) - 1),
+            "band_lo": ("band", edges[:-1]),
+            "band_hi": ("band", edges[1:]),
+        },
+        attrs=dict(seed=int(seed), num_inference_steps=int(num_inference_steps), pipeline=type(pipe).__name__,
+                   a_T=marginal.a_T, b_T=marginal.b_T, timestep=marginal.timestep),
+    )
+    return ds
+
+
+def _se(x: np.ndarray) -> float:
+    return float(np.std(x, ddof=1) / math.sqrt(x.size))
+
+
+def summarize_strategies(ds, baseline: str = "plain"):
+    """Table of :func:`evaluate_strategies`: one row per strategy row of ``ds`` plus ``"data"``.
+
+    Columns: ``evals``; ``consistency``, ``consistency_se``, ``d_consistency`` (mean − data mean),
+    ``dynamics``, ``dynamics_se``, ``d_dynamics``; ``band_db`` (mean over bands of |10 log10(P / P_data)|, the
+    band-power distance to the training ``z_T``); ``distance`` = ``sqrt((Δc / σ_c)² + (Δd / σ_d)²)`` with
+    ``σ`` the data's between-video standard deviations (distance to the data in units of the data's own spread);
+    ``distance_se`` (delta method, strategy and data sampling errors); paired tests against ``baseline``
+    (``t_consistency``, ``p_consistency``, ``t_dynamics``, ``p_dynamics``) and Welch tests against the data
+    (``p_consistency_data``, ``p_dynamics_data``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by row label.
+    """
+    import pandas as pd
+
+    from freeinit_lab.studies.evidence import _welch, paired_test
+
+    dc, dd = ds["data_consistency"].values, ds["data_dynamics"].values
+    sc, sd = dc.std(ddof=1), dd.std(ddof=1)
+    p_data = ds["data_band_power_T"].mean("data_video").values
+    base_c = ds["consistency"].sel(row=baseline).values if baseline in ds.row.values else None
+    base_d = ds["dynamics"].sel(row=baseline).values if baseline in ds.row.values else None
+    out = []
+    for label in ds.row.values.tolist():
+        c = ds["consistency"].sel(row=label).values
+        d = ds["dynamics"].sel(row=label).values
+        zc, zd = (c.mean() - dc.mean()) / sc, (d.mean() - dd.mean()) / sd
+        dist = math.hypot(zc, zd)
+        se_zc = math.sqrt(_se(c) ** 2 + _se(dc) ** 2) / sc
+        se_zd = math.sqrt(_se(d) ** 2 + _se(dd) ** 2) / sd
+        dist_se = math.sqrt((zc * se_zc) ** 2 + (zd * se_zd) ** 2) / dist if dist > 0 else float("nan")
+        p = ds["band_power_T"].sel(row=label).mean("video").values
+        row = dict(
+            row=label, strategy=str(ds["strategy"].sel(row=label).values), evals=int(ds["evals"].sel(row=label)),
+            consistency=c.mean(), consistency_se=_se(c), d_consistency=c.mean() - dc.mean(),
+            dynamics=d.mean(), dynamics_se=_se(d), d_dynamics=d.mean() - dd.mean(),
+            band_db=float(np.mean(np.abs(10 * np.log10(p / p_data)))), distance=dist, distance_se=dist_se,
+            p_consistency_data=_welch(c, dc)["p"], p_dynamics_data=_welch(d, dd)["p"],
+        )
+        if base_c is not None and label != baseline:
+            tc, td = paired_test(c, base_c), paired_test(d, base_d)
+            row.update(t_consistency=tc["t"], p_consistency=tc["p"], t_dynamics=td["t"], p_dynamics=td["p"])
+        out.append(row)
+    out.append(dict(row="data", strategy="data", evals=0, consistency=dc.mean(), consistency_se=_se(dc),
+                    d_consistency=0.0, dynamics=dd.mean(), dynamics_se=_se(dd), d_dynamics=0.0, band_db=0.0,
+                    distance=0.0))
+    return pd.DataFrame(out).set_index("row")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# closed forms for the analytic Gaussian reference
+# ----------------------------------------------------------------------------------------------------------------
+def _analytic_unet(pipe: Any):
+    from freeinit_lab.embedded.models import GaussianVideoDenoiser
+
+    unet = getattr(pipe, "unet", None)
+    if not isinstance(unet, GaussianVideoDenoiser):
+        raise TypeError(
+            "closed forms exist only for the analytic Gaussian reference: pass load_analytic_pipeline(...), whose "
+            f"denoiser is a GaussianVideoDenoiser (got {type(unet).__name__})"
+        )
+    return unet
+
+
+def analytic_gain(pipe: Any, num_inference_steps: int, *, return_offset: bool = False):
+    """Per-bin gain ``G_c(k)`` of deterministic DDIM with the exact Gaussian denoiser, in the prior's colour basis.
+
+    With ``Y = FFT3D(U^T z)`` (ortho) and ``m = FFT3D(U^T μ)`` (the prior mean, DC bin only), the denoiser at
+    timestep ``t`` is exact for ``W = Y - a_t m``, and one DDIM step is
+    ``Y_prev = a'_t m + g_t (Y - a_t m)``, ``g_t = (a'_t a_t S + b'_t b_t) / (a_t² S + b_t²)``, where ``a'_t`` is
+    the coefficient of ``prev_timestep = t - T // N`` exactly as ``DDIMScheduler.step`` computes it (which is
+    *not* the next timestep of the ``linspace`` grid, so the mean is re-centred slightly differently each step)
+    and the scheduler's ``final_alpha_cumprod`` at the last step. Composed: the pipeline's ``output_type="latent"``
+    result is ``Y_out = G Y_in + K m`` with ``G = prod_t g_t``.
+
+    Parameters
+    ----------
+    pipe
+        The analytic pipeline (:func:`freeinit_lab.pipelines.load_analytic_pipeline`) with a DDIM scheduler.
+    num_inference_steps
+        DDIM steps.
+    return_offset
+        Also return ``K`` (only the DC bin of ``K m`` is non-zero).
+
+    Returns
+    -------
+    torch.Tensor or (torch.Tensor, torch.Tensor)
+        ``G`` (and ``K``), ``(C, F, H, W)`` float64, FFT order.
+    """
+    from diffusers import DDIMScheduler
+
+    unet = _analytic_unet(pipe)
+    sched = pipe.scheduler
+    if not isinstance(sched, DDIMScheduler):
+        raise TypeError("analytic_gain assumes deterministic DDIM (the analytic pipeline's default scheduler)")
+    sched.set_timesteps(int(num_inference_steps))
+    ac = sched.alphas_cumprod.double()
+    final = float(sched.final_alpha_cumprod)
+    S = unet.power.double()
+    gain = torch.ones_like(S)
+    offset = torch.zeros_like(S)
+    step = sched.config.num_train_timesteps // sched.num_inference_steps
+    for t in sched.timesteps.tolist():
+        ab = float(ac[int(t)])
+        prev = int(t) - step
+        abp = float(ac[prev]) if prev >= 0 else final
+        a, b, ap, bp = math.sqrt(ab), math.sqrt(1 - ab), math.sqrt(abp), math.sqrt(1 - abp)
+        g = (ap * a * S + bp * b) / (a * a * S + b * b)
+        gain = gain * g
+        offset = g * offset + (ap - g * a)
+    return (gain, offset) if return_offset else gain
+
+
+def analytic_prediction(
+    pipe: Any,
+    strategies: Sequence[InitStrategy],
+    marginal: TerminalMarginal,
+    *,
+    num_inference_steps: int = 25,
+    num_bands: int = 6,
+):
+    """Closed-form expectations of :func:`evaluate_strategies` on the analytic Gaussian reference.
+
+    Every strategy is linear in Gaussian inputs per frequency bin (in the prior's colour basis ``U``), so each
+    pass's input is ``e + α u_0 + ν``: a deterministic mean ``e`` (DC bin only), a multiple of the pass-0 input's
+    random part ``u_0`` (variance ``V_0``: 1 for noise, ``a_T² S + b_T²`` for the oracle, ``diag(U^T Σ_H U)`` for
+    the spectrum-matched latent) and an independent part of variance ``v``. A FreeInit pass maps
+    ``(α, v) -> (w_low (a_T G α + b_T), w_low² a_T² G² v + w_high²)`` with the same noise and
+    ``(w_low a_T G α, w_low² (a_T² G² v + b_T²) + w_high²)`` with fresh noise (``w = H, 1 - H`` for FreeInit's mix,
+    :func:`~freeinit_lab.spectral.variance_preserving_weights` for the variance-preserving one), where ``G`` is
+    :func:`analytic_gain`. The output's per-bin power is ``G² (α² V_0 + v)``.
+
+    From those powers: ``band_power_T`` is exact (expected band power of the initial latent minus ``a_T μ``,
+    channel mean); ``consistency`` and ``dynamics`` are ratios of expectations,
+    ``mean_f Σ P cos(2π n_t f / F) / Σ P`` (DC excluded) and ``sqrt(Σ P 2 (1 - cos(2π n_t / F)) / (F C H W))``,
+    which the per-video means approach as frames grow (within ~1 % at 8×16×16). The ``"data"`` row uses the prior
+    itself (``P = S``); the oracle's clean latents are assumed to be prior draws.
+
+    Returns
+    -------
+    xarray.Dataset
+        dims ``row`` (the rows :func:`evaluate_strategies` makes, plus ``"data"``) and ``band``; variables
+        ``consistency``, ``dynamics``, ``evals`` (row) and ``band_power_T`` (row, band).
+    """
+    import xarray as xr
+
+    from freeinit_lab.engine.loop import fast_sampling_steps
+    from freeinit_lab.core.spectral import band_masks, default_band_edges, variance_preserving_weights
+
+    unet = _analytic_unet(pipe)
+    S = unet.power.double()  # (C, F, H, W)
+    U = unet.color_basis.double()
+    mu_pca = U.T @ unet.mean.double()
+    C, F, Hh, W = S.shape
+    N = F * Hh * W
+    if marginal.shape != (C, F, Hh, W):
+        raise ValueError(f"marginal is for latents {marginal.shape}, the analytic pipeline samples {(C, F, Hh, W)}")
+    a_T, b_T = marginal.a_T, marginal.b_T
+    m = torch.zeros(C, F, Hh, W, dtype=torch.float64)
+    m[:, 0, 0, 0] = mu_pca * math.sqrt(N)  # FFT of the constant field U^T mu (DC bin only)
+    ref = torch.zeros_like(m)
+    ref[:, 0, 0, 0] = (U.T @ (a_T * marginal.mean.double())) * math.sqrt(N)  # the a_T mu the band power is around
+
+    edges = default_band_edges((F, Hh, W), num_bands)
+    bands = band_masks((F, Hh, W), edges=edges).double()  # (K, F, H, W)
+    nt = torch.fft.fftfreq(F, d=1.0 / F).double().view(F, 1, 1)  # integer temporal bin index
+    lags = torch.arange(1, F, dtype=torch.float64)
+    cos_lag = torch.cos(2 * math.pi * nt[None] * lags.view(-1, 1, 1, 1) / F)  # (F-1, F, 1, 1)
+    dc = torch.zeros(F, Hh, W, dtype=torch.bool)
+    dc[0, 0, 0] = True
+
+    def summary(power_out: torch.Tensor, power_init: torch.Tensor) -> tuple[float, float, np.ndarray]:
+        p = power_out.sum(0).masked_fill(dc, 0.0)  # channel sum, DC removed by the metrics' centring
+        cons = float(((p[None] * cos_lag).sum(dim=(1, 2, 3)) / p.sum()).mean())
+        dyn = math.sqrt(float((p * 2 * (1 - torch.cos(2 * math.pi * nt / F))).sum()) / (F * C * Hh * W))
+        band = (bands[None] * power_init[:, None]).sum(dim=(2, 3, 4)) / bands.sum(dim=(1, 2, 3))
+        return cons, dyn, band.mean(0).numpy()
+
+    gains: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def gain(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if steps not in gains:
+            gains[steps] = analytic_gain(pipe, steps, return_offset=True)
+        return gains[steps]
+
+    rows = []
+    for s, passes in _row_plan(strategies):
+        labels = dict(passes)
+        H = s.lowpass((F, Hh, W))
+        if s.init == "noise":
+            e0, V0 = torch.zeros_like(m), torch.ones_like(S)
+        elif s.init == "oracle":
+            e0, V0 = a_T * m, a_T**2 * S + b_T**2
+        else:
+            cov = marginal.covariance_at_T(H)  # (F, H, W, C, C)
+            Uc = U.to(cov.dtype)
+            V0 = torch.einsum("dc,fhwde,ec->cfhw", Uc.conj(), cov, Uc).real
+            e0 = a_T * float(H[0, 0, 0]) * (U.T @ marginal.mean.double()).view(C, 1, 1, 1) * math.sqrt(N) * dc
+        if s.mix == "freeinit":
+            w_low, w_high = H, 1 - H
+        else:
+            w_low, w_high = variance_preserving_weights(H)
+        steps = fast_sampling_steps(num_inference_steps, s.num_iters) if s.fast_sampling else [num_inference_steps] * s.num_iters
+        e, alpha, v = e0.clone(), torch.ones_like(S), torch.zeros_like(S)
+        evals = 0
+        for i in range(s.num_iters):
+            G, K = gain(steps[i])
+            evals += steps[i]
+            p_init = (e - ref).pow(2) + alpha**2 * V0 + v
+            p_out = G**2 * (alpha**2 * V0 + v)
+            if i in labels:
+                cons, dyn, band = summary(p_out, p_init)
+                rows.append((labels[i], cons, dyn, band, evals))
+            if i == s.num_iters - 1:
+                break
+            # the pass's output (mean G e + K m), diffused to T and mixed
+            e_out = G * e + K * m
+            if s.renoise == "same":
+                e_T, alpha_T, v_T = a_T * e_out + b_T * e0, a_T * G * alpha + b_T, a_T**2 * G**2 * v
+            else:
+                e_T, alpha_T, v_T = a_T * e_out, a_T * G * alpha, a_T**2 * G**2 * v + b_T**2
+            e, alpha, v = w_low * e_T, w_low * alpha_T, w_low**2 * v_T + w_high**2
+    # the data: the prior itself; its training z_T has power a_T^2 S + b_T^2 around a_T mu
+    p_data_T = (a_T * m - ref).pow(2) + a_T**2 * S + b_T**2
+    cons, dyn, band = summary(S, p_data_T)
+    rows.append(("data", cons, dyn, band, 0))
+    return xr.Dataset(
+        {
+            "consistency": ("row", np.array([r[1] for r in rows])),
+            "dynamics": ("row", np.array([r[2] for r in rows])),
+            "band_power_T": (("row", "band"), np.stack([r[3] for r in rows])),
+            "evals": ("row", np.array([r[4] for r in rows])),
+        },
+        coords={"row": [r[0] for r in rows], "band": np.arange(len(edges) - 1)},
+        attrs={"note": "closed form (band_power_T exact; consistency, dynamics as ratios of expectations)"},
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# figure
+# ----------------------------------------------------------------------------------------------------------------
+def pareto_figure(tables: dict[str, Any], *, title: str = "distance to the data vs cost"):
+    """Plotly scatter of ``distance`` (± ``distance_se``) against ``evals`` for one or more summary tables.
+
+    Parameters
+    ----------
+    tables
+        ``{model name: summarize_strategies(...) table}``; the ``"data"`` row is left out. Points on the lower-left
+        frontier (no other strategy both cheaper and closer) are drawn larger and joined by a line.
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for model, table in tables.items():
+        t = table.drop(index="data", errors="ignore").sort_values(["evals", "distance"])
+        best, frontier = math.inf, []
+        for label, r in t.iterrows():
+            if r["distance"] < best:
+                best = r["distance"]
+                frontier.append(label)
+        err = t["distance_se"].fillna(0) if "distance_se" in t else None
+        fig.add_trace(go.Scatter(
+            x=t["evals"], y=t["distance"], mode="markers+text", name=model, text=list(t.index),
+            textposition="top center", error_y=dict(type="data", array=err) if err is not None else None,
+            marker=dict(size=[14 if label in frontier else 8 for label in t.index]),
+            hovertemplate="%{text}<br>evals %{x}<br>distance %{y:.3f}<extra>" + model + "</extra>",
+        ))
+        fig.add_trace(go.Scatter(x=t.loc[frontier, "evals"], y=t.loc[frontier, "distance"], mode="lines",
+                                 showlegend=False, line=dict(dash="dot"), hoverinfo="skip"))
+    fig.update_layout(title=title, xaxis_title="denoiser evaluations per video",
+                      yaxis_title="distance to the data (data s.d. units)", template="plotly_white")
+    return fig
+

@@ -1,0 +1,259 @@
+"""The cutoff explorer: ipywidgets controls driving plotly FigureWidgets, testable without a browser.
+
+Every control is an attribute, so a test sets ``explorer.d_s.value = 0.5`` and reads ``explorer.mask_figure``
+or ``explorer.summary.value``; the notebook only builds the explorer and displays ``explorer.widget``.
+The precomputed ``(d_s, d_t)`` heat map of FreeInit's consistency gain (:mod:`freeinit_lab.cutoff_map`) is read
+from ``data/cutoff_map.nc`` when it exists; without it the heat-map figure says how to compute it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from freeinit_lab.studies.cutoff_map import DEFAULT_CUTOFF_MAP_PATH, cutoff_map_figure, cutoff_map_marker, load_cutoff_map
+from freeinit_lab.viz.plots import band_mix_figure, mask_figure, mask_slices, video_figure
+from freeinit_lab.core.snr import reinit_band_composition
+from freeinit_lab.core.spectral import FILTER_METHODS, lowpass_filter
+
+__all__ = ["CutoffExplorer"]
+
+
+class CutoffExplorer:
+    """Explore FreeInit's low-pass filter: method, ``d_s``, ``d_t``, ``order`` and iterations.
+
+    Parameters
+    ----------
+    shape
+        ``(frame, height, width)`` of the latent the mask is built for (the embedded default's by default).
+    num_bands
+        Frequency bands of the composition chart.
+    pipeline
+        A pipeline for the "run FreeInit" button, or a zero-argument callable returning one (called lazily on the
+        first run). Default: :func:`freeinit_lab.load_default_pipeline`.
+    run_kwargs
+        Extra arguments for the pipeline call (e.g. ``num_inference_steps``).
+    seed
+        Seed of every run: a fixed seed makes the baseline and FreeInit comparable and reruns identical.
+    cutoff_map
+        The precomputed consistency-gain map (:func:`freeinit_lab.cutoff_map.measure_cutoff_map`): a path to its
+        NetCDF file (default ``data/cutoff_map.nc``, written by ``scripts/precompute_cutoff_map.py``), the dataset
+        itself, or None for none. A missing or unreadable file never raises: the heat map shows why and how to
+        compute it.
+
+    Attributes
+    ----------
+    method, d_s, d_t, order, num_iters, run_button
+        The controls.
+    mask_figure, band_figure, heatmap_figure
+        ``plotly.graph_objects.FigureWidget``. ``heatmap_figure`` shows the precomputed gain map (trace 0, a heat
+        map over ``x = d_t``, ``y = d_s``) with a marker (trace 1) at the current ``(d_s, d_t)``; its title gives
+        the nearest grid cell's gain. Without a map it has no traces and one annotation saying how to compute it.
+    cutoff_map, cutoff_map_message
+        The loaded map (``xarray.Dataset``) or None, and why there is none (None when there is a map).
+    video_output
+        ``ipywidgets.Output`` where a run shows its videos (an animated plotly figure).
+    summary, metrics
+        ``ipywidgets.HTML``: numbers of the current mask (kept bins, mean H, mix variance) and of the last run.
+    widget
+        The whole explorer, to display.
+
+    Each part carries a CSS class (``DOM_CLASSES``: ``freeinit-explorer`` on the whole, ``freeinit-d_s`` on the
+    ``d_s`` slider, ``freeinit-summary`` on the numbers, ...) so that a browser test or a stylesheet can find it in
+    the page without relying on labels or layout.
+    """
+
+    #: attribute name -> CSS class of its element in the rendered page ("widget" is the whole explorer)
+    DOM_CLASSES = {
+        "widget": "freeinit-explorer",
+        "method": "freeinit-method",
+        "d_s": "freeinit-d_s",
+        "d_t": "freeinit-d_t",
+        "order": "freeinit-order",
+        "num_iters": "freeinit-num_iters",
+        "run_button": "freeinit-run",
+        "summary": "freeinit-summary",
+        "metrics": "freeinit-metrics",
+        "mask_figure": "freeinit-mask-figure",
+        "band_figure": "freeinit-band-figure",
+        "video_output": "freeinit-video",
+        "heatmap_figure": "freeinit-heatmap",
+    }
+
+    def __init__(
+        self,
+        shape: tuple[int, int, int] = (8, 16, 16),
+        *,
+        num_bands: int = 6,
+        pipeline: Any | Callable[[], Any] | None = None,
+        run_kwargs: dict | None = None,
+        seed: int = 0,
+        cutoff_map: str | os.PathLike | Any | None = DEFAULT_CUTOFF_MAP_PATH,
+    ) -> None:
+        if len(shape) != 3:
+            raise ValueError(f"shape must be (frame, height, width); got {shape}")
+        self.shape = tuple(int(s) for s in shape)
+        self.num_bands = num_bands
+        self._pipeline = pipeline
+        self.run_kwargs = dict(run_kwargs or {})
+        self.seed = int(seed)
+        self.last_run: dict | None = None
+
+        style = {"description_width": "80px"}
+        self.method = widgets.Dropdown(options=list(FILTER_METHODS), value="butterworth", description="method", style=style)
+        self.d_s = widgets.FloatSlider(value=0.25, min=0.05, max=1.0, step=0.05, description="d_s", style=style, continuous_update=False)
+        self.d_t = widgets.FloatSlider(value=0.25, min=0.05, max=1.0, step=0.05, description="d_t", style=style, continuous_update=False)
+        self.order = widgets.IntSlider(value=4, min=1, max=8, description="order", style=style, continuous_update=False)
+        self.num_iters = widgets.IntSlider(value=3, min=1, max=5, description="iterations", style=style, continuous_update=False)
+        self.run_button = widgets.Button(description="run FreeInit", button_style="primary", icon="play")
+        self.summary = widgets.HTML()
+        self.metrics = widgets.HTML(value="<i>press “run FreeInit” to sample the default model with these settings</i>")
+
+        self.mask_figure = go.FigureWidget(mask_figure(self.mask()))
+        self.band_figure = go.FigureWidget(band_mix_figure(reinit_band_composition(self.mask(), self.num_bands)))
+        self.cutoff_map, self.cutoff_map_message = self._load_cutoff_map(cutoff_map)
+        self.heatmap_figure = go.FigureWidget(cutoff_map_figure(self.cutoff_map, message=self.cutoff_map_message))
+        self.video_output = widgets.Output()  # FigureWidget cannot animate: the videos are shown as a Figure here
+        self.update()
+
+        for control in (self.method, self.d_s, self.d_t, self.order):
+            control.observe(self._on_change, names="value")
+        self.run_button.on_click(lambda _button: self.run())
+
+        controls = widgets.VBox([self.method, self.d_s, self.d_t, self.order, self.num_iters, self.run_button])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([controls, self.summary]),
+                self.mask_figure,
+                self.band_figure,
+                self.heatmap_figure,
+                self.metrics,
+                self.video_output,
+            ]
+        )
+        for name, css_class in self.DOM_CLASSES.items():
+            getattr(self, name).add_class(css_class)
+
+    # -- state ----------------------------------------------------------------------------------------------------
+    def settings(self) -> dict:
+        """The current FreeInit filter settings, named as :func:`freeinit_lab.lowpass_filter` takes them."""
+        return {
+            "method": self.method.value,
+            "d_s": float(self.d_s.value),
+            "d_t": float(self.d_t.value),
+            "order": int(self.order.value),
+        }
+
+    def mask(self) -> torch.Tensor:
+        """The current mask ``H`` (FFT order, shape ``self.shape``)."""
+        return lowpass_filter(self.shape, **self.settings())
+
+    def _on_change(self, _change: dict) -> None:
+        self.update()
+
+    @staticmethod
+    def _load_cutoff_map(source: Any) -> tuple[Any, str | None]:
+        """``(map, None)``, or ``(None, message)`` saying why there is no map and how to compute one."""
+        how = "compute it with <code>python scripts/precompute_cutoff_map.py</code> (a few minutes on 2 CPU cores)"
+        if source is None:
+            return None, f"no consistency-gain map was given; {how}"
+        if not isinstance(source, (str, os.PathLike)):
+            return source, None
+        path = Path(source)
+        try:
+            return load_cutoff_map(path), None
+        except FileNotFoundError:
+            return None, f"no precomputed consistency-gain map: {path.name} not found in {path.parent};<br>{how}"
+        except Exception as err:  # a damaged or foreign file must not break the explorer
+            return None, f"could not read the consistency-gain map {path}: {type(err).__name__}: {err};<br>re{how}"
+
+    def update_heatmap(self) -> None:
+        """Move the heat map's marker to the current ``(d_s, d_t)`` and retitle it (nothing without a map)."""
+        if self.cutoff_map is None:
+            return
+        s = self.settings()
+        marker, title = cutoff_map_marker(self.cutoff_map, s["d_s"], s["d_t"], method=s["method"])
+        with self.heatmap_figure.batch_update():
+            self.heatmap_figure.data[1].x = marker["x"]
+            self.heatmap_figure.data[1].y = marker["y"]
+            self.heatmap_figure.layout.title.text = title
+
+    def update(self) -> None:
+        """Recompute the mask, its figures and the summary from the controls (called on every change)."""
+        s = self.settings()
+        self.order.disabled = s["method"] != "butterworth"
+        mask = self.mask()
+        slices = mask_slices(mask)
+        composition = reinit_band_composition(mask, self.num_bands)
+        with self.mask_figure.batch_update():
+            for trace, data in zip(self.mask_figure.data, slices.values()):
+                trace.z = data
+            order = f", order {s['order']}" if s["method"] == "butterworth" else ""
+            self.mask_figure.layout.title.text = f"low-pass mask H: {s['method']}, d_s={s['d_s']:.2f}, d_t={s['d_t']:.2f}{order}"
+        with self.band_figure.batch_update():
+            self.band_figure.data[0].y = composition["from_diffused"].values
+            self.band_figure.data[1].y = composition["from_noise"].values
+            self.band_figure.data[2].y = composition["mix_variance"].values
+        kept = float((mask >= 0.5).double().mean()) * 100
+        mean_h = float(mask.double().mean())
+        min_var = float(composition["mix_variance"].min())
+        self.summary.value = (
+            "<div style='font-family:monospace;padding-left:1em'>"
+            f"<b>{s['method']}</b> d_s={s['d_s']:.2f} d_t={s['d_t']:.2f}<br>"
+            f"kept bins: {kept:.2f} %<br>"
+            f"mean H: {mean_h:.4f}<br>"
+            f"lowest band variance of the mix: {min_var:.3f}<br>"
+            f"latent grid: {self.shape[0]}×{self.shape[1]}×{self.shape[2]}"
+            "</div>"
+        )
+        if hasattr(self, "heatmap_figure"):
+            self.update_heatmap()
+
+    # -- running ----------------------------------------------------------------------------------------------------
+    def _get_pipeline(self) -> Any:
+        if self._pipeline is None:
+            from . import load_default_pipeline  # the embedded default model
+
+            self._pipeline = load_default_pipeline()
+        elif callable(self._pipeline) and not hasattr(self._pipeline, "scheduler"):
+            self._pipeline = self._pipeline()
+        return self._pipeline
+
+    def run(self) -> dict:
+        """Sample the pipeline with plain sampling and with FreeInit (same seed) and show both with metrics."""
+        from freeinit_lab.analysis import metrics
+        from freeinit_lab.engine.loop import freeinit
+
+        pipe = self._get_pipeline()
+        self.run_button.disabled = True
+        self.metrics.value = "<i>sampling…</i>"
+        try:
+            kwargs = {**self.run_kwargs}
+            base = freeinit(pipe, num_iters=1, generator=torch.Generator().manual_seed(self.seed), **self.settings(), **kwargs)
+            refined = freeinit(
+                pipe, num_iters=int(self.num_iters.value), generator=torch.Generator().manual_seed(self.seed),
+                **self.settings(), **kwargs,
+            )
+            videos = {"plain sampling": base.latents[0], f"FreeInit ×{self.num_iters.value}": refined.latents[0]}
+            # weight-free consecutive-frame cosine similarity of mean-removed frames (freeinit_lab.metrics)
+            scores = {name: float(metrics.frame_cosine_similarity(v[None]).mean()) for name, v in videos.items()}
+            fig = video_figure(videos, title="same seed: plain sampling vs FreeInit (latents)")
+            self.video_output.clear_output(wait=True)
+            with self.video_output:
+                fig.show()
+            self.metrics.value = "<div style='font-family:monospace'>temporal consistency (consecutive-frame cosine): " + ", ".join(
+                f"{name}: {value:.4f}" for name, value in scores.items()
+            ) + "</div>"
+            self.last_run = {
+                "scores": scores, "settings": self.settings(), "num_iters": int(self.num_iters.value), "figure": fig,
+            }
+            return self.last_run
+        finally:
+            self.run_button.disabled = False

@@ -1,0 +1,109 @@
+"""Temporal-consistency metrics: formulas checked against independent computations and known cases."""
+
+import numpy as np
+import pytest
+import torch
+
+from freeinit_lab import metrics
+
+
+def _videos(seed=0, b=3, f=6, h=16, w=16):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 3, f, h, w, generator=g) * 2 - 1
+
+
+def test_static_video_is_perfectly_consistent():
+    v = _videos()[:, :, :1].expand(-1, -1, 6, -1, -1)
+    for name, fn in metrics.WEIGHT_FREE_METRICS.items():
+        np.testing.assert_allclose(fn(v).numpy(), 1.0, atol=1e-12, err_msg=name)
+
+
+def test_unrelated_frames_score_about_zero_and_flicker_lowers_cosine():
+    v = _videos(1, b=4, f=8, h=32, w=32)
+    assert metrics.frame_cosine_similarity(v).abs().max() < 0.05
+    static = v[:, :, :1].expand(-1, -1, 8, -1, -1).clone()
+    flick = static.clone()
+    flick[:, :, 1::2] = (flick[:, :, 1::2] * 0.3)  # global contrast flicker
+    assert (metrics.temporal_flicker(flick) < metrics.temporal_flicker(static)).all()
+
+
+def test_frame_cosine_matches_numpy():
+    v = _videos(2)
+    x = (v.double().numpy() + 1) / 2
+    x = x - x.mean(axis=(2, 3, 4), keepdims=True)
+    ref = []
+    for vid in x:
+        fr = vid.transpose(1, 0, 2, 3).reshape(vid.shape[1], -1)
+        cs = [fr[i] @ fr[i + 1] / np.linalg.norm(fr[i]) / np.linalg.norm(fr[i + 1]) for i in range(len(fr) - 1)]
+        ref.append(np.mean(cs))
+    np.testing.assert_allclose(metrics.frame_cosine_similarity(v).numpy(), ref, rtol=1e-10)
+    first = metrics.frame_cosine_similarity(v, reference="first")
+    assert first.shape == (3,)
+
+
+def test_flicker_formula():
+    v = _videos(3)
+    x = (v.double() + 1) / 2 * 255
+    mad = (x[:, :, 1:] - x[:, :, :-1]).abs().mean(dim=(1, 2, 3, 4))
+    np.testing.assert_allclose(metrics.temporal_flicker(v).numpy(), ((255 - mad) / 255).numpy())
+
+
+def test_ssim_equals_skimage():
+    skm = pytest.importorskip("skimage.metrics", reason="needs scikit-image (the dev extra: pip install -e '.[dev]')")
+    v = _videos(4, b=2, f=3)
+    x = ((v.double().numpy() + 1) / 2).clip(0, 1)
+    ref = [np.mean([skm.structural_similarity(x[b, :, f].transpose(1, 2, 0), x[b, :, f + 1].transpose(1, 2, 0),
+                                              channel_axis=-1, data_range=1.0) for f in range(2)]) for b in range(2)]
+    np.testing.assert_allclose(metrics.consecutive_ssim(v).numpy(), ref, rtol=1e-7)
+
+
+def test_layouts_and_value_ranges_agree():
+    v = _videos(5)
+    np_frames = ((v + 1) / 2).permute(0, 2, 3, 4, 1).numpy()  # like output_type="np"
+    a = metrics.frame_cosine_similarity(v)
+    b = metrics.frame_cosine_similarity(np_frames, layout="bfhwc", value_range=(0, 1))
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+
+
+def test_bad_input_names_the_fix():
+    with pytest.raises(ValueError, match="add a batch axis"):
+        metrics.frame_cosine_similarity(torch.zeros(3, 4, 8, 8))
+    with pytest.raises(ValueError, match="layout must be one of"):
+        metrics.temporal_flicker(torch.zeros(1, 3, 4, 8, 8), layout="bchw")
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        metrics.temporal_flicker(torch.zeros(1, 3, 1, 8, 8))
+    with pytest.raises(ValueError, match="smaller odd win_size"):
+        metrics.consecutive_ssim(torch.zeros(1, 3, 4, 5, 5))
+    with pytest.raises(KeyError, match="choose from"):
+        metrics.consistency_report(torch.zeros(1, 3, 4, 8, 8), metrics=["lpips"])
+
+
+def test_consistency_report_is_labelled():
+    ds = metrics.consistency_report(_videos(6))
+    assert set(ds.data_vars) == set(metrics.WEIGHT_FREE_METRICS)
+    assert ds.frame_cosine.dims == ("batch",) and ds.frame_cosine.attrs["higher_is"] == "more consistent"
+
+
+@pytest.fixture(scope="module")
+def tiny_vit():
+    from transformers import ViTConfig, ViTModel
+
+    torch.manual_seed(0)
+    cfg = ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
+                    num_attention_heads=2, intermediate_size=64)
+    return ViTModel(cfg, add_pooling_layer=False).eval()
+
+
+def test_dino_consistency_with_a_tiny_random_vit(tiny_vit, tmp_path):
+    v = _videos(7, b=2, f=4)
+    static = v[:, :, :1].expand(-1, -1, 4, -1, -1)
+    np.testing.assert_allclose(metrics.dino_consistency(static, tiny_vit).numpy(), 100.0, atol=1e-4)
+    moving = metrics.dino_consistency(v, tiny_vit)
+    assert moving.shape == (2,) and (moving < 100).all()
+    tiny_vit.save_pretrained(tmp_path / "vit")  # a local folder loads offline, same numbers
+    np.testing.assert_allclose(metrics.dino_consistency(v, tmp_path / "vit").numpy(), moving.numpy(), rtol=1e-5)
+
+
+def test_dino_missing_weights_say_what_to_pass(tmp_path):
+    with pytest.raises(OSError, match="Pass a local folder"):
+        metrics.dino_consistency(_videos(8, b=1, f=2), tmp_path / "nowhere")

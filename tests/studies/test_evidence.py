@@ -1,0 +1,93 @@
+"""Issue 5 evidence: the embedded default model shows the paper's findings, measured with statistics.
+
+The seeds here (``EVIDENCE_SEED``) are not the ones the model or these thresholds were developed on (seed 0 in
+``python -m freeinit_lab.studies.evidence``); the reference videos come from dead-leaves seeds never used in training.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from freeinit_lab.evidence import format_summary, measure_evidence, paired_test, summarize_evidence
+from freeinit_lab.pipelines import load_analytic_pipeline, load_default_pipeline
+
+EVIDENCE_SEED = 20261125
+NUM_VIDEOS = 48
+
+
+@pytest.fixture(scope="module")
+def evidence():
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    ds = measure_evidence(load_default_pipeline(), num_videos=NUM_VIDEOS, seed=EVIDENCE_SEED, progress=False)
+    summary = summarize_evidence(ds)
+    print("\n" + format_summary(summary))
+    return ds, summary
+
+
+@pytest.mark.slow
+def test_a_result_follows_low_frequencies_of_the_noise(evidence):
+    _, s = evidence
+    # mix = the lowest 20 % of frequencies of A + the highest 80 % of B: its result is much closer to A's than
+    # to B's — in RMS distance by a clear factor, and for the large majority of videos
+    assert s["a_ratio"] + 2 * s["a_ratio_se"] < 0.8, format_summary(s)
+    assert s["a_closer_to_a"] >= 0.85, format_summary(s)
+
+
+@pytest.mark.slow
+def test_b_baseline_less_consistent_than_the_data(evidence):
+    _, s = evidence
+    assert s["b"]["mean"] > 0 and s["b"]["p"] < 0.01, format_summary(s)
+
+
+@pytest.mark.slow
+def test_c_freeinit_improves_consistency(evidence):
+    ds, s = evidence
+    assert s["c"]["mean"] > 0 and s["c"]["p"] < 0.01, format_summary(s)
+    flicker = summarize_evidence(ds, "flicker")  # VBench temporal flickering agrees
+    assert flicker["c"]["mean"] > 0 and flicker["c"]["p"] < 0.01, format_summary(flicker)
+
+
+@pytest.mark.slow
+def test_d_oracle_initialisation_is_the_reference(evidence):
+    ds, s = evidence
+    # z_T from the training marginal of held-out videos: what a perfect initialisation reaches. Its gain over the
+    # baseline is small on this model (see the closing note of issue 5), so we check it is not worse than the
+    # baseline beyond noise, and report where FreeInit lands relative to it (gap_closed > 1: FreeInit overshoots).
+    assert s["d_oracle"]["mean"] > -2 * s["d_oracle"]["se"], format_summary(s)
+    assert s["means"]["oracle"] < s["means"]["data"], format_summary(s)
+    assert np.isfinite(s["gap_closed"])
+    assert ds.attrs["num_iters"] == 3 and ds.sizes["video"] == NUM_VIDEOS
+
+
+def test_paired_test_matches_the_formula():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=40)
+    y = x - 0.3 + 0.1 * rng.normal(size=40)
+    r = paired_test(x, y)
+    d = x - y
+    assert r["mean"] == pytest.approx(d.mean())
+    assert r["se"] == pytest.approx(d.std(ddof=1) / np.sqrt(40))
+    assert r["t"] == pytest.approx(d.mean() / r["se"])
+    assert r["p"] < 1e-10
+    with pytest.raises(ValueError, match="same length"):
+        paired_test(x, y[:-1])
+
+
+def test_measure_evidence_is_deterministic_and_checks_input():
+    pipe = load_analytic_pipeline()
+    clips = torch.rand(8, 3, 8, 16, 16) * 2 - 1
+    kw = dict(num_videos=4, seed=5, num_inference_steps=4, reference=clips, progress=False)
+    a = measure_evidence(pipe, **kw)
+    b = measure_evidence(pipe, **kw)
+    for v in ("consistency", "dist_a", "dist_b"):
+        np.testing.assert_array_equal(a[v].values, b[v].values)
+    assert a.attrs["oracle_timestep"] == int(pipe.scheduler.timesteps[0])
+    with pytest.raises(ValueError, match="at least 2"):
+        measure_evidence(pipe, num_videos=1, reference=clips)
+    with pytest.raises(ValueError, match="reference has shape"):
+        measure_evidence(pipe, num_videos=4, reference=clips[:, :, :4], progress=False)
+
+
+def test_swap_keep_must_be_a_share():
+    with pytest.raises(ValueError, match="swap_keep"):
+        measure_evidence(load_analytic_pipeline(), num_videos=4, swap_keep=1.0, progress=False)

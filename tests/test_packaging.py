@@ -1,0 +1,89 @@
+"""Packaging: ranges in pyproject, exact versions in constraints.txt, environment.yml generated, data in the wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+_spec = importlib.util.spec_from_file_location("sync_environment", ROOT / "scripts" / "sync_environment.py")
+sync_environment = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sync_environment)
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_environment_yml_is_generated_from_pyproject():
+    assert (ROOT / "environment.yml").read_text() == sync_environment.render(PYPROJECT), (
+        "environment.yml is out of date: run python scripts/sync_environment.py")
+
+
+def test_dependencies_are_ranges_not_pins():
+    for req in map(Requirement, sync_environment.requirements(PYPROJECT)):
+        assert not any(s.operator in ("==", "===") for s in req.specifier), f"{req}: use a range; pins go to constraints.txt"
+
+
+def test_constraints_pin_every_requirement_within_its_range():
+    pins = _pins()
+    for req in map(Requirement, sync_environment.requirements(PYPROJECT)):
+        key = re.sub(r"[-_.]+", "-", req.name).lower()
+        assert key in pins, f"constraints.txt has no pin for {req.name}"
+        assert req.specifier.contains(pins[key], prereleases=True), f"{req.name}=={pins[key]} is outside {req}"
+
+
+def test_makefile_installs_with_the_constraints():
+    makefile = (ROOT / "Makefile").read_text()
+    assert '-c constraints.txt -e ".[dev]"' in makefile
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_embedded_default(tmp_path):
+    """``pip install .`` (not editable) then ``load_default_pipeline()`` works offline outside the checkout."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "constraints.txt"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("freeinit_lab", "data"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "_data"))
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "HF_HUB_OFFLINE": "1"}
+    pip = [sys.executable, "-m", "pip", "--quiet"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+                   check=True, env=env, cwd=tmp_path)
+    (wheel,) = (tmp_path / "dist").glob("freeinit_lab-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, env=env)
+    assert (site / "freeinit_lab" / "embedded" / "_data" / "default_model" / "model_index.json").is_file()
+
+    code = (
+        "import freeinit_lab as fl, torch\n"
+        "print(fl.__file__)\n"
+        "print(fl.embedded.paths.DATA_DIR)\n"
+        "pipe = fl.load_default_pipeline()\n"
+        "out = pipe(num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type='latent')\n"
+        "print(type(pipe).__name__, tuple(out.frames.shape))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={**env, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr
+    file, data_dir, summary = run.stdout.strip().splitlines()[-3:]
+    assert file.startswith(str(site)), f"imported {file}, not the wheel's copy"
+    assert data_dir.startswith(str(site)), data_dir
+    assert summary.startswith("TinyVideoPipeline"), summary

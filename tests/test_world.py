@@ -1,0 +1,162 @@
+"""The subjects world (training data of the embedded default), its normalisation and the model-folder contract."""
+
+import json
+
+import pytest
+import torch
+
+from freeinit_lab.models import TinyVideoUNet
+from freeinit_lab.pipelines import ChannelNormalizer, TinyVideoPipeline, default_scheduler, default_training_videos
+from freeinit_lab.world import SHAPES, WORLD_VERSION, SubjectsConfig, subject_videos
+
+
+def test_shape_range_and_determinism():
+    a = subject_videos(3, 16, 32, seed=7)
+    assert a.shape == (3, 3, 16, 32, 32) and a.dtype == torch.float32
+    assert a.abs().max() <= 1
+    assert torch.equal(a, subject_videos(3, 16, 32, seed=7))
+    assert not torch.equal(a, subject_videos(3, 16, 32, seed=8))
+    g = torch.Generator().manual_seed(7)
+    assert torch.equal(subject_videos(3, 16, 32, generator=g), a)
+    assert subject_videos(2, 5, 24, 40, seed=0).shape == (2, 3, 5, 24, 40)
+
+
+def test_bad_input_names_the_fix():
+    with pytest.raises(ValueError, match="exactly one of"):
+        subject_videos(1)
+    with pytest.raises(TypeError, match="unknown SubjectsConfig keys.*valid keys"):
+        subject_videos(1, seed=0, config={"num_leaves": 3})
+    with pytest.raises(ValueError, match="unknown world version"):
+        subject_videos(1, seed=0, version="subjects-v0")
+    with pytest.raises(ValueError, match="num_objects_max"):
+        SubjectsConfig(num_objects_max=len(SHAPES) + 1)
+    with pytest.raises(ValueError, match=">= 1"):
+        subject_videos(0, seed=0)
+
+
+def test_subjects_persist_cover_the_frame_and_occlude():
+    """Subjects cover a substantial part of the frame, keep their area from frame to frame, and overlap."""
+    v, m = subject_videos(32, 16, 32, seed=3, return_masks=True)
+    assert m.shape == (32, 4, 16, 32, 32)
+    coverage = m.sum(1).clamp(max=1).mean(dim=(1, 2, 3))  # per video
+    assert coverage.mean() > 0.25 and (coverage > 0.1).float().mean() > 0.9
+    present = m.amax(dim=(2, 3, 4)) > 0.5  # (video, subject)
+    area = m.sum(dim=(3, 4))  # (video, subject, frame) visible area
+    # identity persists: a present subject is visible in every frame (it starts and ends inside the frame)
+    visible = (area > 4)[present]
+    assert visible.float().mean() > 0.95
+    # visible coverages of a pixel never add up to more than the pixel
+    assert (m.sum(1) > 1.0 + 1e-6).sum() == 0
+    # occlusion: a subject's visible area changes over the shot by more than its own scaling explains
+    # in a good share of videos (a later subject passes over an earlier one)
+    lo, hi = area.amin(-1), area.amax(-1)
+    changed = ((hi - lo) / hi.clamp_min(1) > 0.25)[present]
+    assert changed.float().mean() > 0.2
+
+
+def test_texture_moves_with_the_subject():
+    """With no camera motion and a still background, consecutive frames are highly correlated."""
+    cfg = dict(camera_speed_max=0.0, speed_max=0.0, rotation_max=0.0, scale_rate_max=0.0)
+    v = subject_videos(4, 8, 32, seed=1, config=cfg)
+    assert torch.allclose(v[:, :, 0], v[:, :, -1], atol=1e-5)
+    w = subject_videos(4, 8, 32, seed=1)
+    assert not torch.allclose(w[:, :, 0], w[:, :, -1], atol=1e-2)
+
+
+def test_background_has_natural_spatial_statistics():
+    """Spatial power falls with frequency roughly as f^-2 or steeper (natural images: ≈ f^-2)."""
+    v = subject_videos(16, 1, 64, seed=2).double()
+    spec = torch.fft.fft2(v - v.mean(dim=(-2, -1), keepdim=True)).abs() ** 2
+    f = torch.sqrt(torch.fft.fftfreq(64).view(-1, 1) ** 2 + torch.fft.fftfreq(64).view(1, -1) ** 2)
+    lo = spec[..., (f > 0.04) & (f < 0.08)].mean()
+    hi = spec[..., (f > 0.16) & (f < 0.32)].mean()
+    slope = torch.log(lo / hi) / torch.log(torch.tensor(4.0))  # power ratio over two octaves
+    assert 1.5 < slope < 3.5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
+def test_renders_on_gpu_like_cpu():
+    a = subject_videos(2, 8, 32, seed=4)
+    b = subject_videos(2, 8, 32, seed=4, device="cuda").cpu()
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_channel_normalizer_round_trip_and_errors(tmp_path):
+    x = torch.randn(8, 3, 4, 8, 8) * torch.tensor([0.2, 0.5, 1.5]).view(1, 3, 1, 1, 1) + 0.3
+    n = ChannelNormalizer.fit(x)
+    z = n.encode(x)
+    assert torch.allclose(z.mean(dim=(0, 2, 3, 4)), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(z.std(dim=(0, 2, 3, 4)), torch.ones(3), atol=1e-3)
+    assert torch.allclose(n.decode(z), x, atol=1e-5)
+    n.save_pretrained(tmp_path / "normalizer")
+    m = ChannelNormalizer.from_pretrained(tmp_path / "normalizer", low_cpu_mem_usage=False)
+    assert torch.allclose(m.encode(x), z)
+    with pytest.raises(ValueError, match="scale must be"):
+        ChannelNormalizer(shift=(0.0,), scale=(0.0,))
+    with pytest.raises(ValueError, match="channels"):
+        n.encode(torch.zeros(1, 4, 2, 2, 2))
+
+
+def _folder(tmp_path, normalizer=True, steps=3):
+    unet = TinyVideoUNet(block_channels=(8, 16), sample_size=8, num_frames=4, space_to_depth=2,
+                         attention_heads=0, norm_groups=4)
+    norm = ChannelNormalizer(shift=(0.1, 0.0, -0.1), scale=(0.4, 0.4, 0.4)) if normalizer else None
+    pipe = TinyVideoPipeline(unet=unet, scheduler=default_scheduler(set_alpha_to_one=True), normalizer=norm)
+    pipe.save_pretrained(tmp_path)
+    if norm is not None:
+        norm.save_pretrained(tmp_path / "normalizer")
+    (tmp_path / "sampler.json").write_text(json.dumps({"num_inference_steps": steps}))
+    log = dict(data_generator=WORLD_VERSION, data_config=dict(SubjectsConfig()), frames=4, height=8, width=8,
+               normalization={"kind": "per-channel"} if normalizer else "identity")
+    (tmp_path / "training_log.json").write_text(json.dumps(log))
+    return tmp_path
+
+
+def test_model_folder_contract(tmp_path):
+    import freeinit_lab as fl
+
+    path = _folder(tmp_path)
+    pipe = fl.load_default_pipeline(path)
+    assert pipe.default_num_inference_steps == 3
+    seen = []
+    out = pipe(batch_size=2, generator=torch.Generator().manual_seed(0), output_type="latent",
+               callback_on_step_end=lambda p, i, t, kw: seen.append(i) or {})
+    assert out.frames.shape == (2, 3, 4, 8, 8) and seen == [0, 1, 2]
+    rgb = pipe(batch_size=2, generator=torch.Generator().manual_seed(0), output_type="np").frames
+    expect = ((pipe.normalizer.decode(out.frames).clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).numpy()
+    assert abs(rgb - expect).max() < 1e-6
+    x = default_training_videos(5, seed=11, path=path)
+    raw = subject_videos(5, 4, 8, seed=11)
+    assert torch.allclose(x, pipe.normalizer.encode(raw))
+
+
+def test_model_folder_without_its_normalizer_is_refused(tmp_path):
+    import shutil
+
+    import freeinit_lab as fl
+
+    path = _folder(tmp_path)
+    shutil.rmtree(path / "normalizer")
+    with pytest.raises(FileNotFoundError, match="no normalizer/"):
+        fl.load_default_pipeline(path)
+    with pytest.raises(FileNotFoundError, match="normalizer"):
+        default_training_videos(2, seed=0, path=path)
+
+
+def test_unknown_generator_in_model_folder(tmp_path):
+    path = _folder(tmp_path, normalizer=False)
+    log = json.loads((path / "training_log.json").read_text())
+    log["data_generator"] = "mystery-v9"
+    (path / "training_log.json").write_text(json.dumps(log))
+    with pytest.raises(ValueError, match="cannot reproduce"):
+        default_training_videos(2, seed=0, path=path)
+
+
+def test_space_to_depth_unet_shapes():
+    m = TinyVideoUNet(block_channels=(8, 16), sample_size=8, num_frames=4, space_to_depth=2, attention_heads=0,
+                      norm_groups=4)
+    y = m(torch.randn(2, 3, 4, 8, 8), torch.tensor([1, 500])).sample
+    assert y.shape == (2, 3, 4, 8, 8)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        m(torch.randn(1, 3, 4, 6, 6), 1)
