@@ -88,6 +88,10 @@ class SweepStore:
 
     def open(self) -> SweepStore:
         """Check an existing store against the spec and read which cells are complete (no-op for a new path)."""
+        try:
+            import zarr  # noqa: F401
+        except ImportError:
+            raise ImportError("a sweep writes a zarr store: pip install 'freeinit_lab[storage]'") from None
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise SweepStoreError(f"{self.path} is a file, not a zarr store directory; choose another store path")
         if not self.exists:
