@@ -70,7 +70,14 @@ def local_client(n_workers: int, **kwargs: Any):
         yield client
 
 
-def run_distributed(client, study, factory, spec, store, todo, torch_threads, progress):
+def run_distributed(client: Client, study, factory: PipelineFactory, spec, store, todo, torch_threads: int | None,
+                    progress: bool) -> None:
+    """Run the ``todo`` cells on ``client``'s workers; write each result into ``store`` as it arrives.
+
+    Each cell is one task (a unique key per run, ``pure=False``); a worker that dies mid-cell has its task rerun
+    elsewhere by the scheduler (up to ``distributed.scheduler.allowed-failures`` times). On any error the cells
+    not yet written are cancelled; the written ones stay complete in the store.
+    """
     client.register_plugin(SweepWorkerPlugin(torch_threads), name=SweepWorkerPlugin.name)
     run = uuid.uuid4().hex[:8]
     futures = {}

@@ -285,7 +285,8 @@ class SweepSpec:
         (numbers, strings or booleans, no repeats). Keys are the study's parameters (FreeInit or strategy settings,
         sampler settings, ``prompt``, ...).
     seeds
-        Sweep seeds, one batch of ``videos_per_seed`` videos each (see :func:`video_seeds`).
+        Sweep seeds, one batch of ``videos_per_seed`` videos each (see :func:`video_seeds`); in YAML also
+        ``{start: 0, stop: 8}`` for ``range(0, 8)``.
     videos_per_seed
         Videos per cell.
     pipeline

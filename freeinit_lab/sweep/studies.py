@@ -178,7 +178,8 @@ def freeinit_study(
     Both arms start from the noise video ``v`` draws from its own generator (:func:`freeinit_lab.sweep.video_seeds`);
     plain sampling is FreeInit's pass 0 (run separately with ``fast_sampling``, whose pass 0 has fewer steps).
     Pipelines whose latents are the video (the embedded ones) are scored on the latent output clipped to
-    ``[-1, 1]``; others on their decoded ``output_type="np"`` frames.
+    ``[-1, 1]``; others on their decoded ``output_type="np"`` frames. The settings are :func:`freeinit_lab.freeinit`'s,
+    except the default filter: Gaussian ``d_s = d_t = 0.25`` (the paper's main table, as the other studies use).
 
     Returns
     -------
