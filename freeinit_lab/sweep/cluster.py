@@ -58,7 +58,7 @@ def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any)
     """A ``distributed.LocalCluster`` of ``n_workers`` worker processes (spawned), ``threads_per_worker`` each."""
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise ValueError(f"workers={n_workers!r} must be an integer >= 1")
-    kwargs.setdefault("dashboard_address", None)
+    kwargs.setdefault("dashboard_address", ":0")  # any free port: never collides with another cluster
     kwargs.setdefault("silence_logs", 40)  # logging.ERROR: a killed worker's restart is reported by the sweep
     return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, **kwargs)
 

@@ -102,12 +102,19 @@ def folder_fingerprint(path: str | os.PathLike, *, sample: int = 1 << 20) -> str
     Cheap even for gigabyte weights, and it changes when a model is retrained or replaced, so a store made with
     other weights is not resumed with these.
     """
+    root = Path(path).resolve()
+    files = tuple((f.relative_to(root).as_posix(), f.stat().st_size, f.stat().st_mtime_ns)
+                  for f in sorted(p for p in root.rglob("*") if p.is_file()))
+    return _fingerprint_files(root, files, sample)
+
+
+@functools.lru_cache(maxsize=32)
+def _fingerprint_files(root: Path, files: tuple[tuple[str, int, int], ...], sample: int) -> str:
+    """:func:`folder_fingerprint`'s hashing, cached while no file's size or modification time changes."""
     h = hashlib.sha256()
-    root = Path(path)
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        size = file.stat().st_size
-        h.update(f"{file.relative_to(root).as_posix()}:{size};".encode())
-        with open(file, "rb") as fh:
+    for name, size, _ in files:
+        h.update(f"{name}:{size};".encode())
+        with open(root / name, "rb") as fh:
             h.update(fh.read(sample))
             if size > 2 * sample:
                 fh.seek(-sample, os.SEEK_END)
@@ -161,7 +168,7 @@ class PipelineFactory:
             return entry
         if _is_pipeline(entry):
             return cls(key=f"object {type(entry).__name__} {_fingerprint(entry)}", fn=GivenPipeline(entry))
-        if callable(entry) and not isinstance(entry, str) and not _is_pipeline(entry):
+        if callable(entry):
             return cls(key=f"callable {_callable_name(entry)}", fn=entry)
         if isinstance(entry, Mapping):
             entry = dict(entry)
