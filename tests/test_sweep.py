@@ -179,6 +179,23 @@ def test_store_from_another_spec_is_refused(tmp_path, serial):
         run_sweep(SPEC, tmp_path / "junk", progress=False)
 
 
+def test_one_run_per_store(tmp_path):
+    """A live run's lock is refused before sampling; a lock whose process died on this host is taken over."""
+    import json
+    import socket
+
+    store, lock = tmp_path / "s.zarr", tmp_path / "s.zarr.lock"
+    spec = {**SPEC, "grid": {"d_s": [0.25]}, "seeds": [0]}
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    CALLS["factory"] = 0
+    with pytest.raises(SweepStoreError, match=r"being written by another run \(pid \d+ on .*delete the lock file"):
+        run_sweep({**spec, "pipeline": _counting_factory}, store, progress=False)
+    assert CALLS["factory"] == 0
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": int(gone.stdout)}))
+    assert bool(run_sweep(spec, store, progress=False).complete.all()) and not lock.exists()
+
+
 def test_factories_that_cannot_reach_workers_are_named(tmp_path):
     lock = threading.Lock()
 

@@ -132,7 +132,8 @@ def run_sweep(
     SweepSpecError
         Before any sampling: empty grid, unknown study or setting, bad seeds.
     SweepStoreError
-        Before any sampling: ``store`` was written by another spec or is not a sweep store.
+        Before any sampling: ``store`` was written by another spec, is not a sweep store, or another live run is
+        writing it (``<store>.lock``).
     TypeError
         Before any sampling: the pipeline (factory) cannot be sent to workers.
 
@@ -154,24 +155,27 @@ def run_sweep(
     study.check(spec)
     factory = spec.pipeline_factory()
     sweep_store = SweepStore(store, spec).open()
-    todo = pending_cells(spec, sweep_store)
     if client is not None and workers is not None:
         raise ValueError("pass client= or workers=, not both")
     if client is not None or workers is not None:
         _check_sendable(factory, "pipeline factory")
         _check_sendable(study, f"study {study.name!r}")
-    if todo:
-        if workers is not None:
+    if not pending_cells(spec, sweep_store):
+        return sweep_store.dataset()
+    with sweep_store.writer_lock():
+        todo = pending_cells(spec, sweep_store.open())  # again, now that no other run writes
+        run = (study, factory, spec, sweep_store, todo, torch_threads, progress)
+        if todo and workers is not None:
             from .cluster import local_client, run_distributed
 
             with local_client(workers) as own:
-                run_distributed(own, study, factory, spec, sweep_store, todo, torch_threads, progress)
-        elif client is not None:
+                run_distributed(own, *run)
+        elif todo and client is not None:
             from .cluster import run_distributed
 
-            run_distributed(client, study, factory, spec, sweep_store, todo, torch_threads, progress)
-        else:
-            _run_serial(study, factory, spec, sweep_store, todo, torch_threads, progress)
+            run_distributed(client, *run)
+        elif todo:
+            _run_serial(*run)
     return sweep_store.dataset()
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,16 @@ def normalise_result(ds: Any, num_videos: int, cell_dims: tuple[str, ...], study
     ds = ds.copy(deep=False)
     ds.attrs = {}
     return ds
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _fill(dtype: np.dtype):
@@ -201,6 +213,44 @@ class SweepStore:
         group["cell_seconds"][index] = float(seconds)
         group["complete"][index] = np.asarray(True, dtype=group["complete"].dtype)
         self.done[index] = True
+
+    @contextmanager
+    def writer_lock(self):
+        """Hold ``<store>.lock`` while writing: one run per store at a time.
+
+        A lock left by a run that died on this host (its pid is gone) is taken over; a live one, or one from another
+        host, is refused with the way out.
+        """
+        lock = self.path.rstrip("/\\") + ".lock"
+        me = {"host": socket.gethostname(), "pid": os.getpid()}
+        parent = os.path.dirname(os.path.abspath(lock))
+        os.makedirs(parent, exist_ok=True)
+        while True:
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    with open(lock) as fh:
+                        other = json.load(fh)
+                except (OSError, ValueError):
+                    other = {}
+                if other.get("host") == me["host"] and isinstance(other.get("pid"), int) and not _alive(other["pid"]):
+                    with suppress(FileNotFoundError):
+                        os.remove(lock)  # left by a run that died here
+                    continue
+                raise SweepStoreError(
+                    f"{self.path} is being written by another run (pid {other.get('pid', '?')} on "
+                    f"{other.get('host', '?')}; lock file {lock}). Wait for it to finish; if that run is gone, delete "
+                    "the lock file and run again."
+                ) from None
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            break
+        try:
+            yield self
+        finally:
+            with suppress(FileNotFoundError):
+                os.remove(lock)
 
     def dataset(self) -> xr.Dataset:
         """The store, opened lazily (``xr.open_zarr`` without dask chunks)."""
