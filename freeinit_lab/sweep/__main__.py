@@ -30,8 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run or resume a freeinit_lab sweep into a zarr store (in-process, on local worker processes, "
                     "or on a dask scheduler).",
     )
-    p.add_argument("spec", help="YAML sweep spec (pipeline, study, grid, seeds, videos_per_seed, sampler, options)")
-    p.add_argument("--store", required=True, help="zarr store directory (created, or resumed when it exists)")
+    p.add_argument("spec", nargs="?",
+                   help="YAML sweep spec (pipeline, study, grid, seeds, videos_per_seed, sampler, options)")
+    p.add_argument("--store", help="zarr store directory (created, or resumed when it exists)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None, metavar="N",
                        help="start a LocalCluster of N worker processes (needs dask.distributed)")
@@ -46,13 +47,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is not None and "--list-studies" in argv or argv is None and "--list-studies" in sys.argv:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.list_studies:
         from .studies import list_studies
 
         for name, text in list_studies().items():
             print(f"{name:12s} {text}")
         return 0
-    args = _parser().parse_args(argv)
+    if args.spec is None or args.store is None:
+        parser.error("give a SPEC.yaml and --store OUT.zarr")
     from .engine import run_sweep
     from .spec import SweepSpec, SweepSpecError
     from .store import SweepStore, SweepStoreError

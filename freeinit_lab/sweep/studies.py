@@ -250,7 +250,9 @@ def cutoff_map_study(
     fast_sampling: bool = False,
     renoise: str = "same",
 ):
-    """One ``(d_s, d_t)`` cell of :func:`freeinit_lab.measure_cutoff_map`: the paired consistency gain per video.
+    """One (d_s, d_t) cell of the cutoff map: FreeInit's paired consistency gain per video.
+
+    The cell is :func:`freeinit_lab.measure_cutoff_map` with one ``d_s`` and one ``d_t``.
 
     Runs the map on the videos ``seed * num_videos .. seed * num_videos + num_videos - 1`` (one generator each, as
     :func:`freeinit_lab.sweep.video_seeds`), so a sweep over seeds ``0 .. S-1`` holds the per-video numbers of one
@@ -293,7 +295,9 @@ def strategies_study(
     num_bands: int = 6,
     num_data_videos: int = 32,
 ):
-    """:func:`freeinit_lab.evaluate_strategies` of :func:`freeinit_lab.default_strategies` on one cell.
+    """Initialisation strategies against held-out data: consistency, dynamics, band power at T per row and video.
+
+    :func:`freeinit_lab.evaluate_strategies` of :func:`freeinit_lab.default_strategies` on one cell.
 
     Data, marginal and oracle latents are held-out dead-leaves videos (the embedded default's training
     distribution) at the pipeline's size, seeded from ``seed`` as in ``notebooks/06_initialisation_strategies``;
@@ -348,15 +352,17 @@ class WholeStudy:
 
 
 def _register_whole(name: str, adapter: WholeStudy, **kwargs: Any) -> None:
-    register_study(name, adapter, parameters=adapter.parameters(),
-                   description=(inspect.getdoc(adapter.resolve()) or "").split("\n")[0], **kwargs)
+    kwargs.setdefault("description", (inspect.getdoc(adapter.resolve()) or "").split("\n")[0])
+    register_study(name, adapter, parameters=adapter.parameters(), **kwargs)
 
 
 register_study("freeinit", freeinit_study, dims=("arm",))
 register_study("cutoff_map", cutoff_map_study, min_videos=2)
 register_study("strategies", strategies_study, dims=("row", "band", "data_video"), min_videos=2)
 _register_whole("evidence", WholeStudy("freeinit_lab.evidence:measure_evidence", exclude=("reference", "batch_size")),
-                dims=("source",), min_videos=2)
+                dims=("source",), min_videos=2,
+                description="the paper's findings (a)-(d) per source (baseline, FreeInit, oracle, data) and video")
 _register_whole("refinement", WholeStudy("freeinit_lab.refinement:refinement_study", drop=("clean_latent",),
                                          exclude=("reference", "filters")),
-                dims=("sampling", "iteration", "band", "filter", "source"), min_videos=2)
+                dims=("sampling", "iteration", "band", "filter", "source"), min_videos=2,
+                description="FreeInit pass by pass, coarse-to-fine vs full, filters, baseline/FreeInit/oracle")
