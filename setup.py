@@ -11,6 +11,8 @@ from setuptools.command.build_py import build_py
 
 DATA = Path(__file__).resolve().parent / "data"
 TARGET = ("freeinit_lab", "embedded", "_data")
+#: Folders of ``data/`` that stay in the checkout: a model still in training is not part of a release.
+EXCLUDE = ("candidate_model",)
 
 
 class BuildPyWithData(build_py):
@@ -21,7 +23,7 @@ class BuildPyWithData(build_py):
         if getattr(self, "editable_mode", False) or not DATA.is_dir():
             return
         for src in sorted(DATA.rglob("*")):
-            if src.is_file():
+            if src.is_file() and src.relative_to(DATA).parts[0] not in EXCLUDE:
                 dst = Path(self.build_lib, *TARGET, src.relative_to(DATA))
                 self.mkpath(str(dst.parent))
                 self.copy_file(str(src), str(dst))

@@ -73,6 +73,9 @@ _NAMES = {
     "lowest_bins_mask": "analysis.records",
     "noise_swap_experiment": "analysis.records",
     "noise_swap_sweep": "analysis.records",
+    "FidelityReport": "analysis.fidelity",
+    "fidelity_report": "analysis.fidelity",
+    "fidelity_gate": "analysis.fidelity",
     # embedded
     "dead_leaves_videos": "embedded.data",
     "load_clips": "embedded.data",
@@ -83,6 +86,12 @@ _NAMES = {
     "fit_gaussian_prior": "embedded.pipelines",
     "load_analytic_pipeline": "embedded.pipelines",
     "load_default_pipeline": "embedded.pipelines",
+    "load_default_analytic_pipeline": "embedded.pipelines",
+    "default_training_videos": "embedded.pipelines",
+    "ChannelNormalizer": "embedded.pipelines",
+    "subject_videos": "embedded.world",
+    "SubjectsConfig": "embedded.world",
+    "WORLD_VERSION": "embedded.world",
     # studies
     "load_cutoff_map": "studies.cutoff_map",
     "measure_cutoff_map": "studies.cutoff_map",
@@ -94,6 +103,11 @@ _NAMES = {
     "default_strategies": "studies.strategies",
     "evaluate_strategies": "studies.strategies",
     "summarize_strategies": "studies.strategies",
+    "analytic_controls": "studies.strategies",
+    "decompose_freeinit": "studies.decomposition",
+    "decomposition_figure": "studies.decomposition",
+    "decomposition_table": "studies.decomposition",
+    "gap_kl": "core.snr",
 }
 
 # Old module paths (``fl.spectral``, ``fl.plots``, ...) as attributes: aliases of the modules' new homes.

@@ -38,6 +38,10 @@ MOVED_MODULES: dict[str, str] = {
     "models": "embedded.models",
     "pipelines": "embedded.pipelines",
     "vae": "embedded.vae",
+    "world": "embedded.world",
+    "controls": "core.controls",
+    "decomposition": "studies.decomposition",
+    "fidelity": "analysis.fidelity",
 }
 
 

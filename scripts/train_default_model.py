@@ -6,18 +6,18 @@
 
 What it does
 ------------
-* Data: :func:`freeinit_lab.world.subject_videos` (``--data subjects-v1``: a few persistent, occluding subjects
+* Data: :func:`freeinit_lab.embedded.world.subject_videos` (``--data subjects-v1``: a few persistent, occluding subjects
   over a panned ``1/f`` background; 16 frames × 32 × 32 by default), generated on the fly (on ``--device``).
   Step ``s`` trains on the batch drawn with seed ``data_seed_base + s``, so a resumed run sees the same data and
   training never overlaps the evaluation seeds (>= 900_000_000). ``--data dead-leaves-v1`` reproduces the
   previous default's data (8 × 16 × 16).
-* Normalisation: a :class:`~freeinit_lab.pipelines.ChannelNormalizer` (per-channel mean and standard deviation)
+* Normalisation: a :class:`~freeinit_lab.embedded.pipelines.ChannelNormalizer` (per-channel mean and standard deviation)
   is fitted once on ``--norm-videos`` videos from seeds 800_000_000 + i, stored in the checkpoint and exported
   as ``normalizer/``; the model is trained on ``z_0 = (x − shift) / scale`` (unit variance per channel, as
   Stable Diffusion's scaled VAE latents).
 * Objective: ε-prediction MSE with the Stable-Diffusion scaled-linear DDPM schedule (β 0.00085 → 0.012, 1000
   steps), ``t ~ U{0..999}``, ``z_t = sqrt(ᾱ_t) z_0 + sqrt(1 − ᾱ_t) ε``.
-* Model: :class:`freeinit_lab.models.TinyVideoUNet` with a space-to-depth stem (``--space-to-depth 2``); AdamW,
+* Model: :class:`freeinit_lab.embedded.models.TinyVideoUNet` with a space-to-depth stem (``--space-to-depth 2``); AdamW,
   linear warm-up, gradient clipping; an EMA copy of the weights is what gets exported.
 * Resuming: from ``--ckpt-dir/checkpoint.pt`` when present (model, EMA, optimiser, step, history); otherwise
   from the exported folder ``--out`` when its ``training_log.json`` has the same model and data configuration
@@ -86,10 +86,10 @@ def parse_args(argv=None):
 def draw_batch(kind: str, batch: int, frames: int, size: int, seed: int, device: str = "cpu") -> torch.Tensor:
     """Display-space training videos of data kind ``kind`` for one step."""
     if kind == "dead-leaves-v1":
-        from freeinit_lab.data import dead_leaves_videos
+        from freeinit_lab.embedded.data import dead_leaves_videos
 
         return dead_leaves_videos(batch, frames, size, seed=seed).to(device)
-    from freeinit_lab.world import subject_videos
+    from freeinit_lab.embedded.world import subject_videos
 
     return subject_videos(batch, frames, size, seed=seed, version=kind, device=device)
 
@@ -129,7 +129,7 @@ def batches(args, start: int):
 
 
 def fit_normalizer(args):
-    from freeinit_lab.pipelines import ChannelNormalizer
+    from freeinit_lab.embedded.pipelines import ChannelNormalizer
 
     if args.data == "dead-leaves-v1":
         return None
@@ -139,14 +139,14 @@ def fit_normalizer(args):
 
 
 def make_scheduler():
-    from freeinit_lab.pipelines import default_scheduler
+    from freeinit_lab.embedded.pipelines import default_scheduler
 
     return default_scheduler(set_alpha_to_one=DEFAULT_SAMPLER["set_alpha_to_one"],
                              timestep_spacing=DEFAULT_SAMPLER["timestep_spacing"])
 
 
 def export(out: Path, ema, normalizer, meta: dict) -> None:
-    from freeinit_lab.pipelines import TinyVideoPipeline
+    from freeinit_lab.embedded.pipelines import TinyVideoPipeline
 
     out.mkdir(parents=True, exist_ok=True)
     pipe = TinyVideoPipeline(unet=ema, scheduler=make_scheduler(), normalizer=normalizer)
@@ -160,8 +160,8 @@ def export(out: Path, ema, normalizer, meta: dict) -> None:
 
 
 def main(argv=None) -> None:
-    from freeinit_lab.models import TinyVideoUNet
-    from freeinit_lab.pipelines import ChannelNormalizer
+    from freeinit_lab.embedded.models import TinyVideoUNet
+    from freeinit_lab.embedded.pipelines import ChannelNormalizer
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -169,7 +169,7 @@ def main(argv=None) -> None:
     out, ckdir = Path(args.out), Path(args.ckpt_dir)
     ckdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = ckdir / "checkpoint.pt"
-    from freeinit_lab.world import SubjectsConfig
+    from freeinit_lab.embedded.world import SubjectsConfig
 
     data_cfg = dict(SubjectsConfig()) if args.data.startswith("subjects-") else {}
     model_cfg = dict(

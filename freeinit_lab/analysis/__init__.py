@@ -1,10 +1,10 @@
-"""Reading records: band trajectories, lock-in, convergence; temporal-consistency metrics of videos."""
+"""Reading records and videos: band trajectories, lock-in, convergence; consistency metrics; fidelity to data."""
 
 from freeinit_lab._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
-    submodules=["metrics", "records"],
+    submodules=["fidelity", "metrics", "records"],
     names={
         "band_error_trajectory": "records",
         "band_power_trajectory": "records",
@@ -15,5 +15,8 @@ __getattr__, __dir__, __all__ = attach(
         "lowest_bins_mask": "records",
         "noise_swap_experiment": "records",
         "noise_swap_sweep": "records",
+        "FidelityReport": "fidelity",
+        "fidelity_gate": "fidelity",
+        "fidelity_report": "fidelity",
     },
 )

@@ -5,4 +5,4 @@ Depends on torch, numpy and (for the labelled results) xarray only; every other 
 
 from freeinit_lab._lazy import attach
 
-__getattr__, __dir__, __all__ = attach(__name__, submodules=["dims", "schedules", "snr", "spectral"])
+__getattr__, __dir__, __all__ = attach(__name__, submodules=["controls", "dims", "schedules", "snr", "spectral"])

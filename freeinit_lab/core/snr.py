@@ -14,6 +14,7 @@ averaged over every leading dim (videos, channels) of the clean latents, reporte
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,17 @@ import xarray as xr
 from .schedules import NoiseSchedule, get_schedule
 from .spectral import _check_video, _resolve_edges, band_counts, band_power
 
-__all__ = ["band_snr", "inference_band_snr", "initialization_gap", "reinit_band_composition", "SNR_CONVENTION"]
+__all__ = [
+    "band_snr",
+    "inference_band_snr",
+    "initialization_gap",
+    "reinit_band_composition",
+    "SNR_CONVENTION",
+    "GAP_CONVENTION",
+    "gaussian_kl",
+    "separable_band_index",
+    "gap_kl",
+]
 
 SNR_CONVENTION = (
     "ortho-normalised 3D FFT over (frame, height, width); radial bands on the normalised frequency radius "
@@ -281,4 +292,295 @@ def reinit_band_composition(
             "mix_variance": ("band", h2_mean * p_z + l2_mean, {"long_name": "mean power per bin of the mix"}),
         },
         coords=coords,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the gap as a divergence: KL between the inference and the training z_T, per band, in nats
+# ----------------------------------------------------------------------------------------------------------------
+GAP_CONVENTION = (
+    "stationary Gaussian model per FFT bin (ortho-normalised 3D FFT over frame, height, width): training "
+    "z_T(k) ~ N(a_T m(k), a_T^2 S_c(k) + b_T^2) with m the per-channel mean field (DC bin only) and S_c the clips' "
+    "mean periodogram around it; inference z_T(k) ~ N(0, v(k)) (v = 1 for plain sampling). KL per full-spectrum bin "
+    "= 0.5 (v/s + m^2/s - 1 - ln(v/s)) (a complex bin and its conjugate together carry one complex Gaussian), "
+    "summed over channels and the bins of each band; nats"
+)
+
+
+def gaussian_kl(var_p, var_q, mean_p=0.0, mean_q=0.0):
+    """``KL(N(mean_p, var_p) || N(mean_q, var_q))`` of one real Gaussian, in nats (elementwise, numpy or torch).
+
+    ``0.5 (var_p / var_q + (mean_p - mean_q)² / var_q - 1 - ln(var_p / var_q))``; 0 iff both match.
+    """
+    ratio = var_p / var_q
+    log = torch.log if isinstance(ratio, torch.Tensor) else np.log
+    return 0.5 * (ratio + (mean_p - mean_q) ** 2 / var_q - 1 - log(ratio))
+
+
+def separable_band_index(
+    shape: Sequence[int], num_spatial_bands: int = 4, *, spatial_edges: Sequence[float] | None = None
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Separable band grid: spatial radius band × temporal frequency, for every FFT bin.
+
+    The spatial radius is ``sqrt(f_h² + f_w²)`` (normalised, Nyquist = 1) split by ``spatial_edges`` (default:
+    :func:`~freeinit_lab.spectral.default_band_edges` of the ``(1, height, width)`` grid: the lowest ring, then
+    log-spaced shells); the temporal frequency is ``|f_t|``, one cell per distinct value (``frame // 2 + 1`` of
+    them). Radial 3-D bands mix the two; at few frames their lowest bands hold no temporal frequency at all.
+
+    Returns
+    -------
+    (index, spatial_edges, temporal_frequencies)
+        ``index`` int64 ``(frame, height, width)`` in FFT order, cell ``s * T + j`` for spatial band ``s`` and
+        temporal bin ``j`` (``T`` temporal bins); the edges used; the normalised ``|f_t|`` of each temporal bin.
+    """
+    from .spectral import _video_shape, band_index, default_band_edges
+
+    f, h, w = _video_shape(shape)[-3:]
+    if spatial_edges is None:
+        spatial_edges = default_band_edges((1, h, w), int(num_spatial_bands))
+    spatial_edges = np.asarray(spatial_edges, dtype=np.float64)
+    s_idx = band_index((1, h, w), edges=spatial_edges)[0]  # (H, W)
+    n_t = torch.fft.fftfreq(f, d=1.0 / f).abs().round().long()  # |integer temporal bin|
+    num_t = f // 2 + 1
+    index = s_idx[None] * num_t + n_t.view(-1, 1, 1)
+    return index, spatial_edges, np.arange(num_t) * 2.0 / f
+
+
+def _kl_groups(shape3, grid, num_bands, edges, num_spatial_bands, spatial_edges):
+    """Group index per bin (DC = -1) and the coords of the groups."""
+    from .spectral import _resolve_edges, band_index
+
+    if grid == "radial":
+        e = _resolve_edges(shape3, edges, num_bands, 1.0)
+        idx = band_index(shape3, edges=e).clone()
+        coords = {"band": np.arange(e.size - 1),
+                  "band_lo": ("band", e[:-1], {"long_name": "band inner radius", "units": "normalised frequency"}),
+                  "band_hi": ("band", e[1:], {"long_name": "band outer radius", "units": "normalised frequency"})}
+        dims, sizes = ("band",), (e.size - 1,)
+    elif grid == "separable":
+        idx, s_edges, t_freq = separable_band_index(shape3, num_spatial_bands, spatial_edges=spatial_edges)
+        idx = idx.clone()
+        coords = {
+            "spatial_band": np.arange(s_edges.size - 1),
+            "spatial_lo": ("spatial_band", s_edges[:-1], {"units": "normalised spatial radius"}),
+            "spatial_hi": ("spatial_band", s_edges[1:], {"units": "normalised spatial radius"}),
+            "temporal_frequency": ("temporal_frequency", t_freq, {"long_name": "|f_t|", "units": "normalised frequency"}),
+        }
+        dims, sizes = ("spatial_band", "temporal_frequency"), (s_edges.size - 1, t_freq.size)
+    else:
+        raise ValueError(f"grid={grid!r}; use 'radial' (3-D radius bands) or 'separable' (spatial band x |f_t|)")
+    idx[0, 0, 0] = -1
+    return idx, coords, dims, sizes
+
+
+def gap_kl(
+    x0: torch.Tensor,
+    scheduler: Any,
+    num_bands: int = 6,
+    *,
+    grid: str = "radial",
+    edges: Sequence[float] | None = None,
+    num_spatial_bands: int = 4,
+    spatial_edges: Sequence[float] | None = None,
+    normalization: str = "as_given",
+    remove_mean: bool = False,
+    resolution: str = "band",
+    inference_power: float | torch.Tensor = 1.0,
+    timestep: float | None = None,
+    groups: Sequence[int] | None = None,
+    num_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> xr.Dataset:
+    """The initialization gap as a KL divergence between the inference and the training ``z_T``, band by band.
+
+    A band SNR in dB compares the training ``z_T`` with pure noise's ``-inf`` dB, which is finite against infinite
+    for any ``a_T > 0`` and says nothing about how *far apart* the two distributions are. Here both are Gaussian per
+    FFT bin (stationary clips, ortho-normalised 3-D FFT): the training marginal ``N(a_T m(k), a_T² S_c(k) + b_T²)``
+    with ``m`` the per-channel mean field (DC bin only) and ``S_c(k)`` the clips' mean periodogram around it, and
+    inference ``N(0, v(k))`` (``v = 1``: plain sampling). Per full-spectrum bin and channel
+
+    .. math::  \\mathrm{KL}_k = \\tfrac12\\Big(\\frac{v}{s} + \\frac{a_T^2 m^2}{s} - 1 - \\ln\\frac{v}{s}\\Big),
+               \\qquad s = a_T^2 S_c(k) + b_T^2
+
+    (a bin and its conjugate carry one complex Gaussian, so this is exact for the whole real latent), summed over
+    channels and the bins of a band; the total is the KL between the two distributions of whole latents, in nats.
+    The DC bin, which holds the mean colour, is reported on its own (``kl_dc``) and left out of the bands.
+
+    Parameters
+    ----------
+    x0
+        ``(N, C, F, H, W)`` clean latents (clips or segments), ``N >= 2``.
+    scheduler
+        A diffusers scheduler, pipeline scheduler or :class:`~freeinit_lab.schedules.NoiseSchedule`.
+    num_bands, edges
+        Radial bands (``grid="radial"``, :func:`~freeinit_lab.spectral.band_masks`).
+    grid
+        ``"radial"`` (3-D radius) or ``"separable"`` (spatial radius band × ``|f_t|``,
+        :func:`separable_band_index`, with ``num_spatial_bands`` / ``spatial_edges``).
+    normalization
+        ``"as_given"`` or ``"unit_variance"``: divide each channel by its standard deviation over all clips and
+        voxels (around its mean) first, as latent-diffusion models scale VAE latents; the scales are in
+        ``channel_scale`` and kept fixed in the bootstrap.
+    remove_mean
+        Remove each clip's own mean colour first (then ``S(0) = 0`` and the mean field vanishes): the gap without
+        the clips' colour offsets.
+    resolution
+        ``"band"``: ``S_c`` averaged over each band's bins before the KL (robust with few clips; the closed form
+        from band power); ``"bin"``: per-bin periodogram (needs many clips: a noisy ``S`` biases the KL).
+    inference_power
+        Per-bin variance ``v`` of the inference ``z_T``: a number, or a tensor broadcastable to ``(C, F, H, W)``
+        in FFT order (e.g. the expected power of FreeInit's or a control's initial latent).
+    timestep
+        Training timestep of the marginal; default the schedule's terminal one.
+    groups
+        Optional ``(N,)`` clip ids of segments: the bootstrap then resamples whole clips (a cluster bootstrap).
+    num_bootstrap, confidence, seed
+        Percentile bootstrap over clips (or groups), ``numpy.random.default_rng(seed)``; ``num_bootstrap=0``
+        skips it.
+
+    Returns
+    -------
+    xarray.Dataset
+        Over the band dims (``band``; or ``spatial_band`` × ``temporal_frequency``): ``kl`` (inference ‖ training),
+        ``kl_reverse`` (training ‖ inference), ``kl_per_bin`` (``kl`` / (bins × channels)), ``snr_db`` (training
+        band SNR ``a_T² mean|X0|² / b_T²`` of the band's bins, DC excluded), ``num_bins``; scalars ``kl_dc``,
+        ``kl_dc_reverse``, ``snr_dc_db``, ``kl_total``, ``kl_total_reverse`` (bands + DC); ``*_low`` / ``*_high``
+        bootstrap intervals for the KLs; ``channel_scale`` (channel). Units nats (dB for SNR).
+
+    Examples
+    --------
+    >>> import torch, freeinit_lab as fl
+    >>> sched = fl.default_scheduler()
+    >>> x = torch.randn(8, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0))  # white: S = 1 per bin
+    >>> ds = gap_kl(x, sched, num_bands=3, num_bootstrap=0)
+    >>> bool(float(ds.kl_total) < 0.01)  # a_T^2 S + b_T^2 = 1: nearly no gap
+    True
+    """
+    _check_video(x0, "x0")
+    if x0.dim() != 5 or x0.shape[0] < 2:
+        raise ValueError(f"x0 has shape {tuple(x0.shape)}; pass at least 2 clips shaped (N, C, F, H, W)")
+    if normalization not in ("as_given", "unit_variance"):
+        raise ValueError(f"normalization={normalization!r}; use 'as_given' or 'unit_variance' (per-channel, latent-like)")
+    if resolution not in ("band", "bin"):
+        raise ValueError(f"resolution={resolution!r}; use 'band' (from band power) or 'bin' (per-bin periodogram)")
+    schedule: NoiseSchedule = get_schedule(scheduler)
+    t = float(schedule.terminal_timestep if timestep is None else timestep)
+    a, b = (float(v) for v in schedule.coefficients(t))
+    x = x0.detach().to("cpu", torch.float64)
+    n, c = x.shape[:2]
+    shape3 = tuple(x.shape[-3:])
+    nvox = int(np.prod(shape3))
+    mu_all = x.mean(dim=(0, 2, 3, 4))
+    scale = x.transpose(0, 1).reshape(c, -1).std(dim=1, unbiased=False) if normalization == "unit_variance" \
+        else torch.ones(c, dtype=torch.float64)
+    if bool((scale <= 0).any()):
+        raise ValueError("a channel of x0 is constant; unit_variance normalisation needs variance in every channel")
+    x = x / scale.view(1, -1, 1, 1, 1)
+    clip_mean = x.mean(dim=(2, 3, 4))  # (N, C)
+    if remove_mean:
+        x = x - clip_mean.view(n, c, 1, 1, 1)
+        clip_mean = torch.zeros_like(clip_mean)
+    idx, coords, dims, sizes = _kl_groups(shape3, grid, num_bands, edges, num_spatial_bands, spatial_edges)
+    num_groups = int(np.prod(sizes))
+    flat_idx = idx.reshape(-1)
+    keep = flat_idx >= 0
+    onehot = torch.zeros(nvox, num_groups, dtype=torch.float64)
+    onehot[torch.nonzero(keep).flatten(), flat_idx[keep]] = 1.0
+    counts = onehot.sum(0)
+    if bool((counts == 0).any()):
+        raise ValueError(f"some bands hold no frequency bin of a {shape3} grid; use fewer bands or other edges")
+    # per-clip periodogram of x around each clip's own mean (the DC bin is handled from the clip means)
+    spec = torch.fft.fftn(x - clip_mean.view(n, c, 1, 1, 1), dim=(-3, -2, -1), norm="ortho")
+    per = (spec.real**2 + spec.imag**2).reshape(n, c, nvox)  # DC column is 0
+    raw = (torch.fft.fftn(x, dim=(-3, -2, -1), norm="ortho").abs() ** 2).reshape(n, c, nvox)
+    v = torch.as_tensor(inference_power, dtype=torch.float64)
+    v = v.expand(c, *shape3).reshape(c, nvox) if v.dim() > 0 else v.expand(c, nvox)
+    if bool((v <= 0).any()):
+        raise ValueError("inference_power must be positive in every bin")
+    v_dc = v[:, 0]
+
+    def kl_from(weights: torch.Tensor):
+        """KLs for clip weights (R, N) summing to 1 per row: (R, G) fwd, (R, G) rev, (R,) dc fwd, (R,) dc rev."""
+        mu = weights @ clip_mean  # (R, C)
+        s_dc = nvox * (weights @ clip_mean**2 - mu**2)  # periodogram of the clip means around mu at DC
+        var_dc = a * a * s_dc + b * b
+        m_dc = a * mu * math.sqrt(nvox)
+        dc_f = gaussian_kl(v_dc, var_dc, 0.0, m_dc).sum(-1)
+        dc_r = gaussian_kl(var_dc, v_dc, m_dc, 0.0).sum(-1)
+        if resolution == "band":
+            s_g = torch.einsum("rn,ncg->rcg", weights, per @ onehot) / counts  # (R, C, G) band-mean power
+            v_g = (v @ onehot) / counts  # (C, G): band-mean inference power
+            var = a * a * s_g + b * b
+            fwd = (counts * gaussian_kl(v_g, var)).sum(1)
+            rev = (counts * gaussian_kl(var, v_g)).sum(1)
+        else:
+            var = a * a * torch.einsum("rn,ncb->rcb", weights, per) + b * b  # (R, C, bins)
+            fwd = (gaussian_kl(v, var) * keep).sum(1) @ onehot
+            rev = (gaussian_kl(var, v) * keep).sum(1) @ onehot
+        return fwd, rev, dc_f, dc_r
+
+    point = kl_from(torch.full((1, n), 1.0 / n, dtype=torch.float64))
+    fwd, rev, dc_f, dc_r = (p[0] for p in point)
+    snr_g = a * a * (raw.mean(0).mean(0) @ onehot / counts) / (b * b)
+    snr_dc = a * a * float(raw.mean(0).mean(0)[0]) / (b * b)
+
+    def shaped(t: torch.Tensor) -> np.ndarray:
+        return t.reshape(*t.shape[:-1], *sizes).numpy()
+
+    nats = {"units": "nats"}
+    data_vars: dict[str, Any] = {
+        "kl": (dims, shaped(fwd), {"long_name": "KL(inference z_T || training z_T) per band", **nats}),
+        "kl_reverse": (dims, shaped(rev), {"long_name": "KL(training z_T || inference z_T) per band", **nats}),
+        "kl_per_bin": (dims, shaped(fwd / (counts * c)), {"long_name": "KL per bin and channel", **nats}),
+        "snr_db": (dims, shaped(10 * torch.log10(snr_g)), {"long_name": "training band SNR at t (DC excluded)",
+                                                            "units": "dB"}),
+        "num_bins": (dims, shaped(counts).astype(np.int64)),
+        "kl_dc": ((), float(dc_f), {"long_name": "KL of the DC bin (mean colour)", **nats}),
+        "kl_dc_reverse": ((), float(dc_r), nats),
+        "snr_dc_db": ((), 10 * math.log10(snr_dc) if snr_dc > 0 else -math.inf, {"units": "dB"}),
+        "kl_total": ((), float(fwd.sum() + dc_f), {"long_name": "KL(inference || training) of whole latents", **nats}),
+        "kl_total_reverse": ((), float(rev.sum() + dc_r), nats),
+        "channel_scale": ("channel", scale.numpy(), {"long_name": "divisor applied per channel"}),
+    }
+    if num_bootstrap:
+        rng = np.random.default_rng(int(seed))
+        if groups is None:
+            members = [[i] for i in range(n)]
+        else:
+            g = np.asarray(groups)
+            if g.shape != (n,):
+                raise ValueError(f"groups must hold one clip id per segment ({n}); got shape {g.shape}")
+            members = [np.flatnonzero(g == u).tolist() for u in np.unique(g)]
+        if len(members) < 2:
+            raise ValueError("the bootstrap needs at least 2 clips (groups); pass num_bootstrap=0 to skip it")
+        draws = rng.integers(0, len(members), size=(int(num_bootstrap), len(members)))
+        weights = np.zeros((int(num_bootstrap), n))
+        for gi, mem in enumerate(members):
+            weights[:, mem] += (draws == gi).sum(1, keepdims=True)
+        weights = torch.from_numpy(weights / weights.sum(1, keepdims=True))
+        chunk = max(1, int(2e7 // max(1, c * nvox))) if resolution == "bin" else int(num_bootstrap)
+        parts = [kl_from(weights[i : i + chunk]) for i in range(0, int(num_bootstrap), chunk)]
+        bf, br, bdf, bdr = (torch.cat([p[j] for p in parts]).numpy() for j in range(4))
+        q = [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2]
+        for name, boot in (("kl", bf), ("kl_reverse", br)):
+            lo, hi = np.percentile(boot, q, axis=0)
+            data_vars[f"{name}_low"] = (dims, lo.reshape(sizes), nats)
+            data_vars[f"{name}_high"] = (dims, hi.reshape(sizes), nats)
+        for name, boot in (("kl_dc", bdf), ("kl_dc_reverse", bdr), ("kl_total", bf.sum(1) + bdf),
+                           ("kl_total_reverse", br.sum(1) + bdr)):
+            lo, hi = np.percentile(boot, q)
+            data_vars[f"{name}_low"], data_vars[f"{name}_high"] = ((), float(lo), nats), ((), float(hi), nats)
+    return xr.Dataset(
+        data_vars,
+        coords={**coords, "channel": np.arange(c)},
+        attrs=dict(
+            convention=GAP_CONVENTION, grid=grid, normalization=normalization, remove_mean=int(bool(remove_mean)),
+            resolution=resolution, timestep=t, a_t=a, b_t=b, num_clips=n,
+            num_groups=n if groups is None else int(len(np.unique(np.asarray(groups)))),
+            bootstrap=(f"percentile bootstrap over {'clips' if groups is None else 'clip groups'}: {num_bootstrap} "
+                       f"resamples with replacement (numpy default_rng({seed})), {confidence:.0%}"
+                       if num_bootstrap else "none"),
+            scheduler_class=schedule.scheduler_class,
+        ),
     )

@@ -1,7 +1,7 @@
-"""The embedded default: procedural and real clips, the tiny video UNet, its diffusers pipeline, the demo."""
+"""The embedded default: the subjects world, procedural and real clips, the tiny video UNet, its pipeline, the demo."""
 
 from freeinit_lab._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
-    __name__, submodules=["data", "demo", "models", "paths", "pipelines", "vae"]
+    __name__, submodules=["data", "demo", "models", "paths", "pipelines", "vae", "world"]
 )

@@ -47,6 +47,7 @@ __all__ = [
     "load_default_pipeline",
     "default_training_videos",
     "load_analytic_pipeline",
+    "load_default_analytic_pipeline",
     "fit_gaussian_prior",
 ]
 
@@ -536,5 +537,40 @@ def load_analytic_pipeline(
                                  num_train_timesteps=sched.config.num_train_timesteps)
     unet.set_prior(prior["mean"], prior["color_basis"], prior["power"], sched.alphas_cumprod)
     pipe = TinyVideoPipeline(unet=unet.eval(), scheduler=sched)
+    pipe.set_progress_bar_config(disable=not progress)
+    return pipe
+
+
+def load_default_analytic_pipeline(num_videos: int = 512, seed: int = 950_000_000, *,
+                                   path: str | Path | None = None, progress: bool = False) -> TinyVideoPipeline:
+    """The exact Gaussian-prior reference of the default model's own data, in the default model's space.
+
+    Fits :func:`fit_gaussian_prior` to ``num_videos`` videos of :func:`default_training_videos` (model space,
+    so unit variance per channel for a normalised model), and wraps the exact posterior-mean denoiser
+    (:class:`~freeinit_lab.models.GaussianVideoDenoiser`) in a pipeline with the default model's scheduler,
+    stored step count and normaliser, so that every closed form of the Gaussian model applies exactly to a
+    pipeline that is interchangeable with :func:`load_default_pipeline` (same shapes, same sampler, same decoding).
+
+    Parameters
+    ----------
+    num_videos : int
+        Videos the power spectrum is averaged over (with the 8 flips of :func:`fit_gaussian_prior`).
+    seed : int
+        Seed of those videos (default far from the training seeds).
+    path : str or Path, optional
+        Model folder (default :data:`DEFAULT_MODEL_DIR`).
+    progress : bool
+        Show the progress bar.
+    """
+    base = load_default_pipeline(path, progress=progress)
+    clips = default_training_videos(num_videos, seed=seed, path=path)
+    prior = fit_gaussian_prior(clips)
+    sched = base.scheduler
+    _, f, h, w = base.sample_shape
+    unet = GaussianVideoDenoiser(in_channels=clips.shape[1], num_frames=f, sample_size=h, width=w,
+                                 num_train_timesteps=sched.config.num_train_timesteps)
+    unet.set_prior(prior["mean"], prior["color_basis"], prior["power"], sched.alphas_cumprod)
+    pipe = TinyVideoPipeline(unet=unet.eval(), scheduler=sched, normalizer=base.normalizer,
+                             default_num_inference_steps=base.default_num_inference_steps)
     pipe.set_progress_bar_config(disable=not progress)
     return pipe

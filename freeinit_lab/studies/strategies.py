@@ -63,6 +63,7 @@ __all__ = [
     "summarize_strategies",
     "analytic_gain",
     "analytic_prediction",
+    "analytic_controls",
     "pareto_figure",
     "INITS",
 ]
@@ -834,3 +835,164 @@ def pareto_figure(tables: dict[str, Any], *, title: str = "distance to the data 
                       yaxis_title="distance to the data (data s.d. units)", template="plotly_white")
     return fig
 
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# closed forms of the FreeInit controls (freeinit_lab.controls) on the analytic Gaussian reference
+# ----------------------------------------------------------------------------------------------------------------
+def analytic_controls(
+    pipe: Any,
+    arms: Sequence[str] | None = None,
+    *,
+    num_iters: int = 2,
+    method: str = "gaussian",
+    d_s: float = 0.25,
+    d_t: float = 0.25,
+    order: float = 4.0,
+    num_inference_steps: int = 25,
+    num_bands: int = 6,
+    amplitude_target: Sequence[float] | None = None,
+):
+    """Closed forms of :func:`freeinit_lab.decomposition.decompose_freeinit`'s arms on the analytic model.
+
+    In the prior's colour basis and the ortho-normalised 3-D FFT every arm is linear per bin in independent unit
+    white inputs (``ε``, and per pass ``η`` and ``ε'``), so a latent is ``e + α ε̂ + ν``: a mean ``e`` (DC bin
+    only), a multiple ``α`` of this video's initial noise and an independent part of variance ``v``. DDIM with the
+    exact denoiser maps ``(e, α, v) -> (G e + K m, G α, G² v)`` (:func:`analytic_gain`). One reinitialisation,
+    with ``w = (H, 1 - H)`` (FreeInit's mix) or the variance-preserving weights, maps the previous output
+    ``(e_o, α_o, v_o)`` to ``(w_low e_T, w_low α_T, w_low² v_T + w_high²)`` where
+
+    * ``signal="own"`` (FreeInit): ``e_T = a_T e_o``, ``α_T = a_T α_o``, ``v_T = a_T² v_o``;
+    * ``signal="other"`` (``shuffled_low``): ``e_T = a_T e_o``, ``α_T = 0``, ``v_T = a_T² (α_o² + v_o)`` — the other
+      video's output is independent of this video's noises (single-cycle derangement, ``n >= num_iters``);
+    * ``signal="none"`` (``mask_only``): ``e_T = α_T = v_T = 0``;
+
+    plus ``b_T`` on ``α_T`` (same ``ε``) or ``b_T²`` on ``v_T`` (fresh ``ε'``). ``amplitude_matched`` is
+    ``(0, sqrt(T_k), 0)`` with the per-band target ``T_k``; ``plain`` is ``(0, 1, 0)``. The initial latent's
+    expected power per bin is ``e² + α² + v`` (``mask_only``: ``H² b_T² + (1 - H)²``; ``variance_preserving``:
+    ``w_low² (…) + w_high²``), the output's ``(G e + K m)² + G² (α² + v)``.
+
+    Parameters
+    ----------
+    pipe
+        The analytic pipeline (:func:`freeinit_lab.pipelines.load_analytic_pipeline`) with a DDIM scheduler.
+    arms
+        Arm names (:data:`freeinit_lab.controls.ARMS`); default all.
+    num_iters, method, d_s, d_t, order, num_inference_steps, num_bands
+        As in :func:`~freeinit_lab.decomposition.decompose_freeinit` (same DDIM steps in every pass).
+    amplitude_target
+        ``amplitude_matched``'s per-band power (what the decomposition records as ``amplitude_target``); default
+        the prior's own, ``a_T² mean_band(mean_c S) + b_T²``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``band_power_init``, ``band_power`` (arm, band) exact expectations (channel mean, not mean-removed, as the
+        decomposition measures them); ``variance_init`` (arm, freq_frame, freq_height, freq_width) the initial
+        latent's expected power per bin (channel mean, FFT order); ``consistency``, ``dynamics``, ``contrast``
+        (arm) as ratios of expectations (approach the per-video means as the video grows).
+    """
+    import xarray as xr
+
+    from freeinit_lab.controls import ARMS, CONTROL_ARMS, arm_lowpass
+    from freeinit_lab.spectral import band_index, band_masks, default_band_edges, variance_preserving_weights
+
+    unet = _analytic_unet(pipe)
+    arms = list(ARMS) if arms is None else list(arms)
+    unknown = [a for a in arms if a not in CONTROL_ARMS]
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown}; valid arms are {', '.join(CONTROL_ARMS)}")
+    if int(num_iters) < 2:
+        raise ValueError(f"num_iters={num_iters} must be >= 2 (one FreeInit iteration at least)")
+    S = unet.power.double()
+    U = unet.color_basis.double()
+    C, F, Hh, W = S.shape
+    N = F * Hh * W
+    schedule = _schedule_of(pipe.scheduler)
+    a_T, b_T = (float(v) for v in schedule.coefficients(schedule.terminal_timestep))
+    m = torch.zeros(C, F, Hh, W, dtype=torch.float64)
+    m[:, 0, 0, 0] = (U.T @ unet.mean.double()) * math.sqrt(N)
+    G, K = analytic_gain(pipe, num_inference_steps, return_offset=True)
+    edges = default_band_edges((F, Hh, W), num_bands)
+    bands = band_masks((F, Hh, W), edges=edges).double()
+    counts = bands.sum(dim=(1, 2, 3))
+    if amplitude_target is None:
+        target = a_T**2 * (bands * S.mean(0)).sum(dim=(1, 2, 3)) / counts + b_T**2
+    else:
+        target = torch.as_tensor(np.asarray(amplitude_target, dtype=np.float64))
+        if target.shape != (len(edges) - 1,):
+            raise ValueError(f"amplitude_target must hold {len(edges) - 1} band powers; got shape {tuple(target.shape)}")
+    amp = target[band_index((F, Hh, W), edges=edges)].sqrt().expand(C, F, Hh, W)
+
+    nt = torch.fft.fftfreq(F, d=1.0 / F).double().view(F, 1, 1)
+    lags = torch.arange(1, F, dtype=torch.float64)
+    cos_lag = torch.cos(2 * math.pi * nt[None] * lags.view(-1, 1, 1, 1) / F)
+    dc = torch.zeros(F, Hh, W, dtype=torch.bool)
+    dc[0, 0, 0] = True
+    spatial_dc = torch.zeros(F, Hh, W, dtype=torch.bool)
+    spatial_dc[:, 0, 0] = True
+
+    def band_mean(p: torch.Tensor) -> np.ndarray:
+        return ((bands * p.mean(0)).sum(dim=(1, 2, 3)) / counts).numpy()
+
+    def out(state):
+        e, al, v = state
+        return G * e + K * m, G * al, G**2 * v
+
+    zeros = torch.zeros_like(S)
+    rows = {}
+    for name in arms:
+        arm = CONTROL_ARMS[name]
+        if arm.amplitude_matched:
+            state = (zeros, amp, zeros)
+        elif arm.signal is None:
+            state = (zeros, torch.ones_like(S), zeros)
+        else:
+            H = arm_lowpass(arm, (F, Hh, W), method, d_s, d_t, order, dtype=torch.float64)
+            w_low, w_high = (H, 1 - H) if arm.mix == "freeinit" else variance_preserving_weights(H)
+            state = (zeros, torch.ones_like(S), zeros)  # the shared plain pass
+            for _ in range(1, int(num_iters) if arm.chained else 2):
+                e_o, al_o, v_o = out(state)
+                if arm.signal == "own":
+                    e_T, al_T, v_T = a_T * e_o, a_T * al_o, a_T**2 * v_o
+                elif arm.signal == "other":
+                    e_T, al_T, v_T = a_T * e_o, zeros, a_T**2 * (al_o**2 + v_o)
+                else:
+                    e_T, al_T, v_T = zeros, zeros, zeros
+                if arm.renoise == "same":
+                    al_T = al_T + b_T
+                else:
+                    v_T = v_T + b_T**2
+                state = (w_low * e_T, w_low * al_T, w_low**2 * v_T + w_high**2)
+        e, al, v = state
+        p_init = e**2 + al**2 + v
+        e_o, al_o, v_o = out(state)
+        p_out = e_o**2 + al_o**2 + v_o
+        p_rand = (al_o**2 + v_o).sum(0)  # channel sum of the random part (the metrics remove the mean colour)
+        p_c = p_rand.masked_fill(dc, 0.0)
+        cons = float(((p_c[None] * cos_lag).sum(dim=(1, 2, 3)) / p_c.sum()).mean())
+        dyn = math.sqrt(float((p_rand * 2 * (1 - torch.cos(2 * math.pi * nt / F))).sum()) / (C * N))
+        con = math.sqrt(float(p_rand.masked_fill(spatial_dc, 0.0).sum()) / (C * N))
+        rows[name] = dict(band_power_init=band_mean(p_init), band_power=band_mean(p_out), variance_init=p_init.mean(0),
+                          consistency=cons, dynamics=dyn, contrast=con)
+    return xr.Dataset(
+        {
+            "band_power_init": (("arm", "band"), np.stack([rows[a]["band_power_init"] for a in arms]),
+                                {"long_name": "expected band power of the last pass's initial latent",
+                                 "units": "x unit white noise"}),
+            "band_power": (("arm", "band"), np.stack([rows[a]["band_power"] for a in arms]),
+                           {"long_name": "expected band power of the final clean latent", "units": "x unit white noise"}),
+            "variance_init": (("arm", "freq_frame", "freq_height", "freq_width"),
+                              torch.stack([rows[a]["variance_init"] for a in arms]).numpy(),
+                              {"long_name": "expected power per FFT bin of the initial latent (channel mean)"}),
+            "consistency": ("arm", np.array([rows[a]["consistency"] for a in arms])),
+            "dynamics": ("arm", np.array([rows[a]["dynamics"] for a in arms])),
+            "contrast": ("arm", np.array([rows[a]["contrast"] for a in arms])),
+            "amplitude_target": ("band", target.numpy()),
+        },
+        coords={"arm": arms, "band": np.arange(len(edges) - 1), "band_lo": ("band", edges[:-1]),
+                "band_hi": ("band", edges[1:])},
+        attrs={"note": "closed form: band powers exact expectations; consistency, dynamics, contrast ratios of "
+                       "expectations", "a_T": a_T, "b_T": b_T, "num_iters": int(num_iters),
+               "num_inference_steps": int(num_inference_steps)},
+    )

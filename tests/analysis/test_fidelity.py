@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from freeinit_lab.fidelity import fidelity_gate, fidelity_report, spatial_band_power, temporal_band_power
-from freeinit_lab.world import subject_videos
+from freeinit_lab.analysis.fidelity import fidelity_gate, fidelity_report, spatial_band_power, temporal_band_power
+from freeinit_lab.embedded.world import subject_videos
 
 
 @pytest.fixture(scope="module")

@@ -193,8 +193,8 @@ def _frechet(fa: np.ndarray, fb: np.ndarray) -> float:
 
     mu = fa.mean(0) - fb.mean(0)
     ca, cb = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
-    covmean, _ = linalg.sqrtm(ca @ cb, disp=False)
-    covmean = np.real(covmean)
+    covmean = linalg.sqrtm(ca @ cb)
+    covmean = np.real(covmean[0] if isinstance(covmean, tuple) else covmean)
     return float(mu @ mu + np.trace(ca + cb - 2 * covmean))
 
 

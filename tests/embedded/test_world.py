@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from freeinit_lab.models import TinyVideoUNet
-from freeinit_lab.pipelines import ChannelNormalizer, TinyVideoPipeline, default_scheduler, default_training_videos
-from freeinit_lab.world import SHAPES, WORLD_VERSION, SubjectsConfig, subject_videos
+from freeinit_lab.embedded.models import TinyVideoUNet
+from freeinit_lab.embedded.pipelines import ChannelNormalizer, TinyVideoPipeline, default_scheduler, default_training_videos
+from freeinit_lab.embedded.world import SHAPES, WORLD_VERSION, SubjectsConfig, subject_videos
 
 
 def test_shape_range_and_determinism():
@@ -160,3 +160,22 @@ def test_space_to_depth_unet_shapes():
     assert y.shape == (2, 3, 4, 8, 8)
     with pytest.raises(ValueError, match="divisible by 4"):
         m(torch.randn(1, 3, 4, 6, 6), 1)
+
+
+def test_analytic_reference_of_the_default_data(tmp_path):
+    """The Gaussian reference is fitted to the default's own model-space data and shares its sampler and decoding."""
+    import freeinit_lab as fl
+
+    path = _folder(tmp_path)
+    base = fl.load_default_pipeline(path)
+    ref = fl.load_default_analytic_pipeline(num_videos=64, path=path)
+    assert ref.sample_shape == base.sample_shape
+    assert ref.default_num_inference_steps == base.default_num_inference_steps == 3
+    assert ref.normalizer.config.shift == base.normalizer.config.shift
+    # the prior's total power per channel equals the data's second moment about the fitted mean
+    data = default_training_videos(64, seed=950_000_000, path=path).double()
+    var = data.var(dim=(0, 2, 3, 4), unbiased=False).sum()
+    prior_power = ref.unet.power.double().mean(dim=(1, 2, 3)).sum()  # Parseval: mean power = variance
+    assert abs(float(prior_power) - float(var)) / float(var) < 1e-4
+    out = ref(batch_size=2, generator=torch.Generator().manual_seed(0), output_type="latent")
+    assert out.frames.shape == (2, *base.sample_shape)

@@ -1,0 +1,601 @@
+"""How much of FreeInit's effect on a model is its low-frequency mechanism: a paired decomposition with controls.
+
+:func:`decompose_freeinit` samples ``num_videos`` seeded initial noises ``ε`` on one pipeline and runs plain
+sampling, FreeInit and the control arms of :mod:`freeinit_lab.controls` from the *same* ``ε`` (and the same fresh
+noises ``η`` where arms mix), all batched, with the plain pass shared by every arm that starts from it. Per arm and
+video it measures the final clean latent (``output_type="latent"``, canonical ``(batch, channel, frame, height,
+width)``; for latent-diffusion models these are VAE latents, not pixels):
+
+* ``consistency``: first-frame cosine of mean-removed frames (the paper's pairing, ``1`` = static);
+* ``dynamics``: RMS change between consecutive frames (latent units);
+* ``contrast``: RMS spatial deviation within a frame, ``sqrt(mean_{c,f} var_{h,w})`` (latent units);
+* ``band_power``: mean power per FFT bin of each radial band (ortho-normalised 3-D FFT, unit white noise = 1,
+  averaged over channels, not mean-removed), and ``band_power_init`` the same of the latent the last pass starts
+  from;
+* ``distance`` (with ``reference``): RMS over bands of ``10 log10(P_k(video) / mean_ref P_k)``, dB.
+
+and, per control ``c`` and metric ``m``, the share of FreeInit's effect the control reproduces,
+
+.. math::  \\mathrm{explained}_{c,m} = \\frac{\\overline{m_c - m_\\mathrm{plain}}}
+                                           {\\overline{m_\\mathrm{freeinit} - m_\\mathrm{plain}}}
+
+(means over videos; 1 = the control does all FreeInit does to ``m``, 0 = nothing) with a paired percentile
+bootstrap over videos (the same resampled videos in every arm; ``num_bootstrap`` resamples, default 2000, seeded
+by ``seed``; ``confidence`` default 0.95) in ``explained_low`` / ``explained_high``; ``effect`` holds each arm's
+mean difference to ``plain`` with the same intervals.
+
+Examples
+--------
+>>> import freeinit_lab as fl
+>>> pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
+>>> ds = fl.decompose_freeinit(pipe, num_videos=8, controls=["mask_only"], num_inference_steps=3, progress=False)
+>>> ds.arm.values.tolist(), dict(ds.explained.sizes)["control"]
+(['plain', 'freeinit', 'mask_only'], 1)
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import time
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..core.controls import (
+    CONTROL_ARMS,
+    CONTROLS,
+    amplitude_matched_latent,
+    amplitude_target,
+    arm_lowpass,
+    mask_only_latent,
+    reinit_arm,
+    single_cycle_derangement,
+)
+from ..engine.loop import FreeInitNoGapWarning, _first_tensor
+from ..hooks.layouts import get_layout, patch_attribute
+from ..core.schedules import get_schedule
+from ..core.spectral import band_power, default_band_edges, lowpass_filter
+from .strategies import _consistency, _dynamics
+
+__all__ = [
+    "decompose_freeinit",
+    "decomposition_noises",
+    "decomposition_figure",
+    "decomposition_table",
+    "min_videos_for_bootstrap",
+    "paired_bootstrap",
+]
+
+_RESERVED = ("generator", "output_type", "return_dict", "num_videos_per_prompt", "batch_size")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# noises, bootstrap
+# ----------------------------------------------------------------------------------------------------------------
+def decomposition_noises(num_videos: int, shape: Sequence[int], seed: int, num_iters: int) -> dict[str, Any]:
+    """Every random draw of :func:`decompose_freeinit`, in a fixed order independent of the arms chosen.
+
+    From ``torch.Generator().manual_seed(seed)``: ``eps`` ``(N, *shape)``; then for each FreeInit pass
+    ``i = 1 .. num_iters - 1`` ``eta[i - 1]`` and ``fresh[i - 1]`` (each ``(N, *shape)``); then the single-cycle
+    derangement ``permutation`` ``(N,)`` (``None`` for ``N < 2``); then ``sampler_seeds`` ``(N,)`` (one generator
+    per video for stochastic samplers, the same in every arm). All float32, canonical layout.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    full = (int(num_videos), *[int(s) for s in shape])
+    eps = torch.randn(full, generator=gen)
+    eta, fresh = [], []
+    for _ in range(1, int(num_iters)):
+        eta.append(torch.randn(full, generator=gen))
+        fresh.append(torch.randn(full, generator=gen))
+    perm = single_cycle_derangement(num_videos, gen) if num_videos >= 2 else None
+    seeds = torch.randint(0, 2**62, (int(num_videos),), generator=gen).tolist()
+    return dict(eps=eps, eta=eta, fresh=fresh, permutation=perm, sampler_seeds=seeds)
+
+
+def min_videos_for_bootstrap(num_bootstrap: int = 2000) -> int:
+    """Fewest videos whose distinct bootstrap resamples (``C(2n - 1, n)``) outnumber ``num_bootstrap``.
+
+    Below that the percentile interval is made of repeated resamples (n = 7 has only 1716 distinct ones); 8 for
+    the default 2000.
+    """
+    n = 2
+    while math.comb(2 * n - 1, n) < int(num_bootstrap):
+        n += 1
+    return n
+
+
+def paired_bootstrap(values: np.ndarray, num_bootstrap: int = 2000, seed: int = 0) -> np.ndarray:
+    """Resampled means of per-video values, the same videos for every row: ``(num_bootstrap, *values.shape[:-1])``.
+
+    ``values`` is ``(..., video)``; each resample draws ``video`` indices with replacement (numpy
+    ``default_rng(seed)``) and averages every row over them, so paired differences keep their pairing.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n = values.shape[-1]
+    rng = np.random.default_rng(int(seed))
+    idx = rng.integers(0, n, size=(int(num_bootstrap), n))
+    counts = np.zeros((int(num_bootstrap), n))
+    np.add.at(counts, (np.arange(int(num_bootstrap))[:, None], idx), 1.0)
+    return np.einsum("bn,...n->b...", counts / n, values)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# metrics
+# ----------------------------------------------------------------------------------------------------------------
+def _contrast(video: torch.Tensor) -> np.ndarray:
+    return video.double().var(dim=(-2, -1), unbiased=False).mean(dim=(1, 2)).sqrt().numpy()
+
+
+def _band_power(x: torch.Tensor, edges: np.ndarray) -> np.ndarray:
+    return band_power(x.double(), edges=edges).mean(dim=1).numpy()  # (N, K), channel mean
+
+
+_UNITS = {
+    "consistency": ("first-frame cosine of mean-removed frames", "1"),
+    "dynamics": ("RMS change between consecutive frames", "latent units"),
+    "contrast": ("RMS spatial deviation within a frame", "latent units"),
+    "band_power": ("mean power per FFT bin of the final clean latent, per radial band (channel mean)",
+                   "x unit white noise"),
+    "band_power_init": ("mean power per FFT bin of the last pass's initial latent, per radial band",
+                        "x unit white noise"),
+    "distance": ("RMS over bands of 10 log10(band power / mean reference band power)", "dB"),
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# input checks
+# ----------------------------------------------------------------------------------------------------------------
+def _check_controls(controls) -> list[str]:
+    if controls is None:
+        return list(CONTROLS)
+    if isinstance(controls, str):
+        controls = [controls]
+    controls = list(controls)
+    valid = [a for a in CONTROL_ARMS if a not in ("plain", "freeinit")]
+    unknown = [c for c in controls if c not in valid]
+    if unknown:
+        raise ValueError(
+            f"unknown control(s) {unknown}; valid controls are {', '.join(valid)} (plain and freeinit always run; "
+            "add your own with freeinit_lab.controls.register_control)"
+        )
+    if len(set(controls)) != len(controls):
+        raise ValueError(f"controls {controls} name an arm twice")
+    if not controls:
+        raise ValueError(f"pass at least one control (or None for all: {', '.join(valid)})")
+    return controls
+
+
+class _Stop(Exception):
+    pass
+
+
+def _batch_kwargs(params, call_kwargs: dict, n: int) -> dict:
+    """Arguments that make the pipeline sample ``n`` videos of one prompt (or ``n`` unconditional ones).
+
+    Text pipelines get the prompt repeated ``n`` times (AnimateDiff ignores ``num_videos_per_prompt``), prompt
+    embeddings of batch 1 repeated likewise; unconditional ones ``batch_size=n``.
+    """
+    prompt = call_kwargs.get("prompt")
+    if isinstance(prompt, (list, tuple)):
+        raise ValueError(
+            "pass a single prompt string: every video of the decomposition uses the same prompt, and the "
+            "decomposition repeats it once per video"
+        )
+    out: dict[str, Any] = {}
+    if isinstance(prompt, str):
+        out["prompt"] = [prompt] * n
+        neg = call_kwargs.get("negative_prompt")
+        if isinstance(neg, str):
+            out["negative_prompt"] = [neg] * n
+    for key in ("prompt_embeds", "negative_prompt_embeds"):
+        emb = call_kwargs.get(key)
+        if isinstance(emb, torch.Tensor):
+            if emb.shape[0] != 1:
+                raise ValueError(f"{key} must hold one prompt (batch 1); the decomposition repeats it per video")
+            out[key] = emb.expand(n, *emb.shape[1:])
+    if not out and "batch_size" in params:
+        out["batch_size"] = n
+    return out
+
+
+def _latent_shape(pipe, layout, call_kwargs: dict, batch_kwargs) -> tuple[int, ...]:
+    """Canonical ``(C, F, H, W)`` of one video, read from ``prepare_latents`` before any denoising step."""
+    record: dict[str, Any] = {}
+    if not callable(getattr(pipe, "prepare_latents", None)):
+        shape = getattr(pipe, "sample_shape", None)
+        if shape is None:
+            raise TypeError(f"{type(pipe).__name__} has no prepare_latents or sample_shape to read the latent shape from")
+        return tuple(int(s) for s in shape)
+
+    def make_wrapper(original):
+        def prepare_latents(*args, **kwargs):
+            record["shape"] = tuple(_first_tensor(original(*args, **kwargs)).shape)
+            raise _Stop
+
+        return prepare_latents
+
+    kwargs = dict(call_kwargs, **batch_kwargs(1), output_type="latent", generator=torch.Generator().manual_seed(0))
+    with patch_attribute(pipe, "prepare_latents", make_wrapper):
+        try:
+            pipe(**kwargs)
+        except _Stop:
+            pass
+    if "shape" not in record:
+        raise RuntimeError(f"{type(pipe).__name__} did not call prepare_latents; cannot read its latent shape")
+    return layout.canonical_shape(record["shape"])[1:]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the experiment
+# ----------------------------------------------------------------------------------------------------------------
+def decompose_freeinit(
+    pipe: Any,
+    num_videos: int = 16,
+    seed: int = 0,
+    num_iters: int = 2,
+    method: str = "gaussian",
+    d_s: float = 0.25,
+    d_t: float = 0.25,
+    controls: Sequence[str] | None = None,
+    reference: torch.Tensor | None = None,
+    *,
+    order: float = 4.0,
+    num_bands: int = 6,
+    chunk_size: int = 32,
+    num_bootstrap: int = 2000,
+    confidence: float = 0.95,
+    progress: bool = True,
+    **call_kwargs: Any,
+) -> xr.Dataset:
+    """Run plain sampling, FreeInit and control arms on the same noises and measure what each explains.
+
+    Parameters
+    ----------
+    pipe
+        Any pipeline :func:`freeinit_lab.freeinit` accepts (``latents=``, ``output_type="latent"``, a registered
+        layout): the embedded default, the analytic model, diffusers video pipelines.
+    num_videos
+        Paired videos per arm; at least :func:`min_videos_for_bootstrap` ``(num_bootstrap)`` (8 for 2000) and at
+        least ``num_iters`` (the derangement of ``shuffled_low``).
+    seed
+        Seeds every draw (:func:`decomposition_noises`) and the bootstrap.
+    num_iters
+        Sampling passes of FreeInit and the chained arms, counting the shared plain pass (2 = one FreeInit
+        iteration, the paper's biggest step).
+    method, d_s, d_t, order
+        FreeInit's low-pass filter (:func:`freeinit_lab.spectral.lowpass_filter`); ``legacy_ideal`` uses the ideal
+        filter with the reference codes' threshold at the same ``d_s``, ``d_t``.
+    controls
+        Names from :data:`freeinit_lab.controls.CONTROLS` (``None``: all of them).
+    reference
+        Optional ``(M, C, F, H, W)`` clean latents of the training data (canonical layout, the pipeline's latent
+        size). Adds ``distance`` and sets the ``amplitude_matched`` target; without it the target is the band
+        power of the plain arm's own outputs (the model's distribution standing in for the data).
+    num_bands
+        Radial bands (:func:`freeinit_lab.spectral.default_band_edges`).
+    chunk_size
+        Videos per pipeline call (arms of one pass are batched together).
+    num_bootstrap, confidence
+        Paired percentile bootstrap over videos.
+    progress
+        tqdm bar over sampled videos.
+    **call_kwargs
+        Passed to every pipeline call (``prompt``, ``num_inference_steps``, ``num_frames``, ``guidance_scale``,
+        …); leave out ``num_inference_steps`` to use the pipeline's own default. ``latents`` (optional) are the
+        initial noises ``ε`` ``(num_videos, ...)`` in the pipeline's layout instead of seeded ones.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``consistency``, ``dynamics``, ``contrast`` (arm, video), ``band_power``, ``band_power_init``
+        (arm, video, band), ``distance`` (arm, video; with ``reference``); ``explained``, ``explained_low``,
+        ``explained_high`` (control, metric); ``effect``, ``effect_low``, ``effect_high`` (arm, metric);
+        ``amplitude_target`` (band), ``permutation`` (video); coords ``passes`` (sampling passes per video) along
+        ``arm``; units, settings and the bootstrap's description in attrs.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Before any sampling: unknown controls (the message lists the valid ones), ``num_iters < 2``, too few
+        videos (says how many are needed), initial ``latents`` or a ``reference`` whose shape differs from the
+        pipeline's latents, a prompt list, or arguments the decomposition sets itself (``generator``,
+        ``output_type``, ``num_videos_per_prompt``, ``batch_size``).
+    """
+    t_start = time.perf_counter()
+    # ------------------------------------------------------------------ checks, before any sampling
+    controls = _check_controls(controls)
+    arms = ["plain", "freeinit", *controls]
+    if isinstance(num_iters, bool) or not isinstance(num_iters, (int, np.integer)) or num_iters < 2:
+        raise ValueError(f"num_iters={num_iters!r}: the decomposition needs at least one FreeInit iteration (>= 2)")
+    num_iters = int(num_iters)
+    num_bootstrap = int(num_bootstrap)
+    if num_bootstrap < 100:
+        raise ValueError(f"num_bootstrap={num_bootstrap} is too few for a percentile interval; use >= 1000")
+    if not 0 < float(confidence) < 1:
+        raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.95")
+    need = min_videos_for_bootstrap(num_bootstrap)
+    if "shuffled_low" in arms:
+        need = max(need, num_iters)
+    if isinstance(num_videos, bool) or not isinstance(num_videos, (int, np.integer)) or num_videos < need:
+        raise ValueError(
+            f"num_videos={num_videos!r} is too few: a paired bootstrap with {num_bootstrap} resamples needs at "
+            f"least {min_videos_for_bootstrap(num_bootstrap)} videos"
+            + (f" and shuffled_low with num_iters={num_iters} at least {num_iters}" if "shuffled_low" in arms else "")
+            + f"; pass num_videos >= {need} (32-64 for intervals narrow enough to read)"
+        )
+    num_videos = int(num_videos)
+    lowpass_filter((2, 2, 2), method, d_s, d_t, order)  # validates the filter with a message naming the fix
+    bad = [k for k in _RESERVED if k in call_kwargs]
+    if bad:
+        raise TypeError(
+            f"decompose_freeinit sets {bad} itself (one generator per video from seed, latent output, the batch); "
+            "drop them"
+        )
+    layout = get_layout(pipe)
+    params = inspect.signature(pipe.__call__).parameters
+    missing = [p for p in ("latents", "output_type") if p not in params]
+    if missing:
+        raise TypeError(f"{type(pipe).__name__}.__call__ has no {' / '.join(missing)} argument; the decomposition "
+                        "hands every arm its initial latent with latents= and reads output_type='latent'")
+    if getattr(pipe, "free_init_enabled", False):
+        raise ValueError("diffusers' own FreeInit is enabled on this pipeline; call pipe.disable_free_init() first")
+    user_latents = call_kwargs.pop("latents", None)
+
+    def batch_kwargs(n: int) -> dict:
+        return _batch_kwargs(params, call_kwargs, n)
+
+    batch_kwargs(1)  # rejects a prompt list or prompt embeddings of several prompts
+    shape = _latent_shape(pipe, layout, call_kwargs, batch_kwargs)
+    full = (num_videos, *shape)
+    if user_latents is not None:
+        if not isinstance(user_latents, torch.Tensor):
+            raise TypeError(f"latents must be a torch.Tensor, got {type(user_latents).__name__}")
+        got = layout.canonical_shape(user_latents.shape) if user_latents.dim() == 5 else tuple(user_latents.shape)
+        if tuple(got) != full:
+            raise ValueError(
+                f"latents (canonical shape {tuple(got)}) cannot be shared by the arms: {type(pipe).__name__} samples "
+                f"latents of canonical shape {full} (num_videos, channel, frame, height, width) for these arguments"
+            )
+    if reference is not None:
+        reference = torch.as_tensor(reference)
+        if reference.dim() != 5 or tuple(reference.shape[1:]) != tuple(shape) or reference.shape[0] < 2:
+            raise ValueError(
+                f"reference has shape {tuple(reference.shape)}; expected (M >= 2, {', '.join(map(str, shape))}): "
+                "clean latents of the pipeline's latent size in (batch, channel, frame, height, width) order"
+            )
+    schedule = get_schedule(layout.get_scheduler(pipe))
+    a_T, b_T = (float(v) for v in schedule.coefficients(schedule.terminal_timestep))
+    if not schedule.has_terminal_signal:
+        warnings.warn(
+            f"{schedule.scheduler_class or schedule.family}'s training z_T carries no signal (a_T = {a_T:.3g}): there "
+            "is no gap for FreeInit to close, so its 'mechanism' cannot be told from the controls",
+            FreeInitNoGapWarning, stacklevel=2,
+        )
+
+    # ------------------------------------------------------------------ draws
+    noises = decomposition_noises(num_videos, shape, seed, num_iters)
+    eps = noises["eps"]
+    if user_latents is not None:
+        eps = layout.to_canonical(user_latents).detach().to("cpu", torch.float32).clone()
+    perm = noises["permutation"]
+    seeds = noises["sampler_seeds"]
+    edges = default_band_edges(full, num_bands)
+    masks = {name: arm_lowpass(CONTROL_ARMS[name], full, method, d_s, d_t, order) for name in arms}
+
+    denoiser = layout.get_denoisers(pipe)[0]
+    device = getattr(pipe, "_execution_device", None) or next(denoiser.parameters()).device
+    dtype = next(denoiser.parameters()).dtype
+    total = num_videos * sum(1 if a == "plain" else CONTROL_ARMS[a].num_passes(num_iters) - (
+        1 if CONTROL_ARMS[a].chained else 0) for a in arms)
+    pbar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        pbar = tqdm(total=total, desc="decompose_freeinit (videos sampled)", leave=False)
+
+    def sample(latents_c: torch.Tensor, video_idx: torch.Tensor, pass_index: int) -> torch.Tensor:
+        outs = []
+        for start in range(0, latents_c.shape[0], int(chunk_size)):
+            chunk = latents_c[start : start + int(chunk_size)]
+            vids = video_idx[start : start + int(chunk_size)].tolist()
+            gens = [torch.Generator().manual_seed((seeds[v] + 7919 * pass_index) % 2**63) for v in vids]
+            kwargs = dict(call_kwargs, **batch_kwargs(chunk.shape[0]))
+            kwargs.update(latents=layout.from_canonical(chunk).to(device=device, dtype=dtype), generator=gens,
+                          output_type="latent")
+            if "return_dict" in params:
+                kwargs["return_dict"] = False
+            out = pipe(**kwargs)
+            out = out[0] if isinstance(out, (tuple, list)) else getattr(out, "frames", out)
+            out_c = layout.to_canonical(out).detach().to("cpu", torch.float32)
+            if tuple(out_c.shape) != tuple(chunk.shape):
+                raise ValueError(
+                    f"{type(pipe).__name__} returned latents of canonical shape {tuple(out_c.shape)} for inputs "
+                    f"{tuple(chunk.shape)}: the arms cannot share noise with a pipeline that changes the latent shape"
+                )
+            outs.append(out_c.clone())
+            if pbar is not None:
+                pbar.update(chunk.shape[0])
+        return torch.cat(outs)
+
+    # ------------------------------------------------------------------ passes
+    all_videos = torch.arange(num_videos)
+    initial: dict[str, torch.Tensor] = {}
+    final: dict[str, torch.Tensor] = {}
+    try:
+        clean0 = sample(eps, all_videos, 0)
+        initial["plain"], final["plain"] = eps, clean0
+        src = reference if reference is not None else clean0
+        target = amplitude_target(src, a_T, b_T, edges)
+        chain = {a: clean0 for a in arms if CONTROL_ARMS[a].chained}
+        for i in range(1, num_iters):
+            last = i == num_iters - 1
+            eta, fresh = noises["eta"][i - 1], noises["fresh"][i - 1]
+            todo: dict[str, torch.Tensor] = {}
+            for a in arms:
+                arm = CONTROL_ARMS[a]
+                if arm.chained:
+                    todo[a] = reinit_arm(arm, clean=chain[a], eps=eps, eta=eta, fresh=fresh, a_T=a_T, b_T=b_T,
+                                         lowpass=masks[a], permutation=perm)
+                elif last and arm.signal == "none":
+                    todo[a] = (mask_only_latent(eps, eta, masks[a], b_T) if arm.renoise == "same"
+                               else mask_only_latent(fresh, eta, masks[a], b_T))
+                elif last and arm.amplitude_matched:
+                    todo[a] = amplitude_matched_latent(eps, target, edges)
+            names = list(todo)
+            outs = sample(torch.cat([todo[a] for a in names]), all_videos.repeat(len(names)), i)
+            for j, a in enumerate(names):
+                out = outs[j * num_videos : (j + 1) * num_videos]
+                if CONTROL_ARMS[a].chained:
+                    chain[a] = out
+                if last:
+                    initial[a], final[a] = todo[a], out
+    finally:
+        if pbar is not None:
+            pbar.close()
+
+    # ------------------------------------------------------------------ metrics
+    per = {a: dict(consistency=_consistency(final[a]), dynamics=_dynamics(final[a]), contrast=_contrast(final[a]),
+                   band_power=_band_power(final[a], edges), band_power_init=_band_power(initial[a], edges))
+           for a in arms}
+    data_vars: dict[str, Any] = {}
+    for name in ("consistency", "dynamics", "contrast"):
+        long, units = _UNITS[name]
+        data_vars[name] = (("arm", "video"), np.stack([per[a][name] for a in arms]), dict(long_name=long, units=units))
+    for name in ("band_power", "band_power_init"):
+        long, units = _UNITS[name]
+        data_vars[name] = (("arm", "video", "band"), np.stack([per[a][name] for a in arms]),
+                           dict(long_name=long, units=units))
+    metric_values = {m: np.stack([per[a][m] for a in arms]) for m in ("consistency", "dynamics", "contrast")}
+    for k in range(len(edges) - 1):
+        metric_values[f"band_power_{k}"] = np.stack([per[a]["band_power"][:, k] for a in arms])
+    if reference is not None:
+        ref_p = _band_power(reference, edges).mean(0)
+        dist = np.stack([np.sqrt(np.mean((10 * np.log10(per[a]["band_power"] / ref_p)) ** 2, axis=1)) for a in arms])
+        long, units = _UNITS["distance"]
+        data_vars["distance"] = (("arm", "video"), dist, dict(long_name=long, units=units))
+        metric_values["distance"] = dist
+        data_vars["reference_band_power"] = ("band", ref_p, dict(long_name="mean band power of the reference",
+                                                                 units="x unit white noise"))
+        data_vars["reference_consistency"] = ("reference_video", _consistency(reference.float()))
+        data_vars["reference_dynamics"] = ("reference_video", _dynamics(reference.float()))
+        data_vars["reference_contrast"] = ("reference_video", _contrast(reference.float()))
+    metrics = list(metric_values)
+    values = np.stack([metric_values[m] for m in metrics])  # (metric, arm, video)
+
+    # paired bootstrap: differences to plain, one set of resampled videos for every arm and metric
+    diffs = values - values[:, :1]  # (metric, arm, video)
+    boot = paired_bootstrap(diffs, num_bootstrap, seed)  # (B, metric, arm)
+    lo_q, hi_q = 100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2
+    effect = diffs.mean(-1)  # (metric, arm)
+    fi = arms.index("freeinit")
+    ctrl_idx = [arms.index(c) for c in controls]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        explained = effect[:, ctrl_idx] / effect[:, fi : fi + 1]
+        boot_expl = boot[:, :, ctrl_idx] / boot[:, :, fi : fi + 1]
+    expl_lo, expl_hi = np.nanpercentile(boot_expl, [lo_q, hi_q], axis=0) if np.isfinite(boot_expl).any() else (
+        np.full_like(explained, np.nan), np.full_like(explained, np.nan))
+    eff_lo, eff_hi = np.percentile(boot, [lo_q, hi_q], axis=0)
+    share = dict(long_name="share of FreeInit's effect reproduced: mean(control - plain) / mean(freeinit - plain)",
+                 units="1")
+    data_vars.update(
+        explained=(("control", "metric"), explained.T, share),
+        explained_low=(("control", "metric"), expl_lo.T, dict(long_name=f"{confidence:.0%} paired bootstrap low",
+                                                              units="1")),
+        explained_high=(("control", "metric"), expl_hi.T, dict(long_name=f"{confidence:.0%} paired bootstrap high",
+                                                                units="1")),
+        effect=(("arm", "metric"), effect.T, dict(long_name="mean over videos of arm - plain", units="metric units")),
+        effect_low=(("arm", "metric"), eff_lo.T, dict(long_name=f"{confidence:.0%} paired bootstrap low")),
+        effect_high=(("arm", "metric"), eff_hi.T, dict(long_name=f"{confidence:.0%} paired bootstrap high")),
+        amplitude_target=("band", target, dict(
+            long_name="band power of the training z_T marginal around its mean (amplitude_matched's target)",
+            units="x unit white noise",
+            source="reference" if reference is not None else "plain arm's outputs")),
+        permutation=("video", perm.numpy() if perm is not None else np.arange(num_videos),
+                     dict(long_name="video whose low band shuffled_low keeps (single-cycle derangement)")),
+    )
+    coords = {
+        "arm": arms,
+        "passes": ("arm", np.array([CONTROL_ARMS[a].num_passes(num_iters) for a in arms]),
+                   {"long_name": "sampling passes per video (the plain pass counted once per arm)"}),
+        "description": ("arm", [CONTROL_ARMS[a].description for a in arms]),
+        "video": np.arange(num_videos),
+        "band": np.arange(len(edges) - 1),
+        "band_lo": ("band", edges[:-1], {"units": "normalised frequency"}),
+        "band_hi": ("band", edges[1:], {"units": "normalised frequency"}),
+        "control": controls,
+        "metric": metrics,
+    }
+    if reference is not None:
+        coords["reference_video"] = np.arange(reference.shape[0])
+    simple = {k: v for k, v in call_kwargs.items() if isinstance(v, (int, float, str, bool))}
+    attrs = dict(
+        pipeline_class=type(pipe).__name__,
+        scheduler_class=type(layout.get_scheduler(pipe)).__name__,
+        call_kwargs=json.dumps(simple, sort_keys=True),
+        latent_shape=",".join(map(str, shape)),
+        seed=int(seed), num_iters=num_iters, method=method, d_s=float(d_s), d_t=float(d_t), order=float(order),
+        alpha_T=a_T, sigma_T=b_T, num_videos=num_videos,
+        bootstrap=(f"paired percentile bootstrap over videos: {num_bootstrap} resamples of the video indices with "
+                   f"replacement (numpy default_rng(seed)), the same for every arm and metric; "
+                   f"{confidence:.0%} interval from the {lo_q:g} and {hi_q:g} percentiles"),
+        num_bootstrap=num_bootstrap, confidence=float(confidence),
+        convention=("metrics on the final clean latent (output_type='latent', canonical batch, channel, frame, "
+                    "height, width; unclipped). Band power: ortho-normalised 3-D FFT, unit white noise = 1 per bin, "
+                    "mean over the bins of each radial band and over channels, not mean-removed"),
+        wall_seconds=time.perf_counter() - t_start,
+    )
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# reading it
+# ----------------------------------------------------------------------------------------------------------------
+def decomposition_table(ds: xr.Dataset, metrics: Sequence[str] | None = None, *, digits: int = 2):
+    """``explained`` as a table of ``"share [low, high]"`` strings: controls × metrics (pandas.DataFrame)."""
+    import pandas as pd
+
+    metrics = list(ds.metric.values) if metrics is None else list(metrics)
+    rows = {}
+    for c in ds.control.values.tolist():
+        rows[c] = {
+            m: f"{float(ds.explained.sel(control=c, metric=m)):.{digits}f} "
+               f"[{float(ds.explained_low.sel(control=c, metric=m)):.{digits}f}, "
+               f"{float(ds.explained_high.sel(control=c, metric=m)):.{digits}f}]"
+            for m in metrics
+        }
+    return pd.DataFrame(rows).T[metrics]
+
+
+def decomposition_figure(ds: xr.Dataset, metrics: Sequence[str] | None = None, *, title: str | None = None):
+    """Plotly grouped bars: each control's share of FreeInit's effect per metric, with its bootstrap interval.
+
+    0 = the control changes the metric no more than plain sampling; 1 = as much as FreeInit.
+    """
+    import plotly.graph_objects as go
+
+    metrics = list(ds.metric.values) if metrics is None else list(metrics)
+    fig = go.Figure()
+    for c in ds.control.values.tolist():
+        y = ds.explained.sel(control=c, metric=metrics).values
+        lo = ds.explained_low.sel(control=c, metric=metrics).values
+        hi = ds.explained_high.sel(control=c, metric=metrics).values
+        fig.add_trace(go.Bar(
+            x=metrics, y=y, name=c,
+            error_y=dict(type="data", symmetric=False, array=hi - y, arrayminus=y - lo),
+            hovertemplate="%{x}<br>" + c + ": %{y:.2f}<extra></extra>",
+        ))
+    for level in (0.0, 1.0):
+        fig.add_hline(y=level, line_dash="dot", line_color="grey")
+    conf = ds.attrs.get("confidence", 0.95)
+    fig.update_layout(
+        barmode="group", template="plotly_white",
+        title=title or (f"share of FreeInit's effect each control reproduces ({ds.attrs.get('pipeline_class', '')}, "
+                        f"{ds.sizes['video']} paired videos, {conf:.0%} paired bootstrap)"),
+        xaxis_title="metric", yaxis_title="(control − plain) / (FreeInit − plain)",
+    )
+    return fig

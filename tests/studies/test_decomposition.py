@@ -1,0 +1,284 @@
+"""FreeInit's controls and the paired decomposition: kernels, closed forms on the analytic model, pipelines, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import freeinit_lab as fl
+from freeinit_lab import controls as ct
+from freeinit_lab.studies.decomposition import (
+    decompose_freeinit,
+    decomposition_figure,
+    decomposition_noises,
+    decomposition_table,
+    min_videos_for_bootstrap,
+    paired_bootstrap,
+)
+from freeinit_lab.core.spectral import lowpass_filter, reinit_noise
+from freeinit_lab.studies.strategies import analytic_controls
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def apipe():
+    return fl.load_analytic_pipeline(num_frames=4, height=8)
+
+
+@pytest.fixture(scope="module")
+def big(apipe):
+    """2048 paired videos of every arm on the analytic model, two FreeInit iterations (3 passes)."""
+    return decompose_freeinit(apipe, num_videos=2048, seed=3, num_iters=3, num_inference_steps=STEPS,
+                              chunk_size=1024, num_bootstrap=200, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------- kernels
+def _fft_blocks_diag(cov: torch.Tensor, shape3: tuple[int, int, int]) -> torch.Tensor:
+    """Diagonal of an (N x N) covariance of one-channel videos in the unitary 3-D Fourier basis, (F, H, W)."""
+    n = int(np.prod(shape3))
+    m = cov.reshape(*shape3, *shape3).to(torch.complex128)
+    m = torch.fft.fftn(m, dim=(0, 1, 2), norm="ortho")
+    m = torch.fft.ifftn(m, dim=(3, 4, 5), norm="ortho")
+    return m.reshape(n, n).diagonal().real.reshape(shape3)
+
+
+def _impulse_covariance(fn, shape3):
+    """Covariance of fn(eps, eta) for independent unit white eps, eta: A A^T + B B^T from impulse responses."""
+    n = int(np.prod(shape3))
+    imp = torch.eye(n, dtype=torch.float64).reshape(n, *shape3)
+    zero = torch.zeros_like(imp)
+    A = fn(imp, zero).reshape(n, n)
+    B = fn(zero, imp).reshape(n, n)
+    return A.T @ A + B.T @ B
+
+
+def test_mask_only_has_per_bin_variance_h2_b2_plus_one_minus_h_squared():
+    shape3 = (4, 6, 8)
+    b = 0.9977
+    H = lowpass_filter(shape3, "gaussian", 0.4, 0.3, dtype=torch.float64)
+    cov = _impulse_covariance(lambda e, h: ct.mask_only_latent(e, h, H, b), shape3)
+    diag = _fft_blocks_diag(cov, shape3)
+    assert torch.allclose(diag, H**2 * b * b + (1 - H) ** 2, atol=1e-12)
+    # and it is FreeInit's mix of b_T eps alone
+    g = torch.Generator().manual_seed(0)
+    eps, eta = torch.randn(2, 3, *shape3, generator=g, dtype=torch.float64)
+    assert torch.equal(ct.mask_only_latent(eps, eta, H, b), reinit_noise(b * eps, eta, H))
+
+
+def test_amplitude_matched_has_the_target_power_in_every_bin_and_is_real():
+    shape3 = (4, 8, 8)
+    edges = fl.default_band_edges(shape3, 4)
+    target = np.array([3.0, 1.5, 0.8, 0.5])
+    cov = _impulse_covariance(lambda e, h: ct.amplitude_matched_latent(e, target, edges), shape3)
+    diag = _fft_blocks_diag(cov, shape3)
+    idx = fl.spectral.band_index(shape3, edges=edges)
+    assert torch.allclose(diag, torch.from_numpy(target)[idx], atol=1e-12)
+    # nothing between bins: the total squared Fourier covariance equals the diagonal's
+    n = int(np.prod(shape3))
+    full = torch.fft.fftn(cov.reshape(*shape3, *shape3).to(torch.complex128), dim=(0, 1, 2), norm="ortho")
+    full = torch.fft.ifftn(full, dim=(3, 4, 5), norm="ortho").reshape(n, n)
+    assert math.isclose(float((full.abs() ** 2).sum()), float((diag**2).sum()), rel_tol=1e-10)
+    # unit target leaves eps unchanged
+    eps = torch.randn(2, 3, *shape3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert torch.allclose(ct.amplitude_matched_latent(eps, np.ones(4), edges), eps, atol=1e-12)
+
+
+def test_amplitude_target_is_a2_band_power_around_the_mean_plus_b2():
+    x = torch.full((3, 2, 4, 8, 8), 0.7, dtype=torch.float64)  # constant: no power around the mean
+    edges = fl.default_band_edges(x.shape, 3)
+    assert np.allclose(ct.amplitude_target(x, 0.1, 0.99, edges), 0.99**2)
+    w = torch.randn(64, 2, 4, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    np.testing.assert_allclose(ct.amplitude_target(3 * w + 5, 0.5, 0.8, edges), 0.25 * 9 + 0.64, rtol=0.05)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 16])
+def test_single_cycle_derangement_never_returns_before_n_steps(n):
+    perm = ct.single_cycle_derangement(n, torch.Generator().manual_seed(n))
+    assert sorted(perm.tolist()) == list(range(n))
+    cur = torch.arange(n)
+    for step in range(1, n):
+        cur = perm[cur]
+        assert bool((cur != torch.arange(n)).all()), step
+    assert torch.equal(perm[cur], torch.arange(n))  # an n-cycle
+
+
+def test_reinit_arm_reduces_to_freeinit_and_its_variants():
+    g = torch.Generator().manual_seed(2)
+    clean, eps, eta, fresh = torch.randn(4, 5, 3, 4, 8, 8, generator=g, dtype=torch.float64)
+    H = lowpass_filter(clean.shape, "gaussian", 0.25, 0.25, dtype=torch.float64)
+    a, b = 0.07, 0.9975
+    kw = dict(eps=eps, eta=eta, fresh=fresh, a_T=a, b_T=b, lowpass=H)
+    arms = ct.CONTROL_ARMS
+    assert torch.allclose(ct.reinit_arm(arms["freeinit"], clean=clean, **kw), reinit_noise(a * clean + b * eps, eta, H))
+    assert torch.allclose(ct.reinit_arm(arms["freeinit_fresh"], clean=clean, **kw),
+                          reinit_noise(a * clean + b * fresh, eta, H))
+    perm = ct.single_cycle_derangement(5, g)
+    assert torch.allclose(ct.reinit_arm(arms["shuffled_low"], clean=clean, permutation=perm, **kw),
+                          reinit_noise(a * clean[perm] + b * eps, eta, H))
+    assert torch.allclose(ct.reinit_arm(arms["mask_only"], clean=clean, **kw), ct.mask_only_latent(eps, eta, H, b))
+    with pytest.raises(ValueError, match="does not reinitialise"):
+        ct.reinit_arm(arms["plain"], clean=clean, **kw)
+
+
+def test_bootstrap_helpers():
+    assert min_videos_for_bootstrap(2000) == 8 and math.comb(13, 7) < 2000 <= math.comb(15, 8)
+    vals = np.arange(10.0)[None].repeat(2, 0)
+    boot = paired_bootstrap(vals, 500, seed=1)
+    assert boot.shape == (500, 2) and np.allclose(boot[:, 0], boot[:, 1])  # the same videos in every row
+    assert abs(boot.mean() - 4.5) < 0.2
+
+
+# ------------------------------------------------------------------------------------------------- analytic model
+def test_decomposition_matches_the_closed_forms_on_the_analytic_model(apipe, big):
+    """Band powers (exact expectations) within 4 standard errors of 2048 paired videos, for every arm; the output
+    statistics within the ratio-of-expectations approximation."""
+    cf = analytic_controls(apipe, num_iters=3, num_inference_steps=STEPS,
+                           amplitude_target=big.amplitude_target.values)
+    n = big.sizes["video"]
+    for var in ("band_power_init", "band_power"):
+        mc = big[var].mean("video")
+        se = big[var].std("video") / math.sqrt(n)
+        z = ((mc - cf[var]) / se).values
+        assert np.all(np.abs(z) < 4), (var, z.round(1))
+    for var, tol in (("consistency", 0.01), ("dynamics", 0.003), ("contrast", 0.003)):
+        diff = (big[var].mean("video") - cf[var]).values
+        assert np.all(np.abs(diff) < tol), (var, diff)
+
+
+def test_closed_form_identities(apipe):
+    cf = analytic_controls(apipe, num_iters=2, num_inference_steps=STEPS, amplitude_target=np.ones(6))
+    a, b = cf.attrs["a_T"], cf.attrs["b_T"]
+    H = lowpass_filter((4, 8, 8), "gaussian", 0.25, 0.25, dtype=torch.float64)
+    # mask_only: the variance of the mix alone; plain and a unit amplitude target: white
+    assert np.allclose(cf.variance_init.sel(arm="mask_only").values, (H**2 * b * b + (1 - H) ** 2).numpy(), atol=1e-14)
+    assert np.allclose(cf.variance_init.sel(arm="plain").values, 1.0)
+    assert np.allclose(cf.variance_init.sel(arm="amplitude_matched").values, 1.0)
+    # FreeInit = mask_only plus the signal: the difference is H² (a² G² + 2 a b G) + mean, never negative
+    assert bool((cf.variance_init.sel(arm="freeinit") >= cf.variance_init.sel(arm="mask_only") - 1e-12).all())
+    # shuffled_low loses only the cross term 2 a b G H² (the other video's output is independent of eps)
+    G = fl.strategies.analytic_gain(apipe, STEPS).mean(0)
+    gap = (cf.variance_init.sel(arm="freeinit") - cf.variance_init.sel(arm="shuffled_low")).values
+    assert np.allclose(gap, (2 * a * b * G * H**2).numpy(), atol=1e-12)
+    # variance-preserving: unit variance wherever there is no signal
+    assert abs(float(cf.band_power_init.sel(arm="variance_preserving", band=5)) - 1) < 1e-3
+
+
+def test_decomposition_arms_are_the_documented_latents(apipe):
+    """The freeinit and shuffled_low arms equal a hand-made pass from the recorded noises; plain is the pipeline."""
+    n, steps = 8, 3
+    ds = decompose_freeinit(apipe, num_videos=n, seed=5, num_inference_steps=steps, progress=False,
+                            controls=["shuffled_low", "mask_only"])
+    noises = decomposition_noises(n, (3, 4, 8, 8), 5, 2)
+    eps, eta, perm = noises["eps"], noises["eta"][0], noises["permutation"]
+    plain = apipe(latents=eps.clone(), num_inference_steps=steps, output_type="latent").frames
+    a, b = ds.attrs["alpha_T"], ds.attrs["sigma_T"]
+    H = lowpass_filter(eps.shape, "gaussian", 0.25, 0.25)
+    fi = apipe(latents=reinit_noise(a * plain + b * eps, eta, H), num_inference_steps=steps, output_type="latent").frames
+    sh = apipe(latents=reinit_noise(a * plain[perm] + b * eps, eta, H), num_inference_steps=steps,
+               output_type="latent").frames
+    from freeinit_lab.studies.decomposition import _consistency, _contrast
+
+    np.testing.assert_allclose(ds.consistency.sel(arm="plain").values, _consistency(plain), atol=1e-6)
+    np.testing.assert_allclose(ds.consistency.sel(arm="freeinit").values, _consistency(fi), atol=1e-6)
+    np.testing.assert_allclose(ds.contrast.sel(arm="shuffled_low").values, _contrast(sh), atol=1e-6)
+    assert ds.permutation.values.tolist() == perm.tolist()
+    assert ds.passes.sel(arm="mask_only") == 1 and ds.passes.sel(arm="freeinit") == 2
+    # explained is the ratio of the effects, inside its own interval
+    e = ds.effect
+    for c in ("shuffled_low", "mask_only"):
+        r = e.sel(arm=c) / e.sel(arm="freeinit")
+        np.testing.assert_allclose(ds.explained.sel(control=c).values, r.values)
+    ok = (ds.explained_low <= ds.explained + 1e-12) & (ds.explained <= ds.explained_high + 1e-12)
+    assert bool(ok.where(np.isfinite(ds.explained), True).all())
+
+
+def test_same_noises_whatever_controls_are_chosen(apipe):
+    kw = dict(num_videos=8, seed=1, num_inference_steps=2, progress=False, num_bootstrap=200)
+    one = decompose_freeinit(apipe, controls=["mask_only"], **kw)
+    two = decompose_freeinit(apipe, controls=["legacy_ideal", "mask_only"], **kw)
+    for var in ("consistency", "band_power"):
+        np.testing.assert_array_equal(one[var].sel(arm=["plain", "freeinit", "mask_only"]).values,
+                                      two[var].sel(arm=["plain", "freeinit", "mask_only"]).values)
+
+
+def test_reference_distance_figure_and_table(apipe):
+    ref = apipe.unet.sample_prior(6, generator=torch.Generator().manual_seed(0))
+    ds = decompose_freeinit(apipe, num_videos=8, num_inference_steps=2, reference=ref, progress=False,
+                            controls=["amplitude_matched", "variance_preserving"])
+    assert ds.distance.dims == ("arm", "video") and "distance" in ds.metric.values
+    assert ds.amplitude_target.attrs["source"] == "reference"
+    assert ds.distance.attrs["units"] == "dB" and ds.band_power.attrs["units"] == "x unit white noise"
+    fig = decomposition_figure(ds)
+    assert [t.name for t in fig.data] == ["amplitude_matched", "variance_preserving"]
+    assert list(fig.data[0].x) == list(ds.metric.values)
+    table = decomposition_table(ds, ["consistency", "dynamics"])
+    assert table.shape == (2, 2) and "[" in table.iloc[0, 0]
+
+
+# ------------------------------------------------------------------------------------------------- bad input
+class _NoSampling:
+    """Fails the test if the denoiser runs."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+
+    def __enter__(self):
+        def boom(*_a, **_k):
+            raise AssertionError("the denoiser ran before the input was checked")
+
+        self.h = self.pipe.unet.register_forward_pre_hook(boom)
+        return self
+
+    def __exit__(self, *exc):
+        self.h.remove()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(controls=["mask_only", "nope"]), r"unknown control.*valid controls are freeinit_fresh, "),
+        (dict(controls="mask-only"), "mask_only"),
+        (dict(num_videos=4), r"needs at least 8 videos.*num_videos >= 8"),
+        (dict(num_videos=8, num_iters=9, controls=["shuffled_low"]), r"num_videos >= 9"),
+        (dict(num_iters=1), "at least one FreeInit iteration"),
+        (dict(reference=torch.zeros(4, 3, 8, 8, 8)), r"reference has shape \(4, 3, 8, 8, 8\); expected \(M >= 2, 3, 4, 8, 8\)"),
+        (dict(latents=torch.zeros(8, 3, 4, 8, 8)), "cannot be shared by the arms"),
+        (dict(generator=torch.Generator()), "sets .*generator"),
+        (dict(method="gauss"), "unknown filter method"),
+        (dict(prompt=["a", "b"]), "single prompt string"),
+    ],
+)
+def test_bad_input_fails_before_any_sampling(apipe, kwargs, match):
+    kw = dict(num_videos=16, num_inference_steps=2, progress=False)
+    kw.update(kwargs)
+    with _NoSampling(apipe), pytest.raises((ValueError, TypeError), match=match):
+        decompose_freeinit(apipe, **kw)
+
+
+# ------------------------------------------------------------------------------------------------- real pipelines
+def test_runs_on_the_tiny_animatediff():
+    from freeinit_lab.testing import tiny_animatediff_pipeline
+
+    pipe = tiny_animatediff_pipeline(seed=0)
+    ds = decompose_freeinit(pipe, num_videos=8, prompt="a cat", num_frames=4, height=16, width=16,
+                            num_inference_steps=2, guidance_scale=1.0, progress=False, chunk_size=16)
+    assert ds.attrs["latent_shape"] == "4,4,8,8" and ds.attrs["pipeline_class"] == "AnimateDiffPipeline"
+    assert set(ds.arm.values) == set(ct.ARMS) and ds.sizes["video"] == 8
+    assert np.isfinite(ds.consistency).all() and np.isfinite(ds.band_power).all()
+    # plain starts from eps: its initial band power is that of the recorded noise
+    eps = decomposition_noises(8, (4, 4, 8, 8), 0, 2)["eps"]
+    np.testing.assert_allclose(ds.band_power_init.sel(arm="plain").values,
+                               fl.band_power(eps.double(), edges=np.r_[ds.band_lo.values, ds.band_hi.values[-1]])
+                               .mean(1).numpy(), rtol=1e-6)
+
+
+def test_runs_on_the_embedded_default_with_its_own_shape():
+    pipe = fl.load_default_pipeline()
+    ds = decompose_freeinit(pipe, num_videos=8, num_inference_steps=2, progress=False,
+                            controls=["mask_only", "shuffled_low"])
+    assert tuple(int(s) for s in ds.attrs["latent_shape"].split(",")) == tuple(pipe.sample_shape)
+    assert ds.explained.dims == ("control", "metric") and ds.sizes["control"] == 2
