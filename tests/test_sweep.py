@@ -100,12 +100,14 @@ def test_cutoff_map_sweep_tiles_one_measure_cutoff_map(tmp_path):
     ("strategies", {"d_s": [0.25]}, {"num_iters": 2, "num_data_videos": 4}),
     ("evidence", {"d_t": [0.25, 0.5]}, {}),
     ("refinement", {"method": ["gaussian"]}, {"num_iters": 2}),
+    ("decomposition", {"d_s": [0.25]}, {"num_bootstrap": 200, "controls": ["freeinit_fresh", "shuffled_low"]}),
 ])
 def test_existing_studies_run_as_sweeps(tmp_path, study, grid, options):
-    spec = dict(pipeline=ANALYTIC, study=study, grid=grid, seeds=[3], videos_per_seed=2,
-                sampler={"num_inference_steps": 3}, options=options)
+    spec = dict(pipeline=ANALYTIC, study=study, grid=grid, seeds=[3], videos_per_seed=8 if study == "decomposition"
+                else 2, sampler={"num_inference_steps": 3}, options=options)
     ds = run_sweep(spec, tmp_path / "s.zarr", progress=False)
-    assert bool(ds.complete.all()) and ds.sizes["video"] == 2 and tuple(ds.consistency.dims[:2]) == (*grid, "seed")[:2]
+    assert bool(ds.complete.all()) and tuple(ds.consistency.dims[:2]) == (*grid, "seed")
+    assert ds.sizes["video"] == spec["videos_per_seed"] and bool(np.isfinite(ds.consistency).all())
 
 
 # ---------------------------------------------------------------------------------------------------- resuming

@@ -19,6 +19,8 @@ Built in (each calls the existing study code on one cell):
 ``evidence``    ``freeinit_lab.evidence.measure_evidence`` (through :class:`WholeStudy`): findings (a)-(d) per
                 ``source`` and video
 ``refinement``  :func:`freeinit_lab.refinement_study` (through :class:`WholeStudy`) without the stored latents
+``decomposition`` ``freeinit_lab.studies.decomposition.decompose_freeinit`` (through :class:`WholeStudy`): FreeInit
+                beside its control arms per ``arm`` and video, effects and explained shares with bootstrap intervals
 ============== =====================================================================================================
 
 Add your own with :func:`register_study`; a study defined in a notebook travels to dask workers by value.
@@ -330,9 +332,10 @@ class WholeStudy:
     """
 
     def __init__(self, target: str, *, fixed: dict[str, Any] | None = None, drop: Sequence[str] = (),
-                 exclude: Sequence[str] = ()):
+                 exclude: Sequence[str] = (), extra: Sequence[str] = ()):
         self.target, self.fixed, self.drop = target, dict(fixed or {}), tuple(drop)
         self.exclude = ("num_videos", "seed", "progress", *self.fixed, *exclude)
+        self.extra = tuple(extra)  # settings the function takes through **kwargs (pipeline call arguments)
 
     def resolve(self) -> Callable[..., Any]:
         import importlib
@@ -341,11 +344,14 @@ class WholeStudy:
         return getattr(importlib.import_module(module), name)
 
     def parameters(self) -> tuple[str, ...]:
-        params = list(inspect.signature(self.resolve()).parameters)[1:]
-        return tuple(p for p in params if p not in self.exclude)
+        params = list(inspect.signature(self.resolve()).parameters.values())[1:]
+        named = [p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        return tuple(p for p in named if p not in self.exclude) + self.extra
 
     def __call__(self, pipe: Any, *, seed: int, num_videos: int, **settings: Any):
-        ds = self.resolve()(pipe, num_videos=int(num_videos), seed=int(seed), **self.fixed, **settings)
+        fn = self.resolve()
+        quiet = {"progress": False} if "progress" in inspect.signature(fn).parameters else {}
+        ds = fn(pipe, num_videos=int(num_videos), seed=int(seed), **quiet, **self.fixed, **settings)
         ds = ds.drop_vars([v for v in self.drop if v in ds])
         ds.attrs = {}
         return ds
@@ -359,6 +365,11 @@ def _register_whole(name: str, adapter: WholeStudy, **kwargs: Any) -> None:
 register_study("freeinit", freeinit_study, dims=("arm",))
 register_study("cutoff_map", cutoff_map_study, min_videos=2)
 register_study("strategies", strategies_study, dims=("row", "band", "data_video"), min_videos=2)
+_register_whole("decomposition",
+                WholeStudy("freeinit_lab.studies.decomposition:decompose_freeinit", exclude=("reference", "chunk_size"),
+                           extra=("num_inference_steps", "prompt", "guidance_scale", "num_frames", "height", "width")),
+                dims=("arm", "band", "control", "metric"), min_videos=2,
+                description="FreeInit beside its control arms on the same noises: effects and explained shares")
 _register_whole("evidence", WholeStudy("freeinit_lab.evidence:measure_evidence", exclude=("reference", "batch_size")),
                 dims=("source",), min_videos=2,
                 description="the paper's findings (a)-(d) per source (baseline, FreeInit, oracle, data) and video")
