@@ -7,7 +7,7 @@ stay in the store; rerun the same command to complete it).
 Example spec::
 
     pipeline: default          # or analytic, a folder, a hub id, package.module:function
-    study: freeinit            # freeinit, cutoff_map, strategies, evidence, refinement
+    study: freeinit            # freeinit, cutoff_map, strategies, evidence, refinement, decomposition
     grid:
       method: [gaussian, butterworth]
       d_s: [0.125, 0.25]

@@ -16,7 +16,7 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 from .engine import _pipeline, compute_cell, progress_bar
 from .spec import PipelineFactory
 
-__all__ = ["SweepWorkerPlugin", "run_distributed", "local_cluster", "local_client", "connect"]
+__all__ = ["SweepWorkerPlugin", "run_distributed", "local_cluster", "local_client", "connect", "WORKER_CONFIG"]
 
 
 class SweepWorkerPlugin(WorkerPlugin):
@@ -54,13 +54,28 @@ def connect(address: str, timeout: float = 10.0):
         ) from None
 
 
+#: worker settings for torch cells: no statistical profiler (it takes the GIL every 10 ms) and no
+#: ``MALLOC_TRIM_THRESHOLD_`` (returning every freed tensor buffer to the OS makes the next allocation fault its
+#: pages in again); one BLAS/OpenMP thread per worker, as dask's own default.
+WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
+}
+
+
 def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any):
-    """A ``distributed.LocalCluster`` of ``n_workers`` worker processes (spawned), ``threads_per_worker`` each."""
+    """A ``distributed.LocalCluster`` of ``n_workers`` worker processes (spawned), ``threads_per_worker`` each.
+
+    Workers get :data:`WORKER_CONFIG` (also when the nanny restarts one).
+    """
+    import dask
+
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise ValueError(f"workers={n_workers!r} must be an integer >= 1")
     kwargs.setdefault("dashboard_address", ":0")  # any free port: never collides with another cluster
     kwargs.setdefault("silence_logs", 40)  # logging.ERROR: a killed worker's restart is reported by the sweep
-    return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, **kwargs)
+    with dask.config.set(WORKER_CONFIG):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, **kwargs)
 
 
 @contextmanager
