@@ -103,14 +103,18 @@ def main() -> None:
     direct = best["direct study calls"][0]
     print(f"\nbest of {args.repeats} interleaved repeats; overhead = (wall - the cells' own study time) / cells, the "
           "cells' time measured inside the same run")
-    print(f"{'run':28s} {'wall':>8s} {'cells/s':>8s} {'overhead/cell':>14s} {'vs direct loop':>15s}")
+    print("busy = the cells' own time / wall: cells in flight on average (2 workers kept busy: ~2; a cell then only "
+          "runs faster if two cores are free)")
+    print(f"{'run':28s} {'wall':>8s} {'cells/s':>8s} {'cell':>7s} {'busy':>5s} {'overhead/cell':>16s} "
+          f"{'vs direct loop':>15s}")
     for label, (wall, inside) in best.items():
         if label.startswith("direct") or "2 worker" in label:  # no overhead column: baseline, or cells in parallel
             cols = f"{'-':>9s}    {'-':>6s}"
         else:
             per = (wall - inside) / args.cells
             cols = f"{per * 1000:+9.1f} ms {100 * per / (inside / args.cells):+5.1f} %"
-        print(f"{label:28s} {wall:7.2f}s {args.cells / wall:8.3f} {cols} {100 * (wall - direct) / direct:+14.1f} %")
+        print(f"{label:28s} {wall:7.2f}s {args.cells / wall:8.3f} {inside / args.cells:6.2f}s {inside / wall:5.2f} "
+              f"{cols} {100 * (wall - direct) / direct:+14.1f} %")
     w1, w2 = best["LocalCluster, 1 worker(s)"], best["LocalCluster, 2 worker(s)"]
     print(f"\nthroughput 2 workers / 1 worker: {w1[0] / w2[0]:.2f}x (goal >= 1.7x); scheduling + storage overhead "
           f"per cell, 1 worker: {100 * (w1[0] - w1[1]) / w1[1]:+.1f} % (goal < 5 %); "
