@@ -188,13 +188,22 @@ def progress_bar(spec: SweepSpec, store: SweepStore, progress: bool, where: str)
 
 
 def _run_serial(study, factory, spec, store, todo, torch_threads, progress):
+    """Cells one after the other; each cell's write overlaps the next cell's computation (one writer thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     pipe = factory()
     bar = progress_bar(spec, store, progress, "in-process")
+    writing = None
     try:
-        for cell in todo:
-            bar.set_postfix_str(cell.label)
-            result, seconds = compute_cell(study, pipe, cell, spec.videos_per_seed, spec.dims, torch_threads)
-            store.write(cell, result, seconds)
+        with ThreadPoolExecutor(1, thread_name_prefix="sweep-writer") as writer:
+            for cell in todo:
+                bar.set_postfix_str(cell.label)
+                result, seconds = compute_cell(study, pipe, cell, spec.videos_per_seed, spec.dims, torch_threads)
+                if writing is not None:
+                    writing.result()  # the previous cell is stored (or its error raised) before the next write
+                    bar.update()
+                writing = writer.submit(store.write, cell, result, seconds)
+            writing.result()
             bar.update()
     finally:
         bar.close()
