@@ -63,6 +63,9 @@ _NAMES = {
     "mark_iteration": "probes.probe",
     "load_record": "probes.io",
     "save_record": "probes.io",
+    "mark_complete": "probes.io",
+    "DamagedRecordError": "probes.io",
+    "IncompleteRecordWarning": "probes.io",
     # analysis
     "band_error_trajectory": "analysis.records",
     "band_power_trajectory": "analysis.records",

@@ -80,3 +80,11 @@ def test_build_is_seeded_and_leaves_global_rng_alone():
 def test_unknown_builder_names_the_options():
     with pytest.raises(ValueError, match="AnimateDiffPipeline"):
         tiny_pipeline("NoSuchPipeline")
+
+
+def test_tiny_animatediff_builds_without_the_empty_float32_warning(capfd):
+    from freeinit_lab.testing import tiny_animatediff_pipeline
+
+    pipe = tiny_animatediff_pipeline(seed=0)
+    assert type(pipe.unet).__name__ == "UNetMotionModel"
+    assert "should be kept in float32" not in capfd.readouterr().err

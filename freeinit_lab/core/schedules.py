@@ -1,17 +1,28 @@
 """Forward diffusion of any diffusers scheduler, in one form: ``z_t = a_t * z_0 + b_t * eps``.
 
-Three families cover diffusers' schedulers:
+Three families cover diffusers' schedulers. The family is read from what a scheduler *does* — its config and
+methods — never from its class name, so a user's subclass (or a renamed copy) of any of them is read the same:
 
-- ``"ddpm"``: every scheduler with ``alphas_cumprod`` (DDPM, DDIM, PNDM, Euler, Euler-ancestral, Heun, LMS,
-  DPM-Solver, UniPC, DEIS, LCM, TCD, CogVideoX's DDIM/DPM, …), including ``rescale_betas_zero_snr=True``:
-  ``a_t = sqrt(alphabar_t)``, ``b_t = sqrt(1 - alphabar_t)`` on the integer training timesteps.
-- ``"edm"``: EDM sigma schedules (``EDMEulerScheduler``, ``EDMDPMSolverMultistepScheduler``): the model sees
-  ``x_0 + sigma * eps``; we use the variance-preserving normalisation ``a = 1 / sqrt(1 + sigma^2)``,
-  ``b = sigma / sqrt(1 + sigma^2)`` (same SNR ``1 / sigma^2``), which is the scale of the ``latents=`` a pipeline
-  takes before it multiplies them by ``scheduler.init_noise_sigma``. Timesteps are the sigmas themselves, on a
-  1000-point geometric grid from ``sigma_min`` to ``sigma_max``.
-- ``"flow"``: rectified flow (``FlowMatchEulerDiscreteScheduler`` and its Heun/LCM siblings):
-  ``a_t = 1 - sigma_t``, ``b_t = sigma_t`` with the scheduler's (static) shift; timesteps ``sigma * 1000``.
+- ``"flow"``: rectified flow, ``a_t = 1 - sigma_t``, ``b_t = sigma_t`` with the scheduler's (static) shift;
+  timesteps ``sigma * 1000``; so ``a_T = 1 - sigma_max`` and ``b_T = sigma_max``. Recognised by
+  ``config.use_flow_sigmas`` (Wan's ``UniPCMultistepScheduler(use_flow_sigmas=True)``, DPM-Solver, DEIS,
+  SA-Solver; shift ``flow_shift``), ``prediction_type == "flow_prediction"``, or a ``scale_noise`` forward
+  process without ``alphas_cumprod`` (``FlowMatchEulerDiscreteScheduler`` and its Heun/LCM siblings; shift
+  ``shift``). This test comes first: flow-sigma schedulers also carry DDPM betas they never use.
+- ``"ddpm"``: every other scheduler with ``alphas_cumprod`` (DDPM, DDIM, PNDM, Euler, Euler-ancestral, Heun,
+  LMS, DPM-Solver, UniPC, DEIS, LCM, TCD, CogVideoX's DDIM/DPM, …; Karras/exponential/beta *sampling* sigmas do
+  not change the training process), including ``rescale_betas_zero_snr=True``: ``a_t = sqrt(alphabar_t)``,
+  ``b_t = sqrt(1 - alphabar_t)`` on the integer training timesteps.
+- ``"edm"``: EDM sigma schedules, recognised by an EDM config (``sigma_min``, ``sigma_max``, ``sigma_data``)
+  without ``alphas_cumprod`` (``EDMEulerScheduler``, ``EDMDPMSolverMultistepScheduler``,
+  ``CMStochasticIterativeScheduler``): the model sees ``x_0 + sigma * eps``; we use the variance-preserving
+  normalisation ``a = 1 / sqrt(1 + sigma^2)``, ``b = sigma / sqrt(1 + sigma^2)`` (same SNR ``1 / sigma^2``),
+  which is the scale of the ``latents=`` a pipeline takes before it multiplies them by
+  ``scheduler.init_noise_sigma``. Timesteps are the sigmas themselves, on a 1000-point geometric grid from
+  ``sigma_min`` to ``sigma_max``.
+
+Anything else (TrigFlow/sCM, variance-exploding Karras-VE, schedulers that expose none of the above) is refused
+with the reason, never read as DDPM.
 
 For every family the coefficients are in the scale a pipeline's ``latents=`` argument expects, so
 ``diffuse(z0, schedule.terminal_timestep, noise)`` is directly FreeInit's ``z_T``.
@@ -32,8 +43,10 @@ __all__ = ["NoiseSchedule", "get_schedule", "SUPPORTED_SCHEDULERS"]
 
 SUPPORTED_SCHEDULERS = (
     "schedulers with `alphas_cumprod` (DDPM, DDIM, PNDM, Euler, EulerAncestral, Heun, LMS, DPMSolver, UniPC, DEIS, "
-    "LCM, TCD, CogVideoXDDIM/DPM; rescale_betas_zero_snr supported), EDM sigma schedulers (EDMEuler, "
-    "EDMDPMSolverMultistep) and flow matching (FlowMatchEulerDiscrete/Heun/LCM, static shift or shift=…)"
+    "LCM, TCD, CogVideoXDDIM/DPM; rescale_betas_zero_snr supported), EDM sigma schedulers (config sigma_min, "
+    "sigma_max, sigma_data: EDMEuler, EDMDPMSolverMultistep) and flow matching (use_flow_sigmas=True, "
+    "prediction_type='flow_prediction' or a scale_noise forward process: FlowMatchEulerDiscrete/Heun/LCM, "
+    "UniPC/DPMSolver with use_flow_sigmas; static shift or shift=…), subclasses included"
 )
 
 #: Below this terminal SNR (-60 dB) a schedule is treated as carrying no signal at t = T. Zero-terminal-SNR
@@ -46,30 +59,71 @@ def _config_of(obj: Any) -> dict:
     return dict(config) if isinstance(config, Mapping) else {}
 
 
+def _family_of(scheduler: Any, config: Mapping) -> str | None:
+    """The forward-process family of a scheduler (object or config), from its config and methods, or None.
+
+    Order matters: schedulers such as ``UniPCMultistepScheduler(use_flow_sigmas=True)`` carry ``alphas_cumprod``
+    (from betas they never use), so the flow tests come before the DDPM one.
+    """
+    is_config = isinstance(scheduler, Mapping)
+    has_alphas = (not is_config) and getattr(scheduler, "alphas_cumprod", None) is not None
+    if config.get("use_flow_sigmas") or config.get("prediction_type") == "flow_prediction":
+        return "flow"
+    if not has_alphas and callable(getattr(scheduler, "scale_noise", None)):
+        return "flow"  # the FlowMatch* forward process: (1 - sigma) x0 + sigma eps
+    if has_alphas:
+        return "ddpm"
+    if {"sigma_min", "sigma_max", "sigma_data"} <= config.keys() and config.get("prediction_type") != "trigflow":
+        return "edm"
+    if is_config:
+        keys = set(config)
+        if {"shift", "use_dynamic_shifting"} <= keys and not {"beta_start", "beta_end"} & keys:
+            return "flow"  # a saved FlowMatch config
+        if {"beta_start", "beta_end", "beta_schedule"} <= keys:
+            return "ddpm"
+    return None
+
+
+def _why_unsupported(name: str, config: Mapping) -> str:
+    if config.get("prediction_type") == "trigflow":
+        return (
+            f"unsupported scheduler {name}: it samples a TrigFlow model (prediction_type='trigflow', "
+            "z_t = cos(t) x0 + sin(t) eps), a forward process freeinit_lab does not model. "
+        )
+    return (
+        f"unsupported scheduler {name}: cannot tell its forward process — it has no `alphas_cumprod` (DDPM "
+        "family), no flow-matching config or method (use_flow_sigmas, prediction_type='flow_prediction', "
+        "scale_noise) and no EDM config (sigma_min, sigma_max, sigma_data). "
+    )
+
+
+def _ddpm_from_config(config: Mapping) -> Any:
+    """A DDPMScheduler with the config's beta options: every alphas_cumprod scheduler derives it from them."""
+    import diffusers
+
+    accepted = _accepted_keys("DDPMScheduler")
+    return diffusers.DDPMScheduler.from_config({k: v for k, v in config.items() if k in accepted})
+
+
 def _instantiate(config: Mapping) -> Any:
     import diffusers
 
     name = config.get("_class_name")
-    if name is None:
-        # A live scheduler's `config` carries no class name: infer the family from its keys. Every
-        # alphas_cumprod scheduler derives it from the same beta options, so DDPMScheduler reproduces it.
-        keys = set(config)
-        if {"shift", "use_dynamic_shifting"} <= keys:
-            name = "FlowMatchEulerDiscreteScheduler"
-        elif {"sigma_min", "sigma_max", "sigma_data"} <= keys:
-            name = "EDMEulerScheduler"
-        elif {"beta_start", "beta_end", "beta_schedule"} <= keys:
-            name = "DDPMScheduler"
-        else:
-            raise ValueError(
-                f"cannot tell the scheduler family of a config with keys {sorted(keys)}; pass the scheduler "
-                f"object itself (e.g. pipe.scheduler). Supported: {SUPPORTED_SCHEDULERS}"
-            )
-        config = {k: v for k, v in config.items() if k in _accepted_keys(name)}
-    cls = getattr(diffusers, name, None)
-    if cls is None or not hasattr(cls, "from_config"):
-        raise ValueError(f"unknown scheduler class {name!r} in config; supported: {SUPPORTED_SCHEDULERS}")
-    return cls.from_config(dict(config))
+    cls = getattr(diffusers, name, None) if name is not None else None
+    if cls is not None and hasattr(cls, "from_config"):
+        return cls.from_config(dict(config))
+    family = _family_of(config, config)
+    if family == "ddpm":
+        # A live scheduler's `config` carries no class name, and a saved config may name a user's own class:
+        # DDPMScheduler reproduces alphas_cumprod from the same beta options.
+        return _ddpm_from_config(config)
+    if family is None:
+        label = f"scheduler class {name!r}" if name else f"a config with keys {sorted(config)}"
+        raise ValueError(
+            f"cannot tell the scheduler family of {label}; pass the scheduler object itself (e.g. pipe.scheduler). "
+            f"Supported: {SUPPORTED_SCHEDULERS}"
+        )
+    return None  # flow / EDM: read from the config alone
 
 
 def _accepted_keys(name: str) -> set[str]:
@@ -130,21 +184,42 @@ class NoiseSchedule:
         if isinstance(scheduler, NoiseSchedule):
             return scheduler
         if isinstance(scheduler, Mapping):
-            scheduler = _instantiate(scheduler)
-        name = type(scheduler).__name__
-        config = _config_of(scheduler)
+            config = dict(scheduler)
+            name = str(config.get("_class_name") or "")
+            family = _family_of(config, config)
+            if family is None:  # a diffusers class named in the config may still tell (else this raises)
+                return cls.from_scheduler(_instantiate(config), shift=shift)
+            if family == "ddpm":
+                scheduler = _instantiate(config)
+                name = name or type(scheduler).__name__
+        else:
+            name = type(scheduler).__name__
+            config = _config_of(scheduler)
+            family = _family_of(scheduler, config)
         plain = {k: v for k, v in config.items() if not k.startswith("_")}
-        if "FlowMatch" in name:
+        if family == "flow":
             return cls._flow(scheduler, name, plain, shift)
-        if hasattr(scheduler, "alphas_cumprod"):
+        if family == "ddpm":
             alphas_cumprod = torch.as_tensor(scheduler.alphas_cumprod).detach().cpu().to(torch.float64).numpy()
             timesteps = np.arange(alphas_cumprod.size, dtype=np.float64)
             return cls("ddpm", timesteps, np.sqrt(alphas_cumprod), np.sqrt(1.0 - alphas_cumprod), name, plain)
-        if {"sigma_min", "sigma_max"} <= config.keys() and name.startswith("EDM"):
-            sigma = np.geomspace(float(config["sigma_min"]), float(config["sigma_max"]), 1000)
+        if family == "edm":
+            try:
+                sigma_min, sigma_max = float(config["sigma_min"]), float(config["sigma_max"])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"{name}: an EDM scheduler needs numeric sigma_min and sigma_max in its config; got "
+                    f"{config.get('sigma_min')!r}, {config.get('sigma_max')!r}"
+                ) from exc
+            if not 0 < sigma_min < sigma_max:
+                raise ValueError(f"{name}: EDM sigmas must satisfy 0 < sigma_min < sigma_max; got {sigma_min}, {sigma_max}")
+            sigma = np.geomspace(sigma_min, sigma_max, 1000)
             norm = np.sqrt(1.0 + sigma**2)
             return cls("edm", sigma.copy(), 1.0 / norm, sigma / norm, name, plain)
-        raise ValueError(f"unsupported scheduler {name}: freeinit_lab supports {SUPPORTED_SCHEDULERS}")
+        raise ValueError(
+            _why_unsupported(name, config) + f"freeinit_lab supports {SUPPORTED_SCHEDULERS}. For another forward "
+            "process, build NoiseSchedule(family, timesteps, alpha, sigma) yourself and pass it instead."
+        )
 
     @classmethod
     def _flow(cls, scheduler: Any, name: str, config: dict, shift: float | None) -> "NoiseSchedule":
@@ -156,7 +231,10 @@ class NoiseSchedule:
                     "image size; pass shift=math.exp(mu) with the mu your pipeline computes (e.g. from "
                     "diffusers' calculate_shift), or shift=1.0 for the unshifted schedule"
                 )
-            shift = float(config.get("shift", 1.0))
+            # FlowMatch* call it `shift`; the multistep solvers with use_flow_sigmas call it `flow_shift`
+            key = "flow_shift" if config.get("use_flow_sigmas") and "flow_shift" in config else "shift"
+            shift = config.get(key, 1.0)
+            shift = 1.0 if shift is None else float(shift)
         shift = float(shift)
         if not shift > 0:
             raise ValueError(f"shift must be > 0; got {shift}")

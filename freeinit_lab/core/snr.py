@@ -23,7 +23,7 @@ import torch
 import xarray as xr
 
 from .schedules import NoiseSchedule, get_schedule
-from .spectral import _check_video, _resolve_edges, band_counts, band_power
+from .spectral import _check_dims, _check_video, _resolve_edges, band_counts, band_power
 
 __all__ = [
     "band_snr",
@@ -58,6 +58,43 @@ def _band_coords(shape3: tuple[int, ...], edges: np.ndarray, temporal_scale: flo
     }
 
 
+def _latent_channels(obj: Any) -> int | None:
+    """The latent channel count a pipeline's denoiser produces (``config.out_channels``), or None if unknown."""
+    if not hasattr(obj, "components"):
+        return None
+    for name in ("unet", "transformer", "prior", "denoiser"):
+        config = getattr(getattr(obj, name, None), "config", None)
+        value = getattr(config, "out_channels", None) if config is not None else None
+        if value is None and isinstance(config, dict):
+            value = config.get("out_channels")
+        if isinstance(value, (int, np.integer)) and value > 0:
+            return int(value)
+    return None
+
+
+def _check_channels(x: torch.Tensor, channels: int | None, name: str, source: str) -> None:
+    """Refuse a (batch, channel, frame, height, width) tensor whose channel axis does not hold ``channels``.
+
+    Frames and channels cannot be told apart by size alone, so this only checks against a channel count that is
+    known (given, or read from a pipeline's denoiser); it never guesses.
+    """
+    if channels is None or x.dim() != 5:
+        return
+    channels = int(channels)
+    if x.shape[1] == channels:
+        return
+    if x.shape[2] == channels:
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)}: its axis 1 holds {x.shape[1]}, but {source} has {channels} latent "
+            f"channels, which axis 2 holds. It looks laid out (batch, frame, channel, height, width) (CogVideoX, "
+            f"SVD); the spectral tools need (batch, channel, frame, height, width): pass {name}.permute(0, 2, 1, 3, 4)"
+        )
+    raise ValueError(
+        f"{name} has shape {tuple(x.shape)}, read as (batch, channel, frame, height, width), but {source} has "
+        f"{channels} latent channels; pass latents of this model (or channels=None to skip the check)"
+    )
+
+
 def _mean_band_power(x: torch.Tensor, edges: np.ndarray, temporal_scale: float) -> np.ndarray:
     power = band_power(x, edges=edges, temporal_scale=temporal_scale)
     return power.reshape(-1, power.shape[-1]).mean(0).cpu().numpy()
@@ -74,6 +111,8 @@ def band_snr(
     num_samples: int = 4,
     generator: torch.Generator | None = None,
     temporal_scale: float = 1.0,
+    dims: Sequence[str] | None = None,
+    channels: int | None = None,
 ) -> xr.DataArray:
     """Band-wise SNR of the *training* noisy latent ``z_t = a_t z_0 + b_t eps`` built from clean latents.
 
@@ -97,6 +136,14 @@ def band_snr(
         power, ``n`` the number of noise tensors × leading elements).
     num_samples, generator
         Monte-Carlo draws and their random generator (for determinism).
+    dims
+        Optional names of ``x0``'s axes, e.g. ``("clip", "channel", "frame", "height", "width")``. Bands are
+        taken over the last three axes, which must be (frame, height, width); a ``(batch, frame, channel, …)``
+        tensor named as such is refused with the permutation to apply.
+    channels
+        Expected latent channel count of a 5-D ``x0`` (axis 1). Read from the denoiser's ``out_channels`` when
+        ``scheduler`` is a pipeline; a 5-D ``x0`` whose axis 1 does not hold it is refused (if axis 2 does, the
+        error says to permute frames and channels). Sizes alone are never used to guess the layout.
 
     Returns
     -------
@@ -115,6 +162,13 @@ def band_snr(
     2.83
     """
     _check_video(x0, "x0")
+    _check_dims(x0, dims, "x0")
+    if channels is None:
+        channels = _latent_channels(scheduler)
+        source = f"the pipeline {type(scheduler).__name__}" if channels is not None else ""
+    else:
+        source = f"channels={int(channels)}"
+    _check_channels(x0, channels, "x0", source)
     schedule: NoiseSchedule = get_schedule(scheduler)
     shape3 = tuple(x0.shape[-3:])
     edges_arr = _resolve_edges(shape3, edges, num_bands, temporal_scale)
@@ -170,12 +224,13 @@ def inference_band_snr(
     *,
     edges: Sequence[float] | None = None,
     temporal_scale: float = 1.0,
+    dims: Sequence[str] | None = None,
 ) -> xr.DataArray:
     """Band-wise SNR of an *inference* initial latent ``z = signal + noise`` whose parts are known.
 
     Plain sampling starts from pure Gaussian noise: pass ``signal=None`` (or zeros) and every band is ``-inf`` dB.
     After a FreeInit reinitialisation the signal part is the low-passed ``a_T z_0`` and the noise part the rest
-    (the FreeInit engine records both per iteration).
+    (the FreeInit engine records both per iteration). ``dims`` names the axes as in :func:`band_snr`.
 
     Returns
     -------
@@ -183,6 +238,7 @@ def inference_band_snr(
         dims ``("band",)`` in dB, powers averaged over all leading dims; coords as :func:`band_snr`.
     """
     _check_video(noise, "noise")
+    _check_dims(noise, dims, "noise")
     shape3 = tuple(noise.shape[-3:])
     edges_arr = _resolve_edges(shape3, edges, num_bands, temporal_scale)
     noise_power = _mean_band_power(noise, edges_arr, temporal_scale)
@@ -215,8 +271,15 @@ def initialization_gap(
     *,
     edges: Sequence[float] | None = None,
     temporal_scale: float = 1.0,
+    dims: Sequence[str] | None = None,
+    channels: int | None = None,
 ) -> xr.DataArray:
     """The initialization gap at the terminal timestep, band by band.
+
+    ``x0``, ``scheduler``, ``num_bands``, ``edges``, ``temporal_scale``, ``dims`` and ``channels`` as in
+    :func:`band_snr` (a pipeline's latent channel count is checked against ``x0``). The scheduler family is read
+    by capability (:func:`~freeinit_lab.schedules.get_schedule`): for flow matching ``a_T = 1 - sigma_max`` and
+    ``b_T = sigma_max``.
 
     Returns
     -------
@@ -225,9 +288,14 @@ def initialization_gap(
         noisy latent's band SNR at ``T`` (closed form) next to plain inference's pure-noise initial latent
         (``-inf`` dB: it carries no signal).
     """
+    _check_video(x0, "x0")
+    _check_dims(x0, dims, "x0")
+    if channels is None and _latent_channels(scheduler) is not None:
+        _check_channels(x0, _latent_channels(scheduler), "x0", f"the pipeline {type(scheduler).__name__}")
     schedule = get_schedule(scheduler)
     train = band_snr(
-        x0, schedule, num_bands, edges=edges, timesteps=[schedule.terminal_timestep], temporal_scale=temporal_scale
+        x0, schedule, num_bands, edges=edges, timesteps=[schedule.terminal_timestep], temporal_scale=temporal_scale,
+        channels=channels,
     ).isel(timestep=0, drop=True)
     infer = xr.full_like(train, -np.inf)
     out = xr.concat([train, infer], dim="source").transpose("band", "source")

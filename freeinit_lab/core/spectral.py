@@ -80,6 +80,41 @@ def _check_video(x: torch.Tensor, name: str = "x") -> None:
         raise ValueError(f"{name} contains NaN or inf values; check the latents (e.g. a diverged sampler or fp16 overflow)")
 
 
+def _check_dims(x: torch.Tensor, dims: Sequence[str] | None, name: str = "x") -> None:
+    """Refuse a tensor whose named dims do not end with (frame, height, width).
+
+    The kernels transform the last three axes; they cannot tell frames from channels by size. When the caller
+    names the axes (``dims=``), a tensor laid out e.g. ``(batch, frame, channel, height, width)`` (CogVideoX,
+    Stable Video Diffusion) is refused with the permutation that fixes it instead of being read as if its
+    frames were channels. ``dims=None`` means "already (..., frame, height, width)", as before.
+    """
+    if dims is None:
+        return
+    if isinstance(dims, str):
+        dims = tuple(dims.replace(",", " ").split())
+    dims = tuple(str(d) for d in dims)
+    if len(dims) != x.dim():
+        raise ValueError(f"dims={dims} names {len(dims)} axes but {name} has shape {tuple(x.shape)}; name every axis")
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"dims={dims} repeats a name; name each axis of {name} once")
+    target = ("frame", "height", "width")
+    missing = [d for d in target if d not in dims]
+    if missing:
+        raise ValueError(
+            f"dims={dims} has no {', '.join(repr(d) for d in missing)} axis; the spectral tools transform the "
+            "(frame, height, width) axes of a video, so name them (a single image: add a frame axis with "
+            "x.unsqueeze(-3))"
+        )
+    if dims[-3:] != target:
+        order = [i for i, d in enumerate(dims) if d not in target] + [dims.index(d) for d in target]
+        wanted = tuple(dims[i] for i in order)
+        raise ValueError(
+            f"{name} is laid out {dims}, but the spectral tools transform the last three axes, which must be "
+            f"(frame, height, width); otherwise frames are read as channels. Permute it first: "
+            f"{name}.permute{tuple(order)} gives {wanted}"
+        )
+
+
 def _check_cutoff(value: float, name: str) -> float:
     try:
         value = float(value)
@@ -186,6 +221,11 @@ def _cached_mask(
         else:  # ideal
             threshold = 2 * d_s if legacy_ideal_threshold else d_s**2
             mask = (d2 <= threshold + 1e-12).to(work)
+    if not _is_symmetric(mask):
+        # Vectorised pow/exp kernels may round the same input differently at different memory positions (SIMD
+        # body vs scalar tail), leaving H(k) and H(-k) one ulp apart; averaging with the mirror image makes the
+        # mask exactly symmetric again (it changes nothing where it already was).
+        mask = 0.5 * (mask + _mirror(mask))
     mask = mask.to(device=device, dtype=dtype)
     mask.requires_grad_(False)
     return mask
@@ -234,9 +274,11 @@ def lowpass_filter(
     Returns
     -------
     torch.Tensor
-        Mask with values in [0, 1], exactly symmetric under ``f -> -f``, as a read-only expanded view of shape
-        ``shape``. Masks are cached per (shape[-3:], parameters, device, dtype); do not modify them in place
-        (``.clone()`` first).
+        Mask with values in [0, 1], exactly symmetric under ``f -> -f``, broadcast (``expand``-ed) to ``shape``.
+        Masks are built once per (shape[-3:], parameters, device, dtype) and cached; every call returns a fresh
+        copy of the cached (frame, height, width) mask, so editing the result in place never changes a later
+        call (or a later FreeInit run on the same grid). To edit every element of an expanded result, take
+        ``mask.contiguous()`` first.
 
     Examples
     --------
@@ -264,7 +306,8 @@ def lowpass_filter(
     mask = _cached_mask(
         shape[-3:], method, d_s, d_t, order, bool(legacy_ideal_threshold) and method == "ideal", str(device), dtype
     )
-    return mask.expand(shape)
+    # a copy: the cached mask is shared by every later call on this grid, so it must never leave this module
+    return mask.clone().expand(shape)
 
 
 def _core_mask(lowpass: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -285,14 +328,19 @@ def _core_mask(lowpass: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return lowpass
 
 
-def _is_symmetric(mask: torch.Tensor) -> bool:
-    """Whether ``mask(f) == mask(-f)`` exactly on the last three (FFT-order) axes."""
+def _mirror(mask: torch.Tensor) -> torch.Tensor:
+    """``mask(-f)`` on the last three (FFT-order) axes."""
     mirrored = mask
     for dim in _FFT_DIMS:
         n = mask.shape[dim]
         index = (-torch.arange(n, device=mask.device)) % n
         mirrored = mirrored.index_select(dim, index)
-    return bool(torch.equal(mirrored, mask))
+    return mirrored
+
+
+def _is_symmetric(mask: torch.Tensor) -> bool:
+    """Whether ``mask(f) == mask(-f)`` exactly on the last three (FFT-order) axes."""
+    return bool(torch.equal(_mirror(mask), mask))
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -311,7 +359,7 @@ def _filter(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.fft.ifftn(spectrum * mask, dim=_FFT_DIMS).real
 
 
-def apply_lowpass(x: torch.Tensor, lowpass: torch.Tensor) -> torch.Tensor:
+def apply_lowpass(x: torch.Tensor, lowpass: torch.Tensor, *, dims: Sequence[str] | None = None) -> torch.Tensor:
     """Low-pass ``x`` with a mask in FFT order: ``real(IFFT3D(FFT3D(x) * H))``.
 
     Parameters
@@ -321,6 +369,9 @@ def apply_lowpass(x: torch.Tensor, lowpass: torch.Tensor) -> torch.Tensor:
     lowpass
         Mask ``H`` from :func:`lowpass_filter` (or any real mask in FFT order broadcastable to ``x``). The high
         pass of ``x`` is ``x - apply_lowpass(x, H)``.
+    dims
+        Optional names of ``x``'s axes, e.g. ``("batch", "channel", "frame", "height", "width")``; a tensor whose
+        last three are not (frame, height, width) is refused with the permutation that fixes it.
 
     Returns
     -------
@@ -328,16 +379,18 @@ def apply_lowpass(x: torch.Tensor, lowpass: torch.Tensor) -> torch.Tensor:
         Same shape and dtype as ``x``; computed in float32 (float64 for float64 input).
     """
     _check_video(x, "x")
+    _check_dims(x, dims, "x")
     mask = _core_mask(lowpass, x.shape)
     work = _work_dtype(x.dtype)
     out = _filter(x.to(work), mask.to(device=x.device, dtype=work))
     return out.to(x.dtype)
 
 
-def _check_mix_inputs(diffused: torch.Tensor, noise: torch.Tensor) -> None:
+def _check_mix_inputs(diffused: torch.Tensor, noise: torch.Tensor, dims: Sequence[str] | None = None) -> None:
     """Both inputs of a frequency mix are videos of one shape; the error says how to draw matching noise."""
     _check_video(diffused, "diffused")
     _check_video(noise, "noise")
+    _check_dims(diffused, dims, "diffused")
     if diffused.shape != noise.shape:
         raise ValueError(
             f"diffused {tuple(diffused.shape)} and noise {tuple(noise.shape)} must have the same shape; draw the "
@@ -345,7 +398,9 @@ def _check_mix_inputs(diffused: torch.Tensor, noise: torch.Tensor) -> None:
         )
 
 
-def reinit_noise(diffused: torch.Tensor, noise: torch.Tensor, lowpass: torch.Tensor) -> torch.Tensor:
+def reinit_noise(
+    diffused: torch.Tensor, noise: torch.Tensor, lowpass: torch.Tensor, *, dims: Sequence[str] | None = None
+) -> torch.Tensor:
     """FreeInit's noise reinitialisation: low frequencies of ``diffused``, high frequencies of ``noise``.
 
     .. math::  z'_T = \\mathrm{IFFT3D}(\\mathrm{FFT3D}(z_T) H + \\mathrm{FFT3D}(\\eta)(1 - H))
@@ -364,14 +419,28 @@ def reinit_noise(diffused: torch.Tensor, noise: torch.Tensor, lowpass: torch.Ten
         ``eta``: fresh Gaussian noise of the same shape.
     lowpass
         Mask ``H`` in FFT order from :func:`lowpass_filter`.
+    dims
+        Optional names of the inputs' axes, e.g. ``("batch", "channel", "frame", "height", "width")``. The mix
+        transforms the last three axes and cannot tell frames from channels by size: name the axes and a
+        ``(batch, frame, channel, height, width)`` latent (CogVideoX, SVD) is refused with the permutation to
+        apply instead of being mixed along the wrong axes.
 
     Returns
     -------
     torch.Tensor
         The reinitialised latent, computed in float32 (float64 for float64 input) and returned in the dtype of
         ``diffused``.
+
+    Examples
+    --------
+    >>> z = torch.randn(1, 8, 4, 16, 16)  # CogVideoX order: (batch, frame, channel, height, width)
+    >>> reinit_noise(z, torch.randn_like(z), lowpass_filter(z.shape),
+    ...              dims=("batch", "frame", "channel", "height", "width"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: diffused is laid out ('batch', 'frame', 'channel', 'height', 'width'), ... diffused.permute(0, 2, 1, 3, 4) ...
     """
-    _check_mix_inputs(diffused, noise)
+    _check_mix_inputs(diffused, noise, dims)
     mask = _core_mask(lowpass, diffused.shape)
     work = _work_dtype(diffused.dtype)
     z = diffused.to(work)
@@ -381,7 +450,7 @@ def reinit_noise(diffused: torch.Tensor, noise: torch.Tensor, lowpass: torch.Ten
 
 
 def variance_preserving_weights(lowpass: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-frequency weights of the variance-preserving frequency mix: ``w_low² + w_high² = 1`` in every bin.
+    r"""Per-frequency weights of the variance-preserving frequency mix: ``w_low² + w_high² = 1`` in every bin.
 
     FreeInit mixes with ``H`` and ``1 - H``; for a soft mask a bin of two independent unit-variance inputs then
     has variance ``H² + (1 - H)² < 1`` (0.5 where ``H = 0.5``) — the "variance decay" FreqPrior (arXiv 2502.03496)
@@ -424,18 +493,18 @@ def variance_preserving_weights(lowpass: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 def reinit_noise_variance_preserving(
-    diffused: torch.Tensor, noise: torch.Tensor, lowpass: torch.Tensor
+    diffused: torch.Tensor, noise: torch.Tensor, lowpass: torch.Tensor, *, dims: Sequence[str] | None = None
 ) -> torch.Tensor:
-    """Variance-preserving noise reinitialisation: FreeInit's mix with weights whose squares sum to one.
+    r"""Variance-preserving noise reinitialisation: FreeInit's mix with weights whose squares sum to one.
 
     .. math::  z'_T = \mathrm{IFFT3D}(\mathrm{FFT3D}(z_T)\, w_\mathrm{low} + \mathrm{FFT3D}(\eta)\, w_\mathrm{high})
 
     with ``w_low, w_high`` from :func:`variance_preserving_weights`. If ``z_T`` and ``eta`` are independent and
     have per-bin variances ``P(k)`` and 1, the result has per-bin variance ``w_low² P(k) + w_high²`` — exactly 1
     wherever ``P(k) = 1`` (FreeInit's :func:`reinit_noise` gives ``H² P(k) + (1 - H)²``). Same inputs, shapes and
-    dtypes as :func:`reinit_noise`; equal to it for binary masks.
+    dtypes as :func:`reinit_noise` (``dims`` included); equal to it for binary masks.
     """
-    _check_mix_inputs(diffused, noise)
+    _check_mix_inputs(diffused, noise, dims)
     mask = _core_mask(lowpass, diffused.shape)
     work = _work_dtype(diffused.dtype)
     w_low, w_high = variance_preserving_weights(mask.to(device=diffused.device, dtype=work))
@@ -461,7 +530,8 @@ def default_band_edges(shape: Sequence[int], num_bands: int = 6, temporal_scale:
     Returns
     -------
     numpy.ndarray
-        ``num_bands + 1`` increasing edges, first 0, last the largest radius on the grid.
+        ``num_bands + 1`` increasing edges, first 0, last the largest radius on the grid (1 for a grid of a single
+        bin, whose largest radius is 0).
     """
     shape3 = _video_shape(shape)[-3:]
     num_bands = int(num_bands)
@@ -473,32 +543,66 @@ def default_band_edges(shape: Sequence[int], num_bands: int = 6, temporal_scale:
     if num_bands == 1 or nonzero.numel() == 0:
         if num_bands != 1:
             raise ValueError(f"a {shape3} grid has a single frequency bin; use num_bands=1")
-        return np.array([0.0, r_max])
+        return np.array([0.0, r_max if r_max > 0 else 1.0])  # a 1x1x1 grid: one band [0, 1] around its DC bin
     r_1 = float(nonzero.min())
-    if num_bands == 2 or r_1 >= r_max:
-        return np.array([0.0, r_1, r_max])[: num_bands + 1]
+    if r_1 >= r_max:  # one non-zero radius (e.g. a 1x1x2 grid): the DC bin and that ring
+        if num_bands != 2:
+            raise ValueError(
+                f"a {shape3} grid has only two distinct radii (0 and {r_max:g}), so at most 2 non-empty bands; use "
+                "num_bands=1 or 2"
+            )
+        return np.array([0.0, r_1 / 2, r_max])
+    if num_bands == 2:
+        return np.array([0.0, r_1, r_max])
     return np.concatenate([[0.0], np.geomspace(r_1, r_max, num_bands)])
+
+
+def _grid_max_radius(shape3: tuple[int, ...], temporal_scale: float) -> float:
+    return float(frequency_radius(shape3, d_s=temporal_scale, d_t=1.0).max())
+
+
+def _check_edges(shape3: tuple[int, ...], edges, temporal_scale: float) -> np.ndarray:
+    """Validate band edges against a grid: 1-D, strictly increasing, from 0 to at least the largest radius.
+
+    Edges that stop short of the grid's largest radius would leave the bins beyond the last edge in no band (or,
+    bucketed, silently in the last one, whose ``band_hi`` would then be wrong), so they are refused.
+    """
+    try:
+        edges = np.asarray(edges, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"band edges must be a 1-D sequence of radii (floats); got {edges!r}") from exc
+    if edges.ndim != 1 or edges.size < 2:
+        raise ValueError(f"band edges must be a 1-D sequence of at least two radii; got {edges!r}")
+    if not np.all(np.isfinite(edges)):
+        raise ValueError(f"band edges must be finite; got {edges.tolist()}")
+    if not np.all(np.diff(edges) > 0):
+        raise ValueError(f"band edges must be strictly increasing; got {edges.tolist()}")
+    r_max = _grid_max_radius(tuple(shape3), temporal_scale)
+    if edges[0] != 0:
+        raise ValueError(
+            f"band edges must start at 0 so that the bands partition the spectrum; got {edges.tolist()}. Prepend 0."
+        )
+    if edges[-1] < r_max - 1e-9:
+        raise ValueError(
+            f"band edges {edges.tolist()} stop short of the largest radius of the {tuple(shape3)} grid, "
+            f"{r_max!r} (temporal_scale={temporal_scale:g}): the bins beyond {edges[-1]:g} would belong to no band. "
+            f"End the edges at or above {r_max!r} (e.g. append it), or use "
+            f"default_band_edges({tuple(shape3)}, num_bands) for this grid"
+        )
+    return edges
 
 
 def _resolve_edges(shape3: tuple[int, ...], edges, num_bands: int, temporal_scale: float) -> np.ndarray:
     if edges is None:
         return default_band_edges(shape3, num_bands, temporal_scale)
-    edges = np.asarray(edges, dtype=np.float64)
-    r_max = float(frequency_radius(shape3, d_s=temporal_scale, d_t=1.0).max())
-    if edges.ndim != 1 or edges.size < 2:
-        raise ValueError(f"edges must be a 1-D sequence of at least two radii; got {edges!r}")
-    if not np.all(np.diff(edges) > 0):
-        raise ValueError(f"band edges must be strictly increasing; got {edges.tolist()}")
-    if edges[0] != 0 or edges[-1] < r_max - 1e-9:
-        raise ValueError(
-            f"band edges must start at 0 and end at or above the largest radius of the grid ({r_max:.4f}) so that "
-            f"the bands partition the spectrum; got {edges.tolist()}"
-        )
-    return edges
+    return _check_edges(shape3, edges, temporal_scale)
 
 
 @functools.lru_cache(maxsize=64)
 def _band_index_cached(shape3: tuple[int, int, int], edges: tuple[float, ...], temporal_scale: float) -> torch.Tensor:
+    # validated here too, not only in the public functions: lean callers (the probe's per-step band power) reach
+    # the cached index directly, and an unchecked last edge would silently put every higher bin in the last band
+    _check_edges(shape3, edges, temporal_scale)
     radius = frequency_radius(shape3, d_s=temporal_scale, d_t=1.0)
     inner = torch.tensor(edges[1:-1], dtype=torch.float64)
     # band k holds edges[k] < r <= edges[k + 1]; band 0 also holds r = 0. A tolerance absorbs rounding of radii
@@ -573,7 +677,7 @@ def band_counts(shape: Sequence[int], edges=None, num_bands: int = 6, temporal_s
 
 
 def band_power(
-    x: torch.Tensor, edges=None, num_bands: int = 6, temporal_scale: float = 1.0
+    x: torch.Tensor, edges=None, num_bands: int = 6, temporal_scale: float = 1.0, *, dims: Sequence[str] | None = None
 ) -> torch.Tensor:
     """Mean power per FFT bin of each radial band, with an ortho-normalised 3D FFT.
 
@@ -587,6 +691,8 @@ def band_power(
         Real tensor ``(..., frame, height, width)``.
     edges, num_bands, temporal_scale
         Band definition, see :func:`band_masks`.
+    dims
+        Optional names of ``x``'s axes; refused unless the last three are (frame, height, width).
 
     Returns
     -------
@@ -594,6 +700,7 @@ def band_power(
         float64, shape ``(..., K)``: the leading dims of ``x`` are kept.
     """
     _check_video(x, "x")
+    _check_dims(x, dims, "x")
     shape3 = tuple(x.shape[-3:])
     edges = _resolve_edges(shape3, edges, num_bands, temporal_scale)
     proj = _band_projection(shape3, tuple(float(e) for e in edges), float(temporal_scale)).to(x.device)

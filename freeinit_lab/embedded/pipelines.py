@@ -21,6 +21,7 @@ sampler by default (:func:`default_scheduler`).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -119,6 +120,11 @@ class ChannelNormalizer(ModelMixin, ConfigMixin):
         """Model space → display video, ``z · scale + shift`` (not clipped)."""
         self._check(z)
         return z * self.scale_c.to(z) + self.shift_c.to(z)
+
+
+def _step_parameters(scheduler) -> set[str]:
+    """Parameter names of the scheduler class's own ``step`` (seen through any instance-level wrapper)."""
+    return set(inspect.signature(type(scheduler).step).parameters)
 
 
 @dataclass
@@ -315,10 +321,14 @@ class TinyVideoPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
         self._num_timesteps = len(timesteps)
+        # diffusers' own check: the step's signature (``inspect.signature`` follows ``functools.wraps`` wrappers,
+        # so a probe or a user wrapping ``scheduler.step`` does not hide ``eta``/``generator``)
+        step_params = inspect.signature(self.scheduler.step).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in step_params.values())
         step_kwargs = {}
-        if "eta" in self.scheduler.step.__code__.co_varnames:
+        if "eta" in step_params or (takes_any and "eta" in _step_parameters(self.scheduler)):
             step_kwargs["eta"] = eta
-        if "generator" in self.scheduler.step.__code__.co_varnames:
+        if "generator" in step_params or (takes_any and "generator" in _step_parameters(self.scheduler)):
             step_kwargs["generator"] = generator
 
         with self.progress_bar(total=len(timesteps)) as bar:

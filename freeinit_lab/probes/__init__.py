@@ -14,5 +14,8 @@ __getattr__, __dir__, __all__ = attach(
         "mark_iteration": "probe",
         "load_record": "io",
         "save_record": "io",
+        "mark_complete": "io",
+        "DamagedRecordError": "io",
+        "IncompleteRecordWarning": "io",
     },
 )

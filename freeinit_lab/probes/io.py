@@ -1,8 +1,25 @@
-"""Save and load probe records (``xarray.Dataset``) to NetCDF or zarr, bit-identically.
+"""Save and load probe records (``xarray.Dataset``) to NetCDF or zarr, bit-identically and checked.
 
 NetCDF has no half-precision type, so float16 variables (``LatentProbe(dtype=torch.float16)``) are written as
 their raw 16-bit patterns (``uint16``) with the attribute ``freeinit_lab_dtype = "float16"`` and viewed back as
 float16 on load: every bit, NaN padding included, survives. zarr stores float16 natively.
+
+Integrity
+---------
+- **Checksums.** Every numeric NetCDF variable with at least one dim is written with HDF5's ``fletcher32``
+  checksum, and every zarr array with zarr 3's ``crc32c`` codec, so damaged bytes raise
+  :class:`DamagedRecordError` naming the file instead of loading as wrong values. (Scalar and string NetCDF
+  variables are stored without a checksum: HDF5 only checksums chunked storage.)
+- **Nothing missing.** zarr records list their variables in an attribute and store every chunk (also chunks that
+  hold only the fill value), so a deleted array or chunk is reported, not read back as NaN.
+- **Completeness.** ``num_steps_stored`` (the number of ``(iteration, step)`` entries with a timestep) is written
+  with every record that has a ``step`` dim and checked on load; ``complete`` (1 or 0) says whether the capture
+  finished: set it with :func:`mark_complete`. :func:`load_record` warns (:class:`IncompleteRecordWarning`) on a
+  record marked incomplete.
+- **Overwriting.** ``overwrite=True`` only replaces a record this library wrote (it carries the attribute
+  ``freeinit_lab_record``; a store streamed by ``LatentProbe(store=...)`` is recognised by its run metadata);
+  anything else at the path is refused. The new record is written beside the old one and swapped in only once it
+  is complete, so a failed save never destroys the previous record.
 
 >>> save_record(ds, "run.nc"); ds2 = load_record("run.nc")  # doctest: +SKIP
 >>> save_record(ds, "run.zarr"); ds3 = load_record("run.zarr")  # doctest: +SKIP
@@ -10,16 +27,46 @@ float16 on load: every bit, NaN padding included, survives. zarr stores float16 
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Literal
+import shutil
+import uuid
+import warnings
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["save_record", "load_record"]
+__all__ = [
+    "save_record",
+    "load_record",
+    "mark_complete",
+    "DamagedRecordError",
+    "IncompleteRecordWarning",
+    "RECORD_MARKER",
+]
 
 _DTYPE_ATTR = "freeinit_lab_dtype"
+#: Root attribute that marks a record written by :func:`save_record` (value: the io layout version).
+RECORD_MARKER = "freeinit_lab_record"
+_IO_VERSION = 1
+_VARIABLES_ATTR = "freeinit_lab_variables"
+_DATAARRAY_ATTR = "freeinit_lab_dataarray"
+_UNNAMED = "__unnamed__"
+_INTERNAL_ATTRS = (RECORD_MARKER, _VARIABLES_ATTR, _DATAARRAY_ATTR)
+COMPLETE_ATTR = "complete"
+STEPS_ATTR = "num_steps_stored"
+#: Attributes that a store streamed by LatentProbe(store=...) always carries once its first step is written.
+_STREAMED_ATTRS = ("record_version", "capture", "mode")
 Format = Literal["netcdf", "zarr"]
+
+
+class DamagedRecordError(OSError):
+    """A record's bytes fail their checksum, or parts of it are missing or truncated."""
+
+
+class IncompleteRecordWarning(UserWarning):
+    """A record marked ``complete = 0``: the capture stopped before it finished."""
 
 
 def _format_of(path: str, format: Format | None) -> Format:
@@ -38,32 +85,229 @@ def _format_of(path: str, format: Format | None) -> Format:
     )
 
 
-def save_record(ds: xr.Dataset, path: str | os.PathLike, *, format: Format | None = None, overwrite: bool = False) -> None:
+# ----------------------------------------------------------------------------------------------------------------
+# completeness
+# ----------------------------------------------------------------------------------------------------------------
+def _count_steps(ds: xr.Dataset) -> int | None:
+    """``(iteration, step)`` entries holding a step: finite timesteps, or every cell without a timestep."""
+    if "step" not in ds.dims:
+        return None
+    if "timestep" in ds.variables:
+        return int(np.isfinite(np.asarray(ds["timestep"].values, dtype=np.float64)).sum())
+    return int(ds.sizes["step"] * ds.sizes.get("iteration", 1))
+
+
+def mark_complete(
+    record: xr.Dataset | str | os.PathLike, *, complete: bool = True, steps: int | None = None
+) -> xr.Dataset | None:
+    """Mark a record as finished (``complete = 1``) or stopped early (``complete = 0``), with its step count.
+
+    For a capture to call when it ends: ``complete=True`` only when every planned step was recorded.
+
+    Parameters
+    ----------
+    record
+        A dataset (a marked copy is returned) or the path of a zarr store, e.g. one streamed by
+        ``LatentProbe(store=...)`` (its attributes are updated in place; returns None).
+    complete
+        Whether the capture finished.
+    steps
+        ``num_steps_stored``; default: counted from the data (``(iteration, step)`` entries with a finite
+        ``timestep``).
+
+    Returns
+    -------
+    xarray.Dataset or None
+
+    Examples
+    --------
+    >>> ds = xr.Dataset(coords={"timestep": (("iteration", "step"), [[999.0, 500.0, np.nan]])})
+    >>> mark_complete(ds, complete=False).attrs
+    {'complete': 0, 'num_steps_stored': 2}
+    """
+    if isinstance(record, (xr.Dataset, xr.DataArray)):
+        counted = steps if steps is not None else _count_steps(record if isinstance(record, xr.Dataset)
+                                                                 else record.to_dataset(name="x"))
+        attrs = {COMPLETE_ATTR: int(bool(complete))}
+        if counted is not None:
+            attrs[STEPS_ATTR] = int(counted)
+        return record.assign_attrs(attrs)
+    path = os.fspath(record)
+    if _format_of(path, None) != "zarr":
+        raise ValueError(
+            f"mark_complete updates zarr stores in place; for {path!r} load it, mark the dataset and save it again: "
+            "save_record(mark_complete(load_record(path)), path, overwrite=True)"
+        )
+    import zarr
+
+    group = zarr.open_group(path, mode="r+")
+    if steps is None:
+        timestep = group["timestep"][...] if "timestep" in group else None
+        steps = None if timestep is None else int(np.isfinite(np.asarray(timestep, dtype=np.float64)).sum())
+    attrs = {COMPLETE_ATTR: int(bool(complete))}
+    if steps is not None:
+        attrs[STEPS_ATTR] = int(steps)
+    group.attrs.update(attrs)
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# save
+# ----------------------------------------------------------------------------------------------------------------
+def _as_dataset(obj: Any) -> xr.Dataset:
+    if isinstance(obj, xr.Dataset):
+        return obj
+    if isinstance(obj, xr.DataArray):
+        name = obj.name if obj.name is not None else _UNNAMED
+        if name in obj.coords:
+            raise ValueError(f"the DataArray's name {name!r} is also one of its coords; rename it (da.rename('x'))")
+        ds = obj.to_dataset(name=name)
+        return ds.assign_attrs({**obj.attrs, _DATAARRAY_ATTR: str(name)})
+    raise TypeError(
+        f"save_record takes an xarray.Dataset (e.g. LatentProbe.to_xarray()) or an xarray.DataArray; got "
+        f"{type(obj).__name__}. For a dict of arrays build xr.Dataset(...) first; for a tensor, wrap it in an "
+        "xarray.DataArray with named dims."
+    )
+
+
+def _check_folder(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(folder):
+        raise FileNotFoundError(
+            f"cannot save {path!r}: the folder {folder!r} does not exist; create it first "
+            f"(os.makedirs({folder!r}, exist_ok=True)) or choose another path"
+        )
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(f"cannot save {path!r}: {folder!r} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot save {path!r}: the folder {folder!r} is not writable by this user")
+
+
+def _zarr_root_attrs(path: str) -> dict | None:
+    meta = os.path.join(path, "zarr.json")
+    try:
+        with open(meta, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return doc.get("attributes", {}) if isinstance(doc, dict) and doc.get("node_type") == "group" else None
+
+
+def _netcdf_root_attrs(path: str) -> dict | None:
+    try:
+        import netCDF4
+
+        with netCDF4.Dataset(path, "r") as f:
+            return {k: f.getncattr(k) for k in f.ncattrs()}
+    except Exception:  # noqa: BLE001 - unreadable or not NetCDF: not one of ours
+        return None
+
+
+def _is_our_record(attrs: dict | None) -> bool:
+    if not attrs:
+        return False
+    return RECORD_MARKER in attrs or all(k in attrs for k in _STREAMED_ATTRS)
+
+
+def _check_replaceable(path: str, fmt: Format) -> None:
+    """Refuse to replace anything but a record this library wrote."""
+    if fmt == "zarr":
+        ours = os.path.isdir(path) and _is_our_record(_zarr_root_attrs(path))
+        what = "a folder that is not a freeinit_lab zarr record"
+    else:
+        ours = os.path.isfile(path) and _is_our_record(_netcdf_root_attrs(path))
+        what = "a file that is not a readable freeinit_lab NetCDF record"
+    if not ours:
+        raise FileExistsError(
+            f"refusing to overwrite {path!r}: it is {what} (no {RECORD_MARKER!r} attribute), and overwrite=True only "
+            "ever replaces a record save_record or LatentProbe(store=...) wrote. Choose another path, or delete it "
+            "yourself if you mean to"
+        )
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def save_record(
+    ds: xr.Dataset | xr.DataArray, path: str | os.PathLike, *, format: Format | None = None, overwrite: bool = False
+) -> None:
     """Write a record to NetCDF (``.nc``) or zarr (``.zarr``) so that :func:`load_record` gives it back exactly.
 
     Parameters
     ----------
     ds
-        A record from :meth:`freeinit_lab.LatentProbe.to_xarray` (or any dataset with plain-valued attrs).
+        A record from :meth:`freeinit_lab.LatentProbe.to_xarray` (or any dataset with plain-valued attrs), or a
+        DataArray (:func:`load_record` gives back a DataArray of the same name).
     path
-        Target file (NetCDF) or directory (zarr).
+        Target file (NetCDF) or directory (zarr). Its folder must exist.
     format
         ``"netcdf"`` or ``"zarr"``; inferred from the suffix when omitted.
     overwrite
-        Replace an existing file or store; without it an existing path raises ``FileExistsError``.
+        Replace an existing record; without it an existing path raises ``FileExistsError``. Only a record this
+        library wrote is ever replaced (see the module docstring); the old one is kept until the new one is
+        fully written.
+
+    Notes
+    -----
+    Writes checksums (NetCDF ``fletcher32``, zarr ``crc32c``), the bookkeeping attributes ``freeinit_lab_record``
+    and ``freeinit_lab_variables`` (removed again by :func:`load_record`) and, for records with a ``step`` dim,
+    ``num_steps_stored``.
     """
+    ds = _as_dataset(ds)
     path = os.fspath(path)
     fmt = _format_of(path, format)
-    if os.path.exists(path) and not overwrite:
+    _check_folder(path)
+    exists = os.path.lexists(path)
+    if exists and not overwrite:
         raise FileExistsError(f"{path!r} exists; pass overwrite=True to replace it")
+    if exists:
+        _check_replaceable(path, fmt)
     ds = ds.copy(deep=False)
     for name in ds.variables:
         ds[name].encoding = {}
-    if fmt == "zarr":
-        ds.to_zarr(path, mode="w", consolidated=False, zarr_format=3)
-        return
-    encoding = {}
-    for name, var in ds.variables.items():
+    steps = _count_steps(ds)
+    attrs = {k: v for k, v in ds.attrs.items() if k not in (RECORD_MARKER, _VARIABLES_ATTR)}
+    if steps is not None:
+        attrs[STEPS_ATTR] = steps
+    attrs[RECORD_MARKER] = _IO_VERSION
+    attrs[_VARIABLES_ATTR] = " ".join(str(n) for n in ds.variables)
+    ds.attrs = attrs
+    folder, base = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{base}.writing-{uuid.uuid4().hex[:8]}")
+    try:
+        if fmt == "zarr":
+            _write_zarr(ds, tmp)
+        else:
+            _write_netcdf(ds, tmp)
+        if exists:
+            old = os.path.join(folder, f".{base}.replaced-{uuid.uuid4().hex[:8]}")
+            os.rename(path, old)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)
+                raise
+            _remove(old)
+        else:
+            os.rename(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _write_zarr(ds: xr.Dataset, path: str) -> None:
+    from zarr.codecs import Crc32cCodec
+
+    encoding = {name: {"compressors": [Crc32cCodec()]} for name in ds.variables}
+    ds.to_zarr(path, mode="w-", consolidated=False, zarr_format=3, encoding=encoding, write_empty_chunks=True)
+
+
+def _write_netcdf(ds: xr.Dataset, path: str) -> None:
+    encoding: dict[str, dict] = {}
+    for name, var in list(ds.variables.items()):
         if var.dtype == np.float16:
             view = xr.Variable(var.dims, np.asarray(var.values).view(np.uint16), {**var.attrs, _DTYPE_ATTR: "float16"})
             if name in ds.coords:
@@ -71,10 +315,58 @@ def save_record(ds: xr.Dataset, path: str | os.PathLike, *, format: Format | Non
             else:
                 ds[name] = view
             encoding[name] = {"_FillValue": None}
-    ds.to_netcdf(path, engine="netcdf4", encoding=encoding)
+    for name, var in ds.variables.items():
+        if var.ndim > 0 and var.dtype.kind in "fiub" and var.size > 0:
+            encoding.setdefault(name, {})["fletcher32"] = True
+    ds.to_netcdf(path, engine="netcdf4", encoding=encoding, format="NETCDF4")
 
 
-def load_record(path: str | os.PathLike, *, format: Format | None = None, lazy: bool = False) -> xr.Dataset:
+# ----------------------------------------------------------------------------------------------------------------
+# load
+# ----------------------------------------------------------------------------------------------------------------
+def _damaged(path: str, detail: str, exc: BaseException | None = None) -> DamagedRecordError:
+    cause = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+    return DamagedRecordError(
+        f"record {path!r} is damaged: {detail}{cause}. Its values cannot be trusted; restore it from a copy or "
+        "record it again"
+    )
+
+
+def _check_zarr_structure(path: str, ds: xr.Dataset, ours: bool, streamed: bool) -> None:
+    """Every listed variable present; every chunk of a saved record stored; streamed steps have their chunks."""
+    import zarr
+
+    group = zarr.open_group(path, mode="r")
+    if ours:
+        listed = str(ds.attrs.get(_VARIABLES_ATTR, "")).split()
+        missing = [n for n in listed if n not in ds.variables]
+        if missing:
+            raise _damaged(path, f"variables {missing} are missing from the store")
+        for name, arr in group.arrays():
+            if arr.nchunks_initialized < arr.nchunks:
+                raise _damaged(
+                    path, f"{arr.nchunks - arr.nchunks_initialized} of the {arr.nchunks} chunks of {name!r} are missing"
+                )
+    elif streamed and "timestep" in group:
+        from freeinit_lab.probes.probe import CAPTURE_SITES
+
+        expected = int(np.isfinite(np.asarray(group["timestep"][...], dtype=np.float64)).sum())
+        for name in CAPTURE_SITES:
+            if name in group and group[name].nchunks_initialized < expected:
+                gap = expected - group[name].nchunks_initialized
+                warnings.warn(
+                    f"record {path!r}: {gap} recorded step(s) of {name!r} have no stored chunk and read as NaN: "
+                    "deleted from the store, or the step was entirely NaN (a diverged sampler). Stores streamed "
+                    "by the probe carry no checksums; save_record(load_record(path), 'copy.zarr') writes one that "
+                    "does",
+                    IncompleteRecordWarning,
+                    stacklevel=3,
+                )
+
+
+def load_record(
+    path: str | os.PathLike, *, format: Format | None = None, lazy: bool = False
+) -> xr.Dataset | xr.DataArray:
     """Read a record written by :func:`save_record` (or streamed by ``LatentProbe(store=...)``).
 
     Parameters
@@ -85,27 +377,81 @@ def load_record(path: str | os.PathLike, *, format: Format | None = None, lazy: 
         ``"netcdf"`` or ``"zarr"``; inferred from the suffix when omitted.
     lazy
         Keep the data on disk until used (zarr and NetCDF both index lazily); default loads it into memory.
+        With ``lazy=True`` the checksums are verified when the data is read (the storage library raises then).
 
     Returns
     -------
     xarray.Dataset
+        The record (a DataArray if a DataArray was saved). A streamed store with ``every > 1`` holds only the kept
+        steps, as :meth:`LatentProbe.to_xarray` does.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing at ``path``.
+    DamagedRecordError
+        A checksum fails, the file is truncated, or an array or chunk is missing; the message names the file.
+
+    Warns
+    -----
+    IncompleteRecordWarning
+        The record is marked ``complete = 0`` (the capture stopped early; ``num_steps_stored`` says how far it got).
     """
     path = os.fspath(path)
+    if not os.path.lexists(path):
+        raise FileNotFoundError(f"no record at {path!r}")
     fmt = _format_of(path, format)
+    try:
+        ds = _read(path, fmt, lazy)
+    except (DamagedRecordError, FileNotFoundError, PermissionError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - HDF/zarr/JSON errors of a damaged store all mean the same
+        raise _damaged(path, "it cannot be read (a checksum failed, or the file is truncated or not a record)", exc) \
+            from exc
+    stored = ds.attrs.get(STEPS_ATTR)
+    if stored is not None and not lazy:
+        counted = _count_steps(ds)
+        if counted is not None and counted != int(stored):
+            raise _damaged(path, f"it holds {counted} steps but was written with {int(stored)}")
+    if ds.attrs.get(COMPLETE_ATTR) is not None and not int(ds.attrs[COMPLETE_ATTR]):
+        warnings.warn(
+            f"record {path!r} is incomplete: the capture stopped before it finished (complete = 0, "
+            f"{ds.attrs.get(STEPS_ATTR, 'unknown')} steps stored); missing steps are NaN",
+            IncompleteRecordWarning,
+            stacklevel=2,
+        )
+    name = ds.attrs.get(_DATAARRAY_ATTR)
+    ds.attrs = {k: v for k, v in ds.attrs.items() if k not in _INTERNAL_ATTRS}
+    if name is not None:
+        da = ds[name]
+        da.attrs = dict(ds.attrs)
+        return da.rename(None) if name == _UNNAMED else da
+    return ds
+
+
+def _read(path: str, fmt: Format, lazy: bool) -> xr.Dataset:
     if fmt == "zarr":
         ds = xr.open_zarr(path, consolidated=False, chunks=None)
-        if "timestep" in ds.variables and "timestep" not in ds.coords:  # a streamed store: mark its coords
+        ours = RECORD_MARKER in ds.attrs
+        # a store streamed by LatentProbe(store=...): laid out by step index, with NaN rows for skipped steps
+        streamed = not ours and "timestep" in ds.variables and ds["timestep"].dims == ("iteration", "step")
+        _check_zarr_structure(path, ds, ours, streamed)
+        if streamed:  # mark its coords, keep only the steps it recorded
             from freeinit_lab.probes.probe import CAPTURE_SITES
 
-            ds = ds.set_coords([n for n in ds.data_vars if n not in CAPTURE_SITES])
-    else:
-        ds = xr.open_dataset(path, engine="netcdf4")
-        if not lazy:
-            with ds:
-                ds = ds.load()
-        for name, var in ds.variables.items():
-            if var.attrs.get(_DTYPE_ATTR) == "float16":
-                attrs = {k: v for k, v in var.attrs.items() if k != _DTYPE_ATTR}
-                fixed = xr.Variable(var.dims, np.asarray(var.values).view(np.float16), attrs)
-                ds = ds.assign_coords({name: fixed}) if name in ds.coords else ds.assign({name: fixed})
+            if "timestep" not in ds.coords:  # its metadata was not written yet (a capture still running)
+                ds = ds.set_coords([n for n in ds.data_vars if n not in CAPTURE_SITES])
+            if "step" in ds.dims and ds.sizes["step"]:
+                kept = np.flatnonzero(np.isfinite(np.asarray(ds["timestep"].values, dtype=np.float64)).any(axis=0))
+                ds = ds.isel(step=kept)
+        return ds if lazy else ds.load()
+    ds = xr.open_dataset(path, engine="netcdf4")
+    if not lazy:
+        with ds:
+            ds = ds.load()
+    for name, var in ds.variables.items():
+        if var.attrs.get(_DTYPE_ATTR) == "float16":
+            attrs = {k: v for k, v in var.attrs.items() if k != _DTYPE_ATTR}
+            fixed = xr.Variable(var.dims, np.asarray(var.values).view(np.float16), attrs)
+            ds = ds.assign_coords({name: fixed}) if name in ds.coords else ds.assign({name: fixed})
     return ds if lazy else ds.load()

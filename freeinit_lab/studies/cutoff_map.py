@@ -148,7 +148,8 @@ def measure_cutoff_map(
         - ``gain_per_video`` ``(d_s, d_t, video)``, ``freeinit`` ``(d_s, d_t, video)``, ``baseline`` ``(video)``:
           the per-video numbers behind them;
         - coord ``seed`` along ``video``; attrs: the settings, the metric, ``pipeline``, ``model``
-          (:func:`model_fingerprint`), ``scheduler_class``, ``seeds``, ``num_pipeline_videos`` (sampled videos) and
+          (:func:`model_fingerprint`), ``latent_shape`` (``(channel, frame, height, width)`` of one video: the
+          grid the cut-offs act on), ``scheduler_class``, ``seeds``, ``num_pipeline_videos`` (sampled videos) and
           ``seconds``, as plain values NetCDF round-trips (:func:`save_cutoff_map`).
 
     Raises
@@ -281,6 +282,7 @@ def measure_cutoff_map(
         num_videos=num_videos,
         seeds=seeds,
         pipeline=type(pipe).__name__,
+        latent_shape=np.asarray(pipe.sample_shape, dtype=np.int64),
         scheduler_class=type(scheduler).__name__,
         scheduler_config=json.dumps({k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")},
                                     default=str, sort_keys=True),

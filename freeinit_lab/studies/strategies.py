@@ -490,6 +490,15 @@ def evaluate_strategies(
 
     from freeinit_lab.core.spectral import default_band_edges
 
+    strategies = list(strategies)
+    if not strategies:
+        raise ValueError(
+            "strategies is empty: pass at least one InitStrategy, e.g. default_strategies() or "
+            "[InitStrategy('plain'), InitStrategy('FreeInit', num_iters=3)]"
+        )
+    bad = [type(s).__name__ for s in strategies if not isinstance(s, InitStrategy)]
+    if bad:
+        raise TypeError(f"strategies must be InitStrategy objects (see default_strategies()); got {bad}")
     names = [s.name for s in strategies]
     if len(set(names)) != len(names):
         raise ValueError(f"strategy names must be unique, got {names}")
@@ -559,7 +568,7 @@ def _se(x: np.ndarray) -> float:
     return float(np.std(x, ddof=1) / math.sqrt(x.size))
 
 
-def summarize_strategies(ds, baseline: str = "plain"):
+def summarize_strategies(ds, baseline: str | None = "plain"):
     """Table of :func:`evaluate_strategies`: one row per strategy row of ``ds`` plus ``"data"``.
 
     Columns: ``evals``; ``consistency``, ``consistency_se``, ``d_consistency`` (mean − data mean),
@@ -569,6 +578,9 @@ def summarize_strategies(ds, baseline: str = "plain"):
     ``distance_se`` (delta method, strategy and data sampling errors); paired tests against ``baseline``
     (``t_consistency``, ``p_consistency``, ``t_dynamics``, ``p_dynamics``) and Welch tests against the data
     (``p_consistency_data``, ``p_dynamics_data``).
+
+    ``baseline`` must be one of ``ds.row`` (a ``ValueError`` lists them otherwise); ``baseline=None`` leaves the
+    paired-test columns out.
 
     Returns
     -------
@@ -582,8 +594,14 @@ def summarize_strategies(ds, baseline: str = "plain"):
     dc, dd = ds["data_consistency"].values, ds["data_dynamics"].values
     sc, sd = dc.std(ddof=1), dd.std(ddof=1)
     p_data = ds["data_band_power_T"].mean("data_video").values
-    base_c = ds["consistency"].sel(row=baseline).values if baseline in ds.row.values else None
-    base_d = ds["dynamics"].sel(row=baseline).values if baseline in ds.row.values else None
+    rows = ds.row.values.tolist()
+    if baseline is not None and baseline not in rows:
+        raise ValueError(
+            f"baseline={baseline!r} is not a row of the results; choose one of {rows} (the paired tests compare "
+            "every row with it), or pass baseline=None to leave the paired tests out"
+        )
+    base_c = ds["consistency"].sel(row=baseline).values if baseline is not None else None
+    base_d = ds["dynamics"].sel(row=baseline).values if baseline is not None else None
     out = []
     for label in ds.row.values.tolist():
         c = ds["consistency"].sel(row=label).values

@@ -45,8 +45,9 @@ class CutoffExplorer:
     cutoff_map
         The precomputed consistency-gain map (:func:`freeinit_lab.cutoff_map.measure_cutoff_map`): a path to its
         NetCDF file (default ``data/cutoff_map.nc``, written by ``scripts/precompute_cutoff_map.py``), the dataset
-        itself, or None for none. A missing or unreadable file never raises: the heat map shows why and how to
-        compute it.
+        itself, or None for none. A missing or unreadable file, an object that is not such a dataset, or a map
+        measured on another latent grid (its ``latent_shape`` attribute) never raises: the heat map shows why and
+        how to compute one instead. A map that does not record its grid is shown with a note saying so.
 
     Attributes
     ----------
@@ -118,7 +119,7 @@ class CutoffExplorer:
 
         self.mask_figure = go.FigureWidget(mask_figure(self.mask()))
         self.band_figure = go.FigureWidget(band_mix_figure(reinit_band_composition(self.mask(), self.num_bands)))
-        self.cutoff_map, self.cutoff_map_message = self._load_cutoff_map(cutoff_map)
+        self.cutoff_map, self.cutoff_map_message = self._load_cutoff_map(cutoff_map, self.shape)
         self.heatmap_figure = go.FigureWidget(cutoff_map_figure(self.cutoff_map, message=self.cutoff_map_message))
         self.video_output = widgets.Output()  # FigureWidget cannot animate: the videos are shown as a Figure here
         self.update()
@@ -159,20 +160,49 @@ class CutoffExplorer:
         self.update()
 
     @staticmethod
-    def _load_cutoff_map(source: Any) -> tuple[Any, str | None]:
-        """``(map, None)``, or ``(None, message)`` saying why there is no map and how to compute one."""
+    def _load_cutoff_map(source: Any, shape: tuple[int, int, int] | None = None) -> tuple[Any, str | None]:
+        """``(map, None)``, or ``(None, message)`` saying why there is no map and how to compute one. Never raises."""
         how = "compute it with <code>python scripts/precompute_cutoff_map.py</code> (a few minutes on 2 CPU cores)"
         if source is None:
             return None, f"no consistency-gain map was given; {how}"
-        if not isinstance(source, (str, os.PathLike)):
-            return source, None
-        path = Path(source)
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            try:
+                ds = load_cutoff_map(path)
+            except FileNotFoundError:
+                return None, f"no precomputed consistency-gain map: {path.name} not found in {path.parent};<br>{how}"
+            except Exception as err:  # a damaged or foreign file must not break the explorer
+                return None, f"could not read the consistency-gain map {path}: {type(err).__name__}: {err};<br>re{how}"
+        else:
+            ds = source
         try:
-            return load_cutoff_map(path), None
-        except FileNotFoundError:
-            return None, f"no precomputed consistency-gain map: {path.name} not found in {path.parent};<br>{how}"
-        except Exception as err:  # a damaged or foreign file must not break the explorer
-            return None, f"could not read the consistency-gain map {path}: {type(err).__name__}: {err};<br>re{how}"
+            import xarray as xr
+
+            if not isinstance(ds, xr.Dataset):
+                return None, (
+                    f"cutoff_map is a {type(ds).__name__}, not a cutoff map: pass the xarray.Dataset of "
+                    "measure_cutoff_map / load_cutoff_map (gain and gain_se over d_s, d_t), or its NetCDF path"
+                )
+            missing = [v for v in ("gain", "gain_se") if v not in ds.variables]
+            if missing or set(ds["gain"].dims) != {"d_s", "d_t"} or set(ds["gain_se"].dims) != {"d_s", "d_t"}:
+                return None, (
+                    f"cutoff_map is not a cutoff map (needs gain and gain_se over (d_s, d_t); missing {missing}); "
+                    f"pass what measure_cutoff_map or load_cutoff_map returns, or {how}"
+                )
+            grid = ds.attrs.get("latent_shape")
+            if grid is not None and shape is not None:
+                grid = tuple(int(v) for v in np.atleast_1d(grid))[-3:]
+                if grid != tuple(shape):
+                    fmt = lambda g: "×".join(str(v) for v in g)  # noqa: E731
+                    return None, (
+                        f"the consistency-gain map was measured on a {fmt(grid)} latent grid (frame×height×width), "
+                        f"but this explorer shows a {fmt(shape)} grid; a cut-off acts differently on another grid, "
+                        f"so the map is not shown.<br>Build the explorer with shape={grid}, or measure a map for "
+                        f"this grid with freeinit_lab.cutoff_map.measure_cutoff_map"
+                    )
+            return ds, None
+        except Exception as err:  # noqa: BLE001 - documented never to raise
+            return None, f"could not use cutoff_map: {type(err).__name__}: {err}; {how}"
 
     def update_heatmap(self) -> None:
         """Move the heat map's marker to the current ``(d_s, d_t)`` and retitle it (nothing without a map)."""
@@ -180,6 +210,8 @@ class CutoffExplorer:
             return
         s = self.settings()
         marker, title = cutoff_map_marker(self.cutoff_map, s["d_s"], s["d_t"], method=s["method"])
+        if self.cutoff_map.attrs.get("latent_shape") is None:
+            title += "<br><sup>(the map does not record its latent grid: it may belong to another one)</sup>"
         with self.heatmap_figure.batch_update():
             self.heatmap_figure.data[1].x = marker["x"]
             self.heatmap_figure.data[1].y = marker["y"]

@@ -119,7 +119,7 @@ def test_unsupported_scheduler_error_names_it_and_the_options():
     class MyScheduler:
         config = {"foo": 1}
 
-    with pytest.raises(ValueError, match=r"unsupported scheduler MyScheduler: freeinit_lab supports .*alphas_cumprod"):
+    with pytest.raises(ValueError, match=r"unsupported scheduler MyScheduler: cannot tell its forward process.*freeinit_lab supports .*alphas_cumprod"):
         get_schedule(MyScheduler())
     with pytest.raises(ValueError, match="cannot tell the scheduler family"):
         get_schedule({"foo": 1})
@@ -138,3 +138,75 @@ def test_coefficients_validation_and_interpolation():
         s.diffuse(torch.zeros(2, 3, 4, 4, 4), [1, 2, 3], torch.zeros(2, 3, 4, 4, 4))
     ds = s.to_dataset()
     assert ds.snr_db.attrs["units"] == "dB" and ds.sizes["timestep"] == 1000
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# families by capability, not class name
+# ----------------------------------------------------------------------------------------------------------------
+class MyFlowMatch(diffusers.FlowMatchEulerDiscreteScheduler):
+    pass
+
+
+class MyEDM(diffusers.EDMEulerScheduler):
+    pass
+
+
+class MyUniPC(diffusers.UniPCMultistepScheduler):
+    pass
+
+
+@pytest.mark.parametrize(
+    "sched",
+    [
+        diffusers.UniPCMultistepScheduler(use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=3.0),
+        diffusers.DPMSolverMultistepScheduler(use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=3.0),
+        MyUniPC(use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=3.0),
+    ],
+    ids=["UniPC", "DPMSolver", "subclass"],
+)
+def test_flow_sigma_multistep_schedulers_are_read_as_flow_with_their_shift(sched):
+    # these carry alphas_cumprod from betas they never use: reading them as DDPM gave a -43 dB gap
+    s = get_schedule(sched)
+    assert s.family == "flow" and s.config["shift"] == 3.0
+    assert s.alpha[-1] == 1 - s.sigma[-1] == 0.0 and not s.has_terminal_signal
+    # the coefficients at the scheduler's own timesteps are (1 - sigma, sigma) of the sigmas it samples with
+    sched.set_timesteps(8)
+    a, b = s.coefficients(sched.timesteps.double())
+    sig = sched.sigmas[:-1].double().numpy()
+    np.testing.assert_allclose(b, sig, atol=2e-3)
+    np.testing.assert_allclose(a + b, 1.0, atol=1e-12)
+
+
+def test_subclasses_of_flow_and_edm_schedulers_are_recognised():
+    flow = get_schedule(MyFlowMatch(shift=3.0))
+    ref = get_schedule(diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0))
+    assert flow.family == "flow" and flow.scheduler_class == "MyFlowMatch"
+    np.testing.assert_array_equal(flow.sigma, ref.sigma)
+    edm = get_schedule(MyEDM(sigma_min=0.002, sigma_max=80.0))
+    assert edm.family == "edm" and edm.terminal_timestep == pytest.approx(80.0)
+    np.testing.assert_array_equal(edm.alpha, get_schedule(diffusers.EDMEulerScheduler()).alpha)
+
+
+def test_saved_configs_of_user_classes_are_read_by_their_keys():
+    unipc = {**MyUniPC(use_flow_sigmas=True, flow_shift=5.0).config, "_class_name": "MyUniPC"}
+    assert get_schedule(unipc).family == "flow" and get_schedule(unipc).config["shift"] == 5.0
+    ddim = {**diffusers.DDIMScheduler(**SD).config, "_class_name": "MyDDIM"}
+    s = get_schedule(ddim)
+    assert s.family == "ddpm" and s.scheduler_class == "MyDDIM"
+    np.testing.assert_array_equal(s.alpha, get_schedule(diffusers.DDIMScheduler(**SD)).alpha)
+    edm = {**MyEDM().config, "_class_name": "MyEDM"}
+    assert get_schedule(edm).family == "edm"
+
+
+def test_flow_sigmas_with_dynamic_shifting_needs_explicit_shift():
+    sched = diffusers.UniPCMultistepScheduler(use_flow_sigmas=True, use_dynamic_shifting=True)
+    with pytest.raises(ValueError, match="shift=math.exp"):
+        get_schedule(sched)
+    assert get_schedule(sched, shift=2.0).config["shift"] == 2.0
+
+
+def test_unknown_forward_processes_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="TrigFlow"):
+        get_schedule(diffusers.SCMScheduler())
+    with pytest.raises(ValueError, match="no `alphas_cumprod`.*scale_noise.*sigma_data"):
+        get_schedule(diffusers.IPNDMScheduler())

@@ -6,9 +6,10 @@ import diffusers
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from freeinit_lab import band_snr, inference_band_snr, initialization_gap
-from freeinit_lab.spectral import apply_lowpass, band_counts, band_power, lowpass_filter
+from freeinit_lab.spectral import apply_lowpass, band_counts, band_power, lowpass_filter, reinit_noise
 
 SD = diffusers.DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
 
@@ -98,3 +99,86 @@ def test_band_snr_bad_inputs():
         band_snr(torch.zeros(1, 4, 8, 8), SD, method="exact")
     with pytest.raises(ValueError, match="NaN"):
         band_snr(torch.full((1, 4, 8, 8), float("nan")), SD)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# honest refusals: flow schedules, frame/channel layouts, short band edges
+# ----------------------------------------------------------------------------------------------------------------
+def test_flow_sigma_scheduler_gap_is_flow_not_ddpm():
+    import diffusers
+
+    class MyUniPC(diffusers.UniPCMultistepScheduler):
+        pass
+
+    x0 = torch.randn(2, 4, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    for sched in (
+        diffusers.UniPCMultistepScheduler(use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=3.0),
+        MyUniPC(use_flow_sigmas=True, flow_shift=3.0),
+    ):
+        gap = initialization_gap(x0, sched, num_bands=3)
+        # flow: z_T = (1 - sigma_max) x0 + sigma_max eps with sigma_max = 1 -> no signal, not a -43 dB DDPM reading
+        assert np.all(np.isneginf(gap.sel(source="training z_T").values))
+        snr = band_snr(x0, sched, num_bands=3, timesteps=[500.0])
+        assert snr.attrs["schedule_family"] == "flow"
+        a = 1 - float(snr.sigma[0])
+        assert float(snr.alpha[0]) == pytest.approx(a)
+
+
+def _bfchw_pipe(channels=4):
+    import types
+
+    import diffusers
+
+    class FakePipe:
+        def __init__(self):
+            self.scheduler = diffusers.DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+            self.transformer = types.SimpleNamespace(config=types.SimpleNamespace(out_channels=channels))
+
+        @property
+        def components(self):
+            return {"scheduler": self.scheduler, "transformer": self.transformer}
+
+    return FakePipe()
+
+
+def test_frames_passed_as_channels_are_refused():
+    g = torch.Generator().manual_seed(0)
+    bfchw = torch.randn(1, 6, 4, 8, 8, generator=g)  # (batch, frame, channel, H, W)
+    dims = ("batch", "frame", "channel", "height", "width")
+    with pytest.raises(ValueError, match=r"x0.permute\(0, 2, 1, 3, 4\)"):
+        band_snr(bfchw, SD, dims=dims)
+    with pytest.raises(ValueError, match=r"diffused.permute\(0, 2, 1, 3, 4\)"):
+        reinit_noise(bfchw, torch.randn_like(bfchw), lowpass_filter(bfchw.shape), dims=dims)
+    with pytest.raises(ValueError, match=r"x.permute\(0, 2, 1, 3, 4\)"):
+        band_power(bfchw, num_bands=3, dims=dims)
+    # a pipeline's known channel count catches it without dims=
+    with pytest.raises(ValueError, match=r"axis 2 holds.*permute\(0, 2, 1, 3, 4\)"):
+        band_snr(bfchw, _bfchw_pipe(4), num_bands=3)
+    with pytest.raises(ValueError, match=r"axis 2 holds"):
+        initialization_gap(bfchw, _bfchw_pipe(4), num_bands=3)
+    with pytest.raises(ValueError, match=r"axis 2 holds"):
+        band_snr(bfchw, SD, num_bands=3, channels=4)
+    # the right layout passes, named or not
+    bcfhw = bfchw.permute(0, 2, 1, 3, 4)
+    named = band_snr(bcfhw, _bfchw_pipe(4), num_bands=3, dims=("batch", "channel", "frame", "height", "width"))
+    xr.testing.assert_identical(named, band_snr(bcfhw, SD, num_bands=3))
+    with pytest.raises(ValueError, match="names 3 axes"):
+        band_snr(bcfhw, SD, dims=("frame", "height", "width"))
+
+
+def test_band_edges_short_of_the_largest_radius_are_refused_naming_it():
+    from freeinit_lab.core.spectral import _band_projection, band_masks, frequency_radius
+
+    shape = (4, 8, 8)
+    r_max = float(frequency_radius(shape).max())
+    short = [0.0, 0.25, 0.5]
+    x = torch.randn(1, 4, *shape, generator=torch.Generator().manual_seed(0))
+    for call in (
+        lambda: band_masks(shape, edges=short),
+        lambda: band_power(x, edges=short),
+        lambda: band_snr(x, SD, edges=short),
+        lambda: _band_projection(shape, tuple(short), 1.0),  # the probe's lean per-step path
+    ):
+        with pytest.raises(ValueError, match=rf"stop short of the largest radius .*{r_max!r}"):
+            call()
+    assert band_masks(shape, edges=[0.0, 0.25, r_max]).sum() == 4 * 8 * 8

@@ -134,11 +134,28 @@ def test_box_is_symmetric_rectangular_with_separate_axes():
 
 
 def test_mask_is_cached_and_vectorised():
-    a = lowpass_filter((1, 4, 16, 64, 64))
+    from freeinit_lab.core.spectral import _cached_mask
+
+    lowpass_filter((1, 4, 16, 64, 64))
+    hits = _cached_mask.cache_info().hits
     b = lowpass_filter((2, 4, 16, 64, 64))
-    assert a.data_ptr() == b.data_ptr(), "one mask per (frame, height, width) and parameters"
+    assert _cached_mask.cache_info().hits == hits + 1, "one mask build per (frame, height, width) and parameters"
     with pytest.raises(RuntimeError):
-        b.add_(1)  # expanded view over a shared buffer: in-place writes are refused
+        b.add_(1)  # an expanded view: in-place writes over its broadcast dims are refused
+
+
+def test_editing_a_returned_mask_never_changes_a_later_one():
+    shape = (1, 4, 8, 16, 16)
+    reference = lowpass_filter(shape, "gaussian", 0.25, 0.25).clone()
+    first = lowpass_filter(shape, "gaussian", 0.25, 0.25)
+    first[0, 0].zero_()  # a writable (1, 1, F, H, W) result, edited in place
+    lowpass_filter(shape[-3:], "gaussian", 0.25, 0.25).mul_(-1.0)  # the un-expanded shape too
+    assert torch.equal(lowpass_filter(shape, "gaussian", 0.25, 0.25), reference)
+    # and so a FreeInit mix on that grid is unchanged
+    g = torch.Generator().manual_seed(0)
+    z, eta = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    expected = reinit_noise(z, eta, reference)
+    assert torch.equal(reinit_noise(z, eta, lowpass_filter(shape, "gaussian", 0.25, 0.25)), expected)
 
 
 @pytest.mark.parametrize(

@@ -126,3 +126,31 @@ def test_analytic_pipeline_same_api():
     assert torch.isfinite(out.frames).all()
     small = load_analytic_pipeline(4, 8, 8)
     assert small(output_type="latent", num_inference_steps=2).frames.shape == (1, 3, 4, 8, 8)
+
+
+@pytest.mark.parametrize("wrap", ["wraps", "passthrough"])
+def test_wrapped_scheduler_step_keeps_eta_and_generator(wrap):
+    """A wrapper around ``scheduler.step`` (a probe's or a user's) must not change stochastic sampling."""
+    import functools
+
+    import freeinit_lab as fl
+
+    pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
+
+    def run():
+        return pipe(batch_size=2, generator=torch.Generator().manual_seed(3), num_inference_steps=4, eta=1.0,
+                    output_type="latent").frames
+
+    ref = run()
+    orig = pipe.scheduler.step
+    if wrap == "wraps":
+        pipe.scheduler.step = functools.wraps(orig)(lambda *a, **k: orig(*a, **k))
+    else:
+        pipe.scheduler.step = lambda *a, **k: orig(*a, **k)
+    try:
+        assert torch.equal(run(), ref)
+    finally:
+        del pipe.scheduler.step
+    # eta = 1 really is stochastic here (so the check above could fail)
+    assert not torch.equal(ref, pipe(batch_size=2, generator=torch.Generator().manual_seed(3), num_inference_steps=4,
+                                     eta=0.0, output_type="latent").frames)

@@ -179,3 +179,4 @@ def test_analytic_reference_of_the_default_data(tmp_path):
     assert abs(float(prior_power) - float(var)) / float(var) < 1e-4
     out = ref(batch_size=2, generator=torch.Generator().manual_seed(0), output_type="latent")
     assert out.frames.shape == (2, *base.sample_shape)
+

@@ -251,3 +251,19 @@ def test_bad_inputs(marginal, small_pipe, clips_small):
                                marginal=marginal, num_videos=2)
     with pytest.raises(TypeError, match="analytic"):
         st.analytic_gain(SimpleNamespace(unet=torch.nn.Identity(), scheduler=small_pipe.scheduler), 3)
+
+
+def test_empty_strategies_and_unknown_baseline_are_refused(small_pipe, marginal, clips_small):
+    with pytest.raises(ValueError, match=r"strategies is empty: pass at least one InitStrategy"):
+        st.evaluate_strategies(small_pipe, [], data=clips_small, marginal=marginal, num_videos=2)
+    with pytest.raises(TypeError, match="InitStrategy objects"):
+        st.evaluate_strategies(small_pipe, ["plain"], data=clips_small, marginal=marginal, num_videos=2)
+    data = small_pipe.unet.sample_prior(4, generator=torch.Generator().manual_seed(5))
+    ds = st.evaluate_strategies(small_pipe, [st.InitStrategy("plain"), st.InitStrategy("FreeInit", num_iters=2)],
+                                data=data, marginal=marginal, num_videos=2, num_inference_steps=1, num_bands=3)
+    with pytest.raises(ValueError, match=r"baseline='nope' is not a row of the results; choose one of \['plain', "
+                                         r"'FreeInit'\].*baseline=None"):
+        st.summarize_strategies(ds, baseline="nope")
+    table = st.summarize_strategies(ds, baseline=None)
+    assert "p_consistency" not in table.columns and list(table.index) == ["plain", "FreeInit", "data"]
+    assert "p_consistency" in st.summarize_strategies(ds, baseline="FreeInit").columns

@@ -143,3 +143,34 @@ def test_missing_or_broken_heatmap_file_shows_how_to_compute_it(tmp_path, broken
     ex.d_s.value = 0.5  # the rest of the explorer keeps working
     assert "d_s=0.50" in ex.mask_figure.layout.title.text
     assert ex.heatmap_figure in ex.widget.children
+
+
+def test_shipped_map_is_shown_only_on_its_own_grid():
+    from freeinit_lab.cutoff_map import DEFAULT_CUTOFF_MAP_PATH
+
+    ex = CutoffExplorer(shape=(8, 16, 16))  # the embedded default's grid, the one the shipped map was measured on
+    assert ex.cutoff_map is not None and ex.cutoff_map_message is None
+    assert tuple(ex.cutoff_map.attrs["latent_shape"]) == (3, 8, 16, 16)
+    other = CutoffExplorer(shape=(8, 32, 32), cutoff_map=DEFAULT_CUTOFF_MAP_PATH)
+    assert other.cutoff_map is None and len(other.heatmap_figure.data) == 0
+    msg = other.heatmap_figure.layout.annotations[0].text
+    assert "measured on a 8×16×16 latent grid" in msg and "shows a 8×32×32 grid" in msg
+    assert "shape=(8, 16, 16)" in msg
+
+
+@pytest.mark.parametrize("kind", ["dataarray", "no_gain_se", "number"])
+def test_objects_that_are_not_cutoff_maps_show_a_message(kind):
+    cmap = _synthetic_cutoff_map()
+    source = {"dataarray": cmap.gain, "no_gain_se": cmap.drop_vars("gain_se"), "number": 3}[kind]
+    ex = CutoffExplorer(shape=(4, 8, 8), cutoff_map=source)  # documented never to raise
+    assert ex.cutoff_map is None and len(ex.heatmap_figure.data) == 0
+    text = ex.heatmap_figure.layout.annotations[0].text
+    assert {"dataarray": "is a DataArray", "no_gain_se": "missing ['gain_se']", "number": "is a int"}[kind] in text
+    ex.d_s.value = 0.5  # the rest keeps working
+    assert "d_s=0.50" in ex.mask_figure.layout.title.text
+
+
+def test_map_without_its_grid_is_shown_with_a_note():
+    ex = CutoffExplorer(shape=(4, 8, 8), cutoff_map=_synthetic_cutoff_map())
+    assert ex.cutoff_map is not None
+    assert "does not record its latent grid" in ex.heatmap_figure.layout.title.text

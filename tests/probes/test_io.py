@@ -1,0 +1,293 @@
+"""Record I/O: checksums catch damage, nothing missing reads as NaN, overwrite only replaces our records."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from freeinit_lab.probes.io import (
+    RECORD_MARKER,
+    DamagedRecordError,
+    IncompleteRecordWarning,
+    load_record,
+    mark_complete,
+    save_record,
+)
+
+
+def record(seed=0, dtype=np.float32, steps=(3, 2)):
+    """A probe-like record: two passes of 3 and 2 steps (the second padded with NaN), float data, attrs."""
+    rng = np.random.default_rng(seed)
+    n_it, n_st = len(steps), max(steps)
+    data = rng.standard_normal((n_it, n_st, 1, 4, 4, 8, 8)).astype(dtype)
+    timestep = np.full((n_it, n_st), np.nan)
+    for i, n in enumerate(steps):
+        timestep[i, :n] = np.linspace(999, 0, n)
+        data[i, n:] = np.nan
+    dims = ("iteration", "step", "batch", "channel", "frame", "height", "width")
+    return xr.Dataset(
+        {"latents": (dims, data, {"long_name": "latent after the step"})},
+        coords={"iteration": np.arange(n_it), "step": np.arange(n_st),
+                "timestep": (("iteration", "step"), timestep)},
+        attrs={"record_version": 1, "capture": "latents", "mode": "full", "seed": seed},
+    )
+
+
+def _only_our_attrs(ds):
+    return {k: v for k, v in ds.attrs.items() if k != "num_steps_stored"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# overwrite only replaces our own records
+# ----------------------------------------------------------------------------------------------------------------
+def test_zarr_overwrite_refuses_an_unrelated_folder(tmp_path):
+    folder = tmp_path / "photos.zarr"
+    folder.mkdir()
+    (folder / "precious.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match=r"refusing to overwrite .*photos\.zarr.*not a freeinit_lab zarr record"):
+        save_record(record(), folder, overwrite=True)
+    assert (folder / "precious.txt").read_text() == "keep me"
+    # a zarr store written by something else is not ours either
+    foreign = tmp_path / "other.zarr"
+    xr.Dataset({"x": ("i", np.arange(3.0))}).to_zarr(foreign, zarr_format=3, consolidated=False)
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        save_record(record(), foreign, overwrite=True)
+    xr.testing.assert_identical(xr.open_zarr(foreign, consolidated=False).load(),
+                                xr.Dataset({"x": ("i", np.arange(3.0))}))
+
+
+def test_netcdf_overwrite_refuses_an_unrelated_file(tmp_path):
+    text = tmp_path / "notes.nc"
+    text.write_text("not a record")
+    with pytest.raises(FileExistsError, match=r"refusing to overwrite .*notes\.nc"):
+        save_record(record(), text, overwrite=True)
+    assert text.read_text() == "not a record"
+    foreign = tmp_path / "foreign.nc"
+    xr.Dataset({"x": ("i", np.arange(3.0))}).to_netcdf(foreign)
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        save_record(record(), foreign, overwrite=True)
+
+
+@pytest.mark.parametrize("suffix", ["nc", "zarr"])
+def test_overwrite_replaces_our_record_and_a_failed_save_keeps_it(tmp_path, suffix):
+    path = tmp_path / f"run.{suffix}"
+    save_record(record(0), path)
+    save_record(record(1), path, overwrite=True)
+    assert load_record(path).attrs["seed"] == 1
+    bad = record(2).assign_attrs(config=object())  # an attr neither format can store: the write fails midway
+    with pytest.raises((TypeError, ValueError)):
+        save_record(bad, path, overwrite=True)
+    back = load_record(path)
+    assert back.attrs["seed"] == 1
+    np.testing.assert_array_equal(back.latents.values, record(1).latents.values)
+    assert sorted(os.listdir(tmp_path)) == [f"run.{suffix}"], "no half-written or replaced copies left behind"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# damage raises, naming the file
+# ----------------------------------------------------------------------------------------------------------------
+def test_netcdf_bytes_overwritten_in_the_data_raise(tmp_path):
+    ds = record()
+    path = tmp_path / "run.nc"
+    save_record(ds, path)
+    raw = bytearray(path.read_bytes())
+    start = raw.find(ds.latents.values[0, 0].tobytes()[:256])
+    assert start > 0, "the latents' bytes are stored as is"
+    raw[start + 128 : start + 192] = bytes(range(64))  # 64 bytes in the middle of the data section
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DamagedRecordError, match=r"record '.*run\.nc' is damaged"):
+        load_record(path)
+
+
+@pytest.mark.parametrize("suffix", ["nc", "zarr"])
+def test_truncated_records_raise(tmp_path, suffix):
+    path = tmp_path / f"run.{suffix}"
+    save_record(record(), path)
+    target = path if suffix == "nc" else path / "latents" / "c" / "0" / "0" / "0" / "0" / "0" / "0" / "0"
+    assert target.is_file()
+    target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    with pytest.raises(DamagedRecordError, match=rf"record '.*run\.{suffix}' is damaged"):
+        load_record(path)
+
+
+def test_zarr_damage_raises_never_nan(tmp_path):
+    path = tmp_path / "run.zarr"
+    save_record(record(), path)
+    chunk = path / "latents" / "c" / "0" / "0" / "0" / "0" / "0" / "0" / "0"
+    good = chunk.read_bytes()
+    flipped = bytearray(good)
+    flipped[100:164] = bytes(64)
+    chunk.write_bytes(bytes(flipped))
+    with pytest.raises(DamagedRecordError, match="checksum"):
+        load_record(path)
+    chunk.unlink()  # a deleted chunk would read back as the fill value, NaN
+    with pytest.raises(DamagedRecordError, match=r"1 of the 1 chunks of 'latents' are missing"):
+        load_record(path)
+    with pytest.raises(DamagedRecordError, match="chunks of 'latents' are missing"):
+        load_record(path, lazy=True)
+    chunk.write_bytes(good)
+    xr.testing.assert_identical(load_record(path), record().assign_attrs(num_steps_stored=5))
+    import shutil
+
+    shutil.rmtree(path / "latents")  # a whole variable gone
+    with pytest.raises(DamagedRecordError, match=r"variables \['latents'\] are missing"):
+        load_record(path)
+
+
+def test_missing_record_and_unreadable_metadata(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no record at"):
+        load_record(tmp_path / "nothing.nc")
+    path = tmp_path / "run.zarr"
+    save_record(record(), path)
+    (path / "zarr.json").write_text("{ truncated")
+    with pytest.raises(DamagedRecordError, match=r"run\.zarr"):
+        load_record(path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# completeness
+# ----------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", ["nc", "zarr"])
+def test_complete_attribute_and_steps_stored(tmp_path, suffix):
+    ds = record()
+    done = mark_complete(ds)
+    assert done.attrs["complete"] == 1 and done.attrs["num_steps_stored"] == 5
+    path = tmp_path / f"done.{suffix}"
+    save_record(done, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IncompleteRecordWarning)
+        assert load_record(path).attrs["complete"] == 1
+    stopped = mark_complete(ds.isel(iteration=[0]), complete=False)
+    path = tmp_path / f"stopped.{suffix}"
+    save_record(stopped, path)
+    with pytest.warns(IncompleteRecordWarning, match=r"incomplete.*3 steps stored"):
+        back = load_record(path)
+    assert back.attrs["complete"] == 0 and back.attrs["num_steps_stored"] == 3
+    # save_record always writes the count of a record with steps
+    save_record(ds, tmp_path / f"plain.{suffix}")
+    assert load_record(tmp_path / f"plain.{suffix}").attrs["num_steps_stored"] == 5
+
+
+def test_mark_complete_updates_a_zarr_store_in_place(tmp_path):
+    path = tmp_path / "run.zarr"
+    save_record(record(), path)
+    mark_complete(path, complete=False)
+    with pytest.warns(IncompleteRecordWarning):
+        assert load_record(path).attrs["complete"] == 0
+    with pytest.raises(ValueError, match="mark_complete"):
+        mark_complete(tmp_path / "run.nc")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# what to pass
+# ----------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", ["nc", "zarr"])
+def test_dataarrays_round_trip(tmp_path, suffix):
+    da = record().latents.assign_attrs(units="latent units")
+    save_record(da, tmp_path / f"named.{suffix}")
+    back = load_record(tmp_path / f"named.{suffix}")
+    assert isinstance(back, xr.DataArray)
+    xr.testing.assert_identical(back, da.assign_attrs(num_steps_stored=5))
+    unnamed = xr.DataArray(np.arange(6.0).reshape(2, 3), dims=("a", "b"))
+    save_record(unnamed, tmp_path / f"unnamed.{suffix}")
+    xr.testing.assert_identical(load_record(tmp_path / f"unnamed.{suffix}"), unnamed)
+
+
+def test_wrong_inputs_and_missing_folder_say_what_to_do(tmp_path):
+    with pytest.raises(TypeError, match=r"takes an xarray.Dataset .* or an xarray.DataArray; got dict"):
+        save_record({"x": np.zeros(3)}, tmp_path / "x.nc")
+    missing = tmp_path / "no" / "such"
+    with pytest.raises(FileNotFoundError, match=r"the folder '.*no/such' does not exist; create it first"):
+        save_record(record(), missing / "run.nc")
+    assert not missing.exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# streamed stores
+# ----------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def streamed_every2(tmp_path_factory):
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+
+    pipe = tiny_animatediff_pipeline(seed=0)
+    kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": 5}
+    path = tmp_path_factory.mktemp("stream") / "every2.zarr"
+    with LatentProbe(pipe, capture="latents", every=2, store=path) as probe:
+        pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent", **kw)
+    with LatentProbe(pipe, capture="latents", every=2) as mem:
+        pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent", **kw)
+    return path, probe, mem.to_xarray()
+
+
+def test_streamed_every_k_store_loads_without_nan_rows(streamed_every2, tmp_path):
+    path, probe, in_memory = streamed_every2
+    back = load_record(path)
+    assert back.step.values.tolist() == [0, 2, 4]
+    assert np.isfinite(back.latents.values).all() and np.isfinite(back.timestep.values).all()
+    xr.testing.assert_equal(back, in_memory)
+    xr.testing.assert_equal(load_record(path, lazy=True).load(), in_memory)
+    # a probe store is ours: it may be replaced by a checked copy
+    save_record(back, path.parent / "copy.zarr")
+    save_record(back, path.parent / "copy.zarr", overwrite=True)
+
+
+def test_streamed_store_with_a_deleted_chunk_warns(streamed_every2, tmp_path):
+    import shutil
+
+    path, _, _ = streamed_every2
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(path, copy)
+    chunks = sorted(p for p in (copy / "latents" / "c").rglob("*") if p.is_file())
+    chunks[0].unlink()
+    with pytest.warns(IncompleteRecordWarning, match=r"1 recorded step\(s\) of 'latents' have no stored chunk"):
+        load_record(copy)
+
+
+@pytest.mark.xfail(
+    reason="LatentProbe's zarr sink (probes/probe.py) lays the step axis out by step index, so xr.open_zarr "
+    "shows NaN rows for the steps every=k skipped; load_record drops them",
+    strict=True,
+)
+def test_streamed_every_k_store_opens_without_nan_rows_in_plain_xarray(streamed_every2):
+    path, _, _ = streamed_every2
+    raw = xr.open_zarr(path, consolidated=False, chunks=None)
+    assert np.isfinite(raw["timestep"].values).all()
+
+
+@pytest.mark.xfail(
+    reason="LatentProbe (probes/probe.py) does not yet mark its records: it should call io.mark_complete "
+    "(complete=1 on a finished capture, 0 when the block raised)",
+    strict=True,
+)
+def test_interrupted_capture_is_marked_incomplete(tmp_path):
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+
+    pipe = tiny_animatediff_pipeline(seed=0)
+    kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": 3}
+
+    def stop(pipe, i, t, kwargs):
+        if i == 1:
+            raise KeyboardInterrupt
+        return kwargs
+
+    path = tmp_path / "stopped.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        with LatentProbe(pipe, capture="latents", store=path):
+            pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent",
+                 callback_on_step_end=stop, **kw)
+    with pytest.warns(IncompleteRecordWarning):
+        assert load_record(path).attrs["complete"] == 0
+
+
+def test_record_marker_is_internal(tmp_path):
+    save_record(record(), tmp_path / "run.nc")
+    back = load_record(tmp_path / "run.nc")
+    assert RECORD_MARKER not in back.attrs and "freeinit_lab_variables" not in back.attrs
+    assert _only_our_attrs(back) == record().attrs
