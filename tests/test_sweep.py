@@ -440,3 +440,20 @@ def test_freeinit_study_on_a_text_to_video_pipeline_scores_decoded_frames(tmp_pa
     plain = ds.consistency.sel(arm="plain")
     np.testing.assert_allclose(plain.sel(fast_sampling=False), plain.sel(fast_sampling=True), atol=1e-6)
     assert ds.denoiser_calls.sel(fast_sampling=True, arm="freeinit").values.tolist() == [[4], [4]]  # 1 + 3 steps
+
+
+def test_a_normalised_model_is_scored_on_decoded_video(tmp_path):
+    """A model trained in a normalised space (a ChannelNormalizer in its folder): metrics of the decoded video."""
+    import torch
+
+    from freeinit_lab import metrics
+
+    folder = REPO / "data" / "candidate_model"
+    if not (folder / "normalizer").exists():
+        pytest.skip("no normalised model folder in data/ (data/candidate_model/normalizer)")
+    pipe = fl.load_default_pipeline(folder)
+    ds = freeinit_study(pipe, seed=0, num_videos=1, num_inference_steps=2, num_iters=2)
+    gens = [torch.Generator().manual_seed(s) for s in video_seeds(0, 1)]
+    video = pipe(num_videos_per_prompt=1, generator=gens, num_inference_steps=2, output_type="pt").frames
+    expected = metrics.frame_cosine_similarity(video, layout="bfchw", value_range=(0.0, 1.0)).double().numpy()
+    np.testing.assert_allclose(ds.consistency.sel(arm="plain").values, expected, atol=1e-9)

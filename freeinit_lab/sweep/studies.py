@@ -180,7 +180,8 @@ def freeinit_study(
     Both arms start from the noise video ``v`` draws from its own generator (:func:`freeinit_lab.sweep.video_seeds`);
     plain sampling is FreeInit's pass 0 (run separately with ``fast_sampling``, whose pass 0 has fewer steps).
     Pipelines whose latents are the video (the embedded ones) are scored on the latent output clipped to
-    ``[-1, 1]``; others on their decoded ``output_type="np"`` frames. The settings are :func:`freeinit_lab.freeinit`'s,
+    ``[-1, 1]`` (decoded by ``pipe.decode_latents`` first when the model space is normalised); others on their
+    decoded ``output_type="np"`` frames. The settings are :func:`freeinit_lab.freeinit`'s,
     except the default filter: Gaussian ``d_s = d_t = 0.25`` (the paper's main table, as the other studies use).
 
     Returns
@@ -223,7 +224,10 @@ def freeinit_study(
     else:
         plain = res.iterations[0].frames
     final = res.latents if pixel else res.frames
-    if pixel:
+    if pixel and getattr(pipe, "normalizer", None) is not None:  # a normalised model space: score decoded video
+        kw = dict(layout="bfchw", value_range=(0.0, 1.0))
+        plain, final = pipe.decode_latents(torch.as_tensor(plain)), pipe.decode_latents(torch.as_tensor(final))
+    elif pixel:
         kw = dict(layout="bcfhw", value_range=(-1.0, 1.0))
         plain, final = torch.as_tensor(plain).float().clamp(-1, 1), torch.as_tensor(final).float().clamp(-1, 1)
     else:
