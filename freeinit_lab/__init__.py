@@ -23,7 +23,7 @@ from freeinit_lab._lazy import attach
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ["analysis", "core", "embedded", "engine", "hooks", "probes", "studies", "testing", "viz"]
+_SUBPACKAGES = ["analysis", "core", "embedded", "engine", "hooks", "probes", "studies", "sweep", "testing", "viz"]
 
 #: ``{public name: module it lives in}``, relative to this package.
 _NAMES = {

@@ -1,0 +1,115 @@
+"""The dask.distributed side of a sweep (imported only when a sweep runs on a cluster).
+
+:class:`SweepWorkerPlugin` prepares each worker (torch threads; the pipeline is cached per worker process by
+:func:`freeinit_lab.sweep.engine.compute_cell`); :func:`run_distributed` submits the missing cells, writes each
+result as it arrives (the caller's process is the store's only writer) and cancels what is left on error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from typing import Any
+
+from distributed import Client, LocalCluster, WorkerPlugin, as_completed
+
+from .engine import _pipeline, compute_cell, progress_bar
+from .spec import PipelineFactory
+
+__all__ = ["SweepWorkerPlugin", "run_distributed", "local_cluster", "local_client", "connect", "WORKER_CONFIG"]
+
+
+class SweepWorkerPlugin(WorkerPlugin):
+    """Prepares a dask worker for sweep cells: torch threads, and optionally the pipeline loaded up front.
+
+    Registered by :func:`run_sweep` with ``client.register_plugin``; the pipeline itself is cached per worker
+    process by :func:`compute_cell`, so a worker loads it once however many cells it runs.
+    """
+
+    name = "freeinit-lab-sweep"
+    idempotent = False
+
+    def __init__(self, torch_threads: int | None = 1, factory: PipelineFactory | None = None):
+        self.torch_threads = torch_threads
+        self.factory = factory
+
+    def setup(self, worker=None):
+        if self.torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(int(self.torch_threads))
+        if self.factory is not None:
+            _pipeline(self.factory)
+
+
+def connect(address: str, timeout: float = 10.0):
+    """A ``dask.distributed.Client`` for the scheduler at ``address``; a clear error when none answers."""
+    try:
+        return Client(address, timeout=f"{float(timeout)}s")
+    except (OSError, TimeoutError) as err:
+        raise ConnectionError(
+            f"no dask scheduler answered at {address!r} within {timeout:g} s ({type(err).__name__}: {err}). Start one "
+            "(`dask scheduler`, then `dask worker ADDRESS` on each machine, or dask-jobqueue), check the address "
+            "and port, or run locally with --workers N."
+        ) from None
+
+
+#: worker settings for torch cells: no statistical profiler (it takes the GIL every 10 ms) and no
+#: ``MALLOC_TRIM_THRESHOLD_`` (returning every freed tensor buffer to the OS makes the next allocation fault its
+#: pages in again); one BLAS/OpenMP thread per worker, as dask's own default.
+WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
+}
+
+
+def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any):
+    """A ``distributed.LocalCluster`` of ``n_workers`` worker processes (spawned), ``threads_per_worker`` each.
+
+    Workers get :data:`WORKER_CONFIG` (also when the nanny restarts one).
+    """
+    import dask
+
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"workers={n_workers!r} must be an integer >= 1")
+    kwargs.setdefault("dashboard_address", ":0")  # any free port: never collides with another cluster
+    kwargs.setdefault("silence_logs", 40)  # logging.ERROR: a killed worker's restart is reported by the sweep
+    with dask.config.set(WORKER_CONFIG):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, **kwargs)
+
+
+@contextmanager
+def local_client(n_workers: int, **kwargs: Any):
+    """A client of a fresh :func:`local_cluster`, closed (with the cluster) on exit."""
+    with local_cluster(n_workers, **kwargs) as cluster, Client(cluster) as client:
+        yield client
+
+
+def run_distributed(client: Client, study, factory: PipelineFactory, spec, store, todo, torch_threads: int | None,
+                    progress: bool) -> None:
+    """Run the ``todo`` cells on ``client``'s workers; write each result into ``store`` as it arrives.
+
+    Each cell is one task (a unique key per run, ``pure=False``); a worker that dies mid-cell has its task rerun
+    elsewhere by the scheduler (up to ``distributed.scheduler.allowed-failures`` times). On any error the cells
+    not yet written are cancelled; the written ones stay complete in the store.
+    """
+    client.register_plugin(SweepWorkerPlugin(torch_threads), name=SweepWorkerPlugin.name)
+    run = uuid.uuid4().hex[:8]
+    futures = {}
+    for cell in todo:
+        key = f"freeinit-sweep-{store.hash[:8]}-{run}-" + "-".join(map(str, cell.index))
+        fut = client.submit(compute_cell, study, factory, cell, spec.videos_per_seed, spec.dims, torch_threads,
+                            key=key, pure=False)
+        futures[fut] = cell
+    bar = progress_bar(spec, store, progress, f"{len(client.scheduler_info().get('workers', {}))} workers")
+    try:
+        for fut in as_completed(list(futures)):
+            cell = futures.pop(fut)
+            result, seconds = fut.result()
+            store.write(cell, result, seconds)
+            fut.release()
+            bar.update()
+    finally:
+        bar.close()
+        if futures:
+            client.cancel(list(futures))

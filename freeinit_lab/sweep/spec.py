@@ -1,0 +1,457 @@
+"""What a sweep is: a study, a grid of settings, seeds and a pipeline, checked before anything is sampled.
+
+A :class:`SweepSpec` is plain data (it round-trips through YAML and JSON) plus, in Python, optionally a pipeline
+factory. Its :meth:`SweepSpec.spec_hash` names the sweep in the store, so a store written for one spec is never
+completed with cells of another.
+
+The cells of a sweep are the product of the grid values (in the order the grid lists its keys) and the seeds; a
+cell runs the study on ``videos_per_seed`` videos. Video ``v`` of seed ``s`` draws its random numbers from
+``torch.Generator().manual_seed(s * videos_per_seed + v)`` (:func:`video_seeds`), so seeds ``0 .. S-1`` tile the
+same videos as one run of ``S * videos_per_seed`` videos from seed 0, and a cell's numbers depend on its settings
+and seed only.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import itertools
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "SweepSpec",
+    "SweepSpecError",
+    "PipelineFactory",
+    "Cell",
+    "video_seeds",
+    "folder_fingerprint",
+    "SPEC_VERSION",
+]
+
+#: bump when the meaning of a spec or the store layout changes (part of the hash)
+SPEC_VERSION = 1
+
+_SCALAR = (bool, int, float, str, np.integer, np.floating, np.bool_)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_RESERVED = ("seed", "video", "complete", "cell_seconds")
+
+
+class SweepSpecError(ValueError):
+    """A sweep spec that cannot run: the message says what is wrong and how to fix it."""
+
+
+def video_seeds(seed: int, num_videos: int) -> list[int]:
+    """Generator seeds of the ``num_videos`` videos of sweep seed ``seed``: ``seed * num_videos + v``.
+
+    >>> video_seeds(0, 3), video_seeds(1, 3)
+    ([0, 1, 2], [3, 4, 5])
+    """
+    return [int(seed) * int(num_videos) + v for v in range(int(num_videos))]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pipelines
+# ----------------------------------------------------------------------------------------------------------------
+def _folder_pipeline(path: str):
+    import freeinit_lab as fl
+
+    index = json.loads((Path(path) / "model_index.json").read_text())
+    if index.get("_class_name") == "TinyVideoPipeline":
+        return fl.load_default_pipeline(path)
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(path, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _hub_pipeline(repo_id: str, **kwargs: Any):
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(repo_id, **kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _import_attr(path: str) -> Callable:
+    module, _, attr = path.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as err:
+        raise SweepSpecError(f"pipeline factory {path!r} cannot be imported ({err}); write it as "
+                             "'package.module:function' with the module importable on every worker") from None
+    if not callable(obj):
+        raise SweepSpecError(f"pipeline factory {path!r} is not callable")
+    return obj
+
+
+def folder_fingerprint(path: str | os.PathLike, *, sample: int = 1 << 20) -> str:
+    """Short hash of a pipeline folder's files: names, sizes, and the first and last ``sample`` bytes of each.
+
+    Cheap even for gigabyte weights, and it changes when a model is retrained or replaced, so a store made with
+    other weights is not resumed with these.
+    """
+    root = Path(path).resolve()
+    files = tuple((f.relative_to(root).as_posix(), f.stat().st_size, f.stat().st_mtime_ns)
+                  for f in sorted(p for p in root.rglob("*") if p.is_file()))
+    return _fingerprint_files(root, files, sample)
+
+
+@functools.lru_cache(maxsize=32)
+def _fingerprint_files(root: Path, files: tuple[tuple[str, int, int], ...], sample: int) -> str:
+    """:func:`folder_fingerprint`'s hashing, cached while no file's size or modification time changes."""
+    h = hashlib.sha256()
+    for name, size, _ in files:
+        h.update(f"{name}:{size};".encode())
+        with open(root / name, "rb") as fh:
+            h.update(fh.read(sample))
+            if size > 2 * sample:
+                fh.seek(-sample, os.SEEK_END)
+                h.update(fh.read(sample))
+    return h.hexdigest()[:12]
+
+
+def _default_model_dir() -> Path:
+    import freeinit_lab as fl
+
+    folder = getattr(fl, "DEFAULT_MODEL_DIR", None)
+    if folder is None:
+        from freeinit_lab import pipelines
+
+        folder = pipelines.DEFAULT_MODEL_DIR
+    return Path(folder)
+
+
+def _callable_name(fn: Any) -> str:
+    if isinstance(fn, functools.partial):
+        args = ", ".join([repr(a) for a in fn.args] + [f"{k}={v!r}" for k, v in sorted(fn.keywords.items())])
+        return f"partial({_callable_name(fn.func)}, {args})"
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+
+
+@dataclass(frozen=True)
+class PipelineFactory:
+    """A picklable recipe for the sweep's pipeline; workers build it once and keep it (keyed by :attr:`key`).
+
+    Built by :meth:`from_spec` from a spec's ``pipeline`` entry:
+
+    - ``"default"``: :func:`freeinit_lab.load_default_pipeline`;
+    - ``"analytic"`` or ``{"name": "analytic", "num_frames": 4, "height": 8}``:
+      :func:`freeinit_lab.load_analytic_pipeline` with those arguments;
+    - a folder with ``model_index.json`` (``save_pretrained`` layout), loaded offline;
+    - a hub id ``"org/name"`` (``DiffusionPipeline.from_pretrained``; honours ``HF_HUB_OFFLINE``);
+    - ``"package.module:function"`` or ``{"factory": "package.module:function", "kwargs": {...}}``;
+    - in Python, any callable returning a pipeline (it must pickle to reach worker processes).
+    """
+
+    key: str
+    fn: Callable[..., Any]
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self):
+        return self.fn(**dict(self.kwargs))
+
+    @classmethod
+    def from_spec(cls, entry: Any) -> PipelineFactory:
+        if isinstance(entry, PipelineFactory):
+            return entry
+        if _is_pipeline(entry):
+            return cls(key=f"object {type(entry).__name__} {_fingerprint(entry)}", fn=GivenPipeline(entry))
+        if callable(entry):
+            return cls(key=f"callable {_callable_name(entry)}", fn=entry)
+        if isinstance(entry, Mapping):
+            entry = dict(entry)
+            if "factory" in entry:
+                target = entry.pop("factory")
+                kwargs = entry.pop("kwargs", {}) or {}
+                if entry:
+                    raise SweepSpecError(f"pipeline entry has unknown keys {sorted(entry)}; use factory and kwargs")
+                fn = _import_attr(target) if isinstance(target, str) else target
+                name = target if isinstance(target, str) else _callable_name(target)
+                return cls(key=f"factory {name} {_canonical(kwargs)}", fn=fn, kwargs=tuple(sorted(kwargs.items())))
+            name = entry.pop("name", None)
+            if name not in ("default", "analytic"):
+                raise SweepSpecError(
+                    f"pipeline entry {entry!r}: a mapping needs name: default | analytic (with their arguments) or "
+                    "factory: 'package.module:function' with kwargs"
+                )
+            return cls._named(name, entry)
+        if isinstance(entry, (str, os.PathLike)):
+            text = os.fspath(entry)
+            if text in ("default", "analytic"):
+                return cls._named(text, {})
+            if os.path.isdir(text):
+                if not os.path.exists(os.path.join(text, "model_index.json")):
+                    raise SweepSpecError(f"pipeline folder {text!r} has no model_index.json (save_pretrained layout)")
+                path = os.path.abspath(text)
+                return cls(key=f"folder {path} files {folder_fingerprint(path)}", fn=_folder_pipeline,
+                           kwargs=(("path", path),))
+            if ":" in text and not text.startswith(("/", ".")):
+                return cls(key=f"factory {text} {{}}", fn=_import_attr(text))
+            if _HUB_ID.match(text):
+                return cls(key=f"hub {text}", fn=_hub_pipeline, kwargs=(("repo_id", text),))
+        raise SweepSpecError(
+            f"pipeline {entry!r} is not one of: 'default', 'analytic', a folder with model_index.json, a hub id "
+            "'org/name', 'package.module:function', or (in Python) a callable that builds the pipeline"
+        )
+
+    @classmethod
+    def _named(cls, name: str, kwargs: Mapping[str, Any]) -> PipelineFactory:
+        import freeinit_lab as fl
+
+        fn = fl.load_default_pipeline if name == "default" else fl.load_analytic_pipeline
+        key = f"{name} {_canonical(dict(kwargs))}"
+        if name == "default":  # the embedded weights can be retrained or replaced: name them by their files
+            key += f" files {folder_fingerprint(kwargs.get('path') or _default_model_dir())}"
+        return cls(key=key, fn=fn, kwargs=tuple(sorted(kwargs.items())))
+
+
+def _is_pipeline(obj: Any) -> bool:
+    return not isinstance(obj, (str, os.PathLike, Mapping)) and (hasattr(obj, "components") or hasattr(obj, "scheduler"))
+
+
+def _fingerprint(pipe: Any) -> str:
+    from freeinit_lab import cutoff_map
+
+    try:
+        return cutoff_map.model_fingerprint(pipe)
+    except Exception:  # a pipeline without a registered layout: fall back to its identity
+        return f"id{id(pipe):x}"
+
+
+class GivenPipeline:
+    """A pipeline object handed to an in-process sweep (workers need a factory instead)."""
+
+    def __init__(self, pipe: Any):
+        self.pipe = pipe
+
+    def __call__(self):
+        return self.pipe
+
+    def __reduce__(self):
+        raise TypeError(f"a {type(self.pipe).__name__} object is a loaded pipeline, not a recipe to build one")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the spec
+# ----------------------------------------------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    """A JSON- and YAML-friendly copy of a settings value (numpy scalars to Python)."""
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), default=repr)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell: its position in the store (``index`` over the grid keys then ``seed``), settings and seed."""
+
+    index: tuple[int, ...]
+    settings: dict[str, Any]
+    seed: int
+
+    @property
+    def label(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.settings.items()] + [f"seed={self.seed}"]
+        return ", ".join(parts)
+
+
+@dataclass
+class SweepSpec:
+    """A sweep: ``study`` measured on every combination of ``grid`` values and ``seeds``.
+
+    Parameters
+    ----------
+    study
+        Name of a registered study (:func:`freeinit_lab.sweep.list_studies`).
+    grid
+        ``{setting: [values, ...]}``: each key becomes a store dimension with the values as its coordinate
+        (numbers, strings or booleans, no repeats). Keys are the study's parameters (FreeInit or strategy settings,
+        sampler settings, ``prompt``, ...).
+    seeds
+        Sweep seeds, one batch of ``videos_per_seed`` videos each (see :func:`video_seeds`); in YAML also
+        ``{start: 0, stop: 8}`` for ``range(0, 8)``.
+    videos_per_seed
+        Videos per cell.
+    pipeline
+        See :class:`PipelineFactory`; ``"default"`` by default.
+    sampler
+        Fixed sampler settings passed to every cell, e.g. ``{"num_inference_steps": 10}``.
+    options
+        Fixed study settings passed to every cell (like ``sampler``; kept apart for readability).
+    """
+
+    study: str
+    grid: dict[str, list[Any]]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    videos_per_seed: int = 1
+    pipeline: Any = "default"
+    sampler: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SweepSpec:
+        if not isinstance(data, Mapping):
+            raise SweepSpecError(f"a sweep spec is a mapping (YAML dict), got {type(data).__name__}")
+        known = {"study", "grid", "seeds", "videos_per_seed", "pipeline", "sampler", "options"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SweepSpecError(f"unknown spec keys {unknown}; a spec has {sorted(known)}")
+        if "study" not in data or "grid" not in data:
+            raise SweepSpecError("a sweep spec needs at least `study:` and `grid:`")
+        kwargs = dict(data)
+        seeds = kwargs.get("seeds", [0])
+        if isinstance(seeds, Mapping) and set(seeds) <= {"start", "stop"}:  # seeds: {start: 0, stop: 8}
+            seeds = list(range(int(seeds.get("start", 0)), int(seeds["stop"])))
+        kwargs["seeds"] = seeds
+        return cls(**kwargs)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> SweepSpec:
+        try:
+            import yaml
+        except ImportError:
+            raise ImportError("reading a YAML spec needs pyyaml: pip install 'freeinit_lab[scale]'") from None
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no sweep spec at {path}")
+        return cls.from_dict(yaml.safe_load(path.read_text()) or {})
+
+    @classmethod
+    def coerce(cls, spec: SweepSpec | Mapping[str, Any] | str | os.PathLike) -> SweepSpec:
+        if isinstance(spec, SweepSpec):
+            return spec
+        if isinstance(spec, Mapping):
+            return cls.from_dict(spec)
+        if isinstance(spec, (str, os.PathLike)):
+            return cls.from_yaml(spec)
+        raise SweepSpecError(f"expected a SweepSpec, a mapping or a YAML path, got {type(spec).__name__}")
+
+    # --------------------------------------------------------------------------------------------- checks
+    def validate(self, parameters: Sequence[str] | None = None) -> None:
+        """Raise :class:`SweepSpecError` for anything that would fail or be ambiguous once sampling starts.
+
+        ``parameters`` are the settings the study accepts (``None``: any).
+        """
+        if not isinstance(self.grid, Mapping) or not self.grid:
+            raise SweepSpecError(
+                f"empty grid {self.grid!r}: a sweep needs at least one setting to vary; to run one setting, give it "
+                "a single value, e.g. grid: {d_s: [0.25]}"
+            )
+        for key, values in self.grid.items():
+            if not isinstance(key, str) or not key.isidentifier():
+                raise SweepSpecError(f"grid key {key!r} must be a setting name (an identifier)")
+            if key in _RESERVED:
+                raise SweepSpecError(f"grid key {key!r} is reserved for the store; list seeds under `seeds:`")
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
+                raise SweepSpecError(f"grid[{key!r}] = {values!r}: give a non-empty list of values, e.g. [0.25, 0.5]")
+            for v in values:
+                if not isinstance(v, _SCALAR):
+                    raise SweepSpecError(f"grid[{key!r}] value {v!r} is not a number, string or boolean")
+            kinds = {"str" if isinstance(v, str) else "bool" if isinstance(v, (bool, np.bool_)) else "num"
+                     for v in values}
+            if len(kinds) > 1:
+                raise SweepSpecError(f"grid[{key!r}] = {list(values)!r} mixes strings, numbers and booleans")
+            if len({_canonical(v) for v in values}) != len(values):
+                raise SweepSpecError(f"grid[{key!r}] = {list(values)!r} has repeated values; list each value once")
+        for name in ("sampler", "options"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise SweepSpecError(f"{name} must be a mapping of settings, got {getattr(self, name)!r}")
+        fixed = {**self.sampler, **self.options}
+        clash = sorted((set(self.sampler) & set(self.options)) | (set(self.grid) & set(fixed)))
+        if clash:
+            raise SweepSpecError(f"settings {clash} are given twice (grid, sampler, options); give each once")
+        if parameters is not None:
+            unknown = sorted(k for k in [*self.grid, *fixed] if k not in parameters)
+            if unknown:
+                raise SweepSpecError(
+                    f"study {self.study!r} has no setting {', '.join(map(repr, unknown))}; its settings are "
+                    f"{', '.join(sorted(parameters))}"
+                )
+        seeds = self.seeds
+        if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) == 0:
+            raise SweepSpecError(f"seeds = {seeds!r}: give a non-empty list of integers, e.g. [0, 1, 2]")
+        if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
+            raise SweepSpecError(f"seeds = {list(seeds)!r}: every seed must be a non-negative integer")
+        if len(set(int(s) for s in seeds)) != len(seeds):
+            raise SweepSpecError(f"seeds = {list(seeds)!r} has repeats; list each seed once")
+        n = self.videos_per_seed
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise SweepSpecError(f"videos_per_seed = {n!r} must be an integer >= 1")
+        PipelineFactory.from_spec(self.pipeline)
+
+    # ------------------------------------------------------------------------------------------ derived
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """The cell dimensions of the store: the grid keys in order, then ``seed``."""
+        return (*self.grid, "seed")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*(len(v) for v in self.grid.values()), len(self.seeds))
+
+    def cells(self) -> list[Cell]:
+        """Every cell in store order (last dimension, ``seed``, fastest)."""
+        fixed = {**self.sampler, **self.options}
+        out = []
+        keys = list(self.grid)
+        for index in itertools.product(*(range(n) for n in self.shape)):
+            values = {k: _plain(self.grid[k][i]) for k, i in zip(keys, index[:-1])}
+            out.append(Cell(index=tuple(index), settings={**fixed, **values}, seed=int(self.seeds[index[-1]])))
+        return out
+
+    def pipeline_factory(self) -> PipelineFactory:
+        return PipelineFactory.from_spec(self.pipeline)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain values; the pipeline as its factory key."""
+        factory = self.pipeline_factory()
+        pipeline = self.pipeline if isinstance(self.pipeline, (str, Mapping)) else factory.key
+        return {
+            "study": self.study,
+            "pipeline": _plain(pipeline),
+            "pipeline_key": factory.key,
+            "grid": {k: _plain(list(v)) for k, v in self.grid.items()},
+            "seeds": [int(s) for s in self.seeds],
+            "videos_per_seed": int(self.videos_per_seed),
+            "sampler": _plain(dict(self.sampler)),
+            "options": _plain(dict(self.options)),
+        }
+
+    def spec_hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of everything that decides the store's numbers and layout.
+
+        Independent of the order of ``sampler``/``options`` keys; the grid's key order matters (it is the store's
+        dimension order). The pipeline enters by its factory key: the default model and folders with a fingerprint
+        of their files, a hub id by name (pin ``revision`` in a factory's kwargs), a Python callable by its
+        qualified name only.
+        """
+        d = self.to_dict()
+        del d["pipeline"]  # its meaning is pipeline_key (what it loads, with the weights' fingerprint)
+        d["grid"] = [[k, v] for k, v in d["grid"].items()]
+        d["version"] = SPEC_VERSION
+        return hashlib.sha256(_canonical(d).encode()).hexdigest()[:16]

@@ -1,0 +1,258 @@
+"""The sweep's zarr store: one labelled dataset, one chunk per cell, a completion mark per cell.
+
+Layout: every data variable has the cell dims first (the grid keys, then ``seed``) and the study's own dims after
+(``video``, ``arm``, ...). Chunks are one cell wide along the cell dims and whole along the others, so a cell's
+write touches exactly its own chunks. ``complete`` (cell dims, bool) is written after the cell's data, and
+``cell_seconds`` with it; a cell is either complete or recomputed. The spec and its hash live in the store's
+attrs (``sweep_spec``, ``sweep_spec_hash``); a store made from another spec is refused.
+
+The store is created from the first finished cell (its variables, dims and labels are the template for all
+others); later cells are checked against it and written with plain zarr region assignment (one writer: the
+process that runs the sweep).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .spec import Cell, SweepSpec
+
+__all__ = ["SweepStore", "SweepStoreError", "SweepResultError", "normalise_result"]
+
+
+class SweepStoreError(ValueError):
+    """The store path holds something this sweep must not write into (another spec, not a sweep store)."""
+
+
+class SweepResultError(ValueError):
+    """A study returned a cell result the store cannot hold (wrong dims, labels that differ between cells)."""
+
+
+def normalise_result(ds: Any, num_videos: int, cell_dims: tuple[str, ...], study: str) -> xr.Dataset:
+    """Check a study's cell result and make it storable: coords along ``video`` become variables, no attrs."""
+    if not isinstance(ds, xr.Dataset):
+        raise SweepResultError(f"study {study!r} returned {type(ds).__name__}; a cell result is an xarray.Dataset")
+    if ds.sizes.get("video") != num_videos:
+        raise SweepResultError(f"study {study!r} returned dims {dict(ds.sizes)}; a cell result needs a `video` dim of "
+                               f"size videos_per_seed = {num_videos}")
+    clash = sorted(set(ds.dims) & set(cell_dims))
+    if clash:
+        raise SweepResultError(f"study {study!r} returned dims {clash} that are cell dims of the sweep; rename them")
+    varying = [n for n, c in ds.coords.items() if n not in ds.indexes and "video" in c.dims]
+    ds = ds.reset_coords(varying)
+    clash = sorted(set(ds.variables) & {"complete", "cell_seconds"})
+    if clash:
+        raise SweepResultError(f"study {study!r} returned variables {clash}, names the store uses itself")
+    for name, v in ds.data_vars.items():
+        if v.dtype.kind not in "fiub":
+            raise SweepResultError(f"study {study!r}: variable {name!r} has dtype {v.dtype}; store numbers or booleans")
+    ds = ds.copy(deep=False)
+    ds.attrs = {}
+    return ds
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _fill(dtype: np.dtype):
+    return np.nan if dtype.kind == "f" else (False if dtype.kind == "b" else 0)
+
+
+class SweepStore:
+    """Reads and writes the zarr store of one sweep spec.
+
+    Parameters
+    ----------
+    path
+        Directory of the zarr store.
+    spec
+        The sweep; its hash must match an existing store's.
+    """
+
+    def __init__(self, path: str | os.PathLike, spec: SweepSpec):
+        self.path = os.fspath(path)
+        self.spec = spec
+        self.hash = spec.spec_hash()
+        self.done = np.zeros(spec.shape, dtype=bool)
+        self._group = None
+        self._layout: dict[str, tuple[str, ...]] | None = None
+        self._labels: dict[str, np.ndarray] = {}
+
+    # ---------------------------------------------------------------------------------------------- opening
+    @property
+    def exists(self) -> bool:
+        return os.path.isdir(self.path) and bool(os.listdir(self.path))
+
+    def open(self) -> SweepStore:
+        """Check an existing store against the spec and read which cells are complete (no-op for a new path)."""
+        try:
+            import zarr  # noqa: F401
+        except ImportError:
+            raise ImportError("a sweep writes a zarr store: pip install 'freeinit_lab[storage]'") from None
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise SweepStoreError(f"{self.path} is a file, not a zarr store directory; choose another store path")
+        if not self.exists:
+            return self
+        try:
+            ds = xr.open_zarr(self.path, chunks=None)
+        except Exception as err:  # noqa: BLE001 - anything unreadable is "not a sweep store"
+            raise SweepStoreError(f"{self.path} exists but is not a readable zarr store ({type(err).__name__}: "
+                                  f"{err}); choose a new store path or delete it") from None
+        stored = ds.attrs.get("sweep_spec_hash")
+        if stored is None or "complete" not in ds:
+            raise SweepStoreError(f"{self.path} is a zarr store but not a sweep store (no sweep_spec_hash); choose "
+                                  "a new store path")
+        if stored != self.hash:
+            raise SweepStoreError(self._mismatch(json.loads(ds.attrs.get("sweep_spec", "{}")), stored))
+        complete = ds["complete"].transpose(*self.spec.dims).values
+        if complete.shape != self.spec.shape:
+            raise SweepStoreError(f"{self.path}: complete has shape {complete.shape}, the spec {self.spec.shape}")
+        self.done = complete.astype(bool)
+        self._layout = {n: tuple(v.dims) for n, v in ds.data_vars.items() if n not in ("complete", "cell_seconds")}
+        self._labels = {n: c.values for n, c in ds.coords.items() if n not in self.spec.dims}
+        return self
+
+    def _mismatch(self, stored: dict[str, Any], stored_hash: str) -> str:
+        new = self.spec.to_dict()
+        diff = [k for k in sorted(set(stored) | set(new)) if stored.get(k) != new.get(k)]
+        lines = [f"  {k}: store has {stored.get(k)!r}, this spec {new.get(k)!r}" for k in diff]
+        return (f"{self.path} was written by another sweep spec (hash {stored_hash}, this spec {self.hash}):\n"
+                + ("\n".join(lines) if lines else "  (same fields; a pipeline callable or the store version differs)")
+                + "\nUse a new --store path for the new spec, or rerun the store's own spec to complete it.")
+
+    # ---------------------------------------------------------------------------------------------- writing
+    def _create(self, result: xr.Dataset) -> None:
+        spec = self.spec
+        cell_dims, cell_shape = spec.dims, spec.shape
+        coords: dict[str, Any] = {k: (k, np.asarray(list(v))) for k, v in spec.grid.items()}
+        coords["seed"] = ("seed", np.asarray(spec.seeds, dtype=np.int64), {"long_name": "sweep seed"})
+        for name, c in result.coords.items():
+            coords[name] = c.variable
+        data_vars: dict[str, Any] = {}
+        encoding: dict[str, dict[str, Any]] = {}
+        for name, v in result.data_vars.items():
+            data_vars[name] = (cell_dims + v.dims, np.full(cell_shape + v.shape, _fill(v.dtype), dtype=v.dtype),
+                               dict(v.attrs))
+            encoding[name] = {"chunks": (1,) * len(cell_dims) + v.shape}
+        data_vars["complete"] = (cell_dims, np.zeros(cell_shape, dtype=bool),
+                                 {"long_name": "cell written completely (its data is valid)"})
+        data_vars["cell_seconds"] = (cell_dims, np.full(cell_shape, np.nan),
+                                     {"long_name": "wall time of the cell's study call", "units": "s"})
+        for name in ("complete", "cell_seconds"):
+            encoding[name] = {"chunks": (1,) * len(cell_dims)}
+        import freeinit_lab as fl
+
+        attrs = {
+            "title": f"freeinit_lab sweep: study {spec.study!r}",
+            "study": spec.study,
+            "pipeline": spec.pipeline_factory().key,
+            "sweep_spec": json.dumps(spec.to_dict(), sort_keys=True),
+            "sweep_spec_hash": self.hash,
+            "cell_dims": list(cell_dims),
+            "videos_per_seed": int(spec.videos_per_seed),
+            "freeinit_lab_version": getattr(fl, "__version__", "?"),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        template = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+        template.to_zarr(self.path, mode="w", encoding=encoding, zarr_format=2, consolidated=True)
+        self._layout = {n: tuple(v.dims) for n, v in template.data_vars.items()
+                        if n not in ("complete", "cell_seconds")}
+        self._labels = {n: np.asarray(c.values) for n, c in result.coords.items()}
+
+    def _arrays(self) -> dict[str, Any]:
+        """The store's zarr arrays by name, opened once (a lookup per write would cost more than the write)."""
+        if self._group is None:
+            import zarr
+
+            group = zarr.open_group(self.path, mode="r+", zarr_format=2)
+            self._group = {name: group[name] for name in [*self._layout, "complete", "cell_seconds"]}
+        return self._group
+
+    def _check(self, result: xr.Dataset, cell: Cell) -> None:
+        expected = {n: d[len(self.spec.dims):] for n, d in self._layout.items()}
+        got = {n: tuple(v.dims) for n, v in result.data_vars.items()}
+        if set(got) != set(expected) or any(set(got[n]) != set(expected[n]) for n in got):
+            raise SweepResultError(f"cell ({cell.label}) returned variables {got}; the store holds {expected}. A "
+                                   "study's variables and dims must not depend on the cell's settings")
+        for name, value in self._labels.items():
+            if name in result.coords and not np.array_equal(np.asarray(result.coords[name].values), value):
+                raise SweepResultError(f"cell ({cell.label}) labels {name} as {result.coords[name].values.tolist()}, "
+                                       f"the store as {value.tolist()}; a study's labels must not depend on the cell")
+        for name, v in result.data_vars.items():
+            for dim, size in zip(v.dims, v.shape):
+                stored = self._arrays()[name].shape[len(self.spec.dims) + expected[name].index(dim)]
+                if size != stored:
+                    raise SweepResultError(f"cell ({cell.label}): {name} has {dim} of size {size}, the store {stored}")
+
+    def write(self, cell: Cell, result: xr.Dataset, seconds: float) -> None:
+        """Write one cell's result into its region, then its completion mark."""
+        if self._layout is None:
+            self._create(result)
+        self._check(result, cell)
+        group = self._arrays()
+        index = tuple(cell.index)
+        for name, v in result.data_vars.items():
+            order = self._layout[name][len(self.spec.dims):]
+            arr = group[name]
+            arr[index] = np.asarray(v.transpose(*order).values, dtype=arr.dtype)
+        group["cell_seconds"][index] = float(seconds)
+        group["complete"][index] = np.asarray(True, dtype=group["complete"].dtype)
+        self.done[index] = True
+
+    @contextmanager
+    def writer_lock(self):
+        """Hold ``<store>.lock`` while writing: one run per store at a time.
+
+        A lock left by a run that died on this host (its pid is gone) is taken over; a live one, or one from another
+        host, is refused with the way out.
+        """
+        lock = self.path.rstrip("/\\") + ".lock"
+        me = {"host": socket.gethostname(), "pid": os.getpid()}
+        parent = os.path.dirname(os.path.abspath(lock))
+        os.makedirs(parent, exist_ok=True)
+        while True:
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    with open(lock) as fh:
+                        other = json.load(fh)
+                except (OSError, ValueError):
+                    other = {}
+                if other.get("host") == me["host"] and isinstance(other.get("pid"), int) and not _alive(other["pid"]):
+                    with suppress(FileNotFoundError):
+                        os.remove(lock)  # left by a run that died here
+                    continue
+                raise SweepStoreError(
+                    f"{self.path} is being written by another run (pid {other.get('pid', '?')} on "
+                    f"{other.get('host', '?')}; lock file {lock}). Wait for it to finish; if that run is gone, delete "
+                    "the lock file and run again."
+                ) from None
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            break
+        try:
+            yield self
+        finally:
+            with suppress(FileNotFoundError):
+                os.remove(lock)
+
+    def dataset(self) -> xr.Dataset:
+        """The store, opened lazily (``xr.open_zarr`` without dask chunks)."""
+        return xr.open_zarr(self.path, chunks=None)
+

@@ -1,0 +1,383 @@
+"""Studies a sweep can run: one cell's measurement, by name.
+
+A study is a function ``fn(pipe, *, seed, num_videos, **settings) -> xarray.Dataset`` that samples
+``num_videos`` videos for sweep seed ``seed`` (their generators from :func:`freeinit_lab.sweep.video_seeds`, or any
+other draw that depends only on ``seed`` and ``num_videos``) and returns per-video numbers along a ``video`` dim
+of that size, plus any study dims of its own (``arm``, ``band``, ``source``, ...) whose sizes and labels do not
+depend on the cell. Its keyword parameters are the settings a spec may put in ``grid``, ``sampler`` or
+``options``.
+
+Built in (each calls the existing study code on one cell):
+
+============== =====================================================================================================
+``freeinit``    plain sampling vs FreeInit from the same noises: consistency, first-frame consistency, flicker,
+                SSIM, dynamics per ``arm`` (``plain``, ``freeinit``) and video; the paired consistency ``gain``
+``cutoff_map``  :func:`freeinit_lab.measure_cutoff_map` on one ``(d_s, d_t)`` cell: ``gain``, ``freeinit``,
+                ``baseline`` per video (seeds ``0 .. S-1`` reproduce one map of ``S * videos_per_seed`` videos)
+``strategies``  :func:`freeinit_lab.evaluate_strategies` of :func:`freeinit_lab.default_strategies` against held-out
+                dead-leaves data: ``consistency``, ``dynamics``, ``band_power_T`` per ``row`` and video
+``evidence``    ``freeinit_lab.evidence.measure_evidence`` (through :class:`WholeStudy`): findings (a)-(d) per
+                ``source`` and video
+``refinement``  :func:`freeinit_lab.refinement_study` (through :class:`WholeStudy`) without the stored latents
+``decomposition`` ``freeinit_lab.studies.decomposition.decompose_freeinit`` (through :class:`WholeStudy`): FreeInit
+                beside its control arms per ``arm`` and video, effects and explained shares with bootstrap intervals
+============== =====================================================================================================
+
+Add your own with :func:`register_study`; a study defined in a notebook travels to dask workers by value.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .spec import SweepSpecError, video_seeds
+
+__all__ = ["Study", "register_study", "get_study", "list_studies", "STUDIES"]
+
+_ENGINE_ARGS = ("seed", "num_videos")
+
+
+@dataclass(frozen=True)
+class Study:
+    """A registered study: ``fn``, the settings it accepts (``None``: any) and its own dims (documentation)."""
+
+    name: str
+    fn: Callable[..., Any]
+    parameters: tuple[str, ...] | None
+    dims: tuple[str, ...] = ()
+    min_videos: int = 1
+    description: str = ""
+
+    def check(self, spec) -> None:
+        spec.validate(self.parameters)
+        if spec.videos_per_seed < self.min_videos:
+            raise SweepSpecError(f"study {self.name!r} needs videos_per_seed >= {self.min_videos} (paired standard "
+                                 f"errors), got {spec.videos_per_seed}")
+
+
+STUDIES: dict[str, Study] = {}
+
+
+def _parameters(fn: Callable) -> tuple[str, ...] | None:
+    sig = inspect.signature(fn)
+    names = []
+    for i, (name, p) in enumerate(sig.parameters.items()):
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            return None
+        if i == 0 or name in _ENGINE_ARGS or p.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        names.append(name)
+    missing = [a for a in _ENGINE_ARGS if a not in sig.parameters]
+    if missing:
+        raise TypeError(f"a study function takes (pipe, *, seed, num_videos, **settings); {fn!r} lacks {missing}")
+    return tuple(names)
+
+
+def register_study(name: str, fn: Callable[..., Any], *, dims: Sequence[str] = (),
+                   parameters: Sequence[str] | None = None, min_videos: int = 1, description: str = "",
+                   overwrite: bool = False) -> Study:
+    """Make ``fn`` runnable as ``study: name``.
+
+    Parameters
+    ----------
+    name
+        The name specs use.
+    fn
+        ``fn(pipe, *, seed, num_videos, **settings) -> xarray.Dataset`` with a ``video`` dim of size
+        ``num_videos``.
+    dims
+        The study's own dims besides ``video`` (e.g. ``("arm",)``), for documentation and the result check.
+    parameters
+        Settings the study accepts; default: ``fn``'s keyword parameters (any, if it takes ``**settings``).
+    min_videos
+        Smallest ``videos_per_seed`` that makes sense (2 for paired standard errors).
+    overwrite
+        Replace an existing registration of ``name``.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"study name must be a non-empty string, got {name!r}")
+    if name in STUDIES and not overwrite:
+        raise ValueError(f"a study named {name!r} is registered already; pass overwrite=True to replace it")
+    params = tuple(parameters) if parameters is not None else _parameters(fn)
+    study = Study(name=name, fn=fn, parameters=params, dims=tuple(dims), min_videos=int(min_videos),
+                  description=description or (inspect.getdoc(fn) or "").split("\n")[0])
+    STUDIES[name] = study
+    return study
+
+
+def get_study(name: str) -> Study:
+    """The registered study ``name``; the error lists the known ones."""
+    try:
+        return STUDIES[name]
+    except (KeyError, TypeError):
+        raise SweepSpecError(f"unknown study {name!r}; registered: {', '.join(sorted(STUDIES))} "
+                             "(add one with freeinit_lab.sweep.register_study)") from None
+
+
+def list_studies() -> dict[str, str]:
+    """``{name: one-line description}`` of the registered studies."""
+    return {k: v.description for k, v in sorted(STUDIES.items())}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# built-in studies
+# ----------------------------------------------------------------------------------------------------------------
+def _generators(seed: int, num_videos: int):
+    import torch
+
+    return [torch.Generator().manual_seed(s) for s in video_seeds(seed, num_videos)]
+
+
+def _pixel_latents(pipe: Any) -> bool:
+    """Whether ``output_type="latent"`` gives the video itself in ``[-1, 1]`` (the embedded pipelines)."""
+    import freeinit_lab as fl
+
+    return hasattr(pipe, "sample_shape") and fl.get_layout(pipe).is_canonical
+
+
+def _video_metrics(video, *, layout: str, value_range: tuple[float, float]):
+    """:func:`freeinit_lab.metrics.consistency_report` (``frame_cosine`` named ``consistency``) plus ``dynamics``."""
+    import xarray as xr
+
+    from freeinit_lab import metrics
+
+    report = metrics.consistency_report(video, layout=layout, value_range=value_range).rename(
+        frame_cosine="consistency", frame_cosine_first="consistency_first")
+    x = metrics.as_video(video, layout=layout, value_range=value_range)  # (b, c, f, h, w) float64 in [0, 1]
+    dyn = (x[:, :, 1:] - x[:, :, :-1]).pow(2).mean(dim=(1, 2, 3, 4)).sqrt().numpy()
+    report["dynamics"] = xr.DataArray(dyn, dims=("batch",), attrs={
+        "long_name": "RMS change between consecutive frames (frames in [0, 1])", "units": "1"})
+    return report.rename(batch="video")
+
+
+def freeinit_study(
+    pipe: Any,
+    *,
+    seed: int,
+    num_videos: int,
+    num_iters: int = 3,
+    method: str = "gaussian",
+    d_s: float = 0.25,
+    d_t: float = 0.25,
+    order: float = 4,
+    fast_sampling: bool = False,
+    renoise: str = "same",
+    mix: str = "freeinit",
+    num_inference_steps: int = 25,
+    guidance_scale: float | None = None,
+    prompt: str | None = None,
+    num_frames: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+):
+    """FreeInit vs plain sampling per video, from the same initial noises (paired).
+
+    Both arms start from the noise video ``v`` draws from its own generator (:func:`freeinit_lab.sweep.video_seeds`);
+    plain sampling is FreeInit's pass 0 (run separately with ``fast_sampling``, whose pass 0 has fewer steps).
+    Pipelines whose latents are the video (the embedded ones) are scored on the latent output clipped to
+    ``[-1, 1]`` (decoded by ``pipe.decode_latents`` first when the model space is normalised); others on their
+    decoded ``output_type="np"`` frames. The settings are :func:`freeinit_lab.freeinit`'s,
+    except the default filter: Gaussian ``d_s = d_t = 0.25`` (the paper's main table, as the other studies use).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``consistency``, ``consistency_first``, ``flicker``, ``ssim``, ``dynamics`` ``(arm, video)`` with
+        ``arm = ["plain", "freeinit"]``; ``gain`` ``(video)`` (FreeInit − plain consistency); ``denoiser_calls``
+        ``(arm)`` (pipeline denoiser forward calls for the batch).
+    """
+    import torch
+    import xarray as xr
+
+    import freeinit_lab as fl
+
+    pixel = _pixel_latents(pipe)
+    call: dict[str, Any] = dict(num_inference_steps=int(num_inference_steps))
+    if prompt is not None:  # one prompt per video (AnimateDiff ignores num_videos_per_prompt)
+        call["prompt"] = [prompt] * int(num_videos)
+    elif "batch_size" in inspect.signature(pipe.__call__).parameters:  # unconditional pipelines
+        call["batch_size"] = int(num_videos)
+    else:
+        call["num_videos_per_prompt"] = int(num_videos)
+    for key, value in (("guidance_scale", guidance_scale), ("num_frames", num_frames), ("height", height),
+                       ("width", width)):
+        if value is not None:
+            call[key] = value
+    output_type = "latent" if pixel else "np"
+    res = fl.freeinit(pipe, num_iters=int(num_iters), method=method, d_s=float(d_s), d_t=float(d_t),
+                      order=float(order), fast_sampling=bool(fast_sampling), renoise=renoise, mix=mix,
+                      generator=_generators(seed, num_videos), output_type=output_type, progress=False,
+                      return_iteration_frames=not pixel and not fast_sampling, **call)
+    plain_calls = res.iterations[0].num_denoiser_evals
+    if fast_sampling:
+        sampled = pipe(generator=_generators(seed, num_videos), output_type=output_type, **call)
+        plain = sampled.frames if hasattr(sampled, "frames") else sampled[0]
+        first = res.iterations[0]  # denoiser calls per step (2 with classifier-free guidance) times the steps
+        plain_calls = int(num_inference_steps) * (first.num_denoiser_evals // max(1, first.num_inference_steps))
+    elif pixel:
+        plain = res.iterations[0].clean_latent
+    else:
+        plain = res.iterations[0].frames
+    final = res.latents if pixel else res.frames
+    if pixel and getattr(pipe, "normalizer", None) is not None:  # a normalised model space: score decoded video
+        kw = dict(layout="bfchw", value_range=(0.0, 1.0))
+        plain, final = pipe.decode_latents(torch.as_tensor(plain)), pipe.decode_latents(torch.as_tensor(final))
+    elif pixel:
+        kw = dict(layout="bcfhw", value_range=(-1.0, 1.0))
+        plain, final = torch.as_tensor(plain).float().clamp(-1, 1), torch.as_tensor(final).float().clamp(-1, 1)
+    else:
+        kw = dict(layout="bfhwc", value_range=(0.0, 1.0))
+    arms = ["plain", "freeinit"]
+    out = xr.concat([_video_metrics(plain, **kw), _video_metrics(final, **kw)], dim="arm")
+    out = out.assign_coords(arm=arms, video=np.arange(num_videos))
+    out["gain"] = out["consistency"].sel(arm="freeinit", drop=True) - out["consistency"].sel(arm="plain", drop=True)
+    out["gain"].attrs = {"long_name": "consistency gain of FreeInit over plain sampling (paired)", "units": "1"}
+    out["denoiser_calls"] = ("arm", np.array([plain_calls, res.num_denoiser_evals], dtype=np.int64),
+                             {"long_name": "denoiser forward calls for the cell's batch"})
+    return out
+
+
+def cutoff_map_study(
+    pipe: Any,
+    *,
+    seed: int,
+    num_videos: int,
+    d_s: float = 0.25,
+    d_t: float = 0.25,
+    method: str = "gaussian",
+    order: float = 4,
+    num_iters: int = 3,
+    num_inference_steps: int = 25,
+    fast_sampling: bool = False,
+    renoise: str = "same",
+):
+    """One (d_s, d_t) cell of the cutoff map: FreeInit's paired consistency gain per video.
+
+    The cell is :func:`freeinit_lab.measure_cutoff_map` with one ``d_s`` and one ``d_t``.
+
+    Runs the map on the videos ``seed * num_videos .. seed * num_videos + num_videos - 1`` (one generator each, as
+    :func:`freeinit_lab.sweep.video_seeds`), so a sweep over seeds ``0 .. S-1`` holds the per-video numbers of one
+    map of ``S * num_videos`` videos from seed 0. ``gain_se`` of the map is ``gain.std("video") / sqrt(n)`` over
+    the stacked ``(seed, video)``.
+    """
+    import xarray as xr
+
+    import freeinit_lab as fl
+
+    cmap = fl.measure_cutoff_map(pipe, d_s=[float(d_s)], d_t=[float(d_t)], method=method, order=order,
+                                 num_iters=int(num_iters), num_inference_steps=int(num_inference_steps),
+                                 fast_sampling=bool(fast_sampling), renoise=renoise, num_videos=int(num_videos),
+                                 seed=video_seeds(seed, num_videos)[0], batch_size=int(num_videos), progress=False)
+    cell = cmap.isel(d_s=0, d_t=0, drop=True)
+    out = xr.Dataset(
+        {
+            "gain": cell["gain_per_video"].variable,
+            "freeinit": cell["freeinit"].variable,
+            "baseline": cell["baseline"].variable,
+        },
+        coords={"video": np.arange(num_videos)},
+    )
+    out["gain"].attrs = {"long_name": "consistency gain of FreeInit over plain sampling (paired)", "units": "1"}
+    return out
+
+
+def strategies_study(
+    pipe: Any,
+    *,
+    seed: int,
+    num_videos: int,
+    method: str = "gaussian",
+    d_s: float = 0.25,
+    d_t: float = 0.25,
+    order: float = 4,
+    num_iters: int = 4,
+    fast_sampling: bool = False,
+    num_inference_steps: int = 25,
+    num_bands: int = 6,
+    num_data_videos: int = 32,
+):
+    """Initialisation strategies against held-out data: consistency, dynamics, band power at T per row and video.
+
+    :func:`freeinit_lab.evaluate_strategies` of :func:`freeinit_lab.default_strategies` on one cell.
+
+    Data, marginal and oracle latents are held-out dead-leaves videos (the embedded default's training
+    distribution) at the pipeline's size, seeded from ``seed`` as in ``notebooks/06_initialisation_strategies``;
+    the noises come from ``evaluate_strategies``'s own seeded draw. ``num_iters`` must not be a grid key (it
+    changes the rows).
+    """
+    import freeinit_lab as fl
+
+    c, f, h, w = pipe.sample_shape
+    s0 = 10**8 + 500_000 + 10_000 * int(seed)
+    data = fl.dead_leaves_videos(int(num_data_videos), f, h, w, seed=s0)
+    marginal = fl.TerminalMarginal.from_latents(fl.dead_leaves_videos(int(num_data_videos), f, h, w, seed=s0 + 1),
+                                                pipe.scheduler)
+    oracle = fl.dead_leaves_videos(int(num_videos), f, h, w, seed=s0 + 2)
+    strategies = fl.default_strategies(num_iters=int(num_iters), method=method, d_s=float(d_s), d_t=float(d_t),
+                                       order=float(order), fast_sampling=bool(fast_sampling))
+    ds = fl.evaluate_strategies(pipe, strategies, data=data, marginal=marginal, oracle_latents=oracle,
+                                num_videos=int(num_videos), seed=int(seed),
+                                num_inference_steps=int(num_inference_steps), num_bands=int(num_bands))
+    ds.attrs = {}
+    return ds
+
+
+class WholeStudy:
+    """A study made from an existing whole-study function ``f(pipe, *, num_videos, seed, **settings) -> Dataset``.
+
+    One cell is one call with the cell's ``seed`` and ``num_videos``; ``fixed`` arguments are added to every call,
+    ``drop`` variables removed from the result. The function is found by its import path at call time (so the
+    adapter pickles small), and its scalar keyword parameters are the study's settings.
+    """
+
+    def __init__(self, target: str, *, fixed: dict[str, Any] | None = None, drop: Sequence[str] = (),
+                 exclude: Sequence[str] = (), extra: Sequence[str] = ()):
+        self.target, self.fixed, self.drop = target, dict(fixed or {}), tuple(drop)
+        self.exclude = ("num_videos", "seed", "progress", *self.fixed, *exclude)
+        self.extra = tuple(extra)  # settings the function takes through **kwargs (pipeline call arguments)
+
+    def resolve(self) -> Callable[..., Any]:
+        import importlib
+
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def parameters(self) -> tuple[str, ...]:
+        params = list(inspect.signature(self.resolve()).parameters.values())[1:]
+        named = [p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        return tuple(p for p in named if p not in self.exclude) + self.extra
+
+    def __call__(self, pipe: Any, *, seed: int, num_videos: int, **settings: Any):
+        fn = self.resolve()
+        quiet = {"progress": False} if "progress" in inspect.signature(fn).parameters else {}
+        ds = fn(pipe, num_videos=int(num_videos), seed=int(seed), **quiet, **self.fixed, **settings)
+        ds = ds.drop_vars([v for v in self.drop if v in ds])
+        ds.attrs = {}
+        return ds
+
+
+def _register_whole(name: str, adapter: WholeStudy, **kwargs: Any) -> None:
+    kwargs.setdefault("description", (inspect.getdoc(adapter.resolve()) or "").split("\n")[0])
+    register_study(name, adapter, parameters=adapter.parameters(), **kwargs)
+
+
+register_study("freeinit", freeinit_study, dims=("arm",))
+register_study("cutoff_map", cutoff_map_study, min_videos=2)
+register_study("strategies", strategies_study, dims=("row", "band", "data_video"), min_videos=2)
+_register_whole("decomposition",
+                WholeStudy("freeinit_lab.studies.decomposition:decompose_freeinit", exclude=("reference", "chunk_size"),
+                           extra=("num_inference_steps", "prompt", "guidance_scale", "num_frames", "height", "width")),
+                dims=("arm", "band", "control", "metric"), min_videos=2,
+                description="FreeInit beside its control arms on the same noises: effects and explained shares")
+_register_whole("evidence", WholeStudy("freeinit_lab.evidence:measure_evidence", exclude=("reference", "batch_size")),
+                dims=("source",), min_videos=2,
+                description="the paper's findings (a)-(d) per source (baseline, FreeInit, oracle, data) and video")
+_register_whole("refinement", WholeStudy("freeinit_lab.refinement:refinement_study", drop=("clean_latent",),
+                                         exclude=("reference", "filters")),
+                dims=("sampling", "iteration", "band", "filter", "source"), min_videos=2,
+                description="FreeInit pass by pass, coarse-to-fine vs full, filters, baseline/FreeInit/oracle")

@@ -1,0 +1,459 @@
+"""Sweeps: store layout, per-cell determinism, serial = distributed, resume, killed workers and CLI runs, bad input.
+
+Cells run the analytic Gaussian pipeline at 4 frames × 8 × 8 (milliseconds per cell) or, where a cell must last
+long enough to be killed, the embedded default with a few steps. The tests that start a LocalCluster of two worker
+processes or a command-line run are marked slow (each costs seconds of process start-up).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as hst
+
+import freeinit_lab as fl
+from freeinit_lab.sweep import (
+    PipelineFactory,
+    SweepResultError,
+    SweepSpec,
+    SweepSpecError,
+    SweepStoreError,
+    register_study,
+    run_sweep,
+    video_seeds,
+)
+from freeinit_lab.sweep.studies import STUDIES, freeinit_study
+
+REPO = Path(__file__).resolve().parent.parent
+ANALYTIC = {"name": "analytic", "num_frames": 4, "height": 8}
+SPEC = dict(pipeline=ANALYTIC, study="freeinit", grid={"d_s": [0.25, 0.5], "method": ["gaussian", "butterworth"]},
+            seeds=[0, 1], videos_per_seed=2, sampler={"num_inference_steps": 3})
+CALLS: dict[str, int] = {}
+
+
+def _data(ds: xr.Dataset) -> xr.Dataset:
+    """The numbers of a store, without the timing and the creation attrs."""
+    return ds.drop_vars("cell_seconds").load().drop_attrs()
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    return run_sweep(SPEC, tmp_path_factory.mktemp("sweep") / "serial.zarr", progress=False).load()
+
+
+# ------------------------------------------------------------------------------------------------ store and cells
+def test_store_layout_labels_and_marks(serial):
+    ds = serial
+    assert ds.consistency.dims == ("d_s", "method", "seed", "arm", "video")
+    assert ds.gain.dims == ("d_s", "method", "seed", "video") and ds.complete.dims == ("d_s", "method", "seed")
+    assert ds.method.values.tolist() == ["gaussian", "butterworth"] and ds.seed.values.tolist() == [0, 1]
+    assert ds.arm.values.tolist() == ["plain", "freeinit"] and ds.sizes["video"] == 2
+    assert bool(ds.complete.all()) and bool(np.isfinite(ds.consistency).all()) and bool((ds.cell_seconds > 0).all())
+    assert callable(sys.modules["freeinit_lab.sweep"])  # freeinit_lab.sweep(spec, store) is run_sweep
+    np.testing.assert_array_equal(ds.gain, ds.consistency.sel(arm="freeinit") - ds.consistency.sel(arm="plain"))
+    assert ds.attrs["sweep_spec_hash"] == SweepSpec.from_dict(SPEC).spec_hash()
+    # plain sampling does not depend on the filter: both arms share the noises, every filter the plain arm
+    plain = ds.consistency.sel(arm="plain")
+    np.testing.assert_array_equal(plain.isel(d_s=0, method=0), plain.isel(d_s=1, method=1))
+    assert not np.array_equal(ds.consistency.sel(arm="freeinit").isel(d_s=0), ds.consistency.sel(arm="freeinit").isel(d_s=1))
+
+
+def test_a_cell_is_the_study_called_directly_with_per_video_generators(serial):
+    pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
+    direct = freeinit_study(pipe, seed=1, num_videos=2, num_inference_steps=3, d_s=0.5, method="butterworth")
+    cell = serial.sel({"d_s": 0.5, "method": "butterworth", "seed": 1})  # `method` is also a sel() argument
+    for name in direct.data_vars:
+        np.testing.assert_array_equal(cell[name].values, direct[name].values, err_msg=name)
+    # ... and the plain arm is the pipeline from generators seeded seed * videos_per_seed + v
+    import torch
+
+    gens = [torch.Generator().manual_seed(s) for s in video_seeds(1, 2)]
+    plain = pipe(num_videos_per_prompt=2, generator=gens, num_inference_steps=3, output_type="latent").frames
+    from freeinit_lab import metrics
+
+    c = metrics.frame_cosine_similarity(plain.clamp(-1, 1)).double().numpy()
+    np.testing.assert_allclose(cell.consistency.sel(arm="plain").values, c, atol=1e-12)
+
+
+def test_cutoff_map_sweep_tiles_one_measure_cutoff_map(tmp_path):
+    spec = dict(pipeline=ANALYTIC, study="cutoff_map", grid={"d_s": [0.25, 0.5], "d_t": [0.25]}, seeds=[0, 1],
+                videos_per_seed=2, sampler={"num_inference_steps": 3})
+    ds = run_sweep(spec, tmp_path / "cmap.zarr", progress=False)
+    ref = fl.measure_cutoff_map(fl.load_analytic_pipeline(num_frames=4, height=8), d_s=[0.25, 0.5], d_t=[0.25],
+                                num_videos=4, seed=0, num_inference_steps=3, progress=False)
+    got = ds.gain.stack(v=("seed", "video")).transpose("d_s", "d_t", "v")
+    np.testing.assert_allclose(got.values, ref.gain_per_video.values, atol=1e-6)
+
+
+@pytest.mark.parametrize("study,grid,options", [
+    ("strategies", {"d_s": [0.25]}, {"num_iters": 2, "num_data_videos": 4}),
+    ("evidence", {"d_t": [0.25, 0.5]}, {}),
+    ("refinement", {"method": ["gaussian"]}, {"num_iters": 2}),
+    ("decomposition", {"d_s": [0.25]}, {"num_bootstrap": 200, "controls": ["freeinit_fresh", "shuffled_low"]}),
+])
+def test_existing_studies_run_as_sweeps(tmp_path, study, grid, options):
+    spec = dict(pipeline=ANALYTIC, study=study, grid=grid, seeds=[3], videos_per_seed=8 if study == "decomposition"
+                else 2, sampler={"num_inference_steps": 3}, options=options)
+    ds = run_sweep(spec, tmp_path / "s.zarr", progress=False)
+    assert bool(ds.complete.all()) and tuple(ds.consistency.dims[:2]) == (*grid, "seed")
+    assert ds.sizes["video"] == spec["videos_per_seed"] and bool(np.isfinite(ds.consistency).all())
+
+
+# ---------------------------------------------------------------------------------------------------- resuming
+def _flaky_study(pipe, *, seed, num_videos, fail_at=None, **settings):
+    """The freeinit study, counting calls, raising on the cell whose d_s is ``fail_at`` while CALLS['fail'] is set."""
+    CALLS["n"] = CALLS.get("n", 0) + 1
+    if CALLS.get("fail") and settings.get("d_s") == fail_at and seed == 1:
+        raise RuntimeError("interrupted")
+    return freeinit_study(pipe, seed=seed, num_videos=num_videos, **settings)
+
+
+register_study("test-flaky", _flaky_study, overwrite=True)
+
+
+def test_resume_computes_only_the_missing_cells(tmp_path, serial):
+    spec = {**SPEC, "study": "test-flaky", "options": {"fail_at": 0.5}}
+    store = tmp_path / "resume.zarr"
+    CALLS.update(n=0, fail=True)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_sweep(spec, store, progress=False)
+    first = xr.open_zarr(store, chunks=None)
+    done = int(first.complete.sum())
+    assert 0 < done < 8 and CALLS["n"] == done + 1
+    CALLS.update(n=0, fail=False)
+    ds = run_sweep(spec, store, progress=False)
+    assert CALLS["n"] == 8 - done and bool(ds.complete.all())
+    xr.testing.assert_identical(_data(ds), _data(serial))
+    CALLS.update(n=0)
+    run_sweep(spec, store, progress=False)
+    assert CALLS["n"] == 0
+
+
+# --------------------------------------------------------------------------------------------------- bad input
+def _counting_factory():
+    CALLS["factory"] = CALLS.get("factory", 0) + 1
+    return fl.load_analytic_pipeline(num_frames=4, height=8)
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"grid": {}}, "empty grid"),
+    ({"grid": {"d_s": []}}, "non-empty list"),
+    ({"grid": {"d_s": [0.25, 0.25]}}, "repeated"),
+    ({"study": "nope"}, "unknown study 'nope'; registered: .*cutoff_map"),
+    ({"grid": {"dee_s": [0.25]}}, "no setting 'dee_s'; its settings are .*d_s"),
+    ({"sampler": {"num_inference_step": 3}}, "no setting 'num_inference_step'"),
+    ({"seeds": []}, "seeds"),
+    ({"seeds": [0, 0]}, "repeats"),
+    ({"videos_per_seed": 0}, "videos_per_seed"),
+    ({"grid": {"d_s": [0.25]}, "sampler": {"d_s": 0.5}}, "given twice"),
+    ({"grid": {"seed": [1]}}, "reserved"),
+    ({"pipeline": "no-such-pipeline"}, "is not one of"),
+    ({"pipeline": "no_such_module:make"}, "cannot be imported"),
+])
+def test_bad_specs_fail_before_any_sampling(tmp_path, change, match):
+    CALLS["factory"] = 0
+    spec = {**SPEC, "pipeline": _counting_factory, **change}
+    with pytest.raises((SweepSpecError, ValueError), match=match):
+        run_sweep(spec, tmp_path / "bad.zarr", progress=False)
+    assert CALLS["factory"] == 0 and not (tmp_path / "bad.zarr").exists()
+
+
+def test_store_from_another_spec_is_refused(tmp_path, serial):
+    store = tmp_path / "s.zarr"
+    run_sweep({**SPEC, "seeds": [0]}, store, progress=False)
+    CALLS["factory"] = 0
+    with pytest.raises(SweepStoreError, match=r"another sweep spec[\s\S]*seeds: store has \[0\], this spec \[0, 1\]"):
+        run_sweep({**SPEC, "pipeline": ANALYTIC}, store, progress=False)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("x")
+    with pytest.raises(SweepStoreError, match="not a readable zarr store|not a sweep store"):
+        run_sweep(SPEC, tmp_path / "junk", progress=False)
+
+
+def test_one_run_per_store(tmp_path):
+    """A live run's lock is refused before sampling; a lock whose process died on this host is taken over."""
+    import json
+    import socket
+
+    store, lock = tmp_path / "s.zarr", tmp_path / "s.zarr.lock"
+    spec = {**SPEC, "grid": {"d_s": [0.25]}, "seeds": [0]}
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    CALLS["factory"] = 0
+    with pytest.raises(SweepStoreError, match=r"being written by another run \(pid \d+ on .*delete the lock file"):
+        run_sweep({**spec, "pipeline": _counting_factory}, store, progress=False)
+    assert CALLS["factory"] == 0
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": int(gone.stdout)}))
+    assert bool(run_sweep(spec, store, progress=False).complete.all()) and not lock.exists()
+
+
+def test_factories_that_cannot_reach_workers_are_named(tmp_path):
+    lock = threading.Lock()
+
+    def holds_a_lock():
+        with lock:
+            return fl.load_analytic_pipeline(num_frames=4, height=8)
+
+    class NoClient:  # never used: the check comes first
+        pass
+
+    with pytest.raises(TypeError, match=r"cannot be sent to dask workers: .*lock.*module-level function"):
+        run_sweep({**SPEC, "pipeline": holds_a_lock}, tmp_path / "a.zarr", client=NoClient(), progress=False)
+    pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
+    with pytest.raises(TypeError, match="cannot be sent to dask workers: TypeError: a TinyVideoPipeline object is a "
+                                        "loaded pipeline, not a recipe to build one. .*give a factory"):
+        run_sweep(SPEC, tmp_path / "b.zarr", pipeline=pipe, client=NoClient(), progress=False)
+    # in-process, a pipeline object is fine
+    ds = run_sweep({**SPEC, "grid": {"d_s": [0.25]}, "seeds": [0]}, tmp_path / "c.zarr", pipeline=pipe, progress=False)
+    assert ds.attrs["pipeline"].startswith("object TinyVideoPipeline ")
+
+
+def test_unreachable_scheduler_is_a_clear_error():
+    pytest.importorskip("distributed")
+    from freeinit_lab.sweep.cluster import connect
+
+    t0 = time.perf_counter()
+    with pytest.raises(ConnectionError, match=r"no dask scheduler answered at 'tcp://127.0.0.1:9' within 1 s"):
+        connect("tcp://127.0.0.1:9", timeout=1)
+    assert time.perf_counter() - t0 < 15
+
+
+def test_results_the_store_cannot_hold(tmp_path):
+    def wrong_size(pipe, *, seed, num_videos, k=0):
+        return xr.Dataset({"x": ("video", np.zeros(num_videos + 1))})
+
+    def not_a_dataset(pipe, *, seed, num_videos, d_s=0.25):
+        return np.zeros(num_videos)
+
+    register_study("test-wrong-size", wrong_size, overwrite=True)
+    register_study("test-not-a-dataset", not_a_dataset, overwrite=True)
+    base = {**SPEC, "grid": {"d_s": [0.25]}, "seeds": [0]}
+    with pytest.raises(SweepSpecError, match="no setting 'd_s'"):
+        run_sweep({**base, "study": "test-wrong-size"}, tmp_path / "a.zarr", progress=False)
+    with pytest.raises(SweepResultError, match="needs a `video` dim of size videos_per_seed = 2"):
+        run_sweep({**base, "study": "test-wrong-size", "grid": {"k": [1]}, "sampler": {}},
+                  tmp_path / "b.zarr", progress=False)
+    with pytest.raises(SweepResultError, match="returned ndarray"):
+        run_sweep({**base, "study": "test-not-a-dataset", "sampler": {}}, tmp_path / "c.zarr", progress=False)
+    for name in ("test-wrong-size", "test-not-a-dataset"):
+        STUDIES.pop(name)
+
+
+def test_pipeline_entries():
+    key = lambda e: PipelineFactory.from_spec(e).key  # noqa: E731
+    assert key("default").startswith("default {} files ") and key(ANALYTIC) == 'analytic {"height":8,"num_frames":4}'
+    assert key(str(REPO / "data" / "default_model")).startswith("folder ")
+    assert key("org/some-model") == "hub org/some-model"
+    assert key("freeinit_lab.testing:tiny_pipeline").startswith("factory freeinit_lab.testing:tiny_pipeline")
+    f = PipelineFactory.from_spec({"factory": "freeinit_lab:load_analytic_pipeline", "kwargs": {"num_frames": 4,
+                                                                                               "height": 8}})
+    assert f().sample_shape == (3, 4, 8, 8)
+    part = functools.partial(fl.load_analytic_pipeline, num_frames=4)
+    assert "partial(" in key(part) and "num_frames=4" in key(part)
+    with pytest.raises(SweepSpecError, match="has no model_index.json"):
+        key(str(REPO / "data"))
+
+
+def test_other_weights_in_the_same_folder_are_another_spec(tmp_path):
+    """A retrained or replaced model (same folder, other files) must not complete a store of the old one."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(REPO / "data" / "default_model", folder)
+    spec = {**SPEC, "pipeline": str(folder), "grid": {"d_s": [0.25]}, "seeds": [0], "videos_per_seed": 1}
+    run_sweep(spec, tmp_path / "s.zarr", progress=False)
+    weights = next(folder.rglob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of one weight
+    weights.write_bytes(bytes(data))
+    with pytest.raises(SweepStoreError, match=r"pipeline_key: store has 'folder .* files \w+', this spec"):
+        run_sweep(spec, tmp_path / "s.zarr", progress=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=hst.lists(hst.floats(0.01, 1.0), min_size=1, max_size=4, unique=True),
+       steps=hst.integers(1, 50), seeds=hst.lists(hst.integers(0, 99), min_size=1, max_size=3, unique=True))
+def test_spec_hash_names_the_numbers_not_the_spelling(values, steps, seeds):
+    a = SweepSpec(study="freeinit", grid={"d_s": values}, seeds=seeds, sampler={"num_inference_steps": steps,
+                                                                                  "guidance_scale": 1.0})
+    b = SweepSpec.from_dict({"sampler": {"guidance_scale": 1.0, "num_inference_steps": steps}, "seeds": list(seeds),
+                             "grid": {"d_s": [np.float64(v) for v in values]}, "study": "freeinit"})
+    assert a.spec_hash() == b.spec_hash()
+    assert a.spec_hash() != SweepSpec(**{**a.__dict__, "sampler": {"num_inference_steps": steps + 1,
+                                                                   "guidance_scale": 1.0}}).spec_hash()
+    assert a.spec_hash() != SweepSpec(**{**a.__dict__, "seeds": [*seeds, 100]}).spec_hash()
+    cells = a.cells()
+    assert len(cells) == len(values) * len(seeds) and len({c.index for c in cells}) == len(cells)
+    assert [c.seed for c in cells[: len(seeds)]] == list(seeds)
+
+
+def test_local_path_imports_no_dask(tmp_path):
+    """With dask and distributed made unimportable, an in-process sweep still runs (and never asks for them)."""
+    code = (
+        "import sys; sys.modules['distributed'] = None; sys.modules['dask'] = None\n"
+        "from freeinit_lab.sweep import run_sweep\n"
+        f"ds = run_sweep({SPEC!r}, {str(tmp_path / 'nodask.zarr')!r}, progress=False)\n"
+        "print(int(ds.complete.sum()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "8"
+
+
+# ------------------------------------------------------------------------------------------ LocalCluster (slow)
+def _dying_study(pipe, *, seed, num_videos, marker=None, **settings):
+    """The freeinit study, except that the first cell of seed 1 kills its worker process mid-cell."""
+    if seed == 1 and marker is not None:
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            pass
+        else:
+            os.close(fd)
+            os.kill(os.getpid(), signal.SIGKILL)
+    return freeinit_study(pipe, seed=seed, num_videos=num_videos, **settings)
+
+
+register_study("test-dying", _dying_study, overwrite=True)
+
+
+@pytest.fixture(scope="module")
+def client():
+    pytest.importorskip("distributed")
+    import cloudpickle
+    from distributed import Client
+
+    from freeinit_lab.sweep.cluster import local_cluster
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test studies travel by value
+    with local_cluster(2) as cluster, Client(cluster) as c:
+        yield c
+
+
+@pytest.mark.slow
+def test_two_worker_processes_give_the_serial_numbers_bit_for_bit(tmp_path, serial, client):
+    ds = run_sweep(SPEC, tmp_path / "dist.zarr", client=client, progress=False)
+    assert len(client.scheduler_info()["workers"]) == 2
+    xr.testing.assert_identical(_data(ds), _data(serial))
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_cell_is_survived(tmp_path, serial, client):
+    marker = tmp_path / "killed"
+    spec = {**SPEC, "study": "test-dying", "options": {"marker": str(marker)}}
+    ds = run_sweep(spec, tmp_path / "dying.zarr", client=client, progress=False)
+    assert marker.exists()  # a worker process did die mid-cell
+    assert bool(ds.complete.all())
+    xr.testing.assert_identical(_data(ds), _data(serial))  # nothing lost, nothing written twice differently
+    client.wait_for_workers(2, timeout=120)  # the nanny restarted it
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def _cli(*args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "freeinit_lab.sweep", *map(str, args)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _complete_cells(store: Path) -> int:
+    import zarr
+
+    try:
+        return int(np.asarray(zarr.open_group(str(store), mode="r")["complete"][...]).astype(bool).sum())
+    except Exception:  # not created yet, or metadata half-written
+        return 0
+
+
+CLI_SPEC = """\
+pipeline: default
+study: freeinit
+grid:
+  d_s: [0.25, 0.5]
+  d_t: [0.25, 0.5, 1.0]
+seeds: [0, 1]
+videos_per_seed: 1
+sampler: {num_inference_steps: 3}
+options: {num_iters: 2}
+"""
+
+
+@pytest.mark.slow
+def test_killed_command_line_run_restarted_completes_the_store(tmp_path):
+    """Kill an in-process CLI run after its first cell, restart it with --workers 2: the store completes, equal to
+    an uninterrupted in-process run."""
+    spec, store = tmp_path / "spec.yaml", tmp_path / "out.zarr"
+    spec.write_text(CLI_SPEC)
+    proc = _cli(spec, "--store", store, "--no-progress")
+    deadline = time.monotonic() + 240
+    while _complete_cells(store) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    done = _complete_cells(store)
+    assert 1 <= done < 12, f"kill came too late ({done} of 12 cells complete)"
+    again = _cli(spec, "--store", store, "--no-progress", "--workers", "2")  # resumed on two worker processes
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err[-2000:]
+    assert f"12/12 cells complete ({12 - done} computed now, 2 local workers" in out
+    ds = xr.open_zarr(store)
+    assert ds.consistency.dims == ("d_s", "d_t", "seed", "arm", "video") and bool(ds.complete.all())
+    fresh = run_sweep(SweepSpec.from_yaml(spec), tmp_path / "fresh.zarr", progress=False)
+    xr.testing.assert_identical(_data(ds), _data(fresh))
+
+
+def test_command_line_bad_input_exits_2_before_sampling(tmp_path, capsys):
+    from freeinit_lab.sweep.__main__ import main
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(CLI_SPEC.replace("d_t:", "dt:"))
+    assert main([str(spec), "--store", str(tmp_path / "x.zarr")]) == 2
+    assert "no setting 'dt'" in capsys.readouterr().err
+    spec.write_text(CLI_SPEC)
+    assert main([str(spec), "--store", str(tmp_path / "x.zarr"), "--scheduler", "tcp://127.0.0.1:9",
+                 "--timeout", "1"]) == 2
+    assert "no dask scheduler answered" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists()
+    assert main([str(tmp_path / "missing.yaml"), "--store", str(tmp_path / "y.zarr")]) == 2
+    assert main(["--list-studies"]) == 0 and "cutoff_map" in capsys.readouterr().out
+
+
+def test_freeinit_study_on_a_text_to_video_pipeline_scores_decoded_frames(tmp_path):
+    """A diffusers pipeline (tiny AnimateDiff): prompts as a grid key, frames decoded; plain sampling is the same
+    with and without coarse-to-fine FreeInit (it runs separately then, from the same generators)."""
+    spec = dict(pipeline={"factory": "freeinit_lab.testing:tiny_pipeline", "kwargs": {"name": "AnimateDiffPipeline"}},
+                study="freeinit", grid={"prompt": ["a cat", "a dog"], "fast_sampling": [False, True]}, seeds=[0],
+                videos_per_seed=2, sampler={"num_inference_steps": 3, "num_frames": 8, "height": 16, "width": 16},
+                options={"num_iters": 2})
+    ds = run_sweep(spec, tmp_path / "ad.zarr", progress=False).load()
+    assert bool(ds.complete.all()) and ds.consistency.dims == ("prompt", "fast_sampling", "seed", "arm", "video")
+    plain = ds.consistency.sel(arm="plain")
+    np.testing.assert_allclose(plain.sel(fast_sampling=False), plain.sel(fast_sampling=True), atol=1e-6)
+    assert ds.denoiser_calls.sel(fast_sampling=True, arm="freeinit").values.tolist() == [[4], [4]]  # 1 + 3 steps
+
+
+def test_a_normalised_model_is_scored_on_decoded_video(tmp_path):
+    """A model trained in a normalised space (a ChannelNormalizer in its folder): metrics of the decoded video."""
+    import torch
+
+    from freeinit_lab import metrics
+
+    folder = REPO / "data" / "candidate_model"
+    if not (folder / "normalizer").exists():
+        pytest.skip("no normalised model folder in data/ (data/candidate_model/normalizer)")
+    pipe = fl.load_default_pipeline(folder)
+    ds = freeinit_study(pipe, seed=0, num_videos=1, num_inference_steps=2, num_iters=2)
+    gens = [torch.Generator().manual_seed(s) for s in video_seeds(0, 1)]
+    video = pipe(num_videos_per_prompt=1, generator=gens, num_inference_steps=2, output_type="pt").frames
+    expected = metrics.frame_cosine_similarity(video, layout="bfchw", value_range=(0.0, 1.0)).double().numpy()
+    np.testing.assert_allclose(ds.consistency.sel(arm="plain").values, expected, atol=1e-9)
