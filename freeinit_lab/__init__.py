@@ -110,7 +110,7 @@ _NAMES = {
     "summarize_strategies": "studies.strategies",
     "analytic_controls": "studies.strategies",
     "decompose_freeinit": "studies.decomposition",
-    "decomposition_figure": "studies.decomposition",
+    "decomposition_figure": "viz.figures",
     "decomposition_table": "studies.decomposition",
     "gap_kl": "core.snr",
 }

@@ -61,11 +61,11 @@ from ..hooks.layouts import get_layout, patch_attribute
 from ..core.schedules import get_schedule
 from ..core.spectral import band_power, check_filter, default_band_edges
 from .strategies import _consistency, _dynamics
+from freeinit_lab._compat import moved_attributes
 
 __all__ = [
     "decompose_freeinit",
     "decomposition_noises",
-    "decomposition_figure",
     "decomposition_table",
     "min_videos_for_bootstrap",
     "paired_bootstrap",
@@ -571,31 +571,5 @@ def decomposition_table(ds: xr.Dataset, metrics: Sequence[str] | None = None, *,
     return pd.DataFrame(rows).T[metrics]
 
 
-def decomposition_figure(ds: xr.Dataset, metrics: Sequence[str] | None = None, *, title: str | None = None):
-    """Plotly grouped bars: each control's share of FreeInit's effect per metric, with its bootstrap interval.
-
-    0 = the control changes the metric no more than plain sampling; 1 = as much as FreeInit.
-    """
-    import plotly.graph_objects as go
-
-    metrics = list(ds.metric.values) if metrics is None else list(metrics)
-    fig = go.Figure()
-    for c in ds.control.values.tolist():
-        y = ds.explained.sel(control=c, metric=metrics).values
-        lo = ds.explained_low.sel(control=c, metric=metrics).values
-        hi = ds.explained_high.sel(control=c, metric=metrics).values
-        fig.add_trace(go.Bar(
-            x=metrics, y=y, name=c,
-            error_y=dict(type="data", symmetric=False, array=hi - y, arrayminus=y - lo),
-            hovertemplate="%{x}<br>" + c + ": %{y:.2f}<extra></extra>",
-        ))
-    for level in (0.0, 1.0):
-        fig.add_hline(y=level, line_dash="dot", line_color="grey")
-    conf = ds.attrs.get("confidence", 0.95)
-    fig.update_layout(
-        barmode="group", template="plotly_white",
-        title=title or (f"share of FreeInit's effect each control reproduces ({ds.attrs.get('pipeline_class', '')}, "
-                        f"{ds.sizes['video']} paired videos, {conf:.0%} paired bootstrap)"),
-        xaxis_title="metric", yaxis_title="(control − plain) / (FreeInit − plain)",
-    )
-    return fig
+# the figure moved to freeinit_lab.viz.figures, reachable here for one release
+__getattr__ = moved_attributes(__name__, "freeinit_lab.viz.figures", ("decomposition_figure",))

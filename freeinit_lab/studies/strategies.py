@@ -55,6 +55,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import torch
 
+from freeinit_lab._compat import moved_attributes
 from freeinit_lab.core.reinit import FreeInitSettings
 
 __all__ = [
@@ -66,7 +67,6 @@ __all__ = [
     "analytic_gain",
     "analytic_prediction",
     "analytic_controls",
-    "pareto_figure",
     "INITS",
 ]
 
@@ -817,43 +817,6 @@ def analytic_prediction(
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# figure
-# ----------------------------------------------------------------------------------------------------------------
-def pareto_figure(tables: dict[str, Any], *, title: str = "distance to the data vs cost"):
-    """Plotly scatter of ``distance`` (± ``distance_se``) against ``evals`` for one or more summary tables.
-
-    Parameters
-    ----------
-    tables
-        ``{model name: summarize_strategies(...) table}``; the ``"data"`` row is left out. Points on the lower-left
-        frontier (no other strategy both cheaper and closer) are drawn larger and joined by a line.
-    """
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for model, table in tables.items():
-        t = table.drop(index="data", errors="ignore").sort_values(["evals", "distance"])
-        best, frontier = math.inf, []
-        for label, r in t.iterrows():
-            if r["distance"] < best:
-                best = r["distance"]
-                frontier.append(label)
-        err = t["distance_se"].fillna(0) if "distance_se" in t else None
-        fig.add_trace(go.Scatter(
-            x=t["evals"], y=t["distance"], mode="markers+text", name=model, text=list(t.index),
-            textposition="top center", error_y=dict(type="data", array=err) if err is not None else None,
-            marker=dict(size=[14 if label in frontier else 8 for label in t.index]),
-            hovertemplate="%{text}<br>evals %{x}<br>distance %{y:.3f}<extra>" + model + "</extra>",
-        ))
-        fig.add_trace(go.Scatter(x=t.loc[frontier, "evals"], y=t.loc[frontier, "distance"], mode="lines",
-                                 showlegend=False, line=dict(dash="dot"), hoverinfo="skip"))
-    fig.update_layout(title=title, xaxis_title="denoiser evaluations per video",
-                      yaxis_title="distance to the data (data s.d. units)", template="plotly_white")
-    return fig
-
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # closed forms of the FreeInit controls (freeinit_lab.controls) on the analytic Gaussian reference
 # ----------------------------------------------------------------------------------------------------------------
 def analytic_controls(
@@ -1012,3 +975,7 @@ def analytic_controls(
                        "expectations", "a_T": a_T, "b_T": b_T, "num_iters": int(num_iters),
                "num_inference_steps": int(num_inference_steps)},
     )
+
+
+# the figure moved to freeinit_lab.viz.figures, reachable here for one release
+__getattr__ = moved_attributes(__name__, "freeinit_lab.viz.figures", ("pareto_figure",))

@@ -1,8 +1,13 @@
 """Figures of the studies (:mod:`freeinit_lab.studies`): FreeInit pass by pass, filters, band SNR per pass, the
-cutoff map. Each takes the study's ``xarray.Dataset`` and returns a ``plotly.graph_objects.Figure``.
+cutoff map, initialisation strategies (distance vs cost), the FreeInit decomposition (share explained per
+control). Each takes the study's result and returns a ``plotly.graph_objects.Figure``.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -19,6 +24,8 @@ __all__ = [
     "band_snr_iteration_figure",
     "cutoff_map_marker",
     "cutoff_map_figure",
+    "pareto_figure",
+    "decomposition_figure",
 ]
 
 
@@ -144,5 +151,64 @@ def cutoff_map_figure(ds: xr.Dataset | None, d_s: float = 0.25, d_t: float = 0.2
         title=dict(text=title, font=dict(size=13)),
         xaxis=dict(title="temporal cut-off d_t", range=[min(lo(x), 0.0), max(hi(x), 1.05)]),
         yaxis=dict(title="spatial cut-off d_s", range=[min(lo(y), 0.0), max(hi(y), 1.05)]),
+    )
+    return fig
+
+
+def pareto_figure(tables: dict[str, Any], *, title: str = "distance to the data vs cost"):
+    """Plotly scatter of ``distance`` (± ``distance_se``) against ``evals`` for one or more summary tables.
+
+    Parameters
+    ----------
+    tables
+        ``{model name: summarize_strategies(...) table}``; the ``"data"`` row is left out. Points on the lower-left
+        frontier (no other strategy both cheaper and closer) are drawn larger and joined by a line.
+    """
+    fig = go.Figure()
+    for model, table in tables.items():
+        t = table.drop(index="data", errors="ignore").sort_values(["evals", "distance"])
+        best, frontier = math.inf, []
+        for label, r in t.iterrows():
+            if r["distance"] < best:
+                best = r["distance"]
+                frontier.append(label)
+        err = t["distance_se"].fillna(0) if "distance_se" in t else None
+        fig.add_trace(go.Scatter(
+            x=t["evals"], y=t["distance"], mode="markers+text", name=model, text=list(t.index),
+            textposition="top center", error_y=dict(type="data", array=err) if err is not None else None,
+            marker=dict(size=[14 if label in frontier else 8 for label in t.index]),
+            hovertemplate="%{text}<br>evals %{x}<br>distance %{y:.3f}<extra>" + model + "</extra>",
+        ))
+        fig.add_trace(go.Scatter(x=t.loc[frontier, "evals"], y=t.loc[frontier, "distance"], mode="lines",
+                                 showlegend=False, line=dict(dash="dot"), hoverinfo="skip"))
+    fig.update_layout(title=title, xaxis_title="denoiser evaluations per video",
+                      yaxis_title="distance to the data (data s.d. units)", template="plotly_white")
+    return fig
+
+
+def decomposition_figure(ds: xr.Dataset, metrics: Sequence[str] | None = None, *, title: str | None = None):
+    """Plotly grouped bars: each control's share of FreeInit's effect per metric, with its bootstrap interval.
+
+    0 = the control changes the metric no more than plain sampling; 1 = as much as FreeInit.
+    """
+    metrics = list(ds.metric.values) if metrics is None else list(metrics)
+    fig = go.Figure()
+    for c in ds.control.values.tolist():
+        y = ds.explained.sel(control=c, metric=metrics).values
+        lo = ds.explained_low.sel(control=c, metric=metrics).values
+        hi = ds.explained_high.sel(control=c, metric=metrics).values
+        fig.add_trace(go.Bar(
+            x=metrics, y=y, name=c,
+            error_y=dict(type="data", symmetric=False, array=hi - y, arrayminus=y - lo),
+            hovertemplate="%{x}<br>" + c + ": %{y:.2f}<extra></extra>",
+        ))
+    for level in (0.0, 1.0):
+        fig.add_hline(y=level, line_dash="dot", line_color="grey")
+    conf = ds.attrs.get("confidence", 0.95)
+    fig.update_layout(
+        barmode="group", template="plotly_white",
+        title=title or (f"share of FreeInit's effect each control reproduces ({ds.attrs.get('pipeline_class', '')}, "
+                        f"{ds.sizes['video']} paired videos, {conf:.0%} paired bootstrap)"),
+        xaxis_title="metric", yaxis_title="(control − plain) / (FreeInit − plain)",
     )
     return fig

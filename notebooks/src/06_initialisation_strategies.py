@@ -222,7 +222,7 @@ record("default_freeinit_dynamics_t", d.loc["FreeInit same ×1", "t_dynamics"], 
 # joined by the dotted line are each model's Pareto frontier.
 
 # %%
-fig = st.pareto_figure({"analytic (closed form known)": a_table, "trained default": d_table},
+fig = fl.viz.figures.pareto_figure({"analytic (closed form known)": a_table, "trained default": d_table},
                        title="initialisation strategies: distance to the data vs denoiser evaluations")
 save_figure(fig, "initialisation_strategies_pareto")
 

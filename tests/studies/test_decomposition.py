@@ -10,9 +10,9 @@ import torch
 
 import freeinit_lab as fl
 from freeinit_lab import controls as ct
+from freeinit_lab.viz.figures import decomposition_figure
 from freeinit_lab.studies.decomposition import (
     decompose_freeinit,
-    decomposition_figure,
     decomposition_noises,
     decomposition_table,
     min_videos_for_bootstrap,
