@@ -252,7 +252,7 @@ class CutoffExplorer:
     # -- running ----------------------------------------------------------------------------------------------------
     def _get_pipeline(self) -> Any:
         if self._pipeline is None:
-            from . import load_default_pipeline  # the embedded default model
+            from freeinit_lab.embedded.pipelines import load_default_pipeline  # the embedded default model
 
             self._pipeline = load_default_pipeline()
         elif callable(self._pipeline) and not hasattr(self._pipeline, "scheduler"):

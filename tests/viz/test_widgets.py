@@ -174,3 +174,14 @@ def test_map_without_its_grid_is_shown_with_a_note():
     ex = CutoffExplorer(shape=(4, 8, 8), cutoff_map=_synthetic_cutoff_map())
     assert ex.cutoff_map is not None
     assert "does not record its latent grid" in ex.heatmap_figure.layout.title.text
+
+
+def test_run_without_a_pipeline_loads_the_embedded_default():
+    """The explorer's own pipeline is the embedded default (found through its layer, not a stale relative path)."""
+    import freeinit_lab as fl
+    from freeinit_lab.viz.widgets import CutoffExplorer
+
+    ex = CutoffExplorer(shape=(8, 16, 16))
+    pipe = ex._get_pipeline()
+    assert type(pipe).__name__ == "TinyVideoPipeline"
+    assert pipe.sample_shape == fl.load_default_pipeline().sample_shape
