@@ -36,7 +36,8 @@ While the ``with`` block is open the probe
   budget before the first denoising step, and (c) wraps diffusers' ``_apply_free_init`` to tag FreeInit
   iterations explicitly.
 
-Everything is removed in ``__exit__`` (a ``finally``), also when the call raises. Nothing is changed in the
+Everything is removed in ``__exit__`` (a ``finally``), also when the call raises; the record keeps the steps
+stored so far and is marked ``complete = 0`` (``complete = 1`` only when the block finished cleanly). Nothing is changed in the
 tensors the pipeline sees: outputs are bit-identical with and without a probe.
 
 Iterations
@@ -75,6 +76,7 @@ from freeinit_lab.core.reinit import fast_sampling_steps
 from freeinit_lab.hooks.events import publish_pass, subscribe
 from freeinit_lab.hooks.outputs import read_step_output
 from freeinit_lab.hooks.patching import PatchHandle, patch, patch_class_method
+from freeinit_lab.probes.io import mark_complete
 from freeinit_lab.probes.budget import ProbeBudgetError, _as_dtype, _fmt_bytes, estimate_capture_bytes
 from freeinit_lab.probes.record import (
     CAPTURE_SITES,
@@ -221,6 +223,7 @@ class LatentProbe:
         self._layout_arg = layout
         self._installed = False
         self._used = False
+        self._interrupted = False  # a call or the block raised: the record is marked incomplete
         self._reset_state()
 
     # -- state --------------------------------------------------------------------------------------------------
@@ -274,12 +277,19 @@ class LatentProbe:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            self._interrupted = True
         try:
             self._flush()
-            self._sync_store()
         finally:
-            self._remove()
+            self._remove()  # uninstalls first, so the record is marked with its final state
+            self._sync_store()
         return False
+
+    @property
+    def complete(self) -> bool:
+        """Whether the capture finished: the block closed and no call in it raised."""
+        return self._used and not self._installed and not self._interrupted
 
     # -- installation ----------------------------------------------------------------------------------------------
     def _resolve_layout(self) -> tuple[str, ...]:
@@ -424,6 +434,9 @@ class LatentProbe:
                 arguments["callback_on_step_end_tensor_inputs"] = inputs
         try:
             return base_call(*bound.args, **bound.kwargs)
+        except BaseException:
+            self._interrupted = True  # the record keeps what was stored, marked incomplete
+            raise
         finally:
             self._flush()
             self._callback_call = False
@@ -826,6 +839,7 @@ class LatentProbe:
         names = ["timestep", *coords, *_ZarrSink._PASS_FIELDS]
         for n in self.capture:
             sink.data[n].attrs["coordinates"] = " ".join(x for x in names if x != "band")
+        mark_complete(sink.path, complete=self.complete)
 
     def to_xarray(self) -> xr.Dataset:
         """The record as an ``xarray.Dataset``.
@@ -839,7 +853,10 @@ class LatentProbe:
             steps), ``timestep``, ``alpha``, ``sigma`` (and ``alpha_bar`` for DDPM schedules) over
             ``(iteration, step)``, and ``call``, ``run``, ``freeinit_iteration``, ``seed``, ``num_steps`` over
             ``iteration``. Steps a pass did not run are NaN. Attrs are plain values (JSON strings for
-            configs), so the dataset saves to NetCDF and zarr unchanged.
+            configs), so the dataset saves to NetCDF and zarr unchanged; ``complete`` is 1 only once the block
+            closed without any call in it raising (0 while open or after an interruption), and
+            ``num_steps_stored`` counts the ``(iteration, step)`` entries stored (see
+            :func:`freeinit_lab.probes.io.mark_complete`).
         """
         self._flush()
         if self._sink.streams:
@@ -862,7 +879,7 @@ class LatentProbe:
         coords.update(self._step_coords(timestep))
         coords.update(self._pass_coords())
         coords.update(self._band_coords())
-        return xr.Dataset(data_vars, coords=coords, attrs=self._attrs())
+        return mark_complete(xr.Dataset(data_vars, coords=coords, attrs=self._attrs()), complete=self.complete)
 
     def _empty(self) -> xr.Dataset:
         return xr.Dataset(attrs=self._attrs())

@@ -260,12 +260,8 @@ def test_streamed_every_k_store_opens_without_nan_rows_in_plain_xarray(streamed_
     assert np.isfinite(raw["timestep"].values).all()
 
 
-@pytest.mark.xfail(
-    reason="LatentProbe (probes/probe.py) does not yet mark its records: it should call io.mark_complete "
-    "(complete=1 on a finished capture, 0 when the block raised)",
-    strict=True,
-)
-def test_interrupted_capture_is_marked_incomplete(tmp_path):
+@pytest.mark.parametrize("store", [True, False], ids=["streamed", "in-memory"])
+def test_interrupted_capture_is_marked_incomplete(tmp_path, store):
     from freeinit_lab.probes.probe import LatentProbe
     from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
 
@@ -279,11 +275,48 @@ def test_interrupted_capture_is_marked_incomplete(tmp_path):
 
     path = tmp_path / "stopped.zarr"
     with pytest.raises(KeyboardInterrupt):
-        with LatentProbe(pipe, capture="latents", store=path):
+        with LatentProbe(pipe, capture="latents", store=path if store else None) as probe:
             pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent",
                  callback_on_step_end=stop, **kw)
-    with pytest.warns(IncompleteRecordWarning):
-        assert load_record(path).attrs["complete"] == 0
+    assert not probe.complete
+    if not store:
+        save_record(probe.to_xarray(), path)
+    with pytest.warns(IncompleteRecordWarning, match=r"complete = 0, 1 steps stored"):
+        back = load_record(path)
+    assert back.attrs["complete"] == 0 and back.attrs["num_steps_stored"] == 1
+    assert back.step.values.tolist() == [0] and np.isfinite(back.latents.values).all()
+
+
+def test_finished_capture_is_marked_complete(tmp_path):
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+
+    pipe = tiny_animatediff_pipeline(seed=0)
+    kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": 3}
+    path = tmp_path / "done.zarr"
+    with LatentProbe(pipe, capture="latents", store=path) as probe:
+        pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent", **kw)
+        assert not probe.complete and probe.to_xarray().attrs["complete"] == 0  # still open
+    assert probe.complete
+    for ds in (load_record(path), probe.to_xarray()):
+        assert ds.attrs["complete"] == 1 and ds.attrs["num_steps_stored"] == 3
+
+
+def test_a_caught_failure_inside_the_block_still_marks_the_record_incomplete():
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+
+    pipe = tiny_animatediff_pipeline(seed=0)
+    kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": 3}
+
+    def fail(pipe, i, t, kwargs):
+        raise RuntimeError("boom")
+
+    with LatentProbe(pipe, capture="latents") as probe:
+        with pytest.raises(RuntimeError):
+            pipe("a cat", output_type="latent", callback_on_step_end=fail, **kw)
+        pipe("a cat", output_type="latent", **kw)
+    assert not probe.complete and probe.to_xarray().attrs["complete"] == 0
 
 
 def test_record_marker_is_internal(tmp_path):
