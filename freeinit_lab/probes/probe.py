@@ -133,6 +133,30 @@ def _fast_sampling_steps(num_steps: int, num_iters: int, iteration: int) -> int:
     return fast_sampling_steps(num_steps, num_iters)[iteration]
 
 
+_STEP_ARGS = ("model_output", "timestep", "sample")
+
+
+def _step_signature(sched: Any, current: Callable) -> inspect.Signature:
+    """The signature to read ``scheduler.step``'s arguments with.
+
+    ``current`` is what ``sched.step`` is now; when someone else replaced it with a wrapper that takes
+    ``*args, **kwargs`` (``lambda *a, **k: orig(*a, **k)``) its own signature names nothing, so the arguments are
+    read with the signature of the scheduler class's ``step``, where they end up.
+    """
+    candidates = [current, getattr(type(sched), "step", None)]
+    for fn in candidates:
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            continue
+        params = list(sig.parameters.values())
+        if fn is candidates[1] and params and params[0].name == "self":
+            sig = sig.replace(parameters=params[1:])
+        if all(a in sig.parameters for a in _STEP_ARGS):
+            return sig
+    return inspect.signature(current)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the probe
 # ----------------------------------------------------------------------------------------------------------------
@@ -250,6 +274,7 @@ class LatentProbe:
         self._schedule = None
         self._schedule_error: str | None = None
         self._warned_x0 = False
+        self._warned_step = False
         self._sched_hooks: list[tuple[Any, PatchHandle]] = []
         self._class_patches: list[PatchHandle] = []
 
@@ -357,7 +382,7 @@ class LatentProbe:
                 continue
             if name == "step":
 
-                def make(inner: Callable, _sig=inspect.signature(original), _sched=sched) -> Callable:
+                def make(inner: Callable, _sig=_step_signature(sched, original), _sched=sched) -> Callable:
                     def step(*args, **kwargs):
                         out = inner(*args, **kwargs)
                         if probe._installed:
@@ -680,6 +705,16 @@ class LatentProbe:
         except TypeError:
             return
         model_output, timestep, sample = bound.get("model_output"), bound.get("timestep"), bound.get("sample")
+        if timestep is None:  # a step we cannot read: never abort the user's sampling over it
+            if not self._warned_step:
+                self._warned_step = True
+                warnings.warn(
+                    f"LatentProbe: cannot read the arguments of {type(sched).__name__}.step (its signature names "
+                    "no `timestep`); those steps are not recorded",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+            return
         t = float(timestep.item() if isinstance(timestep, torch.Tensor) else timestep)
         if self._last_t is not None and t > self._last_t + 1e-9:
             self._new_pass = True  # the timestep rose: a new pass (FreeInit restarts at the noisiest step)
