@@ -123,7 +123,9 @@ def mark_iteration(pipe: Any, iteration: int, **settings: Any) -> None:
     **settings
         Plain FreeInit settings, stored in the record's attrs as ``freeinit_<name>`` (e.g. ``num_iters``,
         ``method``, ``d_s``, ``d_t``, ``order``, ``use_fast_sampling``). ``num_iters`` and
-        ``use_fast_sampling`` also let the ``max_bytes`` budget count the passes still to come.
+        ``use_fast_sampling`` also let the ``max_bytes`` budget count the passes still to come; better,
+        ``planned_steps`` (the step count of every pass of the run, not stored in attrs) lets the first pass
+        check the whole run's budget exactly, before any sampling.
     """
     publish_pass(pipe, iteration, **settings)
 
@@ -269,6 +271,9 @@ class LatentProbe:
         self._pending_keep = False
         self._callback_call = False
         self._budget_checked = False
+        self._timesteps_set = False  # this call has set its timesteps (scheduler.timesteps is not stale)
+        self._deferred_shape: tuple[int, ...] | None = None
+        self._planned_steps: list[int] | None = None  # steps of every pass of a FreeInit run, from its announcement
         self._pipe_latent_shape: tuple[int, ...] | None = None
         self._item_shape: tuple[int, ...] | None = None
         self._schedule = None
@@ -432,6 +437,8 @@ class LatentProbe:
         self._flush()
         self._call_index += 1
         self._budget_checked = False
+        self._timesteps_set = False
+        self._deferred_shape = None
         self._pipe_latent_shape = None
         self._new_pass = True
         seed = _seed_of(arguments.get("generator"))
@@ -517,6 +524,10 @@ class LatentProbe:
         self._flush()
         self._new_pass = True
         self._pending_mark = iteration
+        settings = dict(settings)
+        planned = settings.pop("planned_steps", None)
+        if iteration == 0 or planned is not None:
+            self._planned_steps = None if planned is None else [int(x) for x in planned]
         for k, v in settings.items():
             self._freeinit[k] = v
         if not native and iteration >= 0:
@@ -538,12 +549,20 @@ class LatentProbe:
         if self._pass_steps > 0:
             self._flush()
             self._new_pass = True
+        self._timesteps_set = True
+        deferred, self._deferred_shape = self._deferred_shape, None
+        if deferred is not None:  # prepare_latents ran before this call set its timesteps
+            self._check_budget(deferred)
 
     def _on_prepare_latents(self, latents: torch.Tensor) -> None:
         if latents.dim() != len(self._layout):
             return
         self._pipe_latent_shape = tuple(latents.shape)
-        self._check_budget(self._canonical_shape(tuple(latents.shape)))
+        shape = self._canonical_shape(tuple(latents.shape))
+        if self._timesteps_set:
+            self._check_budget(shape)
+        else:  # the scheduler still holds an earlier call's timesteps: check once this call sets its own
+            self._deferred_shape = shape
 
     def _canonical_shape(self, pipe_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(int(pipe_shape[self._layout.index(d)]) for d in _VIDEO_DIMS)
@@ -570,9 +589,9 @@ class LatentProbe:
     def _steps_to_come(self) -> list[int]:
         """Step counts of the passes this call (or FreeInit run) will still run, for the budget estimate."""
         sched = self._scheduler()
-        timesteps = getattr(sched, "timesteps", None)
+        timesteps = getattr(sched, "timesteps", None) if self._timesteps_set else None
         n = int(len(timesteps)) if timesteps is not None else 0
-        if n == 0:
+        if n == 0:  # timesteps not set by this call yet: the number it asked for
             meta = self._call_meta[-1] if self._call_meta else {}
             n = int(meta.get("num_inference_steps") or 0) if isinstance(meta.get("num_inference_steps"), int) else 0
         p = self.pipe
@@ -582,6 +601,9 @@ class LatentProbe:
                 return [_fast_sampling_steps(n, k, i) for i in range(k)]
             return [n] * k
         k = self._freeinit.get("num_iters")
+        planned = self._planned_steps
+        if self._pending_mark is not None and planned and 0 <= self._pending_mark < len(planned):
+            return [n] + [int(x) for x in planned[self._pending_mark + 1:]]
         if self._pending_mark is not None and isinstance(k, (int, np.integer)) and k > 0:
             first = int(self._pending_mark)
             if self._freeinit.get("use_fast_sampling"):
