@@ -280,6 +280,7 @@ class LatentProbe:
         self._schedule_error: str | None = None
         self._warned_x0 = False
         self._warned_step = False
+        self._sampler_coeffs: dict[tuple[int, float], tuple[float, float]] = {}  # (pass, timestep) -> (a, b)
         self._sched_hooks: list[tuple[Any, PatchHandle]] = []
         self._class_patches: list[PatchHandle] = []
 
@@ -713,12 +714,36 @@ class LatentProbe:
             return np.full(t.shape, np.nan), np.full(t.shape, np.nan)
         return schedule.step_coefficients(t)
 
-    def _x0_from_output(self, sched: Any, model_output: torch.Tensor, sample: torch.Tensor, t: float) -> torch.Tensor | None:
+    def _x0_from_output(self, sched: Any, model_output: torch.Tensor, sample: torch.Tensor, t: float,
+                        coefficients: tuple[float, float] | None = None) -> torch.Tensor | None:
         schedule = self._schedule_obj()
         if schedule is None:
             return None
         pred = getattr(sched, "config", {}).get("prediction_type", "epsilon")
-        return schedule.x0_from_output(model_output, sample, t, pred)
+        return schedule.x0_from_output(model_output, sample, t, pred, coefficients=coefficients)
+
+    @staticmethod
+    def _sampler_coefficients(sched: Any) -> tuple[float, float] | None:
+        """``(a, b)`` of the noise level the scheduler really used for the step just taken, if it tells.
+
+        Multistep solvers (DPM-Solver, UniPC, DEIS) step on their own ``sigmas`` (Karras, exponential, beta
+        spacings), which can lie between the training levels of the rounded integer ``timestep`` they report;
+        their ``_sigma_to_alpha_sigma_t`` gives the coefficients of that sigma. Called after ``step``, which
+        advanced ``step_index`` by one.
+        """
+        convert = getattr(sched, "_sigma_to_alpha_sigma_t", None)
+        sigmas = getattr(sched, "sigmas", None)
+        index = getattr(sched, "step_index", None)
+        if not callable(convert) or not isinstance(sigmas, torch.Tensor) or not isinstance(index, int):
+            return None
+        if not 1 <= index <= len(sigmas):
+            return None
+        try:
+            a, b = convert(sigmas[index - 1].to(torch.float64))
+            a, b = float(a), float(b)
+        except Exception:  # noqa: BLE001 - an unusual scheduler: fall back to the training coefficients
+            return None
+        return (a, b) if np.isfinite(a) and np.isfinite(b) else None
 
     def _on_step(self, sched: Any, sig: inspect.Signature, args: tuple, kwargs: dict, out: Any) -> None:
         self._flush()  # a step whose callback never came
@@ -746,6 +771,13 @@ class LatentProbe:
         self._pass_steps += 1
         self._last_t = t
         prev_sample, x0 = read_step_output(sched, out)
+        coeffs = self._sampler_coefficients(sched)
+        if coeffs is not None:
+            grid = tuple(float(v[0]) for v in self._coefficients(np.array([t], dtype=np.float64)))
+            if np.allclose(coeffs, grid, rtol=1e-6, atol=0.0):
+                coeffs = None  # the sampler is on the training grid (its float32 sigmas aside)
+            else:
+                self._sampler_coeffs[(len(self._passes) - 1, t)] = coeffs
         if not self._budget_checked:
             self._check_budget(tuple(self._to_canonical(prev_sample).shape))
         num_steps = self._passes[-1].num_steps
@@ -756,7 +788,7 @@ class LatentProbe:
                 arrays["latents_in"] = self._store_tensor(sample)
             if "x0_pred" in self.capture:
                 if x0 is None and isinstance(model_output, torch.Tensor) and isinstance(sample, torch.Tensor):
-                    x0 = self._x0_from_output(sched, model_output, sample, t)
+                    x0 = self._x0_from_output(sched, model_output, sample, t, coeffs)
                     if x0 is None and not self._warned_x0:
                         self._warned_x0 = True
                         warnings.warn(
@@ -851,6 +883,12 @@ class LatentProbe:
 
     def _step_coords(self, timestep: np.ndarray) -> dict[str, tuple]:
         a, b = self._coefficients(timestep)
+        if self._sampler_coeffs:  # the noise level the sampler really used, where it differs from the grid's
+            a, b = np.array(a, dtype=np.float64), np.array(b, dtype=np.float64)
+            for (i, j), t in np.ndenumerate(timestep):
+                hit = self._sampler_coeffs.get((i, float(t)))
+                if hit is not None:
+                    a[i, j], b[i, j] = hit
         coords = {
             "timestep": (("iteration", "step"), timestep, {"long_name": "timestep of the step input"}),
             "alpha": (("iteration", "step"), a, {"long_name": "signal coefficient a_t of the step input"}),
