@@ -469,6 +469,8 @@ class LatentProbe:
             return base_call(*bound.args, **bound.kwargs)
         except BaseException:
             self._interrupted = True  # the record keeps what was stored, marked incomplete
+            if self._callback_call:
+                self._pending = None  # a step whose callback never returned has no "latents": not a whole step
             raise
         finally:
             self._flush()
@@ -977,7 +979,7 @@ class LatentProbe:
         return mark_complete(xr.Dataset(data_vars, coords=coords, attrs=self._attrs()), complete=self.complete)
 
     def _empty(self) -> xr.Dataset:
-        return xr.Dataset(attrs=self._attrs())
+        return mark_complete(xr.Dataset(attrs=self._attrs()), complete=self.complete)
 
     # -- conveniences --------------------------------------------------------------------------------------------
     @property
