@@ -315,14 +315,20 @@ class NoiseSchedule:
         return a, b
 
     def x0_from_output(self, model_output: torch.Tensor, sample: torch.Tensor, t: float,
-                       prediction_type: str = "epsilon") -> torch.Tensor | None:
+                       prediction_type: str = "epsilon",
+                       coefficients: tuple[float, float] | None = None) -> torch.Tensor | None:
         """The clean latent a denoiser's output implies at step input ``sample`` (``z_t``) and timestep ``t``.
 
         ``epsilon``: ``(z - b eps) / a``; ``v_prediction``: ``a z - b v``; ``sample``: the output itself; flow
         matching (``z = (1 - s) x0 + s eps``, ``v = eps - x0``): ``z - s v``. None where it cannot be told (EDM-style
         families, whose samplers return ``pred_original_sample`` themselves; unknown coefficients; ``a = 0``).
+        ``coefficients`` ``(a, b)`` overrides the training coefficients at ``t`` (a sampler whose own noise level
+        is off the training grid, e.g. Karras sigmas).
         """
-        a, b = (float(v[0]) for v in self.step_coefficients(np.array([t], dtype=np.float64)))
+        if coefficients is not None:
+            a, b = (float(v) for v in coefficients)
+        else:
+            a, b = (float(v[0]) for v in self.step_coefficients(np.array([t], dtype=np.float64)))
         if not (math.isfinite(a) and math.isfinite(b)):
             return None
         m, z = model_output.float(), sample.float()

@@ -6,7 +6,9 @@ errors that say what to pass instead, and returns a :class:`CallPlan`: everythin
 
 from __future__ import annotations
 
+import functools
 import inspect
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,7 +34,29 @@ def _call_parameters(pipe: Any) -> Mapping[str, inspect.Parameter]:
     return inspect.signature(call).parameters
 
 
-def _effective_batch(call_kwargs: Mapping[str, Any], params: Mapping[str, inspect.Parameter]) -> int | None:
+#: output types every diffusers video pipeline (and TinyVideoPipeline) post-processes to
+OUTPUT_TYPES = ("np", "pt", "pil", "latent")
+
+_FORCES_ONE = re.compile(r"^\s*num_videos_per_prompt\s*=\s*1\s*(#.*)?$", re.M)
+
+
+@functools.lru_cache(maxsize=64)
+def _forces_one_video_per_prompt(cls: type) -> bool:
+    """Whether ``cls.__call__`` overrides ``num_videos_per_prompt`` with 1 (diffusers' AnimateDiff, CogVideoX)."""
+    for klass in cls.__mro__:  # the class itself may be a probe's per-instance subclass: read the real one
+        fn = vars(klass).get("__call__")
+        if fn is None:
+            continue
+        try:
+            src = inspect.getsource(inspect.unwrap(fn))
+        except (OSError, TypeError):
+            continue
+        return bool(_FORCES_ONE.search(src))
+    return False
+
+
+def _effective_batch(call_kwargs: Mapping[str, Any], params: Mapping[str, inspect.Parameter],
+                     pipe: Any = None) -> int | None:
     """Batch size the pipeline will sample, when it can be read from the call arguments; else None."""
     prompt = call_kwargs.get("prompt")
     if isinstance(prompt, str):
@@ -50,20 +74,49 @@ def _effective_batch(call_kwargs: Mapping[str, Any], params: Mapping[str, inspec
         per = params["num_videos_per_prompt"].default
     if per is None or per is inspect.Parameter.empty:
         per = 1
+    if pipe is not None and _forces_one_video_per_prompt(type(pipe)):
+        per = 1
     return n * int(per)
 
 
-def _check_generator(generator: Any, batch: int | None) -> None:
+def _check_generator(generator: Any, batch: int | None, pipe: Any = None) -> None:
     if isinstance(generator, (list, tuple)):
         if not all(isinstance(g, torch.Generator) for g in generator):
             raise TypeError("generator must be a torch.Generator or a list of them (one per video in the batch).")
         if batch is not None and len(generator) != batch:
+            if pipe is not None and _forces_one_video_per_prompt(type(pipe)):
+                counted = (f"one per prompt: {type(pipe).__name__} makes one video per prompt whatever "
+                           "num_videos_per_prompt says")
+            else:
+                counted = "prompts x num_videos_per_prompt"
             raise ValueError(
-                f"Got {len(generator)} generators for a batch of {batch} videos (prompts x num_videos_per_prompt); "
+                f"Got {len(generator)} generators for a batch of {batch} videos ({counted}); "
                 f"pass exactly {batch} generators, one per video, or a single torch.Generator."
             )
     elif generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or a list of them, got {type(generator).__name__}.")
+
+
+def _check_latents(pipe: Any, layout: LatentLayout, latents: Any) -> None:
+    """Initial latents the pipeline can sample from: a finite tensor in the dtype its denoiser runs in."""
+    if not isinstance(latents, torch.Tensor):
+        raise TypeError(f"latents must be a torch.Tensor, got {type(latents).__name__}.")
+    if not latents.is_floating_point():
+        raise TypeError(f"latents must be a floating-point tensor, got {latents.dtype}.")
+    bad = int((~torch.isfinite(latents)).sum())
+    if bad:
+        raise ValueError(
+            f"the initial latents hold {bad} non-finite value(s) (NaN or inf); every pass would diverge. Pass finite "
+            "latents, or leave latents=None to draw them from the generator."
+        )
+    dtypes = {p.dtype for m in layout.get_denoisers(pipe) for p in m.parameters() if p.is_floating_point()}
+    if len(dtypes) == 1 and latents.dtype not in dtypes:
+        (model,) = dtypes
+        name = str(model).replace("torch.", "")
+        raise TypeError(
+            f"latents are {str(latents.dtype).replace('torch.', '')} but {type(pipe).__name__}'s denoiser runs in "
+            f"{name}; pass latents.to(torch.{name}) (or move the pipeline: pipe.to(dtype=...))."
+        )
 
 
 @dataclass
@@ -122,12 +175,20 @@ def plan_call(pipe: Any, s: FreeInitSettings, schedule: NoiseSchedule | Any | No
     if unknown:
         raise TypeError(f"{type(pipe).__name__}.__call__ got unexpected argument(s) {unknown}.")
     generator = call_kwargs.pop("generator", None)
-    _check_generator(generator, _effective_batch(call_kwargs, params))
+    batch = _effective_batch(call_kwargs, params, pipe)
+    if batch == 0:
+        raise ValueError(
+            "nothing to sample: the batch is empty (an empty prompt list, batch_size=0 or num_videos_per_prompt=0); "
+            "pass at least one prompt (or batch_size >= 1)."
+        )
+    _check_generator(generator, batch, pipe)
     user_latents = call_kwargs.pop("latents", None)
-    if user_latents is not None and not isinstance(user_latents, torch.Tensor):
-        raise TypeError(f"latents must be a torch.Tensor, got {type(user_latents).__name__}.")
+    if user_latents is not None:
+        _check_latents(pipe, layout, user_latents)
     default_output = params["output_type"].default
     output_type = call_kwargs.pop("output_type", None if default_output is inspect.Parameter.empty else default_output)
+    if output_type is not None and output_type not in OUTPUT_TYPES:
+        raise ValueError(f"output_type={output_type!r} is not one the pipeline can return; use one of {OUTPUT_TYPES}.")
     steps = call_kwargs.pop("num_inference_steps", params["num_inference_steps"].default
                             if "num_inference_steps" in params else None)
     if steps is None or steps is inspect.Parameter.empty:

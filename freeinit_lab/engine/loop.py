@@ -343,7 +343,7 @@ def freeinit(
             # observers (an open LatentProbe) tag this pass as FreeInit iteration i of one run
             publish_pass(
                 pipe, i, num_iters=num_iters, method=s.method, d_s=s.d_s, d_t=s.d_t, order=s.order,
-                use_fast_sampling=s.fast_sampling, renoise=s.renoise, mix=s.mix,
+                use_fast_sampling=s.fast_sampling, renoise=s.renoise, mix=s.mix, planned_steps=list(steps_per_pass),
             )
             if i == 0:
                 latents_in = user_latents

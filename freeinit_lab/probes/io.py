@@ -332,6 +332,11 @@ def _damaged(path: str, detail: str, exc: BaseException | None = None) -> Damage
     )
 
 
+def _has_checksum(arr: Any) -> bool:
+    """Whether a zarr array carries the crc32c codec (stores streamed since it was added also keep empty chunks)."""
+    return any(type(c).__name__ == "Crc32cCodec" for c in getattr(arr, "compressors", ()) or ())
+
+
 def _check_zarr_structure(path: str, ds: xr.Dataset, ours: bool, streamed: bool) -> None:
     """Every listed variable present; every chunk of a saved record stored; streamed steps have their chunks."""
     import zarr
@@ -354,6 +359,8 @@ def _check_zarr_structure(path: str, ds: xr.Dataset, ours: bool, streamed: bool)
         for name in CAPTURE_SITES:
             if name in group and group[name].nchunks_initialized < expected:
                 gap = expected - group[name].nchunks_initialized
+                if _has_checksum(group[name]):  # written with every chunk stored: a missing one was lost
+                    raise _damaged(path, f"{gap} recorded step(s) of {name!r} have no stored chunk")
                 warnings.warn(
                     f"record {path!r}: {gap} recorded step(s) of {name!r} have no stored chunk and read as NaN: "
                     "deleted from the store, or the step was entirely NaN (a diverged sampler). Stores streamed "
@@ -433,7 +440,8 @@ def _read(path: str, fmt: Format, lazy: bool) -> xr.Dataset:
     if fmt == "zarr":
         ds = xr.open_zarr(path, consolidated=False, chunks=None)
         ours = RECORD_MARKER in ds.attrs
-        # a store streamed by LatentProbe(store=...): laid out by step index, with NaN rows for skipped steps
+        # a store streamed by LatentProbe(store=...): the step axis holds stored steps in arrival order (older
+        # stores: one row per step index, NaN rows for skipped steps)
         streamed = not ours and "timestep" in ds.variables and ds["timestep"].dims == ("iteration", "step")
         _check_zarr_structure(path, ds, ours, streamed)
         if streamed:  # mark its coords, keep only the steps it recorded
@@ -443,7 +451,7 @@ def _read(path: str, fmt: Format, lazy: bool) -> xr.Dataset:
                 ds = ds.set_coords([n for n in ds.data_vars if n not in CAPTURE_SITES])
             if "step" in ds.dims and ds.sizes["step"]:
                 kept = np.flatnonzero(np.isfinite(np.asarray(ds["timestep"].values, dtype=np.float64)).any(axis=0))
-                ds = ds.isel(step=kept)
+                ds = ds.isel(step=kept).sortby("step")
         return ds if lazy else ds.load()
     ds = xr.open_dataset(path, engine="netcdf4")
     if not lazy:

@@ -36,7 +36,8 @@ While the ``with`` block is open the probe
   budget before the first denoising step, and (c) wraps diffusers' ``_apply_free_init`` to tag FreeInit
   iterations explicitly.
 
-Everything is removed in ``__exit__`` (a ``finally``), also when the call raises. Nothing is changed in the
+Everything is removed in ``__exit__`` (a ``finally``), also when the call raises; the record keeps the steps
+stored so far and is marked ``complete = 0`` (``complete = 1`` only when the block finished cleanly). Nothing is changed in the
 tensors the pipeline sees: outputs are bit-identical with and without a probe.
 
 Iterations
@@ -75,6 +76,7 @@ from freeinit_lab.core.reinit import fast_sampling_steps
 from freeinit_lab.hooks.events import publish_pass, subscribe
 from freeinit_lab.hooks.outputs import read_step_output
 from freeinit_lab.hooks.patching import PatchHandle, patch, patch_class_method
+from freeinit_lab.probes.io import mark_complete
 from freeinit_lab.probes.budget import ProbeBudgetError, _as_dtype, _fmt_bytes, estimate_capture_bytes
 from freeinit_lab.probes.record import (
     CAPTURE_SITES,
@@ -121,7 +123,9 @@ def mark_iteration(pipe: Any, iteration: int, **settings: Any) -> None:
     **settings
         Plain FreeInit settings, stored in the record's attrs as ``freeinit_<name>`` (e.g. ``num_iters``,
         ``method``, ``d_s``, ``d_t``, ``order``, ``use_fast_sampling``). ``num_iters`` and
-        ``use_fast_sampling`` also let the ``max_bytes`` budget count the passes still to come.
+        ``use_fast_sampling`` also let the ``max_bytes`` budget count the passes still to come; better,
+        ``planned_steps`` (the step count of every pass of the run, not stored in attrs) lets the first pass
+        check the whole run's budget exactly, before any sampling.
     """
     publish_pass(pipe, iteration, **settings)
 
@@ -129,6 +133,30 @@ def mark_iteration(pipe: Any, iteration: int, **settings: Any) -> None:
 def _fast_sampling_steps(num_steps: int, num_iters: int, iteration: int) -> int:
     """Steps of FreeInit pass ``iteration`` with coarse-to-fine sampling (diffusers' formula)."""
     return fast_sampling_steps(num_steps, num_iters)[iteration]
+
+
+_STEP_ARGS = ("model_output", "timestep", "sample")
+
+
+def _step_signature(sched: Any, current: Callable) -> inspect.Signature:
+    """The signature to read ``scheduler.step``'s arguments with.
+
+    ``current`` is what ``sched.step`` is now; when someone else replaced it with a wrapper that takes
+    ``*args, **kwargs`` (``lambda *a, **k: orig(*a, **k)``) its own signature names nothing, so the arguments are
+    read with the signature of the scheduler class's ``step``, where they end up.
+    """
+    candidates = [current, getattr(type(sched), "step", None)]
+    for fn in candidates:
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            continue
+        params = list(sig.parameters.values())
+        if fn is candidates[1] and params and params[0].name == "self":
+            sig = sig.replace(parameters=params[1:])
+        if all(a in sig.parameters for a in _STEP_ARGS):
+            return sig
+    return inspect.signature(current)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -221,6 +249,7 @@ class LatentProbe:
         self._layout_arg = layout
         self._installed = False
         self._used = False
+        self._interrupted = False  # a call or the block raised: the record is marked incomplete
         self._reset_state()
 
     # -- state --------------------------------------------------------------------------------------------------
@@ -242,11 +271,16 @@ class LatentProbe:
         self._pending_keep = False
         self._callback_call = False
         self._budget_checked = False
+        self._timesteps_set = False  # this call has set its timesteps (scheduler.timesteps is not stale)
+        self._deferred_shape: tuple[int, ...] | None = None
+        self._planned_steps: list[int] | None = None  # steps of every pass of a FreeInit run, from its announcement
         self._pipe_latent_shape: tuple[int, ...] | None = None
         self._item_shape: tuple[int, ...] | None = None
         self._schedule = None
         self._schedule_error: str | None = None
         self._warned_x0 = False
+        self._warned_step = False
+        self._sampler_coeffs: dict[tuple[int, float], tuple[float, float]] = {}  # (pass, timestep) -> (a, b)
         self._sched_hooks: list[tuple[Any, PatchHandle]] = []
         self._class_patches: list[PatchHandle] = []
 
@@ -274,12 +308,19 @@ class LatentProbe:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            self._interrupted = True
         try:
             self._flush()
-            self._sync_store()
         finally:
-            self._remove()
+            self._remove()  # uninstalls first, so the record is marked with its final state
+            self._sync_store()
         return False
+
+    @property
+    def complete(self) -> bool:
+        """Whether the capture finished: the block closed and no call in it raised."""
+        return self._used and not self._installed and not self._interrupted
 
     # -- installation ----------------------------------------------------------------------------------------------
     def _resolve_layout(self) -> tuple[str, ...]:
@@ -347,7 +388,7 @@ class LatentProbe:
                 continue
             if name == "step":
 
-                def make(inner: Callable, _sig=inspect.signature(original), _sched=sched) -> Callable:
+                def make(inner: Callable, _sig=_step_signature(sched, original), _sched=sched) -> Callable:
                     def step(*args, **kwargs):
                         out = inner(*args, **kwargs)
                         if probe._installed:
@@ -397,6 +438,8 @@ class LatentProbe:
         self._flush()
         self._call_index += 1
         self._budget_checked = False
+        self._timesteps_set = False
+        self._deferred_shape = None
         self._pipe_latent_shape = None
         self._new_pass = True
         seed = _seed_of(arguments.get("generator"))
@@ -424,6 +467,11 @@ class LatentProbe:
                 arguments["callback_on_step_end_tensor_inputs"] = inputs
         try:
             return base_call(*bound.args, **bound.kwargs)
+        except BaseException:
+            self._interrupted = True  # the record keeps what was stored, marked incomplete
+            if self._callback_call:
+                self._pending = None  # a step whose callback never returned has no "latents": not a whole step
+            raise
         finally:
             self._flush()
             self._callback_call = False
@@ -479,6 +527,10 @@ class LatentProbe:
         self._flush()
         self._new_pass = True
         self._pending_mark = iteration
+        settings = dict(settings)
+        planned = settings.pop("planned_steps", None)
+        if iteration == 0 or planned is not None:
+            self._planned_steps = None if planned is None else [int(x) for x in planned]
         for k, v in settings.items():
             self._freeinit[k] = v
         if not native and iteration >= 0:
@@ -500,12 +552,20 @@ class LatentProbe:
         if self._pass_steps > 0:
             self._flush()
             self._new_pass = True
+        self._timesteps_set = True
+        deferred, self._deferred_shape = self._deferred_shape, None
+        if deferred is not None:  # prepare_latents ran before this call set its timesteps
+            self._check_budget(deferred)
 
     def _on_prepare_latents(self, latents: torch.Tensor) -> None:
         if latents.dim() != len(self._layout):
             return
         self._pipe_latent_shape = tuple(latents.shape)
-        self._check_budget(self._canonical_shape(tuple(latents.shape)))
+        shape = self._canonical_shape(tuple(latents.shape))
+        if self._timesteps_set:
+            self._check_budget(shape)
+        else:  # the scheduler still holds an earlier call's timesteps: check once this call sets its own
+            self._deferred_shape = shape
 
     def _canonical_shape(self, pipe_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(int(pipe_shape[self._layout.index(d)]) for d in _VIDEO_DIMS)
@@ -532,9 +592,9 @@ class LatentProbe:
     def _steps_to_come(self) -> list[int]:
         """Step counts of the passes this call (or FreeInit run) will still run, for the budget estimate."""
         sched = self._scheduler()
-        timesteps = getattr(sched, "timesteps", None)
+        timesteps = getattr(sched, "timesteps", None) if self._timesteps_set else None
         n = int(len(timesteps)) if timesteps is not None else 0
-        if n == 0:
+        if n == 0:  # timesteps not set by this call yet: the number it asked for
             meta = self._call_meta[-1] if self._call_meta else {}
             n = int(meta.get("num_inference_steps") or 0) if isinstance(meta.get("num_inference_steps"), int) else 0
         p = self.pipe
@@ -544,6 +604,9 @@ class LatentProbe:
                 return [_fast_sampling_steps(n, k, i) for i in range(k)]
             return [n] * k
         k = self._freeinit.get("num_iters")
+        planned = self._planned_steps
+        if self._pending_mark is not None and planned and 0 <= self._pending_mark < len(planned):
+            return [n] + [int(x) for x in planned[self._pending_mark + 1:]]
         if self._pending_mark is not None and isinstance(k, (int, np.integer)) and k > 0:
             first = int(self._pending_mark)
             if self._freeinit.get("use_fast_sampling"):
@@ -653,12 +716,36 @@ class LatentProbe:
             return np.full(t.shape, np.nan), np.full(t.shape, np.nan)
         return schedule.step_coefficients(t)
 
-    def _x0_from_output(self, sched: Any, model_output: torch.Tensor, sample: torch.Tensor, t: float) -> torch.Tensor | None:
+    def _x0_from_output(self, sched: Any, model_output: torch.Tensor, sample: torch.Tensor, t: float,
+                        coefficients: tuple[float, float] | None = None) -> torch.Tensor | None:
         schedule = self._schedule_obj()
         if schedule is None:
             return None
         pred = getattr(sched, "config", {}).get("prediction_type", "epsilon")
-        return schedule.x0_from_output(model_output, sample, t, pred)
+        return schedule.x0_from_output(model_output, sample, t, pred, coefficients=coefficients)
+
+    @staticmethod
+    def _sampler_coefficients(sched: Any) -> tuple[float, float] | None:
+        """``(a, b)`` of the noise level the scheduler really used for the step just taken, if it tells.
+
+        Multistep solvers (DPM-Solver, UniPC, DEIS) step on their own ``sigmas`` (Karras, exponential, beta
+        spacings), which can lie between the training levels of the rounded integer ``timestep`` they report;
+        their ``_sigma_to_alpha_sigma_t`` gives the coefficients of that sigma. Called after ``step``, which
+        advanced ``step_index`` by one.
+        """
+        convert = getattr(sched, "_sigma_to_alpha_sigma_t", None)
+        sigmas = getattr(sched, "sigmas", None)
+        index = getattr(sched, "step_index", None)
+        if not callable(convert) or not isinstance(sigmas, torch.Tensor) or not isinstance(index, int):
+            return None
+        if not 1 <= index <= len(sigmas):
+            return None
+        try:
+            a, b = convert(sigmas[index - 1].to(torch.float64))
+            a, b = float(a), float(b)
+        except Exception:  # noqa: BLE001 - an unusual scheduler: fall back to the training coefficients
+            return None
+        return (a, b) if np.isfinite(a) and np.isfinite(b) else None
 
     def _on_step(self, sched: Any, sig: inspect.Signature, args: tuple, kwargs: dict, out: Any) -> None:
         self._flush()  # a step whose callback never came
@@ -667,6 +754,16 @@ class LatentProbe:
         except TypeError:
             return
         model_output, timestep, sample = bound.get("model_output"), bound.get("timestep"), bound.get("sample")
+        if timestep is None:  # a step we cannot read: never abort the user's sampling over it
+            if not self._warned_step:
+                self._warned_step = True
+                warnings.warn(
+                    f"LatentProbe: cannot read the arguments of {type(sched).__name__}.step (its signature names "
+                    "no `timestep`); those steps are not recorded",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+            return
         t = float(timestep.item() if isinstance(timestep, torch.Tensor) else timestep)
         if self._last_t is not None and t > self._last_t + 1e-9:
             self._new_pass = True  # the timestep rose: a new pass (FreeInit restarts at the noisiest step)
@@ -676,6 +773,13 @@ class LatentProbe:
         self._pass_steps += 1
         self._last_t = t
         prev_sample, x0 = read_step_output(sched, out)
+        coeffs = self._sampler_coefficients(sched)
+        if coeffs is not None:
+            grid = tuple(float(v[0]) for v in self._coefficients(np.array([t], dtype=np.float64)))
+            if np.allclose(coeffs, grid, rtol=1e-6, atol=0.0):
+                coeffs = None  # the sampler is on the training grid (its float32 sigmas aside)
+            else:
+                self._sampler_coeffs[(len(self._passes) - 1, t)] = coeffs
         if not self._budget_checked:
             self._check_budget(tuple(self._to_canonical(prev_sample).shape))
         num_steps = self._passes[-1].num_steps
@@ -686,7 +790,7 @@ class LatentProbe:
                 arrays["latents_in"] = self._store_tensor(sample)
             if "x0_pred" in self.capture:
                 if x0 is None and isinstance(model_output, torch.Tensor) and isinstance(sample, torch.Tensor):
-                    x0 = self._x0_from_output(sched, model_output, sample, t)
+                    x0 = self._x0_from_output(sched, model_output, sample, t, coeffs)
                     if x0 is None and not self._warned_x0:
                         self._warned_x0 = True
                         warnings.warn(
@@ -781,6 +885,12 @@ class LatentProbe:
 
     def _step_coords(self, timestep: np.ndarray) -> dict[str, tuple]:
         a, b = self._coefficients(timestep)
+        if self._sampler_coeffs:  # the noise level the sampler really used, where it differs from the grid's
+            a, b = np.array(a, dtype=np.float64), np.array(b, dtype=np.float64)
+            for (i, j), t in np.ndenumerate(timestep):
+                hit = self._sampler_coeffs.get((i, float(t)))
+                if hit is not None:
+                    a[i, j], b[i, j] = hit
         coords = {
             "timestep": (("iteration", "step"), timestep, {"long_name": "timestep of the step input"}),
             "alpha": (("iteration", "step"), a, {"long_name": "signal coefficient a_t of the step input"}),
@@ -826,6 +936,7 @@ class LatentProbe:
         names = ["timestep", *coords, *_ZarrSink._PASS_FIELDS]
         for n in self.capture:
             sink.data[n].attrs["coordinates"] = " ".join(x for x in names if x != "band")
+        mark_complete(sink.path, complete=self.complete)
 
     def to_xarray(self) -> xr.Dataset:
         """The record as an ``xarray.Dataset``.
@@ -839,7 +950,10 @@ class LatentProbe:
             steps), ``timestep``, ``alpha``, ``sigma`` (and ``alpha_bar`` for DDPM schedules) over
             ``(iteration, step)``, and ``call``, ``run``, ``freeinit_iteration``, ``seed``, ``num_steps`` over
             ``iteration``. Steps a pass did not run are NaN. Attrs are plain values (JSON strings for
-            configs), so the dataset saves to NetCDF and zarr unchanged.
+            configs), so the dataset saves to NetCDF and zarr unchanged; ``complete`` is 1 only once the block
+            closed without any call in it raising (0 while open or after an interruption), and
+            ``num_steps_stored`` counts the ``(iteration, step)`` entries stored (see
+            :func:`freeinit_lab.probes.io.mark_complete`).
         """
         self._flush()
         if self._sink.streams:
@@ -862,10 +976,10 @@ class LatentProbe:
         coords.update(self._step_coords(timestep))
         coords.update(self._pass_coords())
         coords.update(self._band_coords())
-        return xr.Dataset(data_vars, coords=coords, attrs=self._attrs())
+        return mark_complete(xr.Dataset(data_vars, coords=coords, attrs=self._attrs()), complete=self.complete)
 
     def _empty(self) -> xr.Dataset:
-        return xr.Dataset(attrs=self._attrs())
+        return mark_complete(xr.Dataset(attrs=self._attrs()), complete=self.complete)
 
     # -- conveniences --------------------------------------------------------------------------------------------
     @property

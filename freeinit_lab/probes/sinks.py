@@ -85,7 +85,15 @@ class _MemorySink:
 
 
 class _ZarrSink:
-    """Streams each kept step into a zarr store laid out as the final record (step axis = step index)."""
+    """Streams each kept step into a zarr store laid out as the final record.
+
+    The step axis holds the *stored* steps only: a step index gets the next position the first time any pass
+    stores it, and the ``step`` coordinate holds the index (with ``every > 1`` no row is left for skipped steps,
+    so plain ``xr.open_zarr`` shows the record as :meth:`LatentProbe.to_xarray` does). Positions follow arrival
+    order, which is step order unless passes of different lengths keep different last steps; readers sort by
+    ``step``. Every array carries the ``crc32c`` checksum codec and every written chunk is stored, also one that
+    holds only NaN (``write_empty_chunks``), so a damaged or deleted chunk is an error, never NaN.
+    """
 
     _PASS_FIELDS = ("call", "run", "freeinit_iteration", "seed", "num_steps")
     streams = True
@@ -102,6 +110,15 @@ class _ZarrSink:
         self.nbytes = 0  # bytes held in memory: none
         self.disk_bytes = 0
         self.shape = (0, 0)
+        self.positions: dict[int, int] = {}  # step index -> position on the step axis
+
+    def _array(self, name: str, shape, chunks, dtype, fill_value, dims):
+        from zarr.codecs import Crc32cCodec
+
+        return self.group.create_array(
+            name, shape=shape, chunks="auto" if chunks is None else chunks, dtype=dtype, fill_value=fill_value, dimension_names=list(dims),
+            compressors=[Crc32cCodec()], config={"write_empty_chunks": True},
+        )
 
     def _create(self, names: Sequence[str], dims: Sequence[str], item_shape: tuple[int, ...], np_dtype) -> None:
         import zarr
@@ -110,45 +127,32 @@ class _ZarrSink:
         self.data = {}
         coords = "timestep " + " ".join(self._PASS_FIELDS)
         for n in names:
-            arr = self.group.create_array(
-                n,
-                shape=(0, 0, *item_shape),
-                chunks=(1, 1, *item_shape),
-                dtype=np_dtype,
-                fill_value=np.nan,
-                dimension_names=list(dims),
-                compressors=None,
-            )
+            arr = self._array(n, (0, 0, *item_shape), (1, 1, *item_shape), np_dtype, np.nan, dims)
             arr.attrs.update({**_SITE_ATTRS.get(n, {}), "coordinates": coords})
             self.data[n] = arr
-        self.timestep = self.group.create_array(
-            "timestep", shape=(0, 0), chunks=(16, 256), dtype="float64", fill_value=np.nan,
-            dimension_names=["iteration", "step"],
-        )
-        self.step = self.group.create_array(
-            "step", shape=(0,), chunks=(1024,), dtype="int64", fill_value=-1, dimension_names=["step"]
-        )
-        self.iteration = self.group.create_array(
-            "iteration", shape=(0,), chunks=(1024,), dtype="int64", fill_value=-1, dimension_names=["iteration"]
-        )
-        self.passes = {
-            f: self.group.create_array(
-                f, shape=(0,), chunks=(1024,), dtype="int64", fill_value=-1, dimension_names=["iteration"]
-            )
-            for f in self._PASS_FIELDS
-        }
+        self.timestep = self._array("timestep", (0, 0), (16, 256), "float64", np.nan, ["iteration", "step"])
+        self.step = self._array("step", (0,), (1024,), "int64", -1, ["step"])
+        self.iteration = self._array("iteration", (0,), (1024,), "int64", -1, ["iteration"])
+        self.passes = {f: self._array(f, (0,), (1024,), "int64", -1, ["iteration"]) for f in self._PASS_FIELDS}
 
-    def _grow(self, iteration: int, step: int) -> None:
+    def _position(self, step: int) -> int:
+        pos = self.positions.get(step)
+        if pos is None:
+            pos = self.positions[step] = len(self.positions)
+            self._grow(0, pos)
+            self.step[pos] = step
+        return pos
+
+    def _grow(self, iteration: int, pos: int) -> None:
         n_it, n_st = self.shape
-        if iteration < n_it and step < n_st:
+        if iteration < n_it and pos < n_st:
             return
-        new = (max(n_it, iteration + 1), max(n_st, step + 1))
+        new = (max(n_it, iteration + 1), max(n_st, pos + 1))
         for arr in self.data.values():
             arr.resize((*new, *arr.shape[2:]))
         self.timestep.resize(new)
         if new[1] != n_st:
             self.step.resize((new[1],))
-            self.step[n_st:] = np.arange(n_st, new[1])
         if new[0] != n_it:
             self.iteration.resize((new[0],))
             self.iteration[n_it:] = np.arange(n_it, new[0])
@@ -160,11 +164,12 @@ class _ZarrSink:
         if self.group is None:
             item_shape = tuple(next(iter(rec.arrays.values())).shape)
             self._create(self.layout.names, self.layout.dims, item_shape, self.layout.np_dtype)
-        self._grow(rec.iteration, rec.step)
+        pos = self._position(rec.step)
+        self._grow(rec.iteration, pos)
         for n, a in rec.arrays.items():
-            self.data[n][rec.iteration, rec.step] = a.numpy()
+            self.data[n][rec.iteration, pos] = a.numpy()
             self.disk_bytes += a.numel() * a.element_size()
-        self.timestep[rec.iteration, rec.step] = rec.timestep
+        self.timestep[rec.iteration, pos] = rec.timestep  # last: a step counts as stored once its data is
 
     def write_passes(self, passes: list[_PassInfo]) -> None:
         if self.group is None or not passes:
@@ -180,9 +185,7 @@ class _ZarrSink:
         for name, (dims, values, vattrs) in extra_coords.items():
             values = np.asarray(values)
             if name not in self.group:
-                self.group.create_array(
-                    name, shape=values.shape, dtype=values.dtype, dimension_names=list(dims), fill_value=0
-                )
+                self._array(name, values.shape, None, values.dtype, 0, dims)
             arr = self.group[name]
             if arr.shape != values.shape:
                 arr.resize(values.shape)
@@ -191,5 +194,4 @@ class _ZarrSink:
 
     def open(self) -> xr.Dataset:
         ds = xr.open_zarr(self.path, consolidated=False, chunks=None)
-        kept = np.flatnonzero(np.isfinite(ds["timestep"].values).any(axis=0))
-        return ds.isel(step=kept)
+        return ds.sortby("step") if ds.sizes.get("step", 0) > 1 else ds

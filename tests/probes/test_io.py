@@ -237,7 +237,7 @@ def test_streamed_every_k_store_loads_without_nan_rows(streamed_every2, tmp_path
     save_record(back, path.parent / "copy.zarr", overwrite=True)
 
 
-def test_streamed_store_with_a_deleted_chunk_warns(streamed_every2, tmp_path):
+def test_streamed_store_with_a_deleted_chunk_is_damaged(streamed_every2, tmp_path):
     import shutil
 
     path, _, _ = streamed_every2
@@ -245,27 +245,61 @@ def test_streamed_store_with_a_deleted_chunk_warns(streamed_every2, tmp_path):
     shutil.copytree(path, copy)
     chunks = sorted(p for p in (copy / "latents" / "c").rglob("*") if p.is_file())
     chunks[0].unlink()
-    with pytest.warns(IncompleteRecordWarning, match=r"1 recorded step\(s\) of 'latents' have no stored chunk"):
+    with pytest.raises(DamagedRecordError, match=r"1 recorded step\(s\) of 'latents' have no stored chunk"):
         load_record(copy)
 
 
-@pytest.mark.xfail(
-    reason="LatentProbe's zarr sink (probes/probe.py) lays the step axis out by step index, so xr.open_zarr "
-    "shows NaN rows for the steps every=k skipped; load_record drops them",
-    strict=True,
-)
-def test_streamed_every_k_store_opens_without_nan_rows_in_plain_xarray(streamed_every2):
+def test_streamed_store_has_checksums_and_stores_nan_steps(streamed_every2, tmp_path):
+    import shutil
+
+    import zarr
+
     path, _, _ = streamed_every2
+    group = zarr.open_group(path, mode="r")
+    assert all(type(c).__name__ == "Crc32cCodec" for _, a in group.arrays() for c in a.compressors)
+    assert group["latents"].nchunks_initialized == 3  # steps 0, 2, 4: one chunk each, no rows for 1 and 3
+    copy = tmp_path / "flipped.zarr"
+    shutil.copytree(path, copy)
+    chunk = sorted(p for p in (copy / "latents" / "c").rglob("*") if p.is_file())[0]
+    raw = bytearray(chunk.read_bytes())
+    raw[8] ^= 0xFF
+    chunk.write_bytes(bytes(raw))
+    with pytest.raises(DamagedRecordError, match="flipped.zarr"):
+        load_record(copy)
+
+
+def test_streamed_ragged_passes_with_every_k_match_the_in_memory_record(tmp_path):
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+
+    pipe = tiny_animatediff_pipeline(seed=0)
+    kw = TINY_CALL_KWARGS["AnimateDiffPipeline"]
+    records = []
+    for store in (tmp_path / "ragged.zarr", None):
+        with LatentProbe(pipe, capture="latents", every=3, store=store) as probe:
+            for n in (7, 5):  # kept steps 0, 3, 6 then 0, 3, 4: step 4 arrives after step 6
+                pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent",
+                     num_inference_steps=n, **{k: v for k, v in kw.items() if k != "num_inference_steps"})
+        records.append(probe.to_xarray())
+    raw = xr.open_zarr(tmp_path / "ragged.zarr", consolidated=False, chunks=None)
+    assert sorted(raw.step.values.tolist()) == [0, 3, 4, 6]
+    assert np.isfinite(raw.timestep.values).sum() == 6
+    assert records[0].step.values.tolist() == [0, 3, 4, 6]
+    xr.testing.assert_equal(records[0].load(), records[1])
+    assert records[0].attrs == records[1].attrs
+    xr.testing.assert_equal(load_record(tmp_path / "ragged.zarr"), records[1])
+
+
+def test_streamed_every_k_store_opens_without_nan_rows_in_plain_xarray(streamed_every2):
+    path, _, in_memory = streamed_every2
     raw = xr.open_zarr(path, consolidated=False, chunks=None)
     assert np.isfinite(raw["timestep"].values).all()
+    assert raw.step.values.tolist() == [0, 2, 4]
+    np.testing.assert_array_equal(raw.latents.values, in_memory.latents.values)
 
 
-@pytest.mark.xfail(
-    reason="LatentProbe (probes/probe.py) does not yet mark its records: it should call io.mark_complete "
-    "(complete=1 on a finished capture, 0 when the block raised)",
-    strict=True,
-)
-def test_interrupted_capture_is_marked_incomplete(tmp_path):
+@pytest.mark.parametrize("store", [True, False], ids=["streamed", "in-memory"])
+def test_interrupted_capture_is_marked_incomplete(tmp_path, store):
     from freeinit_lab.probes.probe import LatentProbe
     from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
 
@@ -279,11 +313,48 @@ def test_interrupted_capture_is_marked_incomplete(tmp_path):
 
     path = tmp_path / "stopped.zarr"
     with pytest.raises(KeyboardInterrupt):
-        with LatentProbe(pipe, capture="latents", store=path):
+        with LatentProbe(pipe, capture="latents", store=path if store else None) as probe:
             pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent",
                  callback_on_step_end=stop, **kw)
-    with pytest.warns(IncompleteRecordWarning):
-        assert load_record(path).attrs["complete"] == 0
+    assert not probe.complete
+    if not store:
+        save_record(probe.to_xarray(), path)
+    with pytest.warns(IncompleteRecordWarning, match=r"complete = 0, 1 steps stored"):
+        back = load_record(path)
+    assert back.attrs["complete"] == 0 and back.attrs["num_steps_stored"] == 1
+    assert back.step.values.tolist() == [0] and np.isfinite(back.latents.values).all()
+
+
+def test_finished_capture_is_marked_complete(tmp_path):
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+
+    pipe = tiny_animatediff_pipeline(seed=0)
+    kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": 3}
+    path = tmp_path / "done.zarr"
+    with LatentProbe(pipe, capture="latents", store=path) as probe:
+        pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent", **kw)
+        assert not probe.complete and probe.to_xarray().attrs["complete"] == 0  # still open
+    assert probe.complete
+    for ds in (load_record(path), probe.to_xarray()):
+        assert ds.attrs["complete"] == 1 and ds.attrs["num_steps_stored"] == 3
+
+
+def test_a_caught_failure_inside_the_block_still_marks_the_record_incomplete():
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+
+    pipe = tiny_animatediff_pipeline(seed=0)
+    kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": 3}
+
+    def fail(pipe, i, t, kwargs):
+        raise RuntimeError("boom")
+
+    with LatentProbe(pipe, capture="latents") as probe:
+        with pytest.raises(RuntimeError):
+            pipe("a cat", output_type="latent", callback_on_step_end=fail, **kw)
+        pipe("a cat", output_type="latent", **kw)
+    assert not probe.complete and probe.to_xarray().attrs["complete"] == 0
 
 
 def test_record_marker_is_internal(tmp_path):

@@ -1,0 +1,81 @@
+"""freeinit refuses bad calls before any denoiser evaluation, with a message that says what to pass."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import freeinit_lab as fl
+from freeinit_lab.engine.checks import _forces_one_video_per_prompt
+from freeinit_lab.probes.probe import LatentProbe
+from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline, tiny_text_to_video_pipeline
+
+AD = "AnimateDiffPipeline"
+
+
+@pytest.fixture(scope="module")
+def ad_pipe():
+    return tiny_animatediff_pipeline(seed=0)
+
+
+@pytest.fixture()
+def evals(ad_pipe):
+    calls = []
+    handle = ad_pipe.unet.register_forward_pre_hook(lambda m, a: calls.append(1))
+    yield calls
+    handle.remove()
+
+
+def _freeinit(pipe, **over):
+    kw = {**TINY_CALL_KWARGS[AD], "num_inference_steps": 2, "prompt": "a cat", "output_type": "latent",
+          "generator": torch.Generator().manual_seed(0), **over}
+    return fl.freeinit(pipe, num_iters=2, progress=False, **kw)
+
+
+def _latents(dtype=torch.float32):
+    return torch.randn(1, 4, 8, 16, 16, generator=torch.Generator().manual_seed(0)).to(dtype)
+
+
+@pytest.mark.parametrize(
+    "over,message",
+    [
+        ({"output_type": "mp4"}, r"output_type='mp4' is not one the pipeline can return; use one of"),
+        ({"prompt": []}, r"nothing to sample: the batch is empty"),
+        ({"latents": _latents(torch.float16)}, r"latents are float16 but AnimateDiffPipeline's denoiser runs in "
+                                                r"float32; pass latents.to\(torch.float32\)"),
+        ({"latents": _latents().index_fill_(3, torch.tensor([2]), float("nan"))},
+         r"initial latents hold 512 non-finite value\(s\)"),
+    ],
+    ids=["output_type", "empty-prompts", "fp16-latents", "nan-latents"],
+)
+def test_bad_calls_are_refused_before_the_model_runs(ad_pipe, evals, over, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        _freeinit(ad_pipe, **over)
+    assert evals == []
+
+
+def test_batch_size_zero_is_refused_before_the_model_runs():
+    pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
+    calls = []
+    handle = pipe.unet.register_forward_pre_hook(lambda m, a: calls.append(1))
+    try:
+        with pytest.raises(ValueError, match="nothing to sample"):
+            fl.freeinit(pipe, num_iters=2, batch_size=0, num_inference_steps=2, output_type="latent", progress=False)
+    finally:
+        handle.remove()
+    assert calls == []
+
+
+def test_generator_lists_count_what_the_pipeline_really_samples(ad_pipe):
+    assert _forces_one_video_per_prompt(type(ad_pipe))
+    assert not _forces_one_video_per_prompt(type(tiny_text_to_video_pipeline(seed=0)))
+    gens = [torch.Generator().manual_seed(i) for i in range(2)]
+    # AnimateDiff makes one video per prompt whatever num_videos_per_prompt says: one generator per prompt
+    res = _freeinit(ad_pipe, prompt=["a cat", "a dog"], generator=gens, num_videos_per_prompt=3)
+    assert res.latents.shape[0] == 2
+    with LatentProbe(ad_pipe, capture="latents"):  # also under a probe (a per-instance subclass)
+        assert _forces_one_video_per_prompt(type(ad_pipe))
+    with pytest.raises(ValueError, match=r"Got 6 generators for a batch of 2 videos \(one per prompt: "
+                                         r"AnimateDiffPipeline makes one video per prompt.*pass exactly 2"):
+        _freeinit(ad_pipe, prompt=["a cat", "a dog"], generator=[torch.Generator() for _ in range(6)],
+                  num_videos_per_prompt=3)
