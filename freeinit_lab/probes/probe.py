@@ -562,10 +562,30 @@ class LatentProbe:
             return
         self._pipe_latent_shape = tuple(latents.shape)
         shape = self._canonical_shape(tuple(latents.shape))
+        self._check_channel_axis(shape)
         if self._timesteps_set:
             self._check_budget(shape)
         else:  # the scheduler still holds an earlier call's timesteps: check once this call sets its own
             self._deferred_shape = shape
+
+    def _check_channel_axis(self, shape: tuple[int, ...]) -> None:
+        """Refuse a layout that puts another axis where the denoiser's channels are (checked before sampling).
+
+        Only a channel count the denoiser declares (``config.out_channels``; half of it for learned-variance
+        models) is used; frame and channel counts are never guessed from sizes.
+        """
+        from freeinit_lab.core.snr import _latent_channels
+
+        channels = _latent_channels(self.pipe)
+        got = shape[_VIDEO_DIMS.index("channel")]
+        if channels is None or got in (channels, channels // 2):
+            return
+        raise ValueError(
+            f"LatentProbe: with layout {self._layout} the latents {self._pipe_latent_shape} have {got} channels, but "
+            f"{type(self.pipe).__name__}'s denoiser works on {channels}; the layout names the wrong axis as "
+            "'channel'. Pass the pipeline's real axis order as layout=... (or register it with "
+            "freeinit_lab.layouts.register_layout)."
+        )
 
     def _canonical_shape(self, pipe_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(int(pipe_shape[self._layout.index(d)]) for d in _VIDEO_DIMS)
