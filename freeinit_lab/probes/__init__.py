@@ -4,7 +4,7 @@ from freeinit_lab._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
-    submodules=["budget", "io", "probe", "record", "sinks"],
+    submodules=["budget", "io", "passes", "probe", "record", "sinks"],
     names={
         "CAPTURE_SITES": "record",
         "LatentProbe": "probe",

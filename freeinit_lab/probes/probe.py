@@ -87,7 +87,8 @@ from freeinit_lab.probes.record import (
     _qualname,
     _seed_of,
 )
-from freeinit_lab.probes.sinks import _MemorySink, _PassInfo, _Record, _RecordLayout, _ZarrSink, RecordSink
+from freeinit_lab.probes.passes import PassTracker
+from freeinit_lab.probes.sinks import _MemorySink, _Record, _RecordLayout, _ZarrSink, RecordSink
 
 __all__ = [
     "CAPTURE_SITES",
@@ -257,16 +258,9 @@ class LatentProbe:
         self._recorder = RECORDERS[self.mode](self.dtype, self.num_bands, self.band_edges)
         layout = _RecordLayout(names=self.capture, dims=self._recorder.dims, np_dtype=self._recorder.np_dtype)
         self._sink: RecordSink = _MemorySink(layout) if self.store is None else _ZarrSink(self.store, layout)
-        self._passes: list[_PassInfo] = []
-        self._call_index = -1
-        self._run_index = -1
-        self._call_seed = -1
+        self._track = PassTracker()
         self._call_meta: list[dict] = []
         self._freeinit: dict[str, Any] = {}
-        self._new_pass = True
-        self._pending_mark: int | None = None
-        self._pass_steps = 0  # step() calls in the current pass
-        self._last_t: float | None = None
         self._pending: _Record | None = None
         self._pending_keep = False
         self._callback_call = False
@@ -436,14 +430,12 @@ class LatentProbe:
         bound = call_sig.bind_partial(pipe, *args, **kwargs)
         arguments = bound.arguments
         self._flush()
-        self._call_index += 1
         self._budget_checked = False
         self._timesteps_set = False
         self._deferred_shape = None
         self._pipe_latent_shape = None
-        self._new_pass = True
         seed = _seed_of(arguments.get("generator"))
-        self._call_seed = seed if isinstance(seed, int) else (seed[0] if seed else -1)
+        self._track.begin_call(seed if isinstance(seed, int) else (seed[0] if seed else -1))
         meta = {k: _jsonable(v) for k, v in arguments.items() if k != "self" and k != next(iter(call_sig.parameters))}
         if seed is not None:
             meta["seed"] = seed
@@ -525,8 +517,7 @@ class LatentProbe:
 
     def _on_mark(self, iteration: int, settings: Mapping[str, Any], native: bool = False) -> None:
         self._flush()
-        self._new_pass = True
-        self._pending_mark = iteration
+        self._track.mark(iteration)
         settings = dict(settings)
         planned = settings.pop("planned_steps", None)
         if iteration == 0 or planned is not None:
@@ -549,9 +540,9 @@ class LatentProbe:
         }
 
     def _on_set_timesteps(self) -> None:
-        if self._pass_steps > 0:
+        if self._track.pass_steps > 0:
             self._flush()
-            self._new_pass = True
+            self._track.boundary()
         self._timesteps_set = True
         deferred, self._deferred_shape = self._deferred_shape, None
         if deferred is not None:  # prepare_latents ran before this call set its timesteps
@@ -590,23 +581,10 @@ class LatentProbe:
     def _canonical_shape(self, pipe_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(int(pipe_shape[self._layout.index(d)]) for d in _VIDEO_DIMS)
 
-    def _start_pass(self, sched: Any) -> None:
-        mark, self._pending_mark = self._pending_mark, None
-        first_of_call = not self._passes or self._passes[-1].call != self._call_index
-        if mark is not None:
-            new_run = mark == 0
-            fi = mark
-        else:
-            new_run = first_of_call
-            fi = 0 if new_run else self._passes[-1].freeinit_iteration + 1
-        if new_run or self._run_index < 0:
-            self._run_index += 1
+    @staticmethod
+    def _num_steps(sched: Any) -> int:
         timesteps = getattr(sched, "timesteps", None)
-        num_steps = int(len(timesteps)) if timesteps is not None else -1
-        self._passes.append(_PassInfo(self._call_index, self._run_index, fi, self._call_seed, num_steps))
-        self._new_pass = False
-        self._pass_steps = 0
-        self._last_t = None
+        return int(len(timesteps)) if timesteps is not None else -1
 
     # -- budget ---------------------------------------------------------------------------------------------------------
     def _steps_to_come(self) -> list[int]:
@@ -625,10 +603,10 @@ class LatentProbe:
             return [n] * k
         k = self._freeinit.get("num_iters")
         planned = self._planned_steps
-        if self._pending_mark is not None and planned and 0 <= self._pending_mark < len(planned):
-            return [n] + [int(x) for x in planned[self._pending_mark + 1:]]
-        if self._pending_mark is not None and isinstance(k, (int, np.integer)) and k > 0:
-            first = int(self._pending_mark)
+        if self._track.pending_mark is not None and planned and 0 <= self._track.pending_mark < len(planned):
+            return [n] + [int(x) for x in planned[self._track.pending_mark + 1:]]
+        if self._track.pending_mark is not None and isinstance(k, (int, np.integer)) and k > 0:
+            first = int(self._track.pending_mark)
             if self._freeinit.get("use_fast_sampling"):
                 # n is already this pass's (shortened) count; the full count is the last pass's
                 full = n if first == k - 1 else int(round(n * k / (first + 1)))
@@ -785,13 +763,7 @@ class LatentProbe:
                 )
             return
         t = float(timestep.item() if isinstance(timestep, torch.Tensor) else timestep)
-        if self._last_t is not None and t > self._last_t + 1e-9:
-            self._new_pass = True  # the timestep rose: a new pass (FreeInit restarts at the noisiest step)
-        if self._new_pass or not self._passes:
-            self._start_pass(sched)
-        step = self._pass_steps
-        self._pass_steps += 1
-        self._last_t = t
+        step = self._track.advance(t, lambda: self._num_steps(sched))
         prev_sample, x0 = read_step_output(sched, out)
         coeffs = self._sampler_coefficients(sched)
         if coeffs is not None:
@@ -799,10 +771,10 @@ class LatentProbe:
             if np.allclose(coeffs, grid, rtol=1e-6, atol=0.0):
                 coeffs = None  # the sampler is on the training grid (its float32 sigmas aside)
             else:
-                self._sampler_coeffs[(len(self._passes) - 1, t)] = coeffs
+                self._sampler_coeffs[(self._track.current, t)] = coeffs
         if not self._budget_checked:
             self._check_budget(tuple(self._to_canonical(prev_sample).shape))
-        num_steps = self._passes[-1].num_steps
+        num_steps = self._track.passes[-1].num_steps
         keep = self._keep(step, num_steps)
         arrays: dict[str, torch.Tensor] = {}
         if keep:
@@ -826,7 +798,7 @@ class LatentProbe:
                 arrays["model_output"] = self._store_tensor(model_output)
             if "latents" in self.capture and not self._callback_call:
                 arrays["latents"] = self._store_tensor(prev_sample)
-        self._pending = _Record(len(self._passes) - 1, step, t, arrays)
+        self._pending = _Record(self._track.current, step, t, arrays)
         self._pending_keep = keep
         if not self._callback_call:
             self._flush()
@@ -837,11 +809,9 @@ class LatentProbe:
             return
         if step_index != rec.step:
             # the pipeline's own step index disagrees with ours (a missed pass boundary): trust the pipeline
-            if step_index == 0 and rec.step > 0:
-                self._passes[-1].num_steps = rec.step  # steps that really belonged to the previous pass
-                self._start_pass(self._scheduler())
-                self._pass_steps = 1
-                rec.iteration = len(self._passes) - 1
+            if step_index == 0 and rec.step > 0:  # rec.step steps really belonged to the previous pass
+                self._track.split_before(rec.step, self._num_steps(self._scheduler()))
+                rec.iteration = self._track.current
             rec.step = step_index
         if self._pending_keep and "latents" in self.capture and isinstance(latents, torch.Tensor):
             rec.arrays["latents"] = self._store_tensor(latents)
@@ -885,7 +855,7 @@ class LatentProbe:
             "mode": self._recorder.mode,
             "dtype": self._recorder.dtype_name,
             "every": self.every,
-            "num_calls": self._call_index + 1,
+            "num_calls": self._track.call_index + 1,
             "call_kwargs": json.dumps(self._call_meta),
             "conventions": (
                 "timestep/alpha/sigma: noise level of the step input z_t = alpha z0 + sigma eps (alpha_bar = "
@@ -893,7 +863,7 @@ class LatentProbe:
                 "x0_pred: predicted clean latent at this step; iteration: sampling pass; missing steps are NaN"
             ),
         }
-        seeds = [p.seed for p in self._passes if p.seed >= 0]
+        seeds = [p.seed for p in self._track.passes if p.seed >= 0]
         if seeds:
             attrs["seed"] = seeds[0]
         fi = {k: v for k, v in self._freeinit.items() if v is not None}
@@ -925,7 +895,7 @@ class LatentProbe:
         return self._recorder.band_coords()
 
     def _pass_coords(self) -> dict[str, tuple]:
-        p = self._passes
+        p = self._track.passes
         return {
             "call": (("iteration",), np.array([x.call for x in p], dtype=np.int64), {"long_name": "pipeline call"}),
             "run": (("iteration",), np.array([x.run for x in p], dtype=np.int64), {"long_name": "generation run"}),
@@ -947,7 +917,7 @@ class LatentProbe:
         sink = self._sink
         if not sink.streams or sink.group is None:
             return
-        sink.write_passes(self._passes)
+        sink.write_passes(self._track.passes)
         n_it, n_st = sink.shape
         t = np.asarray(sink.timestep[...]) if n_it and n_st else np.zeros((0, 0))
         coords = {k: v for k, v in self._step_coords(t).items() if k != "timestep"}
@@ -986,11 +956,11 @@ class LatentProbe:
         if not self._sink.records:
             return self._empty()
         item_shape = tuple(self._sink.records[0].arrays[self.capture[0]].shape)
-        steps, timestep, data = self._sink.arrays(len(self._passes), item_shape)
+        steps, timestep, data = self._sink.arrays(len(self._track.passes), item_shape)
         dims = self._sink.layout.dims
         data_vars = {n: (dims, data[n], self._recorder.var_attrs(n)) for n in self.capture}
         coords: dict[str, Any] = {
-            "iteration": (("iteration",), np.arange(len(self._passes), dtype=np.int64)),
+            "iteration": (("iteration",), np.arange(len(self._track.passes), dtype=np.int64)),
             "step": (("step",), steps, {"long_name": "denoising step of the pass"}),
         }
         coords.update(self._step_coords(timestep))
@@ -1010,7 +980,7 @@ class LatentProbe:
     @property
     def num_passes(self) -> int:
         """Sampling passes seen so far."""
-        return len(self._passes)
+        return len(self._track.passes)
 
     def __repr__(self) -> str:
         state = "open" if self._installed else "closed"
