@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from freeinit_lab.core.dims import band_coords
+
 __all__ = [
     "band_power_trajectory",
     "band_snr_trajectory",
@@ -65,11 +67,7 @@ def _band_setup(shape3: tuple[int, int, int], edges, num_bands: int) -> tuple[np
 
 
 def _band_coords(edges: np.ndarray) -> dict[str, Any]:
-    return {
-        "band": ("band", np.arange(len(edges) - 1)),
-        "band_lo": ("band", edges[:-1], {"long_name": "band lower edge", "units": "normalised radius"}),
-        "band_hi": ("band", edges[1:], {"long_name": "band upper edge", "units": "normalised radius"}),
-    }
+    return band_coords(edges)
 
 
 def _keep_coords(da: xr.DataArray, drop_dims: Sequence[str]) -> dict[str, xr.DataArray]:

@@ -22,3 +22,25 @@ FREQ_DIMS: tuple[str, ...] = ("freq_frame", "freq_height", "freq_width")
 BAND_DIM = "band"
 #: The dim of training timesteps.
 TIMESTEP_DIM = "timestep"
+
+
+def band_coords(edges) -> dict:
+    """The coordinates of a radial ``band`` dim, labelled the same way everywhere.
+
+    ``band`` (0, 1, …), ``band_lo`` and ``band_hi`` (the inner and outer edge of each band) in normalised
+    frequency: the radius of :func:`freeinit_lab.core.spectral.frequency_radius`, each axis's frequency being
+    ``2·fftfreq`` (Nyquist = 1).
+
+    Parameters
+    ----------
+    edges : array-like
+        ``num_bands + 1`` increasing band edges.
+    """
+    import numpy as np
+
+    e = np.asarray(edges, dtype=np.float64)
+    return {
+        BAND_DIM: (BAND_DIM, np.arange(e.size - 1), {"long_name": "radial frequency band"}),
+        "band_lo": (BAND_DIM, e[:-1], {"long_name": "band inner radius", "units": "normalised frequency"}),
+        "band_hi": (BAND_DIM, e[1:], {"long_name": "band outer radius", "units": "normalised frequency"}),
+    }

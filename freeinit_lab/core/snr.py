@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .dims import band_coords
 from .schedules import NoiseSchedule, get_schedule
 from .spectral import _check_dims, _check_video, _resolve_edges, band_counts, band_power
 
@@ -51,9 +52,7 @@ def _to_db(linear: np.ndarray) -> np.ndarray:
 
 def _band_coords(shape3: tuple[int, ...], edges: np.ndarray, temporal_scale: float) -> dict:
     return {
-        "band": np.arange(edges.size - 1),
-        "band_lo": ("band", edges[:-1], {"long_name": "band inner radius", "units": "normalised frequency"}),
-        "band_hi": ("band", edges[1:], {"long_name": "band outer radius", "units": "normalised frequency"}),
+        **band_coords(edges),
         "num_bins": ("band", band_counts(shape3, edges, temporal_scale=temporal_scale).astype(np.int64)),
     }
 
@@ -421,9 +420,7 @@ def _kl_groups(shape3, grid, num_bands, edges, num_spatial_bands, spatial_edges)
     if grid == "radial":
         e = _resolve_edges(shape3, edges, num_bands, 1.0)
         idx = band_index(shape3, edges=e).clone()
-        coords = {"band": np.arange(e.size - 1),
-                  "band_lo": ("band", e[:-1], {"long_name": "band inner radius", "units": "normalised frequency"}),
-                  "band_hi": ("band", e[1:], {"long_name": "band outer radius", "units": "normalised frequency"})}
+        coords = band_coords(e)
         dims, sizes = ("band",), (e.size - 1,)
     elif grid == "separable":
         idx, s_edges, t_freq = separable_band_index(shape3, num_spatial_bands, spatial_edges=spatial_edges)

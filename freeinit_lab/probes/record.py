@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from freeinit_lab.core.dims import BAND_RECORD_DIMS, RECORD_DIMS
+from freeinit_lab.core.dims import BAND_RECORD_DIMS, RECORD_DIMS, band_coords
 from freeinit_lab.core.spectral import default_band_edges
 from freeinit_lab.probes.budget import _fmt_bytes
 
@@ -198,12 +198,7 @@ class _BandPowerRecorder(_FullRecorder):
     def band_coords(self) -> dict[str, tuple]:
         if self.edges is None:
             return {}
-        e = self.edges
-        return {
-            "band": (("band",), np.arange(len(e) - 1), {"long_name": "radial frequency band"}),
-            "band_lo": (("band",), e[:-1], {"long_name": "band lower edge", "units": "normalised radius"}),
-            "band_hi": (("band",), e[1:], {"long_name": "band upper edge", "units": "normalised radius"}),
-        }
+        return band_coords(self.edges)
 
     def cheaper_dtype(self, estimate) -> str | None:
         return None

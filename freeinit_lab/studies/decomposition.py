@@ -56,6 +56,7 @@ from ..core.controls import (
     reinit_arm,
     single_cycle_derangement,
 )
+from ..core.dims import band_coords
 from ..engine.loop import FreeInitNoGapWarning, _first_tensor
 from ..hooks.layouts import get_layout, patch_attribute
 from ..core.schedules import get_schedule
@@ -524,9 +525,7 @@ def decompose_freeinit(
                    {"long_name": "sampling passes per video (the plain pass counted once per arm)"}),
         "description": ("arm", [CONTROL_ARMS[a].description for a in arms]),
         "video": np.arange(num_videos),
-        "band": np.arange(len(edges) - 1),
-        "band_lo": ("band", edges[:-1], {"units": "normalised frequency"}),
-        "band_hi": ("band", edges[1:], {"units": "normalised frequency"}),
+        **band_coords(edges),
         "control": controls,
         "metric": metrics,
     }

@@ -56,6 +56,7 @@ import numpy as np
 import torch
 
 from freeinit_lab._compat import moved_attributes
+from freeinit_lab.core.dims import band_coords
 from freeinit_lab.core.reinit import FreeInitSettings
 
 __all__ = [
@@ -553,9 +554,7 @@ def evaluate_strategies(
             "init": ("row", [r["init"] for r in rows]),
             "video": np.arange(num_videos),
             "data_video": np.arange(data.shape[0]),
-            "band": np.arange(len(edges) - 1),
-            "band_lo": ("band", edges[:-1]),
-            "band_hi": ("band", edges[1:]),
+            **band_coords(edges),
         },
         attrs=dict(seed=int(seed), num_inference_steps=int(num_inference_steps), pipeline=type(pipe).__name__,
                    a_T=marginal.a_T, b_T=marginal.b_T, timestep=marginal.timestep),
@@ -969,8 +968,7 @@ def analytic_controls(
             "contrast": ("arm", np.array([rows[a]["contrast"] for a in arms])),
             "amplitude_target": ("band", target.numpy()),
         },
-        coords={"arm": arms, "band": np.arange(len(edges) - 1), "band_lo": ("band", edges[:-1]),
-                "band_hi": ("band", edges[1:])},
+        coords={"arm": arms, **band_coords(edges)},
         attrs={"note": "closed form: band powers exact expectations; consistency, dynamics, contrast ratios of "
                        "expectations", "a_T": a_T, "b_T": b_T, "num_iters": int(num_iters),
                "num_inference_steps": int(num_inference_steps)},
