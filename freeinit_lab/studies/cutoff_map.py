@@ -48,8 +48,13 @@ import torch
 import xarray as xr
 
 from freeinit_lab._compat import moved_attributes
+from freeinit_lab.analysis import metrics
+from freeinit_lab.core.reinit import FreeInitSettings, draw_reinit_noise, reinitialize
+from freeinit_lab.core.schedules import get_schedule
 from freeinit_lab.embedded.paths import DATA_DIR
+from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
+from freeinit_lab.probes.io import load_record, save_record
 
 __all__ = [
     "DEFAULT_CUTOFF_MAP_PATH",
@@ -76,7 +81,6 @@ def model_fingerprint(pipe: Any) -> str:
     Returns the first 16 hex digits of the hash over every tensor of the pipeline's denoiser module(s)
     (:meth:`freeinit_lab.layouts.LatentLayout.get_denoisers`), in state-dict order.
     """
-    from freeinit_lab.hooks.layouts import get_layout
 
     h = hashlib.sha256()
     for module in get_layout(pipe).get_denoisers(pipe):
@@ -161,10 +165,6 @@ def measure_cutoff_map(
     from diffusers.utils.torch_utils import randn_tensor
     from tqdm.auto import tqdm
 
-    from freeinit_lab.analysis import metrics
-    from freeinit_lab.core.reinit import FreeInitSettings, draw_reinit_noise, reinitialize
-    from freeinit_lab.core.schedules import get_schedule
-    from freeinit_lab.hooks.layouts import get_layout
 
     # ------------------------------------------------------------------ validation, before any model runs
     ds_values, dt_values = _cutoffs(d_s, "d_s"), _cutoffs(d_t, "d_t")
@@ -295,7 +295,6 @@ def save_cutoff_map(ds: xr.Dataset, path: str | os.PathLike = DEFAULT_CUTOFF_MAP
 
     Refuses to replace an existing file unless ``overwrite``. Returns the path written.
     """
-    from freeinit_lab.probes.io import save_record
 
     missing = [v for v in ("gain", "gain_se") if v not in ds]
     if missing or set(ds["gain"].dims) != {"d_s", "d_t"}:
@@ -316,7 +315,6 @@ def load_cutoff_map(path: str | os.PathLike = DEFAULT_CUTOFF_MAP_PATH) -> xr.Dat
     ValueError
         When the file is not a cutoff map.
     """
-    from freeinit_lab.probes.io import load_record
 
     path = Path(path)
     if not path.exists():

@@ -39,6 +39,11 @@ import numpy as np
 import torch
 import xarray as xr
 
+from freeinit_lab.analysis import metrics
+from freeinit_lab.core.schedules import get_schedule
+from freeinit_lab.core.spectral import frequency_radius, reinit_noise
+from freeinit_lab.engine.loop import freeinit
+from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
 
 __all__ = ["measure_evidence", "summarize_evidence", "paired_test"]
@@ -72,7 +77,6 @@ def _welch(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def _metrics(video: torch.Tensor) -> dict[str, np.ndarray]:
-    from freeinit_lab.analysis import metrics
 
     v = video.float().clamp(-1, 1)
     return {
@@ -135,10 +139,6 @@ def measure_evidence(
     """
     from tqdm.auto import tqdm
 
-    from freeinit_lab.engine.loop import freeinit
-    from freeinit_lab.hooks.layouts import get_layout
-    from freeinit_lab.core.schedules import get_schedule
-    from freeinit_lab.core.spectral import frequency_radius, reinit_noise
 
     if not 0 < swap_keep < 1:
         raise ValueError(f"swap_keep={swap_keep} must be in (0, 1): the share of FFT bins taken from noise A")

@@ -56,8 +56,21 @@ import numpy as np
 import torch
 
 from freeinit_lab._compat import moved_attributes
+from freeinit_lab.analysis.metrics import frame_cosine_similarity
+from freeinit_lab.core.controls import ARMS, CONTROL_ARMS, arm_lowpass
 from freeinit_lab.core.dims import band_coords
 from freeinit_lab.core.reinit import FreeInitSettings
+from freeinit_lab.core.schedules import NoiseSchedule, get_schedule
+from freeinit_lab.core.spectral import (
+    _check_video,
+    band_index,
+    band_masks,
+    band_power,
+    default_band_edges,
+    variance_preserving_weights,
+)
+from freeinit_lab.engine.loop import freeinit
+from freeinit_lab.studies.evidence import _welch, paired_test
 
 __all__ = [
     "TerminalMarginal",
@@ -77,7 +90,6 @@ _FFT = (-3, -2, -1)
 
 def _schedule_of(scheduler: Any):
     """A NoiseSchedule from a diffusers scheduler, a pipeline (its ``.scheduler``) or a NoiseSchedule."""
-    from freeinit_lab.core.schedules import NoiseSchedule, get_schedule
 
     if isinstance(scheduler, NoiseSchedule):
         return scheduler
@@ -162,7 +174,6 @@ class TerminalMarginal:
         -------
         TerminalMarginal
         """
-        from freeinit_lab.core.spectral import _check_video, band_index
 
         _check_video(clean, "clean")
         if clean.dim() != 5 or clean.shape[0] < 2:
@@ -243,7 +254,6 @@ class TerminalMarginal:
         torch.Tensor
             Same shape and dtype as ``noise``.
         """
-        from freeinit_lab.core.spectral import _check_video
 
         _check_video(noise, "noise")
         if noise.dim() != 5 or tuple(noise.shape[1:]) != self.shape:
@@ -368,7 +378,6 @@ class InitStrategy:
         FreeInitResult
             ``iterations`` holds every pass; ``num_denoiser_evals`` is the cost.
         """
-        from freeinit_lab.engine.loop import freeinit
 
         init = self.initial_latent(noise, marginal=marginal, clean=clean, scheduler=pipe.scheduler)
         call_kwargs.setdefault("output_type", "latent")
@@ -402,7 +411,6 @@ def default_strategies(num_iters: int = 4, **filter_kwargs: Any) -> list[InitStr
 # evaluation
 # ----------------------------------------------------------------------------------------------------------------
 def _consistency(video: torch.Tensor) -> np.ndarray:
-    from freeinit_lab.analysis.metrics import frame_cosine_similarity
 
     bound = float(video.abs().max()) + 1.0  # an affine map without clipping (the cosine of centred frames ignores it)
     return frame_cosine_similarity(video, reference="first", value_range=(-bound, bound)).numpy()
@@ -414,7 +422,6 @@ def _dynamics(video: torch.Tensor) -> np.ndarray:
 
 
 def _band_power_db(z: torch.Tensor, offset: torch.Tensor, edges: np.ndarray) -> np.ndarray:
-    from freeinit_lab.core.spectral import band_power
 
     p = band_power(z.double() - offset.view(1, -1, 1, 1, 1), edges=edges).mean(dim=1)  # (B, K)
     return p.numpy()
@@ -488,7 +495,6 @@ def evaluate_strategies(
     """
     import xarray as xr
 
-    from freeinit_lab.core.spectral import default_band_edges
 
     strategies = list(strategies)
     if not strategies:
@@ -587,7 +593,6 @@ def summarize_strategies(ds, baseline: str | None = "plain"):
     """
     import pandas as pd
 
-    from freeinit_lab.studies.evidence import _welch, paired_test
 
     dc, dd = ds["data_consistency"].values, ds["data_dynamics"].values
     sc, sd = dc.std(ddof=1), dd.std(ddof=1)
@@ -724,7 +729,6 @@ def analytic_prediction(
     """
     import xarray as xr
 
-    from freeinit_lab.core.spectral import band_masks, default_band_edges, variance_preserving_weights
 
     unet = _analytic_unet(pipe)
     S = unet.power.double()  # (C, F, H, W)
@@ -872,8 +876,6 @@ def analytic_controls(
     """
     import xarray as xr
 
-    from freeinit_lab.controls import ARMS, CONTROL_ARMS, arm_lowpass
-    from freeinit_lab.spectral import band_index, band_masks, default_band_edges, variance_preserving_weights
 
     unet = _analytic_unet(pipe)
     arms = list(ARMS) if arms is None else list(arms)
