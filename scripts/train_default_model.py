@@ -138,22 +138,24 @@ def fit_normalizer(args):
     return ChannelNormalizer.fit(torch.cat(vids))
 
 
-def make_scheduler():
+def make_scheduler(sampler: dict = DEFAULT_SAMPLER):
     from freeinit_lab.embedded.pipelines import default_scheduler
 
-    return default_scheduler(set_alpha_to_one=DEFAULT_SAMPLER["set_alpha_to_one"],
-                             timestep_spacing=DEFAULT_SAMPLER["timestep_spacing"])
+    return default_scheduler(set_alpha_to_one=sampler["set_alpha_to_one"], timestep_spacing=sampler["timestep_spacing"])
 
 
 def export(out: Path, ema, normalizer, meta: dict) -> None:
+    """Write the pipeline folder; a sampler already chosen there (scripts/model_card.py) is kept."""
     from freeinit_lab.embedded.pipelines import TinyVideoPipeline
 
     out.mkdir(parents=True, exist_ok=True)
-    pipe = TinyVideoPipeline(unet=ema, scheduler=make_scheduler(), normalizer=normalizer)
+    sampler = json.loads((out / "sampler.json").read_text()) if (out / "sampler.json").exists() else DEFAULT_SAMPLER
+    pipe = TinyVideoPipeline(unet=ema, scheduler=make_scheduler(sampler), normalizer=normalizer)
     pipe.save_pretrained(out, safe_serialization=True)
     if normalizer is not None:
         normalizer.save_pretrained(out / "normalizer", safe_serialization=True)
-    for name, obj in (("sampler.json", DEFAULT_SAMPLER), ("training_log.json", meta)):
+    meta = dict(meta, default_sampler=sampler)
+    for name, obj in (("sampler.json", sampler), ("training_log.json", meta)):
         tmp = out / (name + ".tmp")
         tmp.write_text(json.dumps(obj, indent=1))
         os.replace(tmp, out / name)
