@@ -95,14 +95,20 @@ def _analytic():
     return fl.load_analytic_pipeline(num_frames=4, height=8)
 
 
+def _default():
+    import freeinit_lab as fl
+
+    return fl.load_default_pipeline()
+
+
 _PIPELINES = {"animatediff": tiny_animatediff_pipeline, "text-to-video": tiny_text_to_video_pipeline,
-              "analytic": _analytic}
+              "analytic": _analytic, "default": _default}
 _BUILT: dict = {}
 
 
 def _pipe(name):
     if name not in _BUILT:
-        _BUILT[name] = _PIPELINES[name](seed=0) if name != "analytic" else _analytic()
+        _BUILT[name] = _PIPELINES[name]() if name in ("analytic", "default") else _PIPELINES[name](seed=0)
     return _BUILT[name]
 
 
