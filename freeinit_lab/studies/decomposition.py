@@ -40,11 +40,13 @@ import json
 import math
 import time
 import warnings
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 import xarray as xr
+
+from freeinit_lab._compat import moved_attributes
 
 from ..core.controls import (
     CONTROL_ARMS,
@@ -57,12 +59,12 @@ from ..core.controls import (
     single_cycle_derangement,
 )
 from ..core.dims import band_coords
-from ..engine.loop import FreeInitNoGapWarning, _first_tensor
-from ..hooks.layouts import get_layout, patch_attribute
+from ..core.reinit import FreeInitSettings, resolve_settings
 from ..core.schedules import get_schedule
 from ..core.spectral import band_power, check_filter, default_band_edges
+from ..engine.loop import FreeInitNoGapWarning, _first_tensor
+from ..hooks.layouts import get_layout, patch_attribute
 from .strategies import _consistency, _dynamics
-from freeinit_lab._compat import moved_attributes
 
 __all__ = [
     "decompose_freeinit",
@@ -234,6 +236,9 @@ def _latent_shape(pipe, layout, call_kwargs: dict, batch_kwargs) -> tuple[int, .
 # ----------------------------------------------------------------------------------------------------------------
 # the experiment
 # ----------------------------------------------------------------------------------------------------------------
+_DECOMPOSE_FREEINIT_DEFAULTS = dict(num_iters=2, method="gaussian", d_s=0.25, d_t=0.25, order=4.0)
+
+
 def decompose_freeinit(
     pipe: Any,
     num_videos: int = 16,
@@ -251,6 +256,7 @@ def decompose_freeinit(
     num_bootstrap: int = 2000,
     confidence: float = 0.95,
     progress: bool = True,
+    settings: FreeInitSettings | Mapping[str, Any] | None = None,
     **call_kwargs: Any,
 ) -> xr.Dataset:
     """Run plain sampling, FreeInit and control arms on the same noises and measure what each explains.
@@ -285,6 +291,9 @@ def decompose_freeinit(
         Paired percentile bootstrap over videos.
     progress
         tqdm bar over sampled videos.
+    settings
+        FreeInit's settings as one :class:`~freeinit_lab.core.reinit.FreeInitSettings` (or a dict of its fields)
+        instead of ``num_iters``, ``method``, ``d_s``, ``d_t``, ``order``; passing both raises.
     **call_kwargs
         Passed to every pipeline call (``prompt``, ``num_inference_steps``, ``num_frames``, ``guidance_scale``,
         …); leave out ``num_inference_steps`` to use the pipeline's own default. ``latents`` (optional) are the
@@ -307,6 +316,11 @@ def decompose_freeinit(
         pipeline's latents, a prompt list, or arguments the decomposition sets itself (``generator``,
         ``output_type``, ``num_videos_per_prompt``, ``batch_size``).
     """
+    if settings is not None:  # a FreeInitSettings (or a dict of its fields) instead of the keywords
+        _s = resolve_settings(settings, _DECOMPOSE_FREEINIT_DEFAULTS, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t,
+                              order=order)
+        num_iters, method, d_s, d_t, order = _s.num_iters, _s.method, _s.d_s, _s.d_t, _s.order
+
     t_start = time.perf_counter()
     # ------------------------------------------------------------------ checks, before any sampling
     controls = _check_controls(controls)

@@ -33,13 +33,14 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 import xarray as xr
 
 from freeinit_lab.analysis import metrics
+from freeinit_lab.core.reinit import FreeInitSettings, resolve_settings
 from freeinit_lab.core.schedules import get_schedule
 from freeinit_lab.core.spectral import frequency_radius, reinit_noise
 from freeinit_lab.engine.loop import freeinit
@@ -86,6 +87,9 @@ def _metrics(video: torch.Tensor) -> dict[str, np.ndarray]:
     }
 
 
+_MEASURE_EVIDENCE_DEFAULTS = dict(num_iters=3, method="gaussian", d_s=0.25, d_t=0.25, order=4)
+
+
 def measure_evidence(
     pipe: Any,
     *,
@@ -101,6 +105,7 @@ def measure_evidence(
     reference: torch.Tensor | Callable[[int, int], torch.Tensor] | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    settings: FreeInitSettings | Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Measure findings (a)-(d) (see the module docstring) on ``pipe`` with ``num_videos`` seeded noises.
 
@@ -129,6 +134,9 @@ def measure_evidence(
         Videos per pipeline call (memory knob; results do not depend on it).
     progress
         Show a tqdm bar over the experiments.
+    settings
+        FreeInit's settings as one :class:`~freeinit_lab.core.reinit.FreeInitSettings` (or a dict of its fields)
+        instead of ``num_iters``, ``method``, ``d_s``, ``d_t``, ``order``; passing both raises.
 
     Returns
     -------
@@ -137,6 +145,11 @@ def measure_evidence(
         ``consistency``, ``flicker``, ``ssim`` (source, video), ``dist_a``, ``dist_b`` (video), and attrs with the
         settings and the number of denoiser passes. :func:`summarize_evidence` turns it into the statistics.
     """
+    if settings is not None:  # a FreeInitSettings (or a dict of its fields) instead of the keywords
+        _s = resolve_settings(settings, _MEASURE_EVIDENCE_DEFAULTS, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t,
+                              order=order)
+        num_iters, method, d_s, d_t, order = _s.num_iters, _s.method, _s.d_s, _s.d_t, _s.order
+
     from tqdm.auto import tqdm
 
 

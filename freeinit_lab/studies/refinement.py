@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -132,6 +132,9 @@ def refine_once(
     return _sample(pipe, init, num_inference_steps), init, signal
 
 
+_REFINEMENT_STUDY_DEFAULTS = dict(num_iters=5, method="gaussian", d_s=0.25, d_t=0.25, order=4)
+
+
 def refinement_study(
     pipe: Any,
     *,
@@ -147,6 +150,7 @@ def refinement_study(
     num_bands: int = 6,
     reference: torch.Tensor | Callable[[int, int], torch.Tensor] | None = None,
     progress: bool = False,
+    settings: FreeInitSettings | Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """FreeInit pass by pass, coarse-to-fine vs full, filters, and baseline/FreeInit/oracle (module docstring).
 
@@ -173,6 +177,9 @@ def refinement_study(
         ``10**8 + 1000 * seed + 500`` (never used in training).
     progress
         Print one line per stage with its wall time.
+    settings
+        FreeInit's settings as one :class:`~freeinit_lab.core.reinit.FreeInitSettings` (or a dict of its fields)
+        instead of ``num_iters``, ``method``, ``d_s``, ``d_t``, ``order``; passing both raises.
 
     Returns
     -------
@@ -189,6 +196,11 @@ def refinement_study(
           "oracle", "data"]``;
         * attrs: settings, seeds, seconds per stage.
     """
+    if settings is not None:  # a FreeInitSettings (or a dict of its fields) instead of the keywords
+        _s = resolve_settings(settings, _REFINEMENT_STUDY_DEFAULTS, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t,
+                              order=order)
+        num_iters, method, d_s, d_t, order = _s.num_iters, _s.method, _s.d_s, _s.d_t, _s.order
+
     from freeinit_lab.engine.loop import freeinit
     from freeinit_lab.core.snr import band_snr, inference_band_snr
 
