@@ -33,6 +33,8 @@ Examples
 
 from __future__ import annotations
 
+import inspect
+
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +60,7 @@ __all__ = [
     "mix_noise",
     "reinitialize",
     "resolve_settings",
+    "settings_keywords",
 ]
 
 RENOISE = ("same", "fresh")
@@ -290,3 +293,19 @@ def reinitialize(clean: torch.Tensor, noise: torch.Tensor, eta: torch.Tensor, *,
     a_T = float(schedule.coefficients(t_T)[0])
     signal = apply_lowpass(z0 * a_T, low)
     return Reinitialized(latent, signal, latent - signal)
+
+
+def settings_keywords(fn: Any, settings: FreeInitSettings | Mapping[str, Any] | None,
+                      **given: Any) -> tuple[Any, ...]:
+    """The FreeInit keywords ``given`` to ``fn``, replaced by ``settings``' fields when a settings object is passed.
+
+    ``fn``'s own keyword defaults (read from its signature) tell a keyword the caller set from one left alone, so
+    passing both a settings object and a non-default keyword raises (see :func:`resolve_settings`). Returns the
+    values in the order of ``given``.
+    """
+    if settings is None:
+        return tuple(given.values())
+    params = inspect.signature(fn).parameters
+    defaults = {k: params[k].default for k in given if k in params}
+    resolved = resolve_settings(settings, defaults, **given)
+    return tuple(getattr(resolved, k) for k in given)

@@ -59,7 +59,7 @@ from ..core.controls import (
     single_cycle_derangement,
 )
 from ..core.dims import band_coords
-from ..core.reinit import FreeInitSettings, resolve_settings
+from ..core.reinit import FreeInitSettings, settings_keywords
 from ..core.schedules import get_schedule
 from ..core.spectral import band_power, check_filter, default_band_edges
 from ..engine.loop import FreeInitNoGapWarning, _first_tensor
@@ -236,9 +236,6 @@ def _latent_shape(pipe, layout, call_kwargs: dict, batch_kwargs) -> tuple[int, .
 # ----------------------------------------------------------------------------------------------------------------
 # the experiment
 # ----------------------------------------------------------------------------------------------------------------
-_DECOMPOSE_FREEINIT_DEFAULTS = dict(num_iters=2, method="gaussian", d_s=0.25, d_t=0.25, order=4.0)
-
-
 def decompose_freeinit(
     pipe: Any,
     num_videos: int = 16,
@@ -316,10 +313,9 @@ def decompose_freeinit(
         pipeline's latents, a prompt list, or arguments the decomposition sets itself (``generator``,
         ``output_type``, ``num_videos_per_prompt``, ``batch_size``).
     """
-    if settings is not None:  # a FreeInitSettings (or a dict of its fields) instead of the keywords
-        _s = resolve_settings(settings, _DECOMPOSE_FREEINIT_DEFAULTS, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t,
-                              order=order)
-        num_iters, method, d_s, d_t, order = _s.num_iters, _s.method, _s.d_s, _s.d_t, _s.order
+    num_iters, method, d_s, d_t, order = settings_keywords(
+        decompose_freeinit, settings, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t, order=order
+    )
 
     t_start = time.perf_counter()
     # ------------------------------------------------------------------ checks, before any sampling

@@ -40,7 +40,7 @@ import torch
 import xarray as xr
 
 from freeinit_lab.analysis import metrics
-from freeinit_lab.core.reinit import FreeInitSettings, resolve_settings
+from freeinit_lab.core.reinit import FreeInitSettings, settings_keywords
 from freeinit_lab.core.schedules import get_schedule
 from freeinit_lab.core.spectral import frequency_radius, reinit_noise
 from freeinit_lab.engine.loop import freeinit
@@ -85,9 +85,6 @@ def _metrics(video: torch.Tensor) -> dict[str, np.ndarray]:
         "flicker": metrics.temporal_flicker(v).double().numpy(),
         "ssim": metrics.consecutive_ssim(v).double().numpy(),
     }
-
-
-_MEASURE_EVIDENCE_DEFAULTS = dict(num_iters=3, method="gaussian", d_s=0.25, d_t=0.25, order=4)
 
 
 def measure_evidence(
@@ -145,10 +142,9 @@ def measure_evidence(
         ``consistency``, ``flicker``, ``ssim`` (source, video), ``dist_a``, ``dist_b`` (video), and attrs with the
         settings and the number of denoiser passes. :func:`summarize_evidence` turns it into the statistics.
     """
-    if settings is not None:  # a FreeInitSettings (or a dict of its fields) instead of the keywords
-        _s = resolve_settings(settings, _MEASURE_EVIDENCE_DEFAULTS, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t,
-                              order=order)
-        num_iters, method, d_s, d_t, order = _s.num_iters, _s.method, _s.d_s, _s.d_t, _s.order
+    num_iters, method, d_s, d_t, order = settings_keywords(
+        measure_evidence, settings, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t, order=order
+    )
 
     from tqdm.auto import tqdm
 

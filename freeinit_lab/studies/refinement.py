@@ -42,7 +42,13 @@ import torch
 import xarray as xr
 
 from freeinit_lab._compat import moved_attributes
-from freeinit_lab.core.reinit import FreeInitSettings, draw_reinit_noise, reinitialize, resolve_settings
+from freeinit_lab.core.reinit import (
+    FreeInitSettings,
+    draw_reinit_noise,
+    reinitialize,
+    resolve_settings,
+    settings_keywords,
+)
 from freeinit_lab.core.schedules import get_schedule
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
@@ -132,9 +138,6 @@ def refine_once(
     return _sample(pipe, init, num_inference_steps), init, signal
 
 
-_REFINEMENT_STUDY_DEFAULTS = dict(num_iters=5, method="gaussian", d_s=0.25, d_t=0.25, order=4)
-
-
 def refinement_study(
     pipe: Any,
     *,
@@ -196,10 +199,9 @@ def refinement_study(
           "oracle", "data"]``;
         * attrs: settings, seeds, seconds per stage.
     """
-    if settings is not None:  # a FreeInitSettings (or a dict of its fields) instead of the keywords
-        _s = resolve_settings(settings, _REFINEMENT_STUDY_DEFAULTS, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t,
-                              order=order)
-        num_iters, method, d_s, d_t, order = _s.num_iters, _s.method, _s.d_s, _s.d_t, _s.order
+    num_iters, method, d_s, d_t, order = settings_keywords(
+        refinement_study, settings, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t, order=order
+    )
 
     from freeinit_lab.engine.loop import freeinit
     from freeinit_lab.core.snr import band_snr, inference_band_snr
