@@ -78,6 +78,8 @@ _NAMES = {
     "FidelityReport": "analysis.fidelity",
     "fidelity_report": "analysis.fidelity",
     "fidelity_gate": "analysis.fidelity",
+    "band_power_gap": "analysis.fidelity",
+    "training_marginal_latents": "analysis.fidelity",
     # embedded
     "dead_leaves_videos": "embedded.data",
     "load_clips": "embedded.data",
