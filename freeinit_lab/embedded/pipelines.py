@@ -167,6 +167,7 @@ class TinyVideoPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "unet"
+    _optional_components = ["normalizer"]
     _callback_tensor_inputs = ["latents", "noise_pred", "pred_original_sample"]
 
     def __init__(self, unet, scheduler, normalizer: ChannelNormalizer | None = None,
@@ -174,6 +175,8 @@ class TinyVideoPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, normalizer=normalizer)
         self.default_num_inference_steps = int(default_num_inference_steps)
+        # in model_index.json, so save_pretrained / from_pretrained keep the default sampler's step count
+        self.register_to_config(default_num_inference_steps=self.default_num_inference_steps)
 
     # -- diffusers-style properties ---------------------------------------------------------------------------
     @property
@@ -416,8 +419,10 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
     sched = scheduler if scheduler is not None else DDIMScheduler.from_pretrained(path / "scheduler",
                                                                                  local_files_only=True)
     sampler = _read_json(path / "sampler.json") if (path / "sampler.json").exists() else {}
+    index = _read_json(path / "model_index.json") if (path / "model_index.json").exists() else {}
+    steps = sampler.get("num_inference_steps", index.get("default_num_inference_steps", 25))
     pipe = TinyVideoPipeline(unet=unet, scheduler=sched, normalizer=normalizer,
-                             default_num_inference_steps=int(sampler.get("num_inference_steps", 25)))
+                             default_num_inference_steps=int(steps))
     pipe.set_progress_bar_config(disable=not progress)
     return pipe
 

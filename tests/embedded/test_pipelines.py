@@ -38,10 +38,12 @@ def test_default_scheduler_is_sd_ddpm():
 def test_default_pipeline_loads_offline(pipe):
     assert isinstance(pipe, DiffusionPipeline) and isinstance(pipe, TinyVideoPipeline)
     assert isinstance(pipe.unet, TinyVideoUNet)
-    assert pipe.sample_shape == (3, 8, 16, 16)
+    log = json.loads((DEFAULT_MODEL_DIR / "training_log.json").read_text())
+    assert pipe.sample_shape == (3, log["frames"], log["height"], log["width"])
+    assert log["frames"] >= 16 and min(log["height"], log["width"]) >= 32  # the issue's minimum clip size
+    assert pipe.normalizer is not None  # the default works in model space (unit variance per channel)
     weights = DEFAULT_MODEL_DIR / "unet" / "diffusion_pytorch_model.safetensors"
     assert weights.exists() and weights.stat().st_size < 25e6
-    log = json.loads((DEFAULT_MODEL_DIR / "training_log.json").read_text())
     for key in ("seed", "data_generator", "steps", "loss_curve", "model_config", "scheduler"):
         assert key in log
     assert log["steps"] == log["loss_curve"]["step"][-1] or log["steps"] >= log["loss_curve"]["step"][-1]
@@ -49,16 +51,18 @@ def test_default_pipeline_loads_offline(pipe):
 
 def test_output_types(pipe):
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    c, f, h, w = pipe.sample_shape
     lat = pipe(generator=g(), output_type="latent", num_inference_steps=4).frames
-    assert lat.shape == (1, 3, 8, 16, 16)
+    assert lat.shape == (1, c, f, h, w)
     arr = pipe(generator=g(), output_type="np", num_inference_steps=4).frames
-    assert isinstance(arr, np.ndarray) and arr.shape == (1, 8, 16, 16, 3)
+    assert isinstance(arr, np.ndarray) and arr.shape == (1, f, h, w, c)
     assert arr.min() >= 0 and arr.max() <= 1
-    np.testing.assert_allclose(arr, ((lat.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).numpy(), atol=1e-6)
+    display = pipe.normalizer.decode(lat)  # model space -> display video in [-1, 1]
+    np.testing.assert_allclose(arr, ((display.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).numpy(), atol=1e-6)
     pt = pipe(generator=g(), output_type="pt", num_inference_steps=4).frames
-    assert pt.shape == (1, 8, 3, 16, 16)
+    assert pt.shape == (1, f, c, h, w)
     pil = pipe(generator=g(), output_type="pil", num_inference_steps=4).frames
-    assert len(pil) == 1 and len(pil[0]) == 8 and pil[0][0].size == (16, 16)
+    assert len(pil) == 1 and len(pil[0]) == f and pil[0][0].size == (w, h)
     (tup,) = pipe(generator=g(), output_type="latent", num_inference_steps=4, return_dict=False)
     assert torch.equal(tup, lat)
     with pytest.raises(ValueError, match="output_type"):
@@ -69,11 +73,12 @@ def test_output_types(pipe):
 
 def test_prepare_latents_draws_like_diffusers(pipe):
     g = torch.Generator().manual_seed(3)
-    lat = pipe.prepare_latents(2, 3, 8, 16, 16, torch.float32, "cpu", g)
-    ref = randn_tensor((2, 3, 8, 16, 16), generator=torch.Generator().manual_seed(3)) * pipe.scheduler.init_noise_sigma
+    shape = pipe.sample_shape
+    lat = pipe.prepare_latents(2, *shape, torch.float32, "cpu", g)
+    ref = randn_tensor((2, *shape), generator=torch.Generator().manual_seed(3)) * pipe.scheduler.init_noise_sigma
     assert torch.equal(lat, ref)
     with pytest.raises(ValueError, match="one generator per video"):
-        pipe.prepare_latents(3, 3, 8, 16, 16, torch.float32, "cpu", [torch.Generator()] * 2)
+        pipe.prepare_latents(3, *shape, torch.float32, "cpu", [torch.Generator()] * 2)
 
 
 def test_latents_and_generator_lists(pipe):
@@ -81,7 +86,7 @@ def test_latents_and_generator_lists(pipe):
     both = pipe(batch_size=2, generator=gens, output_type="latent", num_inference_steps=5).frames
     one = pipe(generator=torch.Generator().manual_seed(11), output_type="latent", num_inference_steps=5).frames
     assert torch.allclose(both[1:], one, atol=1e-5)
-    noise = randn_tensor((2, 3, 8, 16, 16), generator=[torch.Generator().manual_seed(s) for s in (10, 11)])
+    noise = randn_tensor((2, *pipe.sample_shape), generator=[torch.Generator().manual_seed(s) for s in (10, 11)])
     again = pipe(latents=noise, output_type="latent", num_inference_steps=5).frames
     assert torch.allclose(again, both, atol=1e-5)
     per_prompt = pipe(prompt=["a", "b"], num_videos_per_prompt=2, generator=torch.Generator().manual_seed(0),
@@ -114,6 +119,20 @@ def test_save_pretrained_roundtrip(pipe, tmp_path):
     assert torch.equal(a, b)
     generic = TinyVideoPipeline.from_pretrained(tmp_path, local_files_only=True)  # diffusers' own loader
     assert isinstance(generic.unet, TinyVideoUNet)
+    assert type(generic.normalizer) is type(pipe.normalizer)  # the model-space decoding survives the round trip
+    c = generic(generator=g(), output_type="np", num_inference_steps=3).frames
+    np.testing.assert_array_equal(c, pipe(generator=g(), output_type="np", num_inference_steps=3).frames)
+    # the default sampler's step count survives too (a value other than the stored one, so it can fail)
+    stored = pipe.default_num_inference_steps
+    try:
+        pipe.register_to_config(default_num_inference_steps=7)
+        pipe.default_num_inference_steps = 7
+        pipe.save_pretrained(tmp_path / "seven")
+    finally:  # the fixture is shared with other tests
+        pipe.register_to_config(default_num_inference_steps=stored)
+        pipe.default_num_inference_steps = stored
+    assert load_default_pipeline(tmp_path / "seven").default_num_inference_steps == 7
+    assert TinyVideoPipeline.from_pretrained(tmp_path / "seven", local_files_only=True).default_num_inference_steps == 7
     with pytest.raises(FileNotFoundError, match="train_default_model"):
         load_default_pipeline(tmp_path / "missing")
 
