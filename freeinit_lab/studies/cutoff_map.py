@@ -72,6 +72,7 @@ __all__ = [
     "nearest_cell",
     "map_consistency",
     "cutoff_map_from_sweep",
+    "cutoff_map_contrasts",
     "MAP_CONTROLS",
 ]
 
@@ -451,6 +452,48 @@ def cutoff_map_from_sweep(store: xr.Dataset, pipe: Any) -> xr.Dataset:
                                sampled=sampled, seconds=float(np.nansum(store["cell_seconds"].values))))
     ds.attrs.update(sweep_spec=store.attrs["sweep_spec"], sweep_spec_hash=store.attrs["sweep_spec_hash"])
     return ds
+
+
+def cutoff_map_contrasts(cmap: xr.Dataset, confidence: float = 0.99) -> xr.Dataset:
+    """Paired per-cell contrasts of a map with Student-t intervals over its videos.
+
+    For every cell, the per-video differences of consistency (:func:`map_consistency`)
+
+    - ``freeinit - plain``: FreeInit's gain (the map's ``gain``);
+    - with the ``mask_only`` control: ``mask_only - plain`` (what the soft mask's change of the initial latent's
+      power does alone) and ``freeinit - mask_only`` (what the re-diffused clean signal adds on top of it);
+
+    and the absolute consistencies ``plain``, ``freeinit`` (and ``mask_only``) as rows of their own, each with mean,
+    standard error and the two-sided ``confidence`` t-interval (``n - 1`` degrees of freedom; paired rows share the
+    videos, so the seed-to-seed spread cancels).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``mean``, ``se``, ``low``, ``high`` over ``(contrast, d_s, d_t)``; attrs ``confidence`` and ``num_videos``.
+    """
+    from scipy import stats
+
+    if not 0 < float(confidence) < 1:
+        raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
+    n = cmap.sizes["video"]
+    if n < 2:
+        raise ValueError("a t-interval needs at least 2 videos")
+    fi = cmap["freeinit"].transpose("d_s", "d_t", "video")
+    plain = cmap["baseline"].broadcast_like(fi).transpose("d_s", "d_t", "video")
+    rows = {"freeinit - plain": fi - plain, "plain": plain, "freeinit": fi}
+    if "control_consistency" in cmap and "mask_only" in cmap["control"].values:
+        mask = cmap["control_consistency"].sel(control="mask_only", drop=True).transpose("d_s", "d_t", "video")
+        rows.update({"mask_only - plain": mask - plain, "freeinit - mask_only": fi - mask, "mask_only": mask})
+    values = xr.concat(list(rows.values()), dim=xr.Variable("contrast", list(rows)), coords="minimal",
+                       compat="override")
+    mean = values.mean("video")
+    se = values.std("video", ddof=1) / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + float(confidence) / 2, n - 1)) * se
+    out = xr.Dataset({"mean": mean, "se": se, "low": mean - half, "high": mean + half})
+    out.attrs.update(confidence=float(confidence), num_videos=int(n),
+                     units="consistency (consecutive-frame cosine of colour-centred pixels), differences of it")
+    return out
 
 
 def save_cutoff_map(ds: xr.Dataset, path: str | os.PathLike = DEFAULT_CUTOFF_MAP_PATH, *,

@@ -275,3 +275,22 @@ def test_shipped_map_is_fresh():
     assert json.loads(cmap.attrs["scheduler_config"]) == json.loads(json.dumps(config, default=str)), rebuild
     spec = SweepSpec.from_yaml(Path(__file__).resolve().parents[2] / "scripts" / "cutoff_map_sweep.yaml")
     assert cmap.attrs["sweep_spec_hash"] == spec.spec_hash(), rebuild  # includes the weights files' fingerprint
+
+
+def test_contrasts_are_paired_t_intervals(cmap_ctrl):
+    from scipy import stats
+
+    from freeinit_lab.cutoff_map import cutoff_map_contrasts
+
+    con = cutoff_map_contrasts(cmap_ctrl, confidence=0.9)
+    assert con["mean"].dims == ("contrast", "d_s", "d_t")
+    assert con.contrast.values.tolist() == ["freeinit - plain", "plain", "freeinit", "mask_only - plain",
+                                            "freeinit - mask_only", "mask_only"]
+    np.testing.assert_allclose(con["mean"].sel(contrast="freeinit - plain"), cmap_ctrl.gain)
+    np.testing.assert_allclose(con["se"].sel(contrast="freeinit - plain"), cmap_ctrl.gain_se)
+    d = (cmap_ctrl.freeinit - cmap_ctrl.control_consistency.sel(control="mask_only")).sel(d_s=0.8, d_t=0.25).values
+    lo, hi = stats.t.interval(0.9, d.size - 1, loc=d.mean(), scale=stats.sem(d))
+    cell = con.sel(contrast="freeinit - mask_only", d_s=0.8, d_t=0.25)
+    assert float(cell["low"]) == pytest.approx(lo) and float(cell["high"]) == pytest.approx(hi)
+    no_ctrl = cutoff_map_contrasts(cmap_ctrl.drop_vars(["control_consistency", "control"]))
+    assert no_ctrl.contrast.values.tolist() == ["freeinit - plain", "plain", "freeinit"]
