@@ -163,7 +163,7 @@ class CutoffExplorer:
     @staticmethod
     def _load_cutoff_map(source: Any, shape: tuple[int, int, int] | None = None) -> tuple[Any, str | None]:
         """``(map, None)``, or ``(None, message)`` saying why there is no map and how to compute one. Never raises."""
-        how = "compute it with <code>python scripts/precompute_cutoff_map.py</code> (a few minutes on 2 CPU cores)"
+        how = "compute it with <code>python scripts/precompute_cutoff_map.py</code> (a sweep of 9,900 video-steps: 44 minutes measured on a loaded 2-core machine, resumable)"
         if source is None:
             return None, f"no consistency-gain map was given; {how}"
         if isinstance(source, (str, os.PathLike)):
