@@ -1,11 +1,15 @@
-"""Precompute the cutoff explorer's heat map: FreeInit's consistency gain on a (d_s, d_t) grid.
+"""Precompute the cutoff explorer's heat map with the sweep engine: FreeInit's consistency gain on a (d_s, d_t) grid.
 
-Runs :func:`freeinit_lab.cutoff_map.measure_cutoff_map` on the embedded default model (``data/default_model``) and
-writes ``data/cutoff_map.nc``, which ``CutoffExplorer`` (notebooks/04_cutoff_explorer) shows. Rerun it whenever the
-default model's weights change: the file records the weights' fingerprint and the notebook checks one cell live.
+Runs the sweep ``scripts/cutoff_map_sweep.yaml`` (study ``cutoff_map``: one ``(d_s, d_t)`` cell per sweep cell, the
+mask-only control beside FreeInit, the embedded default with its stored sampler) into a resumable zarr store, turns
+the store into the map (:func:`freeinit_lab.cutoff_map.cutoff_map_from_sweep`) and writes ``data/cutoff_map.nc``,
+which ``CutoffExplorer`` (notebooks/04_cutoff_explorer) shows. Rerun it whenever the default model's weights change:
+the file records the weights' fingerprint, a test fails while it differs, and the notebook checks one cell live.
 
-    python scripts/precompute_cutoff_map.py                       # the shipped map (defaults below)
-    python scripts/precompute_cutoff_map.py --out /tmp/map.nc --grid 0.25,0.5 --num-videos 4   # a quick look
+    python scripts/precompute_cutoff_map.py --overwrite            # the shipped map (the spec file's settings)
+    python scripts/precompute_cutoff_map.py --out /tmp/map.nc --store /tmp/map.zarr --grid 0.25,0.5 --seeds 1
+                                                                   # a quick look (spec values overridden)
+An interrupted run resumes from its store (the same spec and store path compute only the missing cells).
 """
 
 from __future__ import annotations
@@ -14,62 +18,70 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "scripts" / "cutoff_map_sweep.yaml"
 
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
 
-
 def main(argv: list[str] | None = None) -> int:
-    from freeinit_lab.cutoff_map import DEFAULT_CUTOFF_MAP_PATH, DEFAULT_CUTOFFS
+    from freeinit_lab.cutoff_map import DEFAULT_CUTOFF_MAP_PATH
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--spec", default=str(SPEC), help="sweep spec (default: %(default)s)")
+    p.add_argument("--store", default=None,
+                   help="zarr store of the sweep (default: runs/<out name>.zarr, resumed when it exists)")
     p.add_argument("--out", default=str(DEFAULT_CUTOFF_MAP_PATH), help="NetCDF file to write (default: %(default)s)")
-    p.add_argument("--grid", type=_floats, default=list(DEFAULT_CUTOFFS),
-                   help="comma-separated cut-offs used for both d_s and d_t (default: %(default)s)")
-    p.add_argument("--d-s", type=_floats, default=None, help="d_s values (overrides --grid for d_s)")
-    p.add_argument("--d-t", type=_floats, default=None, help="d_t values (overrides --grid for d_t)")
-    p.add_argument("--method", default="gaussian", help="FreeInit filter (default: %(default)s, the paper's main table)")
-    p.add_argument("--order", type=float, default=4.0, help="Butterworth order (default: %(default)s)")
-    p.add_argument("--num-iters", type=int, default=3, help="FreeInit passes incl. the plain first (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=10, help="DDIM steps per pass (default: %(default)s)")
-    p.add_argument("--fast-sampling", action="store_true", help="FreeInit's coarse-to-fine steps per pass")
-    p.add_argument("--num-videos", type=int, default=16, help="seeded videos per cell (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=64, help="videos per pipeline call (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--model", default=None, help="pipeline folder (default: the embedded data/default_model)")
+    p.add_argument("--grid", type=_floats, default=None, help="cut-offs for both d_s and d_t (overrides the spec)")
+    p.add_argument("--seeds", type=int, default=None, help="sweep seeds 0 .. N-1 (overrides the spec)")
+    p.add_argument("--videos-per-seed", type=int, default=None, help="videos per sweep seed (overrides the spec)")
+    p.add_argument("--pipeline", default=None, help="pipeline entry of the spec, e.g. analytic or a folder "
+                                                    "(overrides the spec's `default`)")
+    p.add_argument("--workers", type=int, default=None, help="local dask worker processes (default: in-process)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per cell (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = p.parse_args(argv)
 
-    import torch
-
-    from freeinit_lab.cutoff_map import measure_cutoff_map, save_cutoff_map
-    from freeinit_lab.pipelines import load_default_pipeline
+    from freeinit_lab.cutoff_map import cutoff_map_from_sweep, save_cutoff_map
+    from freeinit_lab.sweep import SweepSpec, get_study, run_sweep
 
     if os.path.exists(args.out) and not args.overwrite:
         p.error(f"{args.out} exists; pass --overwrite to replace it")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    spec = SweepSpec.from_yaml(args.spec)
+    if args.grid:
+        spec.grid = {"d_s": list(args.grid), "d_t": list(args.grid)}
+    if args.seeds:
+        spec.seeds = list(range(args.seeds))
+    if args.videos_per_seed:
+        spec.videos_per_seed = args.videos_per_seed
+    if args.pipeline:
+        spec.pipeline = args.pipeline
+    get_study(spec.study).check(spec)
+    store = args.store or str(ROOT / "runs" / (Path(args.out).stem + ".zarr"))
     t0 = time.perf_counter()
-    pipe = load_default_pipeline(args.model)
-    ds = measure_cutoff_map(
-        pipe, d_s=args.d_s or args.grid, d_t=args.d_t or args.grid, method=args.method, order=args.order,
-        num_iters=args.num_iters, num_inference_steps=args.steps, fast_sampling=args.fast_sampling,
-        num_videos=args.num_videos, seed=args.seed, batch_size=args.batch_size, progress=True,
-    )
-    path = save_cutoff_map(ds, args.out, overwrite=args.overwrite)
-    gain = ds.gain.to_pandas()
-    print(f"{ds.attrs['pipeline']} (model {ds.attrs['model']}), {args.method}, K={args.num_iters}, {args.steps} steps, "
-          f"{args.num_videos} videos: {ds.attrs['num_pipeline_videos']} sampled videos in {ds.attrs['seconds']:.0f} s")
-    print("mean consistency gain (rows d_s, columns d_t):")
-    print(gain.round(4).to_string())
-    print(f"standard errors: {float(ds.gain_se.min()):.4f} .. {float(ds.gain_se.max()):.4f}")
-    print(f"wrote {path} ({os.path.getsize(path) / 1024:.0f} KiB) in {time.perf_counter() - t0:.0f} s")
+    sweep = run_sweep(spec, store, workers=args.workers, torch_threads=args.threads, progress=True)
+    pipe = spec.pipeline_factory()()
+    cmap = cutoff_map_from_sweep(sweep.load(), pipe)
+    cmap.attrs["rebuild"] = "python scripts/precompute_cutoff_map.py --overwrite (spec scripts/cutoff_map_sweep.yaml)"
+    path = save_cutoff_map(cmap, args.out, overwrite=args.overwrite)
+    print(f"{cmap.attrs['pipeline']} (model {cmap.attrs['model']}), {cmap.attrs['method']}, K={cmap.attrs['num_iters']}, "
+          f"{cmap.attrs['num_inference_steps']} steps, {cmap.sizes['video']} videos; {cmap.attrs['num_pipeline_videos']} "
+          f"sampled videos, {cmap.attrs['seconds']:.0f} s of cell time")
+    print("mean consistency gain, FreeInit - plain (rows d_s, columns d_t):")
+    print(cmap.gain.to_pandas().round(3).to_string())
+    print("mean consistency of FreeInit's samples:")
+    print(cmap.freeinit.mean("video").to_pandas().round(3).to_string())
+    if "control_consistency" in cmap:
+        for c in cmap.control.control.values:
+            print(f"mean FreeInit - {c} (consistency):")
+            print((cmap.freeinit - cmap.control_consistency.sel(control=c)).mean("video").to_pandas().round(3).to_string())
+    print(f"standard errors of the gain: {float(cmap.gain_se.min()):.3f} .. {float(cmap.gain_se.max()):.3f}")
+    print(f"wrote {path} ({os.path.getsize(path) / 1024:.0f} KiB) from {store} in {time.perf_counter() - t0:.0f} s")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

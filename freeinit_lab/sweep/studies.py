@@ -13,7 +13,8 @@ Built in (each calls the existing study code on one cell):
 ``freeinit``    plain sampling vs FreeInit from the same noises: consistency, first-frame consistency, flicker,
                 SSIM, dynamics per ``arm`` (``plain``, ``freeinit``) and video; the paired consistency ``gain``
 ``cutoff_map``  :func:`freeinit_lab.measure_cutoff_map` on one ``(d_s, d_t)`` cell: ``gain``, ``freeinit``,
-                ``baseline`` per video (seeds ``0 .. S-1`` reproduce one map of ``S * videos_per_seed`` videos)
+                ``baseline`` (and ``control`` with ``controls``) per video (seeds ``0 .. S-1`` reproduce one map of
+                ``S * videos_per_seed`` videos; ``scripts/precompute_cutoff_map.py`` builds the shipped map so)
 ``strategies``  :func:`freeinit_lab.evaluate_strategies` of :func:`freeinit_lab.default_strategies` against held-out
                 dead-leaves data: ``consistency``, ``dynamics``, ``band_power_T`` per ``row`` and video
 ``evidence``    ``freeinit_lab.evidence.measure_evidence`` (through :class:`WholeStudy`): findings (a)-(d) per
@@ -242,6 +243,31 @@ def freeinit_study(
     return out
 
 
+_PLAIN_CACHE: dict[tuple, Any] = {}
+_PLAIN_CACHE_SIZE = 64
+
+
+def _cached_plain(pipe: Any, seeds: Sequence[int], steps: int):
+    """Plain samples of ``seeds`` (:func:`freeinit_lab.studies.cutoff_map.plain_samples`), kept per process.
+
+    Every ``(d_s, d_t)`` cell of a map sweep starts from the same plain samples of its seed's videos; keyed by the
+    pipeline object, its weights' fingerprint, its scheduler configuration, the seeds and the step count, so a
+    changed model or sampler never reuses another's samples. Holds the last ``_PLAIN_CACHE_SIZE`` entries.
+    """
+    import json
+
+    from freeinit_lab.studies.cutoff_map import model_fingerprint, plain_samples
+
+    config = json.dumps({k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")},
+                        default=str, sort_keys=True)
+    key = (id(pipe), model_fingerprint(pipe), config, tuple(int(s) for s in seeds), int(steps))
+    if key not in _PLAIN_CACHE:
+        while len(_PLAIN_CACHE) >= _PLAIN_CACHE_SIZE:
+            _PLAIN_CACHE.pop(next(iter(_PLAIN_CACHE)))
+        _PLAIN_CACHE[key] = plain_samples(pipe, seeds, steps)[1]
+    return _PLAIN_CACHE[key]
+
+
 def cutoff_map_study(
     pipe: Any,
     *,
@@ -252,36 +278,42 @@ def cutoff_map_study(
     method: str = "gaussian",
     order: float = 4,
     num_iters: int = 3,
-    num_inference_steps: int = 25,
+    num_inference_steps: int | None = None,
     fast_sampling: bool = False,
     renoise: str = "same",
+    controls: Sequence[str] = (),
 ):
-    """One (d_s, d_t) cell of the cutoff map: FreeInit's paired consistency gain per video.
+    """One (d_s, d_t) cell of the cutoff map: FreeInit's paired consistency gain per video (and its controls).
 
     The cell is :func:`freeinit_lab.measure_cutoff_map` with one ``d_s`` and one ``d_t``.
 
     Runs the map on the videos ``seed * num_videos .. seed * num_videos + num_videos - 1`` (one generator each, as
     :func:`freeinit_lab.sweep.video_seeds`), so a sweep over seeds ``0 .. S-1`` holds the per-video numbers of one
-    map of ``S * num_videos`` videos from seed 0. ``gain_se`` of the map is ``gain.std("video") / sqrt(n)`` over
-    the stacked ``(seed, video)``.
+    map of ``S * num_videos`` videos from seed 0 (:func:`freeinit_lab.cutoff_map.cutoff_map_from_sweep` turns the
+    store into that map). ``num_inference_steps=None`` is the pipeline's stored sampler. The plain samples of a
+    seed's videos are computed once per process and shared by all its cells (without ``fast_sampling`` they are
+    also FreeInit's first pass), so a map sweep costs what one :func:`~freeinit_lab.measure_cutoff_map` call does.
+    ``controls`` (e.g. ``["mask_only"]``) adds ``control_consistency`` ``(control, video)``.
     """
     import xarray as xr
 
     import freeinit_lab as fl
 
+    steps = int(num_inference_steps if num_inference_steps is not None else pipe.default_num_inference_steps)
+    seeds = video_seeds(seed, num_videos)
+    plain = _cached_plain(pipe, seeds, steps)
     cmap = fl.measure_cutoff_map(pipe, d_s=[float(d_s)], d_t=[float(d_t)], method=method, order=order,
-                                 num_iters=int(num_iters), num_inference_steps=int(num_inference_steps),
+                                 num_iters=int(num_iters), num_inference_steps=steps,
                                  fast_sampling=bool(fast_sampling), renoise=renoise, num_videos=int(num_videos),
-                                 seed=video_seeds(seed, num_videos)[0], batch_size=int(num_videos), progress=False)
+                                 seed=seeds[0], batch_size=int(num_videos) * (1 + len(controls)), progress=False,
+                                 controls=tuple(controls), plain=plain)
     cell = cmap.isel(d_s=0, d_t=0, drop=True)
-    out = xr.Dataset(
-        {
-            "gain": cell["gain_per_video"].variable,
-            "freeinit": cell["freeinit"].variable,
-            "baseline": cell["baseline"].variable,
-        },
-        coords={"video": np.arange(num_videos)},
-    )
+    data = {name: cell[source].variable for name, source in
+            (("gain", "gain_per_video"), ("freeinit", "freeinit"), ("baseline", "baseline"),
+             ("control_consistency", "control_consistency"))
+            if source in cell}
+    out = xr.Dataset(data, coords={"video": np.arange(num_videos),
+                                   **({"control": list(controls)} if controls else {})})
     out["gain"].attrs = {"long_name": "consistency gain of FreeInit over plain sampling (paired)", "units": "1"}
     return out
 

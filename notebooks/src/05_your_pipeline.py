@@ -14,9 +14,12 @@
 #
 # **In CI (the default `PIPELINE = None`) this notebook runs on a tiny AnimateDiff pipeline with RANDOM weights**
 # built in code by `freeinit_lab.testing` — nothing is downloaded. Random weights produce noise, not videos, so the
-# checks below assert only what holds for *any* pipeline (record shapes, FreeInit with one pass = the pipeline's own
-# output, denoiser-evaluation counts, SNR bookkeeping); they say nothing about the paper's findings. For those, see
-# notebooks 01–03 on the trained default, or run this one on real weights.
+# assertions below test only what the toolkit must do on *any* pipeline (record shapes, probes that do not change the
+# output, FreeInit with one pass = the pipeline's own output, one plain run's denoiser evaluations per pass, every arm
+# of the decomposition finite); identities of the schedule, the masks and the FFT are unit tests
+# (`tests/core`, `tests/studies`), not checks of your pipeline. The numbers shown (band SNR, follow fractions, the
+# decomposition's shares with their paired bootstrap intervals) say nothing about the paper's findings on random
+# weights; for those, see notebooks 01–04 on the trained default, or run this one on real weights.
 
 # %% tags=["parameters"]
 PIPELINE = None            # None: tiny random-weight AnimateDiff (CI); else a hub id or local folder, e.g. "emilianJR/epiCRealism"
@@ -30,7 +33,7 @@ NUM_FRAMES = None          # None: the tiny pipeline's size (8 frames, 32×32) o
 HEIGHT = None
 WIDTH = None
 GUIDANCE_SCALE = 1.0       # 7.5 for a real text-to-video model
-SEED = 0
+SEED = 0                   # every random draw of this notebook (noises, decomposition, bootstrap)
 NUM_ITERS = 3              # FreeInit passes including the plain first one
 METHOD, D_S, D_T = "butterworth", 0.25, 0.25
 SWAP_KEEP = 0.2            # noise swap: share of FFT bins from noise A
@@ -39,6 +42,8 @@ DECOMP_VIDEOS = 8          # paired videos per arm of the FreeInit decomposition
 DECOMP_STEPS = 2           # sampler steps per pass of the decomposition (your model's usual count on a GPU)
 
 # %%
+import time
+
 import numpy as np
 import pandas as pd
 import torch
@@ -48,6 +53,7 @@ from freeinit_lab import analysis, plots
 from freeinit_lab.report import record, save_figure
 from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
 
+t_start = time.perf_counter()
 dtype = getattr(torch, DTYPE)
 pipe, RANDOM_WEIGHTS = None, True
 if PIPELINE is not None:
@@ -113,6 +119,8 @@ plots.band_trajectory_figure(analysis.band_power_trajectory(rec, "x0_pred", num_
 # `output_type="latent"`), band by band, next to inference's pure-noise $z_T$. With random weights $z_0$ is not a
 # video, so the dB values are bookkeeping only; on a real model pass VAE latents of real clips to `fl.band_snr` for
 # the paper's measurement (notebook 01). Zero-terminal-SNR and flow-matching schedules show $-\infty$ at $T$: no gap.
+# Units: dB of the band's mean signal power per FFT bin ($a_T^2 |\hat z_0|^2$) over the noise's ($b_T^2$), ortho-normalised
+# 3-D FFT over (frame, height, width), bands = radial shells of normalised frequency (Nyquist = 1).
 
 # %%
 schedule = fl.get_schedule(layout.get_scheduler(pipe))
@@ -125,10 +133,6 @@ save_figure(fig, "05_band_snr_your_pipeline")
 
 # %%
 at_T = gap.sel(source="training z_T")
-# any schedule: SNR falls with t in every band; inference starts from pure noise; a leak at T iff a_T > 0
-assert bool((snr.diff("timestep") <= 1e-9).all())
-assert bool(np.isneginf(gap.sel(source="inference z_T")).all())
-assert bool(np.isfinite(at_T).all()) == schedule.has_terminal_signal, (at_T.values, schedule.has_terminal_signal)
 record("band0_snr_at_T_db", float(at_T.isel(band=0)), "lowest band's SNR of the training z_T from this run's clean latent")
 record("terminal_snr_db", float(10 * np.log10(schedule.terminal_snr)) if schedule.terminal_snr > 0 else float("-inf"),
        "whole-signal SNR a_T^2/b_T^2 of the schedule at T")
@@ -160,11 +164,8 @@ evals = [it.num_denoiser_evals for it in res.iterations]
 assert len(res.iterations) == NUM_ITERS and evals == [one.num_denoiser_evals] * NUM_ITERS, evals
 assert one.num_denoiser_evals > 0 and one.num_denoiser_evals % NUM_INFERENCE_STEPS == 0  # whole evaluations per step
 assert fi_rec.sizes["iteration"] == NUM_ITERS and fi_rec.freeinit_iteration.values.tolist() == list(range(NUM_ITERS))
-# pass 0 is the plain run; later passes start from a_T * lowpass(z_0) + noise: finite low-band SNR iff a_T > 0
+# pass 0 is the plain run from the same generator: FreeInit's first clean latent is the pipeline's own output
 np.testing.assert_allclose(res.iterations[0].clean_latent.numpy(), canon.numpy(), rtol=1e-5, atol=1e-5)
-assert bool(np.isneginf(res_snr.isel(iteration=0)).all())
-if NUM_ITERS > 1:
-    assert bool(np.isfinite(res_snr.isel(iteration=1, band=0))) == schedule.has_terminal_signal
 record("freeinit_denoiser_evals", res.num_denoiser_evals, f"denoiser evaluations of FreeInit with {NUM_ITERS} passes")
 record("freeinit_overhead_share", res.overhead_share, "share of FreeInit's wall time spent outside the pipeline calls")
 
@@ -173,7 +174,8 @@ record("freeinit_overhead_share", res.overhead_share, "share of FreeInit's wall 
 # Noise $A$, noise $B$ and `mix` = the lowest `SWAP_KEEP` share of $A$'s spectrum + the rest of $B$'s (one call each,
 # since a prompt pipeline ties its batch to the prompt). The follow fraction says how much of each band of the mix's
 # result is $A$'s (1) or $B$'s (0). By construction the noise itself follows $A$ in the low band and $B$ in the top
-# band; what the **result** does is the paper's second finding — meaningful on real weights only.
+# band (a property of the mask, unit-tested); what the **result** does is the paper's second finding — meaningful on
+# real weights only, and there with many noise pairs and an interval (notebook 02 measures it as a distance ratio).
 
 # %%
 g = torch.Generator().manual_seed(SEED + 1)
@@ -188,9 +190,7 @@ print(f"RMS(result(mix) - result(A)) = {float(swap.dist_a.mean()):.4f}, RMS(resu
       f"{float(swap.dist_b.mean()):.4f}" + ("   (RANDOM WEIGHTS: no finding)" if RANDOM_WEIGHTS else ""))
 
 # %%
-fn = swap.follow_noise.isel(cutoff=0).mean("batch")
-# the mask, any pipeline: A's lowest band, B's top band, one shared band in between (bands are radius shells)
-assert float(fn.isel(band=0)) > 0.99 and abs(float(fn.isel(band=-1))) < 0.01 and bool((fn.diff("band") <= 1e-6).all()), fn.values
+# the swap ran on this pipeline: three trajectories (A, B, mix) of its latents in the canonical order
 assert swap.latents.dims == ("trajectory", *fl.RECORD_DIMS[1:]) and swap.sizes["trajectory"] == 3
 record("swap_result_band0_follow_a", float(swap.follow_latents.isel(cutoff=0, step=-1, band=0).mean()),
        "lowest band of the mix's result following noise A" + (" (random weights)" if RANDOM_WEIGHTS else ""))
@@ -199,12 +199,13 @@ record("swap_result_band0_follow_a", float(swap.follow_latents.isel(cutoff=0, st
 # ## 5. When does each band of the prediction lock in?
 # Relative band error of $\hat x_0$ against its final value per step, and the first step after which it stays below
 # 10 %. On real models the lowest band locks in first (notebook 02); with random weights the numbers carry no meaning.
+# (Shown, not asserted: one video at a few steps gives no interval, and the order of lock-in is a property of the
+# model, which random weights do not have.)
 
 # %%
 err = analysis.band_error_trajectory(rec, "x0_pred", num_bands=NUM_BANDS)
 lock = analysis.lock_in_step(err, tol=0.1, band=None)
 display(pd.DataFrame({"lock-in step": lock.isel(iteration=0).mean("batch").values}, index=[f"band {k}" for k in lock.band.values]).T)
-assert np.allclose(err.isel(step=-1).values, 0.0) and bool((lock <= NUM_INFERENCE_STEPS - 1).all())
 
 # %% [markdown]
 # ## 6. How much of FreeInit's effect on your model is its low-frequency mechanism?
@@ -230,28 +231,36 @@ fig = fl.decomposition_figure(decomp, ["consistency", "dynamics", "contrast", "b
 save_figure(fig, "05_decomposition_your_pipeline")
 
 # %%
-# every arm sampled without diverging on this pipeline
+# every arm sampled without diverging on this pipeline, on the same noises (one plain pass shared by all arms)
 assert all(bool(np.isfinite(decomp[v]).all()) for v in ("consistency", "dynamics", "contrast", "band_power")), "non-finite metric"
-# mask_only's measured initial power per band agrees with its closed form, band mean of H² b_T² + (1 − H)²,
-# for this pipeline's latent size, mask and schedule
-_, b_T = (float(v) for v in schedule.coefficients(schedule.terminal_timestep))
-shape3 = tuple(int(s) for s in decomp.attrs["latent_shape"].split(","))[1:]
-H = fl.lowpass_filter(shape3, METHOD, D_S, D_T, dtype=torch.float64)
-bands = fl.band_masks(shape3, edges=np.r_[decomp.band_lo.values, decomp.band_hi.values[-1]]).double()
-expected = ((bands * (H**2 * b_T**2 + (1 - H) ** 2)).sum(dim=(1, 2, 3)) / bands.sum(dim=(1, 2, 3))).numpy()
-measured = decomp.band_power_init.sel(arm="mask_only")
-se = measured.std("video").values / np.sqrt(decomp.sizes["video"])
-print("mask_only initial band power, measured:", measured.mean("video").values.round(3), "closed form:", expected.round(3))
-assert np.all(np.abs(measured.mean("video").values - expected) < 5 * se + 1e-3), (measured.mean("video").values, expected)
+assert decomp.sizes["video"] == DECOMP_VIDEOS and "plain" in decomp.arm.values and "freeinit" in decomp.arm.values
+eff = decomp.effect.sel(arm="freeinit", metric="consistency")
+lo, hi = (float(decomp[v].sel(arm="freeinit", metric="consistency")) for v in ("effect_low", "effect_high"))
+print(f"FreeInit − plain, consistency (first-frame cosine of mean-removed latent frames, paired mean over "
+      f"{DECOMP_VIDEOS} videos): {float(eff):+.3f}, 95 % paired bootstrap [{lo:+.3f}, {hi:+.3f}]"
+      + ("   (RANDOM WEIGHTS: no finding)" if RANDOM_WEIGHTS else ""))
+for c in decomp.control.values:
+    e, l, h = (float(decomp[v].sel(control=c, metric="consistency")) for v in ("explained", "explained_low", "explained_high"))
+    print(f"  {c:20s} reproduces {e:+.2f} [{l:+.2f}, {h:+.2f}] of it")
+record("decomposition_freeinit_consistency_effect", float(eff),
+       f"FreeInit − plain consistency, 95 % paired bootstrap [{lo:.3f}, {hi:.3f}]" + (" (random weights)" if RANDOM_WEIGHTS else ""))
 record("decomposition_mask_only_explained_consistency", float(decomp.explained.sel(control="mask_only", metric="consistency")),
        "share of FreeInit's consistency change reproduced by the mask alone" + (" (random weights)" if RANDOM_WEIGHTS else ""))
 
+# %%
+seconds = record("your_pipeline_seconds", time.perf_counter() - t_start, "wall time of this notebook's work")
+print(f"notebook ran in {seconds:.1f} s")
+
 # %% [markdown]
 # ## Summary
-# - The probe, the SNR bookkeeping and FreeInit work on this pipeline unchanged: FreeInit with one pass reproduces
-#   the pipeline's own output, each FreeInit pass costs exactly one plain run of denoiser evaluations, and the training
-#   $z_T$ of its schedule leaks signal at $T$ exactly when $a_T > 0$.
-# - `fl.decompose_freeinit` runs FreeInit and its controls on this pipeline from the same noises and says which
-#   share of FreeInit's effect each control reproduces, with paired bootstrap intervals.
-# - With the default `PIPELINE = None` all of this ran on **random weights**: the shapes and bookkeeping are checked,
-#   the findings are not. Set `PIPELINE` (and a GPU) to measure them on your model.
+# - The probe, the SNR bookkeeping and FreeInit work on this pipeline unchanged: the probe's last step is the
+#   pipeline's own output, FreeInit with one pass reproduces it exactly, and each FreeInit pass costs exactly one plain
+#   run of denoiser evaluations.
+# - `fl.decompose_freeinit` ran FreeInit and its five controls (mask only, amplitude matched, shuffled low band, fresh
+#   noise, variance-preserving mix, plus the reference codes' ideal filter) on this pipeline from the same noises; the
+#   table and the lines above give FreeInit's effect and the share each control reproduces, each with its 95 % paired
+#   bootstrap interval over videos. A share whose interval covers 1 means that control alone does what FreeInit
+#   does; one whose interval covers 0 means it does none of it.
+# - With the default `PIPELINE = None` all of this ran on **random weights**: the toolkit's behaviour on the pipeline
+#   is checked, the findings are not (their intervals are wide and centred anywhere). Set `PIPELINE` (and a GPU), 32–64
+#   videos and your model's step count to measure them on your model.

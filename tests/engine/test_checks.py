@@ -79,3 +79,14 @@ def test_generator_lists_count_what_the_pipeline_really_samples(ad_pipe):
                                          r"AnimateDiffPipeline makes one video per prompt.*pass exactly 2"):
         _freeinit(ad_pipe, prompt=["a cat", "a dog"], generator=[torch.Generator() for _ in range(6)],
                   num_videos_per_prompt=3)
+
+
+def test_a_pipeline_with_a_stored_sampler_needs_no_step_count():
+    """Without num_inference_steps, FreeInit runs every pass with the pipeline's own default (the stored sampler)."""
+    pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
+    pipe.default_num_inference_steps = 3
+    res = fl.freeinit(pipe, num_iters=2, batch_size=1, generator=torch.Generator().manual_seed(0),
+                      output_type="latent", progress=False)
+    assert [it.num_inference_steps for it in res.iterations] == [3, 3]
+    plain = pipe(batch_size=1, generator=torch.Generator().manual_seed(0), output_type="latent").frames
+    torch.testing.assert_close(res.iterations[0].clean_latent, plain, rtol=0, atol=0)

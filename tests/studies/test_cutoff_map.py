@@ -144,3 +144,153 @@ def test_figure_has_heatmap_and_marker(cmap):
     assert f"{float(cmap.gain.sel(d_s=0.5, d_t=0.25)):+.4f}" in fig.layout.title.text
     empty = cutoff_map_figure(None, message="compute me")
     assert len(empty.data) == 0 and empty.layout.annotations[0].text == "compute me"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# controls, shared plain samples, model-space scoring, the sweep path and the shipped map's freshness
+# ---------------------------------------------------------------------------------------------------------------
+CTRL = dict(d_s=[0.25, 0.8], d_t=[0.25, 0.8], num_videos=3, num_inference_steps=3, seed=2, num_iters=2,
+            progress=False)
+
+
+@pytest.fixture(scope="module")
+def cmap_ctrl(pipe):
+    return measure_cutoff_map(pipe, controls=["mask_only"], **CTRL)
+
+
+def test_mask_only_control_is_the_mix_without_the_clean_signal(pipe, cmap_ctrl):
+    """mask_only = IFFT(H·FFT(b_T ε) + (1 − H)·FFT(η)) from the same ε and η as FreeInit's last pass; adding it
+    leaves FreeInit's own numbers unchanged."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    from freeinit_lab.core.controls import mask_only_latent
+    from freeinit_lab.core.reinit import draw_reinit_noise
+    from freeinit_lab.core.schedules import get_schedule
+    from freeinit_lab.core.spectral import lowpass_filter
+    from freeinit_lab.cutoff_map import map_consistency
+
+    plain_map = measure_cutoff_map(pipe, **CTRL)
+    np.testing.assert_array_equal(plain_map.gain_per_video, cmap_ctrl.gain_per_video)
+    assert cmap_ctrl.control_consistency.dims == ("control", "d_s", "d_t", "video")
+    assert cmap_ctrl.control.values.tolist() == ["mask_only"]
+    assert cmap_ctrl.attrs["num_pipeline_videos"] == 3 + 2 * 4 * 3  # baseline, then FreeInit and mask_only per cell
+
+    gens = [torch.Generator().manual_seed(s) for s in (2, 3, 4)]
+    shape = (3, *pipe.sample_shape)
+    eps = randn_tensor(shape, generator=gens, dtype=torch.float32)
+    eta, _ = draw_reinit_noise(shape, gens, renoise="same", initial_noise=eps)
+    b_T = float(get_schedule(pipe.scheduler).coefficients(get_schedule(pipe.scheduler).terminal_timestep)[1])
+    z = mask_only_latent(eps, eta, lowpass_filter(shape, "gaussian", 0.8, 0.25), b_T)
+    out = pipe(latents=z, num_inference_steps=3, output_type="latent").frames
+    stored = cmap_ctrl.control_consistency.sel(control="mask_only", d_s=0.8, d_t=0.25)
+    np.testing.assert_allclose(stored, map_consistency(pipe, out), atol=1e-5)
+
+
+def test_given_plain_samples_are_reused_not_resampled(pipe, cmap_ctrl):
+    from freeinit_lab.cutoff_map import plain_samples
+
+    eps, plain = plain_samples(pipe, [2, 3, 4], 3)
+    again = measure_cutoff_map(pipe, controls=["mask_only"], plain=plain, **CTRL)
+    np.testing.assert_array_equal(again.gain_per_video, cmap_ctrl.gain_per_video)
+    np.testing.assert_array_equal(again.control_consistency, cmap_ctrl.control_consistency)
+    assert again.attrs["num_pipeline_videos"] == cmap_ctrl.attrs["num_pipeline_videos"] - 3
+    with pytest.raises(ValueError, match="plain has shape"):
+        measure_cutoff_map(pipe, plain=plain[:2], **CTRL)
+    for bad, match in ((["shuffled_low"], "at most once"), (["mask_only", "mask_only"], "at most once")):
+        with pytest.raises(ValueError, match=match):
+            measure_cutoff_map(pipe, controls=bad, **CTRL)
+    with pytest.raises(ValueError, match="num_iters >= 2"):
+        measure_cutoff_map(pipe, controls=["mask_only"], **{**CTRL, "num_iters": 1})
+
+
+def test_default_step_count_is_the_pipelines_stored_sampler(pipe):
+    old = pipe.default_num_inference_steps
+    pipe.default_num_inference_steps = 3
+    try:
+        got = measure_cutoff_map(pipe, **{k: v for k, v in CTRL.items() if k != "num_inference_steps"})
+    finally:
+        pipe.default_num_inference_steps = old
+    assert got.attrs["num_inference_steps"] == 3
+    np.testing.assert_array_equal(got.gain_per_video, measure_cutoff_map(pipe, **CTRL).gain_per_video)
+
+
+def test_map_consistency_scores_decoded_pixels():
+    """In a normalised model space the map scores the decoded video (clipped to [-1, 1]), not the latents."""
+    from types import SimpleNamespace
+
+    from freeinit_lab.cutoff_map import map_consistency
+
+    x = torch.randn(2, 3, 6, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.3
+    decode = lambda z: 2.0 * z + torch.tensor([0.5, -0.2, 0.1]).view(1, 3, 1, 1, 1)  # noqa: E731
+    with_norm = SimpleNamespace(normalizer=SimpleNamespace(decode=decode))
+    want = metrics.frame_cosine_similarity(decode(x).clamp(-1, 1)).numpy()
+    np.testing.assert_allclose(map_consistency(with_norm, x), want)
+    np.testing.assert_allclose(map_consistency(SimpleNamespace(), x), metrics.frame_cosine_similarity(x).numpy())
+    assert not np.allclose(want, metrics.frame_cosine_similarity(x).numpy())  # the clip makes them differ
+
+
+def test_sweep_store_gives_the_same_map(tmp_path, pipe, cmap_ctrl):
+    """The shipped map's path: a cutoff_map sweep (one cell per (d_s, d_t), seeds tiling the videos) turned into a
+    map equals one measure_cutoff_map call on the same videos, controls included."""
+    from freeinit_lab.cutoff_map import cutoff_map_from_sweep
+    from freeinit_lab.sweep import run_sweep
+
+    spec = dict(pipeline="analytic", study="cutoff_map", grid={"d_s": [0.25, 0.8], "d_t": [0.25, 0.8]},
+                seeds=[0, 1], videos_per_seed=2, sampler={"num_inference_steps": 3},
+                options={"num_iters": 2, "controls": ["mask_only"]})
+    store = run_sweep(spec, tmp_path / "map.zarr", progress=False).load()
+    got = cutoff_map_from_sweep(store, pipe)
+    ref = measure_cutoff_map(pipe, controls=["mask_only"], **{**CTRL, "num_videos": 4, "seed": 0})
+    np.testing.assert_allclose(got.gain_per_video, ref.gain_per_video, atol=1e-6)
+    np.testing.assert_allclose(got.control_consistency, ref.control_consistency, atol=1e-6)
+    np.testing.assert_allclose(got.gain_se, ref.gain_se, atol=1e-6)
+    assert got.seed.values.tolist() == [0, 1, 2, 3]
+    for key in ("model", "num_inference_steps", "num_iters", "method", "num_pipeline_videos", "scheduler_config"):
+        assert np.array_equal(np.asarray(got.attrs[key]), np.asarray(ref.attrs[key])), key
+    assert got.attrs["sweep_spec_hash"] == store.attrs["sweep_spec_hash"]
+    with pytest.raises(ValueError, match="incomplete"):
+        cutoff_map_from_sweep(store.assign(complete=store.complete & False), pipe)
+    with pytest.raises(ValueError, match="not a cutoff-map sweep"):
+        cutoff_map_from_sweep(store.assign_attrs(sweep_spec='{"study": "freeinit", "grid": {"d_s": [0.25]}}'), pipe)
+
+
+def test_shipped_map_is_fresh():
+    """data/cutoff_map.nc belongs to the embedded default's current weights and sampler and to the committed sweep
+    spec: this fails after retraining (rerun `python scripts/precompute_cutoff_map.py --overwrite`)."""
+    from pathlib import Path
+
+    from freeinit_lab import load_default_pipeline
+    from freeinit_lab.cutoff_map import DEFAULT_CUTOFF_MAP_PATH
+    from freeinit_lab.sweep import SweepSpec
+
+    cmap = load_cutoff_map(DEFAULT_CUTOFF_MAP_PATH)
+    pipe = load_default_pipeline()
+    rebuild = "stale data/cutoff_map.nc: rerun `python scripts/precompute_cutoff_map.py --overwrite`"
+    assert cmap.attrs["model"] == model_fingerprint(pipe), rebuild
+    assert int(cmap.attrs["num_inference_steps"]) == pipe.default_num_inference_steps, rebuild
+    assert tuple(int(v) for v in cmap.attrs["latent_shape"]) == tuple(pipe.sample_shape), rebuild
+    config = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
+    import json
+
+    assert json.loads(cmap.attrs["scheduler_config"]) == json.loads(json.dumps(config, default=str)), rebuild
+    spec = SweepSpec.from_yaml(Path(__file__).resolve().parents[2] / "scripts" / "cutoff_map_sweep.yaml")
+    assert cmap.attrs["sweep_spec_hash"] == spec.spec_hash(), rebuild  # includes the weights files' fingerprint
+
+
+def test_contrasts_are_paired_t_intervals(cmap_ctrl):
+    from scipy import stats
+
+    from freeinit_lab.cutoff_map import cutoff_map_contrasts
+
+    con = cutoff_map_contrasts(cmap_ctrl, confidence=0.9)
+    assert con["mean"].dims == ("contrast", "d_s", "d_t")
+    assert con.contrast.values.tolist() == ["freeinit - plain", "plain", "freeinit", "mask_only - plain",
+                                            "freeinit - mask_only", "mask_only"]
+    np.testing.assert_allclose(con["mean"].sel(contrast="freeinit - plain"), cmap_ctrl.gain)
+    np.testing.assert_allclose(con["se"].sel(contrast="freeinit - plain"), cmap_ctrl.gain_se)
+    d = (cmap_ctrl.freeinit - cmap_ctrl.control_consistency.sel(control="mask_only")).sel(d_s=0.8, d_t=0.25).values
+    lo, hi = stats.t.interval(0.9, d.size - 1, loc=d.mean(), scale=stats.sem(d))
+    cell = con.sel(contrast="freeinit - mask_only", d_s=0.8, d_t=0.25)
+    assert float(cell["low"]) == pytest.approx(lo) and float(cell["high"]) == pytest.approx(hi)
+    no_ctrl = cutoff_map_contrasts(cmap_ctrl.drop_vars(["control_consistency", "control"]))
+    assert no_ctrl.contrast.values.tolist() == ["freeinit - plain", "plain", "freeinit"]

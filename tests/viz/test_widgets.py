@@ -148,14 +148,14 @@ def test_missing_or_broken_heatmap_file_shows_how_to_compute_it(tmp_path, broken
 def test_shipped_map_is_shown_only_on_its_own_grid():
     from freeinit_lab.cutoff_map import DEFAULT_CUTOFF_MAP_PATH
 
-    ex = CutoffExplorer(shape=(8, 16, 16))  # the embedded default's grid, the one the shipped map was measured on
+    ex = CutoffExplorer()  # the embedded default's grid, the one the shipped map was measured on
     assert ex.cutoff_map is not None and ex.cutoff_map_message is None
-    assert tuple(ex.cutoff_map.attrs["latent_shape"]) == (3, 8, 16, 16)
-    other = CutoffExplorer(shape=(8, 32, 32), cutoff_map=DEFAULT_CUTOFF_MAP_PATH)
+    assert tuple(ex.cutoff_map.attrs["latent_shape"]) == (3, 16, 32, 32)
+    other = CutoffExplorer(shape=(8, 16, 16), cutoff_map=DEFAULT_CUTOFF_MAP_PATH)
     assert other.cutoff_map is None and len(other.heatmap_figure.data) == 0
     msg = other.heatmap_figure.layout.annotations[0].text
-    assert "measured on a 8×16×16 latent grid" in msg and "shows a 8×32×32 grid" in msg
-    assert "shape=(8, 16, 16)" in msg
+    assert "measured on a 16×32×32 latent grid" in msg and "shows a 8×16×16 grid" in msg
+    assert "shape=(16, 32, 32)" in msg
 
 
 @pytest.mark.parametrize("kind", ["dataarray", "no_gain_se", "number"])
@@ -181,7 +181,7 @@ def test_run_without_a_pipeline_loads_the_embedded_default():
     import freeinit_lab as fl
     from freeinit_lab.viz.widgets import CutoffExplorer
 
-    ex = CutoffExplorer(shape=(8, 16, 16))
+    ex = CutoffExplorer()
     pipe = ex._get_pipeline()
     assert type(pipe).__name__ == "TinyVideoPipeline"
     assert pipe.sample_shape == fl.load_default_pipeline().sample_shape
