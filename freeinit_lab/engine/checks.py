@@ -192,6 +192,9 @@ def plan_call(pipe: Any, s: FreeInitSettings, schedule: NoiseSchedule | Any | No
     steps = call_kwargs.pop("num_inference_steps", params["num_inference_steps"].default
                             if "num_inference_steps" in params else None)
     if steps is None or steps is inspect.Parameter.empty:
+        # pipelines that store their sampler (the embedded default) default to it inside __call__
+        steps = getattr(pipe, "default_num_inference_steps", None)
+    if steps is None or steps is inspect.Parameter.empty:
         raise TypeError("pass num_inference_steps explicitly: the pipeline's signature has no default for it.")
     steps = int(steps)
     if steps < 1:
