@@ -511,7 +511,8 @@ def gap_kl(
         ``kl_reverse`` (training ‖ inference), ``kl_per_bin`` (``kl`` / (bins × channels)), ``snr_db`` (training
         band SNR ``a_T² mean|X0|² / b_T²`` of the band's bins, DC excluded), ``num_bins``; scalars ``kl_dc``,
         ``kl_dc_reverse``, ``snr_dc_db``, ``kl_total``, ``kl_total_reverse`` (bands + DC); ``*_low`` / ``*_high``
-        bootstrap intervals for the KLs; ``channel_scale`` (channel). Units nats (dB for SNR).
+        bootstrap intervals for the KLs and the SNRs (``snr_db_low``, ``snr_dc_db_low``, ...; the same
+        resamples); ``channel_scale`` (channel). Units nats (dB for SNR).
 
     Examples
     --------
@@ -587,8 +588,10 @@ def gap_kl(
 
     point = kl_from(torch.full((1, n), 1.0 / n, dtype=torch.float64))
     fwd, rev, dc_f, dc_r = (p[0] for p in point)
-    snr_g = a * a * (raw.mean(0).mean(0) @ onehot / counts) / (b * b)
-    snr_dc = a * a * float(raw.mean(0).mean(0)[0]) / (b * b)
+    raw_clip = raw.mean(1)  # (N, nvox): per-clip power per bin, channel mean (DC bin included)
+    raw_band = raw_clip @ onehot / counts  # (N, G)
+    snr_g = a * a * raw_band.mean(0) / (b * b)
+    snr_dc = a * a * float(raw_clip[:, 0].mean()) / (b * b)
 
     def shaped(t: torch.Tensor) -> np.ndarray:
         return t.reshape(*t.shape[:-1], *sizes).numpy()
@@ -636,6 +639,15 @@ def gap_kl(
                            ("kl_total_reverse", br.sum(1) + bdr)):
             lo, hi = np.percentile(boot, q)
             data_vars[f"{name}_low"], data_vars[f"{name}_high"] = ((), float(lo), nats), ((), float(hi), nats)
+        # the training band SNR under the same resamples (DC excluded from the bands, reported apart)
+        with np.errstate(divide="ignore"):
+            snr_boot = 10 * np.log10(a * a * (weights @ raw_band).numpy() / (b * b))  # (R, G)
+            snr_dc_boot = 10 * np.log10(a * a * (weights @ raw_clip[:, 0]).numpy() / (b * b))  # (R,)
+        lo, hi = np.percentile(snr_boot, q, axis=0)
+        db = {"units": "dB"}
+        data_vars["snr_db_low"], data_vars["snr_db_high"] = (dims, lo.reshape(sizes), db), (dims, hi.reshape(sizes), db)
+        lo, hi = np.percentile(snr_dc_boot, q)
+        data_vars["snr_dc_db_low"], data_vars["snr_dc_db_high"] = ((), float(lo), db), ((), float(hi), db)
     return xr.Dataset(
         data_vars,
         coords={**coords, "channel": np.arange(c)},

@@ -26,6 +26,7 @@ __all__ = [
     "band_mix_figure",
     "spectra_figure",
     "video_figure",
+    "frame_strip_figure",
 ]
 
 
@@ -267,4 +268,44 @@ def video_figure(
             }
         ],
     )
+    return fig
+
+
+def frame_strip_figure(
+    videos: Mapping[str, torch.Tensor], frames: Sequence[int] | None = None, title: str = "", scale: int = 4,
+    gap: int = 2,
+) -> go.Figure:
+    """Static grid of frames: one row per video, one column per chosen frame (a picture that survives PNG export).
+
+    ``videos`` maps a row label to a ``(channel, frame, height, width)`` video in ``[-1, 1]`` or ``[0, 1]`` (as
+    :func:`video_figure`); ``frames`` are frame indices (default: six spread over the shortest video). Pixels are
+    enlarged ``scale`` times without interpolation, and rows and columns are separated by ``gap`` white pixels.
+    """
+    if not isinstance(videos, Mapping) or not videos:
+        raise ValueError("pass a non-empty mapping {row label: (channel, frame, height, width) video}")
+    rows = {name: _to_uint8_frames(v) for name, v in videos.items()}
+    n_frames = min(f.shape[0] for f in rows.values())
+    frames = list(np.linspace(0, n_frames - 1, min(6, n_frames)).round().astype(int)) if frames is None else \
+        [int(f) for f in frames]
+    bad = [f for f in frames if not -n_frames <= f < n_frames]
+    if bad:
+        raise ValueError(f"frames {bad} outside the {n_frames} frames of the shortest video")
+    shapes = {f.shape[1:3] for f in rows.values()}
+    if len(shapes) != 1:
+        raise ValueError(f"all videos must share one frame size; got {sorted(shapes)}")
+    h, w = next(iter(shapes))
+    H, W = h * scale, w * scale
+    mosaic = np.full((len(rows) * (H + gap) - gap, len(frames) * (W + gap) - gap, 3), 255, dtype=np.uint8)
+    for r, video in enumerate(rows.values()):
+        for c, f in enumerate(frames):
+            tile = video[f].repeat(scale, axis=0).repeat(scale, axis=1)
+            mosaic[r * (H + gap): r * (H + gap) + H, c * (W + gap): c * (W + gap) + W] = tile
+    fig = go.Figure(go.Image(z=mosaic, hoverinfo="skip"))
+    fig.update_xaxes(tickvals=[c * (W + gap) + W / 2 for c in range(len(frames))],
+                     ticktext=[f"frame {f % n_frames}" for f in frames], showgrid=False, side="top")
+    fig.update_yaxes(tickvals=[r * (H + gap) + H / 2 for r in range(len(rows))], ticktext=list(rows),
+                     showgrid=False)
+    fig.update_layout(title={"text": title, "font": {"size": 14}}, template="plotly_white",
+                      width=max(420, mosaic.shape[1] + 260), height=mosaic.shape[0] + 140,
+                      margin={"t": 90, "b": 20, "l": 230, "r": 20})
     return fig

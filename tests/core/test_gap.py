@@ -168,3 +168,18 @@ def test_bad_gap_input(sched, kwargs, match):
 def test_one_clip_is_refused(sched):
     with pytest.raises(ValueError, match="at least 2 clips"):
         gap_kl(torch.randn(1, 3, 4, 8, 8), sched)
+
+
+def test_band_snr_intervals(sched):
+    """The training band SNR gets bootstrap intervals from the same resamples; identical clips give none."""
+    x = fl.load_clips(4, 8, segment_step=2)
+    ds = gap_kl(x, sched, num_bands=4, num_bootstrap=300, seed=2)
+    assert ds.snr_db_low.dims == ds.snr_db.dims == ds.snr_db_high.dims
+    assert bool((ds.snr_db_low <= ds.snr_db + 1e-9).all()) and bool((ds.snr_db <= ds.snr_db_high + 1e-9).all())
+    assert float(ds.snr_dc_db_low) <= float(ds.snr_dc_db) <= float(ds.snr_dc_db_high)
+    assert bool((ds.snr_db_high > ds.snr_db_low).any())
+    same = gap_kl(x[:1].expand(5, -1, -1, -1, -1).contiguous(), sched, num_bands=4, num_bootstrap=100)
+    np.testing.assert_allclose(same.snr_db_low, same.snr_db, atol=1e-9)
+    np.testing.assert_allclose(same.snr_db_high, same.snr_db, atol=1e-9)
+    sep = gap_kl(x, sched, grid="separable", num_spatial_bands=3, num_bootstrap=100)
+    assert sep.snr_db_low.dims == ("spatial_band", "temporal_frequency")

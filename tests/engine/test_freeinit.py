@@ -329,6 +329,11 @@ def test_embedded_default_pipeline_class():
     assert res.frames.shape == (1, 8, 16, 16, 3) and res.num_denoiser_evals == 6
     with pytest.raises(ValueError, match="one per video"):
         freeinit(pipe, num_iters=2, batch_size=2, generator=[gen(0)], **kw)
+    # without a step count, FreeInit uses the pipeline's stored sampler, as pipe(...) does
+    pipe.default_num_inference_steps = 2
+    stored = freeinit(pipe, num_iters=2, generator=gen(0), output_type="latent")
+    assert stored.num_denoiser_evals == 4
+    assert torch.equal(stored.iterations[0].clean_latent, pipe(generator=gen(0), output_type="latent").frames)
 
 
 def test_flow_sigmas_scheduler_is_read_as_flow_not_ddpm(ad_pipe):

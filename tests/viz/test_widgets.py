@@ -185,3 +185,22 @@ def test_run_without_a_pipeline_loads_the_embedded_default():
     pipe = ex._get_pipeline()
     assert type(pipe).__name__ == "TinyVideoPipeline"
     assert pipe.sample_shape == fl.load_default_pipeline().sample_shape
+
+
+def test_frame_strip_figure_places_every_frame():
+    from freeinit_lab.plots import frame_strip_figure
+
+    a = torch.zeros(3, 5, 4, 6)
+    a[0, 3] = 1.0  # frame 3 of video a is red
+    b = torch.ones(1, 5, 4, 6) * -1  # black, grey-scale
+    fig = frame_strip_figure({"a": a, "b": b}, frames=[0, 3], scale=2, gap=1)
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (2 * 8 + 1, 2 * 12 + 1, 3)
+    assert tuple(z[0, 0]) == (0, 0, 0) and tuple(z[0, 13]) == (255, 0, 0)  # row a: frame 0, frame 3
+    assert tuple(z[9, 0]) == (0, 0, 0) and tuple(z[8, 0]) == (255, 255, 255)  # the white gap between rows
+    assert list(fig.layout.yaxis.ticktext) == ["a", "b"] and list(fig.layout.xaxis.ticktext) == ["frame 0", "frame 3"]
+    assert len(frame_strip_figure({"a": a}).layout.xaxis.ticktext) == 5  # default: up to six frames spread over all
+    with pytest.raises(ValueError, match="outside"):
+        frame_strip_figure({"a": a}, frames=[7])
+    with pytest.raises(ValueError, match="frame size"):
+        frame_strip_figure({"a": a, "c": torch.zeros(3, 5, 8, 8)})
