@@ -194,9 +194,6 @@ def plan_call(pipe: Any, s: FreeInitSettings, schedule: NoiseSchedule | Any | No
     if steps is None or steps is inspect.Parameter.empty:  # a pipeline that stores its own sampler (the embedded ones)
         steps = getattr(pipe, "default_num_inference_steps", None)
     if steps is None or steps is inspect.Parameter.empty:
-        # pipelines that store their sampler (the embedded default) default to it inside __call__
-        steps = getattr(pipe, "default_num_inference_steps", None)
-    if steps is None or steps is inspect.Parameter.empty:
         raise TypeError("pass num_inference_steps explicitly: the pipeline's signature has no default for it.")
     steps = int(steps)
     if steps < 1:
