@@ -115,6 +115,7 @@ _NAMES = {
     "decompose_freeinit": "studies.decomposition",
     "decomposition_figure": "viz.figures",
     "decomposition_table": "studies.decomposition",
+    "bootstrap_interval": "studies.decomposition",
     "gap_kl": "core.snr",
 }
 

@@ -72,6 +72,7 @@ __all__ = [
     "decomposition_table",
     "min_videos_for_bootstrap",
     "paired_bootstrap",
+    "bootstrap_interval",
 ]
 
 _ORACLE_DESCRIPTION = "oracle: one pass from the training marginal a_T x_0 + b_T ε (reference x_0, same ε)"
@@ -127,6 +128,35 @@ def paired_bootstrap(values: np.ndarray, num_bootstrap: int = 2000, seed: int = 
     counts = np.zeros((int(num_bootstrap), n))
     np.add.at(counts, (np.arange(int(num_bootstrap))[:, None], idx), 1.0)
     return np.einsum("bn,...n->b...", counts / n, values)
+
+
+def bootstrap_interval(
+    values: np.ndarray, confidence: float = 0.99, num_bootstrap: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over videos of each row of ``values`` ``(..., video)`` with a paired percentile bootstrap interval.
+
+    Every row is resampled with the same video indices (:func:`paired_bootstrap`), so rows that are paired
+    differences (e.g. ``arm - plain`` of the same videos) keep their pairing. Returns ``(mean, low, high)``,
+    each of shape ``values.shape[:-1]`` (floats for 1-D input).
+
+    Examples
+    --------
+    >>> m, lo, hi = bootstrap_interval(np.arange(20.0), confidence=0.95)
+    >>> float(m), bool(lo < m < hi)
+    (9.5, True)
+    """
+    if not 0 < float(confidence) < 1:
+        raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[-1] < min_videos_for_bootstrap(num_bootstrap):
+        raise ValueError(f"{values.shape[-1]} videos are too few for {num_bootstrap} bootstrap resamples; need at "
+                         f"least {min_videos_for_bootstrap(num_bootstrap)}")
+    boot = paired_bootstrap(values, num_bootstrap, seed)
+    lo, hi = np.percentile(boot, [50 * (1 - confidence), 50 * (1 + confidence)], axis=0)
+    mean = values.mean(-1)
+    if values.ndim == 1:
+        return float(mean), float(lo), float(hi)
+    return mean, lo, hi
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -312,3 +312,20 @@ def test_every_pass_and_the_oracle_arm(apipe):
     np.testing.assert_allclose(ds.pass_latent.sel(arm="oracle").isel({"pass": -1}).values, out.numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="oracle=True needs reference"):
         decompose_freeinit(apipe, num_videos=8, oracle=True, num_inference_steps=STEPS, progress=False)
+
+
+def test_bootstrap_interval_covers_the_mean_and_keeps_pairs():
+    from freeinit_lab.studies.decomposition import bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 1.0, size=(2, 400))
+    m, lo, hi = bootstrap_interval(x, confidence=0.99)
+    assert m.shape == lo.shape == hi.shape == (2,) and np.all(lo < m) and np.all(m < hi)
+    # 99 % interval of a mean of 400 unit-variance values: about +-2.58 / 20 wide on each side
+    np.testing.assert_allclose(hi - lo, 2 * 2.576 / 20, rtol=0.15)
+    m1, lo1, hi1 = bootstrap_interval(x[0], confidence=0.99)
+    assert isinstance(m1, float) and lo1 == pytest.approx(lo[0]) and hi1 == pytest.approx(hi[0])
+    with pytest.raises(ValueError, match="too few"):
+        bootstrap_interval(np.ones(5))
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_interval(x, confidence=99)
