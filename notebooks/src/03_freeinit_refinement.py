@@ -32,8 +32,9 @@
 SEED = 0                   # noises, eta draws and held-out reference videos all derive from it
 NUM_VIDEOS = 16            # paired videos per arm
 NUM_ITERS = 5              # passes of the chained arms (1 plain + 4 FreeInit iterations, the paper's main table)
-METHOD = "gaussian"        # the paper's main table: Gaussian, D0 = 0.25
-D_S = D_T = 0.25
+METHOD = "gaussian"        # the paper's main table: Gaussian filter, D0 0.25
+D_S = 0.25                 # spatial cut-off (normalised frequency)
+D_T = 0.25                 # temporal cut-off
 CONTROLS = ("legacy_ideal", "mask_only", "amplitude_matched")
 NUM_BANDS = 6
 CONFIDENCE = 0.99
