@@ -259,9 +259,9 @@ print(f"03 took {seconds:.0f} s for {video_steps} video-steps")
 #   consistency (figure): the chain makes videos more static than the data (see the dynamics column).
 # - **Controls.** The first iteration beats the mix's variance change alone (`mask_only`, asserted). Rescaling the
 #   plain noise band by band to the training $z_T$'s power, with no signal at all (`amplitude_matched`),
-#   reproduces a large share of the first iteration's gain (second table); the chained iterations go beyond it
-#   (asserted at the last pass). So most of FreeInit's first step is the low band's *amplitude*; its own signal
-#   adds the rest and keeps adding.
+#   reproduces most or all of the first iteration's gain (second table; its interval reaches 1 at some seeds);
+#   the chained iterations go beyond it (asserted at the last pass). So FreeInit's first step is mostly the low
+#   band's *amplitude*, not this video's own signal; the signal's share shows in the later iterations.
 # - **Filters — agrees with the paper, against the filter it meant.** With the reference codes' ideal filter
 #   (`legacy_ideal`, $d^2 \le 2 d_s$, the bin count printed near the top) consistency gains less than with the
 #   Gaussian at every pass (asserted), and the dynamics rise instead of falling.
