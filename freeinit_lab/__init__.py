@@ -36,6 +36,7 @@ _NAMES = {
     "inference_band_snr": "core.snr",
     "initialization_gap": "core.snr",
     "reinit_band_composition": "core.snr",
+    "reinit_power_split": "core.snr",
     "apply_lowpass": "core.spectral",
     "band_masks": "core.spectral",
     "band_power": "core.spectral",
@@ -114,6 +115,7 @@ _NAMES = {
     "decompose_freeinit": "studies.decomposition",
     "decomposition_figure": "viz.figures",
     "decomposition_table": "studies.decomposition",
+    "bootstrap_interval": "studies.decomposition",
     "gap_kl": "core.snr",
 }
 

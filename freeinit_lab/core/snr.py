@@ -31,6 +31,7 @@ __all__ = [
     "inference_band_snr",
     "initialization_gap",
     "reinit_band_composition",
+    "reinit_power_split",
     "SNR_CONVENTION",
     "GAP_CONVENTION",
     "gaussian_kl",
@@ -360,6 +361,97 @@ def reinit_band_composition(
         },
         coords=coords,
     )
+
+
+def reinit_power_split(
+    clean: torch.Tensor,
+    noise: torch.Tensor,
+    eta: torch.Tensor,
+    lowpass: torch.Tensor,
+    a_T: float,
+    b_T: float,
+    *,
+    edges: Sequence[float] | None = None,
+    num_bands: int = 6,
+) -> xr.Dataset:
+    r"""Band power of FreeInit's reinitialised latent, term by term, with the cross terms between them.
+
+    ``z'_T = lowpass(a_T x_0 + b_T ε) + highpass(η)`` (:func:`~freeinit_lab.spectral.reinit_noise`) is the sum of
+    the signal ``s = a_T·lowpass(x_0)``, the re-diffusion noise ``u = b_T·lowpass(ε)`` and the fresh noise
+    ``v = η − lowpass(η)``. Its power per FFT bin is
+
+    .. math::  |S + U + V|^2 = |S|^2 + |U|^2 + |V|^2 + 2\,\mathrm{Re}(S \bar U) + 2\,\mathrm{Re}(S \bar V)
+               + 2\,\mathrm{Re}(U \bar V)
+
+    Averaged over the bins of a band (ortho-normalised 3D FFT, unit white noise = 1 per bin) and over channels:
+    ``signal`` ``|S|^2``, ``same_noise`` ``|U|^2``, ``fresh_noise`` ``|V|^2``, ``cross_same`` ``2 Re(S Ū)`` and
+    ``cross_fresh`` ``2 Re(S V̄) + 2 Re(U V̄)``; ``total`` is the power of ``z'_T`` and equals their sum. When
+    ``x_0`` was sampled *from* ``ε`` (FreeInit reuses the first pass's noise, as both public codes do), ``x_0``
+    is correlated with ``ε`` and ``cross_same`` does not vanish: the re-diffused latent is not the training
+    marginal ``a_T x_0 + b_T ε'`` (``ε'`` independent of ``x_0``, whose cross term averages to zero). An SNR of
+    ``signal`` over the noise terms alone leaves that term out. With ``lowpass = 1`` the split is that of
+    ``a_T x_0 + b_T ε`` itself (e.g. the training ``z_T`` of held-out videos and independent noise).
+
+    Parameters
+    ----------
+    clean, noise, eta
+        ``(batch, channel, frame, height, width)``: previous pass's clean latent ``x_0``, the noise ``ε`` of the
+        re-diffusion, the fresh noise ``η`` of the high band.
+    lowpass
+        Mask ``H`` in FFT order (``(frame, height, width)``, broadcastable).
+    a_T, b_T
+        Signal and noise coefficients of the re-diffusion.
+    edges, num_bands
+        Radial bands (:func:`~freeinit_lab.spectral.default_band_edges`).
+
+    Returns
+    -------
+    xarray.Dataset
+        The six variables above with dims ``(video, band)`` (float64, mean power per bin, x unit white noise),
+        band coordinates; attrs ``a_T``, ``b_T``.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> eps, eta = torch.randn(2, 4, 3, 8, 16, 16, generator=g)
+    >>> H = torch.ones(8, 16, 16)
+    >>> ds = reinit_power_split(eps, eps, eta, H, 0.6, 0.8, num_bands=3)  # x_0 = ε: fully correlated
+    >>> bool((ds.cross_same > 0).all()), float(abs(ds.fresh_noise).max()) < 1e-20
+    (True, True)
+    """
+    from .spectral import apply_lowpass
+
+    for name, x in (("clean", clean), ("noise", noise), ("eta", eta)):
+        if x.dim() != 5:
+            raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (batch, channel, frame, height, width)")
+    if not (clean.shape == noise.shape == eta.shape):
+        raise ValueError(f"clean {tuple(clean.shape)}, noise {tuple(noise.shape)} and eta {tuple(eta.shape)} differ")
+    shape3 = tuple(clean.shape[-3:])
+    edges_arr = _resolve_edges(shape3, edges, num_bands, 1.0)
+    H = lowpass.to(torch.float64)
+    s = float(a_T) * apply_lowpass(clean.double(), H)
+    u = float(b_T) * apply_lowpass(noise.double(), H)
+    v = eta.double() - apply_lowpass(eta.double(), H)
+
+    def p(x: torch.Tensor) -> np.ndarray:
+        return band_power(x, edges=edges_arr).mean(dim=1).numpy()  # (video, band), channel mean
+
+    ps, pu, pv = p(s), p(u), p(v)
+    cross_su = p(s + u) - ps - pu
+    cross_sv, cross_uv = p(s + v) - ps - pv, p(u + v) - pu - pv
+    total = p(s + u + v)
+    unit = "mean power per FFT bin (ortho-normalised 3D FFT, channel mean), x unit white noise"
+    data = {
+        "signal": (ps, "a_T lowpass(x_0)"),
+        "same_noise": (pu, "b_T lowpass(eps), the re-diffusion noise"),
+        "fresh_noise": (pv, "highpass(eta), the fresh noise"),
+        "cross_same": (cross_su, "2 Re(S conj(U)): signal x re-diffusion noise"),
+        "cross_fresh": (cross_sv + cross_uv, "2 Re(S conj(V)) + 2 Re(U conj(V)): terms with the fresh noise"),
+        "total": (total, "power of the reinitialised latent"),
+    }
+    coords = {"video": np.arange(clean.shape[0]), **_band_coords(shape3, edges_arr, 1.0)}
+    return xr.Dataset({k: (("video", "band"), v, {"long_name": ln, "units": unit}) for k, (v, ln) in data.items()},
+                      coords=coords, attrs={"a_T": float(a_T), "b_T": float(b_T)})
 
 
 # ----------------------------------------------------------------------------------------------------------------

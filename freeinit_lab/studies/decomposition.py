@@ -72,7 +72,10 @@ __all__ = [
     "decomposition_table",
     "min_videos_for_bootstrap",
     "paired_bootstrap",
+    "bootstrap_interval",
 ]
+
+_ORACLE_DESCRIPTION = "oracle: one pass from the training marginal a_T x_0 + b_T ε (reference x_0, same ε)"
 
 _RESERVED = ("generator", "output_type", "return_dict", "num_videos_per_prompt", "batch_size")
 
@@ -125,6 +128,35 @@ def paired_bootstrap(values: np.ndarray, num_bootstrap: int = 2000, seed: int = 
     counts = np.zeros((int(num_bootstrap), n))
     np.add.at(counts, (np.arange(int(num_bootstrap))[:, None], idx), 1.0)
     return np.einsum("bn,...n->b...", counts / n, values)
+
+
+def bootstrap_interval(
+    values: np.ndarray, confidence: float = 0.99, num_bootstrap: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over videos of each row of ``values`` ``(..., video)`` with a paired percentile bootstrap interval.
+
+    Every row is resampled with the same video indices (:func:`paired_bootstrap`), so rows that are paired
+    differences (e.g. ``arm - plain`` of the same videos) keep their pairing. Returns ``(mean, low, high)``,
+    each of shape ``values.shape[:-1]`` (floats for 1-D input).
+
+    Examples
+    --------
+    >>> m, lo, hi = bootstrap_interval(np.arange(20.0), confidence=0.95)
+    >>> float(m), bool(lo < m < hi)
+    (9.5, True)
+    """
+    if not 0 < float(confidence) < 1:
+        raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[-1] < min_videos_for_bootstrap(num_bootstrap):
+        raise ValueError(f"{values.shape[-1]} videos are too few for {num_bootstrap} bootstrap resamples; need at "
+                         f"least {min_videos_for_bootstrap(num_bootstrap)}")
+    boot = paired_bootstrap(values, num_bootstrap, seed)
+    lo, hi = np.percentile(boot, [50 * (1 - confidence), 50 * (1 + confidence)], axis=0)
+    mean = values.mean(-1)
+    if values.ndim == 1:
+        return float(mean), float(lo), float(hi)
+    return mean, lo, hi
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -254,6 +286,8 @@ def decompose_freeinit(
     confidence: float = 0.95,
     progress: bool = True,
     settings: FreeInitSettings | Mapping[str, Any] | None = None,
+    oracle: bool = False,
+    keep_latents: bool = False,
     **call_kwargs: Any,
 ) -> xr.Dataset:
     """Run plain sampling, FreeInit and control arms on the same noises and measure what each explains.
@@ -291,6 +325,14 @@ def decompose_freeinit(
     settings
         FreeInit's settings as one :class:`~freeinit_lab.core.reinit.FreeInitSettings` (or a dict of its fields)
         instead of ``num_iters``, ``method``, ``d_s``, ``d_t``, ``order``; passing both raises.
+    oracle
+        Add the arm ``oracle``: one pass from the training marginal ``z_T = a_T x_0 + b_T ε`` with ``x_0`` the
+        first ``num_videos`` videos of ``reference`` (required, at least ``num_videos`` of them) and each video's
+        own ``ε``, so it differs from ``plain`` only by the signal ``a_T x_0`` (a perfect initialisation; not a
+        control, so it has an ``effect`` but no ``explained``).
+    keep_latents
+        Also return ``pass_latent``: every arm's clean latent after every pass (float32; memory ``arms × passes ×
+        num_videos`` latents).
     **call_kwargs
         Passed to every pipeline call (``prompt``, ``num_inference_steps``, ``num_frames``, ``guidance_scale``,
         …); leave out ``num_inference_steps`` to use the pipeline's own default. ``latents`` (optional) are the
@@ -302,8 +344,12 @@ def decompose_freeinit(
         ``consistency``, ``dynamics``, ``contrast`` (arm, video), ``band_power``, ``band_power_init``
         (arm, video, band), ``distance`` (arm, video; with ``reference``); ``explained``, ``explained_low``,
         ``explained_high`` (control, metric); ``effect``, ``effect_low``, ``effect_high`` (arm, metric);
-        ``amplitude_target`` (band), ``permutation`` (video); coords ``passes`` (sampling passes per video) along
-        ``arm``; units, settings and the bootstrap's description in attrs.
+        ``amplitude_target`` (band), ``permutation`` (video); ``pass_consistency``, ``pass_dynamics`` (arm, pass,
+        video): the metric after every pass ``0 .. num_iters - 1`` (pass 0 of the chained arms is the shared plain
+        pass; NaN where an arm has no output: ``plain`` after pass 0, one-pass arms before the last pass);
+        ``pass_latent`` (arm, pass, video, channel, frame, height, width) with ``keep_latents``; coords
+        ``passes`` (sampling passes per video) along ``arm``; units, settings and the bootstrap's description in
+        attrs.
 
     Raises
     ------
@@ -321,6 +367,13 @@ def decompose_freeinit(
     # ------------------------------------------------------------------ checks, before any sampling
     controls = _check_controls(controls)
     arms = ["plain", "freeinit", *controls]
+    if oracle:
+        if reference is None or torch.as_tensor(reference).shape[0] < int(num_videos):
+            raise ValueError(
+                "oracle=True needs reference= clean latents of the training data, at least num_videos of them: the "
+                "oracle starts video i from a_T reference[i] + b_T eps[i]"
+            )
+        arms.append("oracle")
     if isinstance(num_iters, bool) or not isinstance(num_iters, (int, np.integer)) or num_iters < 2:
         raise ValueError(f"num_iters={num_iters!r}: the decomposition needs at least one FreeInit iteration (>= 2)")
     num_iters = int(num_iters)
@@ -396,12 +449,15 @@ def decompose_freeinit(
     perm = noises["permutation"]
     seeds = noises["sampler_seeds"]
     edges = default_band_edges(full, num_bands)
-    masks = {name: arm_lowpass(CONTROL_ARMS[name], full, method, d_s, d_t, order) for name in arms}
+    masks = {name: arm_lowpass(CONTROL_ARMS[name], full, method, d_s, d_t, order) for name in arms if name != "oracle"}
 
     denoiser = layout.get_denoisers(pipe)[0]
     device = getattr(pipe, "_execution_device", None) or next(denoiser.parameters()).device
     dtype = next(denoiser.parameters()).dtype
-    total = num_videos * sum(1 if a == "plain" else CONTROL_ARMS[a].num_passes(num_iters) - (
+    def arm_passes(a: str) -> int:
+        return 1 if a == "oracle" else CONTROL_ARMS[a].num_passes(num_iters)
+
+    total = num_videos * sum(1 if a in ("plain", "oracle") else arm_passes(a) - (
         1 if CONTROL_ARMS[a].chained else 0) for a in arms)
     pbar = None
     if progress:
@@ -437,17 +493,25 @@ def decompose_freeinit(
     all_videos = torch.arange(num_videos)
     initial: dict[str, torch.Tensor] = {}
     final: dict[str, torch.Tensor] = {}
+    by_pass: dict[str, dict[int, torch.Tensor]] = {a: {} for a in arms}  # every arm's output after every pass
     try:
         clean0 = sample(eps, all_videos, 0)
         initial["plain"], final["plain"] = eps, clean0
+        by_pass["plain"][0] = clean0
         src = reference if reference is not None else clean0
         target = amplitude_target(src, a_T, b_T, edges)
-        chain = {a: clean0 for a in arms if CONTROL_ARMS[a].chained}
+        chain = {a: clean0 for a in arms if a != "oracle" and CONTROL_ARMS[a].chained}
+        for a in chain:
+            by_pass[a][0] = clean0
         for i in range(1, num_iters):
             last = i == num_iters - 1
             eta, fresh = noises["eta"][i - 1], noises["fresh"][i - 1]
             todo: dict[str, torch.Tensor] = {}
             for a in arms:
+                if a == "oracle":
+                    if last:
+                        todo[a] = a_T * reference[:num_videos].float() + b_T * eps
+                    continue
                 arm = CONTROL_ARMS[a]
                 if arm.chained:
                     todo[a] = reinit_arm(arm, clean=chain[a], eps=eps, eta=eta, fresh=fresh, a_T=a_T, b_T=b_T,
@@ -461,7 +525,8 @@ def decompose_freeinit(
             outs = sample(torch.cat([todo[a] for a in names]), all_videos.repeat(len(names)), i)
             for j, a in enumerate(names):
                 out = outs[j * num_videos : (j + 1) * num_videos]
-                if CONTROL_ARMS[a].chained:
+                by_pass[a][i] = out
+                if a in chain:
                     chain[a] = out
                 if last:
                     initial[a], final[a] = todo[a], out
@@ -495,6 +560,24 @@ def decompose_freeinit(
         data_vars["reference_consistency"] = ("reference_video", _consistency(reference.float()))
         data_vars["reference_dynamics"] = ("reference_video", _dynamics(reference.float()))
         data_vars["reference_contrast"] = ("reference_video", _contrast(reference.float()))
+    # every pass: NaN where an arm has no output
+    pass_values = {name: np.full((len(arms), num_iters, num_videos), np.nan) for name in ("consistency", "dynamics")}
+    for ai, a in enumerate(arms):
+        for i, out in by_pass[a].items():
+            pass_values["consistency"][ai, i] = _consistency(out)
+            pass_values["dynamics"][ai, i] = _dynamics(out)
+    for name, vals in pass_values.items():
+        long, units = _UNITS[name]
+        data_vars[f"pass_{name}"] = (("arm", "pass", "video"), vals,
+                                     dict(long_name=f"{long}, after every pass (NaN: no output)", units=units))
+    if keep_latents:
+        lat = np.full((len(arms), num_iters, *full), np.nan, dtype=np.float32)
+        for ai, a in enumerate(arms):
+            for i, out in by_pass[a].items():
+                lat[ai, i] = out.numpy()
+        data_vars["pass_latent"] = (("arm", "pass", "video", "channel", "frame", "height", "width"), lat,
+                                    dict(long_name="clean latent after every pass (NaN: no output)",
+                                         units="latent units"))
     metrics = list(metric_values)
     values = np.stack([metric_values[m] for m in metrics])  # (metric, arm, video)
 
@@ -531,9 +614,10 @@ def decompose_freeinit(
     )
     coords = {
         "arm": arms,
-        "passes": ("arm", np.array([CONTROL_ARMS[a].num_passes(num_iters) for a in arms]),
+        "passes": ("arm", np.array([arm_passes(a) for a in arms]),
                    {"long_name": "sampling passes per video (the plain pass counted once per arm)"}),
-        "description": ("arm", [CONTROL_ARMS[a].description for a in arms]),
+        "description": ("arm", [_ORACLE_DESCRIPTION if a == "oracle" else CONTROL_ARMS[a].description for a in arms]),
+        "pass": np.arange(num_iters),
         "video": np.arange(num_videos),
         **band_coords(edges),
         "control": controls,

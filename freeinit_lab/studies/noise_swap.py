@@ -173,7 +173,9 @@ def noise_swap_sweep(
         Explicit low-pass masks (e.g. :func:`freeinit_lab.spectral.lowpass_filter`), one per cut-off; coordinate
         ``keep`` then holds each mask's mean (its share of the spectrum).
     capture
-        Capture sites recorded.
+        Capture sites recorded with a :class:`~freeinit_lab.LatentProbe` at every step. An empty tuple records
+        nothing per step: the pipeline's own output (``output_type="latent"``) is the result, with far less time
+        and memory, and only the final-result variables below are returned.
     batched
         One call for all trajectories (fast) or one call per trajectory.
     edges, num_bands
@@ -188,9 +190,12 @@ def noise_swap_sweep(
         with ``trajectory`` = ``"a"``, ``"b"``, ``"mix 0"``, ``"mix 1"``, … (coord ``keep``: NaN for ``a``/``b``);
         ``noise`` (the initial noises, dims ``trajectory, batch, channel, frame, height, width``);
         ``follow_<var>`` and ``follow_noise`` (:func:`follow_fraction` of each mix vs ``a``/``b``, dims
-        ``(cutoff, [step,] batch, band)``, coord ``keep`` on ``cutoff``); ``dist_a``, ``dist_b`` (dims
-        ``cutoff, batch``): RMS distance of the mix's final ``latents`` from the final latents of ``A`` and of
-        ``B``, and ``dist_ab`` (``batch``). ``latents`` must be captured for the distances.
+        ``(cutoff, [step,] batch, band)``, coord ``keep`` on ``cutoff``); with ``latents`` captured or
+        ``capture=()``: ``final`` (the results, dims ``trajectory, batch, channel, frame, height, width``),
+        ``follow_final`` (``cutoff, batch, band``), ``dist_a``, ``dist_b`` (dims ``cutoff, batch``): RMS distance
+        of the mix's result from the results of ``A`` and of ``B``, and ``dist_ab`` (``batch``). Always
+        ``noise_dist_a``, ``noise_dist_b``, ``noise_dist_ab``: the same distances of the initial noises, i.e. what
+        they would be if the pipeline returned its input (the identity map).
 
     Examples
     --------
@@ -220,6 +225,10 @@ def noise_swap_sweep(
     n = noise_a.shape[0]
     layout = get_layout(pipe)
     call_kwargs = {**call_kwargs, "output_type": "latent"}
+    capture = tuple(capture)
+    if not capture:
+        return _final_only_sweep(pipe, layout, inits, names, shares, call_dtype, batched, edges, num_bands,
+                                 explicit, call_kwargs)
     with LatentProbe(pipe, capture=tuple(capture)) as probe:
         if batched:
             pipe(latents=layout.from_canonical(torch.cat(inits).to(call_dtype)), **call_kwargs)
@@ -263,17 +272,69 @@ def noise_swap_sweep(
     ds = ds.assign_coords(keep_share=("cutoff", shares, {"long_name": "share of FFT bins taken from noise A"}))
     if "latents" in capture:
         final = _final_per_pass(ds["latents"], "step")
-        rms = lambda x, y: np.sqrt(((x - y) ** 2).mean(("channel", *SPATIOTEMPORAL_DIMS)))  # noqa: E731
-        fa, fb = final.sel(trajectory="a", drop=True), final.sel(trajectory="b", drop=True)
-        mix_final = xr.concat([final.sel(trajectory=f"mix {i}", drop=True) for i in range(len(masks))], dim="cutoff",
-                              coords="minimal", compat="override")
-        for name, ref, long in (("dist_a", fa, "RMS(result(mix) - result(A))"), ("dist_b", fb, "RMS(result(mix) - result(B))")):
-            d = rms(mix_final, ref)
-            ds[name] = d.drop_vars([c for c in d.coords if c not in d.dims]).assign_coords(cut)
-            ds[name].attrs = {"long_name": long, "units": "latent units"}
-        d = rms(fa, fb)
-        ds["dist_ab"] = d.drop_vars([c for c in d.coords if c not in d.dims])
-        ds["dist_ab"].attrs = {"long_name": "RMS(result(A) - result(B))", "units": "latent units"}
+        ds["final"] = final.drop_vars([c for c in final.coords if c not in final.dims and c != "keep"])
+        ds["final"].attrs = {"long_name": "result (final latents)", "units": "latent units"}
+        ds["follow_final"] = follow_all("final")
+        ds["follow_final"].attrs = {"long_name": "share of each band of the result following noise A", "units": "1"}
+        ds = _add_distances(ds, ds["final"], len(masks), "result", "")
+    ds = _add_distances(ds, ds["noise"], len(masks), "initial noise", "noise_")
     ds.attrs.update({k: v for k, v in rec.attrs.items()})
+    ds.attrs["mask"] = "explicit masks" if explicit else "lowest_bins_mask(keep)"
+    return ds
+
+
+def _add_distances(ds: xr.Dataset, v: xr.DataArray, num_cutoffs: int, what: str, prefix: str) -> xr.Dataset:
+    """``<prefix>dist_a``, ``dist_b`` (cutoff, batch) and ``dist_ab`` (batch): RMS distances between trajectories."""
+    def rms(x, y):
+        d = np.sqrt(((x - y) ** 2).mean(("channel", *SPATIOTEMPORAL_DIMS)))
+        return d.drop_vars([c for c in d.coords if c not in d.dims])
+
+    va, vb = v.sel(trajectory="a", drop=True), v.sel(trajectory="b", drop=True)
+    mixes = xr.concat([v.sel(trajectory=f"mix {i}", drop=True) for i in range(num_cutoffs)], dim="cutoff",
+                      coords="minimal", compat="override")
+    cut = {"cutoff": np.arange(num_cutoffs)}
+    for name, ref, side in (("dist_a", va, "A"), ("dist_b", vb, "B")):
+        ds[prefix + name] = rms(mixes, ref).assign_coords(cut)
+        ds[prefix + name].attrs = {"long_name": f"RMS({what} of mix - {what} of {side})", "units": "latent units"}
+    ds[prefix + "dist_ab"] = rms(va, vb)
+    ds[prefix + "dist_ab"].attrs = {"long_name": f"RMS({what} of A - {what} of B)", "units": "latent units"}
+    return ds
+
+
+def _final_only_sweep(pipe, layout, inits, names, shares, call_dtype, batched, edges, num_bands, explicit,
+                      call_kwargs) -> xr.Dataset:
+    """:func:`noise_swap_sweep` without a probe: the pipeline's outputs are the results."""
+    from freeinit_lab.hooks.outputs import read_pipeline_output
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        out = read_pipeline_output(pipe(latents=layout.from_canonical(x.to(call_dtype, copy=True)), **call_kwargs))
+        return layout.to_canonical(out).detach().cpu().float()
+
+    n = inits[0].shape[0]
+    if batched:
+        out = run(torch.cat(inits))
+        finals = [out[i * n : (i + 1) * n] for i in range(len(inits))]
+    else:
+        finals = [run(x) for x in inits]
+    dims = ("trajectory", "batch", "channel", "frame", "height", "width")
+    coords = {"trajectory": names, "batch": np.arange(n),
+              "keep": ("trajectory", np.r_[np.nan, np.nan, shares])}
+    ds = xr.Dataset({
+        "final": (dims, torch.stack(finals).numpy(), {"long_name": "result (final latents)", "units": "latent units"}),
+        "noise": (dims, torch.stack(inits).detach().cpu().numpy(), {"long_name": "initial noise (canonical)"}),
+    }, coords=coords)
+    cut = {"cutoff": np.arange(len(shares))}
+    for var, long in (("final", "result"), ("noise", "initial noise")):
+        v = ds[var]
+        a_, b_ = v.sel(trajectory="a", drop=True), v.sel(trajectory="b", drop=True)
+        out = [follow_fraction(v.sel(trajectory=f"mix {i}", drop=True), a_, b_, edges=edges, num_bands=num_bands)
+               for i in range(len(shares))]
+        out = xr.concat(out, dim="cutoff", coords="minimal", compat="override").assign_coords(cut)
+        out = out.drop_vars([c for c in out.coords if c not in out.dims and c not in ("band_lo", "band_hi")])
+        ds[f"follow_{var}"] = out
+        ds[f"follow_{var}"].attrs = {"long_name": f"share of each band of the {long} following noise A", "units": "1"}
+    ds = ds.assign_coords(keep_share=("cutoff", shares, {"long_name": "share of FFT bins taken from noise A"}))
+    ds = _add_distances(ds, ds["final"], len(shares), "result", "")
+    ds = _add_distances(ds, ds["noise"], len(shares), "initial noise", "noise_")
     ds.attrs["mask"] = "explicit masks" if explicit else "lowest_bins_mask(keep)"
     return ds

@@ -182,3 +182,30 @@ def test_band_edges_short_of_the_largest_radius_are_refused_naming_it():
         with pytest.raises(ValueError, match=rf"stop short of the largest radius .*{r_max!r}"):
             call()
     assert band_masks(shape, edges=[0.0, 0.25, r_max]).sum() == 4 * 8 * 8
+
+
+def test_reinit_power_split_terms_sum_to_the_reinitialised_latent():
+    from freeinit_lab.core.snr import reinit_power_split
+    from freeinit_lab.core.spectral import band_power, lowpass_filter, reinit_noise
+
+    g = torch.Generator().manual_seed(4)
+    shape = (6, 3, 8, 16, 16)
+    x0, eps, eps2, eta = (torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(4))
+    x0 = 2.0 * x0 + 0.5  # a mean field too
+    H = lowpass_filter(shape, "gaussian", 0.25, 0.25).double()
+    a_T, b_T = 0.07, 0.9976
+    ds = reinit_power_split(x0, eps, eta, H, a_T, b_T, num_bands=4)
+    parts = ds.signal + ds.same_noise + ds.fresh_noise + ds.cross_same + ds.cross_fresh
+    np.testing.assert_allclose(parts.values, ds.total.values, rtol=1e-9)
+    z = reinit_noise(a_T * x0 + b_T * eps, eta, H)
+    np.testing.assert_allclose(ds.total.values, band_power(z, num_bands=4).mean(dim=1).numpy(), rtol=1e-9)
+    # x_0 independent of eps: the cross term averages out (|mean| well inside its spread over 6 videos);
+    # x_0 made from eps (here x_0 = 2 eps + eps2): it is 2 a_T b_T 2 |H|^2 per bin on average, positive
+    assert abs(float(ds.cross_same.isel(band=0).mean())) < 4 * float(ds.cross_same.isel(band=0).std()) / np.sqrt(6)
+    corr = reinit_power_split(2 * eps + eps2, eps, eta, H, a_T, b_T, num_bands=4)
+    assert (corr.cross_same.isel(band=0) > 0).all()
+    # the all-pass split is that of a_T x_0 + b_T eps itself: no fresh noise
+    allpass = reinit_power_split(x0, eps, eta, torch.ones(8, 16, 16), a_T, b_T, num_bands=4)
+    assert float(abs(allpass.fresh_noise).max()) < 1e-20 and float(abs(allpass.cross_fresh).max()) < 1e-12
+    with pytest.raises(ValueError, match="expected"):
+        reinit_power_split(x0[0], eps[0], eta[0], H, a_T, b_T)

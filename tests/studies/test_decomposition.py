@@ -282,3 +282,50 @@ def test_runs_on_the_embedded_default_with_its_own_shape():
                             controls=["mask_only", "shuffled_low"])
     assert tuple(int(s) for s in ds.attrs["latent_shape"].split(",")) == tuple(pipe.sample_shape)
     assert ds.explained.dims == ("control", "metric") and ds.sizes["control"] == 2
+
+
+def test_every_pass_and_the_oracle_arm(apipe):
+    shape = apipe.sample_shape
+    ref = torch.randn(10, *shape, generator=torch.Generator().manual_seed(1))
+    ds = decompose_freeinit(apipe, num_videos=8, seed=2, num_iters=3, controls=["mask_only", "legacy_ideal"],
+                            reference=ref, oracle=True, keep_latents=True, num_inference_steps=STEPS,
+                            num_bootstrap=200, progress=False)
+    assert ds.arm.values.tolist() == ["plain", "freeinit", "mask_only", "legacy_ideal", "oracle"]
+    assert ds.passes.sel(arm="oracle") == 1 and "oracle" not in ds.control.values
+    pc = ds.pass_consistency
+    assert pc.dims == ("arm", "pass", "video") and ds.sizes["pass"] == 3
+    # the last pass is what the arm reports; pass 0 of the chained arms is the shared plain pass; NaN: no output
+    for arm in ds.arm.values.tolist():
+        np.testing.assert_allclose(pc.sel(arm=arm).isel({"pass": ds.passes.sel(arm=arm).item() - 1 if arm == "plain"
+                                                          else -1}), ds.consistency.sel(arm=arm))
+    for arm in ("freeinit", "legacy_ideal"):
+        np.testing.assert_allclose(pc.sel(arm=arm, **{"pass": 0}), ds.consistency.sel(arm="plain"))
+        assert np.isfinite(pc.sel(arm=arm)).all()
+    assert np.isnan(pc.sel(arm="plain").isel({"pass": slice(1, None)})).all()
+    assert np.isnan(pc.sel(arm="mask_only").isel({"pass": slice(0, -1)})).all()
+    np.testing.assert_allclose(ds.pass_latent.sel(arm="plain").isel({"pass": 0}).values.mean(), 
+                               ds.pass_latent.sel(arm="freeinit").isel({"pass": 0}).values.mean())
+    # the oracle: one pass from a_T x_0 + b_T eps with the plain arm's own eps
+    eps = decomposition_noises(8, shape, 2, 3)["eps"]
+    z = ds.alpha_T * ref[:8] + ds.sigma_T * eps
+    out = apipe(latents=z, num_inference_steps=STEPS, output_type="latent").frames
+    np.testing.assert_allclose(ds.pass_latent.sel(arm="oracle").isel({"pass": -1}).values, out.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="oracle=True needs reference"):
+        decompose_freeinit(apipe, num_videos=8, oracle=True, num_inference_steps=STEPS, progress=False)
+
+
+def test_bootstrap_interval_covers_the_mean_and_keeps_pairs():
+    from freeinit_lab.studies.decomposition import bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 1.0, size=(2, 400))
+    m, lo, hi = bootstrap_interval(x, confidence=0.99)
+    assert m.shape == lo.shape == hi.shape == (2,) and np.all(lo < m) and np.all(m < hi)
+    # 99 % interval of a mean of 400 unit-variance values: about +-2.58 / 20 wide on each side
+    np.testing.assert_allclose(hi - lo, 2 * 2.576 / 20, rtol=0.15)
+    m1, lo1, hi1 = bootstrap_interval(x[0], confidence=0.99)
+    assert isinstance(m1, float) and lo1 == pytest.approx(lo[0]) and hi1 == pytest.approx(hi[0])
+    with pytest.raises(ValueError, match="too few"):
+        bootstrap_interval(np.ones(5))
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_interval(x, confidence=99)

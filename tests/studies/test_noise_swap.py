@@ -76,3 +76,25 @@ def test_noise_swap_sweep_on_analytic_pipeline():
     assert (ds.dist_a.isel(cutoff=1) < ds.dist_a.isel(cutoff=0)).all()
     assert (ds.dist_a.isel(cutoff=1) < ds.dist_b.isel(cutoff=1)).all()
     np.testing.assert_allclose(ds.follow_latents.isel(step=-1, band=0).values, 1.0, atol=0.02)
+
+
+def test_noise_swap_sweep_without_capture_gives_the_probed_results():
+    pipe = load_analytic_pipeline()
+    g = torch.Generator().manual_seed(5)
+    shape = (3, *pipe.sample_shape)
+    a, b = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    keep = (0.05, 0.2)
+    probed = ns.noise_swap_sweep(pipe, a, b, keep=keep, num_inference_steps=3, capture=("latents",))
+    fast = ns.noise_swap_sweep(pipe, a, b, keep=keep, num_inference_steps=3, capture=())
+    assert "latents" not in fast and fast.final.dims == ("trajectory", *DIMS)
+    np.testing.assert_allclose(fast.final.values, probed.final.values, atol=1e-5)
+    for var in ("dist_a", "dist_b", "dist_ab", "noise_dist_a", "noise_dist_b", "follow_final", "follow_noise"):
+        np.testing.assert_allclose(fast[var].values, probed[var].values, rtol=1e-4, atol=1e-6, err_msg=var)
+    # the identity map's distances are those of the noises themselves
+    mix = fast.noise.sel(trajectory="mix 1").values
+    expect = np.sqrt(((mix - a.numpy()) ** 2).mean(axis=(1, 2, 3, 4)))
+    np.testing.assert_allclose(fast.noise_dist_a.isel(cutoff=1).values, expect, rtol=1e-5)
+    # a mix of two independent unit noises: squared distance to A = 2 x the share of bins from B (and vice versa)
+    share = float(fast.keep_share[1])
+    np.testing.assert_allclose(fast.noise_dist_a.isel(cutoff=1).values ** 2, 2 * (1 - share), rtol=0.1)
+    np.testing.assert_allclose(fast.noise_dist_b.isel(cutoff=1).values ** 2, 2 * share, rtol=0.15)
