@@ -254,6 +254,7 @@ def decompose_freeinit(
     confidence: float = 0.95,
     progress: bool = True,
     settings: FreeInitSettings | Mapping[str, Any] | None = None,
+    return_latents: bool = False,
     **call_kwargs: Any,
 ) -> xr.Dataset:
     """Run plain sampling, FreeInit and control arms on the same noises and measure what each explains.
@@ -291,6 +292,9 @@ def decompose_freeinit(
     settings
         FreeInit's settings as one :class:`~freeinit_lab.core.reinit.FreeInitSettings` (or a dict of its fields)
         instead of ``num_iters``, ``method``, ``d_s``, ``d_t``, ``order``; passing both raises.
+    return_latents
+        Also return every arm's final clean latents as ``latents`` (arm, video, channel, frame, height, width),
+        e.g. for :func:`freeinit_lab.analysis.fidelity.judge_against_data`.
     **call_kwargs
         Passed to every pipeline call (``prompt``, ``num_inference_steps``, ``num_frames``, ``guidance_scale``,
         …); leave out ``num_inference_steps`` to use the pipeline's own default. ``latents`` (optional) are the
@@ -495,6 +499,10 @@ def decompose_freeinit(
         data_vars["reference_consistency"] = ("reference_video", _consistency(reference.float()))
         data_vars["reference_dynamics"] = ("reference_video", _dynamics(reference.float()))
         data_vars["reference_contrast"] = ("reference_video", _contrast(reference.float()))
+    if return_latents:
+        data_vars["latents"] = (("arm", "video", "channel", "frame", "height", "width"),
+                                torch.stack([final[a] for a in arms]).numpy(),
+                                dict(long_name="final clean latent (output_type='latent', canonical layout)"))
     metrics = list(metric_values)
     values = np.stack([metric_values[m] for m in metrics])  # (metric, arm, video)
 
