@@ -81,6 +81,7 @@ _NAMES = {
     "fidelity_gate": "analysis.fidelity",
     "band_power_gap": "analysis.fidelity",
     "training_marginal_latents": "analysis.fidelity",
+    "judge_against_data": "analysis.fidelity",
     # embedded
     "dead_leaves_videos": "embedded.data",
     "load_clips": "embedded.data",
@@ -114,6 +115,7 @@ _NAMES = {
     "analytic_controls": "studies.strategies",
     "decompose_freeinit": "studies.decomposition",
     "decomposition_figure": "viz.figures",
+    "data_comparison_figure": "viz.figures",
     "decomposition_table": "studies.decomposition",
     "bootstrap_interval": "studies.decomposition",
     "gap_kl": "core.snr",

@@ -54,7 +54,7 @@ import torch
 
 __all__ = ["FEATURE_NAMES", "FidelityReport", "fidelity_report", "fidelity_gate", "video_features",
            "spatial_band_power", "temporal_band_power", "min_videos", "training_marginal_latents",
-           "band_power_gap", "BandPowerGap"]
+           "band_power_gap", "BandPowerGap", "judge_against_data"]
 
 #: Fewest videos per set for the cross-validated classifier and the k-NN manifolds.
 MIN_VIDEOS = 16
@@ -530,3 +530,122 @@ def band_power_gap(samples, reference, *, num_bootstrap: int = 1000, confidence:
     return BandPowerGap(num_videos=n, spatial_edges=edges, spatial_db=sd, spatial_low=sl, spatial_high=sh,
                         temporal_freqs=freqs, temporal_db=td, temporal_low=tl, temporal_high=th,
                         confidence=confidence)
+
+
+def judge_against_data(videos, data, *, baseline: str | None = "plain", num_bootstrap: int = 2000,
+                       confidence: float = 0.99, seed: int = 0):
+    r"""Several ways of sampling, each judged against the data: band power per band in dB, consistency, dynamics.
+
+    ``videos`` maps an arm name to ``(N, channel, frame, height, width)`` videos; all arms hold the *same* ``N``
+    paired videos (video ``i`` of every arm started from the same noise), ``data`` ``(M, ...)`` held-out videos of
+    the training distribution in the same space. Per arm:
+
+    * ``spatial_db`` (arm, spatial_band) ``= 10 log10(mean_i P_b(x_i) / mean_j P_b(d_j))`` with ``P_b`` of
+      :func:`spatial_band_power` (band 0 = the spatial DC bin, i.e. each frame's mean; edges in cycles per pixel),
+      and ``temporal_db`` (arm, temporal_freq) the same with :func:`temporal_band_power` (cycles per frame,
+      0 = the time average of each pixel);
+    * ``band_distance`` (arm): the RMS of all those dB values (spatial bands and temporal frequencies), dB;
+    * ``consistency`` (first-frame cosine of mean-removed frames, the paper's pairing) and ``dynamics`` (RMS change
+      between consecutive frames, in the videos' units): per-arm means, ``*_vs_data`` = arm mean − data mean;
+    * ``*_vs_baseline``: the paired difference arm − ``baseline`` (dB for band powers, i.e. ``10 log10`` of the
+      ratio of the two arms' mean band powers; arm − baseline for ``band_distance``, consistency and dynamics).
+
+    Every value has ``_low`` / ``_high``: a percentile bootstrap (``num_bootstrap`` resamples, ``confidence``)
+    that resamples the ``N`` video indices — the same indices for every arm, so paired differences keep their
+    pairing — and, independently, the ``M`` data videos.
+
+    Returns
+    -------
+    xarray.Dataset
+        Coordinates ``arm``, ``spatial_band`` (with ``spatial_low_edge`` / ``spatial_high_edge``),
+        ``temporal_freq``; attributes ``num_videos``, ``num_data``, ``confidence``, ``bootstrap``.
+    """
+    import xarray as xr
+
+    from freeinit_lab.studies.strategies import _consistency, _dynamics
+
+    if not hasattr(videos, "items") or not videos:
+        raise TypeError("videos must be a non-empty mapping {arm name: (N, channel, frame, height, width) videos}")
+    arms = list(videos)
+    vids = {a: _check_videos(f"videos[{a!r}]", v) for a, v in videos.items()}
+    d = _check_videos("data", data)
+    n = vids[arms[0]].shape[0]
+    for a, v in vids.items():
+        if v.shape[0] != n or v.shape[1:] != d.shape[1:]:
+            raise ValueError(f"videos[{a!r}] has shape {tuple(v.shape)}; every arm must hold the same {n} paired "
+                             f"videos of the data's size {tuple(d.shape[1:])}")
+    if n < 2 or d.shape[0] < 2:
+        raise ValueError(f"need at least 2 videos per arm and 2 data videos for intervals; got {n} and {d.shape[0]}")
+    if baseline is not None and baseline not in arms:
+        raise ValueError(f"baseline={baseline!r} is not one of the arms {arms}; pass baseline=None to leave the "
+                         "paired differences out")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+    def per_video(x):
+        ps, edges = spatial_band_power(x)
+        pt, freqs = temporal_band_power(x)
+        return dict(spatial=ps.numpy(), temporal=pt.numpy(), consistency=_consistency(x).astype(np.float64),
+                    dynamics=_dynamics(x).astype(np.float64)), edges, freqs
+
+    per = {}
+    for a in arms:
+        per[a], edges, freqs = per_video(vids[a])
+    dat, _, _ = per_video(d)
+    rng = np.random.default_rng(seed)
+    iv = rng.integers(0, n, size=(int(num_bootstrap), n))
+    idd = rng.integers(0, d.shape[0], size=(int(num_bootstrap), d.shape[0]))
+    q = [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2]
+
+    def stats(a):
+        """point and bootstrap draws of every quantity of arm a (dB vs data, means)."""
+        out = {}
+        for key in ("spatial", "temporal"):
+            pa, pd_ = per[a][key], dat[key]
+            out[key] = (10 * np.log10(pa.mean(0) / pd_.mean(0)),
+                        10 * np.log10(pa[iv].mean(1) / pd_[idd].mean(1)))
+        both = np.concatenate([out["spatial"][0], out["temporal"][0]])
+        both_b = np.concatenate([out["spatial"][1], out["temporal"][1]], axis=1)
+        out["band_distance"] = (np.sqrt(np.nanmean(both**2)), np.sqrt(np.nanmean(both_b**2, axis=1)))
+        for key in ("consistency", "dynamics"):
+            out[key] = (per[a][key].mean(), per[a][key][iv].mean(1))
+            out[key + "_vs_data"] = (per[a][key].mean() - dat[key].mean(),
+                                     per[a][key][iv].mean(1) - dat[key][idd].mean(1))
+        return out
+
+    with np.errstate(divide="ignore", invalid="ignore"):  # a band with no power (a frozen video) is -inf dB
+        st = {a: stats(a) for a in arms}
+    data_vars: dict = {}
+
+    def put(name, dims, point, boot, attrs):
+        data_vars[name] = (("arm", *dims), np.stack(point), attrs)
+        with np.errstate(invalid="ignore"):
+            lo, hi = np.nanpercentile(np.stack(boot, axis=1), q, axis=0)
+        data_vars[name + "_low"] = (("arm", *dims), lo)
+        data_vars[name + "_high"] = (("arm", *dims), hi)
+
+    units = {"spatial": ("spatial band power vs the data, 10 log10(P_arm / P_data)", "dB", ("spatial_band",)),
+             "temporal": ("temporal band power vs the data, 10 log10(P_arm / P_data)", "dB", ("temporal_freq",)),
+             "band_distance": ("RMS over spatial bands and temporal frequencies of the dB vs the data", "dB", ()),
+             "consistency": ("first-frame cosine of mean-removed frames", "1", ()),
+             "dynamics": ("RMS change between consecutive frames", "video units", ()),
+             "consistency_vs_data": ("consistency minus the data's", "1", ()),
+             "dynamics_vs_data": ("dynamics minus the data's", "video units", ())}
+    names = {"spatial": "spatial_db", "temporal": "temporal_db"}
+    for key, (long, unit, dims) in units.items():
+        put(names.get(key, key), dims, [st[a][key][0] for a in arms], [st[a][key][1] for a in arms],
+            dict(long_name=long, units=unit))
+        if baseline is not None and key in ("spatial", "temporal", "band_distance", "consistency", "dynamics"):
+            b = st[baseline][key]
+            put(names.get(key, key) + "_vs_baseline", dims, [st[a][key][0] - b[0] for a in arms],
+                [st[a][key][1] - b[1] for a in arms],
+                dict(long_name=f"{long}: arm minus {baseline} (paired)", units=unit))
+    data_vars["data_consistency"] = ((), float(dat["consistency"].mean()))
+    data_vars["data_dynamics"] = ((), float(dat["dynamics"].mean()))
+    coords = {"arm": arms, "spatial_band": np.arange(len(edges) - 1),
+              "spatial_low_edge": ("spatial_band", edges[:-1]), "spatial_high_edge": ("spatial_band", edges[1:]),
+              "temporal_freq": np.asarray(freqs)}
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(
+        num_videos=int(n), num_data=int(d.shape[0]), confidence=float(confidence), baseline=str(baseline),
+        bootstrap=(f"percentile bootstrap, {num_bootstrap} resamples: the {n} paired video indices (shared by every "
+                   f"arm) and the {d.shape[0]} data videos resampled independently (numpy default_rng({seed}))")))

@@ -194,6 +194,9 @@ def plan_call(pipe: Any, s: FreeInitSettings, schedule: NoiseSchedule | Any | No
     if steps is None or steps is inspect.Parameter.empty:  # a pipeline that stores its own sampler (the embedded ones)
         steps = getattr(pipe, "default_num_inference_steps", None)
     if steps is None or steps is inspect.Parameter.empty:
+        # a pipeline that stores its own sampler (the embedded ones: default_num_inference_steps) uses it
+        steps = getattr(pipe, "default_num_inference_steps", None)
+    if steps is None:
         raise TypeError("pass num_inference_steps explicitly: the pipeline's signature has no default for it.")
     steps = int(steps)
     if steps < 1:

@@ -288,6 +288,7 @@ def decompose_freeinit(
     settings: FreeInitSettings | Mapping[str, Any] | None = None,
     oracle: bool = False,
     keep_latents: bool = False,
+    return_latents: bool = False,
     **call_kwargs: Any,
 ) -> xr.Dataset:
     """Run plain sampling, FreeInit and control arms on the same noises and measure what each explains.
@@ -333,6 +334,9 @@ def decompose_freeinit(
     keep_latents
         Also return ``pass_latent``: every arm's clean latent after every pass (float32; memory ``arms × passes ×
         num_videos`` latents).
+    return_latents
+        Also return every arm's final clean latents as ``latents`` (arm, video, channel, frame, height, width),
+        e.g. for :func:`freeinit_lab.analysis.fidelity.judge_against_data`.
     **call_kwargs
         Passed to every pipeline call (``prompt``, ``num_inference_steps``, ``num_frames``, ``guidance_scale``,
         …); leave out ``num_inference_steps`` to use the pipeline's own default. ``latents`` (optional) are the
@@ -578,6 +582,10 @@ def decompose_freeinit(
         data_vars["pass_latent"] = (("arm", "pass", "video", "channel", "frame", "height", "width"), lat,
                                     dict(long_name="clean latent after every pass (NaN: no output)",
                                          units="latent units"))
+    if return_latents:
+        data_vars["latents"] = (("arm", "video", "channel", "frame", "height", "width"),
+                                torch.stack([final[a] for a in arms]).numpy(),
+                                dict(long_name="final clean latent (output_type='latent', canonical layout)"))
     metrics = list(metric_values)
     values = np.stack([metric_values[m] for m in metrics])  # (metric, arm, video)
 

@@ -26,6 +26,7 @@ __all__ = [
     "cutoff_map_figure",
     "pareto_figure",
     "decomposition_figure",
+    "data_comparison_figure",
 ]
 
 
@@ -211,4 +212,43 @@ def decomposition_figure(ds: xr.Dataset, metrics: Sequence[str] | None = None, *
                         f"{ds.sizes['video']} paired videos, {conf:.0%} paired bootstrap)"),
         xaxis_title="metric", yaxis_title="(control − plain) / (FreeInit − plain)",
     )
+    return fig
+
+
+def data_comparison_figure(judged: dict[str, xr.Dataset], *, arms: Sequence[str] | None = None,
+                           title: str = "band power against the data"):
+    """Plotly grid: per model (rows) spatial and temporal band power of each arm vs the data, dB, with intervals.
+
+    Parameters
+    ----------
+    judged
+        ``{model name: freeinit_lab.analysis.fidelity.judge_against_data(...)}``.
+    arms
+        Arms to draw (default all of the first model's).
+    """
+    models = list(judged)
+    fig = make_subplots(rows=len(models), cols=2, shared_xaxes=False, vertical_spacing=0.12,
+                        subplot_titles=[f"{m}: {kind}" for m in models for kind in
+                                        ("spatial bands (cycles/pixel, DC first)", "temporal frequency (cycles/frame)")])
+    arms = list(judged[models[0]].arm.values) if arms is None else list(arms)
+    palette = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF"]
+    for r, m in enumerate(models, start=1):
+        j = judged[m]
+        xs = [f"{lo:.3g}–{hi:.3g}" for lo, hi in zip(j.spatial_low_edge.values, j.spatial_high_edge.values)]
+        for i, a in enumerate(arms):
+            if a not in j.arm.values:
+                continue
+            color = palette[i % len(palette)]
+            for c, (var, x) in enumerate((("spatial_db", xs), ("temporal_db", j.temporal_freq.values)), start=1):
+                y = j[var].sel(arm=a).values
+                lo, hi = j[var + "_low"].sel(arm=a).values, j[var + "_high"].sel(arm=a).values
+                fig.add_trace(go.Scatter(
+                    x=x, y=y, mode="lines+markers", name=a, legendgroup=a, showlegend=(r == 1 and c == 1),
+                    line=dict(color=color), error_y=dict(type="data", symmetric=False, array=hi - y, arrayminus=y - lo),
+                    hovertemplate=a + "<br>%{x}: %{y:+.2f} dB<extra>" + m + "</extra>"), row=r, col=c)
+        for c in (1, 2):
+            fig.add_hline(y=0.0, line_dash="dot", line_color="grey", row=r, col=c)
+            fig.update_yaxes(title_text="dB vs data", row=r, col=c)
+    conf = judged[models[0]].attrs.get("confidence", 0.99)
+    fig.update_layout(template="plotly_white", title=f"{title} ({conf:.0%} bootstrap intervals)")
     return fig

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -168,3 +170,37 @@ def test_exact_score_model_shows_the_closed_form_gap_and_none_on_the_training_ma
         lo, hi = (10 * torch.log10(torch.quantile(boot, torch.tensor([0.005, 0.995], dtype=boot.dtype)) / ref_power))
         assert lo <= predicted <= hi, (predicted, lo.item(), hi.item())
     assert band_power_gap(plain, oracle).spatial_db[0] < -3
+
+
+def test_judge_against_data_scales_intervals_and_pairing():
+    from freeinit_lab.analysis.fidelity import judge_against_data
+
+    data = subject_videos(48, 8, 16, seed=900_000_789)
+    same = subject_videos(24, 8, 16, seed=900_000_790)
+    j = judge_against_data({"plain": same, "half": 0.5 * same, "still": same[:, :, :1].expand_as(same).clone()},
+                           data, num_bootstrap=400)
+    # a rescaled copy: every band exactly 20 log10(0.5) dB from its paired original, and the interval is that point
+    assert np.allclose(j.spatial_db_vs_baseline.sel(arm="half"), 20 * math.log10(0.5), atol=1e-9)
+    assert np.allclose(j.temporal_db_vs_baseline_high.sel(arm="half"), 20 * math.log10(0.5), atol=1e-9)
+    # the same distribution: the intervals of the dB against the data contain 0 (99 %), band distance is small
+    assert (j.spatial_db_low.sel(arm="plain") < 0).all() and (j.spatial_db_high.sel(arm="plain") > 0).all()
+    # a frozen video: no dynamics, consistency 1, and no temporal power above DC
+    assert float(j.dynamics.sel(arm="still")) == 0 and abs(float(j.consistency.sel(arm="still")) - 1) < 1e-6
+    assert float(j.dynamics_vs_data_high.sel(arm="still")) < 0
+    assert (j.temporal_db.sel(arm="still")[1:] < -100).all()
+    assert float(j.band_distance_vs_baseline_low.sel(arm="half")) > 0
+    with pytest.raises(ValueError, match="same 24 paired"):
+        judge_against_data({"plain": same, "short": same[:10]}, data)
+    with pytest.raises(ValueError, match="baseline"):
+        judge_against_data({"a": same}, data)
+
+
+def test_decomposition_returns_latents_when_asked():
+    import freeinit_lab as fl
+
+    pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
+    ds = fl.decompose_freeinit(pipe, num_videos=8, controls=["mask_only"], num_inference_steps=2, progress=False,
+                               return_latents=True, num_bootstrap=200)
+    assert ds.latents.shape == (3, 8, 3, 4, 8, 8)
+    assert np.allclose(fl.studies.strategies._dynamics(torch.from_numpy(ds.latents.sel(arm="mask_only").values)),
+                       ds.dynamics.sel(arm="mask_only").values, rtol=1e-5)

@@ -416,3 +416,18 @@ def test_variance_preserving_mix_equals_freeinit_mix_for_the_ideal_filter(ad_pip
 def test_unknown_mix_fails_before_denoising(ad_pipe):
     with pytest.raises(ValueError, match="mix="):
         freeinit(ad_pipe, num_iters=2, mix="average", prompt="a cat", **TINY_CALL_KWARGS[AD])
+
+
+def test_stored_sampler_steps_are_used_without_num_inference_steps():
+    """A pipeline with a stored sampler (default_num_inference_steps) runs FreeInit without a step count."""
+    from freeinit_lab.embedded import models, pipelines
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        unet = models.TinyVideoUNet(block_channels=(8, 16), time_embed_dim=16, norm_groups=4, attention_heads=2).eval()
+    pipe = pipelines.TinyVideoPipeline(unet=unet, scheduler=pipelines.default_scheduler(), default_num_inference_steps=3)
+    pipe.set_progress_bar_config(disable=True)
+    res = freeinit(pipe, num_iters=2, generator=gen(0), output_type="latent")
+    assert res.num_denoiser_evals == 6
+    explicit = freeinit(pipe, num_iters=2, generator=gen(0), output_type="latent", num_inference_steps=3)
+    assert torch.equal(res.latents, explicit.latents)
