@@ -104,6 +104,8 @@ def main(argv=None):
     p.add_argument("--num-videos", type=int, default=64)
     p.add_argument("--seed", type=int, default=910_000_000)
     p.add_argument("--choose-sampler", action="store_true")
+    p.add_argument("--samplers", default=",".join(SAMPLERS),
+                   help="comma-separated candidates for --choose-sampler (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     if args.seed < 900_000_000:
@@ -128,7 +130,11 @@ def main(argv=None):
                           for s in range(max(1, n // bs))])  # exactly the first training batches
     eps = noise(tuple(pipe.sample_shape), n, args.seed + 10 * n)
     stored = json.loads((path / "sampler.json").read_text()) if (path / "sampler.json").exists() else None
-    candidates = SAMPLERS if args.choose_sampler else {"stored": stored or SAMPLERS["ddim25"]}
+    names = [k.strip() for k in args.samplers.split(",") if k.strip()]
+    unknown = sorted(set(names) - set(SAMPLERS))
+    if unknown:
+        raise SystemExit(f"unknown sampler(s) {unknown}; choose from {sorted(SAMPLERS)}")
+    candidates = {k: SAMPLERS[k] for k in names} if args.choose_sampler else {"stored": stored or SAMPLERS["ddim25"]}
 
     # 1. training quality: started on the training marginal
     quality = {}
