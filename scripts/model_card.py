@@ -110,6 +110,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.seed < 900_000_000:
         raise SystemExit("--seed must be >= 900_000_000 (seeds below are training data)")
+    names = [k.strip() for k in args.samplers.split(",") if k.strip()]
+    unknown = sorted(set(names) - set(SAMPLERS))
+    if unknown:
+        raise SystemExit(f"unknown sampler(s) {unknown}; choose from {sorted(SAMPLERS)}")
     torch.set_num_threads(args.threads)
     from freeinit_lab.analysis.fidelity import (band_power_gap, fidelity_gate, fidelity_report,
                                                 training_marginal_latents)
@@ -130,10 +134,6 @@ def main(argv=None):
                           for s in range(max(1, n // bs))])  # exactly the first training batches
     eps = noise(tuple(pipe.sample_shape), n, args.seed + 10 * n)
     stored = json.loads((path / "sampler.json").read_text()) if (path / "sampler.json").exists() else None
-    names = [k.strip() for k in args.samplers.split(",") if k.strip()]
-    unknown = sorted(set(names) - set(SAMPLERS))
-    if unknown:
-        raise SystemExit(f"unknown sampler(s) {unknown}; choose from {sorted(SAMPLERS)}")
     candidates = {k: SAMPLERS[k] for k in names} if args.choose_sampler else {"stored": stored or SAMPLERS["ddim25"]}
 
     # 1. training quality: started on the training marginal
