@@ -281,6 +281,29 @@ def test_other_weights_in_the_same_folder_are_another_spec(tmp_path):
         run_sweep(spec, tmp_path / "s.zarr", progress=False)
 
 
+def test_a_refreshed_model_card_keeps_the_fingerprint(tmp_path):
+    """Documentation in a pipeline folder (model card, sample figures, training log) decides no number: rewriting
+    it keeps the fingerprint, while any file the pipeline loads (a config, the sampler, weights) changes it."""
+    import shutil
+
+    from freeinit_lab.sweep.spec import folder_fingerprint
+
+    folder = tmp_path / "model"
+    shutil.copytree(REPO / "data" / "default_model", folder)
+    before = folder_fingerprint(folder)
+    (folder / "MODEL_CARD.md").write_text("# another card\n")
+    (folder / "model_card.json").write_text("{}")
+    (folder / "samples.png").write_bytes(b"not a figure")
+    assert folder_fingerprint(folder) == before
+    for loaded in ("sampler.json", "unet/config.json"):
+        f = folder / loaded
+        text = f.read_text()
+        f.write_text(text + " ")
+        assert folder_fingerprint(folder) != before, loaded
+        f.write_text(text)
+        assert folder_fingerprint(folder) == before
+
+
 @settings(max_examples=40, deadline=None)
 @given(values=hst.lists(hst.floats(0.01, 1.0), min_size=1, max_size=4, unique=True),
        steps=hst.integers(1, 50), seeds=hst.lists(hst.integers(0, 99), min_size=1, max_size=3, unique=True))

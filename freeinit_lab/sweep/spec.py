@@ -96,15 +96,28 @@ def _import_attr(path: str) -> Callable:
     return obj
 
 
+#: files of a pipeline folder that describe it without deciding what it computes (a model card, its figures,
+#: the training log): rewriting them does not make a store or a precomputed map stale
+DOCUMENTATION_SUFFIXES = (".md", ".txt", ".rst", ".html", ".png", ".jpg", ".jpeg", ".gif", ".svg")
+DOCUMENTATION_NAMES = ("model_card.json", "training_log.json", ".gitattributes")
+
+
+def _is_documentation(relpath: Path) -> bool:
+    return relpath.suffix.lower() in DOCUMENTATION_SUFFIXES or relpath.name in DOCUMENTATION_NAMES
+
+
 def folder_fingerprint(path: str | os.PathLike, *, sample: int = 1 << 20) -> str:
     """Short hash of a pipeline folder's files: names, sizes, and the first and last ``sample`` bytes of each.
 
     Cheap even for gigabyte weights, and it changes when a model is retrained or replaced, so a store made with
-    other weights is not resumed with these.
+    other weights is not resumed with these. Documentation (:data:`DOCUMENTATION_SUFFIXES`,
+    :data:`DOCUMENTATION_NAMES`: a model card, sample figures, the training log) is left out, so refreshing a
+    model card keeps the stores and maps made with the same weights.
     """
     root = Path(path).resolve()
     files = tuple((f.relative_to(root).as_posix(), f.stat().st_size, f.stat().st_mtime_ns)
-                  for f in sorted(p for p in root.rglob("*") if p.is_file()))
+                  for f in sorted(p for p in root.rglob("*") if p.is_file())
+                  if not _is_documentation(f.relative_to(root)))
     return _fingerprint_files(root, files, sample)
 
 
