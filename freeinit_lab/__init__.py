@@ -94,6 +94,7 @@ _NAMES = {
     "load_default_pipeline": "embedded.pipelines",
     "load_default_analytic_pipeline": "embedded.pipelines",
     "default_training_videos": "embedded.pipelines",
+    "held_out_videos": "embedded.pipelines",
     "ChannelNormalizer": "embedded.pipelines",
     "subject_videos": "embedded.world",
     "SubjectsConfig": "embedded.world",

@@ -47,6 +47,7 @@ __all__ = [
     "default_scheduler",
     "load_default_pipeline",
     "default_training_videos",
+    "held_out_videos",
     "load_analytic_pipeline",
     "load_default_analytic_pipeline",
     "fit_gaussian_prior",
@@ -423,8 +424,29 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
     steps = sampler.get("num_inference_steps", index.get("default_num_inference_steps", 25))
     pipe = TinyVideoPipeline(unet=unet, scheduler=sched, normalizer=normalizer,
                              default_num_inference_steps=int(steps))
+    pipe.register_to_config(_name_or_path=str(path))  # as from_pretrained does: pipe.name_or_path is the folder
     pipe.set_progress_bar_config(disable=not progress)
     return pipe
+
+
+def held_out_videos(pipe, n: int, seed: int) -> torch.Tensor:
+    """``n`` clean videos of the distribution ``pipe``'s denoiser was made for, in its latent space.
+
+    - a pipeline loaded from a model folder with a ``training_log.json`` (:func:`load_default_pipeline`, a retrained
+      candidate): :func:`default_training_videos` of that folder with ``seed``;
+    - an exact-score (analytic Gaussian) pipeline: exact draws from its prior (``unet.sample_prior``), seeded;
+    - any other pipeline: ``ValueError`` (its training data are unknown; give the videos yourself).
+    """
+    folder = getattr(pipe, "name_or_path", None)
+    if folder and (Path(str(folder)) / "training_log.json").exists():
+        return default_training_videos(n, seed, path=folder)
+    prior = getattr(getattr(pipe, "unet", None), "sample_prior", None)
+    if callable(prior):
+        return prior(int(n), generator=torch.Generator().manual_seed(int(seed)))
+    raise ValueError(
+        f"{type(pipe).__name__} was not loaded from a model folder with a training_log.json and is not an exact-score "
+        "model, so its training data are unknown: pass the reference videos (clean, in its latent space) yourself"
+    )
 
 
 def default_training_videos(n: int, seed: int, *, path: str | Path | None = None) -> torch.Tensor:

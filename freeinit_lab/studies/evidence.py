@@ -22,8 +22,10 @@ returns every per-video number as an :class:`xarray.Dataset` plus a :func:`summa
 
 Consistency is :func:`freeinit_lab.metrics.frame_cosine_similarity` (consecutive frames, colour-centred pixels) by
 default; :func:`freeinit_lab.metrics.temporal_flicker` and :func:`freeinit_lab.metrics.consecutive_ssim` are
-recorded as well. Samples are compared as ``output_type="latent"`` tensors; for the embedded default model these
-are pixels in ``[-1, 1]`` (values outside are clipped for the metrics, as decoding would).
+recorded as well. They are computed on display videos: ``output_type="latent"`` samples (and the reference, which
+is in the same latent space) decoded by the pipeline's ``normalizer`` when it has one (the embedded default's model
+space is per-channel unit variance), else taken as they are, then clipped to ``[-1, 1]`` as decoding would
+(:func:`freeinit_lab.cutoff_map.map_consistency` does the same).
 
 ``python -m freeinit_lab.studies.evidence`` prints the table for the embedded default model.
 """
@@ -77,9 +79,14 @@ def _welch(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
             "n": int(min(x.size, y.size))}
 
 
-def _metrics(video: torch.Tensor) -> dict[str, np.ndarray]:
-
-    v = video.float().clamp(-1, 1)
+def _metrics(video: torch.Tensor, pipe: Any = None) -> dict[str, np.ndarray]:
+    """Consistency, flicker and SSIM of latent videos, on display values: decoded by ``pipe.normalizer`` when the
+    pipeline has one, clipped to ``[-1, 1]``."""
+    v = video.float()
+    norm = getattr(pipe, "normalizer", None)
+    if norm is not None:
+        v = norm.decode(v)
+    v = v.clamp(-1, 1)
     return {
         "consistency": metrics.frame_cosine_similarity(v).double().numpy(),
         "flicker": metrics.temporal_flicker(v).double().numpy(),
@@ -92,7 +99,7 @@ def measure_evidence(
     *,
     num_videos: int = 32,
     seed: int = 0,
-    num_inference_steps: int = 25,
+    num_inference_steps: int | None = None,
     num_iters: int = 3,
     method: str = "gaussian",
     d_s: float = 0.25,
@@ -110,23 +117,27 @@ def measure_evidence(
     ----------
     pipe
         A video pipeline in canonical ``(batch, channel, frame, height, width)`` layout whose
-        ``output_type="latent"`` output is in ``[-1, 1]`` (the embedded default model and the analytic reference;
-        other pipelines: compare decoded frames instead).
+        ``output_type="latent"`` output decodes to display values in ``[-1, 1]`` through its ``normalizer`` (the
+        embedded default model) or is in ``[-1, 1]`` already (the analytic reference); other pipelines: compare
+        decoded frames instead.
     num_videos
         Number of videos per experiment (>= 2; use >= 32 for the statistics to mean something).
     seed
         Seeds the noises ``A``, ``B``, ``eta`` draws of FreeInit, the oracle's noise and the default reference.
         Every random draw derives from it, so the result is deterministic for a fixed seed.
     num_inference_steps, num_iters, method, d_s, d_t, order
-        Sampling steps and the FreeInit settings of experiment (c).
+        Sampling steps (default: the pipeline's ``default_num_inference_steps``, its stored sampler, else 25) and
+        the FreeInit settings of experiment (c).
     swap_keep
         Experiment (a): share of the FFT bins (lowest isotropic frequency radius first) taken from noise ``A``, in
         (0, 1).
     reference
-        Clean videos ``(N, C, F, H, W)`` in ``[-1, 1]`` (at least ``2 * num_videos``: one half is the data the
-        baseline is compared with, the other the oracle's ``x_0``), or a callable ``(n, seed) -> videos``.
-        Default: :func:`freeinit_lab.data.dead_leaves_videos` with seeds derived from ``seed`` (the embedded
-        model's training distribution; training uses seeds ``0 .. steps``, these start at ``10**8``).
+        Clean videos ``(N, C, F, H, W)`` in the pipeline's latent space (at least ``2 * num_videos``: one half is
+        the data the baseline is compared with, the other the oracle's ``x_0``), or a callable
+        ``(n, seed) -> videos``. Default: held-out videos of the model's own training distribution,
+        :func:`freeinit_lab.held_out_videos` with seed ``930_000_000 + seed`` (the embedded default and its
+        retrained candidates: their data generator, training seeds being ``0 .. steps``; an exact-score model:
+        draws from its prior); any other pipeline must pass ``reference``.
     batch_size
         Videos per pipeline call (memory knob; results do not depend on it).
     progress
@@ -149,6 +160,8 @@ def measure_evidence(
     from tqdm.auto import tqdm
 
 
+    if num_inference_steps is None:
+        num_inference_steps = int(getattr(pipe, "default_num_inference_steps", None) or 25)
     if not 0 < swap_keep < 1:
         raise ValueError(f"swap_keep={swap_keep} must be in (0, 1): the share of FFT bins taken from noise A")
     if num_videos < 2:
@@ -168,13 +181,15 @@ def measure_evidence(
     noise_b = torch.randn(shape, generator=gen)
     oracle_noise = torch.randn(shape, generator=gen)
     eta_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
-    ref_seed = 10**8 + int(seed) * 1000
+    ref_seed = 10**8 + int(seed) * 1000  # a callable reference's seed
 
     if reference is None:
-        from freeinit_lab.embedded.data import dead_leaves_videos
+        from freeinit_lab.embedded.pipelines import held_out_videos
 
-        f, h, w = shape[2:]
-        ref = dead_leaves_videos(2 * num_videos, f, h, w, seed=ref_seed)
+        try:
+            ref = held_out_videos(pipe, 2 * num_videos, 930_000_000 + int(seed))
+        except ValueError as err:
+            raise ValueError(f"{err} (measure_evidence(..., reference=videos or a callable (n, seed) -> videos))") from None
     elif callable(reference):
         ref = reference(2 * num_videos, ref_seed)
     else:
@@ -183,7 +198,7 @@ def measure_evidence(
     if ref.ndim != 5 or tuple(ref.shape[1:]) != tuple(shape[1:]) or ref.shape[0] < 2 * num_videos:
         raise ValueError(
             f"reference has shape {tuple(ref.shape)}; expected (>= {2 * num_videos}, {', '.join(map(str, shape[1:]))})"
-            " clean videos in [-1, 1]"
+            " clean videos in the pipeline's latent space"
         )
     data, oracle_x0 = ref[:num_videos], ref[num_videos:2 * num_videos]
 
@@ -235,7 +250,7 @@ def measure_evidence(
         return (x - y).pow(2).flatten(1).mean(1).sqrt().double().numpy()
 
     sources = ["baseline", "freeinit", "oracle", "data"]
-    per = {s: _metrics(results[s] if s != "data" else data) for s in sources}
+    per = {s: _metrics(results[s] if s != "data" else data, pipe) for s in sources}
     ds = xr.Dataset(
         {
             name: (("source", "video"), np.stack([per[s][name] for s in sources]))
@@ -308,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Measure findings (a)-(d) on the embedded default model.")
     p.add_argument("--num-videos", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's stored sampler)")
     p.add_argument("--analytic", action="store_true", help="use the analytic Gaussian reference instead")
     args = p.parse_args(argv)
     from freeinit_lab.embedded.pipelines import load_analytic_pipeline, load_default_pipeline

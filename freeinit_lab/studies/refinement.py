@@ -60,10 +60,16 @@ __all__ = [
 ]
 
 
-def _metrics(video: torch.Tensor) -> dict[str, np.ndarray]:
+def _metrics(video: torch.Tensor, pipe: Any = None) -> dict[str, np.ndarray]:
+    """Consistency and flicker of latent videos on display values: decoded by ``pipe.normalizer`` when the pipeline
+    has one (the embedded default's unit-variance model space), then clipped to ``[-1, 1]``."""
     from freeinit_lab.analysis import metrics
 
-    v = video.float().clamp(-1, 1)
+    v = video.float()
+    norm = getattr(pipe, "normalizer", None)
+    if norm is not None:
+        v = norm.decode(v)
+    v = v.clamp(-1, 1)
     return {
         "consistency": metrics.frame_cosine_similarity(v).double().numpy(),
         "flicker": metrics.temporal_flicker(v).double().numpy(),
@@ -174,10 +180,13 @@ def refinement_study(
     num_bands
         Bands of the SNR comparison (default edges of :func:`freeinit_lab.spectral.default_band_edges`).
     reference
-        Clean videos ``(>= 2 N, C, F, H, W)`` in ``[-1, 1]`` or a callable ``(n, seed) -> videos``; the first ``N``
-        are the "data" row and give the training ``z_T`` SNR, the next ``N`` the oracle's ``x_0``. Default:
-        :func:`freeinit_lab.data.dead_leaves_videos` (the embedded model's training distribution) with seeds from
-        ``10**8 + 1000 * seed + 500`` (never used in training).
+        Clean videos ``(>= 2 N, C, F, H, W)`` in the pipeline's latent space, or a callable
+        ``(n, seed) -> videos``; the first ``N`` are the "data" row and give the training ``z_T`` SNR, the next
+        ``N`` the oracle's ``x_0``. Default: :func:`freeinit_lab.held_out_videos` (the model's own training
+        distribution: the embedded default's data generator, an exact-score model's prior) with seed
+        ``950_000_000 + seed`` (never used in training); other pipelines must pass it. Consistency and flicker
+        are measured on display values (decoded by the pipeline's ``normalizer`` when it has one, clipped to
+        ``[-1, 1]``); band SNRs in latent space.
     progress
         Print one line per stage with its wall time.
     settings
@@ -221,9 +230,12 @@ def refinement_study(
     eta_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
     ref_seed = 10**8 + 1000 * int(seed) + 500
     if reference is None:
-        from freeinit_lab.embedded.data import dead_leaves_videos
+        from freeinit_lab.embedded.pipelines import held_out_videos
 
-        ref = dead_leaves_videos(2 * num_videos, *shape[2:], seed=ref_seed)
+        try:
+            ref = held_out_videos(pipe, 2 * num_videos, 950_000_000 + int(seed))
+        except ValueError as err:
+            raise ValueError(f"{err} (refinement_study(..., reference=videos or a callable (n, seed) -> videos))") from None
     elif callable(reference):
         ref = reference(2 * num_videos, ref_seed)
     else:
@@ -231,7 +243,7 @@ def refinement_study(
     ref = torch.as_tensor(ref).float()
     if ref.ndim != 5 or tuple(ref.shape[1:]) != tuple(shape[1:]) or ref.shape[0] < 2 * num_videos:
         raise ValueError(f"reference has shape {tuple(ref.shape)}; expected (>= {2 * num_videos}, "
-                         f"{', '.join(map(str, shape[1:]))}) clean videos in [-1, 1]")
+                         f"{', '.join(map(str, shape[1:]))}) clean videos in the pipeline's latent space")
     data, oracle_x0 = ref[:num_videos], ref[num_videos:2 * num_videos]
 
     seconds: dict[str, float] = {}
@@ -251,7 +263,7 @@ def refinement_study(
                                   generator=torch.Generator().manual_seed(eta_seed), **settings)
         stage(sampling, t0)
     full = runs["full"]
-    per = {s: [_metrics(it.clean_latent) for it in r.iterations] for s, r in runs.items()}
+    per = {s: [_metrics(it.clean_latent, pipe) for it in r.iterations] for s, r in runs.items()}
     samplings = list(runs)
 
     # ---------------------------------------------------------------- filters, one iteration from shared pass 0
@@ -266,7 +278,7 @@ def refinement_study(
             clean1, init, sig = refine_once(pipe, pass0, eps, method=m, d_s=d_s, d_t=d_t, order=order,
                                             num_inference_steps=num_inference_steps,
                                             generator=torch.Generator().manual_seed(eta_seed))
-        filt_metrics.append(_metrics(clean1))
+        filt_metrics.append(_metrics(clean1, pipe))
         filt_snr.append(inference_band_snr(sig, init - sig, num_bands).values)
     stage("filters", t0)
 
@@ -280,7 +292,7 @@ def refinement_study(
     stage("oracle", t0)
     init_sources = {"baseline": full.iterations[0].clean_latent, "freeinit": full.iterations[-1].clean_latent,
                     "oracle": oracle, "data": data}
-    init_m = {s: _metrics(v) for s, v in init_sources.items()}
+    init_m = {s: _metrics(v, pipe) for s, v in init_sources.items()}
 
     snr_iter = full.band_snr(num_bands)
     train_snr = band_snr(data, schedule, num_bands, timesteps=[schedule.terminal_timestep]).isel(timestep=0, drop=True)

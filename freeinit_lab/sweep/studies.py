@@ -337,19 +337,18 @@ def strategies_study(
 
     :func:`freeinit_lab.evaluate_strategies` of :func:`freeinit_lab.default_strategies` on one cell.
 
-    Data, marginal and oracle latents are held-out dead-leaves videos (the embedded default's training
-    distribution) at the pipeline's size, seeded from ``seed`` as in ``notebooks/06_initialisation_strategies``;
-    the noises come from ``evaluate_strategies``'s own seeded draw. ``num_iters`` must not be a grid key (it
-    changes the rows).
+    Data, marginal and oracle latents are held-out videos of the model's own training distribution
+    (:func:`freeinit_lab.held_out_videos`: the embedded default's data generator, or an exact-score model's
+    prior), seeded from ``seed``; the noises come from ``evaluate_strategies``'s own seeded draw. ``num_iters``
+    must not be a grid key (it changes the rows).
     """
     import freeinit_lab as fl
 
-    c, f, h, w = pipe.sample_shape
-    s0 = 10**8 + 500_000 + 10_000 * int(seed)
-    data = fl.dead_leaves_videos(int(num_data_videos), f, h, w, seed=s0)
-    marginal = fl.TerminalMarginal.from_latents(fl.dead_leaves_videos(int(num_data_videos), f, h, w, seed=s0 + 1),
+    s0 = 940_000_000 + 10_000 * int(seed)
+    data = fl.held_out_videos(pipe, int(num_data_videos), s0)
+    marginal = fl.TerminalMarginal.from_latents(fl.held_out_videos(pipe, int(num_data_videos), s0 + 1),
                                                 pipe.scheduler)
-    oracle = fl.dead_leaves_videos(int(num_videos), f, h, w, seed=s0 + 2)
+    oracle = fl.held_out_videos(pipe, int(num_videos), s0 + 2)
     strategies = fl.default_strategies(num_iters=int(num_iters), method=method, d_s=float(d_s), d_t=float(d_t),
                                        order=float(order), fast_sampling=bool(fast_sampling))
     ds = fl.evaluate_strategies(pipe, strategies, data=data, marginal=marginal, oracle_latents=oracle,
@@ -402,7 +401,10 @@ register_study("freeinit", freeinit_study, dims=("arm",))
 register_study("cutoff_map", cutoff_map_study, min_videos=2)
 register_study("strategies", strategies_study, dims=("row", "band", "data_video"), min_videos=2)
 _register_whole("decomposition",
-                WholeStudy("freeinit_lab.studies.decomposition:decompose_freeinit", exclude=("reference", "chunk_size"),
+                # per-pass numbers have a num_iters-long dim (a grid key may change it): the store keeps the final ones
+                WholeStudy("freeinit_lab.studies.decomposition:decompose_freeinit",
+                           drop=("pass_consistency", "pass_dynamics", "pass"),
+                           exclude=("reference", "chunk_size", "keep_latents", "return_latents", "oracle"),
                            extra=("num_inference_steps", "prompt", "guidance_scale", "num_frames", "height", "width")),
                 dims=("arm", "band", "control", "metric"), min_videos=2,
                 description="FreeInit beside its control arms on the same noises: effects and explained shares")

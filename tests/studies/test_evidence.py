@@ -1,7 +1,8 @@
 """Issue 5 evidence: the embedded default model shows the paper's findings, measured with statistics.
 
 The seeds here (``EVIDENCE_SEED``) are not the ones the model or these thresholds were developed on (seed 0 in
-``python -m freeinit_lab.studies.evidence``); the reference videos come from dead-leaves seeds never used in training.
+``python -m freeinit_lab.studies.evidence``); the reference videos are held-out draws of the model's own training
+distribution (``default_training_videos``, seeds never used in training), compared in display space.
 """
 
 import numpy as np
@@ -86,6 +87,33 @@ def test_measure_evidence_is_deterministic_and_checks_input():
         measure_evidence(pipe, num_videos=1, reference=clips)
     with pytest.raises(ValueError, match="reference has shape"):
         measure_evidence(pipe, num_videos=4, reference=clips[:, :, :4], progress=False)
+
+
+def test_unknown_training_data_must_be_given():
+    """A pipeline that was not loaded from a model folder has no training data to compare with: named, not guessed."""
+    from freeinit_lab.embedded.pipelines import TinyVideoPipeline
+
+    default = load_default_pipeline()
+    anonymous = TinyVideoPipeline(unet=default.unet, scheduler=default.scheduler, normalizer=default.normalizer)
+    with pytest.raises(ValueError, match="training data are unknown.*reference="):
+        measure_evidence(anonymous, num_videos=4, progress=False)
+    # an exact-score model's data are its prior: no reference needed
+    ds = measure_evidence(load_analytic_pipeline(num_frames=4, height=8), num_videos=2, num_inference_steps=2,
+                          num_iters=2, progress=False)
+    assert np.isfinite(ds.consistency.sel(source="data")).all()
+
+
+def test_default_reference_is_the_models_own_data_in_display_space():
+    """The embedded default: the data are its held-out training videos, and the metrics see decoded videos."""
+    from freeinit_lab import default_training_videos
+    from freeinit_lab.studies.evidence import _metrics
+
+    pipe = load_default_pipeline()
+    ds = measure_evidence(pipe, num_videos=2, seed=3, num_inference_steps=2, num_iters=2, progress=False)
+    ref = default_training_videos(4, 930_000_003)
+    np.testing.assert_allclose(ds.consistency.sel(source="data").values, _metrics(ref[:2], pipe)["consistency"])
+    # decoding matters: model space (unit variance) clipped to [-1, 1] is another number
+    assert not np.allclose(_metrics(ref[:2], pipe)["consistency"], _metrics(ref[:2])["consistency"], atol=1e-3)
 
 
 def test_swap_keep_must_be_a_share():
