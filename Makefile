@@ -23,8 +23,8 @@ setup: $(STAMP)  ## create .venv and install freeinit_lab with its dependencies
 demo: $(STAMP)  ## the main job for now: print the band-SNR table of the default data
 	$(PY) -m freeinit_lab.embedded.demo
 
-reproduce: $(STAMP) browser  ## the main job: run every notebook headless into reports/ (HTML + summary of key numbers; PNG figures for the README need the Chromium)
-	$(PY) scripts/reproduce.py
+reproduce: $(STAMP) browser  ## the main job: run every notebook headless into reports/ (HTML + summary of key numbers; PNG figures for the README need the Chromium); SEED=17 runs them at another seed into reports/seed17/
+	$(PY) scripts/reproduce.py $(if $(SEED),--seed $(SEED))
 
 test: $(STAMP) browser  ## the full suite (what CI runs): unit + slow tests, every notebook under nbval, the browser test (skips, saying why, without a Chromium)
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --durations=15

@@ -2,9 +2,12 @@
 """Execute every notebook headless into reports/: HTML per notebook and a summary of the key numbers.
 
     python scripts/reproduce.py [--notebooks notebooks/0*.ipynb] [--out reports] [--figures docs/figures]
+    python scripts/reproduce.py --seed 17            # every notebook at SEED = 17, into reports/seed17/
 
 Each notebook runs top to bottom in a fresh kernel of this environment with its default parameters (CPU, offline,
-embedded default model). Key numbers a notebook records with ``freeinit_lab.report.record`` are collected into
+embedded default model); ``--seed`` replaces the ``SEED = ...`` line of each notebook's ``parameters`` cell (the
+notebooks' claims are checked with intervals, so they must hold at any seed), and then writes reports and figures
+under ``<out>/seed<N>/`` unless ``--out``/``--figures`` say otherwise. Key numbers a notebook records with ``freeinit_lab.report.record`` are collected into
 ``reports/summary.md`` (and ``summary.json``); key figures saved with ``freeinit_lab.report.save_figure`` land in
 ``--figures`` as PNG, where the README shows them. Exits non-zero if any notebook fails (its HTML still shows
 where).
@@ -35,7 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "reports"))
     parser.add_argument("--figures", default=str(ROOT / "docs" / "figures"))
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--seed", type=int, default=None, help="run every notebook with SEED = this value")
     args = parser.parse_args(argv)
+    if args.seed is not None:
+        if args.out == str(ROOT / "reports"):
+            args.out = str(ROOT / "reports" / f"seed{args.seed}")
+        if args.figures == str(ROOT / "docs" / "figures"):
+            args.figures = str(Path(args.out) / "figures")
 
     notebooks = [Path(p) for p in args.notebooks] if args.notebooks else sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
     out = Path(args.out)
@@ -55,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix_str(name)
         os.environ["FREEINIT_LAB_NOTEBOOK"] = name
         nb = nbformat.read(path, as_version=4)
+        if args.seed is not None:
+            set_seed(nb, args.seed, path)
         client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
         start = time.perf_counter()
         error = None
@@ -84,6 +95,19 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     print(f"\nreports in {out}/ (HTML per notebook, summary.md); figures in {args.figures}/")
     return 0 if all(r["ok"] for r in results) else 1
+
+
+def set_seed(nb, seed: int, path: Path) -> None:
+    """Replace the ``SEED = ...`` line of the notebook's ``parameters`` cell by ``SEED = seed`` (in place)."""
+    import re
+
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise SystemExit(f"{path}: expected one cell tagged 'parameters', found {len(cells)}")
+    source, n = re.subn(r"^SEED\s*=\s*[^#\n]*", f"SEED = {int(seed)}  ", cells[0].source, count=1, flags=re.M)
+    if n != 1:
+        raise SystemExit(f"{path}: its parameters cell has no 'SEED = ...' line")
+    cells[0].source = source
 
 
 def with_static_plotly(nb):

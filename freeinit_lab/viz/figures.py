@@ -227,9 +227,8 @@ def data_comparison_figure(judged: dict[str, xr.Dataset], *, arms: Sequence[str]
         Arms to draw (default all of the first model's).
     """
     models = list(judged)
-    fig = make_subplots(rows=len(models), cols=2, shared_xaxes=False, vertical_spacing=0.12,
-                        subplot_titles=[f"{m}: {kind}" for m in models for kind in
-                                        ("spatial bands (cycles/pixel, DC first)", "temporal frequency (cycles/frame)")])
+    fig = make_subplots(rows=len(models), cols=2, shared_xaxes=False, vertical_spacing=0.16, horizontal_spacing=0.12,
+                        subplot_titles=[f"{m}: {kind}" for m in models for kind in ("spatial", "temporal")])
     arms = list(judged[models[0]].arm.values) if arms is None else list(arms)
     palette = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF"]
     for r, m in enumerate(models, start=1):
@@ -249,6 +248,8 @@ def data_comparison_figure(judged: dict[str, xr.Dataset], *, arms: Sequence[str]
         for c in (1, 2):
             fig.add_hline(y=0.0, line_dash="dot", line_color="grey", row=r, col=c)
             fig.update_yaxes(title_text="dB vs data", row=r, col=c)
+        fig.update_xaxes(title_text="spatial band (cycles/pixel, DC first)", row=r, col=1)
+        fig.update_xaxes(title_text="temporal frequency (cycles/frame)", row=r, col=2)
     conf = judged[models[0]].attrs.get("confidence", 0.99)
     fig.update_layout(template="plotly_white", title=f"{title} ({conf:.0%} bootstrap intervals)")
     return fig
