@@ -75,7 +75,9 @@ class ExplorerState:
 
 # -- reading the page ------------------------------------------------------------------------------------------------
 def _read_state(explorer) -> ExplorerState:
-    summary = explorer.locator(_css("summary")).inner_text()
+    # the DOM text, not the rendered text: JupyterLab skips rendering what lies outside the viewport (its innerText
+    # reads empty there), and the explorer is taller than the window
+    summary = explorer.locator(_css("summary")).text_content() or ""
     m = SUMMARY_RE.search(summary)
     assert m, f"the summary does not show the settings and numbers it should: {summary!r}"
     mask_plot = explorer.locator(_css("mask_figure"))
@@ -91,10 +93,10 @@ def _read_state(explorer) -> ExplorerState:
     )
     return ExplorerState(
         method=m["method"], d_s=float(m["d_s"]), d_t=float(m["d_t"]),
-        order=int(explorer.locator(f"{_css('order')} .widget-readout").inner_text()),
+        order=int(explorer.locator(f"{_css('order')} .widget-readout").text_content() or ""),
         kept=float(m["kept"]), mean_h=float(m["mean"]), min_var=float(m["min_var"]),
         grid=tuple(int(v) for v in re.findall(r"\d+", m["grid"])),  # type: ignore[arg-type]
-        d_s_readout=explorer.locator(f"{_css('d_s')} .widget-readout").inner_text().strip(),
+        d_s_readout=(explorer.locator(f"{_css('d_s')} .widget-readout").text_content() or "").strip(),
         title=figure["title"],
         mask_z=tuple(np.asarray(z, dtype=float) for z in figure["z"]),
         images=tuple(figure["images"]),
@@ -151,10 +153,10 @@ def _wait_for_change(page, explorer, before: ExplorerState, until, budget) -> Ex
 def _assert_no_error_output(page) -> None:
     """No traceback in any output (JupyterLab renders error outputs as stderr) and no widget that failed."""
     stderr = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
-    tracebacks = [t for t in stderr.all_inner_texts() if "Traceback" in t or re.search(r"^\w*(Error|Exception)\b", t, re.M)]
+    tracebacks = [t for t in stderr.all_text_contents() if "Traceback" in t or re.search(r"^\w*(Error|Exception)\b", t, re.M)]
     assert not tracebacks, "error output in the notebook:\n" + "\n---\n".join(tracebacks)
     broken = page.get_by_text(re.compile("Error displaying widget|Failed to load model class|Model not found"))
-    assert broken.count() == 0, f"widget failed to render: {broken.all_inner_texts()}"
+    assert broken.count() == 0, f"widget failed to render: {broken.all_text_contents()}"
 
 
 # -- driving JupyterLab --------------------------------------------------------------------------------------------
