@@ -3,6 +3,7 @@
 
     nohup python scripts/train_default_model.py --out data/candidate_model --time-budget-min 120 > train.log &
     python scripts/train_default_model.py --max-steps 20 --out /tmp/smoke --ckpt-dir /tmp/smoke_ckpt   # smoke
+    kill -TERM <pid>    # stop early: the run finishes its step, then checkpoints and exports before it exits
 
 What it does
 ------------
@@ -35,6 +36,7 @@ import copy
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -263,7 +265,15 @@ def main(argv=None) -> None:
     run_loss, run_n, t_log, n_log = 0.0, 0, time.time(), 0
     model.train()
     data = batches(args, step)
-    while step < args.max_steps and wall < args.time_budget_min * 60:
+    stop = []  # SIGTERM / SIGINT end the run after the current step, with a last checkpoint and export
+
+    def request_stop(signum, _frame):
+        print(f"signal {signal.Signals(signum).name}: stopping after this step (checkpoint + export)", flush=True)
+        stop.append(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+    while step < args.max_steps and wall < args.time_budget_min * 60 and not stop:
         s_data, x = next(data)
         assert s_data == step, (s_data, step)
         x0 = norm.encode(x.to(dev)) if norm is not None else x.to(dev)
