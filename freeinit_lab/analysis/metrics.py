@@ -18,6 +18,9 @@ pass ``layout=`` / ``value_range=`` for other forms (e.g. a pipeline's ``output_
   token of a ViT (DINO ViT-S/16 in the paper) — only with weights you supply (a local folder, a hub id already in
   your cache, or a ``torch.nn.Module``); nothing is downloaded unless you allow it.
 * :func:`consistency_report` — all weight-free metrics as an ``xarray.Dataset`` over ``batch``.
+* :func:`display_values` — a pipeline's ``output_type="latent"`` videos as the display values these metrics read:
+  ``clip(normalizer.decode(z), −1, 1)`` when the pipeline works in a normalised model space, ``clip(z, −1, 1)``
+  otherwise.
 """
 
 from __future__ import annotations
@@ -36,10 +39,27 @@ __all__ = [
     "consecutive_ssim",
     "dino_consistency",
     "consistency_report",
+    "display_values",
     "WEIGHT_FREE_METRICS",
 ]
 
 _LAYOUTS = {"bcfhw": (0, 1, 2, 3, 4), "bfchw": (0, 2, 1, 3, 4), "bfhwc": (0, 4, 1, 2, 3)}
+
+
+def display_values(latents, pipe=None) -> torch.Tensor:
+    """Model-space videos as display values in ``[-1, 1]``: ``clip(D(z), −1, 1)``.
+
+    ``D`` is ``pipe.normalizer.decode`` (``x = shift + scale · z`` per channel, the inverse of the normalisation the
+    embedded default is trained in, as ``pipe.decode_latents`` applies it) when ``pipe`` has a ``normalizer``,
+    the identity otherwise (a pipeline whose latents are already display values, or ``pipe=None``). Returns a
+    float32 CPU tensor of the input's shape ``(batch, channel, frame, height, width)``; the clip is what every
+    metric here would apply anyway, done once so that studies compare sources on the same values.
+    """
+    x = torch.as_tensor(latents).detach().to("cpu", torch.float32)
+    norm = getattr(pipe, "normalizer", None)
+    if norm is not None:
+        x = norm.decode(x)
+    return x.clamp(-1, 1)
 
 
 def as_video(video, layout: str = "bcfhw", value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:

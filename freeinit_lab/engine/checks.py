@@ -20,7 +20,7 @@ from freeinit_lab.core.reinit import FreeInitSettings
 from freeinit_lab.core.schedules import NoiseSchedule, get_schedule
 from freeinit_lab.hooks.layouts import LatentLayout, get_layout
 
-__all__ = ["CallPlan", "FreeInitNoGapWarning", "plan_call"]
+__all__ = ["CallPlan", "FreeInitNoGapWarning", "plan_call", "resolve_num_inference_steps"]
 
 
 class FreeInitNoGapWarning(UserWarning):
@@ -139,6 +139,25 @@ class CallPlan:
     b_T: float
 
 
+def resolve_num_inference_steps(pipe: Any, num_inference_steps: int | None = None, *,
+                                fallback: int | None = None) -> int:
+    """The step count a study samples with: ``num_inference_steps`` when given, else the pipeline's stored sampler
+    (``pipe.default_num_inference_steps``: the model folder's ``sampler.json`` for the embedded pipelines), else
+    ``fallback``; a ``ValueError`` naming the fix when none of them gives one, or when the count is below 1."""
+    steps = num_inference_steps
+    if steps is None:
+        steps = getattr(pipe, "default_num_inference_steps", None)
+    if steps is None:
+        steps = fallback
+    if steps is None:
+        raise ValueError(f"{type(pipe).__name__} stores no default sampler (no default_num_inference_steps): "
+                         "pass num_inference_steps")
+    steps = int(steps)
+    if steps < 1:
+        raise ValueError(f"num_inference_steps={steps} must be >= 1.")
+    return steps
+
+
 def plan_call(pipe: Any, s: FreeInitSettings, schedule: NoiseSchedule | Any | None, call_kwargs: Mapping[str, Any],
               *, stacklevel: int = 3) -> CallPlan:
     """Check ``pipe`` and the call arguments of :func:`~freeinit_lab.engine.loop.freeinit`; resolve the schedule.
@@ -191,16 +210,14 @@ def plan_call(pipe: Any, s: FreeInitSettings, schedule: NoiseSchedule | Any | No
         raise ValueError(f"output_type={output_type!r} is not one the pipeline can return; use one of {OUTPUT_TYPES}.")
     steps = call_kwargs.pop("num_inference_steps", params["num_inference_steps"].default
                             if "num_inference_steps" in params else None)
-    if steps is None or steps is inspect.Parameter.empty:  # a pipeline that stores its own sampler (the embedded ones)
-        steps = getattr(pipe, "default_num_inference_steps", None)
-    if steps is None or steps is inspect.Parameter.empty:
-        # a pipeline that stores its own sampler (the embedded ones: default_num_inference_steps) uses it
-        steps = getattr(pipe, "default_num_inference_steps", None)
-    if steps is None:
-        raise TypeError("pass num_inference_steps explicitly: the pipeline's signature has no default for it.")
-    steps = int(steps)
-    if steps < 1:
-        raise ValueError(f"num_inference_steps={steps} must be >= 1.")
+    if steps is inspect.Parameter.empty:
+        steps = None
+    try:
+        steps = resolve_num_inference_steps(pipe, steps)
+    except ValueError as err:
+        if steps is None:
+            raise TypeError("pass num_inference_steps explicitly: the pipeline's signature has no default for it.") from err
+        raise
     custom = [k for k in ("timesteps", "sigmas") if call_kwargs.get(k) is not None]
     if s.fast_sampling and custom:
         raise ValueError(

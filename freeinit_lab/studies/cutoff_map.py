@@ -112,11 +112,7 @@ def map_consistency(pipe: Any, latents: torch.Tensor) -> np.ndarray:
     colour-centred pixels): 1 = static, 0 = unrelated consecutive frames, negative = consecutive frames
     anti-correlated (a flicker of period 2 frames). float64 ``(batch,)``.
     """
-    x = torch.as_tensor(latents).detach().to("cpu", torch.float32)
-    norm = getattr(pipe, "normalizer", None)
-    if norm is not None:
-        x = norm.decode(x)
-    return metrics.frame_cosine_similarity(x.clamp(-1, 1)).double().numpy()
+    return metrics.frame_cosine_similarity(metrics.display_values(latents, pipe)).double().numpy()
 
 
 def plain_samples(pipe: Any, seeds: Sequence[int], num_inference_steps: int, *,

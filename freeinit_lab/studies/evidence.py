@@ -45,6 +45,7 @@ from freeinit_lab.analysis import metrics
 from freeinit_lab.core.reinit import FreeInitSettings, settings_keywords
 from freeinit_lab.core.schedules import get_schedule
 from freeinit_lab.core.spectral import frequency_radius, reinit_noise
+from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.engine.loop import freeinit
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
@@ -82,11 +83,7 @@ def _welch(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
 def _metrics(video: torch.Tensor, pipe: Any = None) -> dict[str, np.ndarray]:
     """Consistency, flicker and SSIM of latent videos, on display values: decoded by ``pipe.normalizer`` when the
     pipeline has one, clipped to ``[-1, 1]``."""
-    v = video.float()
-    norm = getattr(pipe, "normalizer", None)
-    if norm is not None:
-        v = norm.decode(v)
-    v = v.clamp(-1, 1)
+    v = metrics.display_values(video, pipe)
     return {
         "consistency": metrics.frame_cosine_similarity(v).double().numpy(),
         "flicker": metrics.temporal_flicker(v).double().numpy(),
@@ -160,8 +157,7 @@ def measure_evidence(
     from tqdm.auto import tqdm
 
 
-    if num_inference_steps is None:
-        num_inference_steps = int(getattr(pipe, "default_num_inference_steps", None) or 25)
+    num_inference_steps = resolve_num_inference_steps(pipe, num_inference_steps, fallback=25)
     if not 0 < swap_keep < 1:
         raise ValueError(f"swap_keep={swap_keep} must be in (0, 1): the share of FFT bins taken from noise A")
     if num_videos < 2:

@@ -50,6 +50,7 @@ from freeinit_lab.core.reinit import (
     settings_keywords,
 )
 from freeinit_lab.core.schedules import get_schedule
+from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
 
@@ -65,11 +66,7 @@ def _metrics(video: torch.Tensor, pipe: Any = None) -> dict[str, np.ndarray]:
     has one (the embedded default's unit-variance model space), then clipped to ``[-1, 1]``."""
     from freeinit_lab.analysis import metrics
 
-    v = video.float()
-    norm = getattr(pipe, "normalizer", None)
-    if norm is not None:
-        v = norm.decode(v)
-    v = v.clamp(-1, 1)
+    v = metrics.display_values(video, pipe)
     return {
         "consistency": metrics.frame_cosine_similarity(v).double().numpy(),
         "flicker": metrics.temporal_flicker(v).double().numpy(),
@@ -94,7 +91,7 @@ def refine_once(
     d_s: float = 0.25,
     d_t: float = 0.25,
     order: float = 4,
-    num_inference_steps: int = 25,
+    num_inference_steps: int | None = None,
     generator: torch.Generator | None = None,
     legacy_ideal_threshold: bool = False,
     settings: FreeInitSettings | None = None,
@@ -117,7 +114,7 @@ def refine_once(
     method, d_s, d_t, order, legacy_ideal_threshold
         The low-pass filter (:func:`freeinit_lab.spectral.lowpass_filter`).
     num_inference_steps
-        Steps of the new pass.
+        Steps of the new pass (default: the pipeline's stored sampler, ``pipe.default_num_inference_steps``, else 25).
     generator
         Draws ``eta``.
     settings
@@ -141,7 +138,7 @@ def refine_once(
     eta, noise = draw_reinit_noise(clean.shape, generator, renoise="same", initial_noise=noise.float(),
                                    device=clean.device)
     init, signal, _ = reinitialize(clean, noise, eta, schedule=schedule, settings=s)
-    return _sample(pipe, init, num_inference_steps), init, signal
+    return _sample(pipe, init, resolve_num_inference_steps(pipe, num_inference_steps, fallback=25)), init, signal
 
 
 def refinement_study(
@@ -149,7 +146,7 @@ def refinement_study(
     *,
     num_videos: int = 16,
     seed: int = 0,
-    num_inference_steps: int = 25,
+    num_inference_steps: int | None = None,
     num_iters: int = 5,
     method: str = "gaussian",
     d_s: float = 0.25,
@@ -174,7 +171,8 @@ def refinement_study(
         generator seed for the full, coarse-to-fine and filter runs, so their first reinitialisation uses the same
         ``eta``) and the default reference videos.
     num_inference_steps, num_iters, method, d_s, d_t, order
-        FreeInit settings of the per-iteration runs (``num_iters`` counts the plain first pass).
+        FreeInit settings of the per-iteration runs (``num_iters`` counts the plain first pass); the step count
+        defaults to the pipeline's stored sampler (``pipe.default_num_inference_steps``), else 25.
     filters
         Low-pass filters compared after one FreeInit iteration from the shared plain samples.
     num_bands
@@ -215,6 +213,7 @@ def refinement_study(
     from freeinit_lab.engine.loop import freeinit
     from freeinit_lab.core.snr import band_snr, inference_band_snr
 
+    num_inference_steps = resolve_num_inference_steps(pipe, num_inference_steps, fallback=25)
     if num_videos < 2:
         raise ValueError(f"num_videos={num_videos}: need at least 2 videos for paired statistics")
     if num_iters < 2:

@@ -69,6 +69,7 @@ from freeinit_lab.core.spectral import (
     default_band_edges,
     variance_preserving_weights,
 )
+from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.engine.loop import freeinit
 from freeinit_lab.studies.evidence import _welch, paired_test
 
@@ -458,7 +459,7 @@ def evaluate_strategies(
     oracle_latents: torch.Tensor | None = None,
     num_videos: int = 64,
     seed: int = 0,
-    num_inference_steps: int = 25,
+    num_inference_steps: int | None = None,
     num_bands: int = 6,
 ):
     """Run each strategy on the same ``num_videos`` seeded noises and measure it against the data.
@@ -480,7 +481,8 @@ def evaluate_strategies(
     num_videos, seed
         Videos per strategy; ``seed`` draws the shared noises ``eps`` (and the FreeInit ``eta`` generator).
     num_inference_steps
-        DDIM steps of every pass.
+        DDIM steps of every pass (default: the pipeline's stored sampler, ``pipe.default_num_inference_steps``,
+        else 25).
     num_bands
         Radial bands of the band power (default edges of :func:`freeinit_lab.spectral.default_band_edges`).
 
@@ -494,6 +496,7 @@ def evaluate_strategies(
         coords ``strategy``, ``freeinit_iterations``, ``init`` along ``row``.
     """
     import xarray as xr
+    num_inference_steps = resolve_num_inference_steps(pipe, num_inference_steps, fallback=25)
 
 
     strategies = list(strategies)
@@ -701,7 +704,7 @@ def analytic_prediction(
     strategies: Sequence[InitStrategy],
     marginal: TerminalMarginal,
     *,
-    num_inference_steps: int = 25,
+    num_inference_steps: int | None = None,
     num_bands: int = 6,
 ):
     """Closed-form expectations of :func:`evaluate_strategies` on the analytic Gaussian reference.
@@ -728,6 +731,7 @@ def analytic_prediction(
         ``consistency``, ``dynamics``, ``evals`` (row) and ``band_power_T`` (row, band).
     """
     import xarray as xr
+    num_inference_steps = resolve_num_inference_steps(pipe, num_inference_steps, fallback=25)
 
 
     unet = _analytic_unet(pipe)
@@ -831,7 +835,7 @@ def analytic_controls(
     d_s: float = 0.25,
     d_t: float = 0.25,
     order: float = 4.0,
-    num_inference_steps: int = 25,
+    num_inference_steps: int | None = None,
     num_bands: int = 6,
     amplitude_target: Sequence[float] | None = None,
 ):
@@ -875,6 +879,7 @@ def analytic_controls(
         (arm) as ratios of expectations (approach the per-video means as the video grows).
     """
     import xarray as xr
+    num_inference_steps = resolve_num_inference_steps(pipe, num_inference_steps, fallback=25)
 
 
     unet = _analytic_unet(pipe)

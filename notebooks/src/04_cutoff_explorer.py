@@ -169,11 +169,18 @@ record("cutoff_map_min_freeinit_consistency", float(con["mean"].sel(contrast="fr
        f"lowest mean FreeInit consistency over the map's cells (consecutive-frame cosine; {CONFIDENCE:.0%} lower bound "
        f"{float(fi_low.min()):.3f})")
 
-gain, lo, hi = bounds("freeinit - plain", 0.25, 0.25)
-print(f"FreeInit − plain at (0.25, 0.25): {gain:+.3f} [{lo:+.3f}, {hi:+.3f}]")
-assert lo > 0, (gain, lo, hi)
-record("cutoff_map_gain_at_default", gain, f"FreeInit − plain consistency at d_s = d_t = 0.25, {CONFIDENCE:.0%} "
-       f"paired t-interval [{lo:.3f}, {hi:.3f}], {n_videos} videos")
+def claim_positive(key: str, contrast: str, d_s: float, d_t: float, what: str) -> float:
+    """Assert that a contrast's paired interval lies above 0 in one cell, print it and record it."""
+    m, lo, hi = bounds(contrast, d_s, d_t)
+    print(f"{contrast} at d_s={d_s}, d_t={d_t}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    assert lo > 0, (contrast, d_s, d_t, m, lo, hi)
+    record(key, m, f"{what} (consecutive-frame cosine), {CONFIDENCE:.0%} paired t-interval [{lo:.3f}, {hi:.3f}], "
+           f"{n_videos} videos")
+    return m
+
+
+claim_positive("cutoff_map_gain_at_default", "freeinit - plain", 0.25, 0.25,
+               "FreeInit − plain consistency at d_s = d_t = 0.25")
 
 narrow, wide = (float(con.d_s.min()), float(con.d_t.min())), (float(con.d_s.max()), float(con.d_t.max()))
 d = (cmap.gain_per_video.sel(d_s=wide[0], d_t=wide[1]) - cmap.gain_per_video.sel(d_s=narrow[0], d_t=narrow[1])).values
@@ -183,12 +190,9 @@ assert d.mean() - half > 0, (d.mean(), half)
 record("cutoff_map_gain_wide_minus_narrow", float(d.mean()), f"FreeInit's gain at the widest minus the narrowest cell, "
        f"paired over videos, {CONFIDENCE:.0%} t-interval [{d.mean() - half:.3f}, {d.mean() + half:.3f}]")
 
-m, lo, hi = bounds("mask_only - plain", *wide)
-fm, flo, fhi = bounds("freeinit - plain", *wide)
-print(f"at {wide}: mask_only − plain {m:+.3f} [{lo:+.3f}, {hi:+.3f}] of FreeInit − plain {fm:+.3f} [{flo:+.3f}, {fhi:+.3f}]")
-assert lo > 0, (m, lo, hi)
-record("cutoff_map_mask_only_gain_wide", m, f"mask_only − plain consistency at d_s={wide[0]}, d_t={wide[1]} "
-       f"({CONFIDENCE:.0%} interval [{lo:.3f}, {hi:.3f}]); FreeInit − plain there {fm:.3f}")
+fm = bounds("freeinit - plain", *wide)[0]
+claim_positive("cutoff_map_mask_only_gain_wide", "mask_only - plain", *wide,
+               f"mask_only − plain consistency at d_s={wide[0]}, d_t={wide[1]} (FreeInit − plain there {fm:+.3f})")
 
 
 def mask_share(d_s: float, d_t: float) -> tuple[float, float, float]:
@@ -213,11 +217,8 @@ record("cutoff_map_mask_share_wide", r, f"(mask_only − plain) / (FreeInit − 
 record("cutoff_map_mask_share_default", shares[(0.25, 0.25)][0], "the same share at d_s = d_t = 0.25, "
        f"{CONFIDENCE:.0%} paired bootstrap [{shares[(0.25, 0.25)][1]:.2f}, {shares[(0.25, 0.25)][2]:.2f}]")
 
-s, lo, hi = bounds("freeinit - mask_only", 0.25, 0.25)
-print(f"FreeInit − mask_only at (0.25, 0.25): {s:+.3f} [{lo:+.3f}, {hi:+.3f}]")
-assert lo > 0, (s, lo, hi)
-record("cutoff_map_signal_share_at_default", s, f"FreeInit − mask_only consistency at d_s = d_t = 0.25, "
-       f"{CONFIDENCE:.0%} paired t-interval [{lo:.3f}, {hi:.3f}]")
+claim_positive("cutoff_map_signal_share_at_default", "freeinit - mask_only", 0.25, 0.25,
+               "FreeInit − mask_only consistency at d_s = d_t = 0.25")
 
 # %% [markdown]
 # ### Why the previous map flickered, and this one does not

@@ -107,3 +107,24 @@ def test_dino_consistency_with_a_tiny_random_vit(tiny_vit, tmp_path):
 def test_dino_missing_weights_say_what_to_pass(tmp_path):
     with pytest.raises(OSError, match="Pass a local folder"):
         metrics.dino_consistency(_videos(8, b=1, f=2), tmp_path / "nowhere")
+
+
+def test_display_values_decode_through_the_pipelines_normalizer_then_clip():
+    """``display_values`` is ``clip(shift + scale·z, −1, 1)`` per channel with a normaliser, ``clip(z, −1, 1)`` without."""
+    from types import SimpleNamespace
+
+    from freeinit_lab.embedded.pipelines import ChannelNormalizer
+
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(2, 3, 4, 8, 8, generator=g, dtype=torch.float64) * 2
+    norm = ChannelNormalizer(shift=(0.1, -0.2, 0.3), scale=(0.5, 0.25, 0.4))
+    shift = torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64).view(1, 3, 1, 1, 1)
+    scale = torch.tensor([0.5, 0.25, 0.4], dtype=torch.float64).view(1, 3, 1, 1, 1)
+    expected = (z * scale + shift).clamp(-1, 1)
+    got = metrics.display_values(z, SimpleNamespace(normalizer=norm))
+    assert got.dtype == torch.float32 and got.shape == z.shape
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-6)
+    assert (expected.abs() == 1).any()  # the clip is exercised
+    np.testing.assert_allclose(metrics.display_values(z).numpy(), z.clamp(-1, 1).numpy(), atol=1e-6)
+    np.testing.assert_allclose(metrics.display_values(z, SimpleNamespace(normalizer=None)).numpy(),
+                               z.clamp(-1, 1).numpy(), atol=1e-6)

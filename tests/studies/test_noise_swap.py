@@ -14,11 +14,16 @@ from freeinit_lab.testing import tiny_animatediff_pipeline
 DIMS = ("batch", "channel", "frame", "height", "width")
 
 
+def _two_noises(shape: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two independent standard-normal noises A and B of ``shape`` from one seeded generator."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+
+
 def test_noise_swap_experiment_on_tiny_pipeline():
     pipe = tiny_animatediff_pipeline(seed=0)
-    g = torch.Generator().manual_seed(0)
     shape = (1, 4, 4, 8, 8)
-    a, b = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    a, b = _two_noises(shape, seed=0)
     ds = ns.noise_swap_experiment(pipe, a, b, prompt="a cat", num_frames=4, height=16, width=16,
                                  num_inference_steps=2, guidance_scale=1.0, generator=torch.Generator().manual_seed(0))
     assert ds.trajectory.values.tolist() == ["a", "b", "mix"]
@@ -52,9 +57,8 @@ def test_lowest_bins_mask_keeps_the_lowest_share():
 
 def test_noise_swap_sweep_on_analytic_pipeline():
     pipe = load_analytic_pipeline()
-    g = torch.Generator().manual_seed(3)
     shape = (2, *pipe.sample_shape)
-    a, b = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    a, b = _two_noises(shape, seed=3)
     keep = (0.05, 0.5)
     ds = ns.noise_swap_sweep(pipe, a, b, keep=keep, num_inference_steps=3)
     assert ds.trajectory.values.tolist() == ["a", "b", "mix 0", "mix 1"]
@@ -80,9 +84,8 @@ def test_noise_swap_sweep_on_analytic_pipeline():
 
 def test_noise_swap_sweep_without_capture_gives_the_probed_results():
     pipe = load_analytic_pipeline()
-    g = torch.Generator().manual_seed(5)
     shape = (3, *pipe.sample_shape)
-    a, b = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    a, b = _two_noises(shape, seed=5)
     keep = (0.05, 0.2)
     probed = ns.noise_swap_sweep(pipe, a, b, keep=keep, num_inference_steps=3, capture=("latents",))
     fast = ns.noise_swap_sweep(pipe, a, b, keep=keep, num_inference_steps=3, capture=())
