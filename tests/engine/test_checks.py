@@ -90,3 +90,20 @@ def test_a_pipeline_with_a_stored_sampler_needs_no_step_count():
     assert [it.num_inference_steps for it in res.iterations] == [3, 3]
     plain = pipe(batch_size=1, generator=torch.Generator().manual_seed(0), output_type="latent").frames
     torch.testing.assert_close(res.iterations[0].clean_latent, plain, rtol=0, atol=0)
+
+
+def test_studies_take_the_stored_sampler_then_the_fallback_and_name_the_fix_without_either():
+    from types import SimpleNamespace
+
+    from freeinit_lab.engine.checks import resolve_num_inference_steps
+
+    stored = SimpleNamespace(default_num_inference_steps=7)
+    bare = SimpleNamespace()
+    assert resolve_num_inference_steps(stored) == 7
+    assert resolve_num_inference_steps(stored, 3) == 3
+    assert resolve_num_inference_steps(bare, fallback=25) == 25
+    with pytest.raises(ValueError, match="pass num_inference_steps"):
+        resolve_num_inference_steps(bare)
+    with pytest.raises(ValueError, match=">= 1"):
+        resolve_num_inference_steps(stored, 0)
+

@@ -103,3 +103,12 @@ def test_cumulative_quality_and_figures(study):
     assert list(bars.data[0].x) == ["gaussian", "butterworth", "ideal"]
     snr_fig = band_snr_iteration_figure(study)
     assert [t.name for t in snr_fig.data] == ["pass 1 initial latent", "pass 2 initial latent", "training z_T (data)"]
+
+
+def test_refinement_study_samples_with_the_pipelines_stored_sampler():
+    pipe = load_analytic_pipeline(num_frames=4, height=8)
+    pipe.default_num_inference_steps = 3
+    ds = refinement_study(pipe, num_videos=2, num_iters=2, seed=0, filters=())
+    assert ds.attrs["num_inference_steps"] == 3
+    assert int(ds.num_inference_steps.sel(sampling="full").max()) == 3
+    assert ds.sizes["filter"] == 0 and ds.filter_consistency.shape == (0, 2)  # filters=() compares none
