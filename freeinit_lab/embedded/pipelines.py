@@ -503,7 +503,8 @@ def default_training_videos(n: int, seed: int, *, path: str | Path | None = None
 # analytic Gaussian prior
 
 
-def fit_gaussian_prior(videos: torch.Tensor, *, symmetrize: bool = True) -> dict[str, torch.Tensor]:
+def fit_gaussian_prior(videos: torch.Tensor, *, symmetrize: bool = True,
+                       chunk_size: int = 64) -> dict[str, torch.Tensor]:
     """Fit a stationary Gaussian video prior (per-frequency power spectrum) to videos.
 
     Model: ``x = μ + U y`` with ``U`` the orthogonal colour PCA basis (``3×3``), ``μ`` a constant colour and
@@ -517,7 +518,10 @@ def fit_gaussian_prior(videos: torch.Tensor, *, symmetrize: bool = True) -> dict
     videos : torch.Tensor
         ``(N, 3, F, H, W)`` in ``[-1, 1]``.
     symmetrize : bool
-        Average over horizontal/vertical flips and time reversal too (8× the effective sample count).
+        Average over horizontal/vertical flips and time reversal too (8× the effective sample count), computed
+        from the one periodogram as its average over the sign patterns of the frequency.
+    chunk_size : int
+        Videos transformed at once (memory only; the result does not depend on it beyond float rounding).
 
     Returns
     -------
@@ -526,19 +530,33 @@ def fit_gaussian_prior(videos: torch.Tensor, *, symmetrize: bool = True) -> dict
     """
     if videos.ndim != 5:
         raise ValueError(f"expected (N, C, F, H, W) videos, got shape {tuple(videos.shape)}")
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
+    chunk_size = int(chunk_size)
     x = videos.double()
     mean = x.mean(dim=(0, 2, 3, 4))
     flat = (x - mean.view(1, -1, 1, 1, 1)).transpose(0, 1).reshape(x.shape[1], -1)
     cov = flat @ flat.T / flat.shape[1]
     _, basis = torch.linalg.eigh(cov)
     basis = basis.flip(-1)  # largest variance first
-    y = torch.einsum("cd,ncfhw->ndfhw", basis, x - mean.view(1, -1, 1, 1, 1))
-    views = [y]
+    power = torch.zeros(x.shape[1:], dtype=torch.float64)
+    for start in range(0, x.shape[0], chunk_size):  # the periodogram summed chunk by chunk (bounded memory)
+        y = torch.einsum("cd,ncfhw->ndfhw", basis, x[start:start + chunk_size] - mean.view(1, -1, 1, 1, 1))
+        power += (torch.fft.fftn(y, dim=(-3, -2, -1), norm="ortho").abs() ** 2).sum(0)
+    power /= x.shape[0]
     if symmetrize:
-        views = [v.flip(dims) if dims else v for v in [y] for dims in
-                 [(), (-1,), (-2,), (-3,), (-1, -2), (-1, -3), (-2, -3), (-1, -2, -3)]]
-    power = torch.stack([torch.fft.fftn(v, dim=(-3, -2, -1), norm="ortho").abs() ** 2 for v in views])
-    return dict(mean=mean.float(), color_basis=basis.float(), power=power.mean(dim=(0, 1)).float())
+        # a mirror image x(N−1−n) has the spectrum e^{iφ(k)} X(−k), so its periodogram is P(−k): the average
+        # over the 8 mirror images is the average of P over the 8 sign patterns of (k_f, k_h, k_w)
+        power = torch.stack([_reverse_frequencies(power, dims) for dims in
+                             [(), (-1,), (-2,), (-3,), (-1, -2), (-1, -3), (-2, -3), (-1, -2, -3)]]).mean(0)
+    return dict(mean=mean.float(), color_basis=basis.float(), power=power.float())
+
+
+def _reverse_frequencies(power: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """``P(k) → P(−k mod N)`` along ``dims`` (FFT index order): flip, then roll by one so that 0 stays at 0."""
+    if not dims:
+        return power
+    return torch.roll(torch.flip(power, dims), shifts=(1,) * len(dims), dims=dims)
 
 
 def load_analytic_pipeline(

@@ -200,6 +200,7 @@ def subject_videos(
     version: str = WORLD_VERSION,
     device: torch.device | str | None = None,
     return_masks: bool = False,
+    chunk_size: int = 32,
 ):
     """Draw videos of a few moving, occluding subjects over a panned natural-statistics background.
 
@@ -224,6 +225,9 @@ def subject_videos(
     return_masks : bool
         Also return each subject's coverage ``(batch, K, frame, height, width)`` in ``[0, 1]`` (visible part,
         after occlusion; ``K = num_objects_max``, absent subjects all zero).
+    chunk_size : int
+        Videos rendered at once (after all parameters are drawn, so it does not change the videos): bounds the
+        memory of the supersampled rendering, about 20 MB a video at 16 × 32 × 32.
 
     Returns
     -------
@@ -241,6 +245,8 @@ def subject_videos(
     if (seed is None) == (generator is None):
         raise ValueError("pass exactly one of `seed=` (an int) or `generator=` (a torch.Generator)")
     width = height if width is None else width
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
     if int(batch) < 1 or int(num_frames) < 1 or int(height) < 1 or int(width) < 1:
         raise ValueError(f"batch, num_frames, height and width must be >= 1; got {batch}, {num_frames}, "
                          f"{height}, {width}")
@@ -291,7 +297,28 @@ def subject_videos(
     n_bg = 16 * math.ceil((max(H, W) + 2 * travel + 16) / 16)
     bg = _background(g, B, n_bg, float(cfg["background_amp"]), float(cfg["background_slope"]))
 
-    # ---- render on the device ----------------------------------------------------------------------------
+    # ---- render on the device, chunk by chunk (every random draw is done above) --------------------------
+    per_video = dict(present=present, shape_id=shape_id, tex_id=tex_id, base=base, accent=accent,
+                     contrast=contrast, freq=freq, tphase=tphase, tdir=tdir, shade=shade, radius=radius,
+                     aspect=aspect, theta0=theta0, omega=omega, rho=rho, p0=p0, vel=vel, cam_v=cam_v, offset=offset,
+                     bg=bg)
+    parts = [_render_subjects({k: v[s:s + int(chunk_size)] for k, v in per_video.items()}, T, height, width, ss,
+                              dev, return_masks)
+             for s in range(0, B, int(chunk_size))]
+    if not return_masks:
+        return torch.cat(parts)
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _render_subjects(p: dict, T: int, height: int, width: int, ss: int, dev: torch.device, return_masks: bool):
+    """Render the videos whose drawn parameters ``p`` holds (one row per video); see :func:`subject_videos`."""
+    B, K = p["present"].shape
+    H, W = height * ss, width * ss
+    present, shape_id, tex_id, base, accent = p["present"], p["shape_id"], p["tex_id"], p["base"], p["accent"]
+    contrast, freq, tphase, tdir, shade = p["contrast"], p["freq"], p["tphase"], p["tdir"], p["shade"]
+    radius, aspect, theta0, omega, rho = p["radius"], p["aspect"], p["theta0"], p["omega"], p["rho"]
+    p0, vel, cam_v, offset, bg = p["p0"], p["vel"], p["cam_v"], p["offset"], p["bg"]
+    n_bg = bg.shape[-1]
     to = dict(device=dev)
     t = torch.arange(T, dtype=torch.float32, **to)
     bg = bg.to(dev)
@@ -303,7 +330,6 @@ def subject_videos(
     xs = (torch.arange(W, dtype=torch.float32, **to) + 0.5) / ss
     ys = (torch.arange(H, dtype=torch.float32, **to) + 0.5) / ss
     masks = []
-    cover = torch.zeros(B, 1, T, H, W, **to)
     for k in range(K):
         def col(a):  # (B,) parameter of object k → (B, 1, 1, 1) for (B, T, H, W) broadcasting
             return a[:, k].to(dev).view(B, 1, 1, 1)
@@ -331,7 +357,6 @@ def subject_videos(
         if return_masks:
             masks = [m * (1 - a) for m in masks]
             masks.append(a)
-        cover = torch.maximum(cover, a)
     out = out + offset.to(dev).view(B, 3, 1, 1, 1)
     if ss > 1:
         out = F.avg_pool3d(out, kernel_size=(1, ss, ss))

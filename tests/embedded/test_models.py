@@ -76,6 +76,26 @@ def gauss():
     return m, sched
 
 
+@pytest.mark.parametrize("shape", [(6, 3, 4, 8, 8), (5, 3, 5, 6, 9)])
+def test_symmetrized_prior_is_the_periodogram_of_all_eight_mirror_images(shape):
+    """The fit's symmetrised power equals the periodogram averaged over the videos' 8 mirror images (flips of
+    width, height and time), computed here directly; chunking the videos changes nothing."""
+    g = torch.Generator().manual_seed(1)
+    vids = torch.rand(shape, generator=g) * 2 - 1
+    prior = fit_gaussian_prior(vids, chunk_size=2)
+    x = vids.double() - prior["mean"].double().view(1, 3, 1, 1, 1)
+    y = torch.einsum("cd,ncfhw->ndfhw", prior["color_basis"].double(), x)
+    mirrors = [y.flip(d) if d else y for d in [(), (-1,), (-2,), (-3,), (-1, -2), (-1, -3), (-2, -3), (-1, -2, -3)]]
+    expected = torch.stack([torch.fft.fftn(v, dim=(-3, -2, -1), norm="ortho").abs() ** 2 for v in mirrors]).mean((0, 1))
+    torch.testing.assert_close(prior["power"].double(), expected, rtol=1e-5, atol=1e-7)
+    plain = torch.fft.fftn(y, dim=(-3, -2, -1), norm="ortho").abs().pow(2).mean(0)
+    torch.testing.assert_close(fit_gaussian_prior(vids, symmetrize=False, chunk_size=4)["power"].double(), plain,
+                               rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(plain, expected, rtol=1e-3)  # the mirror images do change the estimate
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        fit_gaussian_prior(vids, chunk_size=0)
+
+
 def test_gaussian_prior_fit_is_orthogonal(gauss):
     m, _ = gauss
     u = m.color_basis

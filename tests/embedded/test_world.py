@@ -21,6 +21,14 @@ def test_shape_range_and_determinism():
     assert subject_videos(2, 5, 24, 40, seed=0).shape == (2, 3, 5, 24, 40)
 
 
+def test_rendering_in_chunks_gives_the_same_videos():
+    """Every random draw precedes rendering, so the chunk size bounds memory without changing a single value."""
+    whole, whole_masks = subject_videos(7, 8, 16, seed=11, return_masks=True, chunk_size=7)
+    for chunk in (1, 3):
+        v, m = subject_videos(7, 8, 16, seed=11, return_masks=True, chunk_size=chunk)
+        assert torch.equal(v, whole) and torch.equal(m, whole_masks)
+
+
 def test_bad_input_names_the_fix():
     with pytest.raises(ValueError, match="exactly one of"):
         subject_videos(1)
@@ -32,6 +40,8 @@ def test_bad_input_names_the_fix():
         SubjectsConfig(num_objects_max=len(SHAPES) + 1)
     with pytest.raises(ValueError, match=">= 1"):
         subject_videos(0, seed=0)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        subject_videos(2, seed=0, chunk_size=0)
 
 
 def test_subjects_persist_cover_the_frame_and_occlude():
