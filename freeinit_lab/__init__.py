@@ -82,6 +82,7 @@ _NAMES = {
     "band_power_gap": "analysis.fidelity",
     "training_marginal_latents": "analysis.fidelity",
     "judge_against_data": "analysis.fidelity",
+    "denoising_error": "analysis.fidelity",
     # embedded
     "dead_leaves_videos": "embedded.data",
     "load_clips": "embedded.data",

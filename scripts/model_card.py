@@ -20,6 +20,9 @@ exact-score model does, by ``10 log10(a_T² λ + b_T²)`` dB per bin:
    ±1.5 dB.
 3. **Plain noise against the data (reported)**: the same thresholds as 1, which no faithful model can meet in
    the lowest bands; the exact-score model's own numbers are shown beside it.
+4. **Denoising error per noise level (diagnostic)**: the network's ε-MSE against the exact-score Gaussian
+   model's on the same noised held-out videos (:func:`~freeinit_lab.analysis.fidelity.denoising_error`), which
+   says at which noise levels the network has learned less than the data's power spectrum.
 
 With ``--choose-sampler`` the default sampler is chosen on part 1: the fewest steps whose two-sample accuracy
 interval overlaps the best sampler's (equal fidelity within the test's resolution, less compute), stored in the
@@ -53,6 +56,10 @@ SAMPLERS = {
     "ddim25_no_final_alpha": dict(scheduler="DDIMScheduler", num_inference_steps=25, set_alpha_to_one=False,
                                   timestep_spacing="linspace", eta=0.0),
 }
+
+
+#: Timesteps of the denoising-error diagnostic: the schedule from nearly clean (t = 19) to pure noise (t = 999).
+DIAGNOSTIC_T = (19, 99, 199, 299, 399, 499, 599, 699, 799, 899, 999)
 
 
 def scheduler_for(sampler: dict):
@@ -134,7 +141,7 @@ def main(argv=None):
     if unknown:
         raise SystemExit(f"unknown sampler(s) {unknown}; choose from {sorted(SAMPLERS)}")
     torch.set_num_threads(args.threads)
-    from freeinit_lab.analysis.fidelity import (band_power_gap, fidelity_gate, fidelity_report,
+    from freeinit_lab.analysis.fidelity import (band_power_gap, denoising_error, fidelity_gate, fidelity_report,
                                                 training_marginal_latents)
     from freeinit_lab.embedded.pipelines import (default_training_videos, load_default_analytic_pipeline,
                                                  load_default_pipeline)
@@ -186,6 +193,12 @@ def main(argv=None):
     print(f"[plain noise] {time.time() - t0:.0f} s\n{plain_rep.summary()}\nexact-score model:\n"
           f"{exact_rep.summary()}\nmodel vs exact-score model, same noise:\n{gap.summary()}", flush=True)
 
+    # 4. diagnostic: ε-MSE per noise level against the exact-score Gaussian model, same (x_0, ε)
+    t0 = time.time()
+    denoise = denoising_error(pipe.unet, exact_pipe.unet, reference, pipe.scheduler.alphas_cumprod, DIAGNOSTIC_T,
+                              generator=torch.Generator().manual_seed(args.seed + 4))
+    print(f"[denoising error] {time.time() - t0:.0f} s\n{denoise.summary()}", flush=True)
+
     q = quality[chosen_name]
     gate_quality = q["gate"]
     gate_gap = {"band_power_vs_exact_score_db": (gap.max_abs_db <= 1.5, gap.max_abs_db, 1.5)}
@@ -225,6 +238,7 @@ def main(argv=None):
         gap_vs_exact_score=dict(band_power=gap.to_dict(), gate=jgate(gate_gap)),
         plain_noise=dict(report=plain_rep.to_dict(), gate_as_issued=jgate(gate_plain),
                          exact_score_report=exact_rep.to_dict(), exact_score_gate_as_issued=jgate(fidelity_gate(exact_rep))),
+        denoising_error_vs_exact_score=denoise.to_dict(),
         gate_passed=passed,
     )
     (path / "model_card.json").write_text(json.dumps(card, indent=1, default=float))
@@ -293,6 +307,19 @@ Exact-score Gaussian model (the best any model of this schedule can do on second
 |---|---|---|---|
 """ + "\n".join(f"| {k} | {v[1]:.3f} ({'pass' if v[0] else 'FAIL'}) | {ex[k][1]:.3f} ({'pass' if ex[k][0] else 'FAIL'}) | {v[2]} |"
                 for k, v in gate_plain.items() if k != "passed" and k in ex) + f"""
+
+## 4. Denoising error against the exact-score Gaussian model (diagnostic, not gated)
+
+ε-prediction MSE of the model and of the exact-score Gaussian model on the same {2 * n} held-out videos, noised
+with the same ε at each timestep (`freeinit_lab.analysis.fidelity.denoising_error`; model space, mean squared
+error per voxel; dB = `10 log10(MSE_model / MSE_exact)`, 95 % bootstrap over videos). The Gaussian model is the
+best *linear* denoiser of stationary data with this power spectrum, and its error depends on nothing else: below
+0 dB the network has learned more than the spectrum at that noise level; above 0 dB it has not yet learned even
+the spectrum there.
+
+```
+{denoise.summary()}
+```
 
 **Gate (parts 1 and 2) {'passed' if passed else 'not passed'}.**
 

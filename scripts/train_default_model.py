@@ -16,8 +16,14 @@ What it does
   is fitted once on ``--norm-videos`` videos from seeds 800_000_000 + i, stored in the checkpoint and exported
   as ``normalizer/``; the model is trained on ``z_0 = (x − shift) / scale`` (unit variance per channel, as
   Stable Diffusion's scaled VAE latents).
-* Objective: ε-prediction MSE with the Stable-Diffusion scaled-linear DDPM schedule (β 0.00085 → 0.012, 1000
-  steps), ``t ~ U{0..999}``, ``z_t = sqrt(ᾱ_t) z_0 + sqrt(1 − ᾱ_t) ε``.
+* Objective: ε-prediction with the Stable-Diffusion scaled-linear DDPM schedule (β 0.00085 → 0.012, 1000
+  steps), ``t ~ U{0..999}``, ``z_t = sqrt(ᾱ_t) z_0 + sqrt(1 − ᾱ_t) ε``, and the loss weighting
+  ``--loss-weighting`` (:func:`loss_weights`): ``epsilon`` is the plain ε-MSE; ``v`` weights each clip's ε-MSE by
+  ``w(t) = (1/ᾱ_t) / mean_t(1/ᾱ_t)``, which is the v-prediction MSE ``|v̂ − v|² = |ε̂ − ε|² / ᾱ_t`` (Salimans &
+  Ho 2022) rescaled to mean weight 1. Plain ε-MSE under-weights the noisiest steps, where an error in ε̂ is an
+  error ``b_t / a_t`` (≈ 15 at t = 999) times larger in the implied ``x̂_0``: the steps that set a sample's
+  low-frequency layout. A run keeps the weighting it was started or last resumed with unless the flag is given;
+  the logged loss curve is always the plain ε-MSE, so sessions stay comparable.
 * Model: :class:`freeinit_lab.embedded.models.TinyVideoUNet` with a space-to-depth stem (``--space-to-depth 2``); AdamW,
   linear warm-up, gradient clipping; an EMA copy of the weights is what gets exported.
 * Resuming: from ``--ckpt-dir/checkpoint.pt`` when present (model, EMA, optimiser, step, history); otherwise
@@ -52,6 +58,19 @@ sys.path.insert(0, str(ROOT))
 NORM_SEED_BASE = 800_000_000
 DEFAULT_SAMPLER = dict(scheduler="DDIMScheduler", num_inference_steps=25, set_alpha_to_one=True,
                        timestep_spacing="linspace", eta=0.0)
+LOSS_WEIGHTINGS = {"epsilon": "epsilon MSE, t ~ U{0..999}",
+                   "v": "epsilon MSE weighted by (1/abar_t) / mean_t(1/abar_t) (= v-prediction MSE rescaled), "
+                        "t ~ U{0..999}"}
+
+
+def loss_weights(alphas_cumprod: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-timestep weights ``w(t)`` of the ε-MSE, mean 1 over ``t``: ``1`` for ``epsilon``;
+    ``(1/ᾱ_t) / mean_t(1/ᾱ_t)`` for ``v`` (``|ε̂ − ε|² / ᾱ_t = |v̂ − v|²`` with ``v = a_t ε − b_t x_0``)."""
+    if kind not in LOSS_WEIGHTINGS:
+        raise ValueError(f"unknown loss weighting {kind!r}; choose from {sorted(LOSS_WEIGHTINGS)}")
+    ac = alphas_cumprod.double()
+    w = torch.ones_like(ac) if kind == "epsilon" else 1.0 / ac
+    return (w / w.mean()).float()
 
 
 def parse_args(argv=None):
@@ -82,6 +101,9 @@ def parse_args(argv=None):
     p.add_argument("--block-channels", default="32,64,96")
     p.add_argument("--layers-per-block", type=int, default=1)
     p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--loss-weighting", choices=sorted(LOSS_WEIGHTINGS), default=None,
+                   help="per-timestep weight of the ε-MSE (see the module docstring); default: the resumed run's, "
+                        "else epsilon")
     return p.parse_args(argv)
 
 
@@ -186,7 +208,7 @@ def main(argv=None) -> None:
     model = TinyVideoUNet(**model_cfg)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    step, history, wall, normalizer, sessions = 0, [], 0.0, None, []
+    step, history, wall, normalizer, sessions, weighting = 0, [], 0.0, None, [], None
     resumed = "fresh"
     if ckpt_path.exists() and not args.fresh:
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -198,6 +220,7 @@ def main(argv=None) -> None:
         opt.load_state_dict(ck["opt"])
         step, history, wall = ck["step"], ck["history"], ck["wall_s"]
         sessions = ck.get("sessions", [])
+        weighting = ck.get("loss_weighting", "epsilon")
         normalizer = ChannelNormalizer(**ck["normalizer"]) if ck.get("normalizer") else None
         resumed = f"checkpoint {ckpt_path}"
     elif (out / "training_log.json").exists() and not args.fresh:
@@ -209,6 +232,7 @@ def main(argv=None) -> None:
             step, wall = int(log["steps"]), float(log["wall_time_s"])
             history = list(zip(log["loss_curve"]["step"], log["loss_curve"]["loss"]))
             sessions = log.get("sessions", [])
+            weighting = log.get("loss_weighting", "epsilon")
             if (out / "normalizer").exists():
                 normalizer = ChannelNormalizer.from_pretrained(out / "normalizer", local_files_only=True,
                                                                low_cpu_mem_usage=False)
@@ -221,15 +245,20 @@ def main(argv=None) -> None:
         print(f"normaliser fitted on {args.norm_videos} videos in {time.time() - t0:.1f} s: shift "
               f"{[round(v, 4) for v in normalizer.config.shift]}, scale {[round(v, 4) for v in normalizer.config.scale]}",
               flush=True)
-    print(f"start at step {step} ({resumed})", flush=True)
+    if args.loss_weighting is not None and weighting is not None and args.loss_weighting != weighting:
+        print(f"loss weighting changes from {weighting} to {args.loss_weighting} at step {step}", flush=True)
+    weighting = args.loss_weighting or weighting or "epsilon"
+    print(f"start at step {step} ({resumed}); loss weighting {weighting}", flush=True)
     model.to(dev)
     ema.to(dev)
     sched = make_scheduler()
     abar = sched.alphas_cumprod.float().to(dev)
+    weight = loss_weights(sched.alphas_cumprod, weighting).to(dev)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"TinyVideoUNet {n_params / 1e6:.3f} M params, config {model_cfg}", flush=True)
     session = dict(start_step=step, started=time.strftime("%Y-%m-%dT%H:%M:%S"), threads=args.threads,
-                   device=args.device, machine=f"{platform.machine()}, {os.cpu_count()} logical CPUs")
+                   device=args.device, machine=f"{platform.machine()}, {os.cpu_count()} logical CPUs",
+                   loss_weighting=weighting)
     sessions = sessions + [session]
 
     def meta():
@@ -242,7 +271,8 @@ def main(argv=None) -> None:
                                 fitted_on=f"{args.norm_videos} videos, seeds {NORM_SEED_BASE}+")),
             model_class="TinyVideoUNet", model_config=model_cfg, num_parameters=n_params, steps=step,
             batch_size=args.batch_size, amp=args.amp, lr=args.lr, warmup=args.warmup, ema_decay=args.ema_decay,
-            objective="epsilon MSE, t ~ U{0..999}", scheduler=dict(make_scheduler().config),
+            objective=LOSS_WEIGHTINGS[weighting], loss_weighting=weighting,
+            loss_curve_is="plain epsilon MSE (unweighted), mean over the logged steps", scheduler=dict(make_scheduler().config),
             default_sampler=DEFAULT_SAMPLER, wall_time_s=round(wall, 1), torch=torch.__version__,
             sessions=sessions, loss_curve=dict(step=[h[0] for h in history], loss=[h[1] for h in history]),
             command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
@@ -253,6 +283,7 @@ def main(argv=None) -> None:
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step,
                         history=history, wall_s=wall, model_config=model_cfg, data=args.data, sessions=sessions,
+                        loss_weighting=weighting,
                         normalizer=None if normalizer is None else dict(shift=list(normalizer.config.shift),
                                                                         scale=list(normalizer.config.scale))),
                    tmp)
@@ -288,7 +319,12 @@ def main(argv=None) -> None:
             pg["lr"] = lr
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
             pred = model(zt, t).sample
-        loss = torch.nn.functional.mse_loss(pred.float(), eps)
+        if weighting == "epsilon":
+            loss = eps_mse = torch.nn.functional.mse_loss(pred.float(), eps)
+        else:
+            per_clip = (pred.float() - eps).pow(2).flatten(1).mean(1)
+            eps_mse = per_clip.mean()
+            loss = (weight[t] * per_clip).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -298,7 +334,7 @@ def main(argv=None) -> None:
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.lerp_(pm, 1 - d)
         step += 1
-        run_loss += loss.item()
+        run_loss += eps_mse.item()
         run_n += 1
         n_log += args.batch_size
         wall = wall0 + time.time() - t_start

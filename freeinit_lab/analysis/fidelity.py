@@ -42,6 +42,9 @@ faithful model on plain noise. Training quality and the gap are judged separatel
   diffused to the sampler's first timestep); samples started there should match the data in every measure.
 * :func:`band_power_gap` compares the plain-noise samples of a model, band by band, with those of a reference
   model (e.g. the exact-score Gaussian model, same noise seeds): paired dB differences with bootstrap intervals.
+* :func:`denoising_error` compares the ε-prediction error of a model with a reference's on the same noised
+  videos, per noise level: against the exact-score Gaussian model it says where the network has learned less
+  than the data's power spectrum (often the noisiest steps, which set a sample's low-frequency layout).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ import torch
 
 __all__ = ["FEATURE_NAMES", "FidelityReport", "fidelity_report", "fidelity_gate", "video_features",
            "spatial_band_power", "temporal_band_power", "min_videos", "training_marginal_latents",
-           "band_power_gap", "BandPowerGap", "judge_against_data"]
+           "band_power_gap", "BandPowerGap", "judge_against_data", "denoising_error", "DenoisingError"]
 
 #: Fewest videos per set for the cross-validated classifier and the k-NN manifolds.
 MIN_VIDEOS = 16
@@ -649,3 +652,107 @@ def judge_against_data(videos, data, *, baseline: str | None = "plain", num_boot
         num_videos=int(n), num_data=int(d.shape[0]), confidence=float(confidence), baseline=str(baseline),
         bootstrap=(f"percentile bootstrap, {num_bootstrap} resamples: the {n} paired video indices (shared by every "
                    f"arm) and the {d.shape[0]} data videos resampled independently (numpy default_rng({seed}))")))
+
+
+@dataclass
+class DenoisingError:
+    """ε-prediction error of a model and a reference denoiser on the same noised videos, per noise level.
+
+    ``model_mse[j]`` / ``reference_mse[j]``: mean over videos of ``mean((ε̂ − ε)²)`` at ``timesteps[j]``; ``db[j]``
+    ``= 10 log10(model_mse / reference_mse)`` with a percentile-bootstrap interval over videos (pairs: both
+    denoisers see the same ``z_t``). ``alphas_cumprod[j]`` is ``ᾱ_t``; ``snr_db[j] = 10 log10(ᾱ_t / (1 − ᾱ_t))``.
+    """
+
+    num_videos: int
+    timesteps: np.ndarray
+    alphas_cumprod: np.ndarray
+    model_mse: np.ndarray
+    reference_mse: np.ndarray
+    db: np.ndarray
+    db_low: np.ndarray
+    db_high: np.ndarray
+    confidence: float
+
+    @property
+    def snr_db(self) -> np.ndarray:
+        return 10 * np.log10(self.alphas_cumprod / (1 - self.alphas_cumprod))
+
+    def to_dict(self) -> dict:
+        out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        out["snr_db"] = self.snr_db.tolist()
+        return out
+
+    def summary(self) -> str:
+        lines = [f"ε-MSE of {self.num_videos} paired videos per timestep: model, reference, "
+                 f"10 log10(model/reference) dB [{100 * self.confidence:.0f} % bootstrap]"]
+        for t, s, m, r, d, lo, hi in zip(self.timesteps, self.snr_db, self.model_mse, self.reference_mse, self.db,
+                                         self.db_low, self.db_high):
+            lines.append(f"  t={int(t):4d} (SNR {s:+6.1f} dB): {m:.4f} {r:.4f} {d:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+
+def denoising_error(model, reference, videos, alphas_cumprod, timesteps, *, generator: torch.Generator | None = None,
+                    batch_size: int = 32, num_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
+                    model_kwargs: dict | None = None) -> DenoisingError:
+    r"""ε-prediction MSE of ``model`` and ``reference`` on the same noised held-out videos, per timestep.
+
+    For each ``t`` in ``timesteps`` and each video ``x_0`` (model space, ``(video, channel, frame, height,
+    width)``), one draw ``ε ~ N(0, I)`` gives ``z_t = sqrt(ᾱ_t) x_0 + sqrt(1 − ᾱ_t) ε`` and
+
+    .. math::  \mathrm{MSE}_f(t) = \frac1N \sum_i \overline{(f(z_{t,i}, t) - ε_i)^2},
+               \qquad \Delta(t) = 10 \log_{10} \frac{\mathrm{MSE}_{model}(t)}{\mathrm{MSE}_{reference}(t)}
+
+    (the bar averages over voxels). The interval resamples videos, so the shared ``(x_0, ε)`` cancels. With the
+    exact-score Gaussian model of the data as ``reference`` (:func:`~freeinit_lab.embedded.pipelines.load_default_analytic_pipeline`),
+    whose error depends only on the data's second moments (it is the best *linear* denoiser of any stationary data
+    with that spectrum), ``Δ(t) < 0`` means the model has learned structure beyond the power spectrum at that noise level, and
+    ``Δ(t) > 0`` means it has not yet matched even the spectrum there. ``model`` and ``reference`` are called as
+    ``f(z_t, t_batch, **model_kwargs).sample`` (``reference`` without ``model_kwargs``), ``z_t`` in the dtype of
+    ``f``'s parameters (errors are accumulated in float64); both must predict ε.
+    """
+    x = _check_videos("videos", videos)
+    ac = torch.as_tensor(alphas_cumprod, dtype=torch.float64).flatten()
+    ts = [int(t) for t in np.atleast_1d(np.asarray(timesteps))]
+    if not ts:
+        raise ValueError("timesteps is empty; pass e.g. range(99, 1000, 100)")
+    bad = [t for t in ts if not 0 <= t < ac.numel()]
+    if bad:
+        raise ValueError(f"timesteps {bad} are outside the schedule's 0 … {ac.numel() - 1}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    kw = dict(model_kwargs or {})
+    n = x.shape[0]
+
+    def dtype_of(f):
+        d = getattr(f, "dtype", None)
+        if isinstance(d, torch.dtype):
+            return d
+        p = next(iter(f.parameters()), None) if hasattr(f, "parameters") else None
+        return p.dtype if p is not None and p.is_floating_point() else torch.float32
+
+    per_video = torch.zeros(2, len(ts), n, dtype=torch.float64)
+    with torch.no_grad():
+        for j, t in enumerate(ts):
+            a, b = float(ac[t].sqrt()), float((1 - ac[t]).sqrt())
+            eps = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            for i0 in range(0, n, batch_size):
+                sl = slice(i0, i0 + batch_size)
+                z = a * x[sl] + b * eps[sl]
+                tb = torch.full((z.shape[0],), t, dtype=torch.long)
+                for k, (f, extra) in enumerate(((model, kw), (reference, {}))):
+                    pred = f(z.to(dtype_of(f)), tb, **extra).sample
+                    per_video[k, j, sl] = ((pred.double() - eps[sl].double()) ** 2).flatten(1).mean(1)
+    m, r = per_video[0], per_video[1]
+    idx = torch.randint(0, n, (num_bootstrap, n), generator=torch.Generator().manual_seed(seed))
+    boot = 10 * torch.log10(m[:, idx].mean(-1) / r[:, idx].mean(-1))  # (timestep, bootstrap)
+    q = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=boot.dtype)
+    lo, hi = torch.quantile(boot, q, dim=1)
+    return DenoisingError(num_videos=n, timesteps=np.asarray(ts), alphas_cumprod=ac[ts].numpy(),
+                          model_mse=m.mean(1).numpy(), reference_mse=r.mean(1).numpy(),
+                          db=(10 * torch.log10(m.mean(1) / r.mean(1))).numpy(), db_low=lo.numpy(),
+                          db_high=hi.numpy(), confidence=confidence)

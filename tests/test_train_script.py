@@ -1,0 +1,61 @@
+"""scripts/train_default_model.py: the loss weightings, and a resumed run keeping the weighting it was trained with."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_default_model.py"
+
+
+def _train_module():
+    spec = importlib.util.spec_from_file_location("train_default_model_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_v_weighting_is_the_v_prediction_loss_up_to_one_constant():
+    """|ε̂ − ε|² w(t) ∝ |v̂ − v|² with v = a ε − b x0 and v̂ = a ε̂ − b x̂0, x̂0 = (z − b ε̂) / a, for every t."""
+    from freeinit_lab.embedded.pipelines import default_scheduler
+
+    train = _train_module()
+    ac = default_scheduler().alphas_cumprod
+    for kind in ("epsilon", "v"):
+        assert train.loss_weights(ac, kind).double().mean().item() == pytest.approx(1.0, abs=1e-6)
+    assert torch.all(train.loss_weights(ac, "epsilon") == 1)
+    w = train.loss_weights(ac, "v").double()
+    assert torch.all(w[1:] > w[:-1])  # noisier steps weigh more
+    g = torch.Generator().manual_seed(0)
+    x0, eps, eps_hat = (torch.randn(1000, 64, generator=g, dtype=torch.float64) for _ in range(3))
+    a, b = ac.double().sqrt()[:, None], (1 - ac.double()).sqrt()[:, None]
+    z = a * x0 + b * eps
+    x0_hat = (z - b * eps_hat) / a
+    v_mse = ((a * eps_hat - b * x0_hat) - (a * eps - b * x0)).pow(2).mean(1)
+    weighted = w * (eps_hat - eps).pow(2).mean(1)
+    ratio = v_mse / weighted
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-6)  # weights are float32
+    with pytest.raises(ValueError, match="unknown loss weighting"):
+        train.loss_weights(ac, "snr")
+
+
+def test_resumed_run_keeps_its_weighting_and_logs_plain_eps_mse(tmp_path):
+    train = _train_module()
+    common = ["--out", str(tmp_path / "out"), "--ckpt-dir", str(tmp_path / "ck"), "--frames", "4", "--size", "16",
+              "--block-channels", "8,16", "--batch-size", "2", "--norm-videos", "8", "--data-workers", "0",
+              "--log-every", "1", "--ckpt-every", "1e9", "--amp", "off"]
+    train.main(common + ["--max-steps", "2", "--loss-weighting", "v"])
+    train.main(common + ["--max-steps", "3"])  # resumed from the checkpoint: keeps v
+    log = json.loads((tmp_path / "out" / "training_log.json").read_text())
+    assert log["steps"] == 3 and log["loss_weighting"] == "v"
+    assert [s["loss_weighting"] for s in log["sessions"]] == ["v", "v"]
+    assert "plain epsilon" in log["loss_curve_is"] and len(log["loss_curve"]["loss"]) == 3
+    (tmp_path / "ck" / "checkpoint.pt").unlink()  # resumed from the exported folder, weighting switched
+    train.main(common + ["--max-steps", "4", "--loss-weighting", "epsilon"])
+    log = json.loads((tmp_path / "out" / "training_log.json").read_text())
+    assert log["steps"] == 4 and [s["loss_weighting"] for s in log["sessions"]] == ["v", "v", "epsilon"]
+    assert log["objective"].startswith("epsilon MSE, t")
