@@ -53,6 +53,8 @@ SAMPLERS = {
                    timestep_spacing="linspace", eta=0.0),
     "ddim50": dict(scheduler="DDIMScheduler", num_inference_steps=50, set_alpha_to_one=True,
                    timestep_spacing="linspace", eta=0.0),
+    "ddim25_eta1": dict(scheduler="DDIMScheduler", num_inference_steps=25, set_alpha_to_one=True,
+                        timestep_spacing="linspace", eta=1.0),
     "ddim25_no_final_alpha": dict(scheduler="DDIMScheduler", num_inference_steps=25, set_alpha_to_one=False,
                                   timestep_spacing="linspace", eta=0.0),
 }
@@ -74,14 +76,17 @@ def noise(shape, n: int, seed: int) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + i)) for i in range(n)])
 
 
-def sample(pipe, sampler: dict, latents: torch.Tensor, batch: int = 32) -> torch.Tensor:
-    """Model-space samples of ``pipe`` with ``sampler`` from the given initial ``latents``."""
+def sample(pipe, sampler: dict, latents: torch.Tensor, batch: int = 32, seed: int = 0) -> torch.Tensor:
+    """Model-space samples of ``pipe`` with ``sampler`` from the given initial ``latents``; a stochastic sampler
+    (``eta > 0``) draws its step noise from one generator seeded ``seed``, so two pipelines given the same seed
+    see the same step noise (paired)."""
     pipe.scheduler = scheduler_for(sampler)
+    g = torch.Generator().manual_seed(seed)
     out = []
     for i0 in range(0, latents.shape[0], batch):
         out.append(pipe(batch_size=latents[i0:i0 + batch].shape[0], latents=latents[i0:i0 + batch],
                         output_type="latent", num_inference_steps=sampler["num_inference_steps"],
-                        eta=sampler["eta"]).frames)
+                        eta=sampler["eta"], generator=g).frames)
     return torch.cat(out)
 
 
@@ -168,7 +173,7 @@ def main(argv=None):
         t0 = time.time()
         start = training_marginal_latents(clean, scheduler_for(smp), smp["num_inference_steps"],
                                           generator=torch.Generator().manual_seed(args.seed + 3))
-        s = sample(pipe, smp, start)
+        s = sample(pipe, smp, start, seed=args.seed + 5)
         rep = fidelity_report(s, reference, training=training, space=space)
         quality[name] = dict(sampler=smp, report=rep, gate=fidelity_gate(rep), seconds=time.time() - t0)
         print(f"[{name}, on the training marginal] {quality[name]['seconds']:.0f} s\n{rep.summary()}", flush=True)
@@ -184,9 +189,9 @@ def main(argv=None):
 
     # 2. and 3. plain noise, the model and the exact-score Gaussian model of the same data, same noise
     t0 = time.time()
-    plain = sample(pipe, smp, eps)
+    plain = sample(pipe, smp, eps, seed=args.seed + 6)
     exact_pipe = load_default_analytic_pipeline(path=path)
-    exact = sample(exact_pipe, smp, eps)
+    exact = sample(exact_pipe, smp, eps, seed=args.seed + 6)
     gap = band_power_gap(plain, exact)
     plain_rep = fidelity_report(plain, reference, training=training, space=space)
     exact_rep = fidelity_report(exact, reference, space=space)
