@@ -17,7 +17,8 @@ exact-score model does, by ``10 log10(a_T² λ + b_T²)`` dB per bin:
    no memorisation).
 2. **The gap is the physics' gap (gate)**: plain-noise samples against the exact-score Gaussian model's plain-noise
    samples from the *same* noise (:func:`~freeinit_lab.analysis.fidelity.band_power_gap`), every band within
-   ±1.5 dB.
+   ±1.5 dB. Exact for Gaussian data only: an exact model of non-Gaussian data (a Gaussian
+   scale mixture, in the tests) can sit 2 dB or more below the Gaussian model in every band.
 3. **Plain noise against the data (reported)**: the same thresholds as 1, which no faithful model can meet in
    the lowest bands; the exact-score model's own numbers are shown beside it.
 4. **Denoising error per noise level (diagnostic)**: the network's ε-MSE against the exact-score Gaussian
@@ -290,7 +291,10 @@ is removed, so what remains is the network's own error.
 ## 2. The plain-noise gap equals the exact-score model's (gate)
 
 The model's plain-noise samples against the exact-score Gaussian model of the same data
-(`load_default_analytic_pipeline`), both from the same {n} noise latents (paired):
+(`load_default_analytic_pipeline`), both from the same {n} noise latents (paired). This is what a faithful model
+shows on Gaussian data; on non-Gaussian data even an exact model can fall below it in every band (an exact model of
+a Gaussian scale mixture sits 2.2–2.5 dB below, `tests/analysis/test_fidelity.py`), so a failure here is not proof
+of an unfaithful model:
 
 {gap.summary()}
 
