@@ -23,7 +23,9 @@ What it does
   Ho 2022) rescaled to mean weight 1. Plain ε-MSE under-weights the noisiest steps, where an error in ε̂ is an
   error ``b_t / a_t`` (≈ 15 at t = 999) times larger in the implied ``x̂_0``: the steps that set a sample's
   low-frequency layout. A run keeps the weighting it was started or last resumed with unless the flag is given;
-  the logged loss curve is always the plain ε-MSE, so sessions stay comparable.
+  the logged loss curve is always the plain ε-MSE, so sessions stay comparable. ``--lr`` and ``--batch-size``
+  apply to the session they are given in (a resumed run may cool down with a lower ``--lr``); each session's
+  values are in ``training_log.json["sessions"]``.
 * Model: :class:`freeinit_lab.embedded.models.TinyVideoUNet` with a space-to-depth stem (``--space-to-depth 2``); AdamW,
   linear warm-up, gradient clipping; an EMA copy of the weights is what gets exported.
 * Resuming: from ``--ckpt-dir/checkpoint.pt`` when present (model, EMA, optimiser, step, history); otherwise
@@ -258,7 +260,7 @@ def main(argv=None) -> None:
     print(f"TinyVideoUNet {n_params / 1e6:.3f} M params, config {model_cfg}", flush=True)
     session = dict(start_step=step, started=time.strftime("%Y-%m-%dT%H:%M:%S"), threads=args.threads,
                    device=args.device, machine=f"{platform.machine()}, {os.cpu_count()} logical CPUs",
-                   loss_weighting=weighting)
+                   loss_weighting=weighting, lr=args.lr, batch_size=args.batch_size)
     sessions = sessions + [session]
 
     def meta():

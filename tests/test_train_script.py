@@ -55,7 +55,8 @@ def test_resumed_run_keeps_its_weighting_and_logs_plain_eps_mse(tmp_path):
     assert [s["loss_weighting"] for s in log["sessions"]] == ["v", "v"]
     assert "plain epsilon" in log["loss_curve_is"] and len(log["loss_curve"]["loss"]) == 3
     (tmp_path / "ck" / "checkpoint.pt").unlink()  # resumed from the exported folder, weighting switched
-    train.main(common + ["--max-steps", "4", "--loss-weighting", "epsilon"])
+    train.main(common + ["--max-steps", "4", "--loss-weighting", "epsilon", "--lr", "2.5e-4"])  # and cools down
     log = json.loads((tmp_path / "out" / "training_log.json").read_text())
     assert log["steps"] == 4 and [s["loss_weighting"] for s in log["sessions"]] == ["v", "v", "epsilon"]
+    assert [s["lr"] for s in log["sessions"]] == [1e-3, 1e-3, 2.5e-4]  # each session's own learning rate
     assert log["objective"].startswith("epsilon MSE, t")

@@ -629,7 +629,6 @@ def gap_kl(
     n, c = x.shape[:2]
     shape3 = tuple(x.shape[-3:])
     nvox = int(np.prod(shape3))
-    mu_all = x.mean(dim=(0, 2, 3, 4))
     scale = x.transpose(0, 1).reshape(c, -1).std(dim=1, unbiased=False) if normalization == "unit_variance" \
         else torch.ones(c, dtype=torch.float64)
     if bool((scale <= 0).any()):
