@@ -24,9 +24,13 @@ exact-score model does, by ``10 log10(a_T² λ + b_T²)`` dB per bin:
 4. **Denoising error per noise level (diagnostic)**: the network's ε-MSE against the exact-score Gaussian
    model's on the same noised held-out videos (:func:`~freeinit_lab.analysis.fidelity.denoising_error`), which
    says at which noise levels the network has learned less than the data's power spectrum.
+5. **Sampler discretisation (diagnostic)**: the default sampler against the same sampler with
+   ``--discretisation-factor`` × the steps from the same starts on the training marginal (:func:`discretisation`):
+   how much of part 1's band-power error is the step size rather than the network.
 
-With ``--choose-sampler`` the default sampler is chosen on part 1: the fewest steps whose two-sample accuracy
-interval overlaps the best sampler's (equal fidelity within the test's resolution, less compute), stored in the
+With ``--choose-sampler`` the default sampler is chosen on part 1 (:func:`choose_sampler`): among the candidates
+passing the most gate criteria, the fewest steps whose two-sample accuracy interval overlaps the best one's
+(equal fidelity within the test's resolution, less compute), stored in the
 folder's ``sampler.json`` (and ``scheduler/``). Writes ``MODEL_CARD.md``, ``model_card.json`` and ``samples.png``
 (training clips beside plain-noise samples) into the folder.
 """
@@ -56,6 +60,8 @@ SAMPLERS = {
                    timestep_spacing="linspace", eta=0.0),
     "ddim25_eta1": dict(scheduler="DDIMScheduler", num_inference_steps=25, set_alpha_to_one=True,
                         timestep_spacing="linspace", eta=1.0),
+    "ddim100": dict(scheduler="DDIMScheduler", num_inference_steps=100, set_alpha_to_one=True,
+                    timestep_spacing="linspace", eta=0.0),
     "ddim25_no_final_alpha": dict(scheduler="DDIMScheduler", num_inference_steps=25, set_alpha_to_one=False,
                                   timestep_spacing="linspace", eta=0.0),
 }
@@ -91,6 +97,30 @@ def sample(pipe, sampler: dict, latents: torch.Tensor, batch: int = 32, seed: in
     return torch.cat(out)
 
 
+def discretisation(pipe, sampler: dict, clean: torch.Tensor, coarse: torch.Tensor, *, factor: int,
+                   start_seed: int, seed: int) -> dict:
+    """How much of a sampler's error is its step size: ``coarse`` (``sampler``'s samples from the training marginal,
+    started by :func:`training_marginal_latents` with a generator seeded ``start_seed``, step noise ``seed``)
+    against the same sampler with ``factor`` × the steps from the *same* initial latents, paired per video.
+
+    The ODE both integrate is the same, so the paired band-power difference
+    ``10 log10(P_coarse / P_fine)`` is the coarse sampler's discretisation error (it goes to 0 as ``factor`` → 1);
+    what the finer sampler still misses against the data is the network's. Refuses samplers whose finer version
+    would start at another timestep (the starts would not be the same latents)."""
+    from freeinit_lab.analysis.fidelity import band_power_gap, training_marginal_latents
+
+    if int(factor) < 1:
+        raise ValueError(f"factor must be >= 1, got {factor}")
+    fine_smp = dict(sampler, num_inference_steps=int(factor) * int(sampler["num_inference_steps"]))
+    starts = [training_marginal_latents(clean, scheduler_for(x), x["num_inference_steps"],
+                                        generator=torch.Generator().manual_seed(start_seed)) for x in (sampler, fine_smp)]
+    if not torch.equal(*starts):
+        raise ValueError(f"{sampler} with {fine_smp['num_inference_steps']} steps starts at another timestep; "
+                         "use timestep_spacing='linspace' (first timestep 999 at any step count)")
+    fine = sample(pipe, fine_smp, starts[1], seed=seed)
+    return dict(sampler=fine_smp, samples=fine, gap=band_power_gap(coarse, fine))
+
+
 def picture(path: Path, train: torch.Tensor, samples: torch.Tensor, normalizer, rows: int = 4, every: int = 3):
     """PNG: ``rows`` training clips (left block) beside ``rows`` samples (right block), every ``every``-th frame."""
     from PIL import Image
@@ -109,6 +139,39 @@ def picture(path: Path, train: torch.Tensor, samples: torch.Tensor, normalizer, 
         lines.append(np.full((2, lines[-1].shape[1], 3), 255, np.uint8))
     img = np.concatenate(lines[:-1], axis=0)
     Image.fromarray(img).resize((img.shape[1] * 3, img.shape[0] * 3), Image.NEAREST).save(path)
+
+
+def choose_sampler(quality: dict) -> str:
+    """The default sampler from part 1's results ``{name: {"sampler", "report", "gate"}}``: among the candidates
+    that pass the most gate criteria, those whose two-sample accuracy interval overlaps the best one's are equally
+    good within the test's resolution, and of these the one with the fewest steps (then the lower accuracy) wins."""
+    if not quality:
+        raise ValueError("no sampler candidates to choose from")
+
+    def passes(k):
+        return sum(bool(v[0]) for c, v in quality[k]["gate"].items() if c != "passed")
+
+    most = max(passes(k) for k in quality)
+    contenders = [k for k in quality if passes(k) == most]
+    best = min(contenders, key=lambda k: quality[k]["report"].accuracy)
+    tied = [k for k in contenders if quality[k]["report"].accuracy_low <= quality[best]["report"].accuracy_high]
+    return min(tied, key=lambda k: (quality[k]["sampler"]["num_inference_steps"], quality[k]["report"].accuracy))
+
+
+def lr_history(log: dict) -> str:
+    """The learning rate of each training session that changed it, as ``lr from step s`` (``?`` where a session
+    did not record its own); the log's ``lr`` when no session records one."""
+    sessions = log.get("sessions") or []
+    if not any("lr" in x for x in sessions):
+        return f"{log.get('lr')}"
+    parts, last = [], object()
+    for sess in sessions:
+        lr = sess.get("lr", "?")
+        if lr != last:
+            parts.append(f"{lr:g}" if isinstance(lr, float) else str(lr))
+            parts[-1] += f" from step {sess.get('start_step', 0):,}"
+            last = lr
+    return ", ".join(parts)
 
 
 def loss_trend(log: dict, window: int | None = None) -> dict | None:
@@ -139,7 +202,11 @@ def main(argv=None):
     p.add_argument("--samplers", default=",".join(SAMPLERS),
                    help="comma-separated candidates for --choose-sampler (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--discretisation-factor", type=int, default=4,
+                   help="diagnostic 5: the default sampler against this many times its steps (0: skip)")
     args = p.parse_args(argv)
+    if args.discretisation_factor < 0:
+        raise SystemExit("--discretisation-factor must be >= 0 (0 skips the diagnostic)")
     if args.seed < 900_000_000:
         raise SystemExit("--seed must be >= 900_000_000 (seeds below are training data)")
     names = [k.strip() for k in args.samplers.split(",") if k.strip()]
@@ -176,12 +243,9 @@ def main(argv=None):
                                           generator=torch.Generator().manual_seed(args.seed + 3))
         s = sample(pipe, smp, start, seed=args.seed + 5)
         rep = fidelity_report(s, reference, training=training, space=space)
-        quality[name] = dict(sampler=smp, report=rep, gate=fidelity_gate(rep), seconds=time.time() - t0)
+        quality[name] = dict(sampler=smp, report=rep, gate=fidelity_gate(rep), seconds=time.time() - t0, samples=s)
         print(f"[{name}, on the training marginal] {quality[name]['seconds']:.0f} s\n{rep.summary()}", flush=True)
-    best = min(quality, key=lambda k: quality[k]["report"].accuracy)
-    tied = [k for k in quality if quality[k]["report"].accuracy_low <= quality[best]["report"].accuracy_high]
-    chosen_name = min(tied, key=lambda k: (quality[k]["sampler"]["num_inference_steps"],
-                                           quality[k]["report"].accuracy))
+    chosen_name = choose_sampler(quality)
     smp = quality[chosen_name]["sampler"]
     if args.choose_sampler:
         (path / "sampler.json").write_text(json.dumps(smp, indent=1))
@@ -204,6 +268,17 @@ def main(argv=None):
     denoise = denoising_error(pipe.unet, exact_pipe.unet, reference, pipe.scheduler.alphas_cumprod, DIAGNOSTIC_T,
                               generator=torch.Generator().manual_seed(args.seed + 4))
     print(f"[denoising error] {time.time() - t0:.0f} s\n{denoise.summary()}", flush=True)
+
+    # 5. diagnostic: the default sampler's discretisation error, from the same starts on the training marginal
+    disc = disc_rep = None
+    if args.discretisation_factor:
+        t0 = time.time()
+        disc = discretisation(pipe, smp, clean, quality[chosen_name]["samples"], factor=args.discretisation_factor,
+                              start_seed=args.seed + 3, seed=args.seed + 5)
+        disc_rep = fidelity_report(disc["samples"], reference, training=training, space=space)
+        print(f"[discretisation: {disc['sampler']['num_inference_steps']} steps, on the training marginal] "
+              f"{time.time() - t0:.0f} s\n{disc_rep.summary()}\ndefault sampler vs {args.discretisation_factor}x "
+              f"the steps, same starts:\n{disc['gap'].summary()}", flush=True)
 
     q = quality[chosen_name]
     gate_quality = q["gate"]
@@ -245,6 +320,9 @@ def main(argv=None):
         plain_noise=dict(report=plain_rep.to_dict(), gate_as_issued=jgate(gate_plain),
                          exact_score_report=exact_rep.to_dict(), exact_score_gate_as_issued=jgate(fidelity_gate(exact_rep))),
         denoising_error_vs_exact_score=denoise.to_dict(),
+        sampler_discretisation=(None if disc is None else dict(
+            finer_sampler=disc["sampler"], band_power_default_vs_finer=disc["gap"].to_dict(),
+            finer_report=disc_rep.to_dict(), finer_gate=jgate(fidelity_gate(disc_rep)))),
         gate_passed=passed,
     )
     (path / "model_card.json").write_text(json.dumps(card, indent=1, default=float))
@@ -268,11 +346,12 @@ Embedded video diffusion model of freeinit_lab (generated by `scripts/model_card
   {[round(v, 4) for v in (log.get('normalization') or {}).get('scale', [])]} (channel means and standard deviations
   of the training data), stored in `normalizer/` and undone by the pipeline when decoding.
 - **Architecture**: {log.get('model_class')} {log.get('model_config')}, {log.get('num_parameters'):,} parameters.
-- **Training**: {log.get('steps')} steps of batch {log.get('batch_size')} (ε-MSE, SD scaled-linear schedule,
-  t ~ U{{0..999}}, AdamW lr {log.get('lr')}, EMA {log.get('ema_decay')}, autocast {log.get('amp')}),
+- **Training**: {log.get('steps')} steps of batch {log.get('batch_size')} ({log.get('objective', 'ε-MSE')}; SD
+  scaled-linear schedule, t ~ U{{0..999}}, AdamW lr {lr_history(log)}, EMA {log.get('ema_decay')}, autocast
+  {log.get('amp')}),
   {(log.get('wall_time_s') or 0) / 3600:.2f} h wall in {len(log.get('sessions') or [])} session(s) on
   {(log.get('sessions') or [{}])[-1].get('machine', 'CPU')}, torch {log.get('torch')}.{trend_md}
-- **Default sampler**: {smp} (chosen: {'the fewest steps whose two-sample accuracy interval on the training marginal overlaps the best of ' + ', '.join(quality) if args.choose_sampler else 'as stored'}).
+- **Default sampler**: {smp} (chosen: {'of ' + ', '.join(f"{k} ({sum(bool(v[0]) for c, v in quality[k]['gate'].items() if c != 'passed')} gate criteria passed)" for k in quality) + ', the fewest steps among those passing the most criteria whose two-sample accuracy interval on the training marginal overlaps the best one' if args.choose_sampler else 'as stored'}).
 
 Evaluation: seed {args.seed}, {n} samples vs {n} held-out data videos; baseline = data vs data at the same size;
 all numbers in model space (per-channel unit variance); band power in dB, `10 log10(P_samples / P_data)`.
@@ -330,7 +409,23 @@ the spectrum there.
 {denoise.summary()}
 ```
 
-**Gate (parts 1 and 2) {'passed' if passed else 'not passed'}.**
+""" + ("" if disc is None else f"""## 5. Sampler discretisation (diagnostic, not gated)
+
+The default sampler against the same sampler with {args.discretisation_factor}× the steps
+({disc['sampler']['num_inference_steps']}), both from the same {n} initial latents on the training marginal as in
+part 1 (paired; dB = `10 log10(P_default / P_finer)` per band, 95 % bootstrap over videos). Both integrate the
+same ODE, so this is the default sampler's step-size error; what the finer sampler still misses against the data
+(below) is the network's.
+
+```
+{disc['gap'].summary()}
+```
+
+The finer sampler against the data:
+
+{disc_rep.summary()}
+
+""") + f"""**Gate (parts 1 and 2) {'passed' if passed else 'not passed'}.**
 
 ![training clips (left) beside plain-noise samples (right), every 3rd frame](samples.png)
 

@@ -33,3 +33,68 @@ def test_loss_trend_tells_a_falling_loss_from_a_flat_one():
     quarters = card.loss_trend(_log(np.select([steps <= 5000, steps <= 7500], [0.3, 0.2], 0.1)))
     np.testing.assert_allclose([quarters["last"], quarters["previous"], quarters["change"]], [0.1, 0.2, -0.1])
     assert card.loss_trend({}) is None and card.loss_trend(_log([0.1, 0.09])) is None
+
+
+def test_lr_history_names_each_sessions_learning_rate():
+    card = _card_module()
+    assert card.lr_history({"lr": 1e-3, "sessions": [{"start_step": 0}]}) == "0.001"
+    log = {"lr": 2.5e-4, "sessions": [{"start_step": 0, "lr": 1e-3}, {"start_step": 900, "lr": 1e-3},
+                                      {"start_step": 1800, "lr": 2.5e-4}]}
+    assert card.lr_history(log) == "0.001 from step 0, 0.00025 from step 1,800"
+    assert card.lr_history({"sessions": [{"start_step": 0}, {"start_step": 5, "lr": 1e-4}]}) == \
+        "? from step 0, 0.0001 from step 5"
+
+
+def test_discretisation_pairs_the_starts_and_isolates_the_step_size():
+    import pytest
+    import torch
+
+    from freeinit_lab.embedded.models import TinyVideoUNet
+    from freeinit_lab.embedded.pipelines import TinyVideoPipeline, default_scheduler
+
+    card = _card_module()
+    torch.manual_seed(0)
+    unet = TinyVideoUNet(block_channels=(8, 16), sample_size=8, num_frames=4, space_to_depth=2,
+                         attention_heads=0, norm_groups=4).eval()
+    pipe = TinyVideoPipeline(unet=unet, scheduler=default_scheduler(set_alpha_to_one=True))
+    pipe.set_progress_bar_config(disable=True)
+    clean = torch.randn(16, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    smp = dict(card.SAMPLERS["ddim25"], num_inference_steps=3)
+    from freeinit_lab.analysis.fidelity import training_marginal_latents
+
+    start = training_marginal_latents(clean, card.scheduler_for(smp), 3,
+                                           generator=torch.Generator().manual_seed(7))
+    coarse = card.sample(pipe, smp, start, seed=9)
+    same = card.discretisation(pipe, smp, clean, coarse, factor=1, start_seed=7, seed=9)
+    assert torch.equal(same["samples"], coarse)  # factor 1: the same sampler from the same starts
+    np.testing.assert_array_equal(same["gap"].spatial_db, 0.0)
+    finer = card.discretisation(pipe, smp, clean, coarse, factor=4, start_seed=7, seed=9)
+    assert finer["sampler"]["num_inference_steps"] == 12 and not torch.equal(finer["samples"], coarse)
+    assert np.all(np.isfinite(finer["gap"].spatial_db)) and np.any(finer["gap"].spatial_db != 0)
+    with pytest.raises(ValueError, match="another timestep"):  # 'leading' spacing starts lower with more steps
+        card.discretisation(pipe, dict(smp, timestep_spacing="leading"), clean, coarse, factor=4, start_seed=7, seed=9)
+    with pytest.raises(ValueError, match="factor must be"):
+        card.discretisation(pipe, smp, clean, coarse, factor=0, start_seed=7, seed=9)
+
+
+def test_choose_sampler_prefers_more_gate_criteria_then_the_cheapest_equal_accuracy():
+    from types import SimpleNamespace
+
+    card = _card_module()
+
+    def cand(steps, acc, lo, hi, passed):
+        gate = {f"c{i}": (i < passed, 0.0, 0.0) for i in range(6)}
+        gate["passed"] = passed == 6
+        return dict(sampler={"num_inference_steps": steps},
+                    report=SimpleNamespace(accuracy=acc, accuracy_low=lo, accuracy_high=hi), gate=gate)
+
+    q = {"d25": cand(25, 0.91, 0.85, 0.95, 2), "d50": cand(50, 0.90, 0.84, 0.94, 2), "d100": cand(100, 0.90, 0.83, 0.94, 3)}
+    assert card.choose_sampler(q) == "d100"  # passes more criteria, whatever it costs
+    q["d100"] = cand(100, 0.90, 0.83, 0.94, 2)
+    assert card.choose_sampler(q) == "d25"  # same criteria, overlapping accuracy: the cheapest
+    q["d25"] = cand(25, 0.99, 0.96, 1.00, 2)
+    assert card.choose_sampler(q) == "d50"  # d25's accuracy is worse beyond its interval
+    import pytest
+
+    with pytest.raises(ValueError, match="no sampler"):
+        card.choose_sampler({})
