@@ -158,6 +158,8 @@ class TinyVideoPipeline(DiffusionPipeline):
         Maps model space to display video when decoding (``None``: model space is the display video).
     default_num_inference_steps : int
         Steps used when a call does not give ``num_inference_steps`` (the model folder's ``sampler.json``).
+    default_eta : float
+        DDIM η used when a call does not give ``eta`` (the model folder's ``sampler.json``; 0 = deterministic).
 
     Examples
     --------
@@ -172,12 +174,16 @@ class TinyVideoPipeline(DiffusionPipeline):
     _callback_tensor_inputs = ["latents", "noise_pred", "pred_original_sample"]
 
     def __init__(self, unet, scheduler, normalizer: ChannelNormalizer | None = None,
-                 default_num_inference_steps: int = 25):
+                 default_num_inference_steps: int = 25, default_eta: float = 0.0):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, normalizer=normalizer)
         self.default_num_inference_steps = int(default_num_inference_steps)
-        # in model_index.json, so save_pretrained / from_pretrained keep the default sampler's step count
-        self.register_to_config(default_num_inference_steps=self.default_num_inference_steps)
+        self.default_eta = float(default_eta)
+        if not self.default_eta >= 0.0:
+            raise ValueError(f"default_eta must be >= 0 (DDIM η), got {default_eta}")
+        # in model_index.json, so save_pretrained / from_pretrained keep the default sampler
+        self.register_to_config(default_num_inference_steps=self.default_num_inference_steps,
+                                default_eta=self.default_eta)
 
     # -- diffusers-style properties ---------------------------------------------------------------------------
     @property
@@ -248,7 +254,7 @@ class TinyVideoPipeline(DiffusionPipeline):
         num_inference_steps: int | None = None,
         batch_size: int | None = None,
         num_videos_per_prompt: int = 1,
-        eta: float = 0.0,
+        eta: float | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "np",
@@ -270,8 +276,8 @@ class TinyVideoPipeline(DiffusionPipeline):
             Denoising steps (default: ``default_num_inference_steps``, the model folder's stored sampler).
         batch_size : int, optional
             Number of videos when no prompt list is given (default 1); multiplied by ``num_videos_per_prompt``.
-        eta : float
-            DDIM η (0 = deterministic DDIM).
+        eta : float, optional
+            DDIM η (0 = deterministic DDIM; default: ``default_eta``, the model folder's stored sampler).
         generator : torch.Generator or list of torch.Generator, optional
             Randomness for the initial noise (and DDIM η > 0); a list gives one generator per video.
         latents : torch.Tensor, optional
@@ -306,6 +312,8 @@ class TinyVideoPipeline(DiffusionPipeline):
                              f"{self._callback_tensor_inputs}")
         if num_inference_steps is None:
             num_inference_steps = self.default_num_inference_steps
+        if eta is None:
+            eta = getattr(self, "default_eta", 0.0)
         if int(num_inference_steps) < 1:
             raise ValueError(f"num_inference_steps must be >= 1; got {num_inference_steps}")
         c, f0, h0, w0 = self.sample_shape
@@ -383,7 +391,8 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
 
     A folder holds ``model_index.json``, ``unet/``, ``scheduler/`` and ``training_log.json``; models trained on
     normalised data also hold ``normalizer/`` (:class:`ChannelNormalizer`), and ``sampler.json`` stores the
-    default sampler's step count (used when a call gives no ``num_inference_steps``).
+    default sampler: step count and DDIM η, used when a call gives no ``num_inference_steps`` or ``eta``. Only
+    DDIM samplers load (another stored scheduler class is refused, naming the fix).
 
     Parameters
     ----------
@@ -416,14 +425,26 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
             f"{path} was trained on normalised data but has no normalizer/ folder, so its samples cannot be "
             "decoded; export the model again with scripts/train_default_model.py (it writes normalizer/)."
         )
+    sampler = _read_json(path / "sampler.json") if (path / "sampler.json").exists() else {}
+    index = _read_json(path / "model_index.json") if (path / "model_index.json").exists() else {}
+    if scheduler is None:
+        stored = {sampler.get("scheduler", "DDIMScheduler")}
+        if (path / "scheduler" / "scheduler_config.json").exists():
+            stored.add(_read_json(path / "scheduler" / "scheduler_config.json").get("_class_name", "DDIMScheduler"))
+        if stored != {"DDIMScheduler"}:
+            raise ValueError(
+                f"{path} stores a {' / '.join(sorted(stored))} sampler; the embedded pipelines load DDIM only, "
+                "which the toolkit's FreeInit controls and probes are validated on. Pass scheduler=... to "
+                "load_default_pipeline to sample with another scheduler, or store a DDIM sampler "
+                "(scripts/model_card.py --choose-sampler)."
+            )
     unet = TinyVideoUNet.from_pretrained(path / "unet", local_files_only=True, low_cpu_mem_usage=False).eval()
     sched = scheduler if scheduler is not None else DDIMScheduler.from_pretrained(path / "scheduler",
                                                                                  local_files_only=True)
-    sampler = _read_json(path / "sampler.json") if (path / "sampler.json").exists() else {}
-    index = _read_json(path / "model_index.json") if (path / "model_index.json").exists() else {}
     steps = sampler.get("num_inference_steps", index.get("default_num_inference_steps", 25))
+    eta = sampler.get("eta", index.get("default_eta", 0.0))
     pipe = TinyVideoPipeline(unet=unet, scheduler=sched, normalizer=normalizer,
-                             default_num_inference_steps=int(steps))
+                             default_num_inference_steps=int(steps), default_eta=float(eta))
     pipe.register_to_config(_name_or_path=str(path))  # as from_pretrained does: pipe.name_or_path is the folder
     pipe.set_progress_bar_config(disable=not progress)
     return pipe
@@ -626,6 +647,7 @@ def load_default_analytic_pipeline(num_videos: int = 512, seed: int = 950_000_00
                                  num_train_timesteps=sched.config.num_train_timesteps)
     unet.set_prior(prior["mean"], prior["color_basis"], prior["power"], sched.alphas_cumprod)
     pipe = TinyVideoPipeline(unet=unet.eval(), scheduler=sched, normalizer=base.normalizer,
-                             default_num_inference_steps=base.default_num_inference_steps)
+                             default_num_inference_steps=base.default_num_inference_steps,
+                             default_eta=getattr(base, "default_eta", 0.0))
     pipe.set_progress_bar_config(disable=not progress)
     return pipe

@@ -141,6 +141,37 @@ def test_model_folder_contract(tmp_path):
     assert torch.allclose(x, pipe.normalizer.encode(raw))
 
 
+def test_stored_stochastic_sampler_is_the_default_and_other_schedulers_are_refused(tmp_path):
+    """sampler.json's η is used when a call gives none (a card that chose η = 1 is what the pipeline samples), and
+    a folder storing a non-DDIM scheduler is refused rather than silently sampled with DDIM."""
+    import freeinit_lab as fl
+
+    path = _folder(tmp_path)
+    (path / "sampler.json").write_text(json.dumps({"scheduler": "DDIMScheduler", "num_inference_steps": 3,
+                                                   "eta": 1.0}))
+    pipe = fl.load_default_pipeline(path)
+    assert pipe.default_eta == 1.0 and fl.load_default_analytic_pipeline(num_videos=16, path=path).default_eta == 1.0
+    z = torch.randn(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def run(**kw):
+        return pipe(latents=z, generator=torch.Generator().manual_seed(2), output_type="latent", **kw).frames
+
+    assert torch.equal(run(), run(eta=1.0)) and not torch.allclose(run(), run(eta=0.0))
+    pipe.save_pretrained(tmp_path / "copy")
+    assert TinyVideoPipeline.from_pretrained(tmp_path / "copy").default_eta == 1.0
+    with pytest.raises(ValueError, match="default_eta must be"):
+        TinyVideoPipeline(unet=pipe.unet, scheduler=pipe.scheduler, default_eta=-0.5)
+
+    (path / "sampler.json").write_text(json.dumps({"scheduler": "DPMSolverMultistepScheduler",
+                                                   "num_inference_steps": 3}))
+    with pytest.raises(ValueError, match="load DDIM only.*scheduler="):
+        fl.load_default_pipeline(path)
+    from diffusers import DPMSolverMultistepScheduler
+
+    other = fl.load_default_pipeline(path, scheduler=DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))
+    assert isinstance(other.scheduler, DPMSolverMultistepScheduler)
+
+
 def test_model_folder_without_its_normalizer_is_refused(tmp_path):
     import shutil
 
