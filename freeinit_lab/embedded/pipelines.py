@@ -313,7 +313,7 @@ class TinyVideoPipeline(DiffusionPipeline):
         if num_inference_steps is None:
             num_inference_steps = self.default_num_inference_steps
         if eta is None:
-            eta = getattr(self, "default_eta", 0.0)
+            eta = self.default_eta
         if int(num_inference_steps) < 1:
             raise ValueError(f"num_inference_steps must be >= 1; got {num_inference_steps}")
         c, f0, h0, w0 = self.sample_shape
@@ -648,6 +648,6 @@ def load_default_analytic_pipeline(num_videos: int = 512, seed: int = 950_000_00
     unet.set_prior(prior["mean"], prior["color_basis"], prior["power"], sched.alphas_cumprod)
     pipe = TinyVideoPipeline(unet=unet.eval(), scheduler=sched, normalizer=base.normalizer,
                              default_num_inference_steps=base.default_num_inference_steps,
-                             default_eta=getattr(base, "default_eta", 0.0))
+                             default_eta=base.default_eta)
     pipe.set_progress_bar_config(disable=not progress)
     return pipe
