@@ -11,7 +11,9 @@ What it does
   over a panned ``1/f`` background; 16 frames × 32 × 32 by default), generated on the fly (on ``--device``).
   Step ``s`` trains on the batch drawn with seed ``data_seed_base + s``, so a resumed run sees the same data and
   training never overlaps the evaluation seeds (>= 900_000_000). ``--data dead-leaves-v1`` reproduces the
-  previous default's data (8 × 16 × 16).
+  previous default's data (8 × 16 × 16). ``--render device`` (the default off the CPU) has the ``--data-workers``
+  processes draw only each batch's random parameters and renders them on ``--device``: the same videos, with the
+  expensive part on the GPU.
 * Normalisation: a :class:`~freeinit_lab.embedded.pipelines.ChannelNormalizer` (per-channel mean and standard deviation)
   is fitted once on ``--norm-videos`` videos from seeds 800_000_000 + i, stored in the checkpoint and exported
   as ``normalizer/``; the model is trained on ``z_0 = (x − shift) / scale`` (unit variance per channel, as
@@ -27,7 +29,10 @@ What it does
   apply to the session they are given in (a resumed run may cool down with a lower ``--lr``); each session's
   values are in ``training_log.json["sessions"]``.
 * Model: :class:`freeinit_lab.embedded.models.TinyVideoUNet` with a space-to-depth stem (``--space-to-depth 2``); AdamW,
-  linear warm-up, gradient clipping; an EMA copy of the weights is what gets exported.
+  linear warm-up over ``--warmup`` steps (again whenever the optimiser starts afresh), gradient clipping; an EMA
+  copy of the weights is what gets exported. ``--lr-end`` anneals the learning rate log-linearly from ``--lr`` to
+  it over the session's time budget (:func:`session_lr`). The noise and timesteps of step ``s`` are drawn from a
+  generator seeded with ``(seed, s)`` on the training device.
 * Resuming: from ``--ckpt-dir/checkpoint.pt`` when present (model, EMA, optimiser, step, history); otherwise
   from the exported folder ``--out`` when its ``training_log.json`` has the same model and data configuration
   (EMA weights become both the model and the EMA; the optimiser starts afresh), so a new session continues from
@@ -88,12 +93,19 @@ def parse_args(argv=None):
     p.add_argument("--time-budget-min", type=float, default=float("inf"), help="stop after this many minutes")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-end", type=float, default=None,
+                   help="anneal the learning rate log-linearly from --lr to this over the session's time budget "
+                        "(needs --time-budget-min); default: constant --lr")
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--ckpt-every", type=float, default=600.0, help="seconds between checkpoints/exports")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data-workers", type=int, default=1, help="processes drawing batches ahead (0: in-line)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--render", choices=["worker", "device"], default=None,
+                   help="where the training videos are rendered: 'worker' (in the --data-workers processes, on the "
+                        "CPU) or 'device' (the workers draw only the random parameters, the main process renders them "
+                        "on --device); default: worker on the CPU, device otherwise. Same videos either way")
     p.add_argument("--amp", default="bf16", choices=["bf16", "off"],
                    help="bfloat16 autocast for the forward pass (weights, optimiser and loss stay float32); "
                         "about 2x faster on CPUs with AMX/AVX512-BF16")
@@ -106,7 +118,24 @@ def parse_args(argv=None):
     p.add_argument("--loss-weighting", choices=sorted(LOSS_WEIGHTINGS), default=None,
                    help="per-timestep weight of the ε-MSE (see the module docstring); default: the resumed run's, "
                         "else epsilon")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.render is None:
+        args.render = "worker" if args.device == "cpu" else "device"
+    if args.render == "device" and args.data != "subjects-v1":
+        p.error("--render device needs --data subjects-v1 (its parameters can be drawn apart from the rendering)")
+    if args.lr_end is not None and not (0 < args.lr_end and args.time_budget_min < float("inf")):
+        p.error("--lr-end needs a positive value and a finite --time-budget-min (the annealing runs over the "
+                "session's time budget)")
+    return args
+
+
+def session_lr(lr: float, lr_end: float | None, fraction: float) -> float:
+    """Learning rate after ``fraction`` ∈ [0, 1] of the session's time budget: ``lr`` when ``lr_end`` is None,
+    else the log-linear anneal ``lr · (lr_end / lr) ** fraction`` (``lr`` at the start, ``lr_end`` at the end)."""
+    if lr_end is None:
+        return lr
+    f = min(max(float(fraction), 0.0), 1.0)
+    return lr * (lr_end / lr) ** f
 
 
 def draw_batch(kind: str, batch: int, frames: int, size: int, seed: int, device: str = "cpu") -> torch.Tensor:
@@ -121,37 +150,51 @@ def draw_batch(kind: str, batch: int, frames: int, size: int, seed: int, device:
 
 
 class _Batches(torch.utils.data.IterableDataset):
-    """Batches for steps ``start, start + 1, …`` (each a function of its step only)."""
+    """Batches for steps ``start, start + 1, …`` (each a function of its step only).
 
-    def __init__(self, kind, batch, frames, size, seed_base, start):
+    With ``params_only`` it yields the random parameters of the batch (:func:`subject_parameters`), to be
+    rendered by the consumer. Worker ``i`` of ``n`` makes the batches of steps ``start + i, start + i + n, …``; a
+    DataLoader hands them out in worker order, so the steps arrive in order."""
+
+    def __init__(self, kind, batch, frames, size, seed_base, start, params_only=False):
         self.args = (kind, batch, frames, size)
-        self.seed_base, self.start = seed_base, start
+        self.seed_base, self.start, self.params_only = seed_base, start, params_only
 
     def __iter__(self):
         torch.set_num_threads(1)
-        step = self.start
+        info = torch.utils.data.get_worker_info()
+        i, n = (0, 1) if info is None else (info.id, info.num_workers)
+        step = self.start + i
         while True:
-            yield step, draw_batch(*self.args, seed=self.seed_base + step)
-            step += 1
+            if self.params_only:
+                from freeinit_lab.embedded.world import subject_parameters
+
+                kind, batch, frames, size = self.args
+                yield step, subject_parameters(batch, frames, size, seed=self.seed_base + step, version=kind)
+            else:
+                yield step, draw_batch(*self.args, seed=self.seed_base + step)
+            step += n
 
 
 def batches(args, start: int):
-    """Iterator of ``(step, x)``; with ``--data-workers`` > 0 drawn ahead in a spawned process."""
-    ds = _Batches(args.data, args.batch_size, args.frames, args.size, args.data_seed_base, start)
-    if args.data_workers <= 0 or args.device != "cpu":
+    """Iterator of ``(step, x)`` with ``x`` display-space videos on ``--device``.
+
+    ``--render worker``: videos drawn and rendered ahead in ``--data-workers`` spawned processes (or in line with
+    0). ``--render device``: the processes draw only the random parameters and the videos are rendered here on
+    ``--device`` (a GPU renders far faster than the CPU workers could)."""
+    params_only = args.render == "device"
+    ds = _Batches(args.data, args.batch_size, args.frames, args.size, args.data_seed_base, start, params_only)
+    if args.data_workers <= 0:
         it = iter(ds)
-        if args.device != "cpu":
-            def gen():
-                step = start
-                while True:
-                    yield step, draw_batch(args.data, args.batch_size, args.frames, args.size,
-                                           args.data_seed_base + step, args.device)
-                    step += 1
-            return gen()
-        return it
-    dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=1, prefetch_factor=4,
-                                     multiprocessing_context="spawn", persistent_workers=False)
-    return iter(dl)
+    else:
+        it = iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.data_workers,
+                                              prefetch_factor=4 if args.render == "worker" else 2,
+                                              multiprocessing_context="spawn", persistent_workers=False))
+    if not params_only:
+        return ((step, x.to(args.device)) for step, x in it)
+    from freeinit_lab.embedded.world import render_subjects
+
+    return ((step, render_subjects(p, device=args.device, chunk_size=args.batch_size)) for step, p in it)
 
 
 def fit_normalizer(args):
@@ -236,8 +279,10 @@ def main(argv=None) -> None:
             sessions = log.get("sessions", [])
             weighting = log.get("loss_weighting", "epsilon")
             if (out / "normalizer").exists():
-                normalizer = ChannelNormalizer.from_pretrained(out / "normalizer", local_files_only=True,
-                                                               low_cpu_mem_usage=False)
+                loaded = ChannelNormalizer.from_pretrained(out / "normalizer", local_files_only=True,
+                                                           low_cpu_mem_usage=False)
+                # rebuilt from its numbers, so the export does not record where it was loaded from
+                normalizer = ChannelNormalizer(shift=list(loaded.config.shift), scale=list(loaded.config.scale))
             resumed = f"exported weights in {out} (optimiser restarts)"
         else:
             print(f"{out} holds another model or data configuration; starting fresh", flush=True)
@@ -260,7 +305,12 @@ def main(argv=None) -> None:
     print(f"TinyVideoUNet {n_params / 1e6:.3f} M params, config {model_cfg}", flush=True)
     session = dict(start_step=step, started=time.strftime("%Y-%m-%dT%H:%M:%S"), threads=args.threads,
                    device=args.device, machine=f"{platform.machine()}, {os.cpu_count()} logical CPUs",
-                   loss_weighting=weighting, lr=args.lr, batch_size=args.batch_size)
+                   loss_weighting=weighting, lr=args.lr, batch_size=args.batch_size, lr_end=args.lr_end,
+                   render=args.render, data_workers=args.data_workers)
+    if dev.type == "cuda":
+        session["machine"] += f", {torch.cuda.get_device_name(dev)}"
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     sessions = sessions + [session]
 
     def meta():
@@ -295,6 +345,7 @@ def main(argv=None) -> None:
 
     norm = normalizer.to(dev) if normalizer is not None else None
     t_start, wall0, last_ck = time.time(), wall, time.time()
+    warm_from = 0 if resumed.startswith("checkpoint") else step  # a fresh optimiser warms up again
     run_loss, run_n, t_log, n_log = 0.0, 0, time.time(), 0
     model.train()
     data = batches(args, step)
@@ -310,13 +361,16 @@ def main(argv=None) -> None:
         s_data, x = next(data)
         assert s_data == step, (s_data, step)
         x0 = norm.encode(x.to(dev)) if norm is not None else x.to(dev)
-        g = torch.Generator().manual_seed(1_000_003 * args.seed + step)
-        t = torch.randint(0, len(abar), (args.batch_size,), generator=g).to(dev)
-        eps = torch.randn(x0.shape, generator=g).to(dev)
+        # noise and timesteps: a function of (seed, step) on the training device (a CPU draw of a GPU-sized batch
+        # would cost more than the step); the same seed gives the same run on the same kind of device
+        g = torch.Generator(device=dev).manual_seed(1_000_003 * args.seed + step)
+        t = torch.randint(0, len(abar), (args.batch_size,), generator=g, device=dev)
+        eps = torch.randn(x0.shape, generator=g, device=dev)
         a = abar[t].sqrt().view(-1, 1, 1, 1, 1)
         b = (1 - abar[t]).sqrt().view(-1, 1, 1, 1, 1)
         zt = a * x0 + b * eps
-        lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        lr = session_lr(args.lr, args.lr_end, (wall - wall0) / max(args.time_budget_min * 60 - wall0, 1e-9))
+        lr *= min(1.0, (step - warm_from + 1) / args.warmup)
         for pg in opt.param_groups:
             pg["lr"] = lr
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
@@ -349,6 +403,7 @@ def main(argv=None) -> None:
         if time.time() - last_ck > args.ckpt_every:
             checkpoint()
             last_ck = time.time()
+    data.close()  # shuts the data workers down now, not at interpreter exit (where they abort noisily)
     checkpoint()
     print("done", flush=True)
 

@@ -60,3 +60,30 @@ def test_resumed_run_keeps_its_weighting_and_logs_plain_eps_mse(tmp_path):
     assert log["steps"] == 4 and [s["loss_weighting"] for s in log["sessions"]] == ["v", "v", "epsilon"]
     assert [s["lr"] for s in log["sessions"]] == [1e-3, 1e-3, 2.5e-4]  # each session's own learning rate
     assert log["objective"].startswith("epsilon MSE, t")
+
+
+def test_session_lr_anneals_log_linearly_from_lr_to_lr_end():
+    train = _train_module()
+    assert train.session_lr(1e-3, None, 0.7) == 1e-3
+    assert train.session_lr(4e-4, 4e-5, 0.0) == pytest.approx(4e-4)
+    assert train.session_lr(4e-4, 4e-5, 0.5) == pytest.approx(4e-4 * 10 ** -0.5)
+    assert train.session_lr(4e-4, 4e-5, 1.0) == pytest.approx(4e-5)
+    assert train.session_lr(4e-4, 4e-5, 3.0) == pytest.approx(4e-5)  # past the budget: stays at the end value
+    with pytest.raises(SystemExit):
+        train.parse_args(["--lr-end", "1e-5"])  # no time budget to anneal over
+
+
+def test_rendering_on_the_device_gives_the_workers_videos_in_step_order(monkeypatch):
+    """--render device (parameters drawn in 2 worker processes, rendered in the main process) yields exactly the
+    batches --render worker (drawn and rendered in line) does, step by step."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # spawned workers import the script by its module name
+    train = importlib.import_module(SCRIPT.stem)
+    common = ["--frames", "4", "--size", "16", "--batch-size", "3", "--data-seed-base", "5"]
+    inline = train.batches(train.parse_args(common + ["--render", "worker", "--data-workers", "0"]), start=7)
+    split = train.batches(train.parse_args(common + ["--render", "device", "--data-workers", "2"]), start=7)
+    for want_step in (7, 8, 9):
+        (s1, x1), (s2, x2) = next(inline), next(split)
+        assert s1 == s2 == want_step
+        assert x1.shape == (3, 3, 4, 16, 16) and torch.equal(x1, x2)
+    with pytest.raises(SystemExit):
+        train.parse_args(["--render", "device", "--data", "dead-leaves-v1"])

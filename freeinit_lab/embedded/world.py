@@ -30,7 +30,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["WORLD_VERSION", "WORLD_VERSIONS", "SubjectsConfig", "subject_videos", "SHAPES", "TEXTURES"]
+__all__ = ["WORLD_VERSION", "WORLD_VERSIONS", "SubjectsConfig", "subject_videos", "subject_parameters",
+           "render_subjects", "SHAPES", "TEXTURES"]
 
 #: Version tag of the generator; bump whenever its output for a given seed and configuration changes.
 WORLD_VERSION = "subjects-v1"
@@ -240,19 +241,41 @@ def subject_videos(
     >>> tuple(v.shape), bool(v.abs().max() <= 1)
     ((2, 3, 16, 32, 32), True)
     """
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
+    params = subject_parameters(batch, num_frames, height, width, seed=seed, generator=generator, config=config,
+                                version=version)
+    return render_subjects(params, device=device, return_masks=return_masks, chunk_size=chunk_size)
+
+
+def subject_parameters(
+    batch: int,
+    num_frames: int = 16,
+    height: int = 32,
+    width: int | None = None,
+    *,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    config: SubjectsConfig | dict | None = None,
+    version: str = WORLD_VERSION,
+) -> dict:
+    """Every random draw of :func:`subject_videos` (on the CPU), without the rendering.
+
+    ``render_subjects(subject_parameters(...), device=d)`` is ``subject_videos(..., device=d)`` exactly: the split
+    lets worker processes draw the parameters (cheap, CPU) while a GPU renders them (the expensive part), as
+    ``scripts/train_default_model.py`` does. Arguments as :func:`subject_videos`; returns a dict of CPU tensors
+    (one row per video) plus the sizes under ``"sizes"``.
+    """
     if version not in WORLD_VERSIONS:
         raise ValueError(f"unknown world version {version!r}; this freeinit_lab reproduces {list(WORLD_VERSIONS)}")
     if (seed is None) == (generator is None):
         raise ValueError("pass exactly one of `seed=` (an int) or `generator=` (a torch.Generator)")
     width = height if width is None else width
-    if int(chunk_size) < 1:
-        raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
     if int(batch) < 1 or int(num_frames) < 1 or int(height) < 1 or int(width) < 1:
         raise ValueError(f"batch, num_frames, height and width must be >= 1; got {batch}, {num_frames}, "
                          f"{height}, {width}")
     cfg = SubjectsConfig(**(config or {}))
     g = generator if generator is not None else torch.Generator().manual_seed(int(seed))
-    dev = torch.device(device) if device is not None else torch.device("cpu")
     B, T = int(batch), int(num_frames)
     ss = int(cfg["supersample"])
     H, W = height * ss, width * ss
@@ -297,11 +320,23 @@ def subject_videos(
     n_bg = 16 * math.ceil((max(H, W) + 2 * travel + 16) / 16)
     bg = _background(g, B, n_bg, float(cfg["background_amp"]), float(cfg["background_slope"]))
 
-    # ---- render on the device, chunk by chunk (every random draw is done above) --------------------------
-    per_video = dict(present=present, shape_id=shape_id, tex_id=tex_id, base=base, accent=accent,
-                     contrast=contrast, freq=freq, tphase=tphase, tdir=tdir, shade=shade, radius=radius,
-                     aspect=aspect, theta0=theta0, omega=omega, rho=rho, p0=p0, vel=vel, cam_v=cam_v, offset=offset,
-                     bg=bg)
+    return dict(present=present, shape_id=shape_id, tex_id=tex_id, base=base, accent=accent,
+                contrast=contrast, freq=freq, tphase=tphase, tdir=tdir, shade=shade, radius=radius,
+                aspect=aspect, theta0=theta0, omega=omega, rho=rho, p0=p0, vel=vel, cam_v=cam_v, offset=offset,
+                bg=bg, sizes=dict(batch=B, num_frames=T, height=int(height), width=int(width), supersample=ss))
+
+
+def render_subjects(params: dict, *, device: torch.device | str | None = None, return_masks: bool = False,
+                    chunk_size: int = 32):
+    """Render the videos whose random draws :func:`subject_parameters` made, on ``device``, ``chunk_size`` at a
+    time (see :func:`subject_videos` for the arguments and the result)."""
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    sz = params["sizes"]
+    B, T, height, width, ss = sz["batch"], sz["num_frames"], sz["height"], sz["width"], sz["supersample"]
+    per_video = {k: v for k, v in params.items() if k != "sizes"}
+    # ---- render on the device, chunk by chunk (every random draw is done already) --------------------------
     parts = [_render_subjects({k: v[s:s + int(chunk_size)] for k, v in per_video.items()}, T, height, width, ss,
                               dev, return_masks)
              for s in range(0, B, int(chunk_size))]
