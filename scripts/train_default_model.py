@@ -202,7 +202,7 @@ def fit_normalizer(args):
 
     if args.data == "dead-leaves-v1":
         return None
-    vids = [draw_batch(args.data, 64, args.frames, args.size, NORM_SEED_BASE + i)
+    vids = [draw_batch(args.data, 64, args.frames, args.size, NORM_SEED_BASE + i, args.device).cpu()
             for i in range(max(1, args.norm_videos // 64))]
     return ChannelNormalizer.fit(torch.cat(vids))
 
