@@ -3,6 +3,7 @@
 
     python scripts/model_card.py --model data/candidate_model                     # card with the stored sampler
     python scripts/model_card.py --model data/candidate_model --choose-sampler    # also pick the default sampler
+    python scripts/model_card.py --compare-samplers ddim50    # judge others beside the stored one, keep it
 
 Every sample goes through the pipeline's own FreeInit-free path, with no filtering, on seeds never used in
 training or tuning (``--seed`` >= 900_000_000), and is compared in model space with ``2 × num-videos`` held-out
@@ -15,10 +16,11 @@ exact-score model does, by ``10 log10(a_T² λ + b_T²)`` dB per bin:
    videos, :func:`~freeinit_lab.analysis.fidelity.training_marginal_latents`) against the data, with the
    thresholds of the issue (two-sample accuracy ≤ 0.70, every band within ±1.5 dB, precision and recall ≥ 0.6,
    no memorisation).
-2. **The gap is the physics' gap (gate)**: plain-noise samples against the exact-score Gaussian model's plain-noise
-   samples from the *same* noise (:func:`~freeinit_lab.analysis.fidelity.band_power_gap`), every band within
-   ±1.5 dB. Exact for Gaussian data only: an exact model of non-Gaussian data (a Gaussian
-   scale mixture, in the tests) can sit 2 dB or more below the Gaussian model in every band.
+2. **The gap against the physics' gap (diagnostic)**: plain-noise samples against the exact-score Gaussian
+   model's plain-noise samples from the *same* noise (:func:`~freeinit_lab.analysis.fidelity.band_power_gap`),
+   with the ±1.5 dB it would have to meet on Gaussian data. Not part of the gate: it is exact for Gaussian data
+   only, and an exact model of non-Gaussian data (a Gaussian scale mixture, in the tests) can sit 2 dB or more
+   below the Gaussian model in every band, so it cannot fail a model for being unfaithful.
 3. **Plain noise against the data (reported)**: the same thresholds as 1, which no faithful model can meet in
    the lowest bands; the exact-score model's own numbers are shown beside it.
 4. **Denoising error per noise level (diagnostic)**: the network's ε-MSE against the exact-score Gaussian
@@ -146,6 +148,15 @@ def gate_passes(gate: dict) -> int:
     return sum(bool(v[0]) for c, v in gate.items() if c != "passed")
 
 
+def card_gate(gate_quality: dict, gap) -> tuple[bool, dict]:
+    """The card's verdict: part 1's gate (the issue's criteria, samples started on the training marginal) alone;
+    and part 2's diagnostic, whether the plain-noise band power is within the ±1.5 dB of the exact-score Gaussian
+    model's that a faithful model of *Gaussian* data would show (``gap``: a ``band_power_gap`` result). Part 2 is
+    not gated: an exact model of non-Gaussian data can miss it (module docstring)."""
+    return bool(gate_quality["passed"]), {"band_power_vs_exact_score_db": (bool(gap.max_abs_db <= 1.5),
+                                                                           float(gap.max_abs_db), 1.5)}
+
+
 def choose_sampler(quality: dict) -> str:
     """The default sampler from part 1's results ``{name: {"sampler", "report", "gate"}}``: among the candidates
     that pass the most gate criteria, those whose two-sample accuracy interval overlaps the best one's are equally
@@ -202,6 +213,10 @@ def main(argv=None):
     p.add_argument("--choose-sampler", action="store_true")
     p.add_argument("--samplers", default=",".join(SAMPLERS),
                    help="comma-separated candidates for --choose-sampler (default: %(default)s)")
+    p.add_argument("--compare-samplers", default="",
+                   help="comma-separated samplers to judge on part 1 beside the stored one, without changing it: the "
+                        "card says which the choice rule would pick (e.g. when a cheaper stored sampler is kept for "
+                        "the notebooks' time budget)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--discretisation-factor", type=int, default=4,
                    help="diagnostic 5: the default sampler against this many times its steps (0: skip)")
@@ -211,7 +226,11 @@ def main(argv=None):
     if args.seed < 900_000_000:
         raise SystemExit("--seed must be >= 900_000_000 (seeds below are training data)")
     names = [k.strip() for k in args.samplers.split(",") if k.strip()]
-    unknown = sorted(set(names) - set(SAMPLERS))
+    compare = [k.strip() for k in args.compare_samplers.split(",") if k.strip()]
+    if compare and args.choose_sampler:
+        raise SystemExit("--compare-samplers keeps the stored sampler; with --choose-sampler list the candidates in "
+                         "--samplers instead")
+    unknown = sorted(set(names + compare) - set(SAMPLERS))
     if unknown:
         raise SystemExit(f"unknown sampler(s) {unknown}; choose from {sorted(SAMPLERS)}")
     torch.set_num_threads(args.threads)
@@ -234,7 +253,11 @@ def main(argv=None):
                           for s in range(max(1, n // bs))])  # exactly the first training batches
     eps = noise(tuple(pipe.sample_shape), n, args.seed + 10 * n)
     stored = json.loads((path / "sampler.json").read_text()) if (path / "sampler.json").exists() else None
-    candidates = {k: SAMPLERS[k] for k in names} if args.choose_sampler else {"stored": stored or SAMPLERS["ddim25"]}
+    if args.choose_sampler:
+        candidates = {k: SAMPLERS[k] for k in names}
+    else:
+        candidates = {"stored": stored or SAMPLERS["ddim25"]}
+        candidates.update({k: SAMPLERS[k] for k in compare if SAMPLERS[k] != candidates["stored"]})
 
     # 1. training quality: started on the training marginal
     quality = {}
@@ -246,7 +269,8 @@ def main(argv=None):
         rep = fidelity_report(s, reference, training=training, space=space)
         quality[name] = dict(sampler=smp, report=rep, gate=fidelity_gate(rep), seconds=time.time() - t0, samples=s)
         print(f"[{name}, on the training marginal] {quality[name]['seconds']:.0f} s\n{rep.summary()}", flush=True)
-    chosen_name = choose_sampler(quality)
+    rule_pick = choose_sampler(quality)
+    chosen_name = rule_pick if args.choose_sampler else "stored"
     smp = quality[chosen_name]["sampler"]
     if args.choose_sampler:
         (path / "sampler.json").write_text(json.dumps(smp, indent=1))
@@ -283,14 +307,22 @@ def main(argv=None):
 
     q = quality[chosen_name]
     gate_quality = q["gate"]
-    gate_gap = {"band_power_vs_exact_score_db": (gap.max_abs_db <= 1.5, gap.max_abs_db, 1.5)}
-    passed = bool(gate_quality["passed"] and gate_gap["band_power_vs_exact_score_db"][0])
+    passed, gate_gap = card_gate(gate_quality, gap)
     gate_plain = fidelity_gate(plain_rep)
     picture(path / "samples.png", reference[:4], plain, pipe.normalizer)
 
     def jgate(g):
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
 
+    compare_md = ""
+    if not args.choose_sampler and len(quality) > 1:
+        compare_md = ("\n- **Compared on part 1** (stored sampler kept): " + ", ".join(
+            f"{k} {quality[k]['sampler']['num_inference_steps']} steps: accuracy {quality[k]['report'].accuracy:.3f} "
+            f"[{quality[k]['report'].accuracy_low:.3f}, {quality[k]['report'].accuracy_high:.3f}], "
+            f"{gate_passes(quality[k]['gate'])} gate criteria passed" for k in quality)
+            + f". The choice rule (`--choose-sampler`) would pick **{rule_pick}**"
+            + (", the stored one." if rule_pick == "stored" else
+               "; the stored one is kept (see the README's 'Where it stands' for why)."))
     trend = loss_trend(log)
     trend_md = ("" if trend is None else
                 f"\n- **Loss trend**: mean logged ε-MSE {trend['last']:.4f} over the last {trend['window_steps']:,} steps "
@@ -312,12 +344,15 @@ def main(argv=None):
         sampler=smp,
         sampler_candidates={k: dict(sampler=v["sampler"], accuracy=v["report"].accuracy,
                                     accuracy_interval=[v["report"].accuracy_low, v["report"].accuracy_high],
-                                    gate_passed=v["gate"]["passed"], seconds=round(v["seconds"], 1))
+                                    gate_passed=v["gate"]["passed"], gate_criteria_passed=gate_passes(v["gate"]),
+                                    seconds=round(v["seconds"], 1))
                             for k, v in quality.items()},
+        sampler_rule_pick=rule_pick, sampler_kept_as_stored=not args.choose_sampler,
         evaluation=dict(seed=args.seed, num_videos=n, reference_videos=2 * n, space=space,
                         seconds=round(time.time() - t_start, 1)),
         training_quality=dict(report=q["report"].to_dict(), gate=jgate(gate_quality)),
-        gap_vs_exact_score=dict(band_power=gap.to_dict(), gate=jgate(gate_gap)),
+        gap_vs_exact_score=dict(band_power=gap.to_dict(), gated=False,
+                                within_gaussian_expectation=jgate(gate_gap)),
         plain_noise=dict(report=plain_rep.to_dict(), gate_as_issued=jgate(gate_plain),
                          exact_score_report=exact_rep.to_dict(), exact_score_gate_as_issued=jgate(fidelity_gate(exact_rep))),
         denoising_error_vs_exact_score=denoise.to_dict(),
@@ -352,7 +387,7 @@ Embedded video diffusion model of freeinit_lab (generated by `scripts/model_card
   {log.get('amp')}),
   {(log.get('wall_time_s') or 0) / 3600:.2f} h wall in {len(log.get('sessions') or [])} session(s) on
   {(log.get('sessions') or [{}])[-1].get('machine', 'CPU')}, torch {log.get('torch')}.{trend_md}
-- **Default sampler**: {smp} (chosen: {'of ' + ', '.join(f"{k} ({gate_passes(quality[k]['gate'])} gate criteria passed)" for k in quality) + ', the fewest steps among those passing the most criteria whose two-sample accuracy interval on the training marginal overlaps the best one' if args.choose_sampler else 'as stored'}).
+- **Default sampler**: {smp} (chosen: {'of ' + ', '.join(f"{k} ({gate_passes(quality[k]['gate'])} gate criteria passed)" for k in quality) + ', the fewest steps among those passing the most criteria whose two-sample accuracy interval on the training marginal overlaps the best one' if args.choose_sampler else 'as stored'}).{compare_md}
 
 Evaluation: seed {args.seed}, {n} samples vs {n} held-out data videos; baseline = data vs data at the same size;
 all numbers in model space (per-channel unit variance); band power in dB, `10 log10(P_samples / P_data)`.
@@ -368,13 +403,13 @@ is removed, so what remains is the network's own error.
 |---|---|---|---|
 {rows(gate_quality)}
 
-## 2. The plain-noise gap equals the exact-score model's (gate)
+## 2. The plain-noise gap against the exact-score model's (diagnostic, not gated)
 
 The model's plain-noise samples against the exact-score Gaussian model of the same data
-(`load_default_analytic_pipeline`), both from the same {n} noise latents (paired). This is what a faithful model
-shows on Gaussian data; on non-Gaussian data even an exact model can fall below it in every band (an exact model of
-a Gaussian scale mixture sits 2.2–2.5 dB below, `tests/analysis/test_fidelity.py`), so a failure here is not proof
-of an unfaithful model:
+(`load_default_analytic_pipeline`), both from the same {n} noise latents (paired). A faithful model of *Gaussian*
+data would be within ±1.5 dB here; on non-Gaussian data even an exact model can fall below it in every band (an
+exact model of a Gaussian scale mixture sits 2.2–2.5 dB below, `tests/analysis/test_fidelity.py`), so this is a
+diagnostic of how the model's own gap compares with the Gaussian one, not part of the gate:
 
 {gap.summary()}
 
@@ -426,7 +461,7 @@ The finer sampler against the data:
 
 {disc_rep.summary()}
 
-""") + f"""**Gate (parts 1 and 2) {'passed' if passed else 'not passed'}.**
+""") + f"""**Gate (part 1: the issue's criteria, on seeds never used in training) {'passed' if passed else 'not passed'}.**
 
 ![training clips (left) beside plain-noise samples (right), every 3rd frame](samples.png)
 

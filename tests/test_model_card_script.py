@@ -1,9 +1,10 @@
-"""scripts/model_card.py's training-loss trend: a falling loss is reported as not converged, a flat one is not."""
+"""scripts/model_card.py: the loss trend, the lr history, the discretisation diagnostic, the sampler choice and the gate."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -98,3 +99,15 @@ def test_choose_sampler_prefers_more_gate_criteria_then_the_cheapest_equal_accur
 
     with pytest.raises(ValueError, match="no sampler"):
         card.choose_sampler({})
+
+
+def test_the_card_gate_is_part_one_alone_and_part_two_is_reported():
+    """Part 2 (plain noise within ±1.5 dB of the exact-score *Gaussian* model) is a diagnostic: exact only for
+    Gaussian data, it neither passes nor fails the card."""
+    card = _card_module()
+    near, far = SimpleNamespace(max_abs_db=0.4), SimpleNamespace(max_abs_db=3.8)
+    for part1 in (True, False):
+        for gap in (near, far):
+            passed, diag = card.card_gate({"passed": part1}, gap)
+            assert passed is part1
+            assert diag["band_power_vs_exact_score_db"] == (gap is near, gap.max_abs_db, 1.5)
