@@ -316,8 +316,8 @@ def main(argv=None):
 
     compare_md = ""
     if not args.choose_sampler and len(quality) > 1:
-        compare_md = ("\n- **Compared on part 1** (stored sampler kept): " + ", ".join(
-            f"{k} {quality[k]['sampler']['num_inference_steps']} steps: accuracy {quality[k]['report'].accuracy:.3f} "
+        compare_md = ("\n- **Compared on part 1** (stored sampler kept): " + "; ".join(
+            f"{k} ({quality[k]['sampler']['num_inference_steps']} steps): accuracy {quality[k]['report'].accuracy:.3f} "
             f"[{quality[k]['report'].accuracy_low:.3f}, {quality[k]['report'].accuracy_high:.3f}], "
             f"{gate_passes(quality[k]['gate'])} gate criteria passed" for k in quality)
             + f". The choice rule (`--choose-sampler`) would pick **{rule_pick}**"
