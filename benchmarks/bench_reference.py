@@ -7,6 +7,11 @@ RSS, with the ratio to its baseline measured in the same run:
 
 * data: ``subject_videos(N, 16, 32)`` rendered in chunks of 32 videos (the default) against all ``N`` at once
   (``chunk_size=N``: what it did before chunking). The videos are bit-identical (``tests/embedded/test_world.py``).
+* worker draws: what a training data worker does per batch with ``--render device`` (GPU training),
+  :func:`~freeinit_lab.embedded.world.subject_parameters` (the background's white noise only; its filtering runs
+  in the rendering on the GPU), against the same draws with the background filtered on the worker's CPU as before
+  (two FFTs and a standard deviation per video). Same videos (bit-identical on the CPU,
+  ``tests/embedded/test_world.py``).
 * fit: :func:`freeinit_lab.pipelines.fit_gaussian_prior` (one periodogram, summed in chunks, averaged over the
   sign patterns of the frequency) against its definition: the periodogram of all 8 mirror images of every video
   (equal to float32 rounding, ``tests/embedded/test_models.py``).
@@ -23,7 +28,7 @@ CHILD = r"""
 import json, resource, sys, time
 import torch
 torch.set_num_threads({threads})
-from freeinit_lab.embedded.world import subject_videos
+from freeinit_lab.embedded.world import subject_videos, subject_parameters, _shape_background
 from freeinit_lab.embedded.pipelines import fit_gaussian_prior
 n, what = {videos}, "{what}"
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -35,6 +40,11 @@ if what == "data chunked":
     subject_videos(n, 16, 32, seed=950_000_000)
 elif what == "data at once":
     subject_videos(n, 16, 32, seed=950_000_000, chunk_size=n)
+elif what == "worker draws":
+    subject_parameters(n, 16, 32, seed=950_000_000)
+elif what == "draws + filter":
+    p = subject_parameters(n, 16, 32, seed=950_000_000)
+    _shape_background(p["bg_white"], p["sizes"]["background_amp"], p["sizes"]["background_slope"])
 elif what == "fit chunked":
     fit_gaussian_prior(vids)
 else:  # the definition: every mirror image transformed
@@ -63,7 +73,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     print(f"{args.videos} videos of 16 × 32 × 32, {args.threads} threads (peak RSS above the process's own start)")
-    for ours, baseline in (("data chunked", "data at once"), ("fit chunked", "fit 8 mirror images")):
+    for ours, baseline in (("data chunked", "data at once"), ("worker draws", "draws + filter"),
+                           ("fit chunked", "fit 8 mirror images")):
         a, b = run(ours, args.videos, args.threads), run(baseline, args.videos, args.threads)
         print(f"{ours:>14}: {a['seconds']:6.2f} s, +{a['extra_gb']:.2f} GB | {baseline:>19}: {b['seconds']:6.2f} s, "
               f"+{b['extra_gb']:.2f} GB | time ratio {a['seconds'] / b['seconds']:.2f}, "

@@ -129,13 +129,15 @@ def _hue_colors(hue: torch.Tensor, sat: torch.Tensor, val: torch.Tensor) -> torc
     return (val[..., None] + sat[..., None] * chroma).clamp(-0.95, 0.95)
 
 
-def _background(g: torch.Generator, batch: int, size: int, amp: float, slope: float) -> torch.Tensor:
-    """Periodic ``(batch, 3, size, size)`` field with amplitude spectrum ``f^-slope``, per-video std ``amp``."""
-    white = torch.randn(batch, 3, size, size, generator=g)
-    fy = torch.fft.fftfreq(size).view(-1, 1)
-    fx = torch.fft.fftfreq(size).view(1, -1)
+def _shape_background(white: torch.Tensor, amp: float, slope: float) -> torch.Tensor:
+    """Periodic background field ``(batch, 3, size, size)`` from white noise of that shape (drawn by
+    :func:`subject_parameters`; computed on the noise's device): filtered to an amplitude spectrum ``f^-slope``,
+    colours mixed towards luminance, scaled to per-video standard deviation ``amp``."""
+    size = white.shape[-1]
+    fy = torch.fft.fftfreq(size, device=white.device).view(-1, 1)
+    fx = torch.fft.fftfreq(size, device=white.device).view(1, -1)
     f = torch.sqrt(fx**2 + fy**2)
-    spec = torch.where(f > 0, f.clamp_min(1e-12) ** -slope, torch.zeros(()))
+    spec = torch.where(f > 0, f.clamp_min(1e-12) ** -slope, torch.zeros((), device=white.device))
     field = torch.fft.ifft2(torch.fft.fft2(white) * spec).real
     lum = field.mean(dim=1, keepdim=True)
     field = 0.8 * lum + 0.25 * (field - lum)
@@ -318,12 +320,15 @@ def subject_parameters(
     # a periodic field large enough that the camera's travel never shows its period
     travel = math.ceil(float(cfg["camera_speed_max"]) * max(T - 1, 0) * ss)
     n_bg = 16 * math.ceil((max(H, W) + 2 * travel + 16) / 16)
-    bg = _background(g, B, n_bg, float(cfg["background_amp"]), float(cfg["background_slope"]))
+    # the background's white noise is drawn here; its filtering (two FFTs) is left to the rendering, on its device
+    bg_white = torch.randn(B, 3, n_bg, n_bg, generator=g)
 
     return dict(present=present, shape_id=shape_id, tex_id=tex_id, base=base, accent=accent,
                 contrast=contrast, freq=freq, tphase=tphase, tdir=tdir, shade=shade, radius=radius,
                 aspect=aspect, theta0=theta0, omega=omega, rho=rho, p0=p0, vel=vel, cam_v=cam_v, offset=offset,
-                bg=bg, sizes=dict(batch=B, num_frames=T, height=int(height), width=int(width), supersample=ss))
+                bg_white=bg_white, sizes=dict(batch=B, num_frames=T, height=int(height), width=int(width),
+                                               supersample=ss, background_amp=float(cfg["background_amp"]),
+                                               background_slope=float(cfg["background_slope"])))
 
 
 def render_subjects(params: dict, *, device: torch.device | str | None = None, return_masks: bool = False,
@@ -336,27 +341,29 @@ def render_subjects(params: dict, *, device: torch.device | str | None = None, r
     sz = params["sizes"]
     B, T, height, width, ss = sz["batch"], sz["num_frames"], sz["height"], sz["width"], sz["supersample"]
     per_video = {k: v for k, v in params.items() if k != "sizes"}
+    bg_shape = (float(sz["background_amp"]), float(sz["background_slope"]))
     # ---- render on the device, chunk by chunk (every random draw is done already) --------------------------
     parts = [_render_subjects({k: v[s:s + int(chunk_size)] for k, v in per_video.items()}, T, height, width, ss,
-                              dev, return_masks)
+                              dev, return_masks, bg_shape)
              for s in range(0, B, int(chunk_size))]
     if not return_masks:
         return torch.cat(parts)
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def _render_subjects(p: dict, T: int, height: int, width: int, ss: int, dev: torch.device, return_masks: bool):
+def _render_subjects(p: dict, T: int, height: int, width: int, ss: int, dev: torch.device, return_masks: bool,
+                     bg_shape: tuple[float, float]):
     """Render the videos whose drawn parameters ``p`` holds (one row per video); see :func:`subject_videos`."""
     B, K = p["present"].shape
     H, W = height * ss, width * ss
     present, shape_id, tex_id, base, accent = p["present"], p["shape_id"], p["tex_id"], p["base"], p["accent"]
     contrast, freq, tphase, tdir, shade = p["contrast"], p["freq"], p["tphase"], p["tdir"], p["shade"]
     radius, aspect, theta0, omega, rho = p["radius"], p["aspect"], p["theta0"], p["omega"], p["rho"]
-    p0, vel, cam_v, offset, bg = p["p0"], p["vel"], p["cam_v"], p["offset"], p["bg"]
+    p0, vel, cam_v, offset = p["p0"], p["vel"], p["cam_v"], p["offset"]
+    bg = _shape_background(p["bg_white"].to(dev), *bg_shape)
     n_bg = bg.shape[-1]
     to = dict(device=dev)
     t = torch.arange(T, dtype=torch.float32, **to)
-    bg = bg.to(dev)
     cam_shift = -cam_v.to(dev)[:, None, :] * t[None, :, None] * ss  # background moves against the camera
     bgv = _shift_frames(bg, cam_shift)  # (B, 3, T, n_bg, n_bg)
     y0, x0 = (n_bg - H) // 2, (n_bg - W) // 2

@@ -7,7 +7,8 @@ import torch
 
 from freeinit_lab.embedded.models import TinyVideoUNet
 from freeinit_lab.embedded.pipelines import ChannelNormalizer, TinyVideoPipeline, default_scheduler, default_training_videos
-from freeinit_lab.embedded.world import SHAPES, WORLD_VERSION, SubjectsConfig, subject_videos
+from freeinit_lab.embedded.world import (SHAPES, WORLD_VERSION, SubjectsConfig, render_subjects,
+                                         subject_parameters, subject_videos)
 
 
 def test_shape_range_and_determinism():
@@ -27,6 +28,28 @@ def test_rendering_in_chunks_gives_the_same_videos():
     for chunk in (1, 3):
         v, m = subject_videos(7, 8, 16, seed=11, return_masks=True, chunk_size=chunk)
         assert torch.equal(v, whole) and torch.equal(m, whole_masks)
+
+
+def test_the_version_is_pinned():
+    """subjects-v1 must keep drawing the videos the shipped models were trained on: statistics of seed 0, recorded
+    when the version was pinned (a change here means a new WORLD_VERSION, not a new expected value)."""
+    v = subject_videos(2, 16, 32, seed=0).double()
+    got = [v.mean(), v.pow(2).mean(), v[0, 0, 0, 0, 0], v[1, 2, 15, 31, 31], v[:, :, 5].std()]
+    want = [-0.129185, 0.106727, -0.386725, 0.042872, 0.301427]
+    assert WORLD_VERSION == "subjects-v1"
+    assert [float(x) for x in got] == pytest.approx(want, abs=2e-6)
+
+
+def test_parameters_drawn_apart_render_to_the_same_videos():
+    """Training workers draw the parameters and the GPU renders them (scripts/train_default_model.py --render
+    device): the two halves give subject_videos exactly, for any chunking."""
+    whole = subject_videos(5, 8, 16, seed=21)
+    params = subject_parameters(5, 8, 16, seed=21)
+    assert set(params["sizes"]) >= {"batch", "num_frames", "height", "width", "supersample"}
+    for chunk in (2, 5):
+        assert torch.equal(render_subjects(params, chunk_size=chunk), whole)
+    with pytest.raises(ValueError, match="chunk_size"):
+        render_subjects(params, chunk_size=0)
 
 
 def test_bad_input_names_the_fix():
