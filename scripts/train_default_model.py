@@ -164,12 +164,12 @@ class _Batches(torch.utils.data.IterableDataset):
         torch.set_num_threads(1)
         info = torch.utils.data.get_worker_info()
         i, n = (0, 1) if info is None else (info.id, info.num_workers)
+        from freeinit_lab.embedded.world import subject_parameters
+
+        kind, batch, frames, size = self.args
         step = self.start + i
         while True:
             if self.params_only:
-                from freeinit_lab.embedded.world import subject_parameters
-
-                kind, batch, frames, size = self.args
                 yield step, subject_parameters(batch, frames, size, seed=self.seed_base + step, version=kind)
             else:
                 yield step, draw_batch(*self.args, seed=self.seed_base + step)
@@ -177,7 +177,8 @@ class _Batches(torch.utils.data.IterableDataset):
 
 
 def batches(args, start: int):
-    """Iterator of ``(step, x)`` with ``x`` display-space videos on ``--device``.
+    """Iterator of ``(step, x)`` with ``x`` display-space videos (on the CPU with ``--render worker``, on
+    ``--device`` with ``--render device``; the training loop moves them to ``--device``).
 
     ``--render worker``: videos drawn and rendered ahead in ``--data-workers`` spawned processes (or in line with
     0). ``--render device``: the processes draw only the random parameters and the videos are rendered here on
@@ -191,7 +192,7 @@ def batches(args, start: int):
                                               prefetch_factor=4 if args.render == "worker" else 2,
                                               multiprocessing_context="spawn", persistent_workers=False))
     if not params_only:
-        return ((step, x.to(args.device)) for step, x in it)
+        return it
     from freeinit_lab.embedded.world import render_subjects
 
     return ((step, render_subjects(p, device=args.device, chunk_size=args.batch_size)) for step, p in it)
@@ -403,7 +404,7 @@ def main(argv=None) -> None:
         if time.time() - last_ck > args.ckpt_every:
             checkpoint()
             last_ck = time.time()
-    data.close()  # shuts the data workers down now, not at interpreter exit (where they abort noisily)
+    del data  # last reference: the data workers shut down now, not noisily at interpreter exit
     checkpoint()
     print("done", flush=True)
 

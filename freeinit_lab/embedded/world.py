@@ -243,8 +243,6 @@ def subject_videos(
     >>> tuple(v.shape), bool(v.abs().max() <= 1)
     ((2, 3, 16, 32, 32), True)
     """
-    if int(chunk_size) < 1:
-        raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
     params = subject_parameters(batch, num_frames, height, width, seed=seed, generator=generator, config=config,
                                 version=version)
     return render_subjects(params, device=device, return_masks=return_masks, chunk_size=chunk_size)
