@@ -253,6 +253,9 @@ def main(argv=None) -> None:
     torch.manual_seed(args.seed)
     model = TinyVideoUNet(**model_cfg)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
+    # on the device before the optimiser exists: its load_state_dict puts a resumed state where the parameters are
+    model.to(dev)
+    ema.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     step, history, wall, normalizer, sessions, weighting = 0, [], 0.0, None, [], None
     resumed = "fresh"
@@ -297,8 +300,6 @@ def main(argv=None) -> None:
         print(f"loss weighting changes from {weighting} to {args.loss_weighting} at step {step}", flush=True)
     weighting = args.loss_weighting or weighting or "epsilon"
     print(f"start at step {step} ({resumed}); loss weighting {weighting}", flush=True)
-    model.to(dev)
-    ema.to(dev)
     sched = make_scheduler()
     abar = sched.alphas_cumprod.float().to(dev)
     weight = loss_weights(sched.alphas_cumprod, weighting).to(dev)

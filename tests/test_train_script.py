@@ -62,6 +62,19 @@ def test_resumed_run_keeps_its_weighting_and_logs_plain_eps_mse(tmp_path):
     assert log["objective"].startswith("epsilon MSE, t")
 
 
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_resumes_from_its_checkpoint_on_a_gpu(tmp_path):
+    """A checkpoint's optimiser state lands where the parameters are (it once stayed on the CPU: AdamW failed)."""
+    train = _train_module()
+    common = ["--out", str(tmp_path / "out"), "--ckpt-dir", str(tmp_path / "ck"), "--frames", "4", "--size", "16",
+              "--block-channels", "8,16", "--batch-size", "2", "--norm-videos", "8", "--data-workers", "0",
+              "--log-every", "1", "--ckpt-every", "1e9", "--device", "cuda"]
+    train.main(common + ["--max-steps", "2"])
+    train.main(common + ["--max-steps", "4"])  # from the checkpoint, Adam state included
+    assert json.loads((tmp_path / "out" / "training_log.json").read_text())["steps"] == 4
+
 def test_session_lr_anneals_log_linearly_from_lr_to_lr_end():
     train = _train_module()
     assert train.session_lr(1e-3, None, 0.7) == 1e-3
