@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Fidelity report, sampler choice and model card of an exported default-model folder.
 
-    python scripts/model_card.py --model data/candidate_model                     # card with the stored sampler
-    python scripts/model_card.py --model data/candidate_model --choose-sampler    # also pick the default sampler
+    python scripts/model_card.py --model data/default_model                       # card with the stored sampler
+    python scripts/model_card.py --model data/default_model --choose-sampler    # also pick the default sampler
     python scripts/model_card.py --compare-samplers ddim50    # judge others beside the stored one, keep it
 
 Every sample goes through the pipeline's own FreeInit-free path, with no filtering, on seeds never used in

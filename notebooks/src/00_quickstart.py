@@ -147,9 +147,11 @@ display(pd.concat({"final video vs data (dB)": final_db, "initial latent vs whit
 # 2. The loss of variance in FreeInit's soft mix (`mask_only`) explains **less than all** of the consistency gain,
 #    and it moves videos *away* from the data, not towards it.
 # 3. Giving plain noise the training $z_T$'s band power without any signal (`amplitude_matched`) reproduces
-#    **most** of the consistency gain — more than the mask does — while keeping the motion that FreeInit removes:
-#    on this model the gain follows the initial latent's low-band amplitude; the loss of motion follows the mask
-#    (`mask_only` reproduces most of it; on these weights more than all of it).
+#    **most** of the consistency gain while keeping the motion that FreeInit removes: on this model the gain
+#    follows the initial latent's low-band amplitude; the loss of motion follows the mask (`mask_only` reproduces
+#    most of it; on these weights more than all of it). Whether the amplitude explains *more* of the gain than
+#    the mask is not a claim here: on the first default weights (step 1,993) it clearly did (0.94 against 0.44 at
+#    seed 0), on the current ones the two shares' intervals can overlap; the cell below prints which it is.
 #
 # The means table also puts each arm beside the data: plain samples are less consistent and move more than the
 # held-out videos, FreeInit's are about as consistent as the data but move less.
@@ -183,10 +185,13 @@ record("mask_only_explains_dynamics", float(ds.explained.sel(control="mask_only"
 # 2. the variance loss is not the whole consistency gain, and it moves away from the data
 assert high("consistency", control="mask_only") < 1, interval("explained", control="mask_only", metric="consistency")
 assert low("distance", arm="mask_only") > 0, interval("effect", arm="mask_only", metric="distance")
-# 3. the training z_T's low-band amplitude gives most of the gain, more than the mask, and keeps the motion
+# 3. the training z_T's low-band amplitude gives most of the gain and keeps the motion
 assert low("consistency", control="amplitude_matched") > 0.5, interval("explained", control="amplitude_matched",
                                                                        metric="consistency")
-assert low("consistency", control="amplitude_matched") > high("consistency", control="mask_only")
+separated = low("consistency", control="amplitude_matched") > high("consistency", control="mask_only")
+print(f"amplitude_matched explains {interval('explained', control='amplitude_matched', metric='consistency')} of the "
+      f"consistency gain, mask_only {interval('explained', control='mask_only', metric='consistency')}: "
+      + ("the amplitude clearly more" if separated else "intervals overlap, no ranking at this seed"))
 assert low("dynamics", arm="amplitude_matched") > high("dynamics", arm="freeinit"), (
     interval("effect", arm="amplitude_matched", metric="dynamics"), interval("effect", arm="freeinit", metric="dynamics"))
 assert low("dynamics", control="mask_only") > 0.5, interval("explained", control="mask_only", metric="dynamics")
@@ -205,7 +210,7 @@ print(f"{video_steps} video-steps, {seconds:.1f} s")
 #   frames where the plain samples' layout drifts.
 # - **Controls.** The signal-free mask (`mask_only`, the soft mix's variance loss) reproduces less than all of the
 #   consistency gain and moves videos away from the data; noise scaled to the training $z_T$'s band power
-#   (`amplitude_matched`, no signal at all) reproduces most of the consistency gain — more than the mask — without
+#   (`amplitude_matched`, no signal at all) reproduces most of the consistency gain without
 #   FreeInit's loss of motion, while the mask reproduces most of that loss (shares in the "share of FreeInit's
 #   effect" table; FreeInit barely changes contrast, so no share is given for it). So on this model FreeInit's consistency gain is the **low-band amplitude** of its initial
 #   latent (the initialization gap closed in power), its loss of motion the **mask**, and this video's own low
