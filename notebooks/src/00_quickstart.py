@@ -153,8 +153,9 @@ display(pd.concat({"final video vs data (dB)": final_db, "initial latent vs whit
 #    the mask is not a claim here: on the first default weights (step 1,993) it clearly did (0.94 against 0.44 at
 #    seed 0), on the current ones the two shares' intervals can overlap; the cell below prints which it is.
 #
-# The means table also puts each arm beside the data: plain samples are less consistent and move more than the
-# held-out videos, FreeInit's are about as consistent as the data but move less.
+# The means table also puts each arm beside the data (last row). On these weights plain samples are less
+# consistent than the held-out videos and already move less; FreeInit's overshoot the data's consistency and move
+# less still (notebook 06 measures each arm against the data, with intervals).
 
 # %%
 def low(m, arm=None, control=None):

@@ -178,10 +178,10 @@ record("data_consistency", float(ds.reference_consistency.mean()), "consistency 
 assert vs_mask[1] > 0, vs_mask
 # ... and the iterated signal more than rescaling the noise's spectrum to the training z_T (no signal at all)
 assert vs_amp_last[1] > 0, vs_amp_last
-# (4) a start from the training marginal raises consistency over plain sampling ...
-assert oracle_gain[1] > 0, oracle_gain
-# ... and the chained iterations go past it: re-diffusing with the same noise keeps adding low-band power
-# (section 3), so the last pass is more static than a perfect start
+# (4) the chained iterations go past a start from the training marginal: re-diffusing with the same noise keeps
+# adding low-band power (section 3), so the last pass is more static than a perfect start. (The oracle's own gain
+# over plain sampling is printed, not asserted: it is the plain samples' consistency shortfall against the data,
+# which 16 videos do not always resolve at this confidence on these weights; notebook 06 tests that shortfall.)
 assert last_vs_oracle[1] > 0, last_vs_oracle
 
 # %% [markdown]
@@ -254,12 +254,16 @@ print(f"03 took {seconds:.0f} s for {video_steps} video-steps")
 # ## Summary
 # Numbers: the tables above at this seed, each a paired mean over videos with its 99 % bootstrap interval.
 # - **Per iteration — agrees with the paper.** Consistency rises with every FreeInit iteration and the first jump
-#   is the biggest, larger than each later one paired per video (asserted). Unlike the paper's "near convergence
-#   by the fourth", the later iterations still add consistency, and the last passes end above the held-out data's
-#   consistency (figure): the chain makes videos more static than the data (see the dynamics column).
+#   is the biggest, larger than each later one paired per video (asserted). The increments shrink pass by pass
+#   (column "pass k − pass k−1"; on these weights the fourth's interval reaches about 0, as the paper's "near
+#   convergence by the fourth" says; the first default's weights still gained there), and the last passes end
+#   above the held-out data's consistency (figure): the chain makes videos more static than the data (see the
+#   dynamics column).
 # - **Controls.** The first iteration beats the mix's variance change alone (`mask_only`, asserted). Rescaling the
 #   plain noise band by band to the training $z_T$'s power, with no signal at all (`amplitude_matched`),
-#   reproduces most or all of the first iteration's gain (second table; its interval reaches 1 at some seeds);
+#   reproduces most of the first iteration's gain (second table; whether it is all of it is the printed paired
+#   difference `freeinit_pass1_minus_amplitude_matched`: on the first default it was not resolved, on these
+#   weights FreeInit's first pass is ahead);
 #   the chained iterations go beyond it (asserted at the last pass). So FreeInit's first step is mostly the low
 #   band's *amplitude*, not this video's own signal; the signal's share shows in the later iterations.
 # - **Filters — agrees with the paper, against the filter it meant.** With the reference codes' ideal filter
@@ -269,5 +273,8 @@ print(f"03 took {seconds:.0f} s for {video_steps} video-steps")
 #   term $2\,\mathrm{Re}(S\bar U)$ (asserted; its share of the band's power is printed): the sample is correlated
 #   with the noise it is re-diffused with. A signal/noise SNR that leaves it out understates the band's power; with
 #   every pass the band-0 power grows (last table; compare its last row, the training $z_T$).
-# - **Oracle.** Starting from the training marginal raises consistency over plain sampling (asserted); FreeInit's
-#   last pass goes past it (asserted), while its first pass is compared with it in the printed interval.
+# - **Oracle.** FreeInit's last pass goes past a start from the training marginal (asserted), while its first pass
+#   is compared with it in the printed interval. The oracle's own gain over plain sampling (`oracle_minus_plain`)
+#   is printed, not asserted: it is the plain samples' consistency shortfall against the data, about +0.1 here, and
+#   16 videos do not always resolve it at 99 % (seed 1: +0.08 [−0.01, +0.17]; the first default's larger shortfall
+#   was resolved). Notebook 06 tests the shortfall itself against 64 held-out videos.

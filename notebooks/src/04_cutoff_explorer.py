@@ -146,11 +146,11 @@ save_figure(fig, "cutoff_map", width=1100, height=380)
 #    FreeInit's gain there (bootstrap interval of the share above 0.5): bins whose variance drops towards 0.5 start
 #    the sampler with less high-frequency power, the samples come out smoother, and consecutive frames agree more —
 #    the same direction as the "too smooth, too alike" fidelity finding of this model. That part is not FreeInit's
-#    low-frequency mechanism. With a narrow spatial cut-off ($d_s = 0.1$) the mask alone does slightly *worse* than
-#    plain sampling (table "mask_only − plain").
+#    low-frequency mechanism. With a narrow spatial cut-off ($d_s = 0.1$) the mask alone changes little (table
+#    "mask_only − plain": intervals around 0 there; the first default's weights were slightly *worse* than plain).
 # 4. **At the paper's cut-offs the clean signal matters**: FreeInit − mask_only has its interval above 0 at
-#    $d_s = d_t = 0.25$ (in fact in every cell, shrinking towards the widest), and the mask's share there is well
-#    below 1, so FreeInit's gain is not only its variance change.
+#    $d_s = d_t = 0.25$ (and in most cells, shrinking towards the widest, where the mask gives nearly all of the
+#    gain), and the mask's share there is well below 1, so FreeInit's gain is not only its variance change.
 #
 # The exact numbers are in the tables above (and vary with the weights); the cells below assert these directions
 # with the intervals.

@@ -315,7 +315,8 @@ fl.decomposition_table(d_ds, ["consistency", "dynamics", "contrast", "distance"]
 #   marginal (oracle) the samples match the data's low bands, and the band distance drops to the floor set by the
 #   sampler's own top-band loss.
 # * **FreeInit** (same noise, Gaussian $D_0=0.25$, one iteration, twice the cost) raises the DC bands by a few dB
-#   (paired) but ends far short of the data there; it raises consistency to about the data's level and lowers
+#   (paired) but ends far short of the data there; it raises consistency to about the data's level on the
+#   exact-score model and beyond it on the trained default (`consistency_vs_data` in the tables), and lowers
 #   dynamics below the data's. **Its controls explain it:** `amplitude_matched` — plain noise with the training
 #   marginal's band power, one pass — reproduces most of the consistency gain and ends closer to the data than
 #   FreeInit; `mask_only` — FreeInit's mix without any signal — reproduces the loss of dynamics (the soft mix's
