@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Fidelity report, sampler choice and model card of an exported default-model folder.
 
-    python scripts/model_card.py --model data/default_model                       # card with the stored sampler
-    python scripts/model_card.py --model data/default_model --choose-sampler    # also pick the default sampler
-    python scripts/model_card.py --compare-samplers ddim50    # judge others beside the stored one, keep it
+    python scripts/model_card.py --model data/default_model                   # card with the stored sampler
+    python scripts/model_card.py --model data/default_model --choose-sampler  # also pick the default sampler
+    python scripts/model_card.py --compare-samplers ddim50                    # judge others beside the stored one
 
 Every sample goes through the pipeline's own FreeInit-free path, with no filtering, on seeds never used in
 training or tuning (``--seed`` >= 900_000_000), and is compared in model space with ``2 × num-videos`` held-out

@@ -62,7 +62,6 @@ def test_resumed_run_keeps_its_weighting_and_logs_plain_eps_mse(tmp_path):
     assert log["objective"].startswith("epsilon MSE, t")
 
 
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_resumes_from_its_checkpoint_on_a_gpu(tmp_path):
@@ -74,6 +73,7 @@ def test_resumes_from_its_checkpoint_on_a_gpu(tmp_path):
     train.main(common + ["--max-steps", "2"])
     train.main(common + ["--max-steps", "4"])  # from the checkpoint, Adam state included
     assert json.loads((tmp_path / "out" / "training_log.json").read_text())["steps"] == 4
+
 
 def test_session_lr_anneals_log_linearly_from_lr_to_lr_end():
     train = _train_module()
