@@ -55,7 +55,10 @@ def test_d_oracle_initialisation_is_the_reference(evidence):
     # baseline is small on this model (see the closing note of issue 5), so we check it is not worse than the
     # baseline beyond noise, and report where FreeInit lands relative to it (gap_closed > 1: FreeInit overshoots).
     assert s["d_oracle"]["mean"] > -2 * s["d_oracle"]["se"], format_summary(s)
-    assert s["means"]["oracle"] < s["means"]["data"], format_summary(s)
+    # ... and that it is a sane reference: not more consistent than the data beyond noise (two independent means;
+    # the first default's oracle fell short of the data, the current one reaches it, as a faithful model's should)
+    se = np.hypot(s["ses"]["oracle"], s["ses"]["data"])
+    assert s["means"]["oracle"] - s["means"]["data"] < 2 * se, format_summary(s)
     assert np.isfinite(s["gap_closed"])
     assert ds.attrs["num_iters"] == 3 and ds.sizes["video"] == NUM_VIDEOS
 
