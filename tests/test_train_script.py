@@ -19,6 +19,13 @@ def _train_module():
     return mod
 
 
+
+def _tiny_run(tmp_path) -> list[str]:
+    """Arguments of a seconds-long training run (4 × 16 × 16 videos, a two-level UNet) exporting under tmp_path."""
+    return ["--out", str(tmp_path / "out"), "--ckpt-dir", str(tmp_path / "ck"), "--frames", "4", "--size", "16",
+            "--block-channels", "8,16", "--batch-size", "2", "--norm-videos", "8", "--data-workers", "0",
+            "--log-every", "1", "--ckpt-every", "1e9"]
+
 def test_v_weighting_is_the_v_prediction_loss_up_to_one_constant():
     """|ε̂ − ε|² w(t) ∝ |v̂ − v|² with v = a ε − b x0 and v̂ = a ε̂ − b x̂0, x̂0 = (z − b ε̂) / a, for every t."""
     from freeinit_lab.embedded.pipelines import default_scheduler
@@ -45,9 +52,7 @@ def test_v_weighting_is_the_v_prediction_loss_up_to_one_constant():
 
 def test_resumed_run_keeps_its_weighting_and_logs_plain_eps_mse(tmp_path):
     train = _train_module()
-    common = ["--out", str(tmp_path / "out"), "--ckpt-dir", str(tmp_path / "ck"), "--frames", "4", "--size", "16",
-              "--block-channels", "8,16", "--batch-size", "2", "--norm-videos", "8", "--data-workers", "0",
-              "--log-every", "1", "--ckpt-every", "1e9", "--amp", "off"]
+    common = _tiny_run(tmp_path) + ["--amp", "off"]
     train.main(common + ["--max-steps", "2", "--loss-weighting", "v"])
     train.main(common + ["--max-steps", "3"])  # resumed from the checkpoint: keeps v
     log = json.loads((tmp_path / "out" / "training_log.json").read_text())
@@ -67,9 +72,7 @@ def test_resumed_run_keeps_its_weighting_and_logs_plain_eps_mse(tmp_path):
 def test_resumes_from_its_checkpoint_on_a_gpu(tmp_path):
     """A checkpoint's optimiser state lands where the parameters are (it once stayed on the CPU: AdamW failed)."""
     train = _train_module()
-    common = ["--out", str(tmp_path / "out"), "--ckpt-dir", str(tmp_path / "ck"), "--frames", "4", "--size", "16",
-              "--block-channels", "8,16", "--batch-size", "2", "--norm-videos", "8", "--data-workers", "0",
-              "--log-every", "1", "--ckpt-every", "1e9", "--device", "cuda"]
+    common = _tiny_run(tmp_path) + ["--device", "cuda"]
     train.main(common + ["--max-steps", "2"])
     train.main(common + ["--max-steps", "4"])  # from the checkpoint, Adam state included
     assert json.loads((tmp_path / "out" / "training_log.json").read_text())["steps"] == 4
