@@ -90,6 +90,7 @@ _NAMES = {
     "TinyVideoUNet": "embedded.models",
     "TinyVideoPipeline": "embedded.pipelines",
     "default_scheduler": "embedded.pipelines",
+    "sampler_scheduler": "embedded.pipelines",
     "fit_gaussian_prior": "embedded.pipelines",
     "load_analytic_pipeline": "embedded.pipelines",
     "load_default_pipeline": "embedded.pipelines",

@@ -66,6 +66,11 @@ SAMPLERS = {
                     timestep_spacing="linspace", eta=0.0),
     "ddim25_no_final_alpha": dict(scheduler="DDIMScheduler", num_inference_steps=25, set_alpha_to_one=False,
                                   timestep_spacing="linspace", eta=0.0),
+    # second-order multistep ODE solvers: one network evaluation per step, as DDIM
+    "dpmpp2m25": dict(scheduler="DPMSolverMultistepScheduler", num_inference_steps=25, algorithm_type="dpmsolver++",
+                      solver_order=2, timestep_spacing="linspace", eta=0.0),
+    "unipc25": dict(scheduler="UniPCMultistepScheduler", num_inference_steps=25, timestep_spacing="linspace",
+                    eta=0.0),
 }
 
 
@@ -74,10 +79,9 @@ DIAGNOSTIC_T = (19, 99, 199, 299, 399, 499, 599, 699, 799, 899, 999)
 
 
 def scheduler_for(sampler: dict):
-    from freeinit_lab.embedded.pipelines import default_scheduler
+    from freeinit_lab.embedded.pipelines import sampler_scheduler
 
-    return default_scheduler(set_alpha_to_one=sampler["set_alpha_to_one"],
-                             timestep_spacing=sampler["timestep_spacing"])
+    return sampler_scheduler(sampler)
 
 
 def noise(shape, n: int, seed: int) -> torch.Tensor:
@@ -160,7 +164,8 @@ def card_gate(gate_quality: dict, gap) -> tuple[bool, dict]:
 def choose_sampler(quality: dict) -> str:
     """The default sampler from part 1's results ``{name: {"sampler", "report", "gate"}}``: among the candidates
     that pass the most gate criteria, those whose two-sample accuracy interval overlaps the best one's are equally
-    good within the test's resolution, and of these the one with the fewest steps (then the lower accuracy) wins."""
+    good within the test's resolution, and of these the one with the fewest steps (then the lower accuracy, then
+    the lower Fréchet distance) wins."""
     if not quality:
         raise ValueError("no sampler candidates to choose from")
 
@@ -168,7 +173,8 @@ def choose_sampler(quality: dict) -> str:
     contenders = [k for k in quality if gate_passes(quality[k]["gate"]) == most]
     best = min(contenders, key=lambda k: quality[k]["report"].accuracy)
     tied = [k for k in contenders if quality[k]["report"].accuracy_low <= quality[best]["report"].accuracy_high]
-    return min(tied, key=lambda k: (quality[k]["sampler"]["num_inference_steps"], quality[k]["report"].accuracy))
+    return min(tied, key=lambda k: (quality[k]["sampler"]["num_inference_steps"], quality[k]["report"].accuracy,
+                                    quality[k]["report"].frechet))
 
 
 def lr_history(log: dict) -> str:

@@ -83,11 +83,11 @@ def test_choose_sampler_prefers_more_gate_criteria_then_the_cheapest_equal_accur
 
     card = _card_module()
 
-    def cand(steps, acc, lo, hi, passed):
+    def cand(steps, acc, lo, hi, passed, fd=10.0):
         gate = {f"c{i}": (i < passed, 0.0, 0.0) for i in range(6)}
         gate["passed"] = passed == 6
         return dict(sampler={"num_inference_steps": steps},
-                    report=SimpleNamespace(accuracy=acc, accuracy_low=lo, accuracy_high=hi), gate=gate)
+                    report=SimpleNamespace(accuracy=acc, accuracy_low=lo, accuracy_high=hi, frechet=fd), gate=gate)
 
     q = {"d25": cand(25, 0.91, 0.85, 0.95, 2), "d50": cand(50, 0.90, 0.84, 0.94, 2), "d100": cand(100, 0.90, 0.83, 0.94, 3)}
     assert card.choose_sampler(q) == "d100"  # passes more criteria, whatever it costs
@@ -95,6 +95,9 @@ def test_choose_sampler_prefers_more_gate_criteria_then_the_cheapest_equal_accur
     assert card.choose_sampler(q) == "d25"  # same criteria, overlapping accuracy: the cheapest
     q["d25"] = cand(25, 0.99, 0.96, 1.00, 2)
     assert card.choose_sampler(q) == "d50"  # d25's accuracy is worse beyond its interval
+    # equal steps and accuracy (two 25-step solvers): the lower Fréchet distance, whatever the listing order
+    q = {"a25": cand(25, 0.875, 0.81, 0.92, 3, fd=11.0), "b25": cand(25, 0.875, 0.81, 0.92, 3, fd=10.6)}
+    assert card.choose_sampler(q) == "b25" and card.choose_sampler(dict(reversed(q.items()))) == "b25"
     import pytest
 
     with pytest.raises(ValueError, match="no sampler"):

@@ -8,15 +8,16 @@
   ``return_dict``, ``prepare_latents`` (draws with diffusers' ``randn_tensor`` and scales by
   ``scheduler.init_noise_sigma``) and an output with ``.frames``.
 * :func:`load_default_pipeline` — the trained :class:`~freeinit_lab.models.TinyVideoUNet` shipped in
-  ``data/default_model/`` (8 frames × 16 × 16 RGB, trained on procedural dead-leaves videos, see
-  ``training_log.json`` there).
+  ``data/default_model/`` (16 frames × 32 × 32 RGB, trained on the procedural subjects world, normalised to unit
+  variance per channel; see ``training_log.json`` and ``MODEL_CARD.md`` there).
 * :func:`load_analytic_pipeline` — the same pipeline around :class:`~freeinit_lab.models.GaussianVideoDenoiser`,
   the exact MMSE denoiser of a stationary Gaussian video prior whose 3-D power spectrum is fitted to the real
   clips (:func:`fit_gaussian_prior`). An oracle for tests: its ε-prediction is exact, so any gap it shows is the
   schedule's, not a model error.
 
-Both use the Stable-Diffusion DDPM schedule (scaled-linear β 0.00085 → 0.012, 1000 training steps) with a DDIM
-sampler by default (:func:`default_scheduler`).
+Both use the Stable-Diffusion DDPM schedule (scaled-linear β 0.00085 → 0.012, 1000 training steps). A model folder
+stores its default sampler (``sampler.json``: one of :data:`SAMPLER_SCHEDULERS`, built on that schedule by
+:func:`sampler_scheduler`); without one, DDIM (:func:`default_scheduler`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ __all__ = [
     "TinyVideoPipeline",
     "TinyVideoPipelineOutput",
     "default_scheduler",
+    "SAMPLER_SCHEDULERS",
+    "sampler_scheduler",
     "load_default_pipeline",
     "default_training_videos",
     "held_out_videos",
@@ -71,6 +74,41 @@ def default_scheduler(**overrides) -> DDIMScheduler:
     )
     cfg.update(overrides)
     return DDIMScheduler(**cfg)
+
+
+#: Scheduler classes a model folder's ``sampler.json`` may name: deterministic ODE samplers of the DDPM family (DDIM
+#: with η = 0, DPM-Solver++ multistep, UniPC), whose output is a fixed function of the initial latent — what
+#: FreeInit's re-noising, the controls and the probes assume — and whose forward process is the training schedule.
+SAMPLER_SCHEDULERS = ("DDIMScheduler", "DPMSolverMultistepScheduler", "UniPCMultistepScheduler")
+
+#: Keys of a sampler description that are not scheduler settings.
+_SAMPLER_KEYS = ("scheduler", "num_inference_steps", "eta")
+
+
+def sampler_scheduler(sampler: dict):
+    """The scheduler a sampler description names, on the Stable-Diffusion training schedule.
+
+    ``sampler`` is a model folder's ``sampler.json``: ``{"scheduler": <class name>, "num_inference_steps": N,
+    "eta": η, <scheduler settings>}``; the class (one of :data:`SAMPLER_SCHEDULERS`) is built by ``from_config`` on
+    :func:`default_scheduler`'s configuration with the settings replacing it (e.g. ``algorithm_type="dpmsolver++"``,
+    ``solver_order=2`` for DPM-Solver++(2M); ``set_alpha_to_one`` for DDIM). η > 0 is DDIM's only.
+    """
+    import diffusers
+
+    name = sampler.get("scheduler", "DDIMScheduler")
+    if name not in SAMPLER_SCHEDULERS:
+        raise ValueError(f"sampler scheduler {name!r} is not one of {SAMPLER_SCHEDULERS} (deterministic samplers "
+                         "of the training schedule); choose one of them")
+    eta = float(sampler.get("eta", 0.0))
+    if eta != 0.0 and name != "DDIMScheduler":
+        raise ValueError(f"eta={eta} is DDIM's stochasticity; {name} is deterministic: use eta=0.0 or DDIMScheduler")
+    settings = {k: v for k, v in sampler.items() if k not in _SAMPLER_KEYS}
+    cls = getattr(diffusers, name)
+    sched = cls.from_config(default_scheduler().config, **settings)
+    unused = sorted(k for k in settings if k not in sched.config)
+    if unused:
+        raise ValueError(f"{name} has no setting(s) {unused}; remove them from the sampler description")
+    return sched
 
 
 class ChannelNormalizer(ModelMixin, ConfigMixin):
@@ -153,7 +191,7 @@ class TinyVideoPipeline(DiffusionPipeline):
     unet : TinyVideoUNet or GaussianVideoDenoiser
         ε-predicting denoiser on ``(batch, channel, frame, height, width)``.
     scheduler : SchedulerMixin
-        Any diffusers scheduler with ``set_timesteps`` / ``step`` / ``scale_model_input``; DDIM by default.
+        Any diffusers scheduler with ``set_timesteps`` / ``step`` / ``scale_model_input``.
     normalizer : ChannelNormalizer, optional
         Maps model space to display video when decoding (``None``: model space is the display video).
     default_num_inference_steps : int
@@ -263,7 +301,7 @@ class TinyVideoPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         **kwargs,
     ) -> TinyVideoPipelineOutput | tuple:
-        """Sample videos by DDIM (or the configured scheduler) from Gaussian noise or given ``latents``.
+        """Sample videos with the pipeline's scheduler from Gaussian noise or given ``latents``.
 
         Parameters
         ----------
@@ -277,7 +315,8 @@ class TinyVideoPipeline(DiffusionPipeline):
         batch_size : int, optional
             Number of videos when no prompt list is given (default 1); multiplied by ``num_videos_per_prompt``.
         eta : float, optional
-            DDIM η (0 = deterministic DDIM; default: ``default_eta``, the model folder's stored sampler).
+            DDIM η (0 = deterministic DDIM; default: ``default_eta``, the model folder's stored sampler). η > 0 with
+            a scheduler whose ``step`` takes no ``eta`` is refused (it would be silently ignored).
         generator : torch.Generator or list of torch.Generator, optional
             Randomness for the initial noise (and DDIM η > 0); a list gives one generator per video.
         latents : torch.Tensor, optional
@@ -342,6 +381,9 @@ class TinyVideoPipeline(DiffusionPipeline):
             step_kwargs["eta"] = eta
         if "generator" in step_params or (takes_any and "generator" in _step_parameters(self.scheduler)):
             step_kwargs["generator"] = generator
+        if float(eta) != 0.0 and "eta" not in step_kwargs:
+            raise ValueError(f"eta={eta} (DDIM's stochasticity), but {type(self.scheduler).__name__}.step takes no "
+                             "eta, so it would be ignored; pass eta=0.0 or use a DDIMScheduler")
 
         with self.progress_bar(total=len(timesteps)) as bar:
             for i, t in enumerate(timesteps):
@@ -391,8 +433,10 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
 
     A folder holds ``model_index.json``, ``unet/``, ``scheduler/`` and ``training_log.json``; models trained on
     normalised data also hold ``normalizer/`` (:class:`ChannelNormalizer`), and ``sampler.json`` stores the
-    default sampler: step count and DDIM η, used when a call gives no ``num_inference_steps`` or ``eta``. Only
-    DDIM samplers load (another stored scheduler class is refused, naming the fix).
+    default sampler: its scheduler class (one of :data:`SAMPLER_SCHEDULERS`, configured in ``scheduler/``), step
+    count and DDIM η, used when a call gives no ``num_inference_steps`` or ``eta``. Another stored scheduler class,
+    different classes in ``sampler.json`` and ``scheduler/``, or η > 0 for a non-DDIM sampler are refused, naming
+    the fix.
 
     Parameters
     ----------
@@ -431,16 +475,25 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
         stored = {sampler.get("scheduler", "DDIMScheduler")}
         if (path / "scheduler" / "scheduler_config.json").exists():
             stored.add(_read_json(path / "scheduler" / "scheduler_config.json").get("_class_name", "DDIMScheduler"))
-        if stored != {"DDIMScheduler"}:
+        if len(stored) != 1 or not stored <= set(SAMPLER_SCHEDULERS):
             raise ValueError(
-                f"{path} stores a {' / '.join(sorted(stored))} sampler; the embedded pipelines load DDIM only, "
-                "which the toolkit's FreeInit controls and probes are validated on. Pass scheduler=... to "
-                "load_default_pipeline to sample with another scheduler, or store a DDIM sampler "
+                f"{path} stores a {' / '.join(sorted(stored))} sampler; the embedded pipelines load one of "
+                f"{', '.join(SAMPLER_SCHEDULERS)} (deterministic samplers, on which the toolkit's FreeInit controls "
+                "and probes are validated), the same class in sampler.json and scheduler/. Pass scheduler=... to "
+                "load_default_pipeline to sample with another scheduler, or store one of those "
                 "(scripts/model_card.py --choose-sampler)."
             )
+        if float(sampler.get("eta", 0.0)) != 0.0 and stored != {"DDIMScheduler"}:
+            raise ValueError(f"{path}/sampler.json gives eta={sampler['eta']} for the deterministic "
+                             f"{stored.pop()}; η > 0 is DDIM's only: store eta 0.0")
     unet = TinyVideoUNet.from_pretrained(path / "unet", local_files_only=True, low_cpu_mem_usage=False).eval()
-    sched = scheduler if scheduler is not None else DDIMScheduler.from_pretrained(path / "scheduler",
-                                                                                 local_files_only=True)
+    if scheduler is None:
+        import diffusers
+
+        cls = getattr(diffusers, next(iter(stored)))
+        sched = cls.from_pretrained(path / "scheduler", local_files_only=True)
+    else:
+        sched = scheduler
     steps = sampler.get("num_inference_steps", index.get("default_num_inference_steps", 25))
     eta = sampler.get("eta", index.get("default_eta", 0.0))
     pipe = TinyVideoPipeline(unet=unet, scheduler=sched, normalizer=normalizer,

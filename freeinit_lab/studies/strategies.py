@@ -651,22 +651,28 @@ def _analytic_unet(pipe: Any):
 
 
 def analytic_gain(pipe: Any, num_inference_steps: int, *, return_offset: bool = False):
-    """Per-bin gain ``G_c(k)`` of deterministic DDIM with the exact Gaussian denoiser, in the prior's colour basis.
+    """Per-bin gain ``G_c(k)`` of a deterministic sampler with the exact Gaussian denoiser, in the prior's colour basis.
 
     With ``Y = FFT3D(U^T z)`` (ortho) and ``m = FFT3D(U^T μ)`` (the prior mean, DC bin only), the denoiser at
-    timestep ``t`` is exact for ``W = Y - a_t m``, and one DDIM step is
+    timestep ``t`` is exact for ``W = Y - a_t m``: ``ε̂ = b_t W / (a_t² S + b_t²)``. One DDIM step is
     ``Y_prev = a'_t m + g_t (Y - a_t m)``, ``g_t = (a'_t a_t S + b'_t b_t) / (a_t² S + b_t²)``, where ``a'_t`` is
     the coefficient of ``prev_timestep = t - T // N`` exactly as ``DDIMScheduler.step`` computes it (which is
     *not* the next timestep of the ``linspace`` grid, so the mean is re-centred slightly differently each step)
     and the scheduler's ``final_alpha_cumprod`` at the last step. Composed: the pipeline's ``output_type="latent"``
     result is ``Y_out = G Y_in + K m`` with ``G = prod_t g_t``.
 
+    A multistep solver (DPM-Solver++, UniPC) is linear in the current sample and its stored model outputs too, and
+    the denoiser is diagonal per bin, so the output is again ``G Y_in + K m``; its ``G`` and ``K`` come from the
+    scheduler's own ``step`` run on the coefficients (the state ``Y = g Y_in + k m`` as the pair ``(g, k)``, the
+    model output ``ε̂ = c_t (g, k - a_t)``, ``c_t = b_t / (a_t² S + b_t²)``), exact to the scheduler's float32.
+
     Parameters
     ----------
     pipe
-        The analytic pipeline (:func:`freeinit_lab.pipelines.load_analytic_pipeline`) with a DDIM scheduler.
+        The analytic pipeline (:func:`freeinit_lab.pipelines.load_analytic_pipeline`) with a deterministic
+        scheduler: DDIM (η = 0), DPM-Solver multistep (not its SDE variants) or UniPC, without thresholding.
     num_inference_steps
-        DDIM steps.
+        Sampler steps.
     return_offset
         Also return ``K`` (only the DC bin of ``K m`` is non-zero).
 
@@ -675,12 +681,20 @@ def analytic_gain(pipe: Any, num_inference_steps: int, *, return_offset: bool = 
     torch.Tensor or (torch.Tensor, torch.Tensor)
         ``G`` (and ``K``), ``(C, F, H, W)`` float64, FFT order.
     """
-    from diffusers import DDIMScheduler
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
     unet = _analytic_unet(pipe)
     sched = pipe.scheduler
+    if not isinstance(sched, (DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler)):
+        raise TypeError(f"analytic_gain needs a deterministic DDIM, DPM-Solver multistep or UniPC scheduler "
+                        f"(got {type(sched).__name__}); set pipe.scheduler to one of them")
+    cfg = sched.config
+    if "sde" in str(cfg.get("algorithm_type", "")) or cfg.get("thresholding", False):
+        raise TypeError(f"analytic_gain needs a deterministic, linear sampler; {type(sched).__name__} has "
+                        f"algorithm_type={cfg.get('algorithm_type')!r}, thresholding={cfg.get('thresholding')}: "
+                        "use algorithm_type='dpmsolver++' without thresholding")
     if not isinstance(sched, DDIMScheduler):
-        raise TypeError("analytic_gain assumes deterministic DDIM (the analytic pipeline's default scheduler)")
+        return _stepped_gain(sched, unet.power.double(), int(num_inference_steps), return_offset)
     sched.set_timesteps(int(num_inference_steps))
     ac = sched.alphas_cumprod.double()
     final = float(sched.final_alpha_cumprod)
@@ -697,6 +711,24 @@ def analytic_gain(pipe: Any, num_inference_steps: int, *, return_offset: bool = 
         gain = gain * g
         offset = g * offset + (ap - g * a)
     return (gain, offset) if return_offset else gain
+
+
+def _stepped_gain(sched: Any, S: torch.Tensor, num_inference_steps: int, return_offset: bool):
+    """:func:`analytic_gain` by the scheduler's own ``step`` on the coefficient pair ``(g, k)`` of
+    ``Y = g Y_in + k m`` (a copy of ``sched``; the caller's is untouched)."""
+    import copy
+
+    sch = copy.deepcopy(sched)
+    sch.set_timesteps(num_inference_steps)
+    ac = sch.alphas_cumprod.double()
+    state = torch.stack([torch.ones_like(S), torch.zeros_like(S)])  # (g, k)
+    for t in sch.timesteps:
+        ab = float(ac[int(t)])
+        a, b = math.sqrt(ab), math.sqrt(1.0 - ab)
+        c = b / (a * a * S + b * b)
+        eps = torch.stack([c * state[0], c * (state[1] - a)])
+        state = sch.step(eps, t, state).prev_sample.double()
+    return (state[0], state[1]) if return_offset else state[0]
 
 
 def analytic_prediction(

@@ -166,7 +166,8 @@ def test_model_folder_contract(tmp_path):
 
 def test_stored_stochastic_sampler_is_the_default_and_other_schedulers_are_refused(tmp_path):
     """sampler.json's η is used when a call gives none (a card that chose η = 1 is what the pipeline samples), and
-    a folder storing a non-DDIM scheduler is refused rather than silently sampled with DDIM."""
+    a folder whose stored scheduler is not a deterministic sampler the toolkit loads, or whose sampler.json and
+    scheduler/ disagree, is refused rather than silently sampled with another one."""
     import freeinit_lab as fl
 
     path = _folder(tmp_path)
@@ -185,14 +186,66 @@ def test_stored_stochastic_sampler_is_the_default_and_other_schedulers_are_refus
     with pytest.raises(ValueError, match="default_eta must be"):
         TinyVideoPipeline(unet=pipe.unet, scheduler=pipe.scheduler, default_eta=-0.5)
 
+    # a stored class that sampler.json and scheduler/ disagree on, or one outside the deterministic samplers
     (path / "sampler.json").write_text(json.dumps({"scheduler": "DPMSolverMultistepScheduler",
                                                    "num_inference_steps": 3}))
-    with pytest.raises(ValueError, match="load DDIM only.*scheduler="):
+    with pytest.raises(ValueError, match="same class in sampler.json and scheduler/.*scheduler="):
         fl.load_default_pipeline(path)
-    from diffusers import DPMSolverMultistepScheduler
+    from diffusers import DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler
 
     other = fl.load_default_pipeline(path, scheduler=DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))
     assert isinstance(other.scheduler, DPMSolverMultistepScheduler)
+    with pytest.raises(ValueError, match="takes no eta, so it would be ignored"):
+        other(latents=z, output_type="latent", eta=0.5)
+    EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config).save_pretrained(path / "scheduler")
+    (path / "sampler.json").write_text(json.dumps({"scheduler": "EulerAncestralDiscreteScheduler",
+                                                   "num_inference_steps": 3}))
+    with pytest.raises(ValueError, match="load one of DDIMScheduler, DPMSolverMultistepScheduler"):
+        fl.load_default_pipeline(path)
+
+
+@pytest.mark.parametrize("sampler", [
+    dict(scheduler="DPMSolverMultistepScheduler", algorithm_type="dpmsolver++", solver_order=2),
+    dict(scheduler="UniPCMultistepScheduler"),
+])
+def test_stored_multistep_sampler_loads_and_is_what_the_pipeline_samples(tmp_path, sampler):
+    """A folder storing a deterministic multistep sampler (as --choose-sampler writes it) loads with that class and
+    its settings, samples exactly as the scheduler built from the description, and refuses η > 0 in sampler.json."""
+    import freeinit_lab as fl
+    from freeinit_lab.pipelines import sampler_scheduler
+
+    path = _folder(tmp_path)
+    desc = dict(sampler, num_inference_steps=4, timestep_spacing="linspace", eta=0.0)
+    sampler_scheduler(desc).save_pretrained(path / "scheduler")
+    (path / "sampler.json").write_text(json.dumps(desc))
+    pipe = fl.load_default_pipeline(path)
+    assert type(pipe.scheduler).__name__ == sampler["scheduler"] and pipe.default_num_inference_steps == 4
+    for k, v in sampler.items():
+        if k != "scheduler":
+            assert pipe.scheduler.config[k] == v
+    z = torch.randn(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    out = pipe(latents=z, output_type="latent").frames
+    ddim = fl.load_default_pipeline(path, scheduler=fl.default_scheduler(set_alpha_to_one=True))
+    by_hand = fl.load_default_pipeline(path, scheduler=sampler_scheduler(desc))
+    assert torch.equal(out, by_hand(latents=z, output_type="latent").frames)
+    assert not torch.allclose(out, ddim(latents=z, output_type="latent", num_inference_steps=4).frames, atol=1e-4)
+    analytic = fl.load_default_analytic_pipeline(num_videos=16, path=path)
+    assert type(analytic.scheduler).__name__ == sampler["scheduler"]
+    (path / "sampler.json").write_text(json.dumps(dict(desc, eta=1.0)))
+    with pytest.raises(ValueError, match="DDIM's only: store eta 0.0"):
+        fl.load_default_pipeline(path)
+
+
+def test_sampler_descriptions_are_checked():
+    from freeinit_lab.pipelines import sampler_scheduler
+
+    with pytest.raises(ValueError, match="is not one of"):
+        sampler_scheduler({"scheduler": "EulerDiscreteScheduler"})
+    with pytest.raises(ValueError, match="deterministic: use eta=0.0"):
+        sampler_scheduler({"scheduler": "UniPCMultistepScheduler", "eta": 1.0})
+    with pytest.raises(ValueError, match=r"has no setting\(s\) \['solver_typo'\]"):
+        sampler_scheduler({"scheduler": "DPMSolverMultistepScheduler", "solver_typo": 2})
+    assert sampler_scheduler({"scheduler": "DDIMScheduler", "set_alpha_to_one": True}).config.set_alpha_to_one
 
 
 def test_model_folder_without_its_normalizer_is_refused(tmp_path):

@@ -127,18 +127,54 @@ def test_run_counts_evaluations_and_combines_with_freeinit(small_pipe, marginal)
     assert res.settings["mix"] == "freeinit"
 
 
-def test_analytic_gain_is_the_pipeline_to_float_precision(small_pipe):
-    """DDIM with the exact Gaussian denoiser maps FFT(U^T z) bin by bin to G · FFT(U^T z) + K m."""
-    unet = small_pipe.unet
+def _sampler_pipe(small_pipe, name):
+    """``small_pipe``'s denoiser with the sampler ``name`` of the embedded samplers (same schedule)."""
+    from freeinit_lab.pipelines import TinyVideoPipeline, sampler_scheduler
+
+    sampler = {"ddim": dict(scheduler="DDIMScheduler", set_alpha_to_one=True),
+               "dpmpp2m": dict(scheduler="DPMSolverMultistepScheduler", algorithm_type="dpmsolver++", solver_order=2),
+               "dpmpp3m": dict(scheduler="DPMSolverMultistepScheduler", algorithm_type="dpmsolver++", solver_order=3),
+               "unipc": dict(scheduler="UniPCMultistepScheduler")}[name]
+    return TinyVideoPipeline(unet=small_pipe.unet, scheduler=sampler_scheduler(sampler))
+
+
+@pytest.mark.parametrize("name", ["ddim", "dpmpp2m", "dpmpp3m", "unipc"])
+def test_analytic_gain_is_the_pipeline_to_float_precision(small_pipe, name):
+    """A deterministic sampler with the exact Gaussian denoiser maps FFT(U^T z) bin by bin to
+    G · FFT(U^T z) + K m (DDIM: the closed form; multistep solvers: their own step on the coefficients)."""
+    pipe = _sampler_pipe(small_pipe, name)
+    unet = pipe.unet
     steps = 7
-    G, K = st.analytic_gain(small_pipe, steps, return_offset=True)
+    G, K = st.analytic_gain(pipe, steps, return_offset=True)
     z = torch.randn(3, *unet.power.shape, generator=torch.Generator().manual_seed(1))
-    out = small_pipe(latents=z.clone(), num_inference_steps=steps, output_type="latent").frames
+    out = pipe(latents=z.clone(), num_inference_steps=steps, output_type="latent").frames
     y_in, y_out = unet._to_white(z.double(), 0.0), unet._to_white(out.double(), 0.0)
     m = torch.fft.fftn(torch.einsum("cd,c->d", unet.color_basis.double(), unet.mean.double()).view(-1, 1, 1, 1)
                        .expand(unet.power.shape), dim=(-3, -2, -1), norm="ortho")
     expected = G * y_in + K * m
     assert torch.allclose(y_out, expected, atol=1e-5 * float(y_in.abs().max()), rtol=1e-5)
+
+
+def test_stepped_gain_is_the_ddim_closed_form(small_pipe):
+    """The generic path (the scheduler's own step on the coefficients) reproduces DDIM's closed form, so the two
+    derivations check each other; and the multistep solvers' gains differ from DDIM's (not a copy of it)."""
+    pipe = _sampler_pipe(small_pipe, "ddim")
+    G, K = st.analytic_gain(pipe, 6, return_offset=True)
+    G2, K2 = st._stepped_gain(pipe.scheduler, pipe.unet.power.double(), 6, True)
+    assert torch.allclose(G, G2, rtol=1e-5, atol=1e-7) and torch.allclose(K, K2, rtol=1e-5, atol=1e-6)
+    G_dpm = st.analytic_gain(_sampler_pipe(small_pipe, "dpmpp2m"), 6)
+    assert float((G_dpm - G).abs().max()) > 1e-3
+
+
+def test_analytic_gain_refuses_stochastic_samplers(small_pipe):
+    from diffusers import DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler
+    from freeinit_lab.pipelines import TinyVideoPipeline
+
+    cfg = small_pipe.scheduler.config
+    for sched in (DPMSolverMultistepScheduler.from_config(cfg, algorithm_type="sde-dpmsolver++"),
+                  EulerAncestralDiscreteScheduler.from_config(cfg)):
+        with pytest.raises(TypeError, match="deterministic"):
+            st.analytic_gain(TinyVideoPipeline(unet=small_pipe.unet, scheduler=sched), 4)
 
 
 def test_analytic_prediction_matches_monte_carlo(small_pipe, marginal):
