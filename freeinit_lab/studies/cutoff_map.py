@@ -168,7 +168,8 @@ def measure_cutoff_map(
     pipe
         A video pipeline in ``(batch, channel, frame, height, width)`` layout with a ``sample_shape`` whose
         ``output_type="latent"`` output is in ``[-1, 1]`` (the embedded default and the analytic reference), with a
-        deterministic sampler (DDIM with ``eta = 0``, the default). Default: :func:`freeinit_lab.load_default_pipeline`.
+        deterministic sampler (the embedded default's stored one, or DDIM with ``eta = 0``). Default:
+        :func:`freeinit_lab.load_default_pipeline`.
     d_s, d_t
         Grid values of the spatial and temporal cut-offs, each in (0, 1], no repeats.
     method, order, num_iters, fast_sampling, renoise

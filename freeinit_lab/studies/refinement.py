@@ -4,7 +4,7 @@
 noises and the same high-frequency draws ``eta``:
 
 * **per iteration** — FreeInit with ``num_iters`` passes (pass 0 = plain sampling), full sampling (every pass
-  ``num_inference_steps`` DDIM steps) and coarse-to-fine sampling (pass ``i`` runs
+  ``num_inference_steps`` sampler steps) and coarse-to-fine sampling (pass ``i`` runs
   ``int(N_steps / K * (i + 1))`` steps, :func:`freeinit_lab.freeinit.fast_sampling_steps`): the temporal
   consistency of every pass's clean latent and the denoiser evaluations it cost;
 * **band SNR of the initial latent** of every pass (:meth:`FreeInitResult.band_snr`: signal part

@@ -23,9 +23,10 @@ strategy row and video, temporal consistency (first-frame cosine of mean-removed
 dynamics (RMS change between consecutive frames), band power of the latent the last pass starts from, and the
 denoiser evaluations; the same quantities of the data. :func:`summarize_strategies` turns it into a table of
 means, standard errors, paired tests against plain sampling, Welch tests against the data and a distance to the
-data. For the analytic Gaussian reference (:func:`freeinit_lab.pipelines.load_analytic_pipeline`) the DDIM sampler
-is linear per frequency, so :func:`analytic_prediction` gives every strategy's expected band powers in closed form
-(and consistency and dynamics as ratios of expectations), :func:`analytic_gain` the sampler's per-bin gain.
+data. For the analytic Gaussian reference (:func:`freeinit_lab.pipelines.load_analytic_pipeline`) a deterministic
+sampler (DDIM, DPM-Solver++, UniPC) is linear per frequency, so :func:`analytic_prediction` gives every strategy's
+expected band powers in closed form (and consistency and dynamics as ratios of expectations), :func:`analytic_gain`
+the sampler's per-bin gain.
 
 Conventions: metrics are computed on the unclipped ``output_type="latent"`` output (pixels in ``[-1, 1]`` for the
 embedded models), so the analytic closed forms apply; band power is that of :func:`freeinit_lab.spectral.band_power`
@@ -481,7 +482,7 @@ def evaluate_strategies(
     num_videos, seed
         Videos per strategy; ``seed`` draws the shared noises ``eps`` (and the FreeInit ``eta`` generator).
     num_inference_steps
-        DDIM steps of every pass (default: the pipeline's stored sampler, ``pipe.default_num_inference_steps``,
+        Sampler steps of every pass (default: the pipeline's stored sampler, ``pipe.default_num_inference_steps``,
         else 25).
     num_bands
         Radial bands of the band power (default edges of :func:`freeinit_lab.spectral.default_band_edges`).
@@ -875,9 +876,10 @@ def analytic_controls(
 
     In the prior's colour basis and the ortho-normalised 3-D FFT every arm is linear per bin in independent unit
     white inputs (``ε``, and per pass ``η`` and ``ε'``), so a latent is ``e + α ε̂ + ν``: a mean ``e`` (DC bin
-    only), a multiple ``α`` of this video's initial noise and an independent part of variance ``v``. DDIM with the
-    exact denoiser maps ``(e, α, v) -> (G e + K m, G α, G² v)`` (:func:`analytic_gain`). One reinitialisation,
-    with ``w = (H, 1 - H)`` (FreeInit's mix) or the variance-preserving weights, maps the previous output
+    only), a multiple ``α`` of this video's initial noise and an independent part of variance ``v``. The
+    deterministic sampler (DDIM, DPM-Solver++, UniPC) with the exact denoiser maps
+    ``(e, α, v) -> (G e + K m, G α, G² v)`` (:func:`analytic_gain`). One reinitialisation, with ``w = (H, 1 - H)``
+    (FreeInit's mix) or the variance-preserving weights, maps the previous output
     ``(e_o, α_o, v_o)`` to ``(w_low e_T, w_low α_T, w_low² v_T + w_high²)`` where
 
     * ``signal="own"`` (FreeInit): ``e_T = a_T e_o``, ``α_T = a_T α_o``, ``v_T = a_T² v_o``;
@@ -893,11 +895,12 @@ def analytic_controls(
     Parameters
     ----------
     pipe
-        The analytic pipeline (:func:`freeinit_lab.pipelines.load_analytic_pipeline`) with a DDIM scheduler.
+        The analytic pipeline (:func:`freeinit_lab.pipelines.load_analytic_pipeline`) with a deterministic
+        scheduler (as :func:`analytic_gain` accepts).
     arms
         Arm names (:data:`freeinit_lab.controls.ARMS`); default all.
     num_iters, method, d_s, d_t, order, num_inference_steps, num_bands
-        As in :func:`~freeinit_lab.decomposition.decompose_freeinit` (same DDIM steps in every pass).
+        As in :func:`~freeinit_lab.decomposition.decompose_freeinit` (same sampler steps in every pass).
     amplitude_target
         ``amplitude_matched``'s per-band power (what the decomposition records as ``amplitude_target``); default
         the prior's own, ``a_T² mean_band(mean_c S) + b_T²``.

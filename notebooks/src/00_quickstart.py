@@ -8,7 +8,7 @@
 #
 # Here: the embedded default model (a 2.0 M-parameter video diffusion model trained on the `subjects-v1` world:
 # 16 frames × 32 × 32 RGB, 2–4 moving, occluding subjects over a textured background; shipped in `data/`), its
-# stored sampler (DDIM, `data/default_model/sampler.json`), and **one** FreeInit iteration with the paper's
+# stored sampler (UniPC, 25 steps, `data/default_model/sampler.json`), and **one** FreeInit iteration with the paper's
 # Gaussian filter $d_s = d_t = 0.25$. Everything runs offline on a CPU.
 #
 # 1. Two videos, plainly and with FreeInit, from the **same initial noise**, frame by frame.

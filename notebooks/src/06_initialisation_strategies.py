@@ -16,7 +16,7 @@
 #   are paired.
 #
 # All videos are in **model space** (per-channel unit variance, like a VAE-scaled latent). Arms, all from the same
-# $\varepsilon$ per video; cost in sampling passes of the stored sampler (DDIM, the model folder's step count):
+# $\varepsilon$ per video; cost in sampling passes of the stored sampler (UniPC, the model folder's step count):
 #
 # | arm | initial latent of the last pass | passes |
 # |---|---|---|
@@ -61,6 +61,7 @@ CONTROLS = ["freeinit_fresh", "variance_preserving", "mask_only", "amplitude_mat
 pipe = fl.load_default_pipeline()
 apipe = fl.load_default_analytic_pipeline(num_videos=FIT_VIDEOS)
 STEPS = pipe.default_num_inference_steps  # the stored sampler's step count (only used to price the runs)
+SAMPLER = type(pipe.scheduler).__name__
 # the spectrum-matched latent's low band: the training marginal of the same Gaussian fit (held-out videos)
 marginal = st.TerminalMarginal.from_latents(apipe.unet.sample_prior(FIT_VIDEOS, generator=torch.Generator().manual_seed(
     10**6 + SEED)), pipe.scheduler)
@@ -104,15 +105,15 @@ def db_table(j, var="spatial_db"):
                         index=j.arm.values.tolist())
 
 
-print(f"stored sampler: {STEPS} DDIM steps; setup {time.perf_counter() - t_start:.0f} s")
+print(f"stored sampler: {STEPS} steps of {SAMPLER}; setup {time.perf_counter() - t_start:.0f} s")
 
 # %% [markdown]
 # ## 1 · The exact-score model: closed forms, then the same measurements
 # `load_default_analytic_pipeline()` is the exact MMSE denoiser of a Gaussian fit of the default model's training
 # data (here fitted to `FIT_VIDEOS` held-out videos), with the same sampler. Its data are exact draws from that
-# Gaussian (`sample_prior`). DDIM with this denoiser is linear per frequency, so `fl.analytic_controls` and
-# `st.analytic_prediction` give every arm's expected band powers (exactly) and consistency and dynamics (as ratios
-# of expectations) in closed form. The measurement must reproduce them: a real test of the toolkit's samplers,
+# Gaussian (`sample_prior`). The deterministic sampler (UniPC, like DDIM, is linear in its inputs) with this
+# denoiser is linear per frequency, so `fl.analytic_controls` and `st.analytic_prediction` give every arm's expected
+# band powers (exactly) and consistency and dynamics (as ratios of expectations) in closed form. The measurement must reproduce them: a real test of the toolkit's samplers,
 # controls and metrics on this model.
 
 # %%
@@ -162,8 +163,8 @@ table(a_j)
 # %% [markdown]
 # **Reading it.** Plain sampling falls short of the data in the lowest bands — the spatial DC band (each frame's
 # mean) and the temporal DC (each pixel's time average) by many dB (table above) — while every arm, the oracle
-# included, sits slightly below the data in the top bands: that is DDIM's own discretisation at the stored step
-# count, common to all arms. The low-band shortfall *is* the initialization gap (the deterministic sampler maps unit
+# included, sits slightly below the data in the top bands: that is the sampler's own discretisation at the stored
+# step count, common to all arms. The low-band shortfall *is* the initialization gap (the deterministic sampler maps unit
 # noise to variance $\lambda/(a_T^2\lambda+b_T^2)$ instead of $\lambda$): the oracle, started on the training
 # marginal, removes it. FreeInit raises the low bands only part of the way, and the controls say why. The claims
 # below are checked on both models with the same code.

@@ -268,6 +268,7 @@ def test_shipped_map_is_fresh():
     rebuild = "stale data/cutoff_map.nc: rerun `python scripts/precompute_cutoff_map.py --overwrite`"
     assert cmap.attrs["model"] == model_fingerprint(pipe), rebuild
     assert int(cmap.attrs["num_inference_steps"]) == pipe.default_num_inference_steps, rebuild
+    assert cmap.attrs["scheduler_class"] == type(pipe.scheduler).__name__, rebuild
     assert tuple(int(v) for v in cmap.attrs["latent_shape"]) == tuple(pipe.sample_shape), rebuild
     config = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
     import json
