@@ -472,9 +472,11 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
     sampler = _read_json(path / "sampler.json") if (path / "sampler.json").exists() else {}
     index = _read_json(path / "model_index.json") if (path / "model_index.json").exists() else {}
     if scheduler is None:
-        stored = {sampler.get("scheduler", "DDIMScheduler")}
+        # the class sampler.json names and the one scheduler/ holds (a save_pretrained folder has no sampler.json)
+        stored = {sampler["scheduler"]} if "scheduler" in sampler else set()
         if (path / "scheduler" / "scheduler_config.json").exists():
             stored.add(_read_json(path / "scheduler" / "scheduler_config.json").get("_class_name", "DDIMScheduler"))
+        stored = stored or {"DDIMScheduler"}
         if len(stored) != 1 or not stored <= set(SAMPLER_SCHEDULERS):
             raise ValueError(
                 f"{path} stores a {' / '.join(sorted(stored))} sampler; the embedded pipelines load one of "

@@ -209,13 +209,16 @@ def claims(j, jf, ds):
     }
 
 
-def check(c):
+def check(c, reported=()):
+    """Every claim's interval on its side of zero (asserted), except the ``reported`` ones, which are shown only."""
     rows = []
     for name, ((point, lo, hi), side) in c.items():
         ok = lo > 0 if side == ">0" else hi < 0
-        rows.append(dict(claim=name, value=point, low=lo, high=hi, holds=side, ok=ok))
+        rows.append(dict(claim=name, value=point, low=lo, high=hi, holds="reported" if name in reported else side,
+                         ok=ok))
     df = pd.DataFrame(rows).set_index("claim")
-    assert df.ok.all(), df[~df.ok]
+    asserted = df[df.holds != "reported"]
+    assert asserted.ok.all(), asserted[~asserted.ok]
     return df
 
 
@@ -230,8 +233,8 @@ display(a_claims)
 
 # %% [markdown]
 # Above: every claim with its 99 % interval (the two share claims use the decomposition's 95 % paired bootstrap);
-# `holds` is the side of zero the whole interval must lie on. Below: the decomposition's shares
-# (control − plain) / (FreeInit − plain) with 95 % paired intervals (`distance` there is the decomposition's per-video
+# `holds` is the side of zero the whole interval must lie on (`reported`: shown, not asserted). Below: the
+# decomposition's shares (control − plain) / (FreeInit − plain) with 95 % paired intervals (`distance` there is the decomposition's per-video
 # RMS dB over 3-D bands against the data's mean band power).
 
 # %%
@@ -285,8 +288,9 @@ gap_vs_exact = fl.band_power_gap(d_videos["plain"], a_videos["plain"][:NUM_VIDEO
 print(gap_vs_exact)
 
 # %%
-# the same claims on the trained model
-d_claims = check(claims(d_j, d_jf, d_ds))
+# the same claims on the trained model; its plain samples' consistency shortfall is reported, not asserted: with the
+# stored UniPC sampler it is small against 24 videos' interval (it was resolved with DDIM 25, the sampler before)
+d_claims = check(claims(d_j, d_jf, d_ds), reported=("plain consistency vs data",))
 for name, key in (("plain_spatial_dc_db", "plain spatial DC vs data (dB)"),
                   ("plain_temporal_dc_db", "plain temporal DC vs data (dB)"),
                   ("freeinit_spatial_dc_gain_db", "FreeInit - plain, spatial DC (dB)"),
@@ -310,8 +314,10 @@ fl.decomposition_table(d_ds, ["consistency", "dynamics", "contrast", "distance"]
 # then on the trained default. The claims tables list every checked claim with its interval, per model; the numbers
 # below are read from them (seed-dependent values: see the tables).
 #
-# * **The gap.** Plain samples fall short of the data in the spatial and temporal DC bands and are less consistent
-#   than the data, on both models; the trained model's shortfall matches the exact-score model's, paired by noise
+# * **The gap.** Plain samples fall short of the data in the spatial and temporal DC bands on both models, and are
+#   less consistent than the data on the exact-score model; on the trained default with its UniPC sampler the
+#   consistency shortfall is small and only reported (−0.055 [−0.112, +0.001] at seed 0; it was resolved with
+#   DDIM 25). The trained model's band shortfall matches the exact-score model's, paired by noise
 #   (`band_power_gap` above) — a faithful model shows the gap, it is not a training defect. Started on the training
 #   marginal (oracle) the samples match the data's low bands, and the band distance drops to the floor set by the
 #   sampler's own top-band loss.
