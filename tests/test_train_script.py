@@ -19,12 +19,12 @@ def _train_module():
     return mod
 
 
-
 def _tiny_run(tmp_path) -> list[str]:
     """Arguments of a seconds-long training run (4 × 16 × 16 videos, a two-level UNet) exporting under tmp_path."""
     return ["--out", str(tmp_path / "out"), "--ckpt-dir", str(tmp_path / "ck"), "--frames", "4", "--size", "16",
             "--block-channels", "8,16", "--batch-size", "2", "--norm-videos", "8", "--data-workers", "0",
             "--log-every", "1", "--ckpt-every", "1e9"]
+
 
 def test_v_weighting_is_the_v_prediction_loss_up_to_one_constant():
     """|ε̂ − ε|² w(t) ∝ |v̂ − v|² with v = a ε − b x0 and v̂ = a ε̂ − b x̂0, x̂0 = (z − b ε̂) / a, for every t."""
