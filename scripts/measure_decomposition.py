@@ -7,7 +7,7 @@ effects and explained shares with their paired bootstrap intervals.
 Usage::
 
     python scripts/measure_decomposition.py --num-videos 64 --seed 4242 --out decomposition.nc
-    python scripts/measure_decomposition.py --steps 25    # 25 DDIM steps instead of the stored default sampler
+    python scripts/measure_decomposition.py --steps 50    # 50 steps of the stored sampler instead of its default count
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--num-videos", type=int, default=64)
     p.add_argument("--seed", type=int, default=4242)
-    p.add_argument("--steps", type=int, default=0, help="DDIM steps per pass; 0 = the pipeline's default")
+    p.add_argument("--steps", type=int, default=0, help="steps of the stored sampler per pass; 0 = its default count")
     p.add_argument("--num-iters", type=int, default=2)
     p.add_argument("--method", default="gaussian")
     p.add_argument("--d-s", type=float, default=0.25)

@@ -85,6 +85,21 @@ SAMPLER_SCHEDULERS = ("DDIMScheduler", "DPMSolverMultistepScheduler", "UniPCMult
 _SAMPLER_KEYS = ("scheduler", "num_inference_steps", "eta")
 
 
+def _check_sampler(name: str, eta: float, where: str, fix: str) -> None:
+    """Refuse a sampler class outside :data:`SAMPLER_SCHEDULERS`, or η > 0 for one other than DDIM (whose ``step``
+    would ignore it): the one rule :func:`sampler_scheduler` and :func:`load_default_pipeline` share. ``where``
+    names the description checked, ``fix`` how to mend an unknown class."""
+    if name not in SAMPLER_SCHEDULERS:
+        raise ValueError(
+            f"{where} names the sampler {name}; the embedded pipelines load one of {', '.join(SAMPLER_SCHEDULERS)} "
+            f"(deterministic samplers of the training schedule, on which the toolkit's FreeInit controls and probes "
+            f"are validated): {fix}"
+        )
+    if eta != 0.0 and name != "DDIMScheduler":
+        raise ValueError(f"{where} gives eta={eta} for the deterministic {name}; η > 0 is DDIM's stochasticity "
+                         "only: use eta=0.0 or DDIMScheduler")
+
+
 def sampler_scheduler(sampler: dict):
     """The scheduler a sampler description names, on the Stable-Diffusion training schedule.
 
@@ -96,12 +111,7 @@ def sampler_scheduler(sampler: dict):
     import diffusers
 
     name = sampler.get("scheduler", "DDIMScheduler")
-    if name not in SAMPLER_SCHEDULERS:
-        raise ValueError(f"sampler scheduler {name!r} is not one of {SAMPLER_SCHEDULERS} (deterministic samplers "
-                         "of the training schedule); choose one of them")
-    eta = float(sampler.get("eta", 0.0))
-    if eta != 0.0 and name != "DDIMScheduler":
-        raise ValueError(f"eta={eta} is DDIM's stochasticity; {name} is deterministic: use eta=0.0 or DDIMScheduler")
+    _check_sampler(name, float(sampler.get("eta", 0.0)), "the sampler description", "choose one of them")
     settings = {k: v for k, v in sampler.items() if k not in _SAMPLER_KEYS}
     cls = getattr(diffusers, name)
     sched = cls.from_config(default_scheduler().config, **settings)
@@ -477,17 +487,12 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
         if (path / "scheduler" / "scheduler_config.json").exists():
             stored.add(_read_json(path / "scheduler" / "scheduler_config.json").get("_class_name", "DDIMScheduler"))
         stored = stored or {"DDIMScheduler"}
-        if len(stored) != 1 or not stored <= set(SAMPLER_SCHEDULERS):
-            raise ValueError(
-                f"{path} stores a {' / '.join(sorted(stored))} sampler; the embedded pipelines load one of "
-                f"{', '.join(SAMPLER_SCHEDULERS)} (deterministic samplers, on which the toolkit's FreeInit controls "
-                "and probes are validated), the same class in sampler.json and scheduler/. Pass scheduler=... to "
-                "load_default_pipeline to sample with another scheduler, or store one of those "
-                "(scripts/model_card.py --choose-sampler)."
-            )
-        if float(sampler.get("eta", 0.0)) != 0.0 and stored != {"DDIMScheduler"}:
-            raise ValueError(f"{path}/sampler.json gives eta={sampler['eta']} for the deterministic "
-                             f"{stored.pop()}; η > 0 is DDIM's only: store eta 0.0")
+        fix = ("pass scheduler=... to load_default_pipeline to sample with another scheduler, or store one of those "
+               "(scripts/model_card.py --choose-sampler)")
+        if len(stored) != 1:
+            raise ValueError(f"{path} stores a {' / '.join(sorted(stored))} sampler: sampler.json and scheduler/ "
+                             f"must hold the same class; {fix}")
+        _check_sampler(next(iter(stored)), float(sampler.get("eta", 0.0)), str(path), fix)
     unet = TinyVideoUNet.from_pretrained(path / "unet", local_files_only=True, low_cpu_mem_usage=False).eval()
     if scheduler is None:
         import diffusers

@@ -696,6 +696,9 @@ def analytic_gain(pipe: Any, num_inference_steps: int, *, return_offset: bool = 
                         "use algorithm_type='dpmsolver++' without thresholding")
     if not isinstance(sched, DDIMScheduler):
         return _stepped_gain(sched, unet.power.double(), int(num_inference_steps), return_offset)
+    import copy
+
+    sched = copy.deepcopy(sched)  # set_timesteps on a copy: the caller's scheduler keeps its state
     sched.set_timesteps(int(num_inference_steps))
     ac = sched.alphas_cumprod.double()
     final = float(sched.final_alpha_cumprod)

@@ -145,7 +145,10 @@ def test_analytic_gain_is_the_pipeline_to_float_precision(small_pipe, name):
     pipe = _sampler_pipe(small_pipe, name)
     unet = pipe.unet
     steps = 7
+    pipe.scheduler.set_timesteps(3)
+    before = pipe.scheduler.timesteps.clone()
     G, K = st.analytic_gain(pipe, steps, return_offset=True)
+    assert torch.equal(pipe.scheduler.timesteps, before)  # computed on a copy: the caller's scheduler is untouched
     z = torch.randn(3, *unet.power.shape, generator=torch.Generator().manual_seed(1))
     out = pipe(latents=z.clone(), num_inference_steps=steps, output_type="latent").frames
     y_in, y_out = unet._to_white(z.double(), 0.0), unet._to_white(out.double(), 0.0)
