@@ -8,6 +8,7 @@ Usage::
 
     python scripts/measure_decomposition.py --num-videos 64 --seed 4242 --out decomposition.nc
     python scripts/measure_decomposition.py --steps 50    # 50 steps of the stored sampler instead of its default count
+    python scripts/measure_decomposition.py --scheduler ddim    # DDIM (η = 0) with the stored step count
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def main() -> None:
     p.add_argument("--num-videos", type=int, default=64)
     p.add_argument("--seed", type=int, default=4242)
     p.add_argument("--steps", type=int, default=0, help="steps of the stored sampler per pass; 0 = its default count")
+    p.add_argument("--scheduler", choices=("stored", "ddim"), default="stored",
+                   help="the model folder's stored sampler, or DDIM (set_alpha_to_one=True, η = 0) with its step count")
     p.add_argument("--num-iters", type=int, default=2)
     p.add_argument("--method", default="gaussian")
     p.add_argument("--d-s", type=float, default=0.25)
@@ -34,7 +37,8 @@ def main() -> None:
     args = p.parse_args()
 
     t0 = time.perf_counter()
-    pipe = fl.load_default_pipeline()
+    pipe = fl.load_default_pipeline(scheduler=fl.default_scheduler(set_alpha_to_one=True)
+                                    if args.scheduler == "ddim" else None)
     ref = fl.default_training_videos(args.num_reference, seed=970_000_000 + args.seed)  # held out (>= 9e8)
     extra = {"num_inference_steps": args.steps} if args.steps > 0 else {}
     ds = fl.decompose_freeinit(pipe, num_videos=args.num_videos, seed=args.seed, num_iters=args.num_iters,

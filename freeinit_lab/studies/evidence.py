@@ -21,8 +21,9 @@ returns every per-video number as an :class:`xarray.Dataset` plus a :func:`summa
     baseline)`` says how much of that FreeInit recovers (above 1: it overshoots the oracle).
 
 Consistency is :func:`freeinit_lab.metrics.frame_cosine_similarity` (consecutive frames, colour-centred pixels) by
-default; :func:`freeinit_lab.metrics.temporal_flicker` and :func:`freeinit_lab.metrics.consecutive_ssim` are
-recorded as well. They are computed on display videos: ``output_type="latent"`` samples (and the reference, which
+default; the same cosine in the paper's pairing (frame 0 with every later frame, ``consistency_first``: identity
+kept over the clip rather than smoothness from frame to frame), :func:`freeinit_lab.metrics.temporal_flicker` and
+:func:`freeinit_lab.metrics.consecutive_ssim` are recorded as well. They are computed on display videos: ``output_type="latent"`` samples (and the reference, which
 is in the same latent space) decoded by the pipeline's ``normalizer`` when it has one (the embedded default's model
 space is per-channel unit variance), else taken as they are, then clipped to ``[-1, 1]`` as decoding would
 (:func:`freeinit_lab.cutoff_map.map_consistency` does the same).
@@ -86,6 +87,7 @@ def _metrics(video: torch.Tensor, pipe: Any = None) -> dict[str, np.ndarray]:
     v = metrics.display_values(video, pipe)
     return {
         "consistency": metrics.frame_cosine_similarity(v).double().numpy(),
+        "consistency_first": metrics.frame_cosine_similarity(v, reference="first").double().numpy(),
         "flicker": metrics.temporal_flicker(v).double().numpy(),
         "ssim": metrics.consecutive_ssim(v).double().numpy(),
     }
@@ -250,11 +252,13 @@ def measure_evidence(
     ds = xr.Dataset(
         {
             name: (("source", "video"), np.stack([per[s][name] for s in sources]))
-            for name in ("consistency", "flicker", "ssim")
+            for name in ("consistency", "consistency_first", "flicker", "ssim")
         },
         coords={"source": sources, "video": np.arange(num_videos)},
     )
     ds["consistency"].attrs = {"long_name": "consecutive-frame cosine similarity (colour-centred pixels)", "units": "1"}
+    ds["consistency_first"].attrs = {"long_name": "first-frame cosine similarity (colour-centred pixels; the paper's "
+                                              "pairing of frame 0 with every later frame)", "units": "1"}
     ds["flicker"].attrs = {"long_name": "temporal flickering score (1 - mean |frame difference| / range)", "units": "1"}
     ds["ssim"].attrs = {"long_name": "consecutive-frame SSIM", "units": "1"}
     ds["dist_a"] = ("video", rms(results["mix"], results["baseline"]), {"long_name": "RMS(result(mix) - result(A))"})
@@ -276,8 +280,14 @@ def summarize_evidence(ds: xr.Dataset, metric: str = "consistency") -> dict[str,
     ``a_ratio`` (mean ``dist_a / dist_b``), ``a_closer_to_a`` (share of videos whose mix result is closer to
     ``A``'s), ``b`` (Welch comparison *data − baseline* of ``metric``), ``c`` (paired test *FreeInit − baseline*),
     ``d_oracle`` (paired *oracle − baseline*), ``gap_closed`` ((FreeInit − baseline) / (oracle − baseline)
-    means), and ``means``/``ses`` of ``metric`` per source.
+    means), ``overshoot`` (Welch *FreeInit − data*: above 0, FreeInit goes past the data), ``oracle_vs_data``
+    (Welch *oracle − data*: a faithful model started on its training marginal gives 0), ``beyond_oracle`` (paired
+    *FreeInit − oracle*), and ``means``/``ses`` of ``metric`` per source.
     """
+    if metric not in ds or "source" not in ds[metric].dims:
+        known = [v for v in ds.data_vars if "source" in ds[v].dims]
+        raise ValueError(f"metric {metric!r} is not in this evidence dataset; it has {known} (a dataset saved "
+                         "before a metric was added lacks it: measure again with measure_evidence)")
     m = ds[metric]
     x = {s: m.sel(source=s).values for s in m.source.values.tolist()}
     ratio = ds["dist_a"].values / ds["dist_b"].values
@@ -292,6 +302,9 @@ def summarize_evidence(ds: xr.Dataset, metric: str = "consistency") -> dict[str,
         "c": c,
         "d_oracle": d,
         "gap_closed": c["mean"] / d["mean"] if d["mean"] != 0 else float("nan"),
+        "overshoot": _welch(x["freeinit"], x["data"]),
+        "oracle_vs_data": _welch(x["oracle"], x["data"]),
+        "beyond_oracle": paired_test(x["freeinit"], x["oracle"]),
         "means": {s: float(v.mean()) for s, v in x.items()},
         "ses": {s: float(v.std(ddof=1) / math.sqrt(v.size)) for s, v in x.items()},
     }
@@ -311,6 +324,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"p = {s['c']['p']:.2g}, n = {s['c']['n']})",
         f"(d) oracle − baseline = {s['d_oracle']['mean']:+.4f} ± {s['d_oracle']['se']:.4f} "
         f"(paired t = {s['d_oracle']['t']:.1f}); FreeInit closes {100 * s['gap_closed']:.0f}% of the gap",
+        f"    FreeInit − data = {s['overshoot']['mean']:+.4f} ± {s['overshoot']['se']:.4f} (Welch t = "
+        f"{s['overshoot']['t']:.1f}); oracle − data = {s['oracle_vs_data']['mean']:+.4f} ± "
+        f"{s['oracle_vs_data']['se']:.4f} (Welch t = {s['oracle_vs_data']['t']:.1f}); FreeInit − oracle = "
+        f"{s['beyond_oracle']['mean']:+.4f} ± {s['beyond_oracle']['se']:.4f} (paired t = {s['beyond_oracle']['t']:.1f})",
     ]
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@
 #
 # Here: the embedded default model (a 2.0 M-parameter video diffusion model trained on the `subjects-v1` world:
 # 16 frames × 32 × 32 RGB, 2–4 moving, occluding subjects over a textured background; shipped in `data/`), its
-# stored sampler (DDIM, `data/default_model/sampler.json`), and **one** FreeInit iteration with the paper's
+# stored sampler (UniPC, 25 steps, `data/default_model/sampler.json`), and **one** FreeInit iteration with the paper's
 # Gaussian filter $d_s = d_t = 0.25$. Everything runs offline on a CPU.
 #
 # 1. Two videos, plainly and with FreeInit, from the **same initial noise**, frame by frame.
@@ -144,8 +144,10 @@ display(pd.concat({"final video vs data (dB)": final_db, "initial latent vs whit
 # 1. FreeInit makes videos more consistent than plain sampling from the same noise, **and** moves their band
 #    powers closer to the data's (the plain samples lack low-frequency power, notebook 01's gap), but it also
 #    removes motion: dynamics fall.
-# 2. The loss of variance in FreeInit's soft mix (`mask_only`) explains **less than all** of the consistency gain,
-#    and it moves videos *away* from the data, not towards it.
+# 2. The loss of variance in FreeInit's soft mix (`mask_only`, no signal at all) alone reproduces **part** of the
+#    consistency gain — on these weights with the UniPC sampler most of it (about 0.8 at seeds 0 and 1, with 99 %
+#    intervals reaching about 1; 0.63 with DDIM 25, the sampler before), so whether it is *less than all* is printed,
+#    not claimed — and it moves videos *away* from the data, not towards it.
 # 3. Giving plain noise the training $z_T$'s band power without any signal (`amplitude_matched`) reproduces
 #    **most** of the consistency gain while keeping the motion that FreeInit removes: on this model the gain
 #    follows the initial latent's low-band amplitude; the loss of motion follows the mask (`mask_only` reproduces
@@ -183,8 +185,10 @@ amp_share = record("amplitude_matched_explains_consistency",
                    "share reproduced by plain noise scaled to the training z_T's band power")
 record("mask_only_explains_dynamics", float(ds.explained.sel(control="mask_only", metric="dynamics")),
        "share of FreeInit's loss of motion the mask reproduces")
-# 2. the variance loss is not the whole consistency gain, and it moves away from the data
-assert high("consistency", control="mask_only") < 1, interval("explained", control="mask_only", metric="consistency")
+# 2. the variance loss alone gives part of the consistency gain, and it moves away from the data
+assert low("consistency", control="mask_only") > 0, interval("explained", control="mask_only", metric="consistency")
+print("mask_only: " + ("less than all of the gain" if high("consistency", control="mask_only") < 1 else
+                       "not resolved from all of the gain") + " at this seed")
 assert low("distance", arm="mask_only") > 0, interval("effect", arm="mask_only", metric="distance")
 # 3. the training z_T's low-band amplitude gives most of the gain and keeps the motion
 assert low("consistency", control="amplitude_matched") > 0.5, interval("explained", control="amplitude_matched",
@@ -209,14 +213,15 @@ print(f"{video_steps} video-steps, {seconds:.1f} s")
 #   bootstrap intervals; all three intervals exclude 0). The current weights draw colour blobs, not the world's
 #   subjects (data row of the figure); in the frames above FreeInit's blobs keep their place and colour across
 #   frames where the plain samples' layout drifts.
-# - **Controls.** The signal-free mask (`mask_only`, the soft mix's variance loss) reproduces less than all of the
-#   consistency gain and moves videos away from the data; noise scaled to the training $z_T$'s band power
-#   (`amplitude_matched`, no signal at all) reproduces most of the consistency gain without
-#   FreeInit's loss of motion, while the mask reproduces most of that loss (shares in the "share of FreeInit's
-#   effect" table; FreeInit barely changes contrast, so no share is given for it). So on this model FreeInit's consistency gain is the **low-band amplitude** of its initial
-#   latent (the initialization gap closed in power), its loss of motion the **mask**, and this video's own low
-#   band is not needed: another video's (`shuffled_low`) or a fresh diffusion (`freeinit_fresh`) does part of the
-#   job, signal-free noise of the right power does most or all of it.
+# - **Controls.** The signal-free mask (`mask_only`, the soft mix's variance loss) reproduces most of the
+#   consistency gain on these weights (0.81 [0.66, 0.99] at seed 0) and moves videos away from the data; noise
+#   scaled to the training $z_T$'s band power (`amplitude_matched`, no signal at all) reproduces most of the
+#   consistency gain without FreeInit's loss of motion, while the mask reproduces most of that loss (shares in the
+#   "share of FreeInit's effect" table; FreeInit barely changes contrast, so no share is given for it). So on this
+#   model FreeInit's consistency gain needs no signal: the **low-band amplitude** of its initial latent (the
+#   initialization gap closed in power) gives most of it, and so does the **mask**'s variance loss alone, which
+#   also takes the motion; this video's own low band is not needed: another video's (`shuffled_low`) or a fresh
+#   diffusion (`freeinit_fresh`) does part of the job, signal-free noise of the right power does most or all of it.
 # - **Against the paper.** The paper reports the consistency gain (AnimateDiff, DINO first-frame cosine ×100:
 #   85.2 → 92.0) and attributes it to bridging the gap with the video's own low frequencies. The direction agrees;
 #   the attribution does not hold here: a latent with the training $z_T$'s spectrum but no content does as much.

@@ -16,7 +16,7 @@
 #   are paired.
 #
 # All videos are in **model space** (per-channel unit variance, like a VAE-scaled latent). Arms, all from the same
-# $\varepsilon$ per video; cost in sampling passes of the stored sampler (DDIM, the model folder's step count):
+# $\varepsilon$ per video; cost in sampling passes of the stored sampler (UniPC, the model folder's step count):
 #
 # | arm | initial latent of the last pass | passes |
 # |---|---|---|
@@ -61,6 +61,7 @@ CONTROLS = ["freeinit_fresh", "variance_preserving", "mask_only", "amplitude_mat
 pipe = fl.load_default_pipeline()
 apipe = fl.load_default_analytic_pipeline(num_videos=FIT_VIDEOS)
 STEPS = pipe.default_num_inference_steps  # the stored sampler's step count (only used to price the runs)
+SAMPLER = type(pipe.scheduler).__name__
 # the spectrum-matched latent's low band: the training marginal of the same Gaussian fit (held-out videos)
 marginal = st.TerminalMarginal.from_latents(apipe.unet.sample_prior(FIT_VIDEOS, generator=torch.Generator().manual_seed(
     10**6 + SEED)), pipe.scheduler)
@@ -104,15 +105,15 @@ def db_table(j, var="spatial_db"):
                         index=j.arm.values.tolist())
 
 
-print(f"stored sampler: {STEPS} DDIM steps; setup {time.perf_counter() - t_start:.0f} s")
+print(f"stored sampler: {STEPS} steps of {SAMPLER}; setup {time.perf_counter() - t_start:.0f} s")
 
 # %% [markdown]
 # ## 1 · The exact-score model: closed forms, then the same measurements
 # `load_default_analytic_pipeline()` is the exact MMSE denoiser of a Gaussian fit of the default model's training
 # data (here fitted to `FIT_VIDEOS` held-out videos), with the same sampler. Its data are exact draws from that
-# Gaussian (`sample_prior`). DDIM with this denoiser is linear per frequency, so `fl.analytic_controls` and
-# `st.analytic_prediction` give every arm's expected band powers (exactly) and consistency and dynamics (as ratios
-# of expectations) in closed form. The measurement must reproduce them: a real test of the toolkit's samplers,
+# Gaussian (`sample_prior`). The deterministic sampler (UniPC, like DDIM, is linear in its inputs) with this
+# denoiser is linear per frequency, so `fl.analytic_controls` and `st.analytic_prediction` give every arm's expected
+# band powers (exactly) and consistency and dynamics (as ratios of expectations) in closed form. The measurement must reproduce them: a real test of the toolkit's samplers,
 # controls and metrics on this model.
 
 # %%
@@ -162,8 +163,8 @@ table(a_j)
 # %% [markdown]
 # **Reading it.** Plain sampling falls short of the data in the lowest bands — the spatial DC band (each frame's
 # mean) and the temporal DC (each pixel's time average) by many dB (table above) — while every arm, the oracle
-# included, sits slightly below the data in the top bands: that is DDIM's own discretisation at the stored step
-# count, common to all arms. The low-band shortfall *is* the initialization gap (the deterministic sampler maps unit
+# included, sits slightly below the data in the top bands: that is the sampler's own discretisation at the stored
+# step count, common to all arms. The low-band shortfall *is* the initialization gap (the deterministic sampler maps unit
 # noise to variance $\lambda/(a_T^2\lambda+b_T^2)$ instead of $\lambda$): the oracle, started on the training
 # marginal, removes it. FreeInit raises the low bands only part of the way, and the controls say why. The claims
 # below are checked on both models with the same code.
@@ -208,13 +209,16 @@ def claims(j, jf, ds):
     }
 
 
-def check(c):
+def check(c, reported=()):
+    """Every claim's interval on its side of zero (asserted), except the ``reported`` ones, which are shown only."""
     rows = []
     for name, ((point, lo, hi), side) in c.items():
         ok = lo > 0 if side == ">0" else hi < 0
-        rows.append(dict(claim=name, value=point, low=lo, high=hi, holds=side, ok=ok))
+        rows.append(dict(claim=name, value=point, low=lo, high=hi, holds="reported" if name in reported else side,
+                         ok=ok))
     df = pd.DataFrame(rows).set_index("claim")
-    assert df.ok.all(), df[~df.ok]
+    asserted = df[df.holds != "reported"]
+    assert asserted.ok.all(), asserted[~asserted.ok]
     return df
 
 
@@ -229,8 +233,8 @@ display(a_claims)
 
 # %% [markdown]
 # Above: every claim with its 99 % interval (the two share claims use the decomposition's 95 % paired bootstrap);
-# `holds` is the side of zero the whole interval must lie on. Below: the decomposition's shares
-# (control − plain) / (FreeInit − plain) with 95 % paired intervals (`distance` there is the decomposition's per-video
+# `holds` is the side of zero the whole interval must lie on (`reported`: shown, not asserted). Below: the
+# decomposition's shares (control − plain) / (FreeInit − plain) with 95 % paired intervals (`distance` there is the decomposition's per-video
 # RMS dB over 3-D bands against the data's mean band power).
 
 # %%
@@ -284,8 +288,9 @@ gap_vs_exact = fl.band_power_gap(d_videos["plain"], a_videos["plain"][:NUM_VIDEO
 print(gap_vs_exact)
 
 # %%
-# the same claims on the trained model
-d_claims = check(claims(d_j, d_jf, d_ds))
+# the same claims on the trained model; its plain samples' consistency shortfall is reported, not asserted: with the
+# stored UniPC sampler it is small against 24 videos' interval (it was resolved with DDIM 25, the sampler before)
+d_claims = check(claims(d_j, d_jf, d_ds), reported=("plain consistency vs data",))
 for name, key in (("plain_spatial_dc_db", "plain spatial DC vs data (dB)"),
                   ("plain_temporal_dc_db", "plain temporal DC vs data (dB)"),
                   ("freeinit_spatial_dc_gain_db", "FreeInit - plain, spatial DC (dB)"),
@@ -309,8 +314,10 @@ fl.decomposition_table(d_ds, ["consistency", "dynamics", "contrast", "distance"]
 # then on the trained default. The claims tables list every checked claim with its interval, per model; the numbers
 # below are read from them (seed-dependent values: see the tables).
 #
-# * **The gap.** Plain samples fall short of the data in the spatial and temporal DC bands and are less consistent
-#   than the data, on both models; the trained model's shortfall matches the exact-score model's, paired by noise
+# * **The gap.** Plain samples fall short of the data in the spatial and temporal DC bands on both models, and are
+#   less consistent than the data on the exact-score model; on the trained default with its UniPC sampler the
+#   consistency shortfall is small and only reported (−0.055 [−0.112, +0.001] at seed 0; it was resolved with
+#   DDIM 25). The trained model's band shortfall matches the exact-score model's, paired by noise
 #   (`band_power_gap` above) — a faithful model shows the gap, it is not a training defect. Started on the training
 #   marginal (oracle) the samples match the data's low bands, and the band distance drops to the floor set by the
 #   sampler's own top-band loss.
