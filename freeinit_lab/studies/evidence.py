@@ -23,10 +23,11 @@ returns every per-video number as an :class:`xarray.Dataset` plus a :func:`summa
 Consistency is :func:`freeinit_lab.metrics.frame_cosine_similarity` (consecutive frames, colour-centred pixels) by
 default; the same cosine in the paper's pairing (frame 0 with every later frame, ``consistency_first``: identity
 kept over the clip rather than smoothness from frame to frame), :func:`freeinit_lab.metrics.temporal_flicker` and
-:func:`freeinit_lab.metrics.consecutive_ssim` are recorded as well. They are computed on display videos: ``output_type="latent"`` samples (and the reference, which
-is in the same latent space) decoded by the pipeline's ``normalizer`` when it has one (the embedded default's model
-space is per-channel unit variance), else taken as they are, then clipped to ``[-1, 1]`` as decoding would
-(:func:`freeinit_lab.cutoff_map.map_consistency` does the same).
+:func:`freeinit_lab.metrics.consecutive_ssim` are recorded as well. They are computed on display videos:
+``output_type="latent"`` samples (and the reference, which is in the same latent space) decoded by the pipeline's
+``normalizer`` when it has one (the embedded default's model space is per-channel unit variance), else taken as
+they are, then clipped to ``[-1, 1]`` as decoding would (:func:`freeinit_lab.cutoff_map.map_consistency` does the
+same).
 
 ``python -m freeinit_lab.studies.evidence`` prints the table for the embedded default model.
 """
@@ -149,8 +150,9 @@ def measure_evidence(
     -------
     xarray.Dataset
         dims ``video`` and ``source`` (``baseline``, ``freeinit``, ``oracle``, ``data``); variables
-        ``consistency``, ``flicker``, ``ssim`` (source, video), ``dist_a``, ``dist_b`` (video), and attrs with the
-        settings and the number of denoiser passes. :func:`summarize_evidence` turns it into the statistics.
+        ``consistency``, ``consistency_first``, ``flicker``, ``ssim`` (source, video), ``dist_a``, ``dist_b``
+        (video), and attrs with the settings and the number of denoiser passes. :func:`summarize_evidence` turns it
+        into the statistics.
     """
     num_iters, method, d_s, d_t, order = settings_keywords(
         measure_evidence, settings, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t, order=order
@@ -327,7 +329,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"    FreeInit − data = {s['overshoot']['mean']:+.4f} ± {s['overshoot']['se']:.4f} (Welch t = "
         f"{s['overshoot']['t']:.1f}); oracle − data = {s['oracle_vs_data']['mean']:+.4f} ± "
         f"{s['oracle_vs_data']['se']:.4f} (Welch t = {s['oracle_vs_data']['t']:.1f}); FreeInit − oracle = "
-        f"{s['beyond_oracle']['mean']:+.4f} ± {s['beyond_oracle']['se']:.4f} (paired t = {s['beyond_oracle']['t']:.1f})",
+        f"{s['beyond_oracle']['mean']:+.4f} ± {s['beyond_oracle']['se']:.4f} "
+        f"(paired t = {s['beyond_oracle']['t']:.1f})",
     ]
     return "\n".join(lines)
 
