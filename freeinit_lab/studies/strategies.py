@@ -49,6 +49,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
@@ -696,8 +697,6 @@ def analytic_gain(pipe: Any, num_inference_steps: int, *, return_offset: bool = 
                         "use algorithm_type='dpmsolver++' without thresholding")
     if not isinstance(sched, DDIMScheduler):
         return _stepped_gain(sched, unet.power.double(), int(num_inference_steps), return_offset)
-    import copy
-
     sched = copy.deepcopy(sched)  # set_timesteps on a copy: the caller's scheduler keeps its state
     sched.set_timesteps(int(num_inference_steps))
     ac = sched.alphas_cumprod.double()
@@ -720,8 +719,6 @@ def analytic_gain(pipe: Any, num_inference_steps: int, *, return_offset: bool = 
 def _stepped_gain(sched: Any, S: torch.Tensor, num_inference_steps: int, return_offset: bool):
     """:func:`analytic_gain` by the scheduler's own ``step`` on the coefficient pair ``(g, k)`` of
     ``Y = g Y_in + k m`` (a copy of ``sched``; the caller's is untouched)."""
-    import copy
-
     sch = copy.deepcopy(sched)
     sch.set_timesteps(num_inference_steps)
     ac = sch.alphas_cumprod.double()
