@@ -113,7 +113,8 @@ def tiny_clip_tokenizer(model_max_length: int = 77, directory: str | os.PathLike
         Sequence length prompts are padded/truncated to. Must be set: the tokenizer's default is a huge
         sentinel that overflows when a pipeline pads to it.
     directory : path-like, optional
-        Where to write ``vocab.json`` and ``merges.txt``; a fresh temporary directory by default.
+        Where to write ``vocab.json`` and ``merges.txt`` (left there); by default a temporary directory that is
+        removed once the tokenizer is built, so repeated calls leave nothing behind.
 
     Returns
     -------
@@ -127,7 +128,10 @@ def tiny_clip_tokenizer(model_max_length: int = 77, directory: str | os.PathLike
         vocab[c] = len(vocab)
     for c in chars:
         vocab[c + "</w>"] = len(vocab)
-    directory = tempfile.mkdtemp(prefix="freeinit_lab_tok_") if directory is None else os.fspath(directory)
+    if directory is None:  # the tokenizer holds its vocabulary once built, so the files need not outlive it
+        with tempfile.TemporaryDirectory(prefix="freeinit_lab_tok_") as tmp:
+            return tiny_clip_tokenizer(model_max_length, directory=tmp)
+    directory = os.fspath(directory)
     vocab_file = os.path.join(directory, "vocab.json")
     merges_file = os.path.join(directory, "merges.txt")
     with open(vocab_file, "w", encoding="utf-8") as f:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import pytest
 import torch
@@ -88,3 +90,14 @@ def test_tiny_animatediff_builds_without_the_empty_float32_warning(capfd):
     pipe = tiny_animatediff_pipeline(seed=0)
     assert type(pipe.unet).__name__ == "UNetMotionModel"
     assert "should be kept in float32" not in capfd.readouterr().err
+
+
+def test_clip_tokenizer_leaves_no_files_behind(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))      # where tempfile creates its folders
+    tok = tiny_clip_tokenizer()
+    assert list(tmp_path.iterdir()) == []
+    assert tok("a cat").input_ids[0] == 0                          # built before its files went
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    tiny_clip_tokenizer(directory=kept)
+    assert sorted(p.name for p in kept.iterdir()) == ["merges.txt", "vocab.json"]
