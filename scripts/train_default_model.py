@@ -209,9 +209,10 @@ def fit_normalizer(args):
 
 
 def make_scheduler(sampler: dict = DEFAULT_SAMPLER):
-    from freeinit_lab.embedded.pipelines import default_scheduler
+    """The scheduler of a sampler description (any the loader accepts, e.g. the UniPC one a model card chose)."""
+    from freeinit_lab.embedded.pipelines import sampler_scheduler
 
-    return default_scheduler(set_alpha_to_one=sampler["set_alpha_to_one"], timestep_spacing=sampler["timestep_spacing"])
+    return sampler_scheduler(sampler)
 
 
 def export(out: Path, ema, normalizer, meta: dict) -> None:

@@ -103,3 +103,24 @@ def test_rendering_on_the_device_gives_the_workers_videos_in_step_order(monkeypa
         assert x1.shape == (3, 3, 4, 16, 16) and torch.equal(x1, x2)
     with pytest.raises(SystemExit):
         train.parse_args(["--render", "device", "--data", "dead-leaves-v1"])
+
+
+def test_export_keeps_a_multistep_sampler_chosen_in_the_folder(tmp_path):
+    """Resuming into a folder whose sampler.json names UniPC (as the card chose for the default) exports it again:
+    the folder's scheduler is that class, loadable by the default loader's rule (it once assumed DDIM's keys)."""
+    from freeinit_lab.embedded.pipelines import TinyVideoPipeline
+
+    train = _train_module()
+    common = _tiny_run(tmp_path) + ["--amp", "off"]
+    train.main(common + ["--max-steps", "1"])
+    unipc = {"scheduler": "UniPCMultistepScheduler", "num_inference_steps": 7, "timestep_spacing": "linspace",
+             "eta": 0.0}
+    (tmp_path / "out" / "sampler.json").write_text(json.dumps(unipc))
+    (tmp_path / "ck" / "checkpoint.pt").unlink()                 # resume from the exported folder
+    train.main(common + ["--max-steps", "2"])
+    out = tmp_path / "out"
+    assert json.loads((out / "sampler.json").read_text()) == unipc
+    assert json.loads((out / "training_log.json").read_text())["default_sampler"] == unipc
+    pipe = TinyVideoPipeline.from_pretrained(out)
+    assert type(pipe.scheduler).__name__ == "UniPCMultistepScheduler"
+    assert pipe.scheduler.config.timestep_spacing == "linspace"
