@@ -90,7 +90,9 @@ def parse_args(argv=None):
     p.add_argument("--data-seed-base", type=int, default=0, help="step s trains on data seed base+s")
     p.add_argument("--norm-videos", type=int, default=1024, help="videos the normaliser is fitted on")
     p.add_argument("--max-steps", type=int, default=200_000)
-    p.add_argument("--time-budget-min", type=float, default=float("inf"), help="stop after this many minutes")
+    p.add_argument("--time-budget-min", type=float, default=float("inf"),
+                   help="stop when the run's training wall time, summed over all its sessions (wall_time_s in "
+                   "training_log.json), reaches this many minutes; a resumed run adds to its previous total")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-end", type=float, default=None,
@@ -291,6 +293,11 @@ def main(argv=None) -> None:
             resumed = f"exported weights in {out} (optimiser restarts)"
         else:
             print(f"{out} holds another model or data configuration; starting fresh", flush=True)
+    if wall >= args.time_budget_min * 60:
+        raise SystemExit(f"the run has trained {wall / 60:.1f} min in all (resumed from {resumed}), which already "
+                         f"reaches --time-budget-min {args.time_budget_min:g}: the budget is the run's total; pass "
+                         f"--time-budget-min {wall / 60 + args.time_budget_min:.1f} to train {args.time_budget_min:g} "
+                         "minutes more")
     if normalizer is None and args.data != "dead-leaves-v1":
         t0 = time.time()
         normalizer = fit_normalizer(args)

@@ -124,3 +124,14 @@ def test_export_keeps_a_multistep_sampler_chosen_in_the_folder(tmp_path):
     pipe = TinyVideoPipeline.from_pretrained(out)
     assert type(pipe.scheduler).__name__ == "UniPCMultistepScheduler"
     assert pipe.scheduler.config.timestep_spacing == "linspace"
+
+
+def test_a_spent_time_budget_is_refused_naming_the_total_to_pass(tmp_path):
+    """--time-budget-min is the run's total over all sessions; a resume that has already used it says so."""
+    train = _train_module()
+    common = _tiny_run(tmp_path) + ["--amp", "off"]
+    train.main(common + ["--max-steps", "1"])
+    log = tmp_path / "out" / "training_log.json"
+    with pytest.raises(SystemExit, match=r"pass --time-budget-min \d+\.\d to train 1e-06 minutes more"):
+        train.main(common + ["--max-steps", "5", "--time-budget-min", "1e-6"])
+    assert json.loads(log.read_text())["steps"] == 1                                    # nothing trained
