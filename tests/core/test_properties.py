@@ -105,7 +105,9 @@ def grid_and_edges(draw):
         return shape, np.array([0.0, 1.0])
     inner = draw(st.lists(st.floats(min_value=0.01, max_value=0.99), min_size=0, max_size=5, unique=True))
     beyond = draw(st.floats(min_value=0.0, max_value=0.5))
-    edges = np.concatenate([[0.0], np.sort(np.asarray(inner)) * r_max, [r_max * (1 + beyond)]])
+    # np.unique sorts and drops inner radii that distinct fractions round to the same float once scaled
+    # (hypothesis found 0.99 and its predecessor both giving 0.66 on a grid with r_max = 2/3)
+    edges = np.unique(np.concatenate([[0.0], np.asarray(inner) * r_max, [r_max * (1 + beyond)]]))
     return shape, edges
 
 
