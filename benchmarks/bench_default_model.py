@@ -6,8 +6,11 @@ For each batch size: the median and best wall time of one plain sample with the 
 count (``pipe.default_num_inference_steps``, model space, ``output_type="latent"``), seconds per video, and the
 ratio to ``steps`` bare UNet evaluations of the same batch timed in the same run (alternating with the pipeline
 calls, so load changes on a shared machine hit both alike). The ratio is the pipeline's own cost — scheduler
-updates, noise draws, normalisation — on top of the network: 1.00 means none. Speed lives here rather than in the
-unit tests: a busy shared machine must not fail the test suite.
+updates, noise draws, normalisation — on top of the network: 1.00 means none. A third timing, also alternated,
+runs the same bare calls as one whole-batch pass (``forward_chunk = None``): ``chunked / whole`` is the speed-up of
+the network's micro-batching (:attr:`freeinit_lab.models.TinyVideoUNet.forward_chunk`, 8 videos per pass), which
+leaves each video's ε̂ unchanged to round-off; below 1.00 it pays. Speed lives here rather than in the unit tests:
+a busy shared machine must not fail the test suite.
 
 Run it on an otherwise idle machine with ``--threads`` no larger than the free cores: oversubscribed threads slow
 the network's convolutions several-fold (measured 3.5× with 2 threads on 1 free core), whichever is compared.
@@ -28,7 +31,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--batches", default="1,16", help="comma-separated batch sizes")
+    p.add_argument("--batches", default="1,16,32", help="comma-separated batch sizes")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -43,27 +46,38 @@ def main() -> None:
         x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0))
         t = torch.tensor(500)
 
-        def network():
-            with torch.no_grad():
-                for _ in range(steps):
-                    pipe.unet(x, t)
+        chunk = pipe.unet.forward_chunk
+
+        def network(chunk=chunk):
+            pipe.unet.forward_chunk = chunk
+            try:
+                with torch.no_grad():
+                    for _ in range(steps):
+                        pipe.unet(x, t)
+            finally:
+                pipe.unet.forward_chunk = type(pipe.unet).forward_chunk
 
         def sample(r):
             pipe(batch_size=batch, output_type="latent", generator=torch.Generator().manual_seed(r))
 
         network()
+        network(None)
         sample(0)  # warm-up
-        net, full = [], []
+        net, whole, full = [], [], []
         for r in range(args.repeats):
             s = time.perf_counter()
             network()
             net.append(time.perf_counter() - s)
             s = time.perf_counter()
+            network(None)
+            whole.append(time.perf_counter() - s)
+            s = time.perf_counter()
             sample(r)
             full.append(time.perf_counter() - s)
         med, best, base = statistics.median(full), min(full), statistics.median(net)
         print(f"batch {batch:2d}: sample median {med:.3f} s, best {best:.3f} s ({med / batch:.3f} s per video); "
-              f"{steps} bare UNet calls median {base:.3f} s → ratio sample / network {med / base:.3f}")
+              f"{steps} bare UNet calls median {base:.3f} s → ratio sample / network {med / base:.3f}; "
+              f"network chunked ({chunk} videos per pass) / whole batch {base / statistics.median(whole):.3f}")
 
 
 if __name__ == "__main__":

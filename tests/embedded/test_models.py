@@ -33,6 +33,52 @@ def test_unet_errors_name_the_fix():
         m(torch.randn(3, 4, 8, 8), 1)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_spatial_and_temporal_convs_are_the_per_frame_and_per_pixel_convs(stride):
+    """The 3-D forms of the factorised convolutions compute what their definitions say: a 2-D conv on every frame
+    (reshaped to ``(B F, C, H, W)``) and a 1-D conv along the frames of every pixel (``(B H W, C, F)``)."""
+    from freeinit_lab.embedded.models import _spatial, _temporal
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, 8, 10)
+    b, c, f, h, w = x.shape
+    conv2 = torch.nn.Conv2d(c, 7, 3, stride=stride, padding=1)
+    ref = conv2(x.transpose(1, 2).reshape(b * f, c, h, w))
+    ref = ref.reshape(b, f, 7, *ref.shape[-2:]).transpose(1, 2)
+    torch.testing.assert_close(_spatial(conv2, x), ref, rtol=1e-5, atol=1e-5)
+    conv1 = torch.nn.Conv1d(c, 7, 3, padding=1)
+    ref = conv1(x.permute(0, 3, 4, 1, 2).reshape(b * h * w, c, f)).reshape(b, h, w, 7, f).permute(0, 3, 4, 1, 2)
+    torch.testing.assert_close(_temporal(conv1, x), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_unet_forward_chunk_changes_speed_not_the_function():
+    """Chunked passes (uneven last chunk, a different timestep per video) give each video the ε̂ of the
+    whole-batch pass, to round-off; bad chunk sizes and timestep shapes are refused."""
+    torch.manual_seed(0)
+    m = TinyVideoUNet(block_channels=(8, 16), norm_groups=4, time_embed_dim=16, attention_heads=2).eval()
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(5, 3, 4, 8, 8)
+    t = torch.tensor([3, 100, 500, 800, 999])
+    with torch.no_grad():
+        m.forward_chunk = None
+        whole = m(x, t).sample
+        m.forward_chunk = 2
+        chunked = m(x, t).sample
+        one_t = m(x, torch.tensor([500])).sample
+        m.forward_chunk = None
+        one_t_whole = m(x, 500).sample
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(one_t, one_t_whole, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(chunked[1], m(x[1:2], 500).sample[0], atol=1e-3)  # each video keeps its own t
+    m.forward_chunk = 0
+    with pytest.raises(ValueError, match="forward_chunk must be None or >= 1"):
+        m(x, t)
+    m.forward_chunk = 2
+    with pytest.raises(ValueError, match=r"timestep must be a scalar or have shape \(5,\)"):
+        m(x, torch.tensor([1, 2]))
+
+
 def test_unet_save_load_roundtrip(tmp_path):
     torch.manual_seed(0)
     m = TinyVideoUNet(block_channels=(8, 16), norm_groups=4, time_embed_dim=16, attention_heads=2)
