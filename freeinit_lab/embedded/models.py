@@ -165,7 +165,8 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
     #: the function: outputs agree with the whole-batch pass to float round-off (at most a few 1e-6 in our
     #: tests; the convolution back end may pick another algorithm for another batch size). On a CPU the
     #: activations of 8 videos stay in cache where those of 32 do not, which made a batch of 32 about 1.3×
-    #: faster (``benchmarks/bench_default_model.py`` measures it against ``None`` in the same run).
+    #: faster (``benchmarks/bench_default_model.py`` measures it against ``None`` in the same run). It applies
+    #: to CPU tensors only: an accelerator runs the whole batch at once, which is what it is fast at.
     forward_chunk: int | None = 8
 
     @register_to_config
@@ -245,7 +246,7 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
         chunk = self.forward_chunk
         if chunk is not None and int(chunk) < 1:
             raise ValueError(f"forward_chunk must be None or >= 1; got {chunk}")
-        if chunk is not None and b > int(chunk):
+        if chunk is not None and b > int(chunk) and sample.device.type == "cpu":
             parts = zip(sample.split(int(chunk)), t.split(int(chunk)))
             out = torch.cat([self._forward(s, tt, s2d) for s, tt in parts])
         else:

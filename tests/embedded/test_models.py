@@ -53,7 +53,8 @@ def test_spatial_and_temporal_convs_are_the_per_frame_and_per_pixel_convs(stride
 
 def test_unet_forward_chunk_changes_speed_not_the_function():
     """Chunked passes (uneven last chunk, a different timestep per video) give each video the ε̂ of the
-    whole-batch pass, to round-off; bad chunk sizes and timestep shapes are refused."""
+    whole-batch pass, to round-off; only CPU batches are chunked; bad chunk sizes and timestep shapes are
+    refused."""
     torch.manual_seed(0)
     m = TinyVideoUNet(block_channels=(8, 16), norm_groups=4, time_embed_dim=16, attention_heads=2).eval()
     for p in m.parameters():
@@ -71,12 +72,21 @@ def test_unet_forward_chunk_changes_speed_not_the_function():
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(one_t, one_t_whole, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(chunked[1], m(x[1:2], 500).sample[0], atol=1e-3)  # each video keeps its own t
+    calls = []
+    inner = m._forward
+    m._forward = lambda s, tt, s2d: calls.append(s.shape[0]) or inner(s, tt, s2d)
+    m.forward_chunk = 2
+    m(x, t)
+    assert calls == [2, 2, 1]
     m.forward_chunk = 0
     with pytest.raises(ValueError, match="forward_chunk must be None or >= 1"):
         m(x, t)
     m.forward_chunk = 2
     with pytest.raises(ValueError, match=r"timestep must be a scalar or have shape \(5,\)"):
         m(x, torch.tensor([1, 2]))
+    calls.clear()
+    m.to("meta")(x.to("meta"), t.to("meta"))  # off the CPU (shapes only here): the whole batch in one pass
+    assert calls == [5]
 
 
 def test_unet_save_load_roundtrip(tmp_path):
