@@ -6,11 +6,14 @@ For each batch size: the median and best wall time of one plain sample with the 
 count (``pipe.default_num_inference_steps``, model space, ``output_type="latent"``), seconds per video, and the
 ratio to ``steps`` bare UNet evaluations of the same batch timed in the same run (alternating with the pipeline
 calls, so load changes on a shared machine hit both alike). The ratio is the pipeline's own cost — scheduler
-updates, noise draws, normalisation — on top of the network: 1.00 means none. A third timing, also alternated,
-runs the same bare calls as one whole-batch pass (``forward_chunk = None``): ``chunked / whole`` is the speed-up of
-the network's micro-batching (:attr:`freeinit_lab.models.TinyVideoUNet.forward_chunk`, 8 videos per pass), which
-leaves each video's ε̂ unchanged to round-off; below 1.00 it pays. Speed lives here rather than in the unit tests:
-a busy shared machine must not fail the test suite.
+updates, noise draws, normalisation — on top of the network: 1.00 means none. Two more timings of the same bare
+calls, also alternated, are the network's own baselines: one whole-batch pass (``forward_chunk = None``), whose
+ratio ``chunked / whole`` is the speed-up of the micro-batching
+(:attr:`freeinit_lab.models.TinyVideoUNet.forward_chunk`, 8 videos per pass); and the whole-batch pass with the
+factorised convolutions computed as the reshaped per-frame 2-D and per-pixel 1-D convolutions they are defined
+as (the implementation before the 3-D forms), whose ratio ``current / reshaped`` is the speed-up of both changes.
+Neither changes a video's ε̂ beyond round-off; below 1.00 they pay. Speed lives here rather than in the unit
+tests: a busy shared machine must not fail the test suite.
 
 Run it on an otherwise idle machine with ``--threads`` no larger than the free cores: oversubscribed threads slow
 the network's convolutions several-fold (measured 3.5× with 2 threads on 1 free core), whichever is compared.
@@ -19,12 +22,38 @@ the network's convolutions several-fold (measured 3.5× with 2 threads on 1 free
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
 import torch
 
+from freeinit_lab.embedded import models
 from freeinit_lab.pipelines import load_default_pipeline
+
+
+def _per_frame(conv, x):
+    """The 2-D conv on every frame through the ``(B F, C, H, W)`` reshape: the baseline of ``models._spatial``."""
+    b, c, f, h, w = x.shape
+    y = conv(x.transpose(1, 2).reshape(b * f, c, h, w))
+    return y.reshape(b, f, *y.shape[1:]).transpose(1, 2)
+
+
+def _per_pixel(conv, x):
+    """The 1-D conv along every pixel's frames through the ``(B H W, C, F)`` reshape: baseline of ``_temporal``."""
+    b, c, f, h, w = x.shape
+    y = conv(x.permute(0, 3, 4, 1, 2).reshape(b * h * w, c, f))
+    return y.reshape(b, h, w, y.shape[1], f).permute(0, 3, 4, 1, 2)
+
+
+@contextlib.contextmanager
+def _reshaped_convs():
+    saved = models._spatial, models._temporal
+    models._spatial, models._temporal = _per_frame, _per_pixel
+    try:
+        yield
+    finally:
+        models._spatial, models._temporal = saved
 
 
 def main() -> None:
@@ -48,10 +77,10 @@ def main() -> None:
 
         chunk = pipe.unet.forward_chunk
 
-        def network(chunk=chunk):
+        def network(chunk=chunk, reshaped=False):
             pipe.unet.forward_chunk = chunk
             try:
-                with torch.no_grad():
+                with torch.no_grad(), (_reshaped_convs() if reshaped else contextlib.nullcontext()):
                     for _ in range(steps):
                         pipe.unet(x, t)
             finally:
@@ -62,8 +91,9 @@ def main() -> None:
 
         network()
         network(None)
+        network(None, reshaped=True)
         sample(0)  # warm-up
-        net, whole, full = [], [], []
+        net, whole, reshaped, full = [], [], [], []
         for r in range(args.repeats):
             s = time.perf_counter()
             network()
@@ -72,12 +102,16 @@ def main() -> None:
             network(None)
             whole.append(time.perf_counter() - s)
             s = time.perf_counter()
+            network(None, reshaped=True)
+            reshaped.append(time.perf_counter() - s)
+            s = time.perf_counter()
             sample(r)
             full.append(time.perf_counter() - s)
         med, best, base = statistics.median(full), min(full), statistics.median(net)
         print(f"batch {batch:2d}: sample median {med:.3f} s, best {best:.3f} s ({med / batch:.3f} s per video); "
               f"{steps} bare UNet calls median {base:.3f} s → ratio sample / network {med / base:.3f}; "
-              f"network chunked ({chunk} videos per pass) / whole batch {base / statistics.median(whole):.3f}")
+              f"network chunked ({chunk} videos per pass) / whole batch {base / statistics.median(whole):.3f}, "
+              f"current / reshaped whole batch {base / statistics.median(reshaped):.3f}")
 
 
 if __name__ == "__main__":
