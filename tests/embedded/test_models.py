@@ -33,14 +33,15 @@ def test_unet_errors_name_the_fix():
         m(torch.randn(3, 4, 8, 8), 1)
 
 
+@pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_spatial_and_temporal_convs_are_the_per_frame_and_per_pixel_convs(stride):
+def test_spatial_and_temporal_convs_are_the_per_frame_and_per_pixel_convs(stride, batch):
     """The 3-D forms of the factorised convolutions compute what their definitions say: a 2-D conv on every frame
     (reshaped to ``(B F, C, H, W)``) and a 1-D conv along the frames of every pixel (``(B H W, C, F)``)."""
     from freeinit_lab.embedded.models import _spatial, _temporal
 
     torch.manual_seed(0)
-    x = torch.randn(2, 5, 6, 8, 10)
+    x = torch.randn(batch, 5, 6, 8, 10)
     b, c, f, h, w = x.shape
     conv2 = torch.nn.Conv2d(c, 7, 3, stride=stride, padding=1)
     ref = conv2(x.transpose(1, 2).reshape(b * f, c, h, w))
