@@ -32,13 +32,6 @@ from freeinit_lab.embedded import models
 from freeinit_lab.pipelines import load_default_pipeline
 
 
-def _per_frame(conv, x):
-    """The 2-D conv on every frame through the ``(B F, C, H, W)`` reshape: the baseline of ``models._spatial``."""
-    b, c, f, h, w = x.shape
-    y = conv(x.transpose(1, 2).reshape(b * f, c, h, w))
-    return y.reshape(b, f, *y.shape[1:]).transpose(1, 2)
-
-
 def _per_pixel(conv, x):
     """The 1-D conv along every pixel's frames through the ``(B H W, C, F)`` reshape: baseline of ``_temporal``."""
     b, c, f, h, w = x.shape
@@ -49,7 +42,7 @@ def _per_pixel(conv, x):
 @contextlib.contextmanager
 def _reshaped_convs():
     saved = models._spatial, models._temporal
-    models._spatial, models._temporal = _per_frame, _per_pixel
+    models._spatial, models._temporal = models._per_frame, _per_pixel
     try:
         yield
     finally:

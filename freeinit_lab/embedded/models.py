@@ -55,6 +55,13 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+def _per_frame(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 2-D conv on every frame of ``(B, C, F, H, W)`` through the ``(B F, C, H, W)`` reshape (its definition)."""
+    b, c, f, h, w = x.shape
+    y = conv(x.transpose(1, 2).reshape(b * f, c, h, w))
+    return y.reshape(b, f, *y.shape[1:]).transpose(1, 2)
+
+
 def _spatial(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """Apply a 2-D conv to every frame of ``(B, C, F, H, W)``.
 
@@ -67,9 +74,7 @@ def _spatial(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     (``tests/embedded/test_models.py``).
     """
     if x.shape[0] == 1:
-        b, c, f, h, w = x.shape
-        y = conv(x.transpose(1, 2).reshape(f, c, h, w))
-        return y.reshape(1, f, *y.shape[1:]).transpose(1, 2)
+        return _per_frame(conv, x)
     return F.conv3d(x, conv.weight.unsqueeze(2), conv.bias, stride=(1, *conv.stride), padding=(0, *conv.padding))
 
 
