@@ -365,6 +365,29 @@ def client():
 
 
 @pytest.mark.slow
+def test_a_local_cluster_leaves_the_callers_environment_as_it_was(monkeypatch):
+    """The nanny writes its workers' pre-spawn variables into the caller's ``os.environ`` (dask/distributed#6749);
+    a process the caller starts later (nbval's next kernel) would run torch on one thread. The workers still get
+    them; the caller keeps its own, after start-up and after a restart of the workers."""
+    pytest.importorskip("distributed")
+    from distributed import Client
+
+    from freeinit_lab.sweep.cluster import local_cluster
+
+    keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED", "MALLOC_TRIM_THRESHOLD_")
+    for k in keys:  # unset, as in CI (a variable the caller has set is the workers' too: dask's precedence)
+        monkeypatch.delenv(k, raising=False)
+    before = dict.fromkeys(keys)
+    with local_cluster(1) as cluster, Client(cluster) as c:
+        assert {k: os.environ.get(k) for k in keys} == before
+        seen = list(c.run(lambda: (os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS"))).values())
+        assert seen == [("1", "1")]
+        c.restart()  # the nanny spawns a new worker, writing the variables into this process again
+        assert list(c.run(lambda: os.environ.get("OMP_NUM_THREADS")).values()) == ["1"]
+    assert {k: os.environ.get(k) for k in keys} == before
+
+
+@pytest.mark.slow
 def test_two_worker_processes_give_the_serial_numbers_bit_for_bit(tmp_path, serial, client):
     ds = run_sweep(SPEC, tmp_path / "dist.zarr", client=client, progress=False)
     assert len(client.scheduler_info()["workers"]) == 2

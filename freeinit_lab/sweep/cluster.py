@@ -7,6 +7,7 @@ result as it arrives (the caller's process is the store's only writer) and cance
 
 from __future__ import annotations
 
+import os
 import uuid
 from contextlib import contextmanager
 from typing import Any
@@ -63,10 +64,48 @@ WORKER_CONFIG = {
 }
 
 
+def _nanny_environ_keys() -> set[str]:
+    """The variables a nanny writes into its *own* process's ``os.environ`` before spawning a worker: the
+    ``distributed.nanny.pre-spawn-environ`` settings (ours and dask's defaults) and ``PYTHONHASHSEED``."""
+    import dask
+
+    return set(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}) | {"PYTHONHASHSEED"}
+
+
+def _restore_environ(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+class _LocalCluster(LocalCluster):
+    """A ``LocalCluster`` that gives the calling process its environment back.
+
+    ``distributed``'s nanny sets the pre-spawn variables (``OMP_NUM_THREADS=1`` …) with ``os.environ.update`` in
+    the process that runs it, i.e. the caller's, so that the spawned worker inherits them, and leaves them there
+    (dask/distributed#6749). Every process the caller starts afterwards would inherit them too: a Jupyter kernel
+    launched by nbval after a sweep ran its torch on one thread, twice as slow. :func:`local_cluster` restores
+    the variables once the workers are up; this class restores them again when the cluster closes (a nanny that
+    restarted a killed worker has set them again).
+    """
+
+    _saved_environ: dict[str, str | None] = {}
+
+    async def _close(self):
+        try:
+            await super()._close()
+        finally:
+            _restore_environ(self._saved_environ)
+
+
 def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any):
     """A ``distributed.LocalCluster`` of ``n_workers`` worker processes (spawned), ``threads_per_worker`` each.
 
-    Workers get :data:`WORKER_CONFIG` (also when the nanny restarts one).
+    Workers get :data:`WORKER_CONFIG` (also when the nanny restarts one). The caller's own environment is left
+    as it was: the variables the nanny sets for its workers are restored once they have started and again when
+    the cluster closes (:class:`_LocalCluster`).
     """
     import dask
 
@@ -75,7 +114,14 @@ def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any)
     kwargs.setdefault("dashboard_address", ":0")  # any free port: never collides with another cluster
     kwargs.setdefault("silence_logs", 40)  # logging.ERROR: a killed worker's restart is reported by the sweep
     with dask.config.set(WORKER_CONFIG):
-        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, **kwargs)
+        saved = {key: os.environ.get(key) for key in _nanny_environ_keys()}
+        try:
+            cluster = _LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                                    **kwargs)
+        finally:
+            _restore_environ(saved)
+    cluster._saved_environ = saved
+    return cluster
 
 
 @contextmanager
