@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 import numpy as np
 
@@ -14,7 +16,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "model_card.py"
 def _card_module():
     spec = importlib.util.spec_from_file_location("model_card_script", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    with mock.patch.dict(os.environ):  # the script's import-time os.environ defaults stay in the script's run
+        spec.loader.exec_module(mod)
     return mod
 
 

@@ -364,6 +364,16 @@ def client():
         yield c
 
 
+def _environ_settles(keys, want: dict, timeout: float = 30.0) -> dict:
+    """``keys`` of ``os.environ`` once they equal ``want``, or as they are after ``timeout`` seconds: a worker
+    registers with the scheduler a moment before its nanny's spawn returns and the nanny's variables are taken
+    back."""
+    deadline = time.monotonic() + timeout
+    while {k: os.environ.get(k) for k in keys} != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {k: os.environ.get(k) for k in keys}
+
+
 @pytest.mark.slow
 def test_a_local_cluster_leaves_the_callers_environment_as_it_was(monkeypatch):
     """The nanny writes its workers' pre-spawn variables into the caller's ``os.environ`` (dask/distributed#6749);
@@ -378,12 +388,13 @@ def test_a_local_cluster_leaves_the_callers_environment_as_it_was(monkeypatch):
     for k in keys:  # unset, as in CI (a variable the caller has set is the workers' too: dask's precedence)
         monkeypatch.delenv(k, raising=False)
     before = dict.fromkeys(keys)
-    with local_cluster(1) as cluster, Client(cluster) as c:
+    with local_cluster(2) as cluster, Client(cluster) as c:
         assert {k: os.environ.get(k) for k in keys} == before
         seen = list(c.run(lambda: (os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS"))).values())
-        assert seen == [("1", "1")]
-        c.restart()  # the nanny spawns a new worker, writing the variables into this process again
-        assert list(c.run(lambda: os.environ.get("OMP_NUM_THREADS")).values()) == ["1"]
+        assert seen == [("1", "1")] * 2  # both workers, spawned side by side
+        c.restart()  # each nanny spawns a new worker, writing the variables into this process again
+        assert list(c.run(lambda: os.environ.get("OMP_NUM_THREADS")).values()) == ["1"] * 2
+        assert _environ_settles(keys, before) == before
     assert {k: os.environ.get(k) for k in keys} == before
 
 
@@ -396,6 +407,8 @@ def test_two_worker_processes_give_the_serial_numbers_bit_for_bit(tmp_path, seri
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_cell_is_survived(tmp_path, serial, client):
+    nanny_keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED")
+    before = {k: os.environ.get(k) for k in nanny_keys}
     marker = tmp_path / "killed"
     spec = {**SPEC, "study": "test-dying", "options": {"marker": str(marker)}}
     ds = run_sweep(spec, tmp_path / "dying.zarr", client=client, progress=False)
@@ -403,6 +416,7 @@ def test_a_worker_killed_mid_cell_is_survived(tmp_path, serial, client):
     assert bool(ds.complete.all())
     xr.testing.assert_identical(_data(ds), _data(serial))  # nothing lost, nothing written twice differently
     client.wait_for_workers(2, timeout=120)  # the nanny restarted it
+    assert _environ_settles(nanny_keys, before) == before
 
 
 # ---------------------------------------------------------------------------------------------- command line

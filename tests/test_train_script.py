@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import json
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -15,7 +17,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_default_model.
 def _train_module():
     spec = importlib.util.spec_from_file_location("train_default_model_script", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    with mock.patch.dict(os.environ):  # the script's import-time os.environ defaults stay in the script's run
+        spec.loader.exec_module(mod)
     return mod
 
 
@@ -93,7 +96,8 @@ def test_rendering_on_the_device_gives_the_workers_videos_in_step_order(monkeypa
     """--render device (parameters drawn in 2 worker processes, rendered in the main process) yields exactly the
     batches --render worker (drawn and rendered in line) does, step by step."""
     monkeypatch.syspath_prepend(str(SCRIPT.parent))  # spawned workers import the script by its module name
-    train = importlib.import_module(SCRIPT.stem)
+    with mock.patch.dict(os.environ):  # the script's import-time os.environ defaults stay in the script's run
+        train = importlib.import_module(SCRIPT.stem)
     common = ["--frames", "4", "--size", "16", "--batch-size", "3", "--data-seed-base", "5"]
     inline = train.batches(train.parse_args(common + ["--render", "worker", "--data-workers", "0"]), start=7)
     split = train.batches(train.parse_args(common + ["--render", "device", "--data-workers", "2"]), start=7)

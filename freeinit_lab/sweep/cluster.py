@@ -80,32 +80,39 @@ def _restore_environ(saved: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
-class _LocalCluster(LocalCluster):
-    """A ``LocalCluster`` that gives the calling process its environment back.
+def _nanny_class(saved: dict[str, str | None]) -> type:
+    """A ``Nanny`` that gives the calling process its environment (``saved``) back after spawning its worker.
 
     ``distributed``'s nanny sets the pre-spawn variables (``OMP_NUM_THREADS=1`` …) with ``os.environ.update`` in
     the process that runs it, i.e. the caller's, so that the spawned worker inherits them, and leaves them there
-    (dask/distributed#6749). Every process the caller starts afterwards would inherit them too: a Jupyter kernel
-    launched by nbval after a sweep ran its torch on one thread, twice as slow. :func:`local_cluster` restores
-    the variables once the workers are up; this class restores them again when the cluster closes (a nanny that
-    restarted a killed worker has set them again).
+    (dask/distributed#6749). Every process the caller starts afterwards would inherit them too: Jupyter kernels
+    that nbval launched after a sweep ran their torch on one thread, twice as slow. Every spawn (start-up and the
+    restart of a killed worker) goes through ``instantiate``; the variables are restored when the last spawn of
+    the cluster in flight has finished, so no sibling nanny's worker is spawned without them (the nannies of one
+    cluster share its event loop, so the count needs no lock).
     """
+    from distributed import Nanny
 
-    _saved_environ: dict[str, str | None] = {}
+    in_flight = [0]
 
-    async def _close(self):
-        try:
-            await super()._close()
-        finally:
-            _restore_environ(self._saved_environ)
+    class _EnvironRestoringNanny(Nanny):
+        async def instantiate(self):
+            in_flight[0] += 1
+            try:
+                return await super().instantiate()
+            finally:
+                in_flight[0] -= 1
+                if not in_flight[0]:
+                    _restore_environ(saved)
+
+    return _EnvironRestoringNanny
 
 
 def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any):
     """A ``distributed.LocalCluster`` of ``n_workers`` worker processes (spawned), ``threads_per_worker`` each.
 
     Workers get :data:`WORKER_CONFIG` (also when the nanny restarts one). The caller's own environment is left
-    as it was: the variables the nanny sets for its workers are restored once they have started and again when
-    the cluster closes (:class:`_LocalCluster`).
+    as it was: the variables a nanny sets for its worker are restored after each spawn (:func:`_nanny_class`).
     """
     import dask
 
@@ -115,13 +122,11 @@ def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any)
     kwargs.setdefault("silence_logs", 40)  # logging.ERROR: a killed worker's restart is reported by the sweep
     with dask.config.set(WORKER_CONFIG):
         saved = {key: os.environ.get(key) for key in _nanny_environ_keys()}
+        kwargs.setdefault("worker_class", _nanny_class(saved))
         try:
-            cluster = _LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                                    **kwargs)
+            return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, **kwargs)
         finally:
             _restore_environ(saved)
-    cluster._saved_environ = saved
-    return cluster
 
 
 @contextmanager
