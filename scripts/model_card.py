@@ -152,6 +152,51 @@ def gate_passes(gate: dict) -> int:
     return sum(bool(v[0]) for c, v in gate.items() if c != "passed")
 
 
+#: Spacing of the repeat evaluation seeds: one evaluation uses seeds ``seed`` … ``seed + 10 n + n`` (n videos).
+REPEAT_SPACING = 1_000_000
+
+
+def repeat_seeds(seed: int, k: int, num_videos: int) -> list[int]:
+    """The ``k`` further evaluation seeds of part 1 after ``seed``: ``seed + j · REPEAT_SPACING``, ``j = 1 … k``.
+
+    One evaluation draws from seeds ``seed + 1`` (reference), ``+ 2`` (held-out starts), ``+ 3`` (their noise),
+    ``+ 5`` (step noise) and ``seed + 10 n … + 11 n`` (plain noise), so the spacing keeps every evaluation's
+    videos and noise apart; refused when ``n`` is too large for it."""
+    if int(k) < 0:
+        raise ValueError(f"the number of repeat seeds must be >= 0, got {k}")
+    if 11 * int(num_videos) >= REPEAT_SPACING:
+        raise ValueError(f"{num_videos} videos per evaluation would overlap the next repeat seed "
+                         f"({REPEAT_SPACING:,} apart); use fewer than {REPEAT_SPACING // 11:,}")
+    return [int(seed) + j * REPEAT_SPACING for j in range(1, int(k) + 1)]
+
+
+def training_quality(pipe, sampler: dict, *, path, num_videos: int, seed: int, training, space: str) -> dict:
+    """Part 1 at evaluation seed ``seed``: ``num_videos`` samples of ``sampler`` started on the training marginal of
+    as many held-out videos (seed ``seed + 2``; start noise ``seed + 3``, step noise ``seed + 5``) against
+    ``2 × num_videos`` held-out reference videos (seed ``seed + 1``), with the gate's verdict."""
+    from freeinit_lab.analysis.fidelity import fidelity_gate, fidelity_report, training_marginal_latents
+    from freeinit_lab.embedded.pipelines import default_training_videos
+
+    t0 = time.time()
+    reference = default_training_videos(2 * num_videos, seed=seed + 1, path=path)
+    clean = default_training_videos(num_videos, seed=seed + 2, path=path)
+    start = training_marginal_latents(clean, scheduler_for(sampler), sampler["num_inference_steps"],
+                                      generator=torch.Generator().manual_seed(seed + 3))
+    s = sample(pipe, sampler, start, seed=seed + 5)
+    rep = fidelity_report(s, reference, training=training, space=space)
+    return dict(sampler=sampler, report=rep, gate=fidelity_gate(rep), seconds=time.time() - t0, samples=s, seed=seed)
+
+
+def gate_row(q: dict) -> str:
+    """One Markdown table row of a :func:`training_quality` result: the seed, each gate criterion's value, the
+    number passed."""
+    g, r = q["gate"], q["report"]
+    cells = [f"{q['seed']:,}", f"{r.accuracy:.3f} [{r.accuracy_low:.3f}, {r.accuracy_high:.3f}]"]
+    cells += [f"{g[k][1]:.2f}" for k in ("spatial_band_power_db", "temporal_band_power_db")]
+    cells += [f"{g[k][1]:.3f}" for k in ("precision", "recall", "memorisation")]
+    return "| " + " | ".join(cells + [f"{gate_passes(g)} / {len(g) - 1}"]) + " |"
+
+
 def card_gate(gate_quality: dict, gap) -> tuple[bool, dict]:
     """The card's verdict: part 1's gate (the issue's criteria, samples started on the training marginal) alone;
     and part 2's diagnostic, whether the plain-noise band power is within the ±1.5 dB of the exact-score Gaussian
@@ -224,6 +269,9 @@ def main(argv=None):
                         "card says which the choice rule would pick (e.g. when a cheaper stored sampler is kept for "
                         "the notebooks' time budget)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeat-seeds", type=int, default=4,
+                   help="part 1 (the gate) also at this many further evaluation seeds with the card's sampler; the "
+                        "gate passes only if it passes at every one (default: %(default)s)")
     p.add_argument("--discretisation-factor", type=int, default=4,
                    help="diagnostic 5: the default sampler against this many times its steps (0: skip)")
     args = p.parse_args(argv)
@@ -231,6 +279,10 @@ def main(argv=None):
         raise SystemExit("--discretisation-factor must be >= 0 (0 skips the diagnostic)")
     if args.seed < 900_000_000:
         raise SystemExit("--seed must be >= 900_000_000 (seeds below are training data)")
+    try:
+        more_seeds = repeat_seeds(args.seed, args.repeat_seeds, args.num_videos)
+    except ValueError as err:
+        raise SystemExit(f"--repeat-seeds / --num-videos: {err}") from None
     names = [k.strip() for k in args.samplers.split(",") if k.strip()]
     compare = [k.strip() for k in args.compare_samplers.split(",") if k.strip()]
     if compare and args.choose_sampler:
@@ -268,13 +320,10 @@ def main(argv=None):
     # 1. training quality: started on the training marginal
     quality = {}
     for name, smp in candidates.items():
-        t0 = time.time()
-        start = training_marginal_latents(clean, scheduler_for(smp), smp["num_inference_steps"],
-                                          generator=torch.Generator().manual_seed(args.seed + 3))
-        s = sample(pipe, smp, start, seed=args.seed + 5)
-        rep = fidelity_report(s, reference, training=training, space=space)
-        quality[name] = dict(sampler=smp, report=rep, gate=fidelity_gate(rep), seconds=time.time() - t0, samples=s)
-        print(f"[{name}, on the training marginal] {quality[name]['seconds']:.0f} s\n{rep.summary()}", flush=True)
+        quality[name] = training_quality(pipe, smp, path=path, num_videos=n, seed=args.seed, training=training,
+                                         space=space)
+        print(f"[{name}, on the training marginal] {quality[name]['seconds']:.0f} s\n"
+              f"{quality[name]['report'].summary()}", flush=True)
     rule_pick = choose_sampler(quality)
     chosen_name = rule_pick if args.choose_sampler else "stored"
     smp = quality[chosen_name]["sampler"]
@@ -282,6 +331,12 @@ def main(argv=None):
         (path / "sampler.json").write_text(json.dumps(smp, indent=1))
         scheduler_for(smp).save_pretrained(path / "scheduler")
         pipe = load_default_pipeline(path)
+
+    # 1b. the gate at further evaluation seeds, the card's sampler
+    repeats = []
+    for sd in more_seeds:
+        repeats.append(training_quality(pipe, smp, path=path, num_videos=n, seed=sd, training=training, space=space))
+        print(f"[repeat seed {sd}] {repeats[-1]['seconds']:.0f} s\n{repeats[-1]['report'].summary()}", flush=True)
 
     # 2. and 3. plain noise, the model and the exact-score Gaussian model of the same data, same noise
     t0 = time.time()
@@ -314,6 +369,7 @@ def main(argv=None):
     q = quality[chosen_name]
     gate_quality = q["gate"]
     passed, gate_gap = card_gate(gate_quality, gap)
+    passed = passed and all(r["gate"]["passed"] for r in repeats)
     gate_plain = fidelity_gate(plain_rep)
     picture(path / "samples.png", reference[:4], plain, pipe.normalizer)
 
@@ -357,6 +413,8 @@ def main(argv=None):
         evaluation=dict(seed=args.seed, num_videos=n, reference_videos=2 * n, space=space,
                         seconds=round(time.time() - t_start, 1)),
         training_quality=dict(report=q["report"].to_dict(), gate=jgate(gate_quality)),
+        training_quality_repeats=[dict(seed=r["seed"], report=r["report"].to_dict(), gate=jgate(r["gate"]))
+                                  for r in repeats],
         gap_vs_exact_score=dict(band_power=gap.to_dict(), gated=False,
                                 within_gaussian_expectation=jgate(gate_gap)),
         plain_noise=dict(report=plain_rep.to_dict(), gate_as_issued=jgate(gate_plain),
@@ -412,7 +470,21 @@ is removed, so what remains is the network's own error.
 | criterion | value | threshold | result |
 |---|---|---|---|
 {rows(gate_quality)}
+""" + ("" if not repeats else f"""
+### 1b. The same gate at {len(repeats) + 1} evaluation seeds
 
+The default sampler, part 1 repeated with fresh held-out videos, reference videos and noise at each seed (seeds
+{REPEAT_SPACING:,} apart); the gate passes only if it passes at every one. Accuracy with its Wilson 95 % interval;
+band power as the largest |dB| over the bands; criteria passed of {len(gate_quality) - 1}.
+
+| seed | two-sample accuracy (≤ 0.7) | spatial dB (≤ 1.5) | temporal dB (≤ 1.5) | precision (≥ 0.6) | recall (≥ 0.6) | memorised (≤ 0) | passed |
+|---|---|---|---|---|---|---|---|
+{gate_row(dict(q, seed=args.seed))}
+""" + "\n".join(gate_row(r) for r in repeats) + f"""
+
+Over the {len(repeats) + 1} seeds: accuracy {min(x['report'].accuracy for x in [q, *repeats]):.3f}–{max(x['report'].accuracy for x in [q, *repeats]):.3f}; \
+criteria passed {min(gate_passes(x['gate']) for x in [q, *repeats])}–{max(gate_passes(x['gate']) for x in [q, *repeats])} of {len(gate_quality) - 1}.
+""") + f"""
 ## 2. The plain-noise gap against the exact-score model's (diagnostic, not gated)
 
 The model's plain-noise samples against the exact-score Gaussian model of the same data
@@ -471,7 +543,7 @@ The finer sampler against the data:
 
 {disc_rep.summary()}
 
-""") + f"""**Gate (part 1: the issue's criteria, on seeds never used in training) {'passed' if passed else 'not passed'}.**
+""") + f"""**Gate (part 1: the issue's criteria, on seeds never used in training{f", at all {len(repeats) + 1} evaluation seeds" if repeats else ""}) {'passed' if passed else 'not passed'}.**
 
 ![training clips (left) beside plain-noise samples (right), every 3rd frame](samples.png)
 

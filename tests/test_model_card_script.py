@@ -117,3 +117,29 @@ def test_the_card_gate_is_part_one_alone_and_part_two_is_reported():
             passed, diag = card.card_gate({"passed": part1}, gap)
             assert passed is part1
             assert diag["band_power_vs_exact_score_db"] == (gap is near, gap.max_abs_db, 1.5)
+
+
+def test_repeat_seeds_keep_each_evaluation_apart():
+    import pytest
+
+    card = _card_module()
+    assert card.repeat_seeds(910_000_000, 3, 64) == [911_000_000, 912_000_000, 913_000_000]
+    assert card.repeat_seeds(910_000_000, 0, 64) == []
+    # one evaluation of n videos reaches seed + 11 n (its plain noise): never into the next repeat's range
+    n = 64
+    used = [(sd, sd + 11 * n) for sd in [910_000_000, *card.repeat_seeds(910_000_000, 4, n)]]
+    assert all(hi < lo2 for (_, hi), (lo2, _) in zip(used, used[1:]))
+    with pytest.raises(ValueError, match="overlap the next repeat seed"):
+        card.repeat_seeds(910_000_000, 2, card.REPEAT_SPACING // 11 + 1)
+    with pytest.raises(ValueError, match=">= 0"):
+        card.repeat_seeds(910_000_000, -1, 64)
+
+
+def test_gate_row_shows_each_criterion_and_the_count():
+    card = _card_module()
+    gate = {"two_sample_accuracy": (False, 0.84, 0.7), "spatial_band_power_db": (True, 1.115, 1.5),
+            "temporal_band_power_db": (False, 1.557, 1.5), "precision": (True, 0.844, 0.6),
+            "recall": (False, 0.594, 0.6), "memorisation": (True, 0.0, 0.0), "passed": False}
+    rep = SimpleNamespace(accuracy=0.84, accuracy_low=0.76, accuracy_high=0.89)
+    row = card.gate_row(dict(seed=911_000_000, gate=gate, report=rep))
+    assert row == "| 911,000,000 | 0.840 [0.760, 0.890] | 1.11 | 1.56 | 0.844 | 0.594 | 0.000 | 3 / 6 |"
