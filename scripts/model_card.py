@@ -8,14 +8,15 @@
 Every sample goes through the pipeline's own FreeInit-free path, with no filtering, on seeds never used in
 training or tuning (``--seed`` >= 900_000_000), and is compared in model space with ``2 × num-videos`` held-out
 training-distribution videos (:func:`freeinit_lab.analysis.fidelity.fidelity_report`; memorisation against real
-training batches). The card has three parts, because a model sampled from plain noise starts off its training
+training batches). The card has five parts, because a model sampled from plain noise starts off its training
 marginal (the initialization gap) and then *must* fall short of the data's lowest-frequency power — even the
 exact-score model does, by ``10 log10(a_T² λ + b_T²)`` dB per bin:
 
 1. **Training quality (gate)**: samples started *on* the training marginal (``a_T x_0 + b_T ε`` of held-out
    videos, :func:`~freeinit_lab.analysis.fidelity.training_marginal_latents`) against the data, with the
    thresholds of the issue (two-sample accuracy ≤ 0.70, every band within ±1.5 dB, precision and recall ≥ 0.6,
-   no memorisation).
+   no memorisation), at ``--seed`` and at ``--repeat-seeds`` further evaluation seeds (:func:`repeat_seeds`, fresh
+   videos and noise each); the card passes only if the gate passes at every one.
 2. **The gap against the physics' gap (diagnostic)**: plain-noise samples against the exact-score Gaussian
    model's plain-noise samples from the *same* noise (:func:`~freeinit_lab.analysis.fidelity.band_power_gap`),
    with the ±1.5 dB it would have to meet on Gaussian data. Not part of the gate: it is exact for Gaussian data
