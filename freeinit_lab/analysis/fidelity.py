@@ -18,6 +18,8 @@ Measures
   with ``A``'s mean and standard deviation.
 * **Classifier two-sample test**: a ridge-regularised logistic regression on the features, ``k``-fold
   cross-validated; accuracy 0.5 means indistinguishable. Interval: Wilson 95 % for a binomial proportion.
+* **Feature shifts and spreads** (what the classifier sees): per feature, ``(mean_samples − mean_A) / sd_A`` and
+  ``sd_samples / sd_A``, beside ``B``'s; the summary names the largest shifts and the narrowest spreads.
 * **Fréchet distance** of the features: ``|μ₁ − μ₂|² + Tr(Σ₁ + Σ₂ − 2 (Σ₁ Σ₂)^{1/2})``.
 * **k-NN precision and recall** (Kynkäänniemi et al. 2019): precision is the share of samples inside the
   reference manifold (the union of balls reaching each reference video's ``k``-th nearest reference
@@ -255,6 +257,13 @@ class FidelityReport:
         Share of samples (of ``B``) flagged as near-copies of a training video; ``None`` without ``training``.
     nn_distance_ratio : float or None
         Median nearest-training distance of the samples over that of ``B``.
+    feature_names : list of str
+        The :func:`video_features` compared.
+    feature_shift, feature_shift_baseline : numpy.ndarray
+        What the classifier sees, per feature: ``(mean_samples − mean_A) / sd_A`` and ``(mean_B − mean_A) / sd_A``
+        (standardised mean difference, in reference standard deviations).
+    feature_spread, feature_spread_baseline : numpy.ndarray
+        ``sd_samples / sd_A`` and ``sd_B / sd_A`` per feature: below 1, the samples vary less than the data.
     """
 
     num_videos: int
@@ -280,6 +289,24 @@ class FidelityReport:
     memorised_fraction_baseline: float | None = None
     nn_distance_ratio: float | None = None
     feature_names: list[str] = field(default_factory=list)
+    feature_shift: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    feature_shift_baseline: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    feature_spread: np.ndarray = field(default_factory=lambda: np.ones(0))
+    feature_spread_baseline: np.ndarray = field(default_factory=lambda: np.ones(0))
+
+    def largest_feature_shifts(self, k: int = 3) -> list[tuple[str, float, float]]:
+        """The ``k`` features whose standardised mean differs most between samples and reference, as ``(name,
+        shift, baseline shift)``, largest ``|shift|`` first: what separates the samples from the data."""
+        order = np.argsort(-np.abs(self.feature_shift), kind="stable")[:k]
+        return [(self.feature_names[i], float(self.feature_shift[i]), float(self.feature_shift_baseline[i]))
+                for i in order]
+
+    def narrowest_feature_spreads(self, k: int = 3) -> list[tuple[str, float, float]]:
+        """The ``k`` features whose spread across videos is smallest relative to the reference's, as ``(name,
+        spread ratio, baseline ratio)``, smallest first: where the samples lack the data's variety."""
+        order = np.argsort(self.feature_spread, kind="stable")[:k]
+        return [(self.feature_names[i], float(self.feature_spread[i]), float(self.feature_spread_baseline[i]))
+                for i in order]
 
     def to_dict(self) -> dict:
         """Plain JSON-ready values."""
@@ -303,6 +330,11 @@ class FidelityReport:
             "  temporal band power, dB vs reference: " + " ".join(f"{v:+.2f}" for v in self.temporal_db)
             + "  (baseline " + " ".join(f"{v:+.2f}" for v in self.temporal_db_baseline) + ")",
         ]
+        if len(self.feature_shift):
+            lines.append("  largest feature shifts, (mean − reference mean) / reference SD: " + ", ".join(
+                f"{n} {v:+.2f} ({b:+.2f})" for n, v, b in self.largest_feature_shifts()) + "  (baseline in brackets)")
+            lines.append("  narrowest feature spreads, SD / reference SD: " + ", ".join(
+                f"{n} {v:.2f} ({b:.2f})" for n, v, b in self.narrowest_feature_spreads()) + "  (baseline in brackets)")
         if self.memorised_fraction is not None:
             lines.append(f"  memorised fraction {self.memorised_fraction:.3f} (baseline "
                          f"{self.memorised_fraction_baseline:.3f}); nearest-training distance ratio "
@@ -398,7 +430,8 @@ def fidelity_report(samples, reference, *, training=None, space: str = "as given
         frechet=_frechet(zs.numpy(), za.numpy()), frechet_baseline=_frechet(zb.numpy(), za.numpy()),
         precision=prec, recall=rec, precision_baseline=prec_b, recall_baseline=rec_b, knn_k=knn_k,
         memorised_fraction=mem, memorised_fraction_baseline=mem_b, nn_distance_ratio=ratio,
-        feature_names=names,
+        feature_names=names, feature_shift=zs.mean(0).numpy(), feature_shift_baseline=zb.mean(0).numpy(),
+        feature_spread=zs.std(0).numpy(), feature_spread_baseline=zb.std(0).numpy(),
     )
 
 

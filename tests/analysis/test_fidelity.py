@@ -40,6 +40,35 @@ def test_detects_white_noise_and_frame_shuffling(ref, same):
     assert shuffled.accuracy_low > 0.7
 
 
+def test_feature_shifts_name_what_separates_the_samples(ref, same):
+    """The shifts and spreads are the standardised mean difference and SD ratio of the features; a change to
+    one property (half the contrast) puts its features first and leaves the baseline near zero."""
+    from freeinit_lab.analysis.fidelity import video_features
+
+    rep = fidelity_report(same, ref)
+    fs, names = video_features(same)
+    fa, _ = video_features(ref[:32])
+    fb, _ = video_features(ref[32:64])
+    sd = fa.std(0)
+    np.testing.assert_allclose(rep.feature_shift, ((fs.mean(0) - fa.mean(0)) / sd).numpy(), atol=1e-5)
+    np.testing.assert_allclose(rep.feature_shift_baseline, ((fb.mean(0) - fa.mean(0)) / sd).numpy(), atol=1e-5)
+    np.testing.assert_allclose(rep.feature_spread, (fs.std(0) / sd).numpy(), rtol=1e-5)
+    assert rep.feature_names == names and len(rep.feature_shift) == len(names)
+
+    mean = same.mean(dim=(2, 3, 4), keepdim=True)
+    faded = fidelity_report(mean + 0.5 * (same - mean), ref)  # half the contrast, same mean, same motion
+    top = [n for n, _, _ in faded.largest_feature_shifts(3)]
+    assert all(n.startswith(("std_c", "spatial_power_db", "temporal_power_db", "mean_gradient", "colourfulness",
+                             "rms_frame_difference")) for n in top)
+    assert all(v < -2 and abs(b) < 1 for _, v, b in faded.largest_feature_shifts(3))
+    for name in ("std_c0", "mean_gradient"):  # their shift is exactly the feature of half-contrast videos
+        i = names.index(name)
+        half = (0.5 * fs[:, i].mean() - fa[:, i].mean()) / sd[i]
+        np.testing.assert_allclose(faded.feature_shift[i], float(half), rtol=1e-4)
+    assert "largest feature shifts" in faded.summary() and top[0] in faded.summary()
+    assert faded.to_dict()["feature_shift"] == faded.feature_shift.tolist()
+
+
 def test_detects_copies_of_training_videos(ref):
     train = subject_videos(32, 8, 16, seed=5)
     rep = fidelity_report(train.clone(), ref, training=train)
