@@ -293,8 +293,7 @@ def main(argv=None):
     if unknown:
         raise SystemExit(f"unknown sampler(s) {unknown}; choose from {sorted(SAMPLERS)}")
     torch.set_num_threads(args.threads)
-    from freeinit_lab.analysis.fidelity import (band_power_gap, denoising_error, fidelity_gate, fidelity_report,
-                                                training_marginal_latents)
+    from freeinit_lab.analysis.fidelity import band_power_gap, denoising_error, fidelity_gate, fidelity_report
     from freeinit_lab.embedded.pipelines import (default_training_videos, load_default_analytic_pipeline,
                                                  load_default_pipeline)
 
