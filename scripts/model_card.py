@@ -41,6 +41,7 @@ folder's ``sampler.json`` (and ``scheduler/``). Writes ``MODEL_CARD.md``, ``mode
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -171,16 +172,25 @@ def repeat_seeds(seed: int, k: int, num_videos: int) -> list[int]:
     return [int(seed) + j * REPEAT_SPACING for j in range(1, int(k) + 1)]
 
 
-def training_quality(pipe, sampler: dict, *, path, num_videos: int, seed: int, training, space: str) -> dict:
-    """Part 1 at evaluation seed ``seed``: ``num_videos`` samples of ``sampler`` started on the training marginal of
-    as many held-out videos (seed ``seed + 2``; start noise ``seed + 3``, step noise ``seed + 5``) against
-    ``2 × num_videos`` held-out reference videos (seed ``seed + 1``), with the gate's verdict."""
-    from freeinit_lab.analysis.fidelity import fidelity_gate, fidelity_report, training_marginal_latents
+@functools.lru_cache(maxsize=2)
+def evaluation_videos(path, num_videos: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out videos of one evaluation seed: ``2 × num_videos`` reference videos (seed ``seed + 1``) and
+    ``num_videos`` clean videos whose training-marginal latents start part 1 (seed ``seed + 2``). Rendered once
+    per seed, however many samplers are judged on them."""
     from freeinit_lab.embedded.pipelines import default_training_videos
 
+    return (default_training_videos(2 * num_videos, seed=seed + 1, path=path),
+            default_training_videos(num_videos, seed=seed + 2, path=path))
+
+
+def training_quality(pipe, sampler: dict, *, path, num_videos: int, seed: int, training, space: str) -> dict:
+    """Part 1 at evaluation seed ``seed``: ``num_videos`` samples of ``sampler`` started on the training marginal of
+    the seed's clean videos (:func:`evaluation_videos`; start noise ``seed + 3``, step noise ``seed + 5``) against
+    its reference videos, with the gate's verdict."""
+    from freeinit_lab.analysis.fidelity import fidelity_gate, fidelity_report, training_marginal_latents
+
     t0 = time.time()
-    reference = default_training_videos(2 * num_videos, seed=seed + 1, path=path)
-    clean = default_training_videos(num_videos, seed=seed + 2, path=path)
+    reference, clean = evaluation_videos(path, num_videos, seed)
     start = training_marginal_latents(clean, scheduler_for(sampler), sampler["num_inference_steps"],
                                       generator=torch.Generator().manual_seed(seed + 3))
     s = sample(pipe, sampler, start, seed=seed + 5)
@@ -303,8 +313,7 @@ def main(argv=None):
     pipe = load_default_pipeline(path)
     n = args.num_videos
     space = "model space (per-channel unit variance)"
-    reference = default_training_videos(2 * n, seed=args.seed + 1, path=path)
-    clean = default_training_videos(n, seed=args.seed + 2, path=path)  # held out: starts on the training marginal
+    reference, clean = evaluation_videos(path, n, args.seed)  # held out; clean ones start on the training marginal
     base = int(log.get("data_seed_base", 0))
     bs = int(log.get("batch_size", 16))
     training = torch.cat([default_training_videos(bs, seed=base + s, path=path)
@@ -370,6 +379,8 @@ def main(argv=None):
     gate_quality = q["gate"]
     passed, gate_gap = card_gate(gate_quality, gap)
     passed = passed and all(r["gate"]["passed"] for r in repeats)
+    accs = [x["report"].accuracy for x in (q, *repeats)]
+    counts = [gate_passes(x["gate"]) for x in (q, *repeats)]
     gate_plain = fidelity_gate(plain_rep)
     picture(path / "samples.png", reference[:4], plain, pipe.normalizer)
 
@@ -482,8 +493,8 @@ band power as the largest |dB| over the bands; criteria passed of {len(gate_qual
 {gate_row(dict(q, seed=args.seed))}
 """ + "\n".join(gate_row(r) for r in repeats) + f"""
 
-Over the {len(repeats) + 1} seeds: accuracy {min(x['report'].accuracy for x in [q, *repeats]):.3f}–{max(x['report'].accuracy for x in [q, *repeats]):.3f}; \
-criteria passed {min(gate_passes(x['gate']) for x in [q, *repeats])}–{max(gate_passes(x['gate']) for x in [q, *repeats])} of {len(gate_quality) - 1}.
+Over the {len(repeats) + 1} seeds: accuracy {min(accs):.3f}–{max(accs):.3f}; criteria passed \
+{min(counts)}–{max(counts)} of {len(gate_quality) - 1}.
 """) + f"""
 ## 2. The plain-noise gap against the exact-score model's (diagnostic, not gated)
 
