@@ -250,6 +250,21 @@ def test_results_the_store_cannot_hold(tmp_path):
         STUDIES.pop(name)
 
 
+def test_a_cell_whose_values_the_store_dtype_cannot_hold_is_refused_not_truncated(tmp_path):
+    def counts_then_fractions(pipe, *, seed, num_videos, k=0):  # integers in the first cell, fractions later
+        return xr.Dataset({"x": ("video", np.arange(num_videos) + (0.5 if k else 0))})
+
+    register_study("test-dtype-drift", counts_then_fractions, overwrite=True)
+    spec = {"pipeline": ANALYTIC, "study": "test-dtype-drift", "grid": {"k": [0, 1]}, "videos_per_seed": 2}
+    try:
+        with pytest.raises(SweepResultError, match=r"x has dtype float64, the store int64"):
+            run_sweep(spec, tmp_path / "a.zarr", progress=False)
+        ds = xr.open_zarr(tmp_path / "a.zarr")
+        assert ds.complete.values.ravel().tolist() == [True, False]  # the first cell stays, the other is not faked
+    finally:
+        STUDIES.pop("test-dtype-drift")
+
+
 def test_pipeline_entries():
     key = lambda e: PipelineFactory.from_spec(e).key  # noqa: E731
     assert key("default").startswith("default {} files ") and key(ANALYTIC) == 'analytic {"height":8,"num_frames":4}'

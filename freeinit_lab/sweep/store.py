@@ -194,6 +194,11 @@ class SweepStore:
                 raise SweepResultError(f"cell ({cell.label}) labels {name} as {result.coords[name].values.tolist()}, "
                                        f"the store as {value.tolist()}; a study's labels must not depend on the cell")
         for name, v in result.data_vars.items():
+            stored_dtype = self._arrays()[name].dtype
+            if not np.can_cast(v.dtype, stored_dtype, casting="safe"):  # e.g. fractions into an int store: truncated
+                raise SweepResultError(f"cell ({cell.label}): {name} has dtype {v.dtype}, the store {stored_dtype} "
+                                       "(set by the first cell written); a study's dtypes must not depend on the "
+                                       "cell: return one dtype (e.g. float64) for every cell")
             for dim, size in zip(v.dims, v.shape):
                 stored = self._arrays()[name].shape[len(self.spec.dims) + expected[name].index(dim)]
                 if size != stored:
