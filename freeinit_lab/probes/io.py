@@ -261,6 +261,11 @@ def save_record(
     path = os.fspath(path)
     fmt = _format_of(path, format)
     _check_folder(path)
+    if fmt == "zarr":  # zarr reads "a/b" as array b of a group a: saved, but no reader would see it
+        slashed = [str(n) for n in [*ds.variables, *ds.dims] if "/" in str(n)]
+        if slashed:
+            raise ValueError(f"cannot save {path!r} as zarr: the names {slashed} hold '/', which zarr reads as a "
+                             "group separator; rename them (ds.rename(...))")
     exists = os.path.lexists(path)
     if exists and not overwrite:
         raise FileExistsError(f"{path!r} exists; pass overwrite=True to replace it")
@@ -274,7 +279,7 @@ def save_record(
     if steps is not None:
         attrs[STEPS_ATTR] = steps
     attrs[RECORD_MARKER] = _IO_VERSION
-    attrs[_VARIABLES_ATTR] = " ".join(str(n) for n in ds.variables)
+    attrs[_VARIABLES_ATTR] = json.dumps([str(n) for n in ds.variables])  # JSON: names may hold spaces
     ds.attrs = attrs
     folder, base = os.path.split(os.path.abspath(path))
     tmp = os.path.join(folder, f".{base}.writing-{uuid.uuid4().hex[:8]}")
@@ -337,13 +342,26 @@ def _has_checksum(arr: Any) -> bool:
     return any(type(c).__name__ == "Crc32cCodec" for c in getattr(arr, "compressors", ()) or ())
 
 
+def _listed_variables(value: Any) -> list[str]:
+    """The variable names a record lists: a JSON list, or (records saved before names could hold spaces) words."""
+    text = str(value)
+    if text.startswith("["):
+        try:
+            names = json.loads(text)
+        except ValueError:
+            names = None
+        if isinstance(names, list):
+            return [str(n) for n in names]
+    return text.split()
+
+
 def _check_zarr_structure(path: str, ds: xr.Dataset, ours: bool, streamed: bool) -> None:
     """Every listed variable present; every chunk of a saved record stored; streamed steps have their chunks."""
     import zarr
 
     group = zarr.open_group(path, mode="r")
     if ours:
-        listed = str(ds.attrs.get(_VARIABLES_ATTR, "")).split()
+        listed = _listed_variables(ds.attrs.get(_VARIABLES_ATTR, ""))
         missing = [n for n in listed if n not in ds.variables]
         if missing:
             raise _damaged(path, f"variables {missing} are missing from the store")

@@ -139,6 +139,23 @@ def test_zarr_damage_raises_never_nan(tmp_path):
         load_record(path)
 
 
+@pytest.mark.parametrize("suffix", ["nc", "zarr"])
+def test_variable_names_with_spaces_round_trip(tmp_path, suffix):
+    ds = xr.Dataset({"my latents": ("i", np.arange(3.0)), "x0 pred (ema)": ("i", np.ones(3))}, attrs={"seed": 0})
+    save_record(ds, tmp_path / f"run.{suffix}")
+    xr.testing.assert_identical(load_record(tmp_path / f"run.{suffix}"), ds)
+    da = xr.DataArray(np.arange(3.0), dims="i", name="band power")
+    save_record(da, tmp_path / f"da.{suffix}")
+    xr.testing.assert_identical(load_record(tmp_path / f"da.{suffix}"), da)
+
+
+def test_a_zarr_name_with_a_slash_is_refused_before_writing(tmp_path):
+    # zarr would store "a/b" as array b of a group a, which no reader sees: a record saved but never loadable
+    with pytest.raises(ValueError, match="'a/b'"):
+        save_record(xr.Dataset({"a/b": ("i", np.arange(3.0))}), tmp_path / "run.zarr")
+    assert not os.listdir(tmp_path)
+
+
 def test_missing_record_and_unreadable_metadata(tmp_path):
     with pytest.raises(FileNotFoundError, match="no record at"):
         load_record(tmp_path / "nothing.nc")
