@@ -134,6 +134,9 @@ class _ZarrSink:
         self.step = self._array("step", (0,), (1024,), "int64", -1, ["step"])
         self.iteration = self._array("iteration", (0,), (1024,), "int64", -1, ["iteration"])
         self.passes = {f: self._array(f, (0,), (1024,), "int64", -1, ["iteration"]) for f in self._PASS_FIELDS}
+        self.step_coords: dict[str, Any] = {}  # alpha, sigma, ... over (iteration, step), from write_attrs
+        # incomplete until the probe marks it otherwise: a process killed mid-call leaves it so
+        self.group.attrs.update({"complete": 0})
 
     def _position(self, step: int) -> int:
         pos = self.positions.get(step)
@@ -151,6 +154,8 @@ class _ZarrSink:
         for arr in self.data.values():
             arr.resize((*new, *arr.shape[2:]))
         self.timestep.resize(new)
+        for arr in self.step_coords.values():  # kept the record's shape: readable if the process dies before a sync
+            arr.resize(new)
         if new[1] != n_st:
             self.step.resize((new[1],))
         if new[0] != n_it:
@@ -184,9 +189,11 @@ class _ZarrSink:
         self.group.attrs.update(dict(attrs))
         for name, (dims, values, vattrs) in extra_coords.items():
             values = np.asarray(values)
-            if name not in self.group:
-                self._array(name, values.shape, None, values.dtype, 0, dims)
+            if name not in self.group:  # NaN (unknown) where a pass grows the record before the next sync
+                self._array(name, values.shape, None, values.dtype, np.nan if values.dtype.kind == "f" else 0, dims)
             arr = self.group[name]
+            if tuple(dims) == ("iteration", "step"):
+                self.step_coords[name] = arr
             if arr.shape != values.shape:
                 arr.resize(values.shape)
             arr[...] = values

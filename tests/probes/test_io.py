@@ -342,6 +342,43 @@ def test_interrupted_capture_is_marked_incomplete(tmp_path, store):
     assert back.step.values.tolist() == [0] and np.isfinite(back.latents.values).all()
 
 
+_KILLED_CAPTURE = """
+import os, sys, torch
+from freeinit_lab.probes.probe import LatentProbe
+from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+pipe = tiny_animatediff_pipeline(seed=0)
+kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": 4}
+calls = [0]
+def die(pipe, i, t, kwargs):
+    if calls[0] == int(sys.argv[2]) and i == 2:
+        os._exit(9)  # killed: no finally, no exit handler runs
+    return kwargs
+with LatentProbe(pipe, capture="latents", store=sys.argv[1]):
+    for seed in range(3):
+        pipe("a cat", generator=torch.Generator().manual_seed(seed), output_type="latent", callback_on_step_end=die, **kw)
+        calls[0] += 1
+"""
+
+
+@pytest.mark.parametrize("killed_in_call", [0, 1])
+def test_a_capture_killed_mid_call_leaves_a_readable_store_marked_incomplete(tmp_path, killed_in_call):
+    import subprocess
+    import sys
+
+    path = tmp_path / "killed.zarr"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", _KILLED_CAPTURE, str(path), str(killed_in_call)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 9, proc.stderr
+    with pytest.warns(IncompleteRecordWarning, match="incomplete"):
+        back = load_record(path)
+    assert back.attrs["complete"] == 0
+    assert back.sizes["iteration"] == killed_in_call + 1
+    stored = np.isfinite(back.timestep.values)
+    assert stored.sum() == 4 * killed_in_call + 2  # every step written before the kill is there
+    assert np.isfinite(back.latents.values[stored]).all()
+
+
 def test_finished_capture_is_marked_complete(tmp_path):
     from freeinit_lab.probes.probe import LatentProbe
     from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
