@@ -334,12 +334,23 @@ def _core_mask(lowpass: torch.Tensor, shape: torch.Size) -> torch.Tensor:
             f"lowpass mask of shape {tuple(lowpass.shape)} does not match the latent's (frame, height, width) "
             f"= {tuple(shape[-3:])}; build it with lowpass_filter(latents.shape, ...)"
         )
-    try:
-        torch.broadcast_shapes(lowpass.shape, shape)
-    except RuntimeError as exc:
-        raise ValueError(f"lowpass mask shape {tuple(lowpass.shape)} does not broadcast to {tuple(shape)}") from exc
+    if lowpass.is_complex():
+        raise TypeError(f"lowpass must be a real mask; got dtype {lowpass.dtype}")
+    given = tuple(lowpass.shape)
     while lowpass.dim() > 3 and (lowpass.shape[0] == 1 or lowpass.stride(0) == 0):
         lowpass = lowpass[0]
+    try:
+        fits = torch.broadcast_shapes(lowpass.shape, shape) == torch.Size(shape)
+    except RuntimeError:
+        fits = False
+    if not fits:
+        # the mask broadcasts *to* the latent, never enlarges it: the result has the latent's shape
+        raise ValueError(
+            f"lowpass mask shape {given} does not broadcast to the latent's shape {tuple(shape)}; build it with "
+            "lowpass_filter(latents.shape, ...) or pass the (frame, height, width) mask"
+        )
+    if lowpass.is_floating_point() and not bool(torch.isfinite(lowpass).all()):
+        raise ValueError("lowpass mask contains NaN or inf values; build it with lowpass_filter(latents.shape, ...)")
     return lowpass
 
 

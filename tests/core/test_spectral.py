@@ -188,6 +188,38 @@ def test_bad_tensor_inputs():
         reinit_noise(torch.zeros(1, 4, 8, 9), torch.zeros(1, 4, 8, 9), mask)
 
 
+def test_mask_that_would_enlarge_the_output_is_refused():
+    """A mask broadcasts *to* the latent; one with more (or larger) leading dims would silently return a tensor of
+    another shape than the latent (e.g. a (2, F, H, W) mask on a batch of one)."""
+    x = torch.randn(1, 4, 8, 8)
+    for mask in (torch.rand(3, 1, 4, 8, 8), torch.rand(2, 4, 8, 8)):
+        with pytest.raises(ValueError, match="does not broadcast to"):
+            apply_lowpass(x, mask)
+        with pytest.raises(ValueError, match="does not broadcast to"):
+            reinit_noise(x, torch.randn_like(x), mask)
+        with pytest.raises(ValueError, match="does not broadcast to"):
+            spectral.reinit_noise_variance_preserving(x, torch.randn_like(x), mask)
+    # masks that do broadcast to the latent's shape keep working, the output has the latent's shape
+    for mask in (torch.rand(4, 8, 8), torch.rand(1, 4, 8, 8), lowpass_filter((1, 1, 4, 8, 8))):
+        assert apply_lowpass(x, mask).shape == x.shape
+        assert reinit_noise(x, torch.randn_like(x), mask).shape == x.shape
+
+
+def test_non_finite_or_complex_mask_is_refused():
+    """A NaN in the mask would silently turn the whole filtered latent into NaN; a complex mask would silently lose
+    its imaginary part."""
+    x = torch.randn(1, 4, 8, 8)
+    nan = torch.ones(4, 8, 8)
+    nan[1, 1, 1] = float("nan")
+    for fn in (lambda m: apply_lowpass(x, m), lambda m: reinit_noise(x, torch.randn_like(x), m)):
+        with pytest.raises(ValueError, match="NaN or inf"):
+            fn(nan)
+        with pytest.raises(ValueError, match="NaN or inf"):
+            fn(torch.full((4, 8, 8), float("inf")))
+        with pytest.raises(TypeError, match="real"):
+            fn(torch.ones(4, 8, 8, dtype=torch.complex64))
+
+
 @pytest.mark.parametrize("shape", [(8, 16, 16), (7, 9, 12), (16, 64, 64), (4, 5, 6)])
 @pytest.mark.parametrize("num_bands", [1, 2, 4, 6])
 def test_band_masks_partition_the_spectrum(shape, num_bands):
