@@ -46,6 +46,7 @@ __all__ = [
 
 FILTER_METHODS = ("gaussian", "butterworth", "ideal", "box")
 _FFT_DIMS = (-3, -2, -1)
+_MIN_CUTOFF = 1e-150  # cut-offs are computed at no less than this (see _cached_mask)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -146,8 +147,10 @@ def normalized_frequencies(n: int, *, dtype: torch.dtype = torch.float64) -> tor
 
 def _squared_radius(shape3: tuple[int, int, int], temporal_scale: float) -> torch.Tensor:
     ft, fh, fw = (normalized_frequencies(n) for n in shape3)
+    # a huge scale (d_s / d_t overflows for a tiny d_t) must leave the f_t = 0 bins at 0, not inf * 0 = NaN
+    scaled_ft = torch.where(ft == 0, torch.zeros_like(ft), temporal_scale * ft)
     return (
-        (temporal_scale * ft)[:, None, None] ** 2
+        scaled_ft[:, None, None] ** 2
         + fh[None, :, None] ** 2
         + fw[None, None, :] ** 2
     )
@@ -170,7 +173,13 @@ def frequency_radius(shape: Sequence[int], d_s: float = 1.0, d_t: float = 1.0) -
         float64, shape ``shape[-3:]``, FFT order.
     """
     shape3 = _video_shape(shape)[-3:]
-    return _squared_radius(shape3, float(d_s) / float(d_t)).sqrt()
+    d_s, d_t = float(d_s), float(d_t)
+    if not (math.isfinite(d_s) and math.isfinite(d_t) and d_t != 0):
+        raise ValueError(
+            f"frequency_radius needs finite d_s and a finite non-zero d_t (the temporal axis is scaled by d_s / d_t); "
+            f"got d_s={d_s}, d_t={d_t}"
+        )
+    return _squared_radius(shape3, d_s / d_t).sqrt()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -191,6 +200,11 @@ def _cached_mask(
     # implementations' Python floats), broadcast once into the (F, H, W) grid in the working precision; the
     # element-wise work then runs in place. About 0.07 ms for 16x64x64 on one CPU thread in float32.
     work = torch.float64 if dtype == torch.float64 else torch.float32
+    # Cut-offs below _MIN_CUTOFF are computed at it: 1 / d_s^2 and d_s / d_t stay finite (a tiny d_s would raise
+    # ZeroDivisionError, or give inf * 0 = NaN at the DC bin). At _MIN_CUTOFF the Gaussian, ideal and box masks
+    # already keep the DC bin (for d_t: the f_t = 0 plane) alone, exactly; a Butterworth mask of order >= 0.05
+    # is below 1e-14 elsewhere on grids up to 1000 bins per axis (float32 masks saturate to 0 far earlier).
+    d_s, d_t = max(d_s, _MIN_CUTOFF), max(d_t, _MIN_CUTOFF)
     ft, fh, fw = (normalized_frequencies(n) for n in shape3)
     if method == "box":
         eps = 1e-12

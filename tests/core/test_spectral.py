@@ -133,6 +133,26 @@ def test_box_is_symmetric_rectangular_with_separate_axes():
     assert int(mask.sum()) == 5 * 3 * 5
 
 
+@pytest.mark.parametrize("method", FILTER_METHODS)
+@pytest.mark.parametrize("d_s,d_t", [(1e-300, 1e-300), (1e-160, 0.25), (0.25, 1e-320), (1.0, 5e-324), (1e-200, 1.0)])
+def test_tiny_cutoffs_inside_the_valid_range_give_a_dc_only_mask(method, d_s, d_t):
+    """Cut-offs anywhere in (0, 1] are accepted by the checks, so the mask must be built for them too: a tiny
+    cut-off keeps the DC bin only (no ZeroDivisionError, no NaN from 0 * inf at the DC bin)."""
+    shape = (1, 2, 5, 8, 7)
+    mask = lowpass_filter(shape, method, d_s, d_t, dtype=torch.float64)
+    core = mask[0, 0]
+    assert bool(torch.isfinite(core).all())
+    assert float(core[0, 0, 0]) == 1.0
+    if d_s < 1e-100:  # every bin with a spatial frequency is cut
+        assert float(core[:, 1:].abs().max()) < 1e-12 and float(core[:, :, 1:].abs().max()) < 1e-12
+    if d_t < 1e-100:  # every bin with a temporal frequency is cut
+        assert float(core[1:].abs().max()) < 1e-12
+    x = torch.randn(shape, dtype=torch.float64)
+    assert bool(torch.isfinite(reinit_noise(x, torch.randn_like(x), mask)).all())
+    r = spectral.frequency_radius(shape, d_s, d_t)
+    assert not bool(torch.isnan(r).any()) and float(r[0, 0, 0]) == 0.0  # (d_s / d_t) f_t may overflow to inf
+
+
 def test_mask_is_cached_and_vectorised():
     from freeinit_lab.core.spectral import _cached_mask
 
