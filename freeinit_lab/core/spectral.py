@@ -574,6 +574,7 @@ def default_band_edges(shape: Sequence[int], num_bands: int = 6, temporal_scale:
         bin, whose largest radius is 0).
     """
     shape3 = _video_shape(shape)[-3:]
+    temporal_scale = _check_temporal_scale(temporal_scale)
     num_bands = int(num_bands)
     if num_bands < 1:
         raise ValueError(f"num_bands must be >= 1; got {num_bands}")
@@ -595,6 +596,17 @@ def default_band_edges(shape: Sequence[int], num_bands: int = 6, temporal_scale:
     if num_bands == 2:
         return np.array([0.0, r_1, r_max])
     return np.concatenate([[0.0], np.geomspace(r_1, r_max, num_bands)])
+
+
+def _check_temporal_scale(value) -> float:
+    """``temporal_scale`` of the band functions as a finite float (``d_s / d_t`` of the filters; 1 = isotropic)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"temporal_scale must be a number (d_s / d_t of the filters; 1 = isotropic); got {value!r}") from exc
+    if not math.isfinite(value):
+        raise ValueError(f"temporal_scale={value} must be finite (d_s / d_t of the filters; 1 = isotropic)")
+    return value
 
 
 def _grid_max_radius(shape3: tuple[int, ...], temporal_scale: float) -> float:
@@ -633,6 +645,7 @@ def _check_edges(shape3: tuple[int, ...], edges, temporal_scale: float) -> np.nd
 
 
 def _resolve_edges(shape3: tuple[int, ...], edges, num_bands: int, temporal_scale: float) -> np.ndarray:
+    temporal_scale = _check_temporal_scale(temporal_scale)
     if edges is None:
         return default_band_edges(shape3, num_bands, temporal_scale)
     return _check_edges(shape3, edges, temporal_scale)

@@ -253,6 +253,18 @@ def test_band_masks_partition_the_spectrum(shape, num_bands):
     assert math.isclose(edges[-1], float(spectral.frequency_radius(shape).max()))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "x"])
+def test_band_functions_refuse_a_non_finite_temporal_scale(bad):
+    """A NaN temporal_scale made every radius NaN and was reported as 'a (4, 8, 8) grid has a single frequency
+    bin'; an infinite one as non-finite band edges the caller never passed."""
+    x = torch.randn(2, 4, 8, 8)
+    for fn in (lambda: default_band_edges((4, 8, 8), 3, bad), lambda: band_masks((4, 8, 8), num_bands=3, temporal_scale=bad),
+               lambda: band_power(x, num_bands=3, temporal_scale=bad),
+               lambda: band_power(x, edges=[0, 0.5, 20.0], temporal_scale=bad)):
+        with pytest.raises((ValueError, TypeError), match="temporal_scale"):
+            fn()
+
+
 def test_band_power_white_noise_is_one_and_parseval():
     g = torch.Generator().manual_seed(5)
     x = torch.randn(256, 4, 8, 16, 16, generator=g)
