@@ -236,8 +236,8 @@ class NoiseSchedule:
             shift = config.get(key, 1.0)
             shift = 1.0 if shift is None else float(shift)
         shift = float(shift)
-        if not shift > 0:
-            raise ValueError(f"shift must be > 0; got {shift}")
+        if not (shift > 0 and math.isfinite(shift)):
+            raise ValueError(f"shift must be a finite number > 0; got {shift}")
         sigma = np.linspace(1, n, n, dtype=np.float64) / n
         sigma = shift * sigma / (1 + (shift - 1) * sigma)
         return cls("flow", sigma * n, 1.0 - sigma, sigma, name, {**config, "shift": shift})
@@ -377,6 +377,9 @@ class NoiseSchedule:
             raise TypeError("z0 and noise must be torch tensors")
         if z0.shape != noise.shape:
             raise ValueError(f"z0 {tuple(z0.shape)} and noise {tuple(noise.shape)} must have the same shape")
+        if not z0.is_floating_point():
+            # the coefficients are rounded to z0's dtype: an integer dtype would truncate them to 0
+            raise TypeError(f"z0 must be a floating-point tensor; got {z0.dtype} (pass z0.float())")
         a, b = self.coefficients(t)
         a = torch.as_tensor(np.asarray(a), dtype=z0.dtype, device=z0.device)
         b = torch.as_tensor(np.asarray(b), dtype=z0.dtype, device=z0.device)

@@ -234,3 +234,23 @@ def test_unknown_forward_processes_are_refused_with_the_reason():
         get_schedule(diffusers.SCMScheduler())
     with pytest.raises(ValueError, match="no `alphas_cumprod`.*scale_noise.*sigma_data"):
         get_schedule(diffusers.IPNDMScheduler())
+
+
+def test_diffuse_refuses_integer_latents_instead_of_truncating_the_coefficients():
+    """The coefficients are cast to z0's dtype: for an integer z0, a_T = 0.068 and b_T = 0.998 became 0 and 0 and
+    the 'noisy latent' was silently all zeros."""
+    sched = get_schedule(diffusers.DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012))
+    with pytest.raises(TypeError, match="floating"):
+        sched.diffuse(torch.ones(2, 3, dtype=torch.int64), 999, torch.zeros(2, 3))
+    with pytest.raises(TypeError, match="floating"):
+        sched.diffuse(torch.ones(2, 3, dtype=torch.bool), 999, torch.zeros(2, 3))
+    # floating latents as before, in their own dtype
+    out = sched.diffuse(torch.ones(2, 3, dtype=torch.float16), 999, torch.zeros(2, 3))
+    assert out.dtype == torch.float16 and float(out[0, 0]) > 0
+
+
+@pytest.mark.parametrize("shift", [float("inf"), float("nan"), -1.0, 0.0])
+def test_flow_shift_must_be_positive_and_finite(shift):
+    """shift=inf gave a schedule of NaN coefficients (inf / inf) without a word."""
+    with pytest.raises(ValueError, match="shift"):
+        get_schedule(diffusers.FlowMatchEulerDiscreteScheduler(), shift=shift)
