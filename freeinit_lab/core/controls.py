@@ -228,7 +228,14 @@ def amplitude_target(clean: torch.Tensor, a_T: float, b_T: float, edges) -> np.n
         ``(K,)`` float64, in units of unit white noise per bin.
     """
     _check_video(clean, "clean")
+    if clean.dim() != 5:
+        # the mean field is per channel (axis 1): any other rank would take another axis for the channels
+        raise ValueError(
+            f"clean has shape {tuple(clean.shape)}; pass clean latents shaped (N, C, F, H, W) (one video: "
+            "clean.unsqueeze(0))"
+        )
     x = clean.detach().to("cpu", torch.float64)
+    edges = _resolve_edges(tuple(x.shape[-3:]), edges, 6, 1.0)
     mu = x.mean(dim=(0, *range(2, x.dim())), keepdim=True)
     p = band_power(x - mu, edges=edges).reshape(-1, len(edges) - 1).mean(0).numpy()
     return float(a_T) ** 2 * p + float(b_T) ** 2
@@ -244,13 +251,29 @@ def amplitude_matched_latent(eps: torch.Tensor, target_power, edges) -> torch.Te
     target = np.asarray(target_power, dtype=np.float64)
     shape3 = tuple(eps.shape[-3:])
     edges = _resolve_edges(shape3, edges, 6, 1.0)
-    if target.shape != (len(edges) - 1,) or not np.all(target > 0):
-        raise ValueError(f"target_power must hold one positive power per band ({len(edges) - 1}); got {target!r}")
+    if target.shape != (len(edges) - 1,) or not np.all((target > 0) & np.isfinite(target)):
+        raise ValueError(
+            f"target_power must hold one finite positive power per band ({len(edges) - 1}); got {target!r}"
+        )
     scale = torch.from_numpy(np.sqrt(target))[band_index(shape3, edges=edges)]  # (F, H, W), FFT order
     work = torch.float64 if eps.dtype == torch.float64 else torch.float32
     half = scale[..., : shape3[-1] // 2 + 1].to(device=eps.device, dtype=work)
     spec = torch.fft.rfftn(eps.to(work), dim=(-3, -2, -1))
     return torch.fft.irfftn(spec * half, s=shape3, dim=(-3, -2, -1)).to(eps.dtype)
+
+
+def _check_permutation(permutation, n: int, name: str) -> torch.Tensor:
+    """``permutation`` as a long tensor holding each of ``0..n-1`` once, or a ValueError naming the fix."""
+    fix = f"pass permutation=single_cycle_derangement({n}, generator) (one index per video)"
+    if permutation is None:
+        raise ValueError(f"arm {name!r} keeps another video's low band: it needs a permutation of the videos; {fix}")
+    perm = torch.as_tensor(permutation)
+    if perm.is_floating_point() or perm.is_complex() or perm.dtype == torch.bool or perm.dim() != 1:
+        raise ValueError(f"permutation must be a 1-D integer tensor; got {perm.dtype} of shape {tuple(perm.shape)}; {fix}")
+    perm = perm.to(torch.long)
+    if perm.numel() != n or not torch.equal(torch.sort(perm.cpu()).values, torch.arange(n)):
+        raise ValueError(f"permutation {perm.tolist()} is not a permutation of the {n} videos 0..{n - 1}; {fix}")
+    return perm
 
 
 def reinit_arm(
@@ -281,6 +304,6 @@ def reinit_arm(
     else:
         if clean is None:
             raise ValueError(f"arm {arm.name!r} needs the previous pass's clean latents")
-        signal = clean if arm.signal == "own" else clean[permutation]
+        signal = clean if arm.signal == "own" else clean[_check_permutation(permutation, clean.shape[0], arm.name)]
         z_T = float(a_T) * signal.to(noise.dtype) + float(b_T) * noise
     return mix_noise(z_T, eta, lowpass, arm.mix)
