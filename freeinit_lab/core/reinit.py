@@ -135,11 +135,15 @@ class FreeInitSettings:
                 "'variance_preserving' (weights whose squares sum to one per frequency)."
             )
         _, d_s, d_t, _ = check_filter(self.method, self.d_s, self.d_t, self.order)
+        try:  # ignored by the other filters, but stored (and reported) as a number
+            order = float(self.order)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"order must be a positive number (the paper uses 4); got {self.order!r}") from exc
         set_ = object.__setattr__
         set_(self, "num_iters", int(n))
         set_(self, "d_s", d_s)
         set_(self, "d_t", d_t)
-        set_(self, "order", float(self.order))
+        set_(self, "order", order)
         set_(self, "fast_sampling", bool(self.fast_sampling))
         set_(self, "legacy_ideal_threshold", bool(self.legacy_ideal_threshold))
 

@@ -72,3 +72,14 @@ def test_freeinit_takes_settings_or_keywords_not_both():
     assert torch.equal(a.latents, b.latents) and a.settings == b.settings
     with pytest.raises(TypeError, match="not both"):
         freeinit(pipe, num_iters=2, settings=FreeInitSettings(), **kw)
+
+
+@pytest.mark.parametrize("order", [None, "x", [4]])
+def test_settings_with_an_unusable_order_raise_a_clear_error_for_every_method(order):
+    """``order`` is ignored by the non-Butterworth filters, but the settings still store float(order): a bad value
+    raised a bare float() error ("could not convert string to float") for them instead of check_filter's message."""
+    with pytest.raises(TypeError, match="order must be a positive number"):
+        FreeInitSettings(method="butterworth", order=order)
+    with pytest.raises(TypeError, match="order must be a positive number"):
+        FreeInitSettings(method="gaussian", order=order)
+    assert FreeInitSettings(method="gaussian", order=2).order == 2.0  # stored as given, as before
