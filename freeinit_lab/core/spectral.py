@@ -564,7 +564,10 @@ def default_band_edges(shape: Sequence[int], num_bands: int = 6, temporal_scale:
     the grid, ``2 / n`` for the largest axis ``n > 1``), and bands 1…K-1 split ``(r_1, r_max]`` into
     log-spaced shells (ratio ``(r_max / r_1)^(1 / (K - 1))``), since natural video power falls roughly as a power
     law of frequency. This separates "the lowest bins", where the initialization gap lives, from the rest at any
-    latent size, and no band is empty on grids of at least 4 bins per axis. Radii are the isotropic normalised
+    latent size. On small grids a log-spaced shell can fall between two radii of the grid and hold no bin (e.g.
+    band 1 of 6 on a 16x8x8 or 4x4x4 grid; up to 3 isotropic bands are never empty on grids of at least 4 bins per axis):
+    :func:`band_counts` shows it, and :func:`band_power` (and the band SNR built on it) refuses such edges,
+    naming the empty bands; use fewer bands. Radii are the isotropic normalised
     radius of :func:`frequency_radius` (temporal axis scaled by ``temporal_scale = d_s / d_t``).
 
     Returns

@@ -265,6 +265,15 @@ def test_band_functions_refuse_a_non_finite_temporal_scale(bad):
             fn()
 
 
+def test_default_edges_can_leave_a_band_empty_on_small_grids_and_band_power_says_so():
+    """As documented in default_band_edges: 6 default bands on a 16x8x8 latent leave band 1 without a bin."""
+    assert int(spectral.band_counts((16, 8, 8), num_bands=6)[1]) == 0
+    with pytest.raises(ValueError, match=r"bands \[1\] hold no frequency bin.*fewer bands"):
+        band_power(torch.randn(1, 16, 8, 8))
+    for shape in [(4, 4, 4), (4, 7, 5), (9, 4, 6)]:
+        assert (spectral.band_counts(shape, num_bands=3) > 0).all()
+
+
 def test_band_power_white_noise_is_one_and_parseval():
     g = torch.Generator().manual_seed(5)
     x = torch.randn(256, 4, 8, 16, 16, generator=g)
