@@ -280,6 +280,76 @@ def test_pipeline_entries():
         key(str(REPO / "data"))
 
 
+def _analytic_maker(num_frames):
+    return lambda: fl.load_analytic_pipeline(num_frames=num_frames, height=8)
+
+
+class _AnalyticMaker:
+    def __init__(self, num_frames):
+        self.num_frames = num_frames
+
+    def __call__(self):
+        return fl.load_analytic_pipeline(num_frames=self.num_frames, height=8)
+
+
+_FRAMES = {"n": 4}
+
+
+def _reads_a_global():
+    return fl.load_analytic_pipeline(num_frames=_FRAMES["n"], height=8)
+
+
+def test_python_callables_that_build_other_pipelines_are_other_specs(tmp_path):
+    """A callable's key is its name *and* what it builds with: closures of one function over other values, two
+    lambdas of one module, callable objects with other settings and a global they read are other pipelines, and
+    never complete each other's stores. The same callable keeps its key (a store resumes)."""
+    key = lambda e: PipelineFactory.from_spec(e).key  # noqa: E731
+    four, eight = _analytic_maker(4), _analytic_maker(8)
+    assert four.__qualname__ == eight.__qualname__  # the qualified name alone cannot tell them apart
+    assert key(four) != key(eight) and key(four) == key(_analytic_maker(4))
+    lambda_a = lambda: fl.load_analytic_pipeline(num_frames=4, height=8)  # noqa: E731
+    lambda_b = lambda: fl.load_analytic_pipeline(num_frames=4, height=16)  # noqa: E731
+    assert key(lambda_a) != key(lambda_b)
+    assert key(_AnalyticMaker(4)) != key(_AnalyticMaker(8)) == key(_AnalyticMaker(8))
+    assert key(_AnalyticMaker(4).__call__) != key(_AnalyticMaker(8).__call__)
+    assert key(functools.partial(fl.load_analytic_pipeline, num_frames=4)) != key(
+        functools.partial(fl.load_analytic_pipeline, num_frames=8))
+    import torch
+
+    clips = [torch.zeros(2, 3, 4, 8, 8, dtype=torch.float64) for _ in range(2)]
+    clips[1][1, 2, 3, 4, 5] = 1e-9  # tensors and arrays enter by their bytes (their repr would elide this)
+    assert key(functools.partial(fl.load_analytic_pipeline, clips=clips[0])) != key(
+        functools.partial(fl.load_analytic_pipeline, clips=clips[1]))
+    assert key(functools.partial(fl.load_analytic_pipeline, clips=clips[0].numpy())) != key(
+        functools.partial(fl.load_analytic_pipeline, clips=clips[1].numpy()))
+    before = key(_reads_a_global)
+    _FRAMES["n"] = 8
+    try:
+        assert key(_reads_a_global) != before
+    finally:
+        _FRAMES["n"] = 4
+
+    spec = {**SPEC, "grid": {"d_s": [0.25]}, "seeds": [0], "videos_per_seed": 1}
+    store = tmp_path / "s.zarr"
+    run_sweep({**spec, "pipeline": four}, store, progress=False)
+    with pytest.raises(SweepStoreError, match="pipeline_key: store has 'callable .*_analytic_maker"):
+        run_sweep({**spec, "pipeline": eight}, store, progress=False)
+    assert bool(run_sweep({**spec, "pipeline": _analytic_maker(4)}, store, progress=False).complete.all())
+
+
+def test_a_callables_key_is_the_same_in_every_process():
+    """Keys hold no addresses: a store made by a module's function resumes in a new Python process."""
+    code = ("import functools, freeinit_lab as fl; from freeinit_lab.sweep import PipelineFactory; "
+            "from freeinit_lab import testing; "
+            "print(PipelineFactory.from_spec(functools.partial(testing.tiny_pipeline, name='AnimateDiffPipeline')).key)")
+    from freeinit_lab import testing
+
+    here = PipelineFactory.from_spec(functools.partial(testing.tiny_pipeline, name="AnimateDiffPipeline")).key
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+            for _ in range(2)]
+    assert runs == [here, here] and " code " in here and " id" not in here
+
+
 def test_other_weights_in_the_same_folder_are_another_spec(tmp_path):
     """A retrained or replaced model (same folder, other files) must not complete a store of the old one."""
     import shutil

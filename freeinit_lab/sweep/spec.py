@@ -16,10 +16,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
+import inspect
 import itertools
 import json
 import os
 import re
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,11 +148,93 @@ def _default_model_dir() -> Path:
     return Path(folder)
 
 
-def _callable_name(fn: Any) -> str:
-    if isinstance(fn, functools.partial):
-        args = ", ".join([repr(a) for a in fn.args] + [f"{k}={v!r}" for k, v in sorted(fn.keywords.items())])
-        return f"partial({_callable_name(fn.func)}, {args})"
+_KEY_DEPTH = 4  # functions a factory closes over are keyed by their code this many references deep
+
+
+def _value_key(value: Any, depth: int = 0, data_only: bool = False) -> str:
+    """A text that changes whenever ``value`` could make a factory build another pipeline, the same in every process.
+
+    Plain values by ``repr``, containers element by element, arrays and tensors by their bytes, modules and
+    classes by name, functions by their code (:func:`_callable_name`). Any other object is keyed by its identity
+    in this process: a store made with it is never completed by another process's cells (it needs a fresh
+    store then), rather than by cells of another object. With ``data_only`` (a function's globals) only data are
+    keyed by value; modules, functions and other objects by their type's name, so a logger or cache a module
+    holds never changes the key.
+    """
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes, np.generic, Path)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__}[{', '.join(_value_key(v, depth, data_only) for v in value)}]"
+    if isinstance(value, (set, frozenset)):
+        return f"{type(value).__name__}[{', '.join(sorted(_value_key(v, depth, data_only) for v in value))}]"
+    if isinstance(value, Mapping):
+        items = sorted(f"{_value_key(k, depth, data_only)}: {_value_key(v, depth, data_only)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, np.ndarray) or type(value).__name__ in ("Tensor", "Parameter"):  # repr elides values
+        if hasattr(value, "detach"):  # any torch dtype (bfloat16 too), by its bytes
+            import torch
+
+            raw = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        else:
+            raw = np.ascontiguousarray(value).tobytes()
+        return f"array {value.dtype} {list(value.shape)} {hashlib.sha256(raw).hexdigest()[:16]}"
+    if type(value).__module__ == "torch" and type(value).__name__ in ("dtype", "device"):
+        return repr(value)
+    if data_only:
+        return f"<{type(value).__name__}>"
+    if isinstance(value, types.ModuleType):
+        return f"module {value.__name__}"
+    if isinstance(value, type):
+        return f"class {_qualified(value)}"
+    if callable(value) and depth < _KEY_DEPTH:
+        return _callable_name(value, depth + 1)
+    return f"{type(value).__module__}.{type(value).__qualname__} id{id(value):x}"
+
+
+def _qualified(fn: Any) -> str:
     return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+
+
+def _code_key(code: types.CodeType) -> str:
+    """The bytecode, names and constants of ``code`` (nested functions' code recursively, never an address)."""
+    consts = [_code_key(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts]
+    text = "|".join([code.co_code.hex(), ",".join(code.co_names), ",".join(code.co_varnames), *consts])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _callable_name(fn: Any, depth: int = 0) -> str:
+    """A Python callable's key, so that two callables that could build different pipelines never share one.
+
+    A function: its qualified name with a digest of its code, defaults, the values it closes over and the data
+    (not objects) among the globals it reads, so two lambdas of one module, or the ``make(4)`` and ``make(8)``
+    closures of one ``make``, are two pipelines. A ``functools.partial``: its function and arguments. A bound
+    method: its object and function. A callable object: its class and attributes.
+    """
+    if isinstance(fn, functools.partial):
+        args = ", ".join([_value_key(a, depth) for a in fn.args]
+                         + [f"{k}={_value_key(v, depth)}" for k, v in sorted(fn.keywords.items())])
+        return f"partial({_callable_name(fn.func, depth)}, {args})"
+    if isinstance(fn, types.MethodType):
+        return f"method {_callable_name(fn.__func__, depth)} of {_value_key(fn.__self__, depth)}"
+    name = _qualified(fn)
+    if isinstance(fn, types.FunctionType):
+        try:
+            free = inspect.getclosurevars(fn)
+            nonlocals, globals_ = free.nonlocals, free.globals
+        except (TypeError, ValueError):  # a closure cell not yet filled: key by the code and defaults
+            nonlocals, globals_ = {}, {}
+        parts = [
+            _code_key(fn.__code__),
+            _value_key(fn.__defaults__, depth),
+            _value_key(fn.__kwdefaults__, depth),
+            _value_key({k: v for k, v in nonlocals.items() if v is not fn}, depth),
+            _value_key(globals_, depth, data_only=True),
+        ]
+        return f"{name} code {hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]}"
+    if isinstance(fn, (type, types.BuiltinFunctionType)) or hasattr(fn, "__wrapped__") and hasattr(fn, "cache_info"):
+        return name  # a class, a builtin, an lru_cache'd function: by name
+    state = getattr(fn, "__dict__", None)  # a callable object: its settings decide what it builds
+    return f"{name} state {_value_key(state, depth) if state is not None else f'id{id(fn):x}'}"
 
 
 @dataclass(frozen=True)
@@ -461,7 +545,7 @@ class SweepSpec:
         Independent of the order of ``sampler``/``options`` keys; the grid's key order matters (it is the store's
         dimension order). The pipeline enters by its factory key: the default model and folders with a fingerprint
         of their files, a hub id by name (pin ``revision`` in a factory's kwargs), a Python callable by its
-        qualified name only.
+        qualified name with its code and the values it reads (:func:`_callable_name`).
         """
         d = self.to_dict()
         del d["pipeline"]  # its meaning is pipeline_key (what it loads, with the weights' fingerprint)
