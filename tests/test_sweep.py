@@ -140,6 +140,61 @@ def test_resume_computes_only_the_missing_cells(tmp_path, serial):
     assert CALLS["n"] == 0
 
 
+def _flip_a_bit(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["delete", "flip", "truncate", "flip-mark"])
+def test_a_lost_or_damaged_cell_is_found_and_computed_again(tmp_path, serial, damage):
+    """A complete cell whose chunk is deleted, bit-flipped or truncated after it was written is found when the store
+    is reopened (every chunk is checksummed and written even when it equals the fill value), named in a warning
+    and computed again: never read back as NaN or as wrong numbers."""
+    store = tmp_path / "s.zarr"
+    spec = {**SPEC, "study": "test-flaky"}
+    run_sweep(spec, store, progress=False)
+    # the chunk of cell d_s=0.5, gaussian, seed 1 (consistency's dims: d_s, method, seed, arm, video)
+    chunk = store / "complete" / "1.0.1" if damage == "flip-mark" else store / "consistency" / "1.0.1.0.0"
+    assert chunk.exists()
+    if damage == "delete":
+        chunk.unlink()
+    elif damage == "truncate":
+        chunk.write_bytes(chunk.read_bytes()[:-7])
+    else:
+        _flip_a_bit(chunk)
+    CALLS.update(n=0, fail=False)
+    with pytest.warns(RuntimeWarning, match=r"1 cell\(s\) marked complete lost or damaged data.*d_s=0.5, "
+                                            r"method=gaussian, seed=1: .*(missing|damaged).*computed again"):
+        ds = run_sweep(spec, store, progress=False)
+    assert CALLS["n"] == 1
+    xr.testing.assert_identical(_data(ds), _data(serial))
+
+
+def _fill_valued_study(pipe, *, seed, num_videos, **settings):
+    """A cell whose every value equals the store's fill value (NaN, False, 0) where d_s is 0.5."""
+    blank = settings.get("d_s") == 0.5
+    v = np.arange(num_videos)
+    return xr.Dataset({"x": ("video", np.full(num_videos, np.nan) if blank else v + 0.5),
+                       "flag": ("video", np.zeros(num_videos, bool) if blank else v >= 0),
+                       "count": ("video", np.zeros(num_videos, np.int64) if blank else v + 1)})
+
+
+register_study("test-fill-valued", _fill_valued_study, overwrite=True)
+
+
+def test_a_cell_equal_to_the_fill_value_stays_complete(tmp_path, recwarn):
+    """Chunks equal to the fill value are written too, so such a cell is not taken for a lost one."""
+    spec = {**SPEC, "study": "test-fill-valued"}
+    store = tmp_path / "s.zarr"
+    first = run_sweep(spec, store, progress=False).load()
+    assert bool(first.complete.all()) and bool(first.x.sel(d_s=0.5).isnull().all())
+    CALLS.update(n=0)
+    again = run_sweep(spec, store, progress=False).load()
+    assert not [w for w in recwarn if "lost or damaged" in str(w.message)]
+    xr.testing.assert_identical(_data(again), _data(first))
+
+
 # --------------------------------------------------------------------------------------------------- bad input
 def _counting_factory():
     CALLS["factory"] = CALLS.get("factory", 0) + 1

@@ -3,7 +3,9 @@
 Layout: every data variable has the cell dims first (the grid keys, then ``seed``) and the study's own dims after
 (``video``, ``arm``, ...). Chunks are one cell wide along the cell dims and whole along the others, so a cell's
 write touches exactly its own chunks. ``complete`` (cell dims, bool) is written after the cell's data, and
-``cell_seconds`` with it; a cell is either complete or recomputed. The spec and its hash live in the store's
+``cell_seconds`` with it; a cell is either complete or recomputed. Every chunk carries a CRC-32 checksum and is
+written even when it equals the fill value, so reopening the store finds a complete cell whose chunk was lost or
+damaged since (deleted, truncated, bit-flipped): it is recomputed, with a warning naming it, never read as NaN. The spec and its hash live in the store's
 attrs (``sweep_spec``, ``sweep_spec_hash``); a store made from another spec is refused.
 
 The store is created from the first finished cell (its variables, dims and labels are the template for all
@@ -17,6 +19,7 @@ import json
 import os
 import socket
 import time
+import warnings
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -69,6 +72,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: attr of stores whose every cell chunk is written with a CRC-32 checksum (older stores skip the check on open)
+CHECKSUM_ATTR = "cell_chunks"
+CHECKSUM_VALUE = "written whole, crc32 checksummed"
+
+
 def _fill(dtype: np.dtype):
     return np.nan if dtype.kind == "f" else (False if dtype.kind == "b" else 0)
 
@@ -119,13 +127,70 @@ class SweepStore:
                                   "a new store path")
         if stored != self.hash:
             raise SweepStoreError(self._mismatch(json.loads(ds.attrs.get("sweep_spec", "{}")), stored))
-        complete = ds["complete"].transpose(*self.spec.dims).values
+        checked = ds.attrs.get(CHECKSUM_ATTR) == CHECKSUM_VALUE
+        damaged: list[tuple[tuple[int, ...], str]] = []
+        try:
+            complete = ds["complete"].transpose(*self.spec.dims).values
+        except Exception:  # noqa: BLE001 - a damaged mark: read them cell by cell, an unreadable one is "not done"
+            if not checked:
+                raise
+            complete, damaged = self._marks_cellwise()
         if complete.shape != self.spec.shape:
             raise SweepStoreError(f"{self.path}: complete has shape {complete.shape}, the spec {self.spec.shape}")
         self.done = complete.astype(bool)
         self._layout = {n: tuple(v.dims) for n, v in ds.data_vars.items() if n not in ("complete", "cell_seconds")}
         self._labels = {n: c.values for n, c in ds.coords.items() if n not in self.spec.dims}
+        if checked:
+            damaged += self._damaged_cells()
+            if damaged:
+                for index, _ in damaged:
+                    self.done[index] = False
+                listed = "; ".join(f"{self._label(index)}: {why}" for index, why in damaged[:5])
+                more = f" and {len(damaged) - 5} more" if len(damaged) > 5 else ""
+                warnings.warn(f"{self.path}: {len(damaged)} cell(s) marked complete lost or damaged data since they "
+                              f"were written ({listed}{more}); they are computed again", RuntimeWarning, stacklevel=3)
         return self
+
+    def _label(self, index: tuple[int, ...]) -> str:
+        values = [*self.spec.grid.values(), self.spec.seeds]
+        return ", ".join(f"{d}={list(v)[i]}" for d, v, i in zip(self.spec.dims, values, index))
+
+    def _marks_cellwise(self) -> tuple[np.ndarray, list[tuple[tuple[int, ...], str]]]:
+        """``complete`` read cell by cell (its dims are the spec's, in order); an unreadable mark counts as not done."""
+        import zarr
+
+        arr = zarr.open_group(self.path, mode="r", zarr_format=2)["complete"]
+        marks, damaged = np.zeros(self.spec.shape, dtype=bool), []
+        for index in np.ndindex(*self.spec.shape):
+            try:
+                marks[index] = bool(arr[index])
+            except Exception as err:  # noqa: BLE001 - a failed checksum or an undecodable chunk
+                damaged.append((index, f"its completion mark is damaged ({type(err).__name__}: {err})"))
+        return marks, damaged
+
+    def _damaged_cells(self) -> list[tuple[tuple[int, ...], str]]:
+        """The complete cells whose chunk of some variable is missing or fails its checksum, with the reason."""
+        import zarr
+
+        group = zarr.open_group(self.path, mode="r", zarr_format=2)
+        arrays = {name: group[name] for name in [*self._layout, "cell_seconds"]}
+        ncell = len(self.spec.dims)
+        damaged = []
+        for index in map(tuple, np.argwhere(self.done).tolist()):
+            for name, arr in arrays.items():
+                if 0 in arr.shape:
+                    continue
+                sep = getattr(arr.metadata, "dimension_separator", ".") or "."
+                key = sep.join(map(str, (*index, *([0] * (arr.ndim - ncell)))))
+                if not os.path.exists(os.path.join(self.path, name, key)):
+                    damaged.append((index, f"{name} chunk {key} is missing"))
+                    break
+                try:
+                    arr[index]
+                except Exception as err:  # noqa: BLE001 - a failed checksum or an undecodable chunk
+                    damaged.append((index, f"{name} chunk {key} is damaged ({type(err).__name__}: {err})"))
+                    break
+        return damaged
 
     def _mismatch(self, stored: dict[str, Any], stored_hash: str) -> str:
         new = self.spec.to_dict()
@@ -137,6 +202,8 @@ class SweepStore:
 
     # ---------------------------------------------------------------------------------------------- writing
     def _create(self, result: xr.Dataset) -> None:
+        from numcodecs import CRC32
+
         spec = self.spec
         cell_dims, cell_shape = spec.dims, spec.shape
         coords: dict[str, Any] = {k: (k, np.asarray(list(v))) for k, v in spec.grid.items()}
@@ -148,13 +215,13 @@ class SweepStore:
         for name, v in result.data_vars.items():
             data_vars[name] = (cell_dims + v.dims, np.full(cell_shape + v.shape, _fill(v.dtype), dtype=v.dtype),
                                dict(v.attrs))
-            encoding[name] = {"chunks": (1,) * len(cell_dims) + v.shape}
+            encoding[name] = {"chunks": (1,) * len(cell_dims) + v.shape, "filters": [CRC32()]}
         data_vars["complete"] = (cell_dims, np.zeros(cell_shape, dtype=bool),
                                  {"long_name": "cell written completely (its data is valid)"})
         data_vars["cell_seconds"] = (cell_dims, np.full(cell_shape, np.nan),
                                      {"long_name": "wall time of the cell's study call", "units": "s"})
         for name in ("complete", "cell_seconds"):
-            encoding[name] = {"chunks": (1,) * len(cell_dims)}
+            encoding[name] = {"chunks": (1,) * len(cell_dims), "filters": [CRC32()]}
         import freeinit_lab as fl
 
         attrs = {
@@ -167,6 +234,7 @@ class SweepStore:
             "videos_per_seed": int(spec.videos_per_seed),
             "freeinit_lab_version": getattr(fl, "__version__", "?"),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            CHECKSUM_ATTR: CHECKSUM_VALUE,
         }
         template = xr.Dataset(data_vars, coords=coords, attrs=attrs)
         template.to_zarr(self.path, mode="w", encoding=encoding, zarr_format=2, consolidated=True)
@@ -180,7 +248,9 @@ class SweepStore:
             import zarr
 
             group = zarr.open_group(self.path, mode="r+", zarr_format=2)
-            self._group = {name: group[name] for name in [*self._layout, "complete", "cell_seconds"]}
+            # a chunk equal to the fill value is written too: a missing chunk then always means a lost one
+            with zarr.config.set({"array.write_empty_chunks": True}):
+                self._group = {name: group[name] for name in [*self._layout, "complete", "cell_seconds"]}
         return self._group
 
     def _check(self, result: xr.Dataset, cell: Cell) -> None:
