@@ -515,20 +515,31 @@ def _environ_settles(keys, want: dict, timeout: float = 30.0) -> dict:
 
 
 @pytest.mark.slow
-def test_a_local_cluster_leaves_the_callers_environment_as_it_was(monkeypatch):
+@pytest.mark.parametrize("own_nanny", [False, True], ids=["default", "callers-nanny-class"])
+def test_a_local_cluster_leaves_the_callers_environment_as_it_was(monkeypatch, own_nanny):
     """The nanny writes its workers' pre-spawn variables into the caller's ``os.environ`` (dask/distributed#6749);
     a process the caller starts later (nbval's next kernel) would run torch on one thread. The workers still get
-    them; the caller keeps its own, after start-up and after a restart of the workers."""
+    them; the caller keeps its own, after start-up and after a restart of the workers, also with the caller's
+    own ``Nanny`` subclass as ``worker_class``."""
     pytest.importorskip("distributed")
-    from distributed import Client
+    from distributed import Client, Nanny
 
     from freeinit_lab.sweep.cluster import local_cluster
+
+    class CallersNanny(Nanny):
+        started = 0
+
+        async def instantiate(self):
+            CallersNanny.started += 1
+            return await super().instantiate()
+
+    extra = {"worker_class": CallersNanny} if own_nanny else {}
 
     keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED", "MALLOC_TRIM_THRESHOLD_")
     for k in keys:  # unset, as in CI (a variable the caller has set is the workers' too: dask's precedence)
         monkeypatch.delenv(k, raising=False)
     before = dict.fromkeys(keys)
-    with local_cluster(2) as cluster, Client(cluster) as c:
+    with local_cluster(2, **extra) as cluster, Client(cluster) as c:
         assert {k: os.environ.get(k) for k in keys} == before
         seen = list(c.run(lambda: (os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS"))).values())
         assert seen == [("1", "1")] * 2  # both workers, spawned side by side
@@ -536,6 +547,7 @@ def test_a_local_cluster_leaves_the_callers_environment_as_it_was(monkeypatch):
         assert list(c.run(lambda: os.environ.get("OMP_NUM_THREADS")).values()) == ["1"] * 2
         assert _environ_settles(keys, before) == before
     assert {k: os.environ.get(k) for k in keys} == before
+    assert CallersNanny.started == (4 if own_nanny else 0)  # the caller's class did run: start-up and restart
 
 
 @pytest.mark.slow

@@ -80,8 +80,9 @@ def _restore_environ(saved: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
-def _nanny_class(saved: dict[str, str | None]) -> type:
-    """A ``Nanny`` that gives the calling process its environment (``saved``) back after spawning its worker.
+def _nanny_class(saved: dict[str, str | None], base: type | None = None) -> type:
+    """A ``Nanny`` (or the caller's ``Nanny`` subclass ``base``) that gives the calling process its environment
+    (``saved``) back after spawning its worker.
 
     ``distributed``'s nanny sets the pre-spawn variables (``OMP_NUM_THREADS=1`` …) with ``os.environ.update`` in
     the process that runs it, i.e. the caller's, so that the spawned worker inherits them, and leaves them there
@@ -95,7 +96,7 @@ def _nanny_class(saved: dict[str, str | None]) -> type:
 
     in_flight = [0]
 
-    class _EnvironRestoringNanny(Nanny):
+    class _EnvironRestoringNanny(base or Nanny):
         async def instantiate(self):
             in_flight[0] += 1
             try:
@@ -112,7 +113,8 @@ def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any)
     """A ``distributed.LocalCluster`` of ``n_workers`` worker processes (spawned), ``threads_per_worker`` each.
 
     Workers get :data:`WORKER_CONFIG` (also when the nanny restarts one). The caller's own environment is left
-    as it was: the variables a nanny sets for its worker are restored after each spawn (:func:`_nanny_class`).
+    as it was: the variables a nanny sets for its worker are restored after each spawn (:func:`_nanny_class`),
+    also when ``worker_class`` is the caller's own ``Nanny`` subclass (it is subclassed once more to do so).
     """
     import dask
 
@@ -122,7 +124,11 @@ def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any)
     kwargs.setdefault("silence_logs", 40)  # logging.ERROR: a killed worker's restart is reported by the sweep
     with dask.config.set(WORKER_CONFIG):
         saved = {key: os.environ.get(key) for key in _nanny_environ_keys()}
-        kwargs.setdefault("worker_class", _nanny_class(saved))
+        from distributed import Nanny
+
+        given = kwargs.get("worker_class")
+        if given is None or isinstance(given, type) and issubclass(given, Nanny):  # a caller's nanny restores too
+            kwargs["worker_class"] = _nanny_class(saved, given)
         try:
             return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, **kwargs)
         finally:
