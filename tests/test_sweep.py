@@ -214,6 +214,12 @@ def _counting_factory():
     ({"grid": {"d_s": [0.25]}, "sampler": {"d_s": 0.5}}, "given twice"),
     ({"grid": {"seed": [1]}}, "reserved"),
     ({"pipeline": "no-such-pipeline"}, "is not one of"),
+    # a bad setting *value* is found in its cell before the pipeline loads or any earlier cell runs
+    ({"grid": {"d_s": [0.25], "method": ["gaussian", "gausian"]}},
+     r"cell \(num_inference_steps=3, d_s=0.25, method=gausian, seed=0\).*unknown filter method 'gausian'"),
+    ({"grid": {"d_s": [0.25, 0.0]}}, r"d_s=0.0, seed=0\).*d_s=0.0 is outside \(0, 1\]"),
+    ({"grid": {"num_iters": [2, 0]}}, "num_iters=0 must be an integer >= 1"),
+    ({"sampler": {"num_inference_steps": 0}}, "num_inference_steps=0 must be an integer >= 1"),
     ({"pipeline": "no_such_module:make"}, "cannot be imported"),
 ])
 def test_bad_specs_fail_before_any_sampling(tmp_path, change, match):

@@ -55,13 +55,49 @@ class Study:
     description: str = ""
 
     def check(self, spec) -> None:
+        """The spec's fields, then every cell's FreeInit and step settings, before any pipeline is loaded."""
         spec.validate(self.parameters)
         if spec.videos_per_seed < self.min_videos:
             raise SweepSpecError(f"study {self.name!r} needs videos_per_seed >= {self.min_videos} (paired standard "
                                  f"errors), got {spec.videos_per_seed}")
+        self.check_settings(spec)
+
+    def check_settings(self, spec) -> None:
+        """Each distinct combination of settings that :class:`freeinit_lab.FreeInitSettings` validates (filter,
+        cut-offs, order, passes, renoise, mix), over the study function's own defaults, and ``num_inference_steps``
+        >= 1: a misspelt ``method: gausian`` or a cut-off of 0 is refused here, naming the cell, not after the
+        pipeline has loaded and earlier cells have run."""
+        from freeinit_lab.core.reinit import _FIELDS, FreeInitSettings
+
+        defaults = _keyword_defaults(self.fn)
+        seen = set()
+        for cell in spec.cells():
+            given = {k: v for k, v in cell.settings.items() if k in _FIELDS or k == "num_inference_steps"}
+            key = tuple(sorted((k, repr(v)) for k, v in given.items()))
+            if not given or key in seen:
+                continue
+            seen.add(key)
+            steps = given.pop("num_inference_steps", None)
+            if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
+                raise SweepSpecError(f"cell ({cell.label}): num_inference_steps={steps!r} must be an integer >= 1")
+            if given:
+                try:
+                    FreeInitSettings(**{**{k: v for k, v in defaults.items() if k in _FIELDS}, **given})
+                except (TypeError, ValueError) as err:
+                    raise SweepSpecError(f"cell ({cell.label}) of study {self.name!r}: {err}") from None
 
 
 STUDIES: dict[str, Study] = {}
+
+
+def _keyword_defaults(fn: Callable) -> dict[str, Any]:
+    """The keyword defaults of a study function (or of the function a :class:`WholeStudy` adapter calls)."""
+    target = fn.resolve() if hasattr(fn, "resolve") else fn
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 
 def _parameters(fn: Callable) -> tuple[str, ...] | None:
