@@ -166,6 +166,9 @@ def measure_evidence(
         raise ValueError(f"swap_keep={swap_keep} must be in (0, 1): the share of FFT bins taken from noise A")
     if num_videos < 2:
         raise ValueError(f"num_videos={num_videos}: need at least 2 videos for a standard error (use >= 32)")
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1 (videos per pipeline call)")
+    batch_size = int(batch_size)
     layout = get_layout(pipe)
     if not layout.is_canonical:
         raise ValueError(
@@ -238,7 +241,10 @@ def measure_evidence(
                 res = freeinit(
                     pipe, num_iters=num_iters, method=method, d_s=d_s, d_t=d_t, order=order,
                     latents=noise_a[s:s + batch_size].clone(), num_inference_steps=num_inference_steps,
-                    generator=torch.Generator().manual_seed(eta_seed + s), output_type="latent", progress=False,
+                    # one generator per video: video v's eta is the same whatever batch it is sampled in
+                    generator=[torch.Generator().manual_seed(eta_seed + v)
+                               for v in range(s, min(s + batch_size, num_videos))],
+                    output_type="latent", progress=False,
                 )
                 outs.append(res.latents.detach().float())
             results["freeinit"] = torch.cat(outs)

@@ -159,3 +159,17 @@ def test_default_reference_is_the_models_own_data_in_display_space():
 def test_swap_keep_must_be_a_share():
     with pytest.raises(ValueError, match="swap_keep"):
         measure_evidence(load_analytic_pipeline(), num_videos=4, swap_keep=1.0, progress=False)
+
+
+def test_results_do_not_depend_on_the_batch_size():
+    """batch_size is a memory knob: FreeInit's eta of video v is the same whatever batch v is sampled in, and a
+    batch size below 1 is refused with a message naming it."""
+    pipe = load_analytic_pipeline(num_frames=4, height=8)
+    clips = torch.rand(12, *pipe.sample_shape) * 2 - 1
+    kw = dict(num_videos=6, seed=1, num_inference_steps=3, num_iters=2, reference=clips, progress=False)
+    whole = measure_evidence(pipe, batch_size=32, **kw)
+    pieces = measure_evidence(pipe, batch_size=4, **kw)
+    for v in whole.data_vars:
+        np.testing.assert_allclose(pieces[v].values, whole[v].values, rtol=1e-5, atol=1e-6, err_msg=v)
+    with pytest.raises(ValueError, match="batch_size"):
+        measure_evidence(pipe, batch_size=0, **kw)
