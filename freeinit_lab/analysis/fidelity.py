@@ -148,8 +148,9 @@ def video_features(x: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
         diff = (frames[:, 1:] - frames[:, :-1]).pow(2).mean(dim=(1, 2, 3, 4)).sqrt()
     else:
         cons = ends = diff = torch.zeros(n, dtype=x.dtype)
-    gy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(1, 2, 3, 4))
-    gx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3, 4))
+    zero = torch.zeros(n, dtype=x.dtype)  # no gradient across an axis of one pixel (the mean of nothing is NaN)
+    gy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(1, 2, 3, 4)) if h > 1 else zero
+    gx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3, 4)) if w > 1 else zero
     if c >= 3:
         rg = x[:, 0] - x[:, 1]
         yb = 0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]
@@ -379,6 +380,9 @@ def fidelity_report(samples, reference, *, training=None, space: str = "as given
     if s.shape[1:] != r.shape[1:]:
         raise ValueError(f"samples {tuple(s.shape[1:])} and reference {tuple(r.shape[1:])} differ in "
                          "(channel, frame, height, width); compare videos of one size in one space")
+    if s.shape[-2] * s.shape[-1] < 2:
+        raise ValueError(f"frames of {s.shape[-2]} × {s.shape[-1]} pixels have no spatial frequency but DC; "
+                         "fidelity_report needs frames of at least 2 pixels")
     n = s.shape[0]
     if n < MIN_VIDEOS:
         raise ValueError(f"fidelity_report needs at least {MIN_VIDEOS} samples for its cross-validated "
@@ -386,6 +390,10 @@ def fidelity_report(samples, reference, *, training=None, space: str = "as given
     if r.shape[0] < 2 * n:
         raise ValueError(f"fidelity_report needs at least 2 × {n} = {2 * n} reference videos (two disjoint sets "
                          f"of {n}: one compared with the samples, one for the baseline); got {r.shape[0]}")
+    if isinstance(folds, bool) or int(folds) != folds or not 2 <= folds <= 2 * n:
+        raise ValueError(f"folds must be an integer in [2, {2 * n}] (cross-validation folds of the classifier on "
+                         f"{2 * n} videos); got {folds}")
+    folds = int(folds)
     if not 1 <= knn_k < n - 1:
         raise ValueError(f"knn_k must be in [1, {n - 2}]; got {knn_k}")
     if training is not None:
@@ -471,6 +479,8 @@ def training_marginal_latents(clean: torch.Tensor, scheduler, num_inference_step
     """
     import copy
 
+    if not isinstance(clean, torch.Tensor):
+        clean = torch.as_tensor(np.asarray(clean))
     x = _check_videos("clean", clean)
     if not hasattr(scheduler, "alphas_cumprod"):
         raise TypeError(f"{type(scheduler).__name__} has no alphas_cumprod; training_marginal_latents needs a "

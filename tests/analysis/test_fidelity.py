@@ -100,6 +100,26 @@ def test_bad_input(ref, same):
         fidelity_report(same[0], ref)
 
 
+def test_bad_settings_are_refused_by_name(same, ref):
+    """folds < 2 leaves no training (or no test) set: refused, not an accuracy of 0 or 0.5."""
+    for folds in (0, 1, -3):
+        with pytest.raises(ValueError, match="folds"):
+            fidelity_report(same, ref, folds=folds)
+    assert fidelity_report(same[:16], ref, folds=2).accuracy == fidelity_report(same[:16], ref, folds=2).accuracy
+
+
+def test_frames_one_pixel_high_or_wide():
+    """A frame one pixel high (or wide) has no gradient across that axis: zero, not NaN (which crashed the Fréchet
+    distance in scipy); a single pixel has no spatial bands beyond DC and is refused by name."""
+    g = torch.Generator().manual_seed(0)
+    for shape in ((3, 4, 1, 8), (3, 4, 8, 1)):
+        s, r = torch.randn(16, *shape, generator=g), torch.randn(32, *shape, generator=g)
+        rep = fidelity_report(s, r)
+        assert np.isfinite(rep.frechet) and np.isfinite(rep.feature_shift).all() and 0 <= rep.accuracy <= 1
+    with pytest.raises(ValueError, match="1 × 1"):
+        fidelity_report(torch.randn(16, 3, 4, 1, 1), torch.randn(32, 3, 4, 1, 1))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # gap-aware evaluation: training_marginal_latents and band_power_gap
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,6 +146,17 @@ def test_training_marginal_latents_refuses_other_schedulers():
         training_marginal_latents(x, EulerDiscreteScheduler(), 10)
     with pytest.raises(TypeError, match="alphas_cumprod"):
         training_marginal_latents(x, object(), 10)
+
+
+def test_training_marginal_latents_accepts_arrays():
+    """Like every other function of the module it takes numpy arrays (it raised AttributeError on them)."""
+    from freeinit_lab.analysis.fidelity import training_marginal_latents
+    from freeinit_lab.embedded.pipelines import default_scheduler
+
+    x = subject_videos(2, 4, 8, seed=900_000_001)
+    z = training_marginal_latents(x.numpy(), default_scheduler(), 10, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(z, training_marginal_latents(x, default_scheduler(), 10,
+                                                            generator=torch.Generator().manual_seed(1)))
 
 
 def test_band_power_gap_measures_known_changes(same):
