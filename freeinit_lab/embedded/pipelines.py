@@ -374,6 +374,9 @@ class TinyVideoPipeline(DiffusionPipeline):
         else:
             n = 1 if batch_size is None else int(batch_size)
         batch = n * num_videos_per_prompt
+        if batch < 1:
+            raise ValueError(f"no videos to sample: batch_size (or the number of prompts, or of latents) {n} × "
+                             f"num_videos_per_prompt {num_videos_per_prompt} = {batch}; pass at least one")
 
         device = self._execution_device
         dtype = self.unet.dtype

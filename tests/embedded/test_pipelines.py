@@ -94,6 +94,14 @@ def test_latents_and_generator_lists(pipe):
     assert per_prompt.shape[0] == 4
 
 
+def test_an_empty_batch_is_refused_by_name(pipe):
+    """No videos to sample (batch_size=0, num_videos_per_prompt=0, an empty prompt list) is a ValueError naming the
+    arguments, before any work (it was a RuntimeError from a reshape inside the network)."""
+    for kw in (dict(batch_size=0), dict(num_videos_per_prompt=0), dict(prompt=[])):
+        with pytest.raises(ValueError, match="batch_size"):
+            pipe(num_inference_steps=1, output_type="latent", **kw)
+
+
 def test_callback_on_step_end(pipe):
     seen = []
 
