@@ -397,6 +397,8 @@ def decompose_freeinit(
             + f"; pass num_videos >= {need} (32-64 for intervals narrow enough to read)"
         )
     num_videos = int(num_videos)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size={chunk_size!r} must be an integer >= 1 (videos per pipeline call)")
     check_filter(method, d_s, d_t, order)  # validates the filter with a message naming the fix
     bad = [k for k in _RESERVED if k in call_kwargs]
     if bad:

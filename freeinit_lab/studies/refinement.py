@@ -50,6 +50,7 @@ from freeinit_lab.core.reinit import (
     settings_keywords,
 )
 from freeinit_lab.core.schedules import get_schedule
+from freeinit_lab.core.spectral import check_filter
 from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
@@ -218,6 +219,10 @@ def refinement_study(
         raise ValueError(f"num_videos={num_videos}: need at least 2 videos for paired statistics")
     if num_iters < 2:
         raise ValueError(f"num_iters={num_iters}: need at least one FreeInit iteration after the plain pass")
+    for m in filters:  # every filter compared after one iteration, checked before any sampling
+        check_filter(m, d_s, d_t, order)
+    if isinstance(num_bands, bool) or not isinstance(num_bands, (int, np.integer)) or num_bands < 1:
+        raise ValueError(f"num_bands must be an integer >= 1; got {num_bands!r}")
     layout = get_layout(pipe)
     if not layout.is_canonical or not hasattr(pipe, "sample_shape"):
         raise ValueError(f"{type(pipe).__name__} is not a canonical-layout pipeline with sample_shape; use the "

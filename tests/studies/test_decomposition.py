@@ -250,6 +250,8 @@ class _NoSampling:
         (dict(generator=torch.Generator()), "sets .*generator"),
         (dict(method="gauss"), "unknown filter method"),
         (dict(prompt=["a", "b"]), "single prompt string"),
+        (dict(chunk_size=0), "chunk_size"),
+        (dict(chunk_size=-4), "chunk_size"),
     ],
 )
 def test_bad_input_fails_before_any_sampling(apipe, kwargs, match):

@@ -91,6 +91,22 @@ def test_study_rejects_bad_arguments(pipe):
         refinement_study(pipe, num_videos=2, num_iters=2, num_inference_steps=2, reference=torch.zeros(1, 3, 8, 16, 16))
 
 
+
+@pytest.mark.parametrize("kwargs, match", [(dict(filters=("gaussian", "gauss")), "unknown filter method 'gauss'"),
+                                           (dict(num_bands=0), "num_bands")])
+def test_study_checks_filters_and_bands_before_sampling(pipe, kwargs, match):
+    """A bad filter name or band count is refused before any denoiser runs (it came after both FreeInit runs)."""
+    def boom(*_a, **_k):
+        raise AssertionError("the denoiser ran before the input was checked")
+
+    h = pipe.unet.register_forward_pre_hook(boom)
+    try:
+        with pytest.raises(ValueError, match=match):
+            refinement_study(pipe, num_videos=2, num_iters=2, num_inference_steps=2, **kwargs)
+    finally:
+        h.remove()
+
+
 def test_cumulative_quality_and_figures(study):
     q = cumulative_quality(study)
     assert q["cumulative_evals"].sel(sampling="full").values.tolist() == [4, 8, 12]
