@@ -485,8 +485,9 @@ is removed, so what remains is the network's own error.
 ### 1b. The same gate at {len(repeats) + 1} evaluation seeds
 
 The default sampler, part 1 repeated with fresh held-out videos, reference videos and noise at each seed (seeds
-{REPEAT_SPACING:,} apart); the gate passes only if it passes at every one. Accuracy with its Wilson 95 % interval;
-band power as the largest |dB| over the bands; criteria passed of {len(gate_quality) - 1}.
+{REPEAT_SPACING:,} apart); the gate passes only if it passes at every one. Accuracy: mean over 5 × 5
+cross-validation folds, with its 95 % corrected resampled t interval (`fl.fidelity_report`); band power as the
+largest |dB| over the bands; criteria passed of {len(gate_quality) - 1}.
 
 | seed | two-sample accuracy (≤ 0.7) | spatial dB (≤ 1.5) | temporal dB (≤ 1.5) | precision (≥ 0.6) | recall (≥ 0.6) | memorised (≤ 0) | passed |
 |---|---|---|---|---|---|---|---|

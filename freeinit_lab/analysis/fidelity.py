@@ -17,7 +17,13 @@ Measures
   mean-removed frames, RMS frame difference, mean spatial gradient magnitude, and colourfulness. Standardised
   with ``A``'s mean and standard deviation.
 * **Classifier two-sample test**: a ridge-regularised logistic regression on the features, ``k``-fold
-  cross-validated; accuracy 0.5 means indistinguishable. Interval: Wilson 95 % for a binomial proportion.
+  cross-validated, repeated ``r`` times with fresh fold assignments; the accuracy is the mean over the ``r k``
+  folds (0.5 means indistinguishable). Interval: the corrected resampled t interval of repeated cross-validation
+  (Nadeau & Bengio 2003, *Machine Learning* 52: 239–281; Bouckaert & Frank 2004): with ``s²`` the variance of the
+  ``r k`` fold accuracies, ``mean ± t_{0.975, rk−1} sqrt((1 / (r k) + n_test / n_train) s²)``, clipped to
+  [0, 1]. The ``n_test / n_train`` term accounts for the folds' shared training videos; a Wilson binomial interval
+  treats the ``2N`` cross-validated predictions as independent, which they are not, and covered 0.5 in 88 % of
+  200 pairs of same-distribution sets at ``N = 16`` (this interval: 98.5 %).
 * **Feature shifts and spreads** (what the classifier sees): per feature, ``(mean_samples − mean_A) / sd_A`` and
   ``sd_samples / sd_A``, beside ``B``'s; the summary names the largest shifts and the narrowest spreads.
 * **Fréchet distance** of the features: ``|μ₁ − μ₂|² + Tr(Σ₁ + Σ₂ − 2 (Σ₁ Σ₂)^{1/2})``.
@@ -167,23 +173,35 @@ FEATURE_NAMES = ("mean_c*", "std_c*", "spatial_power_db_b*", "temporal_power_db_
                  "first_last_cosine", "rms_frame_difference", "mean_gradient", "colourfulness")
 
 
-def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return mid - half, mid + half
+def _corrected_t_interval(fold_accuracy: np.ndarray, folds: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Corrected resampled t interval of repeated ``folds``-fold cross-validation (Nadeau & Bengio 2003):
+    ``mean ± t_{(1+c)/2, J−1} sqrt((1/J + n_test/n_train) s²)`` over the ``J`` fold accuracies, with
+    ``n_test / n_train = 1 / (folds − 1)``; clipped to [0, 1]."""
+    from scipy import stats
+
+    a = np.asarray(fold_accuracy, dtype=np.float64)
+    j = a.size
+    m = float(a.mean())
+    half = float(stats.t.ppf(0.5 + confidence / 2, j - 1)) * math.sqrt((1 / j + 1 / (folds - 1)) * a.var(ddof=1))
+    return max(0.0, m - half), min(1.0, m + half)
 
 
-def _logistic_cv_accuracy(fa: torch.Tensor, fb: torch.Tensor, folds: int, ridge: float, seed: int) -> tuple[int, int]:
-    """Correct predictions and total of a k-fold cross-validated ridge logistic regression (a vs b)."""
+def _logistic_cv_accuracy(fa: torch.Tensor, fb: torch.Tensor, folds: int, ridge: float, seed: int,
+                          repeats: int = 1) -> np.ndarray:
+    """Accuracy of each fold of ``repeats`` × ``folds``-fold cross-validated ridge logistic regression (a vs b);
+    repeat ``i`` assigns the folds with ``torch.Generator().manual_seed(seed + i)``."""
+    out = []
+    for i in range(repeats):
+        out += _cv_folds(fa, fb, folds, ridge, seed + i)
+    return np.asarray(out)
+
+
+def _cv_folds(fa: torch.Tensor, fb: torch.Tensor, folds: int, ridge: float, seed: int) -> list[float]:
     x = torch.cat([fa, fb]).double()
     y = torch.cat([torch.zeros(len(fa)), torch.ones(len(fb))]).double()
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(x), generator=g)
-    correct = 0
+    accuracy = []
     for k in range(folds):
         test = perm[k::folds]
         train = torch.ones(len(x), dtype=torch.bool)
@@ -205,8 +223,8 @@ def _logistic_cv_accuracy(fa: torch.Tensor, fb: torch.Tensor, folds: int, ridge:
         opt.step(closure)
         with torch.no_grad():
             pred = ((xs @ wts[:-1] + wts[-1]) > 0).double()
-        correct += int((pred == y[test]).sum())
-    return correct, len(x)
+        accuracy.append(float((pred == y[test]).double().mean()))
+    return accuracy
 
 
 def _frechet(fa: np.ndarray, fb: np.ndarray) -> float:
@@ -248,8 +266,9 @@ class FidelityReport:
     temporal_db, temporal_db_baseline : numpy.ndarray
         The same per temporal frequency; ``temporal_freqs`` in cycles per frame.
     accuracy, accuracy_low, accuracy_high, accuracy_baseline : float
-        Cross-validated two-sample classifier accuracy with its Wilson 95 % interval; the baseline is ``B`` vs
-        ``A`` at the same size.
+        Two-sample classifier accuracy, mean over ``repeats`` × ``folds`` cross-validation folds, with its 95 %
+        corrected resampled t interval (module docstring); the baseline is ``B`` vs ``A`` at the same size, by
+        the same procedure.
     frechet, frechet_baseline : float
         Fréchet distance of the standardised features.
     precision, recall, precision_baseline, recall_baseline : float
@@ -347,7 +366,7 @@ class FidelityReport:
 
 
 def fidelity_report(samples, reference, *, training=None, space: str = "as given", knn_k: int = 3,
-                    folds: int = 5, ridge: float = 1e-2, seed: int = 0) -> FidelityReport:
+                    folds: int = 5, repeats: int = 5, ridge: float = 1e-2, seed: int = 0) -> FidelityReport:
     """Compare generated videos with reference videos; every measure beside its reference-vs-reference baseline.
 
     Parameters
@@ -366,10 +385,13 @@ def fidelity_report(samples, reference, *, training=None, space: str = "as given
         Neighbourhood size of the k-NN manifolds.
     folds : int
         Cross-validation folds of the classifier.
+    repeats : int
+        Repetitions of the cross-validation, each with its own random fold assignment (seeds ``seed … seed +
+        repeats − 1``); more repeats steady the accuracy, the interval stays calibrated.
     ridge : float
         L2 penalty of the logistic regression (on standardised features).
     seed : int
-        Seed of the fold assignment.
+        Seed of the first fold assignment.
 
     Returns
     -------
@@ -394,6 +416,10 @@ def fidelity_report(samples, reference, *, training=None, space: str = "as given
         raise ValueError(f"folds must be an integer in [2, {2 * n}] (cross-validation folds of the classifier on "
                          f"{2 * n} videos); got {folds}")
     folds = int(folds)
+    if isinstance(repeats, bool) or int(repeats) != repeats or repeats < 1:
+        raise ValueError(f"repeats must be an integer >= 1 (repetitions of the classifier's cross-validation); "
+                         f"got {repeats}")
+    repeats = int(repeats)
     if not 1 <= knn_k < n - 1:
         raise ValueError(f"knn_k must be in [1, {n - 2}]; got {knn_k}")
     if training is not None:
@@ -418,9 +444,9 @@ def fidelity_report(samples, reference, *, training=None, space: str = "as given
     fb, _ = video_features(b)
     mu, sd = fa.mean(0), fa.std(0).clamp_min(1e-9)
     zs, za, zb = (fs - mu) / sd, (fa - mu) / sd, (fb - mu) / sd
-    ok, tot = _logistic_cv_accuracy(zs, za, folds, ridge, seed)
-    ok_b, tot_b = _logistic_cv_accuracy(zb, za, folds, ridge, seed)
-    lo, hi = _wilson(ok, tot)
+    acc = _logistic_cv_accuracy(zs, za, folds, ridge, seed, repeats)
+    acc_b = _logistic_cv_accuracy(zb, za, folds, ridge, seed, repeats)
+    lo, hi = _corrected_t_interval(acc, folds)
     prec, rec = _precision_recall(za, zs, knn_k)
     prec_b, rec_b = _precision_recall(za, zb, knn_k)
     mem = mem_b = ratio = None
@@ -434,7 +460,7 @@ def fidelity_report(samples, reference, *, training=None, space: str = "as given
     return FidelityReport(
         num_videos=n, space=space, spatial_edges=edges, spatial_db=db(ps, pa), spatial_db_baseline=db(pb, pa),
         temporal_freqs=freqs, temporal_db=db(ts, ta), temporal_db_baseline=db(tb, ta),
-        accuracy=ok / tot, accuracy_low=lo, accuracy_high=hi, accuracy_baseline=ok_b / tot_b,
+        accuracy=float(acc.mean()), accuracy_low=lo, accuracy_high=hi, accuracy_baseline=float(acc_b.mean()),
         frechet=_frechet(zs.numpy(), za.numpy()), frechet_baseline=_frechet(zb.numpy(), za.numpy()),
         precision=prec, recall=rec, precision_baseline=prec_b, recall_baseline=rec_b, knn_k=knn_k,
         memorised_fraction=mem, memorised_fraction_baseline=mem_b, nn_distance_ratio=ratio,

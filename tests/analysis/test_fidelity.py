@@ -106,6 +106,32 @@ def test_bad_settings_are_refused_by_name(same, ref):
         with pytest.raises(ValueError, match="folds"):
             fidelity_report(same, ref, folds=folds)
     assert fidelity_report(same[:16], ref, folds=2).accuracy == fidelity_report(same[:16], ref, folds=2).accuracy
+    for repeats in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="repeats"):
+            fidelity_report(same[:16], ref, repeats=repeats)
+
+
+@pytest.mark.slow
+def test_the_accuracy_interval_covers_chance_when_the_sets_share_a_distribution():
+    """Cross-validated predictions share training videos, so they are not independent binomial trials: a binomial
+    interval on the pooled accuracy covers 0.5 too rarely when both sets come from one distribution. The corrected
+    resampled t interval of repeated cross-validation (what fidelity_report reports) reaches its 95 %, measured on
+    200 pairs of 16 + 16 Gaussian feature vectors (25 features, like the videos' feature count)."""
+    from freeinit_lab.analysis.fidelity import _corrected_t_interval, _logistic_cv_accuracy
+
+    rng = np.random.default_rng(20261205)
+    reps, n, folds, z = 200, 16, 5, 1.959964
+    corrected = binomial = 0
+    for i in range(reps):
+        a, b = (torch.from_numpy(rng.standard_normal((n, 25))) for _ in range(2))
+        acc = _logistic_cv_accuracy(a, b, folds, 1e-2, seed=i, repeats=5)
+        lo, hi = _corrected_t_interval(acc, folds)
+        corrected += lo <= 0.5 <= hi
+        p = acc[:folds].mean()  # one cross-validation, its predictions taken as independent trials
+        half = z * math.sqrt(p * (1 - p) / (2 * n))
+        binomial += p - half <= 0.5 <= p + half
+    assert corrected / reps >= 0.93, (corrected / reps, binomial / reps)
+    assert binomial / reps < 0.93, (corrected / reps, binomial / reps)  # what the binomial interval did
 
 
 def test_frames_one_pixel_high_or_wide():
