@@ -546,7 +546,9 @@ def default_training_videos(n: int, seed: int, *, path: str | Path | None = None
         Number of videos (> 0).
     seed : int
         Seed of the generator. Training used seeds ``data_seed_base + step``; evaluation should use seeds far
-        from that range (the toolkit uses ``>= 900_000_000``).
+        from that range (the toolkit uses ``>= 900_000_000``). The batch's parameters are drawn together, so
+        ``default_training_videos(3, s)`` is not the first three of ``default_training_videos(5, s)``: to grow a
+        set, draw the extra videos with another seed.
     path : str or Path, optional
         Model folder (default :data:`DEFAULT_MODEL_DIR`).
 

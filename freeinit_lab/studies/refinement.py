@@ -221,6 +221,8 @@ def refinement_study(
         raise ValueError(f"num_iters={num_iters}: need at least one FreeInit iteration after the plain pass")
     for m in filters:  # every filter compared after one iteration, checked before any sampling
         check_filter(m, d_s, d_t, order)
+    if len(set(filters)) != len(filters):
+        raise ValueError(f"filters={tuple(filters)!r} lists a filter twice; list each once (they label the result)")
     if isinstance(num_bands, bool) or not isinstance(num_bands, (int, np.integer)) or num_bands < 1:
         raise ValueError(f"num_bands must be an integer >= 1; got {num_bands!r}")
     layout = get_layout(pipe)
