@@ -144,8 +144,8 @@ class FreeInitSettings:
         set_(self, "d_s", d_s)
         set_(self, "d_t", d_t)
         set_(self, "order", order)
-        set_(self, "fast_sampling", bool(self.fast_sampling))
-        set_(self, "legacy_ideal_threshold", bool(self.legacy_ideal_threshold))
+        for name in ("fast_sampling", "legacy_ideal_threshold"):
+            set_(self, name, _flag(name, getattr(self, name)))
 
     def replace(self, **changes: Any) -> FreeInitSettings:
         """A copy with some fields changed (validated again)."""
@@ -168,6 +168,14 @@ class FreeInitSettings:
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(FreeInitSettings))
+
+
+def _flag(name: str, value: Any) -> bool:
+    """A switch as a bool: True/False (also numpy's, and the integers 0 and 1); anything else, e.g. the string
+    ``"False"``, which ``bool()`` would read as True, is refused naming the setting."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False; got {value!r}")
 
 
 def resolve_settings(settings: FreeInitSettings | Mapping[str, Any] | None, defaults: Mapping[str, Any],

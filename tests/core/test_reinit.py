@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler
@@ -31,6 +32,16 @@ def test_settings_are_frozen_and_validated_once():
                        (dict(method="x"), "unknown filter"), (dict(d_t=1.5), "d_t=1.5"), (dict(order=0), "order")]:
         with pytest.raises(ValueError, match=match):
             FreeInitSettings(**bad)
+
+
+def test_switches_are_booleans_not_anything_truthy():
+    """``bool("False")`` is True: a switch given as text (a YAML or form value) must be refused, not read as on."""
+    for name in ("fast_sampling", "legacy_ideal_threshold"):
+        for bad in ("False", "no", 2, None, 0.5):
+            with pytest.raises(TypeError, match=f"{name} must be True or False"):
+                FreeInitSettings(**{name: bad})
+        for good, want in ((True, True), (False, False), (np.bool_(True), True), (0, False), (1, True)):
+            assert getattr(FreeInitSettings(**{name: good}), name) is want
 
 
 def test_steps_per_pass_is_the_fast_sampling_formula():
