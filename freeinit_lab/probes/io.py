@@ -298,9 +298,36 @@ def save_record(
                 raise
             _remove(old)
         else:
-            os.rename(tmp, path)
+            _publish_new(tmp, path)
     finally:
         _remove(tmp)
+
+
+def _publish_new(tmp: str, path: str) -> None:
+    """Move the finished ``tmp`` to ``path`` without replacing a record another writer put there meanwhile.
+
+    A file is hard-linked (which fails if ``path`` exists) rather than renamed (which would silently replace it);
+    a directory's rename fails onto a non-empty one. Either way the other writer's record stays and this one is
+    refused, as if ``path`` had existed from the start.
+    """
+    taken = FileExistsError(f"{path!r} was created by another writer while this record was being written; its "
+                            "record was kept. Save under another path, or pass overwrite=True to replace it")
+    if os.path.isdir(tmp):
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if os.path.lexists(path):
+                raise taken from None
+            raise
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise taken from None
+    except OSError:  # a file system without hard links: rename, having looked first
+        if os.path.lexists(path):
+            raise taken from None
+        os.rename(tmp, path)
 
 
 def _write_zarr(ds: xr.Dataset, path: str) -> None:

@@ -88,6 +88,29 @@ def test_overwrite_replaces_our_record_and_a_failed_save_keeps_it(tmp_path, suff
     assert sorted(os.listdir(tmp_path)) == [f"run.{suffix}"], "no half-written or replaced copies left behind"
 
 
+@pytest.mark.parametrize("suffix", ["nc", "zarr"])
+def test_a_record_another_writer_saved_meanwhile_is_kept(tmp_path, suffix, monkeypatch):
+    """Two saves racing to one new path: the one that finishes second is refused (as if the path had existed),
+    never silently replacing the record the other one wrote."""
+    import freeinit_lab.probes.io as io
+
+    path = tmp_path / f"run.{suffix}"
+    writer = io._write_zarr if suffix == "zarr" else io._write_netcdf
+
+    def slow_writer(ds, tmp):  # the other writer (the original code) finishes while this one is still writing
+        monkeypatch.undo()
+        save_record(record(7), path)
+        writer(ds, tmp)
+
+    monkeypatch.setattr(io, "_write_zarr" if suffix == "zarr" else "_write_netcdf", slow_writer)
+    with pytest.raises(FileExistsError, match="created by another writer"):
+        save_record(record(1), path)
+    back = load_record(path)
+    assert back.attrs["seed"] == 7
+    np.testing.assert_array_equal(back.latents.values, record(7).latents.values)
+    assert sorted(os.listdir(tmp_path)) == [f"run.{suffix}"], "no half-written copy left behind"
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # damage raises, naming the file
 # ----------------------------------------------------------------------------------------------------------------
