@@ -56,7 +56,7 @@ from freeinit_lab.core.reinit import (
 from freeinit_lab.core.schedules import NoiseSchedule
 from freeinit_lab.engine.checks import FreeInitNoGapWarning, plan_call
 from freeinit_lab.engine.result import FreeInitIteration, FreeInitResult
-from freeinit_lab.hooks.layouts import capture_final_latent, patch_attribute
+from freeinit_lab.hooks.layouts import LatentLayout, capture_final_latent, check_channel_axis, patch_attribute
 from freeinit_lab.hooks.events import publish_pass
 from freeinit_lab.hooks.outputs import read_pipeline_output, read_sample
 
@@ -128,10 +128,10 @@ def _count_denoiser(modules: Sequence[torch.nn.Module]) -> Iterator[dict[str, fl
 
 @contextmanager
 def _capture_initial_noise(
-    pipe: Any, generator: Any, record: dict[str, Any]
+    pipe: Any, generator: Any, record: dict[str, Any], layout: LatentLayout
 ) -> Iterator[None]:
     """Wrap ``pipe.prepare_latents`` for one call: record its output (divided by ``init_noise_sigma``) and check
-    user latents and generator lists before any denoising starts."""
+    user latents, generator lists and the layout's channel axis before any denoising starts."""
     if not callable(getattr(pipe, "prepare_latents", None)):
         raise TypeError(
             f"{type(pipe).__name__} has no prepare_latents method; freeinit needs it to capture the initial noise."
@@ -157,6 +157,7 @@ def _capture_initial_noise(
                     )
             out = original(*args, **kwargs)
             latent = _first_tensor(out)
+            check_channel_axis(pipe, layout, latent.shape, "freeinit")
             gen = bound.arguments.get("generator", generator)
             if isinstance(gen, (list, tuple)) and len(gen) != latent.shape[record["batch_axis"]]:
                 raise ValueError(
@@ -375,7 +376,7 @@ def freeinit(
             t_call = time.perf_counter()
             with ExitStack() as stack:
                 if i == 0:
-                    stack.enter_context(_capture_initial_noise(pipe, generator, record))
+                    stack.enter_context(_capture_initial_noise(pipe, generator, record, layout))
                 if reuse_text_encoding:
                     stack.enter_context(_reuse_text_encoding(pipe, text_cache, replay=i > 0))
                 counter = stack.enter_context(_count_denoiser(denoisers))

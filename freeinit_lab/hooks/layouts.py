@@ -74,6 +74,7 @@ __all__ = [
     "UnknownPipelineError",
     "patch_attribute",
     "capture_final_latent",
+    "check_channel_axis",
 ]
 
 FinalLatent = Literal["decode_latents", "scheduler_step"]
@@ -252,6 +253,41 @@ def get_layout(pipe: Any) -> LatentLayout:
         "with `dims` naming the axes of the pipeline's latent tensor in order (CogVideoX-style pipelines use "
         "('batch', 'frame', 'channel', 'height', 'width')) and `denoiser` the attribute holding the UNet or "
         "transformer."
+    )
+
+
+def check_channel_axis(pipe: Any, layout: LatentLayout, shape: tuple[int, ...] | torch.Size, who: str) -> None:
+    """Refuse a layout whose ``"channel"`` axis does not hold the denoiser's latent channels.
+
+    A layout that swaps frames and channels would make every spectral step (FreeInit's 3-D low-pass, band power)
+    act on the wrong axes without any error. Only a channel count the denoiser declares (``config.out_channels``,
+    or half of it for learned-variance models) is used; frames and channels are never guessed from sizes.
+
+    Parameters
+    ----------
+    pipe
+        The pipeline whose latents have ``shape``.
+    layout
+        The layout the caller is about to use.
+    shape
+        A latent shape in the pipeline's own axis order.
+    who
+        The caller's name, for the message.
+    """
+    from freeinit_lab.core.snr import _latent_channels
+
+    channels = _latent_channels(pipe)
+    if channels is None or len(shape) != len(layout.dims):
+        return
+    got = int(shape[layout.dims.index("channel")])
+    if got in (channels, channels // 2):
+        return
+    raise ValueError(
+        f"{who}: with layout {layout.dims} the latents {tuple(int(s) for s in shape)} of {type(pipe).__name__} "
+        f"have {got} channels, but its denoiser works on {channels}; the layout names the wrong axis as 'channel', "
+        "so the frequency filter would run over the wrong axes. Register the pipeline's real axis order, e.g. "
+        f"register_layout({type(pipe).__name__!r}, LatentLayout(dims=('batch', 'frame', 'channel', 'height', "
+        "'width'), ...), overwrite=True) (freeinit_lab.hooks.layouts)."
     )
 
 

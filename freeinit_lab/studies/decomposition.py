@@ -63,7 +63,7 @@ from ..core.reinit import FreeInitSettings, settings_keywords
 from ..core.schedules import get_schedule
 from ..core.spectral import band_power, check_filter, default_band_edges
 from ..engine.loop import FreeInitNoGapWarning, _first_tensor
-from ..hooks.layouts import get_layout, patch_attribute
+from ..hooks.layouts import check_channel_axis, get_layout, patch_attribute
 from .strategies import _consistency, _dynamics
 
 __all__ = [
@@ -262,6 +262,7 @@ def _latent_shape(pipe, layout, call_kwargs: dict, batch_kwargs) -> tuple[int, .
             pass
     if "shape" not in record:
         raise RuntimeError(f"{type(pipe).__name__} did not call prepare_latents; cannot read its latent shape")
+    check_channel_axis(pipe, layout, record["shape"], "decompose_freeinit")
     return layout.canonical_shape(record["shape"])[1:]
 
 

@@ -313,6 +313,30 @@ def test_unknown_pipeline_says_how_to_register():
         freeinit(HomeMadeVideoPipeline(), prompt="x")
 
 
+def test_wrong_layout_is_refused_before_denoising(cog_pipe, monkeypatch):
+    """A layout that names CogVideoX's frame axis 'channel' would filter over (channel, height, width): refused."""
+    from diffusers import CogVideoXPipeline
+
+    class MisregisteredPipeline(CogVideoXPipeline):
+        pass
+
+    monkeypatch.setitem(LAYOUTS, "MisregisteredPipeline", LatentLayout(denoiser="transformer",
+                                                                      final_latent="scheduler_step"))
+    calls = []
+    h = cog_pipe.transformer.register_forward_pre_hook(lambda m, a: calls.append(1))
+    original_class = cog_pipe.__class__
+    cog_pipe.__class__ = MisregisteredPipeline
+    try:
+        with pytest.raises(ValueError, match=r"(?s)channel.*register_layout"):
+            freeinit(cog_pipe, num_iters=2, prompt="a cat", generator=gen(0), output_type="latent",
+                     **TINY_CALL_KWARGS["CogVideoXPipeline"])
+    finally:
+        cog_pipe.__class__ = original_class
+        h.remove()
+    assert calls == []
+    assert "prepare_latents" not in vars(cog_pipe)
+
+
 def test_embedded_default_pipeline_class():
     """The embedded default's pipeline class, with random weights."""
     from freeinit_lab.embedded import models, pipelines

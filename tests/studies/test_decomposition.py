@@ -278,6 +278,45 @@ def test_runs_on_the_tiny_animatediff():
                                .mean(1).numpy(), rtol=1e-6)
 
 
+def test_runs_paired_and_deterministic_on_frame_first_cogvideox():
+    """(batch, frame, channel, H, W): arms are paired on the same noise and filtered over (frame, height, width)."""
+    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_pipeline
+
+    pipe = tiny_pipeline("CogVideoXPipeline", zero_terminal_snr=False)
+    kw = dict(num_videos=8, seed=2, prompt="a cat", progress=False, chunk_size=8, return_latents=True,
+              controls=["mask_only"], **{**TINY_CALL_KWARGS["CogVideoXPipeline"], "num_inference_steps": 2})
+    a = decompose_freeinit(pipe, **kw)
+    b = decompose_freeinit(pipe, **kw)
+    assert a.attrs["latent_shape"] == "4,5,8,8"  # canonical (channel, frame, height, width)
+    np.testing.assert_array_equal(a.latents.values, b.latents.values)
+    eps = decomposition_noises(8, (4, 5, 8, 8), 2, 2)["eps"]
+    np.testing.assert_allclose(a.band_power_init.sel(arm="plain").values,
+                               fl.band_power(eps.double(), edges=np.r_[a.band_lo.values, a.band_hi.values[-1]])
+                               .mean(1).numpy(), rtol=1e-6)
+    assert np.isfinite(a.consistency).all()
+
+
+def test_wrong_layout_is_refused_before_any_sampling(monkeypatch):
+    from diffusers import CogVideoXPipeline
+
+    from freeinit_lab.hooks.layouts import LAYOUTS, LatentLayout
+    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_pipeline
+
+    class MisregisteredPipeline(CogVideoXPipeline):
+        pass
+
+    monkeypatch.setitem(LAYOUTS, "MisregisteredPipeline", LatentLayout(denoiser="transformer",
+                                                                      final_latent="scheduler_step"))
+    pipe = tiny_pipeline("CogVideoXPipeline", zero_terminal_snr=False)
+    pipe.__class__ = MisregisteredPipeline
+    calls = []
+    pipe.transformer.register_forward_pre_hook(lambda m, a: calls.append(1))
+    with pytest.raises(ValueError, match=r"(?s)channel.*register_layout"):
+        decompose_freeinit(pipe, num_videos=8, prompt="a cat", progress=False,
+                           **{**TINY_CALL_KWARGS["CogVideoXPipeline"], "num_inference_steps": 2})
+    assert calls == []
+
+
 def test_runs_on_the_embedded_default_with_its_own_shape():
     pipe = fl.load_default_pipeline()
     ds = decompose_freeinit(pipe, num_videos=8, num_inference_steps=2, progress=False,
