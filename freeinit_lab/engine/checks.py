@@ -18,7 +18,7 @@ import torch
 
 from freeinit_lab.core.reinit import FreeInitSettings
 from freeinit_lab.core.schedules import NoiseSchedule, get_schedule
-from freeinit_lab.hooks.layouts import LatentLayout, get_layout
+from freeinit_lab.hooks.layouts import LatentLayout, get_layout, require_pipeline_instance
 
 __all__ = ["CallPlan", "FreeInitNoGapWarning", "plan_call", "resolve_num_inference_steps"]
 
@@ -173,6 +173,7 @@ def plan_call(pipe: Any, s: FreeInitSettings, schedule: NoiseSchedule | Any | No
         When the scheduler's training ``z_T`` carries no signal.
     """
     call_kwargs = dict(call_kwargs)
+    require_pipeline_instance(pipe, "freeinit")
     layout = get_layout(pipe)
     params = _call_parameters(pipe)
     missing = [p for p in ("latents", "output_type") if p not in params]

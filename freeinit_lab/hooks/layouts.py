@@ -75,6 +75,7 @@ __all__ = [
     "patch_attribute",
     "capture_final_latent",
     "check_channel_axis",
+    "require_pipeline_instance",
 ]
 
 FinalLatent = Literal["decode_latents", "scheduler_step"]
@@ -254,6 +255,19 @@ def get_layout(pipe: Any) -> LatentLayout:
         "('batch', 'frame', 'channel', 'height', 'width')) and `denoiser` the attribute holding the UNet or "
         "transformer."
     )
+
+
+def require_pipeline_instance(pipe: Any, who: str) -> None:
+    """Refuse a pipeline *class* where an instance is needed, naming the fix.
+
+    Without this a class fails far from the mistake: ``AnimateDiffPipeline.free_init_enabled`` is a property
+    object (truthy) on the class, and a class has no ``scheduler`` attribute to read.
+    """
+    if isinstance(pipe, type):
+        raise TypeError(
+            f"{who}: {pipe.__name__} is a class; pass a pipeline instance, e.g. "
+            f"{pipe.__name__}.from_pretrained(...) or one built from its components."
+        )
 
 
 def check_channel_axis(pipe: Any, layout: LatentLayout, shape: tuple[int, ...] | torch.Size, who: str) -> None:

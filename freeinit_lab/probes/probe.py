@@ -223,6 +223,9 @@ class LatentProbe:
         band_edges: Sequence[float] | None = None,
         layout: Sequence[str] | Any | None = None,
     ) -> None:
+        from freeinit_lab.hooks.layouts import require_pipeline_instance
+
+        require_pipeline_instance(pipe, "LatentProbe")
         if isinstance(capture, str):
             capture = (capture,)
         capture = tuple(capture)

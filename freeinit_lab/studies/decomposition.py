@@ -63,7 +63,7 @@ from ..core.reinit import FreeInitSettings, settings_keywords
 from ..core.schedules import get_schedule
 from ..core.spectral import band_power, check_filter, default_band_edges
 from ..engine.loop import FreeInitNoGapWarning, _first_tensor
-from ..hooks.layouts import check_channel_axis, get_layout, patch_attribute
+from ..hooks.layouts import check_channel_axis, get_layout, patch_attribute, require_pipeline_instance
 from .strategies import _consistency, _dynamics
 
 __all__ = [
@@ -370,6 +370,7 @@ def decompose_freeinit(
 
     t_start = time.perf_counter()
     # ------------------------------------------------------------------ checks, before any sampling
+    require_pipeline_instance(pipe, "decompose_freeinit")
     controls = _check_controls(controls)
     arms = ["plain", "freeinit", *controls]
     if oracle:

@@ -107,3 +107,18 @@ def test_studies_take_the_stored_sampler_then_the_fallback_and_name_the_fix_with
     with pytest.raises(ValueError, match=">= 1"):
         resolve_num_inference_steps(stored, 0)
 
+
+
+@pytest.mark.parametrize("run", [
+    lambda cls: fl.freeinit(cls, num_iters=2, prompt="a cat", num_inference_steps=2),
+    lambda cls: fl.decompose_freeinit(cls, num_videos=8, prompt="a cat", num_inference_steps=2, progress=False),
+    lambda cls: LatentProbe(cls),
+], ids=["freeinit", "decompose_freeinit", "LatentProbe"])
+@pytest.mark.parametrize("name", ["AnimateDiffPipeline", "WanPipeline"])
+def test_a_pipeline_class_instead_of_an_instance_is_named(run, name):
+    # AnimateDiffPipeline's class attribute free_init_enabled (a property) read as "diffusers' FreeInit is enabled";
+    # WanPipeline's missing class attribute `scheduler` as a layout to fix
+    import diffusers
+
+    with pytest.raises(TypeError, match=rf"{name} is a class.*from_pretrained"):
+        run(getattr(diffusers, name))
