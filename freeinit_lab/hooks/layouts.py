@@ -56,6 +56,7 @@ A subclass of a registered pipeline class uses its parent's layout unless it is 
 from __future__ import annotations
 
 import functools
+import inspect
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal
@@ -321,6 +322,29 @@ def patch_attribute(obj: Any, name: str, make_wrapper: Callable[[Callable], Call
         handle.remove()
 
 
+def _class_step_signature(scheduler: Any) -> inspect.Signature | None:
+    """The signature of the scheduler class's ``step`` without ``self`` (wrappers installed on the instance, e.g.
+    an open probe's, take ``*args, **kwargs`` and name no argument)."""
+    try:
+        sig = inspect.signature(type(scheduler).step)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    params = list(sig.parameters.values())
+    return sig.replace(parameters=params[1:]) if params and params[0].name == "self" else sig
+
+
+def _step_sample(sig: inspect.Signature | None, args: tuple, kwargs: dict) -> Any:
+    """The ``sample`` argument of a ``scheduler.step`` call (None when it cannot be read)."""
+    if "sample" in kwargs:
+        return kwargs["sample"]
+    if sig is None:
+        return None
+    try:
+        return sig.bind(*args, **kwargs).arguments.get("sample")
+    except TypeError:
+        return None
+
+
 @contextmanager
 def capture_final_latent(pipe: Any, layout: LatentLayout | None = None) -> Iterator[dict[str, Any]]:
     """Record the final clean latent of the pipeline call(s) made inside the block, without changing them.
@@ -360,11 +384,19 @@ def capture_final_latent(pipe: Any, layout: LatentLayout | None = None) -> Itera
     else:
         scheduler = layout.get_scheduler(pipe)
 
+        sig = _class_step_signature(scheduler)
+
         def make_wrapper(original: Callable) -> Callable:
             @functools.wraps(original)
             def step(*args: Any, **kwargs: Any) -> Any:
                 out = original(*args, **kwargs)
-                record["latent"] = read_sample(out).detach().clone()
+                latent = read_sample(out).detach()
+                # schedulers compute in float32 (their alphas are float32) and pipelines that keep half-precision
+                # latents (CogVideoX) cast the sample back to the dtype it came in with before they go on
+                sample = _step_sample(sig, args, kwargs)
+                if isinstance(sample, torch.Tensor) and sample.is_floating_point() and sample.dtype != latent.dtype:
+                    latent = latent.to(sample.dtype)
+                record["latent"] = latent.clone()
                 return out
 
             return step

@@ -455,3 +455,14 @@ def test_stored_sampler_steps_are_used_without_num_inference_steps():
     assert res.num_denoiser_evals == 6
     explicit = freeinit(pipe, num_iters=2, generator=gen(0), output_type="latent", num_inference_steps=3)
     assert torch.equal(res.latents, explicit.latents)
+
+
+def test_final_latent_does_not_depend_on_output_type_in_bfloat16():
+    """CogVideoX (final latent captured at the scheduler step) in bfloat16: decoding the last pass must not change
+    res.latents, nor its dtype."""
+    pipe = tiny_pipeline("CogVideoXPipeline", zero_terminal_snr=False).to(dtype=torch.bfloat16)
+    kw = dict(num_iters=2, prompt="a cat", **{**TINY_CALL_KWARGS["CogVideoXPipeline"], "num_inference_steps": 2})
+    lat = freeinit(pipe, generator=gen(0), output_type="latent", **kw)
+    dec = freeinit(pipe, generator=gen(0), output_type="np", return_iteration_frames=True, **kw)
+    assert dec.latents.dtype == lat.latents.dtype == torch.bfloat16
+    assert torch.equal(dec.latents, lat.latents)

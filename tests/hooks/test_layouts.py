@@ -102,3 +102,22 @@ def test_table_entry_matches_the_pipeline(name):
     assert layout.get_denoisers(pipe)
     # every wrapper is gone afterwards
     assert "decode_latents" not in vars(pipe) and "step" not in vars(layout.get_scheduler(pipe))
+
+
+@pytest.mark.parametrize("name", ["CogVideoXPipeline", "WanPipeline"])
+def test_scheduler_step_capture_keeps_the_pipelines_dtype(name):
+    """In bfloat16 CogVideoX's scheduler returns a float32 sample that the pipeline casts back to bfloat16 before
+    it continues, returns or decodes it: the captured final latent is that bfloat16 latent, bit for bit."""
+    pipe = tiny_pipeline(name).to(dtype=torch.bfloat16)
+    kw = {**TINY_CALL_KWARGS[name], "num_inference_steps": 2}
+    latent = pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent", **kw).frames
+    with capture_final_latent(pipe) as cap:
+        pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="np", **kw)
+    assert cap["latent"].dtype == latent.dtype
+    assert torch.equal(cap["latent"], latent)
+    # the same under an open probe, whose own step wrapper takes *args, **kwargs
+    from freeinit_lab import LatentProbe
+
+    with LatentProbe(pipe, capture="latents"), capture_final_latent(pipe) as cap:
+        pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="np", **kw)
+    assert torch.equal(cap["latent"], latent)
