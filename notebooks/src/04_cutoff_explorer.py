@@ -22,7 +22,7 @@ SEED = 0                  # picks the explorer's sample and which stored videos 
 NUM_BANDS = 6             # radial frequency bands of the mix-variance table
 RUN_IN_NOTEBOOK = True    # press "run FreeInit" programmatically once, so a headless run shows a result
 CUTOFF_MAP = None         # NetCDF file of the heat map; None = the shipped data/cutoff_map.nc
-LIVE_VIDEOS = 4           # stored videos of one heat-map cell recomputed live (0 = skip)
+LIVE_VIDEOS = 4           # stored videos of one heat-map cell recomputed live (0 = skip; else 2-12)
 LIVE_CELL = (0.8, 0.8)    # (d_s, d_t) of that cell: the widest, where the previous map flickered
 CONFIDENCE = 0.99         # two-sided level of the paired t-intervals
 
@@ -45,6 +45,12 @@ from freeinit_lab.widgets import CutoffExplorer
 t_start = time.perf_counter()
 cmap = cm.load_cutoff_map(CUTOFF_MAP or cm.DEFAULT_CUTOFF_MAP_PATH)
 K, METHOD = int(cmap.attrs["num_iters"]), str(cmap.attrs["method"])
+if LIVE_VIDEOS and not 2 <= LIVE_VIDEOS <= cmap.sizes["video"]:  # measure_cutoff_map needs 2 for its standard errors
+    raise ValueError(f"LIVE_VIDEOS={LIVE_VIDEOS}: 0 (skip the live check) or 2 to {cmap.sizes['video']} (the map's "
+                     "videos per cell)")
+if LIVE_VIDEOS and not (LIVE_CELL[0] in cmap.d_s.values and LIVE_CELL[1] in cmap.d_t.values):
+    raise ValueError(f"LIVE_CELL={LIVE_CELL} is not a cell of the map: d_s in {cmap.d_s.values.tolist()}, d_t in "
+                     f"{cmap.d_t.values.tolist()}")
 explorer = CutoffExplorer(seed=SEED, cutoff_map=cmap)
 explorer.widget
 
