@@ -41,3 +41,10 @@ def test_cutoff_explorer_refuses_a_live_cell_off_the_map():
 def test_cutoff_explorer_accepts_live_videos_in_range(value):
     ns = _run_first_cells("04_cutoff_explorer", f"LIVE_VIDEOS = {value}")
     assert ns["LIVE_VIDEOS"] == value
+
+
+def test_freeinit_refinement_refuses_too_few_passes_for_its_claims():
+    """With NUM_ITERS = 2 the claim 'the first iteration gains more than each later one' was np.all of nothing:
+    it passed without testing anything."""
+    with pytest.raises(ValueError, match="NUM_ITERS = 2"):
+        _run_first_cells("03_freeinit_refinement", "NUM_ITERS = 2")

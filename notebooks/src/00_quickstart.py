@@ -175,7 +175,17 @@ record("freeinit_distance_change_db", float(ds.effect.sel(arm="freeinit", metric
 assert high("distance", arm="freeinit") < 0, interval("effect", arm="freeinit", metric="distance")
 record("freeinit_dynamics_change", float(ds.effect.sel(arm="freeinit", metric="dynamics")),
        "FreeInit − plain, RMS frame-to-frame change (model space)")
-assert high("dynamics", arm="freeinit") < 0, interval("effect", arm="freeinit", metric="dynamics")
+# FreeInit's loss of motion is the soft Gaussian mask's variance decay (section 3 below, notebook 06), so the
+# motion claims are the Gaussian filter's and asserted for it only. A sharper filter has little of it: with
+# METHOD = "butterworth" (order 4, cut-offs 0.25) at seed 987,654, FreeInit − plain dynamics was +0.011
+# [−0.003, +0.023] (99 %), and its mask-only share meaningless (a share of about nothing).
+GAUSSIAN = METHOD == "gaussian"
+if GAUSSIAN:
+    assert high("dynamics", arm="freeinit") < 0, interval("effect", arm="freeinit", metric="dynamics")
+else:
+    print(f"dynamics, FreeInit − plain with METHOD = {METHOD!r}: "
+          f"{interval('effect', arm='freeinit', metric='dynamics')} (the loss-of-motion claims are the Gaussian "
+          "filter's; not asserted)")
 
 # %%
 mask_share = record("mask_only_explains_consistency", float(ds.explained.sel(control="mask_only", metric="consistency")),
@@ -197,9 +207,11 @@ separated = low("consistency", control="amplitude_matched") > high("consistency"
 print(f"amplitude_matched explains {interval('explained', control='amplitude_matched', metric='consistency')} of the "
       f"consistency gain, mask_only {interval('explained', control='mask_only', metric='consistency')}: "
       + ("the amplitude clearly more" if separated else "intervals overlap, no ranking at this seed"))
-assert low("dynamics", arm="amplitude_matched") > high("dynamics", arm="freeinit"), (
-    interval("effect", arm="amplitude_matched", metric="dynamics"), interval("effect", arm="freeinit", metric="dynamics"))
-assert low("dynamics", control="mask_only") > 0.5, interval("explained", control="mask_only", metric="dynamics")
+if GAUSSIAN:  # the motion claims: the Gaussian filter's (see above)
+    assert low("dynamics", arm="amplitude_matched") > high("dynamics", arm="freeinit"), (
+        interval("effect", arm="amplitude_matched", metric="dynamics"),
+        interval("effect", arm="freeinit", metric="dynamics"))
+    assert low("dynamics", control="mask_only") > 0.5, interval("explained", control="mask_only", metric="dynamics")
 
 # %%
 record("quickstart_video_steps", video_steps, "denoiser evaluations of one 16×32×32 video in this notebook")
@@ -222,6 +234,8 @@ print(f"{video_steps} video-steps, {seconds:.1f} s")
 #   initialization gap closed in power) gives most of it, and so does the **mask**'s variance loss alone, which
 #   also takes the motion; this video's own low band is not needed: another video's (`shuffled_low`) or a fresh
 #   diffusion (`freeinit_fresh`) does part of the job, signal-free noise of the right power does most or all of it.
+#   The loss of motion belongs to the Gaussian filter's soft transition band: with `METHOD = "butterworth"` it
+#   vanishes (+0.011 [−0.003, +0.023] at seed 987,654), so the motion claims are asserted for the Gaussian only.
 # - **Against the paper.** The paper reports the consistency gain (AnimateDiff, DINO first-frame cosine ×100:
 #   85.2 → 92.0) and attributes it to bridging the gap with the video's own low frequencies. The direction agrees;
 #   the attribution does not hold here: a latent with the training $z_T$'s spectrum but no content does as much.

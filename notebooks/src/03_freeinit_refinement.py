@@ -53,6 +53,9 @@ from freeinit_lab.studies.decomposition import decomposition_noises, paired_boot
 from freeinit_lab.viz.report import record, save_figure
 
 t_start = time.perf_counter()
+if NUM_ITERS < 3:  # the pass-by-pass claims compare the first iteration with later ones: none to compare with
+    raise ValueError(f"NUM_ITERS = {NUM_ITERS}: this notebook compares FreeInit's first iteration with later ones "
+                     "and the chained passes with the controls; use NUM_ITERS >= 3 (1 plain pass + 2 iterations)")
 pipe = fl.load_default_pipeline()
 pipe.set_progress_bar_config(disable=True)
 reference = fl.default_training_videos(NUM_VIDEOS, seed=900_000_000 + SEED)  # held out: never used in training

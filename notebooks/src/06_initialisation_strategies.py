@@ -222,7 +222,13 @@ def check(c, reported=()):
     return df
 
 
-a_claims = check(claims(a_j, a_jf, a_ds))
+# FreeInit's loss of dynamics is the soft Gaussian mask's variance decay: claimed, and asserted, for the Gaussian
+# filter only. A sharper filter has little of it: with METHOD = "butterworth" (order 4), CUTOFF = 0.25, at seed
+# 987,654, FreeInit − plain dynamics was +0.005 [+0.003, +0.008] on the exact-score model and +0.012 [+0.002, +0.020]
+# on the trained one (99 %); under another filter these two claims are shown, not asserted.
+FILTER_SPECIFIC = () if METHOD == "gaussian" else ("FreeInit - plain, dynamics",
+                                                   "mask_only share: dynamics low - consistency high")
+a_claims = check(claims(a_j, a_jf, a_ds), reported=FILTER_SPECIFIC)
 record("analytic_plain_spatial_dc_db", a_claims.loc["plain spatial DC vs data (dB)", "value"],
        "exact-score model: plain samples' spatial DC band power vs the data, dB")
 record("analytic_plain_temporal_dc_db", a_claims.loc["plain temporal DC vs data (dB)", "value"],
@@ -290,7 +296,7 @@ print(gap_vs_exact)
 # %%
 # the same claims on the trained model; its plain samples' consistency shortfall is reported, not asserted: with the
 # stored UniPC sampler it is small against 24 videos' interval (it was resolved with DDIM 25, the sampler before)
-d_claims = check(claims(d_j, d_jf, d_ds), reported=("plain consistency vs data",))
+d_claims = check(claims(d_j, d_jf, d_ds), reported=("plain consistency vs data", *FILTER_SPECIFIC))
 for name, key in (("plain_spatial_dc_db", "plain spatial DC vs data (dB)"),
                   ("plain_temporal_dc_db", "plain temporal DC vs data (dB)"),
                   ("freeinit_spatial_dc_gain_db", "FreeInit - plain, spatial DC (dB)"),
@@ -327,7 +333,8 @@ fl.decomposition_table(d_ds, ["consistency", "dynamics", "contrast", "distance"]
 #   dynamics below the data's. **Its controls explain it:** `amplitude_matched` — plain noise with the training
 #   marginal's band power, one pass — reproduces most of the consistency gain and ends closer to the data than
 #   FreeInit; `mask_only` — FreeInit's mix without any signal — reproduces the loss of dynamics (the soft mix's
-#   variance decay) and moves the samples away from the data. The spectrum-matched latent (a Gaussian fit of the
+#   variance decay; a sharper Butterworth mask has little of it, and FreeInit with it does not lower the dynamics:
+#   those two claims are asserted for the Gaussian filter only) and moves the samples away from the data. The spectrum-matched latent (a Gaussian fit of the
 #   training marginal's low band, no data needed at sampling time, one pass) comes nearly as close as the oracle.
 #   Fresh-noise re-diffusion (the paper's text) raises the DC band less than same-noise re-diffusion (the public
 #   codes); the variance-preserving mix keeps the dynamics (both in the tables, not asserted).
