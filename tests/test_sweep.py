@@ -360,6 +360,13 @@ def _reads_a_global():
     return fl.load_analytic_pipeline(num_frames=_FRAMES["n"], height=8)
 
 
+_PIPE = None
+
+
+def _returns_the_global_pipe():
+    return _PIPE
+
+
 def test_python_callables_that_build_other_pipelines_are_other_specs(tmp_path):
     """A callable's key is its name *and* what it builds with: closures of one function over other values, two
     lambdas of one module, callable objects with other settings and a global they read are other pipelines, and
@@ -389,6 +396,12 @@ def test_python_callables_that_build_other_pipelines_are_other_specs(tmp_path):
         assert key(_reads_a_global) != before
     finally:
         _FRAMES["n"] = 4
+    global _PIPE  # a notebook's `pipe` reassigned between two sweeps of `lambda: pipe`: other weights, other spec
+    _PIPE = fl.load_analytic_pipeline(num_frames=4, height=8)
+    first = key(_returns_the_global_pipe)
+    _PIPE = fl.load_analytic_pipeline(num_frames=4, height=8, clips=torch.rand(8, 3, 4, 8, 8) * 2 - 1)
+    assert key(_returns_the_global_pipe) != first
+    assert key(_returns_the_global_pipe) == key(_returns_the_global_pipe)
 
     spec = {**SPEC, "grid": {"d_s": [0.25]}, "seeds": [0], "videos_per_seed": 1}
     store = tmp_path / "s.zarr"

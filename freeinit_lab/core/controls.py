@@ -269,7 +269,8 @@ def _check_permutation(permutation, n: int, name: str) -> torch.Tensor:
         raise ValueError(f"arm {name!r} keeps another video's low band: it needs a permutation of the videos; {fix}")
     perm = torch.as_tensor(permutation)
     if perm.is_floating_point() or perm.is_complex() or perm.dtype == torch.bool or perm.dim() != 1:
-        raise ValueError(f"permutation must be a 1-D integer tensor; got {perm.dtype} of shape {tuple(perm.shape)}; {fix}")
+        raise ValueError(f"permutation must be a 1-D integer tensor; got {perm.dtype} of shape {tuple(perm.shape)}; "
+                         f"{fix}")
     perm = perm.to(torch.long)
     if perm.numel() != n or not torch.equal(torch.sort(perm.cpu()).values, torch.arange(n)):
         raise ValueError(f"permutation {perm.tolist()} is not a permutation of the {n} videos 0..{n - 1}; {fix}")

@@ -155,11 +155,11 @@ def _value_key(value: Any, depth: int = 0, data_only: bool = False) -> str:
     """A text that changes whenever ``value`` could make a factory build another pipeline, the same in every process.
 
     Plain values by ``repr``, containers element by element, arrays and tensors by their bytes, modules and
-    classes by name, functions by their code (:func:`_callable_name`). Any other object is keyed by its identity
-    in this process: a store made with it is never completed by another process's cells (it needs a fresh
-    store then), rather than by cells of another object. With ``data_only`` (a function's globals) only data are
-    keyed by value; modules, functions and other objects by their type's name, so a logger or cache a module
-    holds never changes the key.
+    classes by name, functions by their code (:func:`_callable_name`), loaded pipelines and torch modules by their
+    weights. Any other object is keyed by its identity in this process: a store made with it is never completed
+    by another process's cells (it needs a fresh store then), rather than by cells of another object. With
+    ``data_only`` (a function's globals) only data, pipelines and modules are keyed by value; other modules,
+    functions and objects by their type's name, so a logger or cache a module holds never changes the key.
     """
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes, np.generic, Path)):
         return repr(value)
@@ -168,7 +168,8 @@ def _value_key(value: Any, depth: int = 0, data_only: bool = False) -> str:
     if isinstance(value, (set, frozenset)):
         return f"{type(value).__name__}[{', '.join(sorted(_value_key(v, depth, data_only) for v in value))}]"
     if isinstance(value, Mapping):
-        items = sorted(f"{_value_key(k, depth, data_only)}: {_value_key(v, depth, data_only)}" for k, v in value.items())
+        items = sorted(f"{_value_key(k, depth, data_only)}: {_value_key(v, depth, data_only)}"
+                       for k, v in value.items())
         return "{" + ", ".join(items) + "}"
     if isinstance(value, np.ndarray) or type(value).__name__ in ("Tensor", "Parameter"):  # repr elides values
         if hasattr(value, "detach"):  # any torch dtype (bfloat16 too), by its bytes
@@ -180,12 +181,17 @@ def _value_key(value: Any, depth: int = 0, data_only: bool = False) -> str:
         return f"array {value.dtype} {list(value.shape)} {hashlib.sha256(raw).hexdigest()[:16]}"
     if type(value).__module__ == "torch" and type(value).__name__ in ("dtype", "device"):
         return repr(value)
+    if isinstance(value, type):
+        return f"class {_qualified(value)}"
+    if _is_pipeline(value):  # a loaded pipeline a factory reads (a global too): its weights, as for a pipeline entry
+        return f"pipeline {type(value).__name__} {_fingerprint(value)}"
+    if callable(getattr(value, "state_dict", None)) and callable(getattr(value, "named_parameters", None)):
+        digest = hashlib.sha256("|".join(f"{k}={_value_key(t)}" for k, t in value.state_dict().items()).encode())
+        return f"module {type(value).__name__} {digest.hexdigest()[:16]}"  # a torch module: its weights
     if data_only:
         return f"<{type(value).__name__}>"
     if isinstance(value, types.ModuleType):
         return f"module {value.__name__}"
-    if isinstance(value, type):
-        return f"class {_qualified(value)}"
     if callable(value) and depth < _KEY_DEPTH:
         return _callable_name(value, depth + 1)
     return f"{type(value).__module__}.{type(value).__qualname__} id{id(value):x}"

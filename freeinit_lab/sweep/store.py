@@ -5,8 +5,9 @@ Layout: every data variable has the cell dims first (the grid keys, then ``seed`
 write touches exactly its own chunks. ``complete`` (cell dims, bool) is written after the cell's data, and
 ``cell_seconds`` with it; a cell is either complete or recomputed. Every chunk carries a CRC-32 checksum and is
 written even when it equals the fill value, so reopening the store finds a complete cell whose chunk was lost or
-damaged since (deleted, truncated, bit-flipped): it is recomputed, with a warning naming it, never read as NaN. The spec and its hash live in the store's
-attrs (``sweep_spec``, ``sweep_spec_hash``); a store made from another spec is refused.
+damaged since (deleted, truncated, bit-flipped): it is recomputed, with a warning naming it, never read as NaN.
+The spec and its hash live in the store's attrs (``sweep_spec``, ``sweep_spec_hash``); a store made from another
+spec is refused.
 
 The store is created from the first finished cell (its variables, dims and labels are the template for all
 others); later cells are checked against it and written with plain zarr region assignment (one writer: the
