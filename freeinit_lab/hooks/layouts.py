@@ -64,7 +64,7 @@ from typing import Any, Callable, Iterator, Literal
 import torch
 
 from freeinit_lab.core.dims import VIDEO_DIMS as _VIDEO_DIMS
-from freeinit_lab.hooks.outputs import read_sample
+from freeinit_lab.hooks.outputs import read_sample, step_signature
 from freeinit_lab.hooks.patching import patch
 
 __all__ = [
@@ -271,38 +271,46 @@ def require_pipeline_instance(pipe: Any, who: str) -> None:
         )
 
 
-def check_channel_axis(pipe: Any, layout: LatentLayout, shape: tuple[int, ...] | torch.Size, who: str) -> None:
+def check_channel_axis(pipe: Any, layout: LatentLayout | tuple[str, ...], shape: tuple[int, ...] | torch.Size,
+                       who: str, fix: str | None = None) -> None:
     """Refuse a layout whose ``"channel"`` axis does not hold the denoiser's latent channels.
 
-    A layout that swaps frames and channels would make every spectral step (FreeInit's 3-D low-pass, band power)
-    act on the wrong axes without any error. Only a channel count the denoiser declares (``config.out_channels``,
-    or half of it for learned-variance models) is used; frames and channels are never guessed from sizes.
+    A layout that swaps frames and channels would make every spectral step (FreeInit's 3-D low-pass, band power,
+    a probe's record) act on the wrong axes without any error. Only a channel count the denoiser declares
+    (``config.out_channels``, or half of it for learned-variance models) is used; frames and channels are never
+    guessed from sizes.
 
     Parameters
     ----------
     pipe
         The pipeline whose latents have ``shape``.
     layout
-        The layout the caller is about to use.
+        The layout the caller is about to use (a :class:`LatentLayout` or its ``dims``).
     shape
         A latent shape in the pipeline's own axis order.
     who
         The caller's name, for the message.
+    fix
+        How the caller's user gives the right axis order (default: registering the layout).
     """
     from freeinit_lab.core.snr import _latent_channels
 
+    dims = tuple(getattr(layout, "dims", layout))
     channels = _latent_channels(pipe)
-    if channels is None or len(shape) != len(layout.dims):
+    if channels is None or len(shape) != len(dims):
         return
-    got = int(shape[layout.dims.index("channel")])
+    got = int(shape[dims.index("channel")])
     if got in (channels, channels // 2):
         return
+    fix = fix or (
+        f"Register the pipeline's real axis order, e.g. register_layout({type(pipe).__name__!r}, "
+        "LatentLayout(dims=('batch', 'frame', 'channel', 'height', 'width'), ...), overwrite=True) "
+        "(freeinit_lab.hooks.layouts)."
+    )
     raise ValueError(
-        f"{who}: with layout {layout.dims} the latents {tuple(int(s) for s in shape)} of {type(pipe).__name__} "
+        f"{who}: with layout {dims} the latents {tuple(int(s) for s in shape)} of {type(pipe).__name__} "
         f"have {got} channels, but its denoiser works on {channels}; the layout names the wrong axis as 'channel', "
-        "so the frequency filter would run over the wrong axes. Register the pipeline's real axis order, e.g. "
-        f"register_layout({type(pipe).__name__!r}, LatentLayout(dims=('batch', 'frame', 'channel', 'height', "
-        "'width'), ...), overwrite=True) (freeinit_lab.hooks.layouts)."
+        f"so the frequency filter would run over the wrong axes. {fix}"
     )
 
 
@@ -322,23 +330,10 @@ def patch_attribute(obj: Any, name: str, make_wrapper: Callable[[Callable], Call
         handle.remove()
 
 
-def _class_step_signature(scheduler: Any) -> inspect.Signature | None:
-    """The signature of the scheduler class's ``step`` without ``self`` (wrappers installed on the instance, e.g.
-    an open probe's, take ``*args, **kwargs`` and name no argument)."""
-    try:
-        sig = inspect.signature(type(scheduler).step)
-    except (AttributeError, TypeError, ValueError):
-        return None
-    params = list(sig.parameters.values())
-    return sig.replace(parameters=params[1:]) if params and params[0].name == "self" else sig
-
-
-def _step_sample(sig: inspect.Signature | None, args: tuple, kwargs: dict) -> Any:
+def _step_sample(sig: inspect.Signature, args: tuple, kwargs: dict) -> Any:
     """The ``sample`` argument of a ``scheduler.step`` call (None when it cannot be read)."""
     if "sample" in kwargs:
         return kwargs["sample"]
-    if sig is None:
-        return None
     try:
         return sig.bind(*args, **kwargs).arguments.get("sample")
     except TypeError:
@@ -384,9 +379,9 @@ def capture_final_latent(pipe: Any, layout: LatentLayout | None = None) -> Itera
     else:
         scheduler = layout.get_scheduler(pipe)
 
-        sig = _class_step_signature(scheduler)
-
         def make_wrapper(original: Callable) -> Callable:
+            sig = step_signature(scheduler, original)
+
             @functools.wraps(original)
             def step(*args: Any, **kwargs: Any) -> Any:
                 out = original(*args, **kwargs)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-__all__ = ["read_pipeline_output", "read_sample", "read_step_output"]
+__all__ = ["read_pipeline_output", "read_sample", "read_step_output", "step_signature"]
 
 
 def read_pipeline_output(out: Any) -> Any:
@@ -81,3 +82,27 @@ def read_step_output(scheduler: Any, out: Any) -> tuple[torch.Tensor, torch.Tens
             return out[0], x0
         return out[0], None
     raise TypeError(f"LatentProbe: cannot read a scheduler output of type {type(out).__name__}")
+
+
+_STEP_ARGS = ("model_output", "timestep", "sample")
+
+
+def step_signature(sched: Any, current: Callable) -> inspect.Signature:
+    """The signature to read ``scheduler.step``'s arguments with.
+
+    ``current`` is what ``sched.step`` is now; when someone else replaced it with a wrapper that takes
+    ``*args, **kwargs`` (``lambda *a, **k: orig(*a, **k)``) its own signature names nothing, so the arguments are
+    read with the signature of the scheduler class's ``step``, where they end up.
+    """
+    candidates = [current, getattr(type(sched), "step", None)]
+    for fn in candidates:
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            continue
+        params = list(sig.parameters.values())
+        if fn is candidates[1] and params and params[0].name == "self":
+            sig = sig.replace(parameters=params[1:])
+        if all(a in sig.parameters for a in _STEP_ARGS):
+            return sig
+    return inspect.signature(current)

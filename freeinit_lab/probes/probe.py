@@ -74,7 +74,7 @@ import xarray as xr
 from freeinit_lab.core.dims import VIDEO_DIMS as _VIDEO_DIMS
 from freeinit_lab.core.reinit import fast_sampling_steps
 from freeinit_lab.hooks.events import publish_pass, subscribe
-from freeinit_lab.hooks.outputs import read_step_output
+from freeinit_lab.hooks.outputs import read_step_output, step_signature
 from freeinit_lab.hooks.patching import PatchHandle, patch, patch_class_method
 from freeinit_lab.probes.io import mark_complete
 from freeinit_lab.probes.budget import ProbeBudgetError, _as_dtype, _fmt_bytes, estimate_capture_bytes
@@ -134,30 +134,6 @@ def mark_iteration(pipe: Any, iteration: int, **settings: Any) -> None:
 def _fast_sampling_steps(num_steps: int, num_iters: int, iteration: int) -> int:
     """Steps of FreeInit pass ``iteration`` with coarse-to-fine sampling (diffusers' formula)."""
     return fast_sampling_steps(num_steps, num_iters)[iteration]
-
-
-_STEP_ARGS = ("model_output", "timestep", "sample")
-
-
-def _step_signature(sched: Any, current: Callable) -> inspect.Signature:
-    """The signature to read ``scheduler.step``'s arguments with.
-
-    ``current`` is what ``sched.step`` is now; when someone else replaced it with a wrapper that takes
-    ``*args, **kwargs`` (``lambda *a, **k: orig(*a, **k)``) its own signature names nothing, so the arguments are
-    read with the signature of the scheduler class's ``step``, where they end up.
-    """
-    candidates = [current, getattr(type(sched), "step", None)]
-    for fn in candidates:
-        try:
-            sig = inspect.signature(fn)
-        except (TypeError, ValueError):
-            continue
-        params = list(sig.parameters.values())
-        if fn is candidates[1] and params and params[0].name == "self":
-            sig = sig.replace(parameters=params[1:])
-        if all(a in sig.parameters for a in _STEP_ARGS):
-            return sig
-    return inspect.signature(current)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -385,7 +361,7 @@ class LatentProbe:
                 continue
             if name == "step":
 
-                def make(inner: Callable, _sig=_step_signature(sched, original), _sched=sched) -> Callable:
+                def make(inner: Callable, _sig=step_signature(sched, original), _sched=sched) -> Callable:
                     def step(*args, **kwargs):
                         out = inner(*args, **kwargs)
                         if probe._installed:
@@ -552,34 +528,19 @@ class LatentProbe:
             self._check_budget(deferred)
 
     def _on_prepare_latents(self, latents: torch.Tensor) -> None:
+        from freeinit_lab.hooks.layouts import check_channel_axis
+
         if latents.dim() != len(self._layout):
             return
         self._pipe_latent_shape = tuple(latents.shape)
         shape = self._canonical_shape(tuple(latents.shape))
-        self._check_channel_axis(shape)
+        check_channel_axis(self.pipe, self._layout, self._pipe_latent_shape, "LatentProbe",
+                           fix="Pass the pipeline's real axis order as layout=... (or register it with "
+                               "freeinit_lab.layouts.register_layout).")
         if self._timesteps_set:
             self._check_budget(shape)
         else:  # the scheduler still holds an earlier call's timesteps: check once this call sets its own
             self._deferred_shape = shape
-
-    def _check_channel_axis(self, shape: tuple[int, ...]) -> None:
-        """Refuse a layout that puts another axis where the denoiser's channels are (checked before sampling).
-
-        Only a channel count the denoiser declares (``config.out_channels``; half of it for learned-variance
-        models) is used; frame and channel counts are never guessed from sizes.
-        """
-        from freeinit_lab.core.snr import _latent_channels
-
-        channels = _latent_channels(self.pipe)
-        got = shape[_VIDEO_DIMS.index("channel")]
-        if channels is None or got in (channels, channels // 2):
-            return
-        raise ValueError(
-            f"LatentProbe: with layout {self._layout} the latents {self._pipe_latent_shape} have {got} channels, but "
-            f"{type(self.pipe).__name__}'s denoiser works on {channels}; the layout names the wrong axis as "
-            "'channel'. Pass the pipeline's real axis order as layout=... (or register it with "
-            "freeinit_lab.layouts.register_layout)."
-        )
 
     def _canonical_shape(self, pipe_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(int(pipe_shape[self._layout.index(d)]) for d in _VIDEO_DIMS)
