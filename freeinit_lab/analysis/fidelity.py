@@ -63,6 +63,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from freeinit_lab._checks import require_int
+
 __all__ = ["FEATURE_NAMES", "FidelityReport", "fidelity_report", "fidelity_gate", "video_features",
            "spatial_band_power", "temporal_band_power", "min_videos", "training_marginal_latents",
            "band_power_gap", "BandPowerGap", "judge_against_data", "denoising_error", "DenoisingError"]
@@ -412,14 +414,9 @@ def fidelity_report(samples, reference, *, training=None, space: str = "as given
     if r.shape[0] < 2 * n:
         raise ValueError(f"fidelity_report needs at least 2 × {n} = {2 * n} reference videos (two disjoint sets "
                          f"of {n}: one compared with the samples, one for the baseline); got {r.shape[0]}")
-    if isinstance(folds, bool) or int(folds) != folds or not 2 <= folds <= 2 * n:
-        raise ValueError(f"folds must be an integer in [2, {2 * n}] (cross-validation folds of the classifier on "
-                         f"{2 * n} videos); got {folds}")
-    folds = int(folds)
-    if isinstance(repeats, bool) or int(repeats) != repeats or repeats < 1:
-        raise ValueError(f"repeats must be an integer >= 1 (repetitions of the classifier's cross-validation); "
-                         f"got {repeats}")
-    repeats = int(repeats)
+    folds = require_int("folds", folds, low=2, high=2 * n,
+                        why=f" (cross-validation folds of the classifier on {2 * n} videos)")
+    repeats = require_int("repeats", repeats, why=" (repetitions of the classifier's cross-validation)")
     if not 1 <= knn_k < n - 1:
         raise ValueError(f"knn_k must be in [1, {n - 2}]; got {knn_k}")
     if training is not None:

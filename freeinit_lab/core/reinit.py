@@ -51,6 +51,7 @@ from freeinit_lab.core.spectral import (
     reinit_noise_variance_preserving,
     variance_preserving_weights,
 )
+from freeinit_lab._checks import require_int
 
 __all__ = [
     "FreeInitSettings",
@@ -121,12 +122,8 @@ class FreeInitSettings:
     legacy_ideal_threshold: bool = False
 
     def __post_init__(self) -> None:
-        n = self.num_iters
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(
-                f"num_iters={n!r} must be an integer >= 1: the total number of sampling passes including the "
-                "plain first one (1 = plain sampling, the paper uses 3-5)."
-            )
+        n = require_int("num_iters", self.num_iters, why=": the total number of sampling passes including the plain "
+                    "first one (1 = plain sampling, the paper uses 3-5).")
         if self.renoise not in RENOISE:
             raise ValueError(f"renoise={self.renoise!r}; use 'same' (reuse the first initial noise) or 'fresh'.")
         if self.mix not in MIXES:

@@ -61,6 +61,7 @@ from freeinit_lab.embedded.paths import DATA_DIR
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
 from freeinit_lab.probes.io import load_record, save_record
+from freeinit_lab._checks import require_int
 
 __all__ = [
     "DEFAULT_CUTOFF_MAP_PATH",
@@ -237,9 +238,8 @@ def measure_cutoff_map(
             raise ValueError(f"{type(pipe).__name__} stores no default sampler: pass num_inference_steps")
     for name, value, low in (("num_videos", num_videos, 2), ("num_iters", num_iters, 1),
                              ("num_inference_steps", num_inference_steps, 1), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            hint = " (paired standard errors need at least 2 videos; use 16-32)" if name == "num_videos" else ""
-            raise ValueError(f"{name}={value!r} must be an integer >= {low}{hint}")
+        require_int(name, value, low=low,
+                    why=" (paired standard errors need at least 2 videos; use 16-32)" if name == "num_videos" else "")
     # validates method, order and renoise once, with the settings' own messages
     settings = FreeInitSettings(num_iters=int(num_iters), method=method, d_s=float(ds_values[0]),
                                 d_t=float(dt_values[0]), order=order, fast_sampling=fast_sampling, renoise=renoise)

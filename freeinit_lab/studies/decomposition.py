@@ -65,6 +65,7 @@ from ..core.spectral import band_power, check_filter, default_band_edges
 from ..engine.loop import FreeInitNoGapWarning, _first_tensor
 from ..hooks.layouts import check_channel_axis, get_layout, patch_attribute, require_pipeline_instance
 from .strategies import _consistency, _dynamics
+from .._checks import require_int
 
 __all__ = [
     "decompose_freeinit",
@@ -380,9 +381,8 @@ def decompose_freeinit(
                 "oracle starts video i from a_T reference[i] + b_T eps[i]"
             )
         arms.append("oracle")
-    if isinstance(num_iters, bool) or not isinstance(num_iters, (int, np.integer)) or num_iters < 2:
-        raise ValueError(f"num_iters={num_iters!r}: the decomposition needs at least one FreeInit iteration (>= 2)")
-    num_iters = int(num_iters)
+    num_iters = require_int("num_iters", num_iters, low=2,
+                            why=": the decomposition needs at least one FreeInit iteration after the plain pass")
     num_bootstrap = int(num_bootstrap)
     if num_bootstrap < 100:
         raise ValueError(f"num_bootstrap={num_bootstrap} is too few for a percentile interval; use >= 1000")
@@ -399,8 +399,7 @@ def decompose_freeinit(
             + f"; pass num_videos >= {need} (32-64 for intervals narrow enough to read)"
         )
     num_videos = int(num_videos)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size!r} must be an integer >= 1 (videos per pipeline call)")
+    require_int("chunk_size", chunk_size, why=" (videos per pipeline call)")
     check_filter(method, d_s, d_t, order)  # validates the filter with a message naming the fix
     bad = [k for k in _RESERVED if k in call_kwargs]
     if bad:

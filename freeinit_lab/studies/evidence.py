@@ -51,6 +51,7 @@ from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.engine.loop import freeinit
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
+from freeinit_lab._checks import require_int
 
 __all__ = ["measure_evidence", "summarize_evidence", "paired_test"]
 
@@ -164,11 +165,8 @@ def measure_evidence(
     num_inference_steps = resolve_num_inference_steps(pipe, num_inference_steps, fallback=25)
     if not 0 < swap_keep < 1:
         raise ValueError(f"swap_keep={swap_keep} must be in (0, 1): the share of FFT bins taken from noise A")
-    if num_videos < 2:
-        raise ValueError(f"num_videos={num_videos}: need at least 2 videos for a standard error (use >= 32)")
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1 (videos per pipeline call)")
-    batch_size = int(batch_size)
+    num_videos = require_int("num_videos", num_videos, low=2, why=": a standard error needs at least 2 videos (use >= 32)")
+    batch_size = require_int("batch_size", batch_size, why=" (videos per pipeline call)")
     layout = get_layout(pipe)
     if not layout.is_canonical:
         raise ValueError(

@@ -54,6 +54,7 @@ from freeinit_lab.core.spectral import check_filter
 from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
+from freeinit_lab._checks import require_int
 
 __all__ = [
     "refine_once",
@@ -215,16 +216,14 @@ def refinement_study(
     from freeinit_lab.core.snr import band_snr, inference_band_snr
 
     num_inference_steps = resolve_num_inference_steps(pipe, num_inference_steps, fallback=25)
-    if num_videos < 2:
-        raise ValueError(f"num_videos={num_videos}: need at least 2 videos for paired statistics")
-    if num_iters < 2:
-        raise ValueError(f"num_iters={num_iters}: need at least one FreeInit iteration after the plain pass")
+    num_videos = require_int("num_videos", num_videos, low=2, why=": paired statistics need at least 2 videos")
+    num_iters = require_int("num_iters", num_iters, low=2,
+                            why=": need at least one FreeInit iteration after the plain pass")
     for m in filters:  # every filter compared after one iteration, checked before any sampling
         check_filter(m, d_s, d_t, order)
     if len(set(filters)) != len(filters):
         raise ValueError(f"filters={tuple(filters)!r} lists a filter twice; list each once (they label the result)")
-    if isinstance(num_bands, bool) or not isinstance(num_bands, (int, np.integer)) or num_bands < 1:
-        raise ValueError(f"num_bands must be an integer >= 1; got {num_bands!r}")
+    require_int("num_bands", num_bands)
     layout = get_layout(pipe)
     if not layout.is_canonical or not hasattr(pipe, "sample_shape"):
         raise ValueError(f"{type(pipe).__name__} is not a canonical-layout pipeline with sample_shape; use the "

@@ -74,6 +74,7 @@ from freeinit_lab.core.spectral import (
 from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.engine.loop import freeinit
 from freeinit_lab.studies.evidence import _welch, paired_test
+from freeinit_lab._checks import require_int
 
 __all__ = [
     "TerminalMarginal",
@@ -513,8 +514,7 @@ def evaluate_strategies(
     names = [s.name for s in strategies]
     if len(set(names)) != len(names):
         raise ValueError(f"strategy names must be unique, got {names}")
-    if num_videos < 2:
-        raise ValueError("num_videos must be >= 2 for standard errors (use >= 64)")
+    num_videos = require_int("num_videos", num_videos, low=2, why=" for standard errors (use >= 64)")
     shape = (num_videos, *marginal.shape)
     data = torch.as_tensor(data).float()
     if data.dim() != 5 or tuple(data.shape[1:]) != marginal.shape or data.shape[0] < 2:

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from freeinit_lab._checks import require_int
+
 __all__ = [
     "SweepSpec",
     "SweepSpecError",
@@ -502,9 +504,7 @@ class SweepSpec:
             raise SweepSpecError(f"seeds = {list(seeds)!r}: every seed must be a non-negative integer")
         if len(set(int(s) for s in seeds)) != len(seeds):
             raise SweepSpecError(f"seeds = {list(seeds)!r} has repeats; list each seed once")
-        n = self.videos_per_seed
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise SweepSpecError(f"videos_per_seed = {n!r} must be an integer >= 1")
+        require_int("videos_per_seed", self.videos_per_seed, error=SweepSpecError)
         PipelineFactory.from_spec(self.pipeline)
 
     # ------------------------------------------------------------------------------------------ derived

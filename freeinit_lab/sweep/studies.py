@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .spec import SweepSpecError, video_seeds
+from freeinit_lab._checks import require_int
 
 __all__ = ["Study", "register_study", "get_study", "list_studies", "STUDIES"]
 
@@ -78,8 +79,8 @@ class Study:
                 continue
             seen.add(key)
             steps = given.pop("num_inference_steps", None)
-            if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
-                raise SweepSpecError(f"cell ({cell.label}): num_inference_steps={steps!r} must be an integer >= 1")
+            if steps is not None:
+                require_int(f"cell ({cell.label}): num_inference_steps", steps, error=SweepSpecError)
             if given:
                 try:
                     FreeInitSettings(**{**{k: v for k, v in defaults.items() if k in _FIELDS}, **given})

@@ -1,0 +1,50 @@
+"""Argument checks shared by every layer: one rule, one message, for each kind of count the library takes.
+
+A count (videos, steps, folds, workers, ...) is a Python or numpy integer, never a bool (``True`` is 1 to
+Python, but nobody means one video by it) and never a float (``2.5`` videos has no meaning, and ``2.0`` usually
+comes from arithmetic that should be checked by its author). The error names the argument, the value and the
+accepted range, plus a hint of what the count is for, before any work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["require_int"]
+
+
+def require_int(name: str, value: Any, *, low: int = 1, high: int | None = None, why: str = "",
+                error: type[Exception] = ValueError) -> int:
+    """``value`` as an ``int`` if it is an integer with ``low <= value <= high``; else raise ``error``.
+
+    Parameters
+    ----------
+    name
+        The argument's name, as the caller passes it (shown in the message).
+    low, high
+        Inclusive bounds; ``high=None`` has no upper bound.
+    why
+        Appended to the message, e.g. ``" (videos per pipeline call)"``.
+    error
+        The exception class (a caller's own ``ValueError`` subclass, e.g. a spec error).
+
+    Examples
+    --------
+    >>> require_int("chunk_size", 4)
+    4
+    >>> require_int("chunk_size", True)
+    Traceback (most recent call last):
+    ...
+    ValueError: chunk_size=True must be an integer >= 1
+    >>> require_int("folds", 1, low=2, high=32, why=" (cross-validation folds)")
+    Traceback (most recent call last):
+    ...
+    ValueError: folds=1 must be an integer in [2, 32] (cross-validation folds)
+    """
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer))
+    if ok and value >= low and (high is None or value <= high):
+        return int(value)
+    bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+    raise error(f"{name}={value!r} must be an integer {bounds}{why}")

@@ -1,0 +1,54 @@
+"""One rule for counts across the library (``freeinit_lab._checks.require_int``), at the entry points users call."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from freeinit_lab._checks import require_int
+from freeinit_lab.analysis.fidelity import fidelity_report
+from freeinit_lab.core.reinit import FreeInitSettings
+from freeinit_lab.embedded.world import subject_videos
+from freeinit_lab.sweep import SweepSpec
+from freeinit_lab.sweep.spec import SweepSpecError
+
+
+@given(st.integers(-5, 50), st.integers(-3, 10), st.one_of(st.none(), st.integers(0, 40)))
+def test_an_integer_in_range_is_returned_as_int_and_any_other_is_refused_with_the_range(value, low, high):
+    inside = value >= low and (high is None or value <= high)
+    for v in (value, np.int64(value), np.int32(value)):
+        if inside:
+            out = require_int("n", v, low=low, high=high)
+            assert out == value and type(out) is int
+        else:
+            with pytest.raises(ValueError, match=rf"^n={re.escape(repr(v))} must be an integer (>= {low}|in \[{low}, {high}\])$"):
+                require_int("n", v, low=low, high=high)
+
+
+@pytest.mark.parametrize("value", [True, False, np.True_, 2.0, 2.5, "2", None, [2]])
+def test_booleans_floats_and_strings_are_not_counts(value):
+    with pytest.raises(ValueError, match="must be an integer >= 0"):
+        require_int("n", value, low=0)
+
+
+def test_the_error_class_and_hint_are_the_callers():
+    with pytest.raises(SweepSpecError, match=r"videos=0 must be an integer >= 1 \(per seed\)$"):
+        require_int("videos", 0, why=" (per seed)", error=SweepSpecError)
+
+
+def test_entry_points_refuse_non_integer_counts_before_work():
+    """Before, fidelity_report took folds=4.0 and LatentProbe every=True; each entry point now applies one rule."""
+    ref = subject_videos(48, 4, 8, seed=0)
+    for kw in (dict(folds=4.0), dict(folds=True), dict(repeats=np.float64(2))):
+        with pytest.raises(ValueError, match=f"{next(iter(kw))}=.* must be an integer"):
+            fidelity_report(ref[:16], ref[16:], **kw)
+    for n in (True, 2.0, np.int64(0)):
+        with pytest.raises(ValueError, match="num_iters=.* must be an integer >= 1"):
+            FreeInitSettings(num_iters=n)
+    assert FreeInitSettings(num_iters=np.int64(4)).num_iters == 4
+    for n in (True, 1.0, 0):
+        with pytest.raises(SweepSpecError, match="videos_per_seed=.* must be an integer >= 1"):
+            SweepSpec(study="freeinit", grid={"d_s": [0.25]}, seeds=[0], videos_per_seed=n).validate()
