@@ -212,9 +212,11 @@ class TinyVideoPipeline(DiffusionPipeline):
     Examples
     --------
     >>> pipe = load_default_pipeline()
-    >>> out = pipe(num_inference_steps=25, generator=torch.Generator().manual_seed(0))
-    >>> out.frames.shape
-    (1, 8, 16, 16, 3)
+    >>> out = pipe(generator=torch.Generator().manual_seed(0))  # the stored default sampler
+    >>> out.frames.shape  # display RGB: (batch, frame, height, width, rgb)
+    (1, 16, 32, 32, 3)
+    >>> pipe(generator=torch.Generator().manual_seed(0), output_type="latent").frames.shape  # model space
+    torch.Size([1, 3, 16, 32, 32])
     """
 
     model_cpu_offload_seq = "unet"
