@@ -510,6 +510,16 @@ def _dying_study(pipe, *, seed, num_videos, marker=None, **settings):
 register_study("test-dying", _dying_study, overwrite=True)
 
 
+def _raising_study(pipe, *, seed, num_videos, **settings):
+    """The freeinit study, except that the cells of seed 1 raise."""
+    if seed == 1:
+        raise RuntimeError("interrupted")
+    return freeinit_study(pipe, seed=seed, num_videos=num_videos, **settings)
+
+
+register_study("test-raising", _raising_study, overwrite=True)
+
+
 @pytest.fixture(scope="module")
 def client():
     pytest.importorskip("distributed")
@@ -588,6 +598,34 @@ def test_a_worker_killed_mid_cell_is_survived(tmp_path, serial, client):
     xr.testing.assert_identical(_data(ds), _data(serial))  # nothing lost, nothing written twice differently
     client.wait_for_workers(2, timeout=120)  # the nanny restarted it
     assert _environ_settles(nanny_keys, before) == before
+
+
+@pytest.mark.slow
+def test_a_sweep_leaves_the_clusters_workers_as_it_found_them(tmp_path, serial, client):
+    """A user's long-lived cluster: its workers' torch threads and plugins are the same after a sweep (finished or
+    failed) as before, though every cell ran on 1 thread."""
+    import torch
+
+    def threads():
+        import torch
+
+        return torch.get_num_threads()
+
+    def plugins(dask_worker):
+        return sorted(dask_worker.plugins)
+
+    client.run(torch.set_num_threads, 3)  # the user's setting
+    before = client.run(plugins)
+    try:
+        assert set(client.run(threads).values()) == {3}
+        ds = run_sweep(SPEC, tmp_path / "dist.zarr", client=client, progress=False)
+        xr.testing.assert_identical(_data(ds), _data(serial))  # the cells ran on 1 thread, as in-process
+        assert set(client.run(threads).values()) == {3} and client.run(plugins) == before
+        with pytest.raises(RuntimeError, match="interrupted"):
+            run_sweep({**SPEC, "study": "test-raising"}, tmp_path / "failed.zarr", client=client, progress=False)
+        assert set(client.run(threads).values()) == {3} and client.run(plugins) == before
+    finally:
+        client.run(torch.set_num_threads, 1)
 
 
 # ---------------------------------------------------------------------------------------------- command line

@@ -1,8 +1,10 @@
 """The dask.distributed side of a sweep (imported only when a sweep runs on a cluster).
 
-:class:`SweepWorkerPlugin` prepares each worker (torch threads; the pipeline is cached per worker process by
-:func:`freeinit_lab.sweep.engine.compute_cell`); :func:`run_distributed` submits the missing cells, writes each
-result as it arrives (the caller's process is the store's only writer) and cancels what is left on error.
+:func:`run_distributed` submits the missing cells, writes each result as it arrives (the caller's process is the
+store's only writer) and cancels what is left on error. It leaves the client's cluster as it found it: it
+registers no worker plugin, and every cell sets torch's threads for itself and restores them
+(:func:`freeinit_lab.sweep.engine.compute_cell`), so a user's long-lived cluster runs their other work as before.
+:class:`SweepWorkerPlugin` loads a pipeline on every worker up front (a warm cluster for timing).
 """
 
 from __future__ import annotations
@@ -14,17 +16,21 @@ from typing import Any
 
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 
-from .engine import _pipeline, compute_cell, progress_bar
+from .engine import _pipeline, _torch_threads, compute_cell, progress_bar
 from .spec import PipelineFactory
 
 __all__ = ["SweepWorkerPlugin", "run_distributed", "local_cluster", "local_client", "connect", "WORKER_CONFIG"]
 
 
 class SweepWorkerPlugin(WorkerPlugin):
-    """Prepares a dask worker for sweep cells: torch threads, and optionally the pipeline loaded up front.
+    """Loads a sweep's pipeline on every worker up front (cached per worker process, as cells would load it).
 
-    Registered by :func:`run_sweep` with ``client.register_plugin``; the pipeline itself is cached per worker
-    process by :func:`compute_cell`, so a worker loads it once however many cells it runs.
+    Not registered by :func:`run_sweep`, which needs no worker set-up; register it yourself to have a cluster warm
+    before timing cells (``client.register_plugin(SweepWorkerPlugin(1, factory))``, and
+    ``client.unregister_worker_plugin(SweepWorkerPlugin.name)`` when done). The pipeline is built with
+    ``torch_threads`` torch threads, as :func:`~freeinit_lab.sweep.engine.compute_cell` builds it, and the
+    worker's own setting is restored afterwards: the plugin changes no worker setting, so there is nothing for a
+    ``teardown`` to restore (the pipeline stays in the worker's cache of the two most recent pipelines).
     """
 
     name = "freeinit-lab-sweep"
@@ -35,12 +41,9 @@ class SweepWorkerPlugin(WorkerPlugin):
         self.factory = factory
 
     def setup(self, worker=None):
-        if self.torch_threads is not None:
-            import torch
-
-            torch.set_num_threads(int(self.torch_threads))
         if self.factory is not None:
-            _pipeline(self.factory)
+            with _torch_threads(self.torch_threads):
+                _pipeline(self.factory)
 
 
 def connect(address: str, timeout: float = 10.0):
@@ -148,9 +151,9 @@ def run_distributed(client: Client, study, factory: PipelineFactory, spec, store
 
     Each cell is one task (a unique key per run, ``pure=False``); a worker that dies mid-cell has its task rerun
     elsewhere by the scheduler (up to ``distributed.scheduler.allowed-failures`` times). On any error the cells
-    not yet written are cancelled; the written ones stay complete in the store.
+    not yet written are cancelled; the written ones stay complete in the store. Nothing is registered on the
+    cluster: each cell runs under ``torch_threads`` threads and restores the worker's setting after it.
     """
-    client.register_plugin(SweepWorkerPlugin(torch_threads), name=SweepWorkerPlugin.name)
     run = uuid.uuid4().hex[:8]
     futures = {}
     for cell in todo:

@@ -54,10 +54,12 @@ def compute_cell(study: Study, factory: PipelineFactory | Any, cell: Cell, num_v
                  torch_threads: int | None = 1) -> tuple[xr.Dataset, float]:
     """Run ``study`` on one cell; returns the checked result and the study call's wall time in seconds.
 
-    ``factory`` is a :class:`~freeinit_lab.sweep.PipelineFactory` (built once per process) or a pipeline.
+    ``factory`` is a :class:`~freeinit_lab.sweep.PipelineFactory` (built once per process) or a pipeline. The
+    pipeline is built and the study runs under ``torch_threads`` torch threads; the process's own setting is
+    restored afterwards, so a worker of a user's cluster is left as it was.
     """
-    pipe = _pipeline(factory) if isinstance(factory, PipelineFactory) else factory
     with _torch_threads(torch_threads):
+        pipe = _pipeline(factory) if isinstance(factory, PipelineFactory) else factory
         t0 = time.perf_counter()
         result = study.fn(pipe, seed=cell.seed, num_videos=num_videos, **cell.settings)
         seconds = time.perf_counter() - t0
@@ -191,7 +193,8 @@ def _run_serial(study, factory, spec, store, todo, torch_threads, progress):
     """Cells one after the other; each cell's write overlaps the next cell's computation (one writer thread)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    pipe = factory()
+    with _torch_threads(torch_threads):  # as compute_cell builds it on a worker
+        pipe = factory()
     bar = progress_bar(spec, store, progress, "in-process")
     writing = None
     try:
