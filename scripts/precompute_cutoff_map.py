@@ -9,7 +9,8 @@ the file records the weights' fingerprint, a test fails while it differs, and th
     python scripts/precompute_cutoff_map.py --overwrite            # the shipped map (the spec file's settings)
     python scripts/precompute_cutoff_map.py --out /tmp/map.nc --store /tmp/map.zarr --grid 0.25,0.5 --seeds 1
                                                                    # a quick look (spec values overridden)
-An interrupted run resumes from its store (the same spec and store path compute only the missing cells).
+An interrupted run resumes from its store (the same spec and store path compute only the missing cells); after the
+library changed, say how with ``--on-code-change recompute`` (or ``continue``), or give a new ``--store``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
                                                     "(overrides the spec's `default`)")
     p.add_argument("--workers", type=int, default=None, help="local dask worker processes (default: in-process)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per cell (default: %(default)s)")
+    p.add_argument("--on-code-change", choices=("refuse", "recompute", "continue"), default="refuse",
+                   help="resuming a store whose cells were computed under other code (freeinit_lab's source or "
+                        "library versions): refuse (default), recompute every cell, or continue (both on record)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     args = p.parse_args(argv)
 
@@ -63,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     get_study(spec.study).check(spec)
     store = args.store or str(ROOT / "runs" / (Path(args.out).stem + ".zarr"))
     t0 = time.perf_counter()
-    sweep = run_sweep(spec, store, workers=args.workers, torch_threads=args.threads, progress=True)
+    sweep = run_sweep(spec, store, workers=args.workers, torch_threads=args.threads, progress=True,
+                      on_code_change=args.on_code_change)
     pipe = spec.pipeline_factory()()
     cmap = cutoff_map_from_sweep(sweep.load(), pipe)
     cmap.attrs["rebuild"] = "python scripts/precompute_cutoff_map.py --overwrite (spec scripts/cutoff_map_sweep.yaml)"

@@ -112,11 +112,15 @@ def test_existing_studies_run_as_sweeps(tmp_path, study, grid, options):
 
 # ---------------------------------------------------------------------------------------------------- resuming
 def _flaky_study(pipe, *, seed, num_videos, fail_at=None, **settings):
-    """The freeinit study, counting calls, raising on the cell whose d_s is ``fail_at`` while CALLS['fail'] is set."""
+    """The freeinit study, counting calls, raising on the cell whose d_s is ``fail_at`` (on every cell with
+    ``"every cell"``) while CALLS['fail'] is set; CALLS['fix'] is added to its consistency (a library update that
+    changes a study's numbers)."""
     CALLS["n"] = CALLS.get("n", 0) + 1
-    if CALLS.get("fail") and settings.get("d_s") == fail_at and seed == 1:
+    fail = CALLS.get("fail")
+    if fail == "every cell" or fail and settings.get("d_s") == fail_at and seed == 1:
         raise RuntimeError("interrupted")
-    return freeinit_study(pipe, seed=seed, num_videos=num_videos, **settings)
+    ds = freeinit_study(pipe, seed=seed, num_videos=num_videos, **settings)
+    return ds.assign(consistency=ds.consistency + CALLS["fix"]) if CALLS.get("fix") else ds
 
 
 register_study("test-flaky", _flaky_study, overwrite=True)
@@ -193,6 +197,190 @@ def test_a_cell_equal_to_the_fill_value_stays_complete(tmp_path, recwarn):
     again = run_sweep(spec, store, progress=False).load()
     assert not [w for w in recwarn if "lost or damaged" in str(w.message)]
     xr.testing.assert_identical(_data(again), _data(first))
+
+
+# ------------------------------------------------------------------------------------- the code cells ran on
+def test_code_digest_counts_code_not_comments_docstrings_or_formatting(tmp_path):
+    import shutil
+
+    from freeinit_lab.sweep.store import code_digest, code_record
+
+    root = tmp_path / "pkg"
+    shutil.copytree(REPO / "freeinit_lab" / "sweep", root, ignore=shutil.ignore_patterns("__pycache__"))
+    digest = lambda: code_digest.__wrapped__(str(root))  # noqa: E731 - uncached: the files change below
+    before = digest()
+    engine = root / "engine.py"
+    text = engine.read_text()
+    line = "        seconds = time.perf_counter() - t0\n"
+    assert line in text
+    same = [  # comments, docstrings (also an attribute's), blank lines, line breaks, quotes: the same code
+        text.replace(line, line[:-1] + "  # s\n\n"),
+        text.replace('"""Run ``study`` on one cell;', '"""Runs ``study`` on one cell;'),
+        text.replace("_PIPELINES: dict[str, Any] = {}", "_PIPELINES: dict[str, Any] = {}\n'''the cache'''"),
+        text.replace("time.perf_counter() - t0", "(\n            time.perf_counter()\n            - t0)"),
+        text.replace('"pass client= or workers=, not both"', "'pass client= or workers=, not both'"),
+    ]
+    for variant in same:
+        assert variant != text
+        engine.write_text(variant)
+        assert digest() == before, variant
+    for variant in (text.replace("time.perf_counter() - t0", "time.perf_counter() - t0 + 0"),  # what it does
+                    text.replace("if len(_PIPELINES) >= 2:", "if len(_PIPELINES) >= 3:")):
+        assert variant != text
+        engine.write_text(variant)
+        assert digest() != before
+    engine.write_text(text)
+    (root / "extra.py").write_text("x = 1\n")  # a new module
+    assert digest() != before
+    assert code_digest() == code_digest() and code_digest.cache_info().hits >= 1  # once per process
+    assert set(code_record()) == {"code_digest", "freeinit_lab", "python", "torch", "diffusers", "numpy"}
+
+
+def _updated_library(monkeypatch, **changes) -> dict:
+    """Make this process's code record differ from the one stores were written with (a library update)."""
+    from freeinit_lab.sweep import store as store_module
+
+    old = store_module.code_record()
+    new = {**old, **changes}
+    monkeypatch.setattr(store_module, "_code_record", lambda: new)
+    return old
+
+
+def _half_written(tmp_path) -> tuple[dict, Path, int]:
+    """A test-flaky sweep interrupted part-way: (spec, store, complete cells)."""
+    spec, store = {**SPEC, "study": "test-flaky", "options": {"fail_at": 0.5}}, tmp_path / "half.zarr"
+    CALLS.update(n=0, fail=True, fix=0.0)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_sweep(spec, store, progress=False)
+    CALLS.update(n=0, fail=False)
+    done = int(xr.open_zarr(store, chunks=None).complete.sum())
+    assert 0 < done < 8
+    return spec, store, done
+
+
+def _history(store: Path) -> list[dict]:
+    import json
+
+    return json.loads(xr.open_zarr(store, chunks=None).attrs["code_history"])
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"code_digest": "0123456789abcdef"},
+     r"code: the library's code changed since the store was written \(freeinit_lab \S+, code digest \w+ in the "
+     r"store; \S+, 0123456789abcdef now"),
+    ({"torch": "0.0"}, r"torch: \S+ in the store, 0.0 now"),
+    ({"numpy": "0.0", "python": "2.7"}, r"python: 3\.\d+ in the store, 2.7 now\n  numpy: \S+ in the store, 0.0 now"),
+], ids=["code", "torch", "python-numpy"])
+def test_a_store_resumed_by_other_code_is_refused_before_any_computation(tmp_path, monkeypatch, changes, match):
+    """Half a sweep, then a library update (another code digest, or torch, numpy, Python versions): the missing
+    cells are not computed beside the old ones unless the caller says how (on_code_change)."""
+    spec, store, done = _half_written(tmp_path)
+    old = _updated_library(monkeypatch, **changes)
+    assert _history(store) == [old]
+    CALLS.update(n=0, fix=1.0)
+    try:
+        with pytest.raises(SweepStoreError, match=rf"half.zarr: its {done} complete cell\(s\) were computed under "
+                                                  rf"other code than this process runs:\n  {match}") as err:
+            run_sweep(spec, store, progress=False)
+    finally:
+        CALLS.update(fix=0.0)
+    assert CALLS["n"] == 0 and not (tmp_path / "half.zarr.lock").exists()
+    assert ("code:" in str(err.value)) == ("code_digest" in changes)  # names only what differs
+    for way_out in ("new store path", "on_code_change='recompute'", "--on-code-change recompute",
+                    "on_code_change='continue'", "code_history"):
+        assert way_out in str(err.value)
+    assert int(xr.open_zarr(store, chunks=None).complete.sum()) == done and _history(store) == [old]
+
+
+def test_continue_computes_the_missing_cells_and_records_both_codes(tmp_path, monkeypatch, serial):
+    spec, store, done = _half_written(tmp_path)
+    before = xr.open_zarr(store, chunks=None).complete.load()
+    old = _updated_library(monkeypatch, code_digest="0123456789abcdef")
+    CALLS.update(n=0, fix=1.0)
+    try:
+        ds = run_sweep(spec, store, progress=False, on_code_change="continue").load()
+    finally:
+        CALLS.update(fix=0.0)
+    assert CALLS["n"] == 8 - done and bool(ds.complete.all())
+    assert _history(store) == [old, {**old, "code_digest": "0123456789abcdef"}]
+    xr.testing.assert_identical(ds.consistency.where(before), serial.consistency.where(before))
+    xr.testing.assert_identical(ds.consistency.where(~before), (serial.consistency + 1.0).where(~before))
+    CALLS.update(n=0)
+    assert bool(run_sweep(spec, store, progress=False).complete.all()) and CALLS["n"] == 0
+    _updated_library(monkeypatch, code_digest="fedcba9876543210")  # reading a complete store: under any code
+    assert bool(run_sweep(spec, store, progress=False).complete.all()) and CALLS["n"] == 0
+
+
+def test_recompute_makes_the_store_one_codes_also_when_interrupted(tmp_path, monkeypatch, serial):
+    """Every cell is computed again under the new code. The old cells' marks are cleared only when the first new
+    cell is written: a recompute that fails before leaves the store as it was; one that fails after leaves only
+    the new code's cells complete, so it resumes under that code without a word."""
+    spec, store, done = _half_written(tmp_path)
+    old = _updated_library(monkeypatch, code_digest="0123456789abcdef")
+    new = {**old, "code_digest": "0123456789abcdef"}
+    CALLS.update(n=0, fix=1.0, fail="every cell")
+    try:
+        with pytest.raises(RuntimeError, match="interrupted"):
+            run_sweep(spec, store, progress=False, on_code_change="recompute")
+        assert int(xr.open_zarr(store, chunks=None).complete.sum()) == done and _history(store) == [old]
+        CALLS.update(fail=True)  # fails at d_s=0.5, seed 1 again
+        with pytest.raises(RuntimeError, match="interrupted"):
+            run_sweep(spec, store, progress=False, on_code_change="recompute")
+        ds = xr.open_zarr(store, chunks=None).load()
+        assert 0 < int(ds.complete.sum()) < 8 and _history(store) == [new]
+        xr.testing.assert_identical(ds.consistency.where(ds.complete), (serial.consistency + 1.0).where(ds.complete))
+        left = 8 - int(ds.complete.sum())
+        CALLS.update(n=0, fail=False)
+        ds = run_sweep(spec, store, progress=False).load()  # the new code's store: resumed without a word
+        assert CALLS["n"] == left and bool(ds.complete.all())
+        xr.testing.assert_identical(ds.consistency, serial.consistency + 1.0)
+        _updated_library(monkeypatch, code_digest="fedcba9876543210")  # a complete store is recomputed too
+        CALLS.update(n=0, fix=2.0)
+        ds = run_sweep(spec, store, progress=False, on_code_change="recompute").load()
+    finally:
+        CALLS.update(fix=0.0, fail=False)
+    assert CALLS["n"] == 8 and [h["code_digest"] for h in _history(store)] == ["fedcba9876543210"]
+    xr.testing.assert_identical(ds.consistency, serial.consistency + 2.0)
+
+
+def test_a_store_from_before_the_code_record_resumes_with_a_warning(tmp_path, monkeypatch):
+    import zarr
+
+    from freeinit_lab.sweep.store import code_record
+
+    spec, store, done = _half_written(tmp_path)
+    group = zarr.open_group(str(store), mode="r+", zarr_format=2)
+    del group.attrs["code_history"]  # as every store written before the record was
+    zarr.consolidate_metadata(str(store), zarr_format=2)
+    with pytest.warns(RuntimeWarning, match=rf"the code its {done} complete cell\(s\) were computed with is not "
+                                            "recorded.*code_history records both"):
+        ds = run_sweep(spec, store, progress=False)
+    assert CALLS["n"] == 8 - done and bool(ds.complete.all())
+    assert _history(store) == [{"code_digest": None, "note": "cells computed before the code was recorded"},
+                               code_record()]
+    _updated_library(monkeypatch, torch="0.0")
+    CALLS.update(n=0)
+    assert bool(run_sweep(spec, store, progress=False).complete.all()) and CALLS["n"] == 0  # a complete store reads
+
+
+def test_command_line_on_code_change(tmp_path, monkeypatch, capsys):
+    from freeinit_lab.sweep.__main__ import main
+
+    spec, store, done = _half_written(tmp_path)
+    yaml = tmp_path / "spec.yaml"
+    yaml.write_text("pipeline: {name: analytic, num_frames: 4, height: 8}\nstudy: test-flaky\n"
+                    "grid: {d_s: [0.25, 0.5], method: [gaussian, butterworth]}\nseeds: [0, 1]\nvideos_per_seed: 2\n"
+                    "sampler: {num_inference_steps: 3}\noptions: {fail_at: 0.5}\n")
+    _updated_library(monkeypatch, code_digest="0123456789abcdef")
+    run = [str(yaml), "--store", str(store), "--no-progress"]
+    CALLS.update(n=0)
+    assert main(run) == 2
+    assert "the library's code changed" in capsys.readouterr().err and CALLS["n"] == 0
+    assert main([*run, "--on-code-change", "continue"]) == 0
+    assert f"8/8 cells complete ({8 - done} computed now" in capsys.readouterr().out and len(_history(store)) == 2
+    assert main([*run, "--on-code-change", "recompute"]) == 0
+    assert "8/8 cells complete (8 computed now" in capsys.readouterr().out and len(_history(store)) == 1
+    assert CALLS["n"] == 8 - done + 8
 
 
 # --------------------------------------------------------------------------------------------------- bad input

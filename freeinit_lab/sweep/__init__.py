@@ -12,8 +12,9 @@ cells on worker processes. The same from a shell::
 
     python -m freeinit_lab.sweep SPEC.yaml --store OUT.zarr [--workers N | --scheduler ADDRESS]
 
-A cell's numbers depend only on its settings and seed; rerunning a spec on its store computes only the missing
-cells. See :mod:`freeinit_lab.sweep.spec`, :mod:`~freeinit_lab.sweep.studies`, :mod:`~freeinit_lab.sweep.store`
+A cell's numbers depend only on its settings, its seed and the code that computes it; rerunning a spec on its store
+computes only the missing cells, and refuses when the store's cells were computed under other code unless
+``on_code_change`` says how (the store records its code in ``code_history``). See :mod:`freeinit_lab.sweep.spec`, :mod:`~freeinit_lab.sweep.studies`, :mod:`~freeinit_lab.sweep.store`
 and :mod:`~freeinit_lab.sweep.engine`.
 """
 

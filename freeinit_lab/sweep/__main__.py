@@ -2,7 +2,9 @@
 
 Runs (or resumes) the sweep a YAML spec describes and prints where its store is. Exit status 0 when every cell is
 complete, 2 for a bad spec, store or address (nothing sampled), 1 for a failure during the sweep (finished cells
-stay in the store; rerun the same command to complete it).
+stay in the store; rerun the same command to complete it). A store whose complete cells were computed under other
+code (freeinit_lab's source, torch, diffusers, numpy or Python versions) is resumed only with ``--on-code-change
+recompute`` or ``continue`` (see :mod:`freeinit_lab.sweep.store`); without, exit status 2.
 
 Example spec::
 
@@ -40,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="run on the dask scheduler at ADDRESS, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--threads", type=int, default=1, metavar="T",
                    help="torch threads per cell (default 1: results identical wherever a cell runs)")
+    p.add_argument("--on-code-change", choices=("refuse", "recompute", "continue"), default="refuse",
+                   help="when the store's complete cells were computed under other code (freeinit_lab's source, "
+                        "torch, diffusers, numpy or Python versions) and cells are missing: refuse (default, exit "
+                        "2), recompute every cell under this code, or continue (compute only the missing cells; "
+                        "the store's code_history records both)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for --scheduler (default 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-studies", action="store_true", help="print the registered studies and exit")
@@ -67,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = SweepSpec.from_yaml(args.spec)
         get_study(spec.study).check(spec)
-        before = int(SweepStore(args.store, spec).open().done.sum())
+        opened = SweepStore(args.store, spec).open()
+        recompute = args.on_code_change == "recompute" and opened.written_by_other_code()
+        before = 0 if recompute else int(opened.done.sum())
         if args.workers is not None and args.workers < 1:
             raise SweepSpecError(f"--workers {args.workers}: give at least 1 worker")
         if args.scheduler is not None:
@@ -79,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         ds = run_sweep(spec, args.store, client=client, workers=args.workers, torch_threads=args.threads,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, on_code_change=args.on_code_change)
     except (SweepSpecError, SweepStoreError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

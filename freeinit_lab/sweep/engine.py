@@ -18,7 +18,7 @@ from typing import Any
 import xarray as xr
 
 from .spec import Cell, PipelineFactory, SweepSpec
-from .store import SweepResultError, SweepStore, normalise_result
+from .store import ON_CODE_CHANGE, SweepResultError, SweepStore, normalise_result
 from .studies import Study, get_study
 
 __all__ = ["run_sweep", "compute_cell", "pending_cells"]
@@ -100,6 +100,7 @@ def run_sweep(
     pipeline: Any = None,
     torch_threads: int | None = 1,
     progress: bool = True,
+    on_code_change: str = "refuse",
 ) -> xr.Dataset:
     """Run every missing cell of ``spec`` and return the store as a labelled dataset.
 
@@ -122,6 +123,16 @@ def run_sweep(
         bit); ``None`` leaves the process setting alone.
     progress
         tqdm bar over the cells.
+    on_code_change
+        What to do when cells are to be computed into an existing store whose complete cells were computed under
+        other code: another freeinit_lab source (its code digest; comments, docstrings and formatting do not
+        count), or other torch, diffusers, numpy or Python (major.minor) versions; the store's attrs record them
+        (``code_history``, see :mod:`freeinit_lab.sweep.store`). ``"refuse"`` (default) raises
+        :class:`SweepStoreError` naming what differs; ``"recompute"`` computes every cell again under this code
+        (also in a store with no missing cells), so the store is one code's; ``"continue"`` computes only the
+        missing cells and appends this code to ``code_history``, so the mixture is on record. A store with no
+        missing cells is read as it is under any code (except with ``"recompute"``); a store written before the
+        code was recorded resumes with a warning.
 
     Returns
     -------
@@ -134,8 +145,9 @@ def run_sweep(
     SweepSpecError
         Before any sampling: empty grid, unknown study or setting, bad seeds.
     SweepStoreError
-        Before any sampling: ``store`` was written by another spec, is not a sweep store, or another live run is
-        writing it (``<store>.lock``).
+        Before any sampling: ``store`` was written by another spec, is not a sweep store, another live run is
+        writing it (``<store>.lock``), or (``on_code_change="refuse"``) its complete cells were computed under
+        other code and cells are missing.
     TypeError
         Before any sampling: the pipeline (factory) cannot be sent to workers.
 
@@ -150,6 +162,8 @@ def run_sweep(
     >>> ds.gain.dims, int(ds.complete.sum())
     (('d_s', 'seed', 'video'), 4)
     """
+    if on_code_change not in ON_CODE_CHANGE:
+        raise ValueError(f"on_code_change={on_code_change!r} must be one of {ON_CODE_CHANGE}")
     spec = SweepSpec.coerce(spec)
     if pipeline is not None:
         spec = SweepSpec(**{**spec.__dict__, "pipeline": pipeline})
@@ -162,10 +176,12 @@ def run_sweep(
     if client is not None or workers is not None:
         _check_sendable(factory, "pipeline factory")
         _check_sendable(study, f"study {study.name!r}")
-    if not pending_cells(spec, sweep_store):
-        return sweep_store.dataset()
+    recompute = on_code_change == "recompute" and sweep_store.written_by_other_code()
+    if not pending_cells(spec, sweep_store) and not recompute:
+        return sweep_store.dataset()  # reading never checks the code
     with sweep_store.writer_lock():
-        todo = pending_cells(spec, sweep_store.open())  # again, now that no other run writes
+        sweep_store.open().prepare_code(on_code_change)  # again, now that no other run writes; refuses here
+        todo = pending_cells(spec, sweep_store)
         run = (study, factory, spec, sweep_store, todo, torch_threads, progress)
         if todo and workers is not None:
             from .cluster import local_client, run_distributed

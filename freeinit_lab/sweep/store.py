@@ -12,13 +12,38 @@ spec is refused.
 The store is created from the first finished cell (its variables, dims and labels are the template for all
 others); later cells are checked against it and written with plain zarr region assignment (one writer: the
 process that runs the sweep).
+
+**The code a store's cells were computed with.** The spec hash names what a sweep asks for, not the library that
+answers: a bug fix in a study changes its numbers without changing the spec (or ``freeinit_lab_version``). So
+``code_history`` (attrs, a JSON list) records what the cells were computed under, one :func:`code_record` per
+code: a digest of the freeinit_lab package's Python source (:func:`code_digest`: parsed, docstrings dropped, so
+comments, docstrings and formatting do not count) and the versions of Python (major.minor), torch, diffusers and
+numpy. :func:`~freeinit_lab.sweep.run_sweep` computing cells into a store whose complete cells were computed
+under another record refuses before computing anything, naming what differs, unless ``on_code_change`` says
+otherwise:
+
+- ``"refuse"`` (default): :class:`SweepStoreError`; use a new store path, or one of the two below;
+- ``"recompute"``: every complete cell is computed again under the current code (their marks are cleared when the
+  first new cell is written, so an interrupted run leaves a consistent store), and ``code_history`` is that one
+  record;
+- ``"continue"``: only the missing cells are computed; the new record is appended to ``code_history`` (before the
+  first new cell is written), so the mixture is on record.
+
+A code record already in ``code_history`` is accepted. Reading never checks: a store with no pending cells opens
+as before under any code. A store written before this record existed (no ``code_history``) resumes with a
+warning, recorded as ``{"code_digest": null, ...}`` beside the code that completes it.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import gc
+import hashlib
 import json
 import os
 import socket
+import sys
 import time
 import warnings
 from contextlib import contextmanager, suppress
@@ -29,7 +54,8 @@ import xarray as xr
 
 from .spec import Cell, SweepSpec
 
-__all__ = ["SweepStore", "SweepStoreError", "SweepResultError", "normalise_result"]
+__all__ = ["SweepStore", "SweepStoreError", "SweepResultError", "normalise_result", "code_digest", "code_record",
+           "ON_CODE_CHANGE"]
 
 
 class SweepStoreError(ValueError):
@@ -82,6 +108,110 @@ def _fill(dtype: np.dtype):
     return np.nan if dtype.kind == "f" else (False if dtype.kind == "b" else 0)
 
 
+# ------------------------------------------------------------------------------------------ the code cells run on
+#: attr: JSON list of the :func:`code_record` s the store's cells were computed under
+CODE_ATTR = "code_history"
+#: ``run_sweep(on_code_change=...)``: what to do when a store's complete cells came from other code
+ON_CODE_CHANGE = ("refuse", "recompute", "continue")
+#: the libraries whose versions are part of a code record (with Python's major.minor)
+CODE_LIBRARIES = ("torch", "diffusers", "numpy")
+
+
+def _without_strings(body: list[ast.stmt]) -> list[ast.stmt]:
+    """``body`` without its bare string statements (docstrings, also an attribute's), recursively."""
+    kept = []
+    for node in body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            continue
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            inner = getattr(node, field, None)
+            if isinstance(inner, list):
+                setattr(node, field, _without_strings(inner))
+        kept.append(node)
+    return kept
+
+
+@functools.cache
+def code_digest(root: str | None = None) -> str:
+    """SHA-256 (first 16 hex digits) of the Python code of the freeinit_lab package (or of the folder ``root``).
+
+    Every ``.py`` file under the package, in path order, enters as its path and its ``ast`` with the bare string
+    statements (docstrings) removed and no line numbers: comments, docstrings and formatting do not change it, any
+    change to what the code does does. Computed once per process: about 0.25 s of CPU for the package's ~60 files
+    (0.8 MB), with the cyclic garbage collector paused (it more than doubles the time of building the trees, which
+    hold no cycles).
+    """
+    if root is None:
+        import freeinit_lab
+
+        root = os.path.dirname(os.path.abspath(freeinit_lab.__file__))
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _digest_tree(root)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _digest_tree(root: str) -> str:
+    h = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(folder, name)
+            with open(path, "rb") as fh:
+                source = fh.read()
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:  # a file no import can run: its bytes
+                text = source
+            else:
+                tree.body = _without_strings(tree.body)
+                text = ast.dump(tree, annotate_fields=False).encode()
+            h.update(os.path.relpath(path, root).replace(os.sep, "/").encode() + b"\0" + text + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def code_record() -> dict[str, str | None]:
+    """What this process computes cells with: :func:`code_digest`, freeinit_lab's version, Python's major.minor and
+    the versions of torch, diffusers and numpy (``None``: not installed). Computed once per process."""
+    return dict(_code_record())
+
+
+@functools.cache
+def _code_record() -> dict[str, str | None]:
+    import freeinit_lab
+
+    return {"code_digest": code_digest(), "freeinit_lab": getattr(freeinit_lab, "__version__", None),
+            "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+            **{lib: _version(lib) for lib in CODE_LIBRARIES}}
+
+
+def _code_changes(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """One line per difference between a stored code record and the current one."""
+    lines = []
+    if stored.get("code_digest") is None:
+        lines.append("  code: not recorded (the store was written before freeinit_lab recorded its code)")
+    elif stored.get("code_digest") != now["code_digest"] or stored.get("freeinit_lab") != now["freeinit_lab"]:
+        lines.append(f"  code: the library's code changed since the store was written (freeinit_lab "
+                     f"{stored.get('freeinit_lab')}, code digest {stored.get('code_digest')} in the store; "
+                     f"{now['freeinit_lab']}, {now['code_digest']} now)")
+    for key in ("python", *CODE_LIBRARIES):
+        if stored.get(key) != now[key]:
+            lines.append(f"  {key}: {stored.get(key)} in the store, {now[key]} now")
+    return lines
+
+
 class SweepStore:
     """Reads and writes the zarr store of one sweep spec.
 
@@ -101,6 +231,9 @@ class SweepStore:
         self._group = None
         self._layout: dict[str, tuple[str, ...]] | None = None
         self._labels: dict[str, np.ndarray] = {}
+        self.code_history: list[dict[str, Any]] | None = None  # None: a new store, or one from before the record
+        self._code_update: list[dict[str, Any]] | None = None  # written before the next cell (prepare_code)
+        self._clear_marks = False  # "recompute": clear the old cells' marks before the next cell is written
 
     # ---------------------------------------------------------------------------------------------- opening
     @property
@@ -139,6 +272,9 @@ class SweepStore:
         if complete.shape != self.spec.shape:
             raise SweepStoreError(f"{self.path}: complete has shape {complete.shape}, the spec {self.spec.shape}")
         self.done = complete.astype(bool)
+        history = ds.attrs.get(CODE_ATTR)
+        self.code_history = json.loads(history) if history is not None else None
+        self._code_update, self._clear_marks = None, False
         self._layout = {n: tuple(v.dims) for n, v in ds.data_vars.items() if n not in ("complete", "cell_seconds")}
         self._labels = {n: c.values for n, c in ds.coords.items() if n not in self.spec.dims}
         if checked:
@@ -201,6 +337,70 @@ class SweepStore:
                 + ("\n".join(lines) if lines else "  (same fields; a pipeline callable or the store version differs)")
                 + "\nUse a new --store path for the new spec, or rerun the store's own spec to complete it.")
 
+    # -------------------------------------------------------------------------------------- the code of the cells
+    def written_by_other_code(self) -> bool:
+        """Whether the store's complete cells were computed under code records other than this process's alone."""
+        return bool(self.done.any()) and self.code_history != [code_record()]
+
+    def prepare_code(self, on_code_change: str = "refuse") -> None:
+        """Check the code the store's complete cells were computed under before computing more (see the module doc).
+
+        Raises :class:`SweepStoreError` (``"refuse"``) when they came from another code record than this process's;
+        ``"recompute"`` marks every cell pending, ``"continue"`` only records the new code. What changes on disk
+        (marks cleared, ``code_history``) is written just before the next cell, so a run that computes nothing
+        leaves the store as it was.
+        """
+        if on_code_change not in ON_CODE_CHANGE:
+            raise ValueError(f"on_code_change={on_code_change!r} must be one of {ON_CODE_CHANGE}")
+        if self._layout is None:  # a new store: created with this process's record
+            return
+        now, history = code_record(), self.code_history
+        if not self.done.any():  # nothing computed under other code: the store becomes this code's
+            self._code_update = None if history == [now] else [now]
+        elif history == [now]:
+            return
+        elif on_code_change == "recompute":
+            self.done[...] = False
+            self._clear_marks, self._code_update = True, [now]
+        elif self.done.all() or (history is not None and now in history):
+            return  # nothing to compute (reading never refuses), or this code's cells are already on record
+        elif history is None:
+            warnings.warn(f"{self.path}: the code its {int(self.done.sum())} complete cell(s) were computed with is "
+                          "not recorded (the store was written before freeinit_lab recorded it); the missing cells "
+                          "are computed with this process's code, and code_history records both from now on",
+                          RuntimeWarning, stacklevel=3)
+            self._code_update = [{"code_digest": None, "note": "cells computed before the code was recorded"}, now]
+        elif on_code_change == "continue":
+            self._code_update = [*history, now]
+        else:
+            raise SweepStoreError(self._code_mismatch(history, now))
+
+    def _code_mismatch(self, history: list[dict[str, Any]], now: dict[str, Any]) -> str:
+        n = int(self.done.sum())
+        what = ("other code than this process runs" if len(history) == 1 else
+                f"{len(history)} codes (code_history), none of them this process's; the latest against it")
+        return (f"{self.path}: its {n} complete cell(s) were computed under {what}:\n"
+                + "\n".join(_code_changes(history[-1], now))
+                + "\nCells computed now would sit beside them with nothing telling them apart. Either write to a new "
+                  "store path (this one stays readable as it is), or pass on_code_change='recompute' (command line: "
+                  "--on-code-change recompute) to compute every cell again under this code, or "
+                  "on_code_change='continue' (--on-code-change continue) to compute only the missing cells and "
+                  "record both codes in the store's code_history.")
+
+    def _apply_code_update(self) -> None:
+        """Before the next cell: clear the old cells' marks ("recompute"), then record the code in the attrs."""
+        import zarr
+
+        if self._clear_marks:
+            marks = self._arrays()["complete"]
+            marks[...] = np.zeros(marks.shape, dtype=marks.dtype)
+            self._clear_marks = False
+        if self._code_update is not None:
+            group = zarr.open_group(self.path, mode="r+", zarr_format=2)
+            group.attrs[CODE_ATTR] = json.dumps(self._code_update, sort_keys=True)
+            zarr.consolidate_metadata(self.path, zarr_format=2)
+            self.code_history, self._code_update = self._code_update, None
+
     # ---------------------------------------------------------------------------------------------- writing
     def _create(self, result: xr.Dataset) -> None:
         from numcodecs import CRC32
@@ -234,6 +434,7 @@ class SweepStore:
             "cell_dims": list(cell_dims),
             "videos_per_seed": int(spec.videos_per_seed),
             "freeinit_lab_version": getattr(fl, "__version__", "?"),
+            CODE_ATTR: json.dumps([code_record()], sort_keys=True),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             CHECKSUM_ATTR: CHECKSUM_VALUE,
         }
@@ -242,6 +443,7 @@ class SweepStore:
         self._layout = {n: tuple(v.dims) for n, v in template.data_vars.items()
                         if n not in ("complete", "cell_seconds")}
         self._labels = {n: np.asarray(c.values) for n, c in result.coords.items()}
+        self.code_history, self._code_update, self._clear_marks = [code_record()], None, False
 
     def _arrays(self) -> dict[str, Any]:
         """The store's zarr arrays by name, opened once (a lookup per write would cost more than the write)."""
@@ -280,6 +482,7 @@ class SweepStore:
         if self._layout is None:
             self._create(result)
         self._check(result, cell)
+        self._apply_code_update()
         group = self._arrays()
         index = tuple(cell.index)
         for name, v in result.data_vars.items():
