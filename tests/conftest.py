@@ -1,3 +1,4 @@
+import functools
 import os
 
 import pytest
@@ -41,3 +42,89 @@ def _environment_left_as_found():
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, (f"the test left os.environ changed: {[(k, before.get(k), after.get(k)) for k in changed]} "
                          "(set variables with pytest's monkeypatch, which restores them)")
+
+
+
+@functools.cache
+def _scheduler_at_classes() -> dict:
+    """Pipeline classes that read their scheduler from ``scheduler`` or from ``sampler``, with one shared body."""
+    import torch
+    from diffusers import DiffusionPipeline
+    from diffusers.utils.torch_utils import randn_tensor
+
+    from freeinit_lab.embedded.pipelines import TinyVideoPipelineOutput
+
+    class SchedulerAtPipeline(DiffusionPipeline):
+        """Unconditional sampling with the scheduler at ``scheduler_attribute``, as a user's own pipeline would."""
+
+        scheduler_attribute = "scheduler"
+
+        def _sampler(self):
+            return getattr(self, self.scheduler_attribute)
+
+        def prepare_latents(self, shape, generator, latents=None):
+            if latents is None:
+                latents = randn_tensor(shape, generator=generator, dtype=self.unet.dtype)
+            return latents * self._sampler().init_noise_sigma
+
+        @torch.no_grad()
+        def __call__(self, num_inference_steps=3, generator=None, latents=None, output_type="np", return_dict=True,
+                     callback_on_step_end=None):
+            sampler, c = self._sampler(), self.unet.config
+            latents = self.prepare_latents((1, c.in_channels, c.num_frames, c.sample_size, c.sample_size), generator,
+                                           latents)
+            sampler.set_timesteps(num_inference_steps)
+            for i, t in enumerate(sampler.timesteps):
+                noise_pred = self.unet(sampler.scale_model_input(latents, t), t).sample
+                latents = sampler.step(noise_pred, t, latents).prev_sample
+                if callback_on_step_end is not None:
+                    latents = callback_on_step_end(self, i, t, {"latents": latents}).pop("latents", latents)
+            frames = latents if output_type == "latent" else (latents.clamp(-1, 1) + 1).permute(0, 2, 1, 3, 4) / 2
+            return TinyVideoPipelineOutput(frames=frames) if return_dict else (frames,)
+
+    class SchedulerAtSchedulerPipeline(SchedulerAtPipeline):
+        def __init__(self, unet, scheduler):
+            super().__init__()
+            self.register_modules(unet=unet, scheduler=scheduler)
+
+    class SchedulerAtSamplerPipeline(SchedulerAtPipeline):
+        scheduler_attribute = "sampler"
+
+        def __init__(self, unet, sampler, scheduler):
+            super().__init__()
+            self.register_modules(unet=unet, sampler=sampler, scheduler=scheduler)
+
+    return {"scheduler": SchedulerAtSchedulerPipeline, "sampler": SchedulerAtSamplerPipeline}
+
+
+@pytest.fixture
+def scheduler_at(monkeypatch):
+    """``make(attribute)``: a tiny video pipeline (random-weight ``TinyVideoUNet``, DDIM) whose scheduler lives at
+    ``attribute`` (``"scheduler"`` or ``"sampler"``), its class registered with
+    ``LatentLayout(scheduler=attribute, final_latent="scheduler_step")`` for the test.
+
+    Every build has the same weights and the same real scheduler and runs the same code, so both attributes give
+    bit-identical results unless something reads the wrong one. With ``"sampler"`` the pipeline's ``scheduler`` is
+    a decoy it never uses: Euler with linear betas, ``init_noise_sigma`` far from 1.
+    """
+    import torch
+    from diffusers import EulerDiscreteScheduler
+
+    from freeinit_lab.embedded.models import TinyVideoUNet
+    from freeinit_lab.embedded.pipelines import default_scheduler
+    from freeinit_lab.hooks.layouts import LAYOUTS, LatentLayout
+
+    def make(attribute: str = "sampler"):
+        cls = _scheduler_at_classes()[attribute]
+        monkeypatch.setitem(LAYOUTS, cls.__name__, LatentLayout(scheduler=attribute, final_latent="scheduler_step"))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            unet = TinyVideoUNet(block_channels=(8, 16), time_embed_dim=16, norm_groups=4, attention_heads=2).eval()
+        if attribute == "scheduler":
+            pipe = cls(unet=unet, scheduler=default_scheduler())
+        else:
+            pipe = cls(unet=unet, sampler=default_scheduler(), scheduler=EulerDiscreteScheduler(beta_schedule="linear"))
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    return make

@@ -418,10 +418,22 @@ class NoiseSchedule:
 
 
 def get_schedule(scheduler: Any, *, shift: float | None = None) -> NoiseSchedule:
-    """Shorthand for :meth:`NoiseSchedule.from_scheduler`; also accepts a pipeline (uses ``pipe.scheduler``)."""
-    if not isinstance(scheduler, Mapping) and "scheduler" in getattr(scheduler, "components", {}):
-        scheduler = scheduler.scheduler
+    """Shorthand for :meth:`NoiseSchedule.from_scheduler`; also accepts a pipeline (uses its scheduler:
+    ``pipe.scheduler``, or the attribute its :class:`~freeinit_lab.hooks.layouts.LatentLayout` names)."""
+    if _is_pipeline(scheduler):
+        # the one place core looks a layer up: where a pipeline keeps its scheduler is the adapter table's to say
+        from freeinit_lab.hooks.layouts import get_scheduler
+
+        scheduler = get_scheduler(scheduler)
     return NoiseSchedule.from_scheduler(scheduler, shift=shift)
+
+
+def _is_pipeline(obj: Any) -> bool:
+    """A pipeline rather than a scheduler, its config or a NoiseSchedule: callable (or has ``components``), no
+    ``step``."""
+    if isinstance(obj, (Mapping, NoiseSchedule, type)) or callable(getattr(obj, "step", None)):
+        return False
+    return hasattr(obj, "components") or callable(obj)
 
 
 def _warn_no_gap(schedule: NoiseSchedule, stacklevel: int = 3) -> None:

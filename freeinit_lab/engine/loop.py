@@ -164,7 +164,7 @@ def _capture_initial_noise(
                     f"Got {len(gen)} generators for a batch of {latent.shape[record['batch_axis']]} videos; pass "
                     "one torch.Generator per video, or a single one."
                 )
-            sigma0 = float(getattr(pipe.scheduler, "init_noise_sigma", 1.0))
+            sigma0 = float(getattr(layout.get_scheduler(pipe), "init_noise_sigma", 1.0))
             record["noise"] = (latent / sigma0).detach().clone() if sigma0 != 1.0 else latent.detach().clone()
             record["init_noise_sigma"] = sigma0
             return out
@@ -270,9 +270,9 @@ def freeinit(
     reuse_text_encoding
         Encode the prompt once and replay it in later passes (same result, less time).
     schedule
-        Forward-diffusion schedule; by default read from ``pipe.scheduler`` with
-        :func:`freeinit_lab.schedules.get_schedule` (pass one built with ``shift=`` for flow-matching schedulers
-        with dynamic shifting).
+        Forward-diffusion schedule; by default read from the pipeline's scheduler (``pipe.scheduler``, or the
+        attribute its layout names) with :func:`freeinit_lab.schedules.get_schedule` (pass one built with
+        ``shift=`` for flow-matching schedulers with dynamic shifting).
     progress
         Show a progress bar over passes; by default only when the pipeline's own bar is not disabled.
     settings

@@ -15,7 +15,7 @@ return decoded frames needs no second pass and no decoder of our own):
     the pipeline passes the final latent as the first argument of ``pipe.decode_latents`` (AnimateDiff,
     ModelScope, SVD); exact even when a ``callback_on_step_end`` edits the latent after the last step.
 ``"scheduler_step"``
-    the final latent is the sample returned by the last ``pipe.scheduler.step`` call of the run (pipelines
+    the final latent is the sample returned by the last ``scheduler.step`` call of the run (pipelines
     that decode inline, or that trim the latent before decoding, like CogVideoX 1.5's padding frames).
 
 The table
@@ -72,6 +72,8 @@ __all__ = [
     "LAYOUTS",
     "register_layout",
     "get_layout",
+    "get_scheduler",
+    "has_scheduler",
     "UnknownPipelineError",
     "patch_attribute",
     "capture_final_latent",
@@ -102,7 +104,8 @@ class LatentLayout:
         Attribute name(s) of the denoiser module(s) (``"unet"``, ``"transformer"``; Wan 2.2 has a second expert
         ``"transformer_2"``). Missing or ``None`` attributes are skipped.
     scheduler : str
-        Attribute name of the scheduler.
+        Attribute name of the scheduler (diffusers' pipelines: ``"scheduler"``). Everything in freeinit_lab that
+        reads, wraps or steps a pipeline's scheduler reads it from this attribute (:func:`get_scheduler`).
     final_latent : {"decode_latents", "scheduler_step"}
         How to capture the final clean latent while the pipeline decodes (see the module docstring).
     note : str
@@ -256,6 +259,59 @@ def get_layout(pipe: Any) -> LatentLayout:
         "('batch', 'frame', 'channel', 'height', 'width')) and `denoiser` the attribute holding the UNet or "
         "transformer."
     )
+
+
+#: The layout assumed for a pipeline with none registered when only its scheduler is needed (diffusers' name).
+_UNREGISTERED = LatentLayout()
+
+
+def get_scheduler(pipe: Any, layout: LatentLayout | None = None) -> Any:
+    """The scheduler of a pipeline instance, read from the attribute its layout names (``LatentLayout.scheduler``).
+
+    The one way freeinit_lab reaches a pipeline's scheduler: a pipeline registered with
+    ``LatentLayout(scheduler="sampler")`` is probed, sampled and analysed with ``pipe.sampler``, also when
+    ``pipe.scheduler`` holds something else.
+
+    Parameters
+    ----------
+    pipe
+        A pipeline instance.
+    layout : LatentLayout, optional
+        The layout to read it with; default the pipeline's registered layout (:func:`get_layout`), or the
+        attribute ``"scheduler"`` (diffusers' name) for a pipeline with none registered.
+
+    Raises
+    ------
+    AttributeError
+        Nothing at that attribute; the message names it and the fix.
+
+    Examples
+    --------
+    >>> from freeinit_lab.testing import tiny_animatediff_pipeline
+    >>> pipe = tiny_animatediff_pipeline(seed=0)
+    >>> get_scheduler(pipe) is pipe.scheduler
+    True
+    """
+    if layout is None:
+        try:
+            layout = get_layout(pipe)
+        except UnknownPipelineError:
+            layout = _UNREGISTERED
+    return layout.get_scheduler(pipe)
+
+
+def has_scheduler(obj: Any) -> bool:
+    """Whether ``obj`` is an instance holding a scheduler where :func:`get_scheduler` reads it.
+
+    Tells a pipeline apart from a factory that builds one (both are callable).
+    """
+    if isinstance(obj, type):
+        return False
+    try:
+        get_scheduler(obj)
+    except AttributeError:
+        return False
+    return True
 
 
 def require_pipeline_instance(pipe: Any, who: str) -> None:

@@ -27,8 +27,9 @@ How it observes
 ---------------
 While the ``with`` block is open the probe
 
-* wraps ``pipe.scheduler.step`` and ``pipe.scheduler.set_timesteps`` (instance attributes, signatures kept so
-  pipelines that inspect them behave the same);
+* wraps the scheduler's ``step`` and ``set_timesteps`` (instance attributes, signatures kept so pipelines that
+  inspect them behave the same); the scheduler is ``pipe.scheduler``, or the attribute the pipeline's
+  :class:`~freeinit_lab.hooks.layouts.LatentLayout` names;
 * swaps ``pipe.__class__`` for a subclass of the same name that (a) adds its own ``callback_on_step_end`` to
   each call, chained with the caller's callback, which is still called with the same arguments and whose return
   value is still honoured, for pipelines that have one (``TextToVideoSDPipeline`` has not: the step wrapper
@@ -170,7 +171,8 @@ class LatentProbe:
         Band definition for ``mode="band_power"`` (see :func:`freeinit_lab.spectral.band_masks`); default
         edges from :func:`freeinit_lab.spectral.default_band_edges` of the latent shape.
     layout : tuple of str or LatentLayout, optional
-        The pipeline's latent axes in tensor order, overriding the adapter table.
+        The pipeline's latent axes in tensor order, overriding the adapter table; a LatentLayout also says where
+        the scheduler is (otherwise the registered layout's attribute, or ``scheduler``).
 
     Examples
     --------
@@ -308,9 +310,14 @@ class LatentProbe:
         return dims
 
     def _scheduler(self) -> Any:
-        sched = getattr(self.pipe, "scheduler", None)
-        if sched is None or not callable(getattr(sched, "step", None)):
-            raise AttributeError(f"{type(self.pipe).__name__} has no `scheduler` with a `step` method to observe")
+        """The scheduler to observe: at the attribute the pipeline's layout (or a ``layout=`` LatentLayout) names."""
+        from freeinit_lab.hooks.layouts import LatentLayout, get_scheduler
+
+        arg = self._layout_arg
+        sched = get_scheduler(self.pipe, arg if isinstance(arg, LatentLayout) else None)
+        if not callable(getattr(sched, "step", None)):
+            raise AttributeError(f"{type(self.pipe).__name__}'s scheduler {type(sched).__name__} has no `step` method "
+                                 "to observe")
         return sched
 
     def _install_class(self) -> None:
@@ -804,7 +811,10 @@ class LatentProbe:
 
     # -- output ------------------------------------------------------------------------------------------------------
     def _attrs(self) -> dict[str, Any]:
-        sched = getattr(self.pipe, "scheduler", None)
+        try:
+            sched = self._scheduler()
+        except AttributeError:  # attrs of a record are written whatever the pipeline holds
+            sched = None
         config = dict(getattr(sched, "config", {}) or {})
         schedule = self._schedule_obj()
         attrs: dict[str, Any] = {

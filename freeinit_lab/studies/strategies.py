@@ -73,6 +73,7 @@ from freeinit_lab.core.spectral import (
 )
 from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.engine.loop import freeinit
+from freeinit_lab.hooks.layouts import get_scheduler
 from freeinit_lab.studies.evidence import _welch, paired_test
 from freeinit_lab._checks import require_int
 
@@ -93,12 +94,10 @@ _FFT = (-3, -2, -1)
 
 
 def _schedule_of(scheduler: Any):
-    """A NoiseSchedule from a diffusers scheduler, a pipeline (its ``.scheduler``) or a NoiseSchedule."""
+    """A NoiseSchedule from a diffusers scheduler, a pipeline (its scheduler) or a NoiseSchedule."""
 
     if isinstance(scheduler, NoiseSchedule):
         return scheduler
-    if hasattr(scheduler, "scheduler") and hasattr(scheduler, "__call__") and not hasattr(scheduler, "step"):
-        scheduler = scheduler.scheduler
     return get_schedule(scheduler)
 
 
@@ -383,7 +382,7 @@ class InitStrategy:
             ``iterations`` holds every pass; ``num_denoiser_evals`` is the cost.
         """
 
-        init = self.initial_latent(noise, marginal=marginal, clean=clean, scheduler=pipe.scheduler)
+        init = self.initial_latent(noise, marginal=marginal, clean=clean, scheduler=get_scheduler(pipe))
         call_kwargs.setdefault("output_type", "latent")
         call_kwargs.setdefault("progress", False)
         return freeinit(
@@ -686,7 +685,7 @@ def analytic_gain(pipe: Any, num_inference_steps: int, *, return_offset: bool = 
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
     unet = _analytic_unet(pipe)
-    sched = pipe.scheduler
+    sched = get_scheduler(pipe)
     if not isinstance(sched, (DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler)):
         raise TypeError(f"analytic_gain needs a deterministic DDIM, DPM-Solver multistep or UniPC scheduler "
                         f"(got {type(sched).__name__}); set pipe.scheduler to one of them")
@@ -928,7 +927,7 @@ def analytic_controls(
     U = unet.color_basis.double()
     C, F, Hh, W = S.shape
     N = F * Hh * W
-    schedule = _schedule_of(pipe.scheduler)
+    schedule = _schedule_of(get_scheduler(pipe))
     a_T, b_T = (float(v) for v in schedule.coefficients(schedule.terminal_timestep))
     m = torch.zeros(C, F, Hh, W, dtype=torch.float64)
     m[:, 0, 0, 0] = (U.T @ unet.mean.double()) * math.sqrt(N)

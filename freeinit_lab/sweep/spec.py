@@ -323,7 +323,9 @@ class PipelineFactory:
 
 
 def _is_pipeline(obj: Any) -> bool:
-    return not isinstance(obj, (str, os.PathLike, Mapping)) and (hasattr(obj, "components") or hasattr(obj, "scheduler"))
+    from freeinit_lab.hooks.layouts import has_scheduler
+
+    return not isinstance(obj, (str, os.PathLike, Mapping)) and (hasattr(obj, "components") or has_scheduler(obj))
 
 
 def _fingerprint(pipe: Any) -> str:

@@ -293,9 +293,10 @@ def _cached_plain(pipe: Any, seeds: Sequence[int], steps: int):
     """
     import json
 
+    from freeinit_lab.hooks.layouts import get_scheduler
     from freeinit_lab.studies.cutoff_map import model_fingerprint, plain_samples
 
-    config = json.dumps({k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")},
+    config = json.dumps({k: v for k, v in dict(get_scheduler(pipe).config).items() if not k.startswith("_")},
                         default=str, sort_keys=True)
     key = (id(pipe), model_fingerprint(pipe), config, tuple(int(s) for s in seeds), int(steps))
     if key not in _PLAIN_CACHE:
@@ -380,11 +381,12 @@ def strategies_study(
     must not be a grid key (it changes the rows).
     """
     import freeinit_lab as fl
+    from freeinit_lab.hooks.layouts import get_scheduler
 
     s0 = 940_000_000 + 10_000 * int(seed)
     data = fl.held_out_videos(pipe, int(num_data_videos), s0)
     marginal = fl.TerminalMarginal.from_latents(fl.held_out_videos(pipe, int(num_data_videos), s0 + 1),
-                                                pipe.scheduler)
+                                                get_scheduler(pipe))
     oracle = fl.held_out_videos(pipe, int(num_videos), s0 + 2)
     strategies = fl.default_strategies(num_iters=int(num_iters), method=method, d_s=float(d_s), d_t=float(d_t),
                                        order=float(order), fast_sampling=bool(fast_sampling))

@@ -23,6 +23,7 @@ from freeinit_lab.viz.figures import cutoff_map_figure, cutoff_map_marker
 from freeinit_lab.viz.plots import band_mix_figure, mask_figure, mask_slices, video_figure
 from freeinit_lab.core.snr import reinit_band_composition
 from freeinit_lab.core.spectral import FILTER_METHODS, lowpass_filter
+from freeinit_lab.hooks.layouts import has_scheduler
 
 __all__ = ["CutoffExplorer"]
 
@@ -255,7 +256,7 @@ class CutoffExplorer:
             from freeinit_lab.embedded.pipelines import load_default_pipeline  # the embedded default model
 
             self._pipeline = load_default_pipeline()
-        elif callable(self._pipeline) and not hasattr(self._pipeline, "scheduler"):
+        elif callable(self._pipeline) and not has_scheduler(self._pipeline):  # a factory, not a pipeline
             self._pipeline = self._pipeline()
         return self._pipeline
 

@@ -337,6 +337,25 @@ def test_wrong_layout_is_refused_before_denoising(cog_pipe, monkeypatch):
     assert "prepare_latents" not in vars(cog_pipe)
 
 
+def test_the_scheduler_the_layout_names_is_the_one_used(scheduler_at):
+    """A pipeline registered with LatentLayout(scheduler="sampler") gets exactly the result of the same pipeline
+    with its scheduler at pipe.scheduler: initial noise (init_noise_sigma), schedule, final-latent capture and
+    settings all from pipe.sampler; the decoy at pipe.scheduler (Euler, init_noise_sigma ~157) is never read."""
+    import xarray as xr
+
+    results = {}
+    for attribute in ("scheduler", "sampler"):
+        pipe = scheduler_at(attribute)
+        res = freeinit(pipe, num_iters=2, num_inference_steps=3, generator=gen(0), output_type="np")
+        ds = res.to_xarray()
+        ds.attrs.pop("pipeline_class")
+        results[attribute] = res, ds
+        assert res.settings["scheduler_class"] == "DDIMScheduler" and res.settings["init_noise_sigma"] == 1.0
+    (ref, ref_ds), (res, ds) = results["scheduler"], results["sampler"]
+    assert torch.equal(res.latents, ref.latents) and torch.equal(res.frames, ref.frames)
+    xr.testing.assert_identical(ds, ref_ds)
+
+
 def test_embedded_default_pipeline_class():
     """The embedded default's pipeline class, with random weights."""
     from freeinit_lab.embedded import models, pipelines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,3 +122,36 @@ def test_scheduler_step_capture_keeps_the_pipelines_dtype(name):
     with LatentProbe(pipe, capture="latents"), capture_final_latent(pipe) as cap:
         pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="np", **kw)
     assert torch.equal(cap["latent"], latent)
+
+
+def test_the_scheduler_is_read_where_the_layout_says(scheduler_at):
+    """A pipeline registered with LatentLayout(scheduler="sampler") is read, stepped and captured through
+    pipe.sampler, never through the decoy at pipe.scheduler."""
+    from freeinit_lab.core.schedules import get_schedule
+    from freeinit_lab.hooks.layouts import get_scheduler, has_scheduler
+
+    pipe = scheduler_at("sampler")
+    assert get_scheduler(pipe) is pipe.sampler and get_layout(pipe).get_scheduler(pipe) is pipe.sampler
+    assert has_scheduler(pipe) and not has_scheduler(lambda: pipe)  # a pipeline, not a factory
+    assert get_schedule(pipe).scheduler_class == "DDIMScheduler"
+    assert np.array_equal(get_schedule(pipe).alpha, get_schedule(pipe.sampler).alpha)
+    latent = pipe(generator=torch.Generator().manual_seed(0), output_type="latent").frames
+    decoy_step = pipe.scheduler.step
+    with capture_final_latent(pipe) as cap:
+        pipe(generator=torch.Generator().manual_seed(0), output_type="np")
+    assert torch.equal(cap["latent"], latent)
+    assert pipe.scheduler.step == decoy_step and "step" not in vars(pipe.sampler)
+
+
+def test_a_layout_naming_a_missing_scheduler_says_which_attribute(scheduler_at, monkeypatch):
+    from freeinit_lab.hooks.layouts import get_scheduler
+
+    pipe = scheduler_at("sampler")
+    monkeypatch.setitem(LAYOUTS, type(pipe).__name__, LatentLayout(scheduler="noise_scheduler"))
+    with pytest.raises(AttributeError, match=r"(?s)'noise_scheduler'.*register_layout"):
+        get_scheduler(pipe)
+
+    class UnregisteredPipeline:
+        scheduler = "the scheduler"
+
+    assert get_scheduler(UnregisteredPipeline()) == "the scheduler"  # diffusers' attribute without a layout

@@ -247,6 +247,29 @@ def test_freeinit_engine_passes_share_a_run(animatediff):
     assert ds.run.values.tolist() == [0, 0] and ds.freeinit_iteration.values.tolist() == [0, 1]
 
 
+def test_probe_observes_the_scheduler_the_layout_names(scheduler_at):
+    """A pipeline registered with LatentLayout(scheduler="sampler") is recorded exactly as the same pipeline with
+    its scheduler at pipe.scheduler: steps, x0, alpha/sigma coords and scheduler attrs from pipe.sampler, none from
+    the decoy at pipe.scheduler."""
+    from freeinit_lab.engine.loop import freeinit
+
+    records = {}
+    for attribute in ("scheduler", "sampler"):
+        pipe = scheduler_at(attribute)
+        for layout in (None, tuple(get_layout(pipe).dims)):  # dims alone keep the registered scheduler attribute
+            with LatentProbe(pipe, capture=ALL_SITES, layout=layout) as probe:
+                freeinit(pipe, num_iters=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0),
+                         output_type="latent")
+            ds = probe.to_xarray()
+            ds.attrs.pop("pipeline_class")
+            records[attribute, layout is None] = ds
+        assert "step" not in vars(pipe.scheduler)
+    ref = records["scheduler", True]
+    assert ref.sizes["iteration"] == 2 and ref.attrs["scheduler_class"] == "DDIMScheduler"
+    for ds in records.values():
+        xr.testing.assert_identical(ds, ref)
+
+
 def test_mark_iteration_and_separate_calls(animatediff):
     """Explicit marks join separate calls into one run; unmarked calls are new runs."""
     with LatentProbe(animatediff, capture=("latents",), mode="band_power") as probe:
