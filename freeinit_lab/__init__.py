@@ -68,6 +68,7 @@ _NAMES = {
     "save_record": "probes.io",
     "mark_complete": "probes.io",
     "DamagedRecordError": "probes.io",
+    "EmptyRecordError": "probes.io",
     "IncompleteRecordWarning": "probes.io",
     # analysis
     "band_error_trajectory": "analysis.records",

@@ -16,6 +16,7 @@ __getattr__, __dir__, __all__ = attach(
         "save_record": "io",
         "mark_complete": "io",
         "DamagedRecordError": "io",
+        "EmptyRecordError": "io",
         "IncompleteRecordWarning": "io",
     },
 )

@@ -15,11 +15,14 @@ Integrity
 - **Completeness.** ``num_steps_stored`` (the number of ``(iteration, step)`` entries with a timestep) is written
   with every record that has a ``step`` dim and checked on load; ``complete`` (1 or 0) says whether the capture
   finished: set it with :func:`mark_complete`. :func:`load_record` warns (:class:`IncompleteRecordWarning`) on a
-  record marked incomplete.
+  record marked incomplete, and raises :class:`EmptyRecordError` for a streamed capture that stopped before it
+  stored a step (there is nothing to load). A streamed capture killed while it grew its arrays is read up to the
+  shortest of them (the rows beyond hold no stored step).
 - **Overwriting.** ``overwrite=True`` only replaces a record this library wrote (it carries the attribute
-  ``freeinit_lab_record``; a store streamed by ``LatentProbe(store=...)`` is recognised by its run metadata);
-  anything else at the path is refused. The new record is written beside the old one and swapped in only once it
-  is complete, so a failed save never destroys the previous record.
+  ``freeinit_lab_record``; a store streamed by ``LatentProbe(store=...)`` is recognised by its run metadata, written
+  with the store itself, so also the leftover of a capture killed before its first step); anything else at the path
+  is refused. The new record is written beside the old one and swapped in only once it is complete, so a failed
+  save never destroys the previous record.
 
 >>> save_record(ds, "run.nc"); ds2 = load_record("run.nc")  # doctest: +SKIP
 >>> save_record(ds, "run.zarr"); ds3 = load_record("run.zarr")  # doctest: +SKIP
@@ -42,6 +45,7 @@ __all__ = [
     "load_record",
     "mark_complete",
     "DamagedRecordError",
+    "EmptyRecordError",
     "IncompleteRecordWarning",
     "RECORD_MARKER",
 ]
@@ -56,7 +60,8 @@ _UNNAMED = "__unnamed__"
 _INTERNAL_ATTRS = (RECORD_MARKER, _VARIABLES_ATTR, _DATAARRAY_ATTR)
 COMPLETE_ATTR = "complete"
 STEPS_ATTR = "num_steps_stored"
-#: Attributes that a store streamed by LatentProbe(store=...) always carries once its first step is written.
+#: Attributes that a store streamed by LatentProbe(store=...) carries from its creation (written with the group, in
+#: one metadata write; stores streamed by earlier versions carry them from their first sync, after a pipeline call).
 _STREAMED_ATTRS = ("record_version", "capture", "mode")
 Format = Literal["netcdf", "zarr"]
 
@@ -67,6 +72,10 @@ class DamagedRecordError(OSError):
 
 class IncompleteRecordWarning(UserWarning):
     """A record marked ``complete = 0``: the capture stopped before it finished."""
+
+
+class EmptyRecordError(FileNotFoundError):
+    """A path holds no record to load: a streamed capture that stopped before storing a step, or an empty folder."""
 
 
 def _format_of(path: str, format: Format | None) -> Format:
@@ -207,6 +216,58 @@ def _is_our_record(attrs: dict | None) -> bool:
     if not attrs:
         return False
     return RECORD_MARKER in attrs or all(k in attrs for k in _STREAMED_ATTRS)
+
+
+def _unfinished_capture(path: str) -> tuple[bool, int | None]:
+    """Whether ``path`` holds an unfinished streamed capture (``complete = 0``, not written by :func:`save_record`),
+    and how many ``(iteration, step)`` entries it stored: finite timesteps on disk, 0 without a timestep array, None
+    when that array cannot be read (then :func:`load_record` says why)."""
+    attrs = _zarr_root_attrs(path)
+    if not attrs or RECORD_MARKER in attrs or COMPLETE_ATTR not in attrs:
+        return False, None
+    try:
+        if int(attrs[COMPLETE_ATTR]):
+            return False, None
+    except (TypeError, ValueError):
+        return False, None
+    import zarr
+
+    try:
+        group = zarr.open_group(path, mode="r")
+        if "timestep" not in group:  # killed while the store's arrays were being created
+            return True, 0
+        return True, int(np.isfinite(np.asarray(group["timestep"][...], dtype=np.float64)).sum())
+    except Exception:  # noqa: BLE001 - damaged: not for this check to judge
+        return True, None
+
+
+def _no_record(path: str) -> str | None:
+    """Why the zarr path ``path`` holds no record to load, and what to do ("it ..."); None when it may hold one."""
+    if os.path.isdir(path) and not os.listdir(path):
+        return ("it is an empty folder, not a record (a capture streamed there stopped before writing anything, or "
+                "the folder was made by hand; the probe creates its store itself). Record to a new path, or remove "
+                f"the folder first (os.rmdir({path!r}))")
+    if _unfinished_capture(path) == (True, 0):
+        return ("it holds no record: a LatentProbe(store=...) capture started there and stopped before it stored its "
+                "first step (complete = 0: its process was killed, or it is still running elsewhere), so there is "
+                f"nothing to load. Record to a new path, or delete this leftover first (shutil.rmtree({path!r})) and "
+                "record to it again")
+    return None
+
+
+def _describe_existing(path: str) -> str:
+    """What is at an existing record path and the exact way to proceed ("it ..."), for a capture refused there."""
+    empty = _no_record(path)
+    if empty is not None:
+        return empty
+    unfinished, steps = _unfinished_capture(path)
+    if unfinished:
+        held = f"{steps} stored step(s)" if steps is not None else "stored steps that cannot be read"
+        return (f"it holds an unfinished capture (complete = 0) with {held}; load_record({path!r}) reads it. Record to "
+                f"a new path, or delete it first if you no longer need it (shutil.rmtree({path!r}))")
+    if _is_our_record(_zarr_root_attrs(path)) or _is_our_record(_netcdf_root_attrs(path)):
+        return "it holds a freeinit_lab record. Record to a new path, or delete it first if you mean to"
+    return "it is not a freeinit_lab record. Record to a new path"
 
 
 def _check_replaceable(path: str, fmt: Format) -> None:
@@ -443,6 +504,9 @@ def load_record(
         Nothing at ``path``.
     DamagedRecordError
         A checksum fails, the file is truncated, or an array or chunk is missing; the message names the file.
+    EmptyRecordError
+        ``path`` holds no record: a streamed capture that stopped before storing its first step (its leftover may
+        be deleted, or replaced with ``save_record(..., overwrite=True)``), or an empty folder.
 
     Warns
     -----
@@ -453,6 +517,9 @@ def load_record(
     if not os.path.lexists(path):
         raise FileNotFoundError(f"no record at {path!r}")
     fmt = _format_of(path, format)
+    empty = _no_record(path) if fmt == "zarr" else None
+    if empty is not None:
+        raise EmptyRecordError(f"cannot load {path!r}: {empty}")
     try:
         ds = _read(path, fmt, lazy)
     except (DamagedRecordError, FileNotFoundError, PermissionError):
@@ -462,16 +529,18 @@ def load_record(
             from exc
     stored = ds.attrs.get(STEPS_ATTR)
     incomplete = ds.attrs.get(COMPLETE_ATTR) is not None and not int(ds.attrs[COMPLETE_ATTR])
-    if stored is not None and not lazy:
-        counted = _count_steps(ds)
+    counted = _count_steps(ds) if not lazy else None
+    if stored is not None and counted is not None:
         # a streamed capture that stopped mid-call wrote steps after its last count (each with its chunks: checked)
-        late = incomplete and RECORD_MARKER not in ds.attrs and counted is not None and counted > int(stored)
-        if counted is not None and counted != int(stored) and not late:
+        late = incomplete and RECORD_MARKER not in ds.attrs and counted > int(stored)
+        if counted != int(stored) and not late:
             raise _damaged(path, f"it holds {counted} steps but was written with {int(stored)}")
-    if ds.attrs.get(COMPLETE_ATTR) is not None and not int(ds.attrs[COMPLETE_ATTR]):
+    if incomplete:
+        # a streamed capture killed before its first sync has no count yet: the steps on disk are what it stored
+        n = counted if counted is not None and RECORD_MARKER not in ds.attrs else stored
         warnings.warn(
             f"record {path!r} is incomplete: the capture stopped before it finished (complete = 0, "
-            f"{ds.attrs.get(STEPS_ATTR, 'unknown')} steps stored); missing steps are NaN",
+            f"{'unknown' if n is None else int(n)} steps stored); missing steps are NaN",
             IncompleteRecordWarning,
             stacklevel=2,
         )
@@ -484,9 +553,35 @@ def load_record(
     return ds
 
 
+def _open_to_shortest(path: str) -> xr.Dataset:
+    """An unfinished streamed store whose arrays disagree in length, each read up to the shortest extent of its dims.
+
+    The probe grows its arrays one after the other before it writes a step, and a step's timestep last, so a kill
+    between two resizes leaves some arrays a row longer than others: rows beyond the shortest hold no stored step.
+    """
+    import zarr
+
+    group = zarr.open_group(path, mode="r")
+    names = [name for name, _ in group.arrays()]
+    extent: dict[str, int] = {}
+    for _, arr in group.arrays():
+        for dim, size in zip(arr.metadata.dimension_names or (), arr.shape):
+            extent[dim] = min(extent.get(dim, size), size)
+    parts = []
+    for name in names:
+        part = xr.open_zarr(path, consolidated=False, chunks=None, drop_variables=[n for n in names if n != name])
+        parts.append(part.isel({d: slice(0, extent[d]) for d in part.dims if d in extent}))
+    return xr.merge(parts, compat="override", join="exact", combine_attrs="override")
+
+
 def _read(path: str, fmt: Format, lazy: bool) -> xr.Dataset:
     if fmt == "zarr":
-        ds = xr.open_zarr(path, consolidated=False, chunks=None)
+        try:
+            ds = xr.open_zarr(path, consolidated=False, chunks=None)
+        except ValueError:  # arrays of different lengths: a streamed capture killed while it grew them
+            if not _unfinished_capture(path)[0]:
+                raise
+            ds = _open_to_shortest(path)
         ours = RECORD_MARKER in ds.attrs
         # a store streamed by LatentProbe(store=...): the step axis holds stored steps in arrival order (older
         # stores: one row per step index, NaN rows for skipped steps)

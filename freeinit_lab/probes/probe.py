@@ -238,7 +238,12 @@ class LatentProbe:
     def _reset_state(self) -> None:
         self._recorder = RECORDERS[self.mode](self.dtype, self.num_bands, self.band_edges)
         layout = _RecordLayout(names=self.capture, dims=self._recorder.dims, np_dtype=self._recorder.np_dtype)
-        self._sink: RecordSink = _MemorySink(layout) if self.store is None else _ZarrSink(self.store, layout)
+        if self.store is None:
+            self._sink: RecordSink = _MemorySink(layout)
+        else:  # what makes a store recognisably a probe's from its first write (probes.io._STREAMED_ATTRS)
+            identity = {"record_version": RECORD_VERSION, "capture": " ".join(self.capture),
+                        "mode": self._recorder.mode}
+            self._sink = _ZarrSink(self.store, layout, identity)
         self._track = PassTracker()
         self._call_meta: list[dict] = []
         self._freeinit: dict[str, Any] = {}

@@ -98,13 +98,16 @@ class _ZarrSink:
     _PASS_FIELDS = ("call", "run", "freeinit_iteration", "seed", "num_steps")
     streams = True
 
-    def __init__(self, path: str | os.PathLike, layout: _RecordLayout) -> None:
+    def __init__(self, path: str | os.PathLike, layout: _RecordLayout, identity: Mapping[str, Any]) -> None:
+        from freeinit_lab.probes.io import _describe_existing
+
         self.layout = layout
         self.path = os.fspath(path)
-        if os.path.exists(self.path):
+        self.identity = dict(identity)
+        if os.path.lexists(self.path):
             raise FileExistsError(
-                f"LatentProbe: store {self.path!r} already exists; pass a new path or delete it first "
-                "(the probe never overwrites a record)"
+                f"LatentProbe: cannot stream to {self.path!r}, the probe never writes over what is there: "
+                f"{_describe_existing(self.path)}."
             )
         self.group = None
         self.nbytes = 0  # bytes held in memory: none
@@ -123,7 +126,9 @@ class _ZarrSink:
     def _create(self, names: Sequence[str], dims: Sequence[str], item_shape: tuple[int, ...], np_dtype) -> None:
         import zarr
 
-        self.group = zarr.open_group(self.path, mode="w-")
+        # the store names its capture and is marked incomplete in the same write that creates it: a process killed
+        # at any later point leaves a store recognisably ours (save_record may replace it) and marked unfinished
+        self.group = zarr.open_group(self.path, mode="w-", attributes={**self.identity, "complete": 0})
         self.data = {}
         coords = "timestep " + " ".join(self._PASS_FIELDS)
         for n in names:
@@ -135,8 +140,6 @@ class _ZarrSink:
         self.iteration = self._array("iteration", (0,), (1024,), "int64", -1, ["iteration"])
         self.passes = {f: self._array(f, (0,), (1024,), "int64", -1, ["iteration"]) for f in self._PASS_FIELDS}
         self.step_coords: dict[str, Any] = {}  # alpha, sigma, ... over (iteration, step), from write_attrs
-        # incomplete until the probe marks it otherwise: a process killed mid-call leaves it so
-        self.group.attrs.update({"complete": 0})
 
     def _position(self, step: int) -> int:
         pos = self.positions.get(step)

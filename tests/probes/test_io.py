@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 import numpy as np
@@ -13,6 +14,7 @@ import xarray as xr
 from freeinit_lab.probes.io import (
     RECORD_MARKER,
     DamagedRecordError,
+    EmptyRecordError,
     IncompleteRecordWarning,
     load_record,
     mark_complete,
@@ -187,6 +189,9 @@ def test_missing_record_and_unreadable_metadata(tmp_path):
     (path / "zarr.json").write_text("{ truncated")
     with pytest.raises(DamagedRecordError, match=r"run\.zarr"):
         load_record(path)
+    (tmp_path / "empty.zarr").mkdir()
+    with pytest.raises(EmptyRecordError, match=r"empty\.zarr.*empty folder, not a record.*os\.rmdir"):
+        load_record(tmp_path / "empty.zarr")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -400,6 +405,75 @@ def test_a_capture_killed_mid_call_leaves_a_readable_store_marked_incomplete(tmp
     stored = np.isfinite(back.timestep.values)
     assert stored.sum() == 4 * killed_in_call + 2  # every step written before the kill is there
     assert np.isfinite(back.latents.values[stored]).all()
+
+
+_KILLED_BEFORE_FIRST_SYNC = """
+import os, signal, sys, torch, zarr
+from freeinit_lab.probes.probe import LatentProbe
+from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+def kill():
+    os.kill(os.getpid(), signal.SIGKILL)  # no finally, no exit handler, no flush runs
+if sys.argv[2] == "created":  # right after the store is created, before any array exists
+    open_group = zarr.open_group
+    def _open_group(*args, **kwargs):
+        open_group(*args, **kwargs)
+        kill()
+    zarr.open_group = _open_group
+else:  # right after the data array grew for step n: n steps stored, the other arrays not grown yet
+    resize = zarr.Array.resize
+    def _resize(self, shape):
+        resize(self, shape)
+        if self.basename == "latents" and shape[1] == int(sys.argv[2]) + 1:
+            kill()
+    zarr.Array.resize = _resize
+pipe = tiny_animatediff_pipeline(seed=0)
+kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": 4}
+with LatentProbe(pipe, capture="latents", store=sys.argv[1]):
+    pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent", **kw)
+"""
+
+
+@pytest.mark.parametrize("moment, stored", [("created", 0), ("0", 0), ("2", 2)])
+def test_a_capture_killed_before_its_first_sync_says_what_it_left(tmp_path, moment, stored):
+    """SIGKILL during the first pipeline call, before the probe's first sync: the store is recognisably an unfinished
+    capture of ours from its first write. With no step stored, loading says there is no record and how to go on,
+    and a new capture there is refused naming the same way out; steps stored while the arrays were being grown
+    (some arrays a row longer than others) load as stored. save_record(overwrite=True) may replace the leftover."""
+    import signal
+    import subprocess
+    import sys
+
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+
+    path = tmp_path / "killed.zarr"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", _KILLED_BEFORE_FIRST_SYNC, str(path), moment], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    pipe = tiny_animatediff_pipeline(seed=0)
+    rmtree = re.escape(f"shutil.rmtree({str(path)!r})")
+    if stored == 0:
+        with pytest.raises(EmptyRecordError, match=rf"(?s)killed\.zarr.*no record.*before it stored its first step.*"
+                                                   rf"{rmtree}"):
+            load_record(path)
+        with pytest.raises(FileExistsError, match=rf"(?s)never writes over.*no record.*{rmtree}"):
+            LatentProbe(pipe, capture="latents", store=path)
+    else:
+        with pytest.warns(IncompleteRecordWarning, match=f"complete = 0, {stored} steps stored"):
+            back = load_record(path)
+        with pytest.raises(FileExistsError, match=rf"(?s)unfinished capture .* {stored} stored step.*{rmtree}"):
+            LatentProbe(pipe, capture="latents", store=path)
+        with LatentProbe(pipe, capture="latents") as probe:
+            pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent",
+                 **{**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": 4})
+        assert back.attrs["complete"] == 0 and back.sizes["step"] == stored
+        np.testing.assert_array_equal(back.latents.values, probe.to_xarray().latents.values[:, :stored])
+    # the leftover is provably ours: an explicit overwrite replaces it
+    save_record(record(7), path, overwrite=True)
+    back = load_record(path)
+    assert back.attrs["seed"] == 7 and back.attrs["mode"] == "full" and "complete" not in back.attrs
+    np.testing.assert_array_equal(back.latents.values, record(7).latents.values)
 
 
 def test_finished_capture_is_marked_complete(tmp_path):
