@@ -87,3 +87,19 @@ def test_wheel_carries_the_embedded_default(tmp_path):
     assert file.startswith(str(site)), f"imported {file}, not the wheel's copy"
     assert data_dir.startswith(str(site)), data_dir
     assert summary.startswith("TinyVideoPipeline"), summary
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_extras_named_in_the_package_exist():
+    """Every ``pip install 'freeinit_lab[X]'`` the package prints names a real extra."""
+    from freeinit_lab._extras import EXTRAS
+
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    named = {m for p in (ROOT / "freeinit_lab").rglob("*.py") for m in re.findall(r"freeinit_lab\[(\w+)\]",
+                                                                                    p.read_text())}
+    named |= set(EXTRAS.values())
+    assert named <= set(extras), f"messages name extras that pyproject.toml lacks: {sorted(named - set(extras))}"
+

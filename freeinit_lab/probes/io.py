@@ -40,6 +40,8 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from freeinit_lab._extras import require
+
 __all__ = [
     "save_record",
     "load_record",
@@ -64,6 +66,8 @@ STEPS_ATTR = "num_steps_stored"
 #: one metadata write; stores streamed by earlier versions carry them from their first sync, after a pipeline call).
 _STREAMED_ATTRS = ("record_version", "capture", "mode")
 Format = Literal["netcdf", "zarr"]
+#: The library each format is read and written with (an optional dependency: the ``storage`` extra).
+_BACKENDS = {"netcdf": ("netCDF4", "NetCDF"), "zarr": ("zarr", "zarr")}
 
 
 class DamagedRecordError(OSError):
@@ -147,8 +151,7 @@ def mark_complete(
             f"mark_complete updates zarr stores in place; for {path!r} load it, mark the dataset and save it again: "
             "save_record(mark_complete(load_record(path)), path, overwrite=True)"
         )
-    import zarr
-
+    zarr = require("zarr", "updating a zarr record")
     group = zarr.open_group(path, mode="r+")
     if steps is None:
         timestep = group["timestep"][...] if "timestep" in group else None
@@ -321,6 +324,7 @@ def save_record(
     ds = _as_dataset(ds)
     path = os.fspath(path)
     fmt = _format_of(path, format)
+    _require_backend(fmt, "writing")
     _check_folder(path)
     if fmt == "zarr":  # zarr reads "a/b" as array b of a group a: saved, but no reader would see it
         slashed = [str(n) for n in [*ds.variables, *ds.dims] if "/" in str(n)]
@@ -417,6 +421,11 @@ def _write_netcdf(ds: xr.Dataset, path: str) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # load
 # ----------------------------------------------------------------------------------------------------------------
+def _require_backend(fmt: Format, doing: str) -> None:
+    module, name = _BACKENDS[fmt]
+    require(module, f"{doing} a {name} record")
+
+
 def _damaged(path: str, detail: str, exc: BaseException | None = None) -> DamagedRecordError:
     cause = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
     return DamagedRecordError(
@@ -507,6 +516,8 @@ def load_record(
     EmptyRecordError
         ``path`` holds no record: a streamed capture that stopped before storing its first step (its leftover may
         be deleted, or replaced with ``save_record(..., overwrite=True)``), or an empty folder.
+    ImportError
+        The format's library (``netCDF4`` or ``zarr``, the ``storage`` extra) is not installed.
 
     Warns
     -----
@@ -517,6 +528,7 @@ def load_record(
     if not os.path.lexists(path):
         raise FileNotFoundError(f"no record at {path!r}")
     fmt = _format_of(path, format)
+    _require_backend(fmt, "reading")  # a missing library is not a damaged record
     empty = _no_record(path) if fmt == "zarr" else None
     if empty is not None:
         raise EmptyRecordError(f"cannot load {path!r}: {empty}")

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from freeinit_lab._extras import require
 from freeinit_lab.probes.record import _SITE_ATTRS
 
 __all__ = ["RecordSink"]
@@ -101,6 +102,7 @@ class _ZarrSink:
     def __init__(self, path: str | os.PathLike, layout: _RecordLayout, identity: Mapping[str, Any]) -> None:
         from freeinit_lab.probes.io import _describe_existing
 
+        require("zarr", "LatentProbe(store=...)")  # before sampling starts, not at its first step
         self.layout = layout
         self.path = os.fspath(path)
         self.identity = dict(identity)

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ds = run_sweep(spec, args.store, client=client, workers=args.workers, torch_threads=args.threads,
                        progress=not args.no_progress, on_code_change=args.on_code_change)
-    except (SweepSpecError, SweepStoreError, TypeError) as err:
+    except (SweepSpecError, SweepStoreError, ImportError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:

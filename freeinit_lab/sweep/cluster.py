@@ -14,10 +14,13 @@ import uuid
 from contextlib import contextmanager
 from typing import Any
 
-from distributed import Client, LocalCluster, WorkerPlugin, as_completed
+from freeinit_lab._extras import require
 
-from .engine import _pipeline, _torch_threads, compute_cell, progress_bar
-from .spec import PipelineFactory
+require("distributed", "a sweep on dask workers (workers=, client=, --workers, --scheduler)")
+from distributed import Client, LocalCluster, WorkerPlugin, as_completed  # noqa: E402
+
+from .engine import _pipeline, _torch_threads, compute_cell, progress_bar  # noqa: E402
+from .spec import PipelineFactory  # noqa: E402
 
 __all__ = ["SweepWorkerPlugin", "run_distributed", "local_cluster", "local_client", "connect", "WORKER_CONFIG"]
 

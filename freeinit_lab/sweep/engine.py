@@ -174,6 +174,7 @@ def run_sweep(
     if client is not None and workers is not None:
         raise ValueError("pass client= or workers=, not both")
     if client is not None or workers is not None:
+        from . import cluster  # noqa: F401 - without distributed: the ImportError naming the extra, before any work
         _check_sendable(factory, "pipeline factory")
         _check_sendable(study, f"study {study.name!r}")
     recompute = on_code_change == "recompute" and sweep_store.written_by_other_code()

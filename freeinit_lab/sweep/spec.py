@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from freeinit_lab._checks import require_int
+from freeinit_lab._extras import require
 
 __all__ = [
     "SweepSpec",
@@ -439,10 +440,7 @@ class SweepSpec:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> SweepSpec:
-        try:
-            import yaml
-        except ImportError:
-            raise ImportError("reading a YAML spec needs pyyaml: pip install 'freeinit_lab[scale]'") from None
+        yaml = require("yaml", "reading a YAML spec")
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no sweep spec at {path}")

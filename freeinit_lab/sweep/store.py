@@ -52,6 +52,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from freeinit_lab._extras import require
+
 from .spec import Cell, SweepSpec
 
 __all__ = ["SweepStore", "SweepStoreError", "SweepResultError", "normalise_result", "code_digest", "code_record",
@@ -242,10 +244,7 @@ class SweepStore:
 
     def open(self) -> SweepStore:
         """Check an existing store against the spec and read which cells are complete (no-op for a new path)."""
-        try:
-            import zarr  # noqa: F401
-        except ImportError:
-            raise ImportError("a sweep writes a zarr store: pip install 'freeinit_lab[storage]'") from None
+        require("zarr", "a sweep's store")
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise SweepStoreError(f"{self.path} is a file, not a zarr store directory; choose another store path")
         if not self.exists:

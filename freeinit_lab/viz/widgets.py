@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from freeinit_lab._extras import require
 from freeinit_lab.studies.cutoff_map import DEFAULT_CUTOFF_MAP_PATH, load_cutoff_map, map_consistency
 from freeinit_lab.viz.figures import cutoff_map_figure, cutoff_map_marker
 from freeinit_lab.viz.plots import band_mix_figure, mask_figure, mask_slices, video_figure
@@ -26,6 +26,8 @@ from freeinit_lab.core.spectral import FILTER_METHODS, lowpass_filter
 from freeinit_lab.hooks.layouts import has_scheduler
 
 __all__ = ["CutoffExplorer"]
+
+widgets = require("ipywidgets", "the cutoff explorer (freeinit_lab.widgets)")
 
 
 class CutoffExplorer:
@@ -173,6 +175,8 @@ class CutoffExplorer:
                 ds = load_cutoff_map(path)
             except FileNotFoundError:
                 return None, f"no precomputed consistency-gain map: {path.name} not found in {path.parent};<br>{how}"
+            except ImportError as err:  # the file is fine: the library that reads it is missing
+                return None, f"could not read the consistency-gain map {path}: {err}"
             except Exception as err:  # a damaged or foreign file must not break the explorer
                 return None, f"could not read the consistency-gain map {path}: {type(err).__name__}: {err};<br>re{how}"
         else:
