@@ -103,3 +103,32 @@ def test_extras_named_in_the_package_exist():
     named |= set(EXTRAS.values())
     assert named <= set(extras), f"messages name extras that pyproject.toml lacks: {sorted(named - set(extras))}"
 
+
+#: Imported by the package without being declared: each comes with a declared requirement or is optional.
+UNDECLARED_IMPORTS = {"cloudpickle": "optional: falls back to pickle (and comes with distributed)"}
+
+
+def test_every_imported_library_is_declared():
+    """Each third-party module the package imports is installed by its dependencies or one of its extras."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    imported: dict[str, str] = {}
+    for path in sorted((ROOT / "freeinit_lab").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                imported.setdefault(name.split(".")[0], str(path.relative_to(ROOT)))
+    declared = {_norm(Requirement(r).name) for r in sync_environment.requirements(PYPROJECT)}
+    provides = packages_distributions()
+    missing = {
+        module: where for module, where in imported.items()
+        if module not in sys.stdlib_module_names and module != "freeinit_lab" and module not in UNDECLARED_IMPORTS
+        and not {_norm(d) for d in provides.get(module, [])} & declared
+    }
+    assert not missing, f"imported but not declared in pyproject.toml (module: first importer): {missing}"
