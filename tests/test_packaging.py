@@ -49,6 +49,14 @@ def test_constraints_pin_every_requirement_within_its_range():
         assert req.specifier.contains(pins[key], prereleases=True), f"{req.name}=={pins[key]} is outside {req}"
 
 
+def test_license_is_an_spdx_expression():
+    """A license table makes every setuptools build print a deprecation that turns into an error on 2027-02-18."""
+    assert PYPROJECT["project"]["license"] == "Apache-2.0"
+    (setuptools,) = [Requirement(r) for r in PYPROJECT["build-system"]["requires"] if r.startswith("setuptools")]
+    assert setuptools.specifier.contains("77") and not setuptools.specifier.contains("76.1"), (
+        "setuptools reads a string license from 77 on")
+
+
 def test_makefile_installs_with_the_constraints():
     makefile = (ROOT / "Makefile").read_text()
     assert '-c constraints.txt -e ".[dev]"' in makefile
