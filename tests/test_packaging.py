@@ -62,6 +62,31 @@ def test_makefile_installs_with_the_constraints():
     assert '-c constraints.txt -e ".[dev]"' in makefile
 
 
+def test_sdist_leaves_out_what_the_wheel_leaves_out(tmp_path):
+    """A model in training (``data/candidate_model``, which setup.py keeps out of the wheel) stays out of the sdist."""
+    import tarfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "constraints.txt"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("freeinit_lab", "data"):
+        skip = shutil.ignore_patterns("__pycache__", "_data", "candidate_model")
+        shutil.copytree(ROOT / name, src / name, ignore=skip)
+    weights = src / "data" / "candidate_model" / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"in training")
+    code = "import sys; from setuptools import build_meta; print(build_meta.build_sdist(sys.argv[1]))"
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "dist")], cwd=src, capture_output=True,
+                         text=True, env={**os.environ, "PIP_NO_INDEX": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    with tarfile.open(tmp_path / "dist" / out.stdout.strip().splitlines()[-1]) as sdist:
+        names = [n.split("/", 1)[1] for n in sdist.getnames() if "/" in n]
+    assert "data/default_model/unet/diffusion_pytorch_model.safetensors" in names
+    assert "setup.py" in names and "pyproject.toml" in names and "MANIFEST.in" in names
+    assert not [n for n in names if n.startswith("data/candidate_model")], "the sdist carries the model in training"
+
+
 @pytest.mark.slow
 def test_wheel_carries_the_embedded_default(tmp_path):
     """``pip install .`` (not editable) then ``load_default_pipeline()`` works offline outside the checkout."""
