@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_sdist_leaves_out_what_the_wheel_leaves_out(tmp_path):
 
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "constraints.txt"):
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "constraints.txt", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     for name in ("freeinit_lab", "data"):
         skip = shutil.ignore_patterns("__pycache__", "_data", "candidate_model")
@@ -84,6 +85,7 @@ def test_sdist_leaves_out_what_the_wheel_leaves_out(tmp_path):
         names = [n.split("/", 1)[1] for n in sdist.getnames() if "/" in n]
     assert "data/default_model/unet/diffusion_pytorch_model.safetensors" in names
     assert "setup.py" in names and "pyproject.toml" in names and "MANIFEST.in" in names
+    assert "LICENSE" in names, "the sdist lacks the licence text Apache-2.0 requires to ship"
     assert not [n for n in names if n.startswith("data/candidate_model")], "the sdist carries the model in training"
 
 
@@ -92,7 +94,7 @@ def test_wheel_carries_the_embedded_default(tmp_path):
     """``pip install .`` (not editable) then ``load_default_pipeline()`` works offline outside the checkout."""
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "constraints.txt"):
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "constraints.txt", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     for name in ("freeinit_lab", "data"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "_data"))
@@ -101,6 +103,8 @@ def test_wheel_carries_the_embedded_default(tmp_path):
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
                    check=True, env=env, cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("freeinit_lab-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in zf.namelist()), "the wheel lacks the licence"
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, env=env)
     assert (site / "freeinit_lab" / "embedded" / "_data" / "default_model" / "model_index.json").is_file()
