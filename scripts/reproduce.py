@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
             args.figures = str(Path(args.out) / "figures")
 
     notebooks = [Path(p) for p in args.notebooks] if args.notebooks else sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    missing = [str(p) for p in notebooks if not p.is_file()]
+    if missing:  # before any notebook runs, not after the ones listed first
+        known = ", ".join(p.name for p in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")))
+        parser.error(f"no notebook {', '.join(missing)}; the notebooks are {known} (in notebooks/)")
     out = Path(args.out)
     numbers_dir = out / "numbers"
     shutil.rmtree(numbers_dir, ignore_errors=True)
