@@ -47,7 +47,8 @@ def _environment_left_as_found():
 
 @functools.cache
 def _scheduler_at_classes() -> dict:
-    """Pipeline classes that read their scheduler from ``scheduler`` or from ``sampler``, with one shared body."""
+    """Pipeline classes that read their scheduler from ``scheduler`` or from ``sampler`` (keys ``"scheduler"``,
+    ``"sampler"``), or their denoiser from ``model`` instead of ``unet`` (key ``"model"``), with one shared body."""
     import torch
     from diffusers import DiffusionPipeline
     from diffusers.utils.torch_utils import randn_tensor
@@ -58,24 +59,29 @@ def _scheduler_at_classes() -> dict:
         """Unconditional sampling with the scheduler at ``scheduler_attribute``, as a user's own pipeline would."""
 
         scheduler_attribute = "scheduler"
+        denoiser_attribute = "unet"
 
         def _sampler(self):
             return getattr(self, self.scheduler_attribute)
 
+        def _denoiser(self):
+            return getattr(self, self.denoiser_attribute)
+
         def prepare_latents(self, shape, generator, latents=None):
             if latents is None:
-                latents = randn_tensor(shape, generator=generator, dtype=self.unet.dtype)
+                latents = randn_tensor(shape, generator=generator, dtype=self._denoiser().dtype)
             return latents * self._sampler().init_noise_sigma
 
         @torch.no_grad()
         def __call__(self, num_inference_steps=3, generator=None, latents=None, output_type="np", return_dict=True,
                      callback_on_step_end=None):
-            sampler, c = self._sampler(), self.unet.config
+            sampler, denoiser = self._sampler(), self._denoiser()
+            c = denoiser.config
             latents = self.prepare_latents((1, c.in_channels, c.num_frames, c.sample_size, c.sample_size), generator,
                                            latents)
             sampler.set_timesteps(num_inference_steps)
             for i, t in enumerate(sampler.timesteps):
-                noise_pred = self.unet(sampler.scale_model_input(latents, t), t).sample
+                noise_pred = denoiser(sampler.scale_model_input(latents, t), t).sample
                 latents = sampler.step(noise_pred, t, latents).prev_sample
                 if callback_on_step_end is not None:
                     latents = callback_on_step_end(self, i, t, {"latents": latents}).pop("latents", latents)
@@ -94,18 +100,30 @@ def _scheduler_at_classes() -> dict:
             super().__init__()
             self.register_modules(unet=unet, sampler=sampler, scheduler=scheduler)
 
-    return {"scheduler": SchedulerAtSchedulerPipeline, "sampler": SchedulerAtSamplerPipeline}
+    class DenoiserAtModelPipeline(SchedulerAtPipeline):
+        denoiser_attribute = "model"
+
+        def __init__(self, model, scheduler, unet):
+            super().__init__()
+            self.register_modules(model=model, scheduler=scheduler, unet=unet)
+
+    return {"scheduler": SchedulerAtSchedulerPipeline, "sampler": SchedulerAtSamplerPipeline,
+            "model": DenoiserAtModelPipeline}
 
 
 @pytest.fixture
 def scheduler_at(monkeypatch):
     """``make(attribute)``: a tiny video pipeline (random-weight ``TinyVideoUNet``, DDIM) whose scheduler lives at
     ``attribute`` (``"scheduler"`` or ``"sampler"``), its class registered with
-    ``LatentLayout(scheduler=attribute, final_latent="scheduler_step")`` for the test.
+    ``LatentLayout(scheduler=attribute, final_latent="scheduler_step")`` for the test; or, with ``"model"``, whose
+    denoiser lives at ``pipe.model`` (scheduler at ``scheduler``), registered with
+    ``LatentLayout(denoiser="model", final_latent="scheduler_step")``.
 
-    Every build has the same weights and the same real scheduler and runs the same code, so both attributes give
+    Every build has the same weights and the same real scheduler and runs the same code, so all attributes give
     bit-identical results unless something reads the wrong one. With ``"sampler"`` the pipeline's ``scheduler`` is
-    a decoy it never uses: Euler with linear betas, ``init_noise_sigma`` far from 1.
+    a decoy it never uses: Euler with linear betas, ``init_noise_sigma`` far from 1. With ``"model"`` its ``unet``
+    is a decoy it never calls, with 8 channels: the latent's frame count (latents are (1, 3, 8, 16, 16)), so a
+    layout naming the frame axis 'channel' looks right to anything that reads ``pipe.unet``.
     """
     import torch
     from diffusers import EulerDiscreteScheduler
@@ -116,11 +134,20 @@ def scheduler_at(monkeypatch):
 
     def make(attribute: str = "sampler"):
         cls = _scheduler_at_classes()[attribute]
-        monkeypatch.setitem(LAYOUTS, cls.__name__, LatentLayout(scheduler=attribute, final_latent="scheduler_step"))
+        if attribute == "model":
+            layout = LatentLayout(denoiser="model", final_latent="scheduler_step")
+        else:
+            layout = LatentLayout(scheduler=attribute, final_latent="scheduler_step")
+        monkeypatch.setitem(LAYOUTS, cls.__name__, layout)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             unet = TinyVideoUNet(block_channels=(8, 16), time_embed_dim=16, norm_groups=4, attention_heads=2).eval()
-        if attribute == "scheduler":
+            # with "model", the decoy at pipe.unet: its channel count is the real latent's frame count
+            decoy = TinyVideoUNet(in_channels=8, out_channels=8, block_channels=(8, 16), time_embed_dim=16,
+                                  norm_groups=4, attention_heads=2, num_frames=3).eval()
+        if attribute == "model":
+            pipe = cls(model=unet, scheduler=default_scheduler(), unet=decoy)
+        elif attribute == "scheduler":
             pipe = cls(unet=unet, scheduler=default_scheduler())
         else:
             pipe = cls(unet=unet, sampler=default_scheduler(), scheduler=EulerDiscreteScheduler(beta_schedule="linear"))
@@ -128,3 +155,11 @@ def scheduler_at(monkeypatch):
         return pipe
 
     return make
+
+
+@pytest.fixture
+def denoiser_at(scheduler_at):
+    """``make(attribute)``: the ``scheduler_at`` pipeline whose denoiser lives at ``attribute``: ``"unet"`` (the
+    reference) or ``"model"`` (registered with ``LatentLayout(denoiser="model")``, a decoy with the latent's frame
+    count as its channels at ``pipe.unet``)."""
+    return lambda attribute="model": scheduler_at({"unet": "scheduler", "model": "model"}[attribute])

@@ -421,7 +421,8 @@ def get_schedule(scheduler: Any, *, shift: float | None = None) -> NoiseSchedule
     """Shorthand for :meth:`NoiseSchedule.from_scheduler`; also accepts a pipeline (uses its scheduler:
     ``pipe.scheduler``, or the attribute its :class:`~freeinit_lab.hooks.layouts.LatentLayout` names)."""
     if _is_pipeline(scheduler):
-        # the one place core looks a layer up: where a pipeline keeps its scheduler is the adapter table's to say
+        # core looks a layer up only here and in snr._latent_channels: where a pipeline keeps its scheduler and
+        # its denoiser is the adapter table's to say
         from freeinit_lab.hooks.layouts import get_scheduler
 
         scheduler = get_scheduler(scheduler)

@@ -59,17 +59,14 @@ def _band_coords(shape3: tuple[int, ...], edges: np.ndarray, temporal_scale: flo
 
 
 def _latent_channels(obj: Any) -> int | None:
-    """The latent channel count a pipeline's denoiser produces (``config.out_channels``), or None if unknown."""
+    """The latent channel count a pipeline's denoiser produces (``config.out_channels``), or None if unknown (also
+    for a scheduler, its config or a NoiseSchedule)."""
     if not hasattr(obj, "components"):
         return None
-    for name in ("unet", "transformer", "prior", "denoiser"):
-        config = getattr(getattr(obj, name, None), "config", None)
-        value = getattr(config, "out_channels", None) if config is not None else None
-        if value is None and isinstance(config, dict):
-            value = config.get("out_channels")
-        if isinstance(value, (int, np.integer)) and value > 0:
-            return int(value)
-    return None
+    # where a pipeline keeps its denoiser is the adapter table's to say, as for its scheduler (get_schedule)
+    from freeinit_lab.hooks.layouts import denoiser_channels
+
+    return denoiser_channels(obj)
 
 
 def _check_channels(x: torch.Tensor, channels: int | None, name: str, source: str) -> None:

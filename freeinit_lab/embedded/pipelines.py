@@ -520,14 +520,21 @@ def held_out_videos(pipe, n: int, seed: int) -> torch.Tensor:
 
     - a pipeline loaded from a model folder with a ``training_log.json`` (:func:`load_default_pipeline`, a retrained
       candidate): :func:`default_training_videos` of that folder with ``seed``;
-    - an exact-score (analytic Gaussian) pipeline: exact draws from its prior (``unet.sample_prior``), seeded;
+    - an exact-score (analytic Gaussian) pipeline: exact draws from its prior (its denoiser's ``sample_prior``),
+      seeded;
     - any other pipeline: ``ValueError`` (its training data are unknown; give the videos yourself).
     """
     folder = getattr(pipe, "name_or_path", None)
     if folder and (Path(str(folder)) / "training_log.json").exists():
         return default_training_videos(n, seed, path=folder)
-    prior = getattr(getattr(pipe, "unet", None), "sample_prior", None)
-    if callable(prior):
+    from freeinit_lab.hooks.layouts import get_denoisers
+
+    try:
+        denoisers = get_denoisers(pipe)  # at the attribute(s) the pipeline's layout names
+    except AttributeError:
+        denoisers = []
+    prior = next((m.sample_prior for m in denoisers if callable(getattr(m, "sample_prior", None))), None)
+    if prior is not None:
         return prior(int(n), generator=torch.Generator().manual_seed(int(seed)))
     raise ValueError(
         f"{type(pipe).__name__} was not loaded from a model folder with a training_log.json and is not an exact-score "

@@ -7,9 +7,9 @@ canonical order ``VIDEO_DIMS = ("batch", "channel", "frame", "height", "width")`
 the last three axes), so every pipeline latent is permuted once, on capture, by its :class:`LatentLayout`, and
 permuted back before it is handed to the pipeline again.
 
-A layout also says which attribute holds the denoiser (to count or time its evaluations), which holds the
-scheduler, and how the final clean latent can be captured while the pipeline decodes it (so a run that must
-return decoded frames needs no second pass and no decoder of our own):
+A layout also says which attribute holds the denoiser (to count or time its evaluations and read its latent
+channel count), which holds the scheduler, and how the final clean latent can be captured while the pipeline
+decodes it (so a run that must return decoded frames needs no second pass and no decoder of our own):
 
 ``"decode_latents"``
     the pipeline passes the final latent as the first argument of ``pipe.decode_latents`` (AnimateDiff,
@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal
@@ -74,6 +75,8 @@ __all__ = [
     "get_layout",
     "get_scheduler",
     "has_scheduler",
+    "get_denoisers",
+    "denoiser_channels",
     "UnknownPipelineError",
     "patch_attribute",
     "capture_final_latent",
@@ -102,7 +105,9 @@ class LatentLayout:
         ``("batch", "channel", "frame", "height", "width")``.
     denoiser : str or tuple of str
         Attribute name(s) of the denoiser module(s) (``"unet"``, ``"transformer"``; Wan 2.2 has a second expert
-        ``"transformer_2"``). Missing or ``None`` attributes are skipped.
+        ``"transformer_2"``). Missing or ``None`` attributes are skipped. Everything in freeinit_lab that counts,
+        times or reads the config of a pipeline's denoiser (its latent channel count for
+        :func:`check_channel_axis`) reads it from these attributes (:func:`get_denoisers`).
     scheduler : str
         Attribute name of the scheduler (diffusers' pipelines: ``"scheduler"``). Everything in freeinit_lab that
         reads, wraps or steps a pipeline's scheduler reads it from this attribute (:func:`get_scheduler`).
@@ -261,8 +266,20 @@ def get_layout(pipe: Any) -> LatentLayout:
     )
 
 
-#: The layout assumed for a pipeline with none registered when only its scheduler is needed (diffusers' name).
-_UNREGISTERED = LatentLayout()
+#: The layout assumed for a pipeline with none registered when only its scheduler or denoiser is needed:
+#: diffusers' attribute names (the scheduler at ``scheduler``, the denoiser at whichever of ``unet``,
+#: ``transformer``, ``prior``, ``denoiser`` the pipeline has).
+_UNREGISTERED = LatentLayout(denoiser=("unet", "transformer", "prior", "denoiser"))
+
+
+def _layout_or_default(pipe: Any, layout: LatentLayout | None) -> LatentLayout:
+    """``layout``, else the pipeline's registered layout, else :data:`_UNREGISTERED`."""
+    if layout is not None:
+        return layout
+    try:
+        return get_layout(pipe)
+    except UnknownPipelineError:
+        return _UNREGISTERED
 
 
 def get_scheduler(pipe: Any, layout: LatentLayout | None = None) -> Any:
@@ -292,12 +309,61 @@ def get_scheduler(pipe: Any, layout: LatentLayout | None = None) -> Any:
     >>> get_scheduler(pipe) is pipe.scheduler
     True
     """
-    if layout is None:
-        try:
-            layout = get_layout(pipe)
-        except UnknownPipelineError:
-            layout = _UNREGISTERED
-    return layout.get_scheduler(pipe)
+    return _layout_or_default(pipe, layout).get_scheduler(pipe)
+
+
+def get_denoisers(pipe: Any, layout: LatentLayout | None = None) -> list[torch.nn.Module]:
+    """The denoiser modules of a pipeline instance, read from the attribute(s) its layout names
+    (``LatentLayout.denoiser``).
+
+    The one way freeinit_lab reaches a pipeline's denoiser: a pipeline registered with
+    ``LatentLayout(denoiser="model")`` is counted, timed and checked through ``pipe.model``, also when
+    ``pipe.unet`` holds something else.
+
+    Parameters
+    ----------
+    pipe
+        A pipeline instance.
+    layout : LatentLayout, optional
+        The layout to read them with; default the pipeline's registered layout (:func:`get_layout`), or for a
+        pipeline with none registered diffusers' names ``unet``, ``transformer`` (and ``prior``, ``denoiser``).
+
+    Raises
+    ------
+    AttributeError
+        No module at any of those attributes; the message names them and the fix.
+
+    Examples
+    --------
+    >>> from freeinit_lab.testing import tiny_animatediff_pipeline
+    >>> pipe = tiny_animatediff_pipeline(seed=0)
+    >>> get_denoisers(pipe) == [pipe.unet]
+    True
+    """
+    return _layout_or_default(pipe, layout).get_denoisers(pipe)
+
+
+def denoiser_channels(pipe: Any, layout: LatentLayout | None = None) -> int | None:
+    """The latent channel count a pipeline's denoiser produces (its ``config.out_channels``), or None if unknown.
+
+    Read from the attribute(s) the layout names (``LatentLayout.denoiser``; ``layout`` as in
+    :func:`get_denoisers`), the first whose ``config`` declares a count; None when none does (frames and channels
+    are never guessed from sizes).
+
+    Examples
+    --------
+    >>> from freeinit_lab.testing import tiny_animatediff_pipeline
+    >>> denoiser_channels(tiny_animatediff_pipeline(seed=0))
+    4
+    """
+    for name in _layout_or_default(pipe, layout).denoisers:
+        config = getattr(getattr(pipe, name, None), "config", None)
+        value = getattr(config, "out_channels", None) if config is not None else None
+        if value is None and isinstance(config, dict):
+            value = config.get("out_channels")
+        if isinstance(value, numbers.Integral) and value > 0:
+            return int(value)
+    return None
 
 
 def has_scheduler(obj: Any) -> bool:
@@ -333,15 +399,16 @@ def check_channel_axis(pipe: Any, layout: LatentLayout | tuple[str, ...], shape:
 
     A layout that swaps frames and channels would make every spectral step (FreeInit's 3-D low-pass, band power,
     a probe's record) act on the wrong axes without any error. Only a channel count the denoiser declares
-    (``config.out_channels``, or half of it for learned-variance models) is used; frames and channels are never
-    guessed from sizes.
+    (:func:`denoiser_channels`: ``config.out_channels`` of the module at the layout's ``denoiser`` attribute, or
+    half of it for learned-variance models) is used; frames and channels are never guessed from sizes.
 
     Parameters
     ----------
     pipe
         The pipeline whose latents have ``shape``.
     layout
-        The layout the caller is about to use (a :class:`LatentLayout` or its ``dims``).
+        The layout the caller is about to use: a :class:`LatentLayout`, or its ``dims`` (the denoiser is then
+        read where the pipeline's registered layout says).
     shape
         A latent shape in the pipeline's own axis order.
     who
@@ -349,10 +416,8 @@ def check_channel_axis(pipe: Any, layout: LatentLayout | tuple[str, ...], shape:
     fix
         How the caller's user gives the right axis order (default: registering the layout).
     """
-    from freeinit_lab.core.snr import _latent_channels
-
     dims = tuple(getattr(layout, "dims", layout))
-    channels = _latent_channels(pipe)
+    channels = denoiser_channels(pipe, layout if isinstance(layout, LatentLayout) else None)
     if channels is None or len(shape) != len(dims):
         return
     got = int(shape[dims.index("channel")])

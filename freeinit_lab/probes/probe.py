@@ -172,7 +172,7 @@ class LatentProbe:
         edges from :func:`freeinit_lab.spectral.default_band_edges` of the latent shape.
     layout : tuple of str or LatentLayout, optional
         The pipeline's latent axes in tensor order, overriding the adapter table; a LatentLayout also says where
-        the scheduler is (otherwise the registered layout's attribute, or ``scheduler``).
+        the scheduler and the denoiser are (otherwise the registered layout's attributes, or diffusers' names).
 
     Examples
     --------
@@ -540,13 +540,16 @@ class LatentProbe:
             self._check_budget(deferred)
 
     def _on_prepare_latents(self, latents: torch.Tensor) -> None:
-        from freeinit_lab.hooks.layouts import check_channel_axis
+        from freeinit_lab.hooks.layouts import LatentLayout, check_channel_axis
 
         if latents.dim() != len(self._layout):
             return
         self._pipe_latent_shape = tuple(latents.shape)
         shape = self._canonical_shape(tuple(latents.shape))
-        check_channel_axis(self.pipe, self._layout, self._pipe_latent_shape, "LatentProbe",
+        # a layout=LatentLayout(...) also says where the denoiser is; dims alone keep the registered layout's
+        arg = self._layout_arg
+        check_channel_axis(self.pipe, arg if isinstance(arg, LatentLayout) else self._layout, self._pipe_latent_shape,
+                           "LatentProbe",
                            fix="Pass the pipeline's real axis order as layout=... (or register it with "
                                "freeinit_lab.layouts.register_layout).")
         if self._timesteps_set:

@@ -73,7 +73,7 @@ from freeinit_lab.core.spectral import (
 )
 from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.engine.loop import freeinit
-from freeinit_lab.hooks.layouts import get_scheduler
+from freeinit_lab.hooks.layouts import get_denoisers, get_scheduler
 from freeinit_lab.studies.evidence import _welch, paired_test
 from freeinit_lab._checks import require_int
 
@@ -642,13 +642,17 @@ def summarize_strategies(ds, baseline: str | None = "plain"):
 def _analytic_unet(pipe: Any):
     from freeinit_lab.embedded.models import GaussianVideoDenoiser
 
-    unet = getattr(pipe, "unet", None)
-    if not isinstance(unet, GaussianVideoDenoiser):
+    try:
+        denoisers = get_denoisers(pipe)  # at the attribute(s) the pipeline's layout names
+    except AttributeError:
+        denoisers = []
+    if len(denoisers) != 1 or not isinstance(denoisers[0], GaussianVideoDenoiser):
+        got = ", ".join(type(m).__name__ for m in denoisers) or "no denoiser"
         raise TypeError(
             "closed forms exist only for the analytic Gaussian reference: pass load_analytic_pipeline(...), whose "
-            f"denoiser is a GaussianVideoDenoiser (got {type(unet).__name__})"
+            f"denoiser is a GaussianVideoDenoiser (got {got})"
         )
-    return unet
+    return denoisers[0]
 
 
 def analytic_gain(pipe: Any, num_inference_steps: int, *, return_offset: bool = False):

@@ -166,6 +166,19 @@ def test_frames_passed_as_channels_are_refused():
         band_snr(bcfhw, SD, dims=("frame", "height", "width"))
 
 
+def test_a_pipelines_channel_count_is_read_where_its_layout_says(denoiser_at):
+    """band_snr(x0, pipe) checks x0 against the denoiser at the attribute the pipeline's layout names (pipe.model),
+    not the decoy at pipe.unet, whose 8 channels are the latent's frame count."""
+    pipe = denoiser_at("model")
+    bfchw = torch.randn(1, 8, 3, 8, 8, generator=torch.Generator().manual_seed(0))  # (batch, frame, channel, H, W)
+    with pytest.raises(ValueError, match=r"axis 2 holds.*permute\(0, 2, 1, 3, 4\)"):
+        band_snr(bfchw, pipe, num_bands=3)
+    with pytest.raises(ValueError, match=r"axis 2 holds"):
+        initialization_gap(bfchw, pipe, num_bands=3)
+    xr.testing.assert_identical(band_snr(bfchw.permute(0, 2, 1, 3, 4), pipe, num_bands=3),
+                                band_snr(bfchw.permute(0, 2, 1, 3, 4), SD, num_bands=3))
+
+
 def test_band_edges_short_of_the_largest_radius_are_refused_naming_it():
     from freeinit_lab.core.spectral import _band_projection, band_masks, frequency_radius
 

@@ -155,6 +155,23 @@ def test_analytic_pipeline_same_api():
     assert small(output_type="latent", num_inference_steps=2).frames.shape == (1, 3, 4, 8, 8)
 
 
+def test_held_out_videos_of_a_denoiser_the_layout_names(monkeypatch):
+    """An exact-score model at the attribute a pipeline's layout names (pipe.model) gives its prior's draws."""
+    from freeinit_lab.layouts import LAYOUTS, LatentLayout
+    from freeinit_lab.pipelines import held_out_videos
+
+    class PriorAtModelPipeline:
+        def __init__(self, model):
+            self.model = model
+
+    monkeypatch.setitem(LAYOUTS, "PriorAtModelPipeline", LatentLayout(denoiser="model"))
+    small = load_analytic_pipeline(4, 8, 8)
+    videos = held_out_videos(PriorAtModelPipeline(small.unet), 2, 0)
+    assert torch.equal(videos, held_out_videos(small, 2, 0)) and videos.shape == (2, 3, 4, 8, 8)
+    with pytest.raises(ValueError, match="training data are unknown"):
+        held_out_videos(PriorAtModelPipeline(torch.nn.Identity()), 2, 0)
+
+
 @pytest.mark.parametrize("wrap", ["wraps", "passthrough"])
 def test_wrapped_scheduler_step_keeps_eta_and_generator(wrap):
     """A wrapper around ``scheduler.step`` (a probe's or a user's) must not change stochastic sampling."""

@@ -485,3 +485,34 @@ def test_final_latent_does_not_depend_on_output_type_in_bfloat16():
     dec = freeinit(pipe, generator=gen(0), output_type="np", return_iteration_frames=True, **kw)
     assert dec.latents.dtype == lat.latents.dtype == torch.bfloat16
     assert torch.equal(dec.latents, lat.latents)
+
+
+def test_the_denoiser_the_layout_names_is_the_one_used(denoiser_at, monkeypatch):
+    """A pipeline registered with LatentLayout(denoiser="model") is counted through pipe.model and gets exactly the
+    result of the same pipeline with its denoiser at pipe.unet; registered with a layout that names its frame axis
+    'channel', it is refused before denoising, although the decoy at pipe.unet has as many channels as the latent
+    has frames."""
+    import xarray as xr
+
+    results = {}
+    for attribute in ("unet", "model"):
+        pipe = denoiser_at(attribute)
+        res = freeinit(pipe, num_iters=2, num_inference_steps=3, generator=gen(0), output_type="latent")
+        ds = res.to_xarray()
+        ds.attrs.pop("pipeline_class")
+        results[attribute] = res, ds
+    (ref, ref_ds), (res, ds) = results["unet"], results["model"]
+    assert torch.equal(res.latents, ref.latents) and res.num_denoiser_evals == ref.num_denoiser_evals == 6
+    xr.testing.assert_identical(ds, ref_ds)
+
+    monkeypatch.setitem(LAYOUTS, type(pipe).__name__,
+                        LatentLayout(("batch", "frame", "channel", "height", "width"), "model",
+                                     final_latent="scheduler_step"))
+    calls = []
+    h = pipe.model.register_forward_pre_hook(lambda m, a: calls.append(1))
+    try:
+        with pytest.raises(ValueError, match=r"(?s)have 8 channels, but its denoiser works on 3.*register_layout"):
+            freeinit(pipe, num_iters=2, num_inference_steps=3, generator=gen(0), output_type="latent")
+    finally:
+        h.remove()
+    assert calls == [] and "prepare_latents" not in vars(pipe)

@@ -155,3 +155,36 @@ def test_a_layout_naming_a_missing_scheduler_says_which_attribute(scheduler_at, 
         scheduler = "the scheduler"
 
     assert get_scheduler(UnregisteredPipeline()) == "the scheduler"  # diffusers' attribute without a layout
+
+
+def test_the_denoiser_is_read_where_the_layout_says(denoiser_at):
+    """A pipeline registered with LatentLayout(denoiser="model") has its channel axis checked against pipe.model,
+    never against the decoy at pipe.unet, whose 8 channels are the latent's frame count: a layout naming the frame
+    axis 'channel' is refused, given as a LatentLayout or as dims (which keep the registered denoiser)."""
+    from freeinit_lab.hooks.layouts import check_channel_axis, denoiser_channels, get_denoisers
+
+    pipe = denoiser_at("model")
+    assert get_denoisers(pipe) == [pipe.model] and denoiser_channels(pipe) == 3
+    assert get_layout(pipe).get_denoisers(pipe) == [pipe.model]
+    shape = (1, 3, 8, 16, 16)  # (batch, channel, frame, height, width)
+    check_channel_axis(pipe, get_layout(pipe), shape, "test")
+    check_channel_axis(pipe, tuple(get_layout(pipe).dims), shape, "test")
+    for layout in (LatentLayout(BFCHW, "model"), BFCHW):
+        with pytest.raises(ValueError, match=r"(?s)have 8 channels, but its denoiser works on 3.*wrong axis"):
+            check_channel_axis(pipe, layout, shape, "test")
+    check_channel_axis(pipe, LatentLayout(BFCHW, "unet"), shape, "test")  # a layout naming the decoy reads the decoy
+
+
+def test_an_unregistered_pipelines_denoiser_is_read_at_diffusers_names():
+    from freeinit_lab.hooks.layouts import denoiser_channels, get_denoisers
+
+    class UnregisteredPipeline:
+        def __init__(self):
+            self.transformer = torch.nn.Conv3d(4, 4, 1)
+            self.transformer.config = {"out_channels": 4}
+
+    pipe = UnregisteredPipeline()
+    assert get_denoisers(pipe) == [pipe.transformer] and denoiser_channels(pipe) == 4
+    assert denoiser_channels(object()) is None
+    with pytest.raises(AttributeError, match=r"(?s)no denoiser module at \('unet', 'transformer'.*register_layout"):
+        get_denoisers(object())

@@ -270,6 +270,29 @@ def test_probe_observes_the_scheduler_the_layout_names(scheduler_at):
         xr.testing.assert_identical(ds, ref)
 
 
+def test_probe_checks_the_channel_axis_of_the_denoiser_the_layout_names(denoiser_at):
+    """A pipeline registered with LatentLayout(denoiser="model") is recorded; a probe layout that names its frame
+    axis 'channel' is refused before the first step, as dims (the registered denoiser) or as a LatentLayout, though
+    the decoy at pipe.unet has as many channels as the latent has frames."""
+    from freeinit_lab.hooks.layouts import LatentLayout
+
+    pipe = denoiser_at("model")
+    with LatentProbe(pipe, capture=("latents",)) as probe:
+        pipe(num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="latent")
+    assert probe.to_xarray().sizes["channel"] == 3
+    bfchw = ("batch", "frame", "channel", "height", "width")
+    for layout in (bfchw, LatentLayout(bfchw, "model")):
+        calls = []
+        h = pipe.model.register_forward_pre_hook(lambda m, a: calls.append(1))
+        try:
+            with pytest.raises(ValueError, match=r"(?s)LatentProbe.*have 8 channels, but its denoiser works on 3"):
+                with LatentProbe(pipe, capture=("latents",), layout=layout):
+                    pipe(num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="latent")
+        finally:
+            h.remove()
+        assert calls == []
+
+
 def test_mark_iteration_and_separate_calls(animatediff):
     """Explicit marks join separate calls into one run; unmarked calls are new runs."""
     with LatentProbe(animatediff, capture=("latents",), mode="band_power") as probe:

@@ -180,6 +180,25 @@ def test_analytic_gain_refuses_stochastic_samplers(small_pipe):
             st.analytic_gain(TinyVideoPipeline(unet=small_pipe.unet, scheduler=sched), 4)
 
 
+def test_analytic_gain_reads_the_denoiser_and_scheduler_the_layout_names(small_pipe, monkeypatch):
+    """A pipeline registered with LatentLayout(denoiser="model", scheduler="sampler") has the closed forms of its
+    pipe.model and pipe.sampler (decoys at pipe.unet and pipe.scheduler)."""
+    from diffusers import EulerDiscreteScheduler
+
+    from freeinit_lab.layouts import LAYOUTS, LatentLayout
+
+    class AnalyticAtPipeline:
+        def __init__(self, model, sampler):
+            self.model, self.sampler = model, sampler
+            self.unet, self.scheduler = torch.nn.Identity(), EulerDiscreteScheduler()  # decoys
+
+    monkeypatch.setitem(LAYOUTS, "AnalyticAtPipeline", LatentLayout(denoiser="model", scheduler="sampler"))
+    pipe = AnalyticAtPipeline(small_pipe.unet, small_pipe.scheduler)
+    G, K = st.analytic_gain(pipe, 4, return_offset=True)
+    G_ref, K_ref = st.analytic_gain(small_pipe, 4, return_offset=True)
+    assert torch.equal(G, G_ref) and torch.equal(K, K_ref)
+
+
 def test_analytic_prediction_matches_monte_carlo(small_pipe, marginal):
     """Closed-form band power at T (exact in expectation) and output statistics agree with a 256-video run."""
     strategies = [
