@@ -69,6 +69,18 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
     return f"<{type(value).__name__}>"
 
 
+def _config_json(config: Mapping) -> str:
+    """A scheduler's config as JSON that every process writes alike: keys sorted, and diffusers'
+    ``_use_default_values`` (the keys left at their defaults, which diffusers collects from a set, so their order
+    follows the process's string hashing, ``PYTHONHASHSEED``) sorted too. Two identical runs write identical attrs;
+    the list itself is kept, as ``SchedulerClass.from_config`` reads it."""
+    config = dict(config)
+    defaults = config.get("_use_default_values")
+    if isinstance(defaults, (list, tuple, set, frozenset)):
+        config["_use_default_values"] = sorted(str(k) for k in defaults)
+    return json.dumps(_jsonable(config), sort_keys=True)
+
+
 def _plain_attr(value: Any) -> Any:
     """A value NetCDF and zarr both store as an attribute unchanged (no bool, no None)."""
     if isinstance(value, (bool, np.bool_)):

@@ -293,6 +293,39 @@ def test_probe_checks_the_channel_axis_of_the_denoiser_the_layout_names(denoiser
         assert calls == []
 
 
+_CAPTURE_ATTRS = """
+import json, torch
+from freeinit_lab.engine.loop import freeinit
+from freeinit_lab.probes.probe import LatentProbe
+from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+pipe = tiny_animatediff_pipeline(seed=0)
+with LatentProbe(pipe, capture=("latents",), mode="band_power") as probe:
+    res = freeinit(pipe, prompt="a cat", num_iters=2, generator=torch.Generator().manual_seed(0),
+                   output_type="latent", **TINY_CALL_KWARGS["AnimateDiffPipeline"])
+print(json.dumps([{k: str(v) for k, v in ds.attrs.items()} for ds in (probe.to_xarray(), res.to_xarray())]))
+"""
+
+
+def test_the_scheduler_config_attr_is_the_same_in_every_process():
+    """Two identical captures in processes with different string hashing (PYTHONHASHSEED) write identical attrs:
+    diffusers' ``_use_default_values`` in the scheduler config (collected from a set) is stored sorted."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    runs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONHASHSEED": seed}
+        proc = subprocess.run([sys.executable, "-c", _CAPTURE_ATTRS], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert runs[0] == runs[1]
+    config = json.loads(runs[0][0]["scheduler_config"])
+    assert config["_use_default_values"] == sorted(config["_use_default_values"]) != []
+
+
 def test_mark_iteration_and_separate_calls(animatediff):
     """Explicit marks join separate calls into one run; unmarked calls are new runs."""
     with LatentProbe(animatediff, capture=("latents",), mode="band_power") as probe:
