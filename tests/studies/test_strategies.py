@@ -182,7 +182,7 @@ def test_analytic_gain_refuses_stochastic_samplers(small_pipe):
 
 def test_analytic_gain_reads_the_denoiser_and_scheduler_the_layout_names(small_pipe, monkeypatch):
     """A pipeline registered with LatentLayout(denoiser="model", scheduler="sampler") has the closed forms of its
-    pipe.model and pipe.sampler (decoys at pipe.unet and pipe.scheduler)."""
+    pipe.model and pipe.sampler (decoys at pipe.unet and pipe.scheduler), and an error naming pipe.sampler."""
     from diffusers import EulerDiscreteScheduler
 
     from freeinit_lab.layouts import LAYOUTS, LatentLayout
@@ -197,6 +197,9 @@ def test_analytic_gain_reads_the_denoiser_and_scheduler_the_layout_names(small_p
     G, K = st.analytic_gain(pipe, 4, return_offset=True)
     G_ref, K_ref = st.analytic_gain(small_pipe, 4, return_offset=True)
     assert torch.equal(G, G_ref) and torch.equal(K, K_ref)
+    pipe.sampler = EulerDiscreteScheduler.from_config(small_pipe.scheduler.config)
+    with pytest.raises(TypeError, match=r"got EulerDiscreteScheduler\); set pipe\.sampler to one of them"):
+        st.analytic_gain(pipe, 4)
 
 
 def test_analytic_prediction_matches_monte_carlo(small_pipe, marginal):
