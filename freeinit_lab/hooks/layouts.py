@@ -74,6 +74,7 @@ __all__ = [
     "register_layout",
     "get_layout",
     "get_scheduler",
+    "resolve_layout",
     "has_scheduler",
     "get_denoisers",
     "denoiser_channels",
@@ -272,8 +273,9 @@ def get_layout(pipe: Any) -> LatentLayout:
 _UNREGISTERED = LatentLayout(denoiser=("unet", "transformer", "prior", "denoiser"))
 
 
-def _layout_or_default(pipe: Any, layout: LatentLayout | None) -> LatentLayout:
-    """``layout``, else the pipeline's registered layout, else :data:`_UNREGISTERED`."""
+def resolve_layout(pipe: Any, layout: LatentLayout | None = None) -> LatentLayout:
+    """The layout to read ``pipe`` with: ``layout`` if given, else the pipeline's registered layout, else diffusers'
+    attribute names (:data:`_UNREGISTERED`: the scheduler at ``scheduler``, the first denoiser name it has)."""
     if layout is not None:
         return layout
     try:
@@ -309,7 +311,7 @@ def get_scheduler(pipe: Any, layout: LatentLayout | None = None) -> Any:
     >>> get_scheduler(pipe) is pipe.scheduler
     True
     """
-    return _layout_or_default(pipe, layout).get_scheduler(pipe)
+    return resolve_layout(pipe, layout).get_scheduler(pipe)
 
 
 def get_denoisers(pipe: Any, layout: LatentLayout | None = None) -> list[torch.nn.Module]:
@@ -340,7 +342,7 @@ def get_denoisers(pipe: Any, layout: LatentLayout | None = None) -> list[torch.n
     >>> get_denoisers(pipe) == [pipe.unet]
     True
     """
-    return _layout_or_default(pipe, layout).get_denoisers(pipe)
+    return resolve_layout(pipe, layout).get_denoisers(pipe)
 
 
 def denoiser_channels(pipe: Any, layout: LatentLayout | None = None) -> int | None:
@@ -356,7 +358,7 @@ def denoiser_channels(pipe: Any, layout: LatentLayout | None = None) -> int | No
     >>> denoiser_channels(tiny_animatediff_pipeline(seed=0))
     4
     """
-    for name in _layout_or_default(pipe, layout).denoisers:
+    for name in resolve_layout(pipe, layout).denoisers:
         config = getattr(getattr(pipe, name, None), "config", None)
         value = getattr(config, "out_channels", None) if config is not None else None
         if value is None and isinstance(config, dict):

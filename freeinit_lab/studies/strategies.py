@@ -73,7 +73,7 @@ from freeinit_lab.core.spectral import (
 )
 from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.engine.loop import freeinit
-from freeinit_lab.hooks.layouts import _layout_or_default, get_denoisers, get_scheduler
+from freeinit_lab.hooks.layouts import resolve_layout, get_denoisers, get_scheduler
 from freeinit_lab.studies.evidence import _welch, paired_test
 from freeinit_lab._checks import require_int
 
@@ -692,7 +692,7 @@ def analytic_gain(pipe: Any, num_inference_steps: int, *, return_offset: bool = 
     sched = get_scheduler(pipe)
     if not isinstance(sched, (DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler)):
         raise TypeError(f"analytic_gain needs a deterministic DDIM, DPM-Solver multistep or UniPC scheduler "
-                        f"(got {type(sched).__name__}); set pipe.{_layout_or_default(pipe, None).scheduler} to one "
+                        f"(got {type(sched).__name__}); set pipe.{resolve_layout(pipe).scheduler} to one "
                         "of them")
     cfg = sched.config
     if "sde" in str(cfg.get("algorithm_type", "")) or cfg.get("thresholding", False):
