@@ -25,6 +25,7 @@ pass ``layout=`` / ``value_range=`` for other forms (e.g. a pipeline's ``output_
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -51,15 +52,48 @@ def display_values(latents, pipe=None) -> torch.Tensor:
 
     ``D`` is ``pipe.normalizer.decode`` (``x = shift + scale · z`` per channel, the inverse of the normalisation the
     embedded default is trained in, as ``pipe.decode_latents`` applies it) when ``pipe`` has a ``normalizer``,
-    the identity otherwise (a pipeline whose latents are already display values, or ``pipe=None``). Returns a
+    the identity otherwise (a pipeline whose latents are already display values, or ``pipe=None``); NaN or inf
+    latents (a diverged sample, which the clip would hide) are refused. Returns a
     float32 CPU tensor of the input's shape ``(batch, channel, frame, height, width)``; the clip is what every
     metric here would apply anyway, done once so that studies compare sources on the same values.
     """
     x = torch.as_tensor(latents).detach().to("cpu", torch.float32)
+    _check_finite(x, "latents")  # the clip would turn inf into a saturated pixel and hide a diverged sample
     norm = getattr(pipe, "normalizer", None)
     if norm is not None:
         x = norm.decode(x)
     return x.clamp(-1, 1)
+
+
+def _check_finite(x: torch.Tensor, name: str) -> None:
+    """Refuse NaN or inf: clipped to the value range, inf would read as a saturated pixel, NaN poison the score."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        videos = torch.nonzero(bad.reshape(bad.shape[0], -1).any(1)).flatten().tolist() if x.dim() else [0]
+        raise ValueError(
+            f"{name} holds {int(bad.sum())} NaN or inf values (videos {videos[:8]}{' ...' if len(videos) > 8 else ''} "
+            "along the first axis): a diverged sampler or a float16 overflow; drop those videos or fix the sampling"
+        )
+
+
+def _check_range(x: torch.Tensor, value_range) -> tuple[float, float]:
+    """``value_range`` as finite ``lo < hi``; integer frames must lie inside it (they are never clipped)."""
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"value_range must be two numbers (lo, hi); got {value_range!r}") from exc
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(
+            f"value_range must be finite with lo < hi (the values that map to 0 and 1); got {value_range!r}"
+        )
+    if not (x.is_floating_point() or x.is_complex()) and x.numel():
+        x_lo, x_hi = float(x.min()), float(x.max())
+        if x_lo < lo or x_hi > hi:
+            raise ValueError(
+                f"integer frames ({x.dtype}) with values in [{x_lo:g}, {x_hi:g}] lie outside "
+                f"value_range={value_range}: they would be clipped to it; 8-bit frames need value_range=(0, 255)"
+            )
+    return lo, hi
 
 
 def as_video(video, layout: str = "bcfhw", value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
@@ -73,7 +107,14 @@ def as_video(video, layout: str = "bcfhw", value_range: tuple[float, float] = (-
     layout : {"bcfhw", "bfchw", "bfhwc"}
         Axis order of an array input. ``"bfhwc"`` is diffusers' ``output_type="np"``; ``"bfchw"`` is ``"pt"``.
     value_range : (float, float)
-        The values that map to 0 and 1. Values are clipped to this range.
+        The values that map to 0 and 1 (finite, ``lo < hi``). Float values are clipped to this range; integer
+        frames (e.g. ``uint8``) outside it are refused — 8-bit frames need ``value_range=(0, 255)``.
+
+    Raises
+    ------
+    ValueError
+        For NaN or inf values (a diverged sample; clipped, inf would read as a saturated pixel), a wrong rank or
+        layout, fewer than 2 frames, or the value ranges above.
     """
     try:
         import xarray as xr
@@ -87,7 +128,10 @@ def as_video(video, layout: str = "bcfhw", value_range: tuple[float, float] = (-
             layout = "bcfhw"
     except ImportError:  # pragma: no cover
         pass
-    x = torch.as_tensor(video).detach().to("cpu", torch.float64)
+    x = torch.as_tensor(video).detach().to("cpu")
+    _check_finite(x, "video")
+    lo, hi = _check_range(x, value_range)
+    x = x.to(torch.float64)
     if x.ndim == 4:
         raise ValueError(f"got a 4-D array {tuple(x.shape)}; metrics take a batch of videos — add a batch axis "
                          "(e.g. video[None])")
@@ -96,7 +140,6 @@ def as_video(video, layout: str = "bcfhw", value_range: tuple[float, float] = (-
     if layout not in _LAYOUTS:
         raise ValueError(f"layout must be one of {sorted(_LAYOUTS)}, got {layout!r}")
     x = x.permute(*_LAYOUTS[layout])
-    lo, hi = value_range
     x = ((x - lo) / (hi - lo)).clamp(0, 1)
     if x.shape[2] < 2:
         raise ValueError("temporal metrics need at least 2 frames")

@@ -128,3 +128,35 @@ def test_display_values_decode_through_the_pipelines_normalizer_then_clip():
     np.testing.assert_allclose(metrics.display_values(z).numpy(), z.clamp(-1, 1).numpy(), atol=1e-6)
     np.testing.assert_allclose(metrics.display_values(z, SimpleNamespace(normalizer=None)).numpy(),
                                z.clamp(-1, 1).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_videos_are_refused(bad):
+    """inf was clipped to a saturated pixel (a finite score for a diverged sample), NaN gave NaN without a word."""
+    v = _videos(9)
+    v[1, 0, 2, 3, 3] = bad
+    for name, fn in metrics.WEIGHT_FREE_METRICS.items():
+        with pytest.raises(ValueError, match=r"NaN or inf values \(videos \[1\]"):
+            fn(v)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        metrics.display_values(v)
+
+
+def test_value_range_must_be_a_finite_increasing_interval():
+    v = _videos(10)
+    for bad in [(1.0, 1.0), (1.0, -1.0), (0.0, float("nan")), (-float("inf"), 1.0)]:
+        with pytest.raises(ValueError, match="lo < hi"):
+            metrics.temporal_flicker(v, value_range=bad)
+
+
+def test_integer_frames_outside_the_value_range_are_refused():
+    """uint8 frames read with the default (-1, 1) were clipped to 1 almost everywhere: flicker 0.99 for noise."""
+    frames = (torch.rand(2, 4, 8, 8, 3, generator=torch.Generator().manual_seed(11)) * 255).round().to(torch.uint8)
+    with pytest.raises(ValueError, match=r"value_range=\(0, 255\)"):
+        metrics.temporal_flicker(frames, layout="bfhwc")
+    as_float = frames.double() / 255
+    for fn in metrics.WEIGHT_FREE_METRICS.values():
+        if fn is metrics.consecutive_ssim:
+            continue
+        np.testing.assert_allclose(fn(frames, layout="bfhwc", value_range=(0, 255)).numpy(),
+                                   fn(as_float, layout="bfhwc", value_range=(0, 1)).numpy(), rtol=1e-12)
