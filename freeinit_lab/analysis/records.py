@@ -15,6 +15,7 @@ that use it are in :mod:`freeinit_lab.studies.noise_swap`.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -88,15 +89,53 @@ def _spectrum(da: xr.DataArray) -> tuple[torch.Tensor, list[str]]:
     return torch.fft.fftn(x, dim=(-3, -2, -1), norm="ortho"), other
 
 
-def _final_per_pass(da: xr.DataArray, dim: str) -> xr.DataArray:
-    """Last finite value along ``dim`` for each pass (``iteration``) separately."""
+def _cut_short(da: xr.DataArray, last: xr.DataArray, dim: str) -> xr.DataArray | None:
+    """Which passes stop before their last step: the last stored ``dim`` index ``last`` (per pass) against the
+    record's ``num_steps`` coord (steps the pass was to run). ``None`` when the record cannot tell (no
+    ``num_steps`` or ``step`` coord, an unknown step count, or ``num_steps`` over dims the passes lack)."""
+    if dim != "step" or "num_steps" not in da.coords or dim not in da.coords:
+        return None
+    planned = da.coords["num_steps"]
+    if not set(planned.dims) <= set(last.dims):
+        return None
+    planned = planned.drop_vars([c for c in planned.coords if c not in planned.dims])
+    reached = xr.DataArray(np.asarray(da[dim].values)[last.values], dims=last.dims)
+    return (reached < planned - 1) & (planned > 0)
+
+
+def _warn_cut_short(short: xr.DataArray, what: str) -> None:
+    from freeinit_lab.probes.io import IncompleteRecordWarning
+
+    where = [dict(zip(short.dims, map(int, i))) for i in np.argwhere(np.asarray(short.values))]
+    listed = f"{where[:4]}{' ...' if len(where) > 4 else ''}"
+    warnings.warn(
+        f"{len(where)} pass(es) of the record stop before their last step ({listed};"
+        f" the capture was interrupted, complete = 0, or the record was sliced): their final latent is missing, so "
+        f"{what} is NaN for them rather than measured against a mid-trajectory latent. Pass reference= to choose one, "
+        "or drop the num_steps coord to measure against the last stored step",
+        IncompleteRecordWarning,
+        stacklevel=4,
+    )
+
+
+def _final_per_pass(da: xr.DataArray, dim: str, what: str = "the distance from the final value") -> xr.DataArray:
+    """Last finite value along ``dim`` for each pass (``iteration``) separately.
+
+    NaN (with an :class:`~freeinit_lab.probes.io.IncompleteRecordWarning`) for a pass whose last stored step is
+    not its last step (``num_steps`` coord): an interrupted pass has no final value to converge to.
+    """
     pass_dims = [d for d in ("iteration",) if d in da.dims]
     other = [d for d in da.dims if d != dim and d not in pass_dims]
     present = np.isfinite(da).all(other) if other else np.isfinite(da)
     idx = present.isel({dim: slice(None, None, -1)}).argmax(dim)
     last = da.sizes[dim] - 1 - idx
     out = da.isel({dim: last})
-    return out.drop_vars([c for c in out.coords if dim in da[c].dims or c == dim], errors="ignore")
+    out = out.drop_vars([c for c in out.coords if dim in da[c].dims or c == dim], errors="ignore")
+    short = _cut_short(da, last, dim)
+    if short is not None and bool(short.any()):
+        _warn_cut_short(short, what)
+        out = out.where(~short)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -111,7 +150,8 @@ def band_power_trajectory(
     ----------
     record
         A probe record or one of its variables: full mode (dims ``frame, height, width``) or already band powers
-        (``mode="band_power"``, dim ``band``; returned unchanged).
+        (``mode="band_power"``, dim ``band``; returned unchanged). Computed in float32 (float64 for a float64
+        record).
     var
         Variable of a Dataset record (``"x0_pred"``, ``"latents"``, …).
     edges, num_bands
@@ -135,7 +175,10 @@ def band_power_trajectory(
         return da
     _check_video(da)
     other = [d for d in da.dims if d not in _ST]
-    x = torch.as_tensor(np.asarray(da.transpose(*other, *_ST).values, dtype=np.float32))
+    values = np.asarray(da.transpose(*other, *_ST).values)
+    # float32 like the probe's band-power mode, but a float64 record keeps its precision: rounded to float32 first,
+    # a smooth video's high bands would read the rounding noise (~1e-7 of its DC) instead of their power
+    x = torch.as_tensor(values.astype(np.float64 if values.dtype == np.float64 else np.float32, copy=False))
     shape3 = tuple(x.shape[-3:])
     edges, _ = _band_setup(shape3, edges, num_bands)
     flat = x.reshape(-1, *shape3)
@@ -176,7 +219,8 @@ def band_error_trajectory(
         Full-mode record (or variable) with ``dim`` and ``(frame, height, width)``.
     reference
         Array broadcastable against one step; default the last step of each pass (the last finite step of each
-        iteration).
+        iteration). A pass cut short (its last stored step before ``num_steps - 1``: an interrupted capture,
+        ``complete = 0``) has no last step: NaN, with an ``IncompleteRecordWarning``.
     dim
         The step dim.
     sum_over
@@ -191,7 +235,7 @@ def band_error_trajectory(
     """
     da = _pick(record, var)
     _check_video(da)
-    ref = _final_per_pass(da, dim) if reference is None else reference
+    ref = _final_per_pass(da, dim, "the band error") if reference is None else reference
     ref = ref.broadcast_like(da.isel({dim: 0}, drop=True)).transpose(*[d for d in da.dims if d != dim])
     diff = da - ref
     spec_d, other = _spectrum(diff)
@@ -220,14 +264,15 @@ def band_error_trajectory(
 def convergence_to_final(traj: xr.DataArray, dim: str = "step") -> xr.DataArray:
     """``|v_i - v_final| / |v_final|`` along ``dim``: how far each value (e.g. each band's power) is from where it ends.
 
-    The final value is taken per pass (``iteration``), as the last finite value along ``dim``.
+    The final value is taken per pass (``iteration``), as the last finite value along ``dim``; a pass cut short
+    (its last stored step before ``num_steps - 1``) gives NaN, with an ``IncompleteRecordWarning``.
 
     Returns
     -------
     xarray.DataArray
         Same dims as ``traj``; 0 at the final step; dimensionless.
     """
-    final = _final_per_pass(traj, dim)
+    final = _final_per_pass(traj, dim, "the convergence")
     with np.errstate(divide="ignore", invalid="ignore"):
         out = abs(traj - final) / abs(final)
     out = out.assign_coords({k: v for k, v in traj.coords.items()})
@@ -303,7 +348,8 @@ def band_snr_trajectory(
     :func:`freeinit_lab.snr.band_snr`. ``"auto"`` picks empirical when possible.
 
     ``var="latents_in"`` uses the step's own ``alpha``/``sigma``; ``var="latents"`` (the latent after the step)
-    uses the next step's, and the clean level (a=1, b=0) after the last step.
+    uses the next step's, and the clean level (a=1, b=0) after the last step. A pass cut short (interrupted
+    capture) has neither a final latent nor a known level after its last stored step: NaN there.
 
     Returns
     -------
@@ -320,7 +366,7 @@ def band_snr_trajectory(
         alpha, sigma = _next_level(alpha, record), _next_level(sigma, record, clean=0.0)
     if reference is None:
         source = record["latents"] if "latents" in record.data_vars else da
-        reference = _final_per_pass(source, "step")
+        reference = _final_per_pass(source, "step", "the band SNR")
     if method == "auto":
         method = "empirical" if all(d in da.dims for d in _ST) else "nominal"
     if method == "empirical":
@@ -371,10 +417,15 @@ def _next_level(coef: xr.DataArray, record: xr.Dataset, clean: float = 1.0) -> x
     out[:, :-1] = values[:, 1:]
     # the last step of each pass ends at the clean level
     present = np.isfinite(record["timestep"].values)
+    steps = np.asarray(record["step"].values) if "step" in record.coords else np.arange(values.shape[1])
+    planned = np.asarray(record["num_steps"].values).reshape(-1) if "num_steps" in record.coords else None
     for it in range(values.shape[0]):
         idx = np.flatnonzero(present[it])
         if idx.size:
-            out[it, idx[-1]] = clean
+            # only a pass that ran its last step ends at the clean level; an interrupted one's next level is unknown
+            ended = planned is None or planned.size != values.shape[0] or planned[it] <= 0 \
+                or steps[idx[-1]] >= planned[it] - 1
+            out[it, idx[-1]] = clean if ended else np.nan
             if len(idx) > 1:
                 out[it, idx[:-1]] = values[it, idx[1:]]
     return coef.copy(data=out)

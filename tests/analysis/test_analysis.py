@@ -41,8 +41,11 @@ def test_band_power_trajectory_matches_kernel_and_passes_band_records(synthetic)
     rec, _ = synthetic
     traj = A.band_power_trajectory(rec, "latents_in")
     assert traj.dims == ("iteration", "step", "batch", "channel", "band")
-    expected = band_power(torch.as_tensor(rec.latents_in.values, dtype=torch.float32))
+    expected = band_power(torch.as_tensor(rec.latents_in.values))  # a float64 record: float64, as the kernel
     np.testing.assert_allclose(traj.values, expected.numpy(), rtol=1e-12)
+    single = A.band_power_trajectory(rec.latents_in.astype(np.float32))  # a probe's float32 record: float32
+    expected = band_power(torch.as_tensor(rec.latents_in.values, dtype=torch.float32))
+    np.testing.assert_allclose(single.values, expected.numpy(), rtol=1e-12)
     assert traj.attrs["units"].startswith("power per bin")
     assert "timestep" in traj.coords and "band_lo" in traj.coords
     assert A.band_power_trajectory(traj) is traj  # already band powers (mode="band_power" records)
@@ -103,3 +106,62 @@ def test_follow_fraction_invariants():
     assert f.dims == ("batch", "band")
     np.testing.assert_allclose(f.isel(band=0).values, 1.0, atol=1e-9)
     np.testing.assert_allclose(f.isel(band=slice(1, None)).values, 0.0, atol=1e-9)
+
+
+def test_band_power_trajectory_keeps_float64_precision():
+    """A smooth float64 video's top band is ~1e-21 of unit noise; rounded to float32 first it read 1e-11."""
+    x = apply_lowpass(torch.randn(SHAPE, generator=torch.Generator().manual_seed(4), dtype=torch.float64),
+                      lowpass_filter(SHAPE, "gaussian", d_s=0.1, d_t=0.1, dtype=torch.float64)) * 100 + 50
+    traj = A.band_power_trajectory(_da(x), num_bands=4)
+    expected = band_power(x, num_bands=4).numpy()
+    assert expected[..., -1].max() < 1e-18
+    np.testing.assert_allclose(traj.values, expected, rtol=1e-10)
+
+
+def _cut(rec: xr.Dataset, keep: int) -> xr.Dataset:
+    """``rec`` with a second pass interrupted after ``keep`` steps (NaN beyond, as a probe records it)."""
+    second = rec.copy(deep=True)
+    for name in ("latents_in", "timestep"):
+        v = second[name].values
+        v[:, keep:] = np.nan
+        second[name] = second[name].copy(data=v)
+    two = xr.concat([rec, second], dim="iteration", coords="different", compat="equals")
+    return two.assign_coords(num_steps=("iteration", [6, 6]))
+
+
+def test_an_interrupted_pass_has_no_final_value(synthetic):
+    """A pass cut short (complete = 0) has no final latent: its error, convergence, lock-in and SNR are NaN, with an
+    IncompleteRecordWarning, not measured against the mid-trajectory step where it stopped (lock-in read 'step 0')."""
+    from freeinit_lab.probes.io import IncompleteRecordWarning
+
+    rec, x0 = synthetic
+    two = _cut(rec, keep=2)
+    whole = A.lock_in_step(A.band_error_trajectory(rec, "latents_in"), band=0, tol=0.1)
+    with pytest.warns(IncompleteRecordWarning, match=r"stop before their last step.*'iteration': 1"):
+        err = A.band_error_trajectory(two, "latents_in")
+    lock = A.lock_in_step(err, band=0, tol=0.1)
+    np.testing.assert_array_equal(lock.isel(iteration=0).values, whole.isel(iteration=0).values)  # unchanged
+    assert np.isnan(lock.isel(iteration=1).values).all() and np.isnan(err.isel(iteration=1).values).all()
+    with pytest.warns(IncompleteRecordWarning, match="convergence is NaN"):
+        conv = A.convergence_to_final(A.band_power_trajectory(two, "latents_in"))
+    assert np.isnan(conv.isel(iteration=1).values).all() and np.isfinite(conv.isel(iteration=0).values).all()
+    with pytest.warns(IncompleteRecordWarning, match="band SNR is NaN"):
+        snr = A.band_snr_trajectory(two, "latents_in")
+    assert np.isnan(snr.isel(iteration=1).values).all()
+    # with a reference given, the latent after the last stored step is not at the clean level (it was +inf dB)
+    nominal = A.band_snr_trajectory(two.rename(latents_in="latents"), "latents", method="nominal", reference=_da(x0))
+    assert np.isnan(nominal.isel(iteration=1, step=1).values).all()
+    assert np.isinf(nominal.isel(iteration=0, step=-1).values).all()  # a pass that ran its last step ends clean
+
+
+def test_a_shorter_complete_pass_is_not_cut_short(synthetic):
+    """FreeInit's fast sampling runs fewer steps on early passes: a pass that ran all of its own steps is whole."""
+    import warnings
+
+    rec, _ = synthetic
+    two = _cut(rec, keep=4).assign_coords(num_steps=("iteration", [6, 4]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        err = A.band_error_trajectory(two, "latents_in")
+    assert np.isfinite(err.isel(iteration=1, step=slice(0, 4)).values).all()
+    np.testing.assert_array_equal(err.isel(iteration=1, step=3).values, 0.0)
