@@ -227,13 +227,19 @@ class TinyVideoPipeline(DiffusionPipeline):
                  default_num_inference_steps: int = 25, default_eta: float = 0.0):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, normalizer=normalizer)
-        self.default_num_inference_steps = int(default_num_inference_steps)
-        self.default_eta = float(default_eta)
-        if not self.default_eta >= 0.0:
-            raise ValueError(f"default_eta must be >= 0 (DDIM η), got {default_eta}")
-        # in model_index.json, so save_pretrained / from_pretrained keep the default sampler
-        self.register_to_config(default_num_inference_steps=self.default_num_inference_steps,
-                                default_eta=self.default_eta)
+        self._set_default_sampler(default_num_inference_steps, default_eta)
+
+    def _set_default_sampler(self, num_inference_steps, eta) -> None:
+        """Check and store the default step count and η (also in ``model_index.json``, so ``save_pretrained`` /
+        ``from_pretrained`` keep the default sampler)."""
+        steps = int(num_inference_steps)
+        if steps < 1 or steps != num_inference_steps:
+            raise ValueError(f"default_num_inference_steps must be >= 1 (a whole number of steps), got "
+                             f"{num_inference_steps}")
+        if not float(eta) >= 0.0:
+            raise ValueError(f"default_eta must be >= 0 (DDIM η), got {eta}")
+        self.default_num_inference_steps, self.default_eta = steps, float(eta)
+        self.register_to_config(default_num_inference_steps=steps, default_eta=float(eta))
 
     # -- diffusers-style properties ---------------------------------------------------------------------------
     @property
@@ -250,6 +256,36 @@ class TinyVideoPipeline(DiffusionPipeline):
         c = self.unet.config
         width = getattr(c, "width", None) or c.sample_size
         return (c.in_channels, c.num_frames, c.sample_size, width)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "TinyVideoPipeline":
+        """diffusers' loader, with the scheduler class the folder's ``scheduler/`` stores.
+
+        diffusers builds the class ``model_index.json`` names from ``scheduler/scheduler_config.json``. A sampler
+        chosen after export (``scripts/model_card.py --choose-sampler`` writes ``scheduler/`` and ``sampler.json``
+        only, as in the shipped default: UniPC stored, DDIM named) would load as the exported class on the chosen
+        one's settings and sample other videos than :func:`load_default_pipeline`; a local folder's stored class
+        is loaded instead, and the step count and η of its ``sampler.json`` are the defaults (as they are for
+        :func:`load_default_pipeline`). A ``scheduler=`` passed here still replaces the stored scheduler.
+        """
+        folder = Path(str(pretrained_model_name_or_path))
+        stored = _stored_scheduler_class(folder) if "scheduler" not in kwargs and folder.is_dir() else None
+        if stored is not None:
+            named = (_read_json(folder / "model_index.json").get("scheduler") or [None, None])[-1]
+            if stored != named:
+                import diffusers
+
+                sched_cls = getattr(diffusers, stored, None)
+                if sched_cls is None:
+                    raise ValueError(f"{folder}/scheduler stores {stored}, which this diffusers does not have; pass "
+                                     "scheduler=... to load the pipeline with another")
+                kwargs["scheduler"] = sched_cls.from_pretrained(folder / "scheduler", local_files_only=True)
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if folder.is_dir() and (folder / "sampler.json").is_file():
+            sampler = _read_json(folder / "sampler.json")
+            pipe._set_default_sampler(sampler.get("num_inference_steps", pipe.default_num_inference_steps),
+                                      sampler.get("eta", pipe.default_eta))
+        return pipe
 
     def prepare_latents(
         self,
@@ -280,6 +316,10 @@ class TinyVideoPipeline(DiffusionPipeline):
         else:
             if tuple(latents.shape) != shape:
                 raise ValueError(f"`latents` has shape {tuple(latents.shape)}, expected {shape}")
+            bad = int((~torch.isfinite(latents)).sum()) if latents.is_floating_point() else 0
+            if bad:
+                raise ValueError(f"`latents` hold {bad} non-finite value(s) (NaN or inf), which would give NaN videos "
+                                 "(black frames as PIL); pass finite initial latents")
             latents = latents.to(device=device, dtype=dtype)
         return latents * self.scheduler.init_noise_sigma
 
@@ -365,10 +405,21 @@ class TinyVideoPipeline(DiffusionPipeline):
             num_inference_steps = self.default_num_inference_steps
         if eta is None:
             eta = self.default_eta
-        if int(num_inference_steps) < 1:
-            raise ValueError(f"num_inference_steps must be >= 1; got {num_inference_steps}")
+        if isinstance(num_inference_steps, bool) or int(num_inference_steps) != num_inference_steps \
+                or int(num_inference_steps) < 1:
+            raise ValueError(f"num_inference_steps must be a whole number >= 1; got {num_inference_steps}")
+        num_inference_steps = int(num_inference_steps)
+        if not float(eta) >= 0.0:
+            raise ValueError(f"eta must be >= 0 (DDIM's η: 0 deterministic, 1 DDPM-like); got {eta}")
         c, f0, h0, w0 = self.sample_shape
-        num_frames, height, width = num_frames or f0, height or h0, width or w0
+        sizes = dict(num_frames=num_frames, height=height, width=width)
+        bad = {k: v for k, v in sizes.items() if v is not None and not int(v) >= 1}
+        if bad:
+            raise ValueError(f"{', '.join(f'{k}={v}' for k, v in bad.items())}: video sizes must be >= 1 (leave them "
+                             f"out for the model's training size {(f0, h0, w0)})")
+        num_frames = f0 if num_frames is None else int(num_frames)
+        height = h0 if height is None else int(height)
+        width = w0 if width is None else int(width)
         if prompt is not None:
             n = 1 if isinstance(prompt, str) else len(prompt)
         elif latents is not None and batch_size is None:
@@ -437,9 +488,41 @@ class TinyVideoPipeline(DiffusionPipeline):
 
 
 def _read_json(path: Path) -> dict:
+    """A model folder's JSON file; a corrupt one is a ``ValueError`` naming the file (not a bare decode error)."""
     import json
 
-    return json.loads(path.read_text())
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); restore it from the model folder's source, or export "
+                         "the folder again (scripts/train_default_model.py, scripts/model_card.py)") from None
+
+
+def _stored_scheduler_class(folder: Path) -> str | None:
+    """The class name ``scheduler/scheduler_config.json`` of a pipeline folder stores (``None`` without one)."""
+    cfg = Path(folder) / "scheduler" / "scheduler_config.json"
+    return _read_json(cfg).get("_class_name", "DDIMScheduler") if cfg.is_file() else None
+
+
+def _check_sampler_settings(sampler: dict, sched, where: str) -> None:
+    """Refuse scheduler settings in ``sampler`` (a ``sampler.json``) that the loaded ``sched`` does not hold.
+
+    ``sampler.json`` is the sampler a model card judges (``scripts/model_card.py`` builds it with
+    :func:`sampler_scheduler`) while the pipeline samples with ``scheduler/``; a setting the two disagree on would
+    make the card describe another sampler than the pipeline's."""
+    settings = {k: v for k, v in sampler.items() if k not in _SAMPLER_KEYS}
+    unknown = sorted(k for k in settings if k not in sched.config)
+    if unknown:
+        raise ValueError(f"{where}/sampler.json: {type(sched).__name__} has no setting(s) {unknown}; remove them "
+                         "from sampler.json")
+    differ = [k for k, v in settings.items()
+              if (list(v) if isinstance(v, (list, tuple)) else v)
+              != (list(sched.config[k]) if isinstance(sched.config[k], (list, tuple)) else sched.config[k])]
+    if differ:
+        pairs = ", ".join(f"{k}={settings[k]!r} but scheduler/ holds {sched.config[k]!r}" for k in differ)
+        raise ValueError(f"{where}/sampler.json gives {pairs}: the stored sampler must be one; write both from one "
+                         "description (scripts/model_card.py --choose-sampler, or fl.sampler_scheduler(desc)"
+                         ".save_pretrained(folder / 'scheduler')), or pass scheduler=... to load_default_pipeline")
 
 
 def load_default_pipeline(path: str | Path | None = None, *, progress: bool = False,
@@ -450,8 +533,8 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
     normalised data also hold ``normalizer/`` (:class:`ChannelNormalizer`), and ``sampler.json`` stores the
     default sampler: its scheduler class (one of :data:`SAMPLER_SCHEDULERS`, configured in ``scheduler/``), step
     count and DDIM η, used when a call gives no ``num_inference_steps`` or ``eta``. Another stored scheduler class,
-    different classes in ``sampler.json`` and ``scheduler/``, or η > 0 for a non-DDIM sampler are refused, naming
-    the fix.
+    different classes or settings in ``sampler.json`` and ``scheduler/``, or η > 0 for a non-DDIM sampler are
+    refused, naming the fix.
 
     Parameters
     ----------
@@ -502,14 +585,18 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
     if scheduler is None:
         import diffusers
 
+        if not (path / "scheduler" / "scheduler_config.json").is_file():
+            raise FileNotFoundError(f"{path}/scheduler/scheduler_config.json missing: the folder stores no sampler "
+                                    "configuration; export it again, or pass scheduler=... to load_default_pipeline")
         cls = getattr(diffusers, next(iter(stored)))
         sched = cls.from_pretrained(path / "scheduler", local_files_only=True)
+        _check_sampler_settings(sampler, sched, str(path))
     else:
         sched = scheduler
     steps = sampler.get("num_inference_steps", index.get("default_num_inference_steps", 25))
     eta = sampler.get("eta", index.get("default_eta", 0.0))
     pipe = TinyVideoPipeline(unet=unet, scheduler=sched, normalizer=normalizer,
-                             default_num_inference_steps=int(steps), default_eta=float(eta))
+                             default_num_inference_steps=steps, default_eta=float(eta))
     pipe.register_to_config(_name_or_path=str(path))  # as from_pretrained does: pipe.name_or_path is the folder
     pipe.set_progress_bar_config(disable=not progress)
     return pipe

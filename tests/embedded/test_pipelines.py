@@ -198,3 +198,20 @@ def test_wrapped_scheduler_step_keeps_eta_and_generator(wrap):
     # eta = 1 really is stochastic here (so the check above could fail)
     assert not torch.equal(ref, pipe(batch_size=2, generator=torch.Generator().manual_seed(3), num_inference_steps=4,
                                      eta=0.0, output_type="latent").frames)
+
+
+def test_call_arguments_that_would_be_silently_replaced_are_refused(pipe):
+    """A zero size was replaced by the training size (``num_frames or 16``), η < 0 sampled DDIM with the noise's
+    sign flipped, non-finite ``latents`` came out as NaN videos (black PIL frames) and a fractional step count
+    failed inside the scheduler: each is refused before any sampling, naming the argument."""
+    ddim = load_default_pipeline(scheduler=default_scheduler())
+    for kw, msg in [(dict(num_frames=0), "num_frames"), (dict(height=0), "height"), (dict(width=-8), "width"),
+                    (dict(num_inference_steps=2.5), "num_inference_steps"), (dict(eta=-0.5), "eta")]:
+        with pytest.raises(ValueError, match=msg):
+            ddim(output_type="latent", **dict(dict(num_inference_steps=2), **kw))
+    z = torch.randn(1, *pipe.sample_shape)
+    z[0, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"`latents` hold 1 non-finite value"):
+        pipe(latents=z, output_type="pil", num_inference_steps=2)
+    assert pipe(num_inference_steps=np.int64(1), output_type="latent").frames.shape == (1, *pipe.sample_shape)
+

@@ -297,3 +297,78 @@ def test_analytic_reference_of_the_default_data(tmp_path):
     out = ref(batch_size=2, generator=torch.Generator().manual_seed(0), output_type="latent")
     assert out.frames.shape == (2, *base.sample_shape)
 
+
+
+def test_diffusers_loader_keeps_the_stored_sampler(tmp_path):
+    """``TinyVideoPipeline.from_pretrained`` on a folder whose sampler was chosen after export (scheduler/ holds
+    UniPC, model_index.json still names the exported DDIM, as in the shipped default) samples with the stored
+    class, as load_default_pipeline does; it loaded DDIM from UniPC's config and sampled other videos."""
+    import freeinit_lab as fl
+    from freeinit_lab.pipelines import DEFAULT_MODEL_DIR, sampler_scheduler
+
+    path = _folder(tmp_path)
+    desc = dict(scheduler="UniPCMultistepScheduler", num_inference_steps=3, timestep_spacing="linspace", eta=0.0)
+    sampler_scheduler(desc).save_pretrained(path / "scheduler")
+    (path / "sampler.json").write_text(json.dumps(desc))
+    assert json.loads((path / "model_index.json").read_text())["scheduler"] == ["diffusers", "DDIMScheduler"]
+    generic = TinyVideoPipeline.from_pretrained(path, local_files_only=True)
+    ours = fl.load_default_pipeline(path)
+    assert type(generic.scheduler) is type(ours.scheduler) and generic.default_num_inference_steps == 3
+    assert dict(generic.scheduler.config) == dict(ours.scheduler.config)
+    z = torch.randn(1, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    generic.set_progress_bar_config(disable=True)
+    assert torch.equal(generic(latents=z, output_type="latent").frames, ours(latents=z, output_type="latent").frames)
+    # a scheduler the caller passes still wins, and the shipped default loads its own sampler
+    from diffusers import DDIMScheduler
+
+    assert isinstance(TinyVideoPipeline.from_pretrained(path, scheduler=fl.default_scheduler()).scheduler, DDIMScheduler)
+    shipped = TinyVideoPipeline.from_pretrained(DEFAULT_MODEL_DIR, local_files_only=True)
+    assert type(shipped.scheduler) is type(fl.load_default_pipeline().scheduler)
+
+
+def test_sampler_json_settings_that_scheduler_folder_contradicts_are_refused(tmp_path):
+    """sampler.json is the sampler the model card judges (scripts/model_card.py builds it with sampler_scheduler);
+    the pipeline samples with scheduler/. A setting of sampler.json that scheduler/ does not hold, or holds with
+    another value, was silently ignored; it is refused, naming both values."""
+    import freeinit_lab as fl
+    from freeinit_lab.pipelines import sampler_scheduler
+
+    path = _folder(tmp_path)
+    desc = dict(scheduler="DPMSolverMultistepScheduler", algorithm_type="dpmsolver++", solver_order=2,
+                num_inference_steps=3, timestep_spacing="linspace", eta=0.0)
+    sampler_scheduler(desc).save_pretrained(path / "scheduler")
+    (path / "sampler.json").write_text(json.dumps(desc))
+    assert fl.load_default_pipeline(path).scheduler.config.solver_order == 2  # agreeing settings load
+    (path / "sampler.json").write_text(json.dumps(dict(desc, solver_order=3)))
+    with pytest.raises(ValueError, match=r"sampler.json gives solver_order=3 but scheduler/ holds 2"):
+        fl.load_default_pipeline(path)
+    (path / "sampler.json").write_text(json.dumps(dict(desc, solver_ordr=3)))
+    with pytest.raises(ValueError, match=r"has no setting\(s\) \['solver_ordr'\]"):
+        fl.load_default_pipeline(path)
+    # a scheduler passed by the caller replaces the stored one, so sampler.json's settings do not apply
+    fl.load_default_pipeline(path, scheduler=fl.default_scheduler())
+
+
+def test_broken_model_folder_files_are_named(tmp_path):
+    """A corrupt JSON file, a missing scheduler/ or a stored step count below 1 are refused at load, naming the
+    file (they were a bare JSONDecodeError, a message about reaching huggingface.co, and an error at every call)."""
+    import shutil
+
+    import freeinit_lab as fl
+
+    path = _folder(tmp_path / "a")
+    (path / "sampler.json").write_text("{\"num_inference_steps\": 3,")
+    with pytest.raises(ValueError, match=r"sampler.json is not valid JSON"):
+        fl.load_default_pipeline(path)
+    (path / "sampler.json").write_text(json.dumps({"num_inference_steps": 0}))
+    with pytest.raises(ValueError, match=r"default_num_inference_steps must be >= 1"):
+        fl.load_default_pipeline(path)
+    (path / "sampler.json").write_text(json.dumps({"num_inference_steps": 3}))
+    (path / "training_log.json").write_text("{")
+    with pytest.raises(ValueError, match=r"training_log.json is not valid JSON"):
+        default_training_videos(1, seed=0, path=path)
+    path = _folder(tmp_path / "b")
+    shutil.rmtree(path / "scheduler")
+    with pytest.raises(FileNotFoundError, match=r"scheduler/scheduler_config.json missing.*scheduler="):
+        fl.load_default_pipeline(path)
+    fl.load_default_pipeline(path, scheduler=fl.default_scheduler())  # a given scheduler needs none
