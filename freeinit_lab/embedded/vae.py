@@ -22,8 +22,9 @@ def encode_videos(pipe: Any, videos: torch.Tensor, *, sample: bool = False, gene
     Parameters
     ----------
     pipe
-        A diffusers video pipeline with a ``vae`` (pixel-space pipelines without one, like the embedded default,
-        get the videos back unchanged).
+        A diffusers video pipeline with a ``vae``; a pixel-space pipeline without one gets the videos in its model
+        space: normalised by its ``normalizer`` (the embedded default's per-channel shift and scale,
+        :class:`~freeinit_lab.embedded.pipelines.ChannelNormalizer`), else unchanged.
     videos
         ``(batch, 3, frame, height, width)`` in ``[-1, 1]`` at the pipeline's resolution.
     sample
@@ -44,7 +45,9 @@ def encode_videos(pipe: Any, videos: torch.Tensor, *, sample: bool = False, gene
         )
     vae = getattr(pipe, "vae", None)
     if vae is None:
-        return videos.float().cpu()
+        norm = getattr(pipe, "normalizer", None)
+        x = videos.float().cpu()
+        return norm.encode(x) if norm is not None else x
     import diffusers
 
     device, dtype = vae.device, vae.dtype

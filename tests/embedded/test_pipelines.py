@@ -215,3 +215,16 @@ def test_call_arguments_that_would_be_silently_replaced_are_refused(pipe):
         pipe(latents=z, output_type="pil", num_inference_steps=2)
     assert pipe(num_inference_steps=np.int64(1), output_type="latent").frames.shape == (1, *pipe.sample_shape)
 
+
+def test_encode_videos_gives_the_default_models_own_latents(pipe):
+    """For the embedded default, "latents" are the normalised model space (what ``output_type="latent"`` returns
+    and ``default_training_videos`` draws); encode_videos returned the display videos unchanged."""
+    from freeinit_lab.embedded.pipelines import default_training_videos
+    from freeinit_lab.embedded.vae import encode_videos
+    from freeinit_lab.embedded.world import subject_videos
+
+    raw = subject_videos(2, *pipe.sample_shape[1:], seed=3)
+    torch.testing.assert_close(encode_videos(pipe, raw), default_training_videos(2, seed=3))
+    plain = load_analytic_pipeline(4, 8, 8)  # no normaliser: model space is the display video
+    x = torch.rand(1, 3, 4, 8, 8) * 2 - 1
+    assert torch.equal(encode_videos(plain, x), x)
