@@ -80,13 +80,13 @@ def band_snr_iteration_figure(ds: xr.Dataset):
         else [str(k) for k in snr.band.values]
     fig = go.Figure()
     colors = band_colors(snr.sizes["iteration"])
-    for i in snr.iteration.values:
+    for n, i in enumerate(snr.iteration.values):  # colour by position: a selection of passes need not start at 0
         y = snr.sel(iteration=i).values
         if not np.isfinite(y).any():
             continue
         fig.add_trace(go.Scatter(x=labels, y=[float(v) if np.isfinite(v) else None for v in y],
                                  mode="lines+markers", name=f"pass {int(i)} initial latent",
-                                 line={"color": colors[int(i)]}))
+                                 line={"color": colors[n]}))
     fig.add_trace(go.Scatter(x=labels, y=ds["training_snr"].values, mode="lines+markers", name="training z_T (data)",
                              line={"color": "black", "dash": "dash"}))
     fig.update_layout(title="band SNR of the initial latent per FreeInit pass vs the training z_T (pass 0: −∞ dB)",
@@ -94,33 +94,71 @@ def band_snr_iteration_figure(ds: xr.Dataset):
     return fig
 
 
-def cutoff_map_marker(ds: xr.Dataset, d_s: float, d_t: float, *, method: str | None = None) -> tuple[dict, str]:
+def _sorted_cutoff_map(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with ascending ``d_s`` and ``d_t`` (a grid given in any order); repeated cut-offs are refused."""
+    for dim in ("d_s", "d_t"):
+        values = np.asarray(ds[dim].values, dtype=float)
+        if np.unique(values).size != values.size:
+            raise ValueError(f"the cutoff map repeats {dim} values {values.tolist()}: a cell per cut-off pair is "
+                             f"needed to draw it; merge the repeats, e.g. ds.groupby('{dim}').mean()")
+    return ds.sortby(["d_s", "d_t"])
+
+
+def _number(value: float, fmt: str, missing: str) -> str:
+    return format(value, fmt) if np.isfinite(value) else missing
+
+
+def cutoff_map_marker(ds: xr.Dataset, d_s: float, d_t: float, *, method: str | None = None,
+                      num_iters: int | None = None, order: float | None = None) -> tuple[dict, str]:
     """Marker position and title of :func:`cutoff_map_figure` for the current ``(d_s, d_t)``.
 
     Returns ``({"x": [d_t], "y": [d_s]}, title)``; the title names the map's settings and the nearest cell's gain
-    ± standard error, and says so when ``method`` (the filter currently explored) is not the map's.
+    ± standard error ("not measured" for a NaN cell), and says so when the settings explored (``method``,
+    ``num_iters`` = passes K, Butterworth ``order``) are not the map's.
     """
     a = ds.attrs
-    cell = nearest_cell(ds, d_s, d_t)
+    cell = nearest_cell(_sorted_cutoff_map(ds), d_s, d_t)
     head = (f"consistency gain of FreeInit over plain sampling: {a.get('method', '?')}, K={a.get('num_iters', '?')}, "
             f"{a.get('num_inference_steps', '?')} steps, {ds.sizes.get('video', a.get('num_videos', '?'))} videos")
+    if np.isfinite(cell["gain"]):
+        numbers = f"{cell['gain']:+.4f} ± {_number(cell['gain_se'], '.4f', 'n/a (no standard error)')}"
+    else:
+        numbers = "not measured (NaN)"
     line = (f"marker d_s={d_s:.2f}, d_t={d_t:.2f} · nearest cell d_s={cell['d_s']:.2f}, d_t={cell['d_t']:.2f}: "
-            f"{cell['gain']:+.4f} ± {cell['gain_se']:.4f}")
-    if method is not None and a.get("method") is not None and method != a.get("method"):
-        line += f" (map measured with {a.get('method')}, not {method})"
+            f"{numbers}")
+    theirs, ours = [], []
+    map_method = a.get("method")
+    if method is not None and map_method is not None and method != map_method:
+        theirs.append(str(map_method))
+        ours.append(str(method))
+    if (order is not None and a.get("order") is not None and (method or map_method) == "butterworth" == map_method
+            and float(order) != float(a["order"])):
+        theirs.append(f"order {float(a['order']):g}")
+        ours.append(f"order {float(order):g}")
+    if num_iters is not None and a.get("num_iters") is not None and int(num_iters) != int(a["num_iters"]):
+        theirs.append(f"K={int(a['num_iters'])}")
+        ours.append(f"K={int(num_iters)}")
+    if theirs:
+        line += f" (map measured with {', '.join(theirs)}, not {', '.join(ours)})"
     return {"x": [float(d_t)], "y": [float(d_s)]}, f"{head}<br><sup>{line}</sup>"
 
 
 def cutoff_map_figure(ds: xr.Dataset | None, d_s: float = 0.25, d_t: float = 0.25, *, message: str | None = None):
     """Heat map of a cutoff map's ``gain`` over ``(d_t, d_s)`` with a marker at ``(d_s, d_t)``.
 
-    Trace 0 is the heat map (``x = d_t``, ``y = d_s``, diverging colours centred on 0, each cell labelled with its
-    gain; hover adds the standard error), trace 1 the marker. With ``ds=None`` the figure has no traces and one
-    annotation, ``message`` (default: how to compute the map).
+    Trace 0 is the heat map (``x = d_t``, ``y = d_s``, both ascending whatever the map's order, diverging colours
+    centred on 0, each cell labelled with its gain, a NaN cell left blank and labelled "not measured"; hover adds
+    the standard error), trace 1 the marker. With ``ds=None`` the figure has no traces and one annotation,
+    ``message`` (default: how to compute the map).
 
     Returns
     -------
     plotly.graph_objects.Figure
+
+    Raises
+    ------
+    ValueError
+        For a map that repeats a ``d_s`` or ``d_t`` value.
     """
     fig = go.Figure()
     fig.update_layout(height=420, width=560, margin=dict(l=60, r=20, t=80, b=50))
@@ -132,13 +170,17 @@ def cutoff_map_figure(ds: xr.Dataset | None, d_s: float = 0.25, d_t: float = 0.2
         fig.update_layout(title=dict(text="consistency gain of FreeInit over plain sampling: no map"),
                           xaxis=dict(visible=False), yaxis=dict(visible=False), height=220)
         return fig
-    gain = ds["gain"].transpose("d_s", "d_t")
-    se = ds["gain_se"].transpose("d_s", "d_t")
+    ds = _sorted_cutoff_map(ds)
+    gain = ds["gain"].transpose("d_s", "d_t").values.astype(float)
+    se = ds["gain_se"].transpose("d_s", "d_t").values.astype(float)
     x, y = ds["d_t"].values.astype(float), ds["d_s"].values.astype(float)
+    text = np.vectorize(lambda v: _number(v, "+.3f", "not measured"), otypes=[object])(gain)
+    hover = np.vectorize(lambda g, e: (f"gain {g:+.4f} ± {_number(e, '.4f', 'n/a')}" if np.isfinite(g)
+                                       else "not measured (NaN)"), otypes=[object])(gain, se)
     fig.add_trace(go.Heatmap(
-        z=gain.values, x=x, y=y, customdata=se.values, colorscale="RdBu", zmid=0.0,
-        texttemplate="%{z:+.3f}", colorbar=dict(title="gain"),
-        hovertemplate="d_s=%{y:.2f}, d_t=%{x:.2f}<br>gain %{z:+.4f} ± %{customdata:.4f}<extra></extra>",
+        z=gain, x=x, y=y, text=text, customdata=hover, colorscale="RdBu", zmid=0.0,
+        texttemplate="%{text}", colorbar=dict(title="gain"),
+        hovertemplate="d_s=%{y:.2f}, d_t=%{x:.2f}<br>%{customdata}<extra></extra>",
         name="gain",
     ))
     marker, title = cutoff_map_marker(ds, d_s, d_t)

@@ -70,32 +70,58 @@ def band_snr_figure(snr: xr.DataArray, title: str | None = None) -> go.Figure:
     return fig
 
 
-def band_trajectory_figure(traj: xr.DataArray, dim: str = "step", log_y: bool = True,
+def band_trajectory_figure(traj: xr.DataArray, dim: str = "step", log_y: bool | None = None,
                            title: str | None = None) -> go.Figure:
     """One line per frequency band along ``dim`` (e.g. band power per denoising step), coloured low → high.
 
-    ``traj`` has dims ``band`` and ``dim``; every other dim (batch, channel, iteration, …) is averaged over,
-    ignoring NaN (steps a coarse FreeInit pass did not run). Band-power-mode probe records plot directly:
+    ``traj`` has dims ``band`` and ``dim``; every other dim (batch, channel, …) is averaged over, ignoring NaN,
+    except ``iteration``: the FreeInit passes of a record each get their own lines (dashed after pass 0), since a
+    mean over passes would mix plain sampling with the refined passes, and differently at steps a coarse pass did
+    not run (a single pass is drawn as such). Band-power-mode probe records plot directly:
     ``band_trajectory_figure(probe.to_xarray().x0_pred)``; full-mode ones through
     :func:`freeinit_lab.analysis.band_power_trajectory`.
+
+    ``log_y`` defaults to a log axis for positive data (band power) and a linear one otherwise; data in dB
+    (``units`` attr) or with values ≤ 0 is refused on a log axis, which could not draw them.
     """
     if "band" not in traj.dims or dim not in traj.dims:
         raise ValueError(f"expected an array with dims 'band' and {dim!r}, got {traj.dims}; for a full-mode record "
                          "pass freeinit_lab.band_power_trajectory(record, var) instead")
-    other = [d for d in traj.dims if d not in ("band", dim)]
+    passes = "iteration" if dim != "iteration" and traj.sizes.get("iteration", 1) > 1 else None
+    other = [d for d in traj.dims if d not in ("band", dim, passes)]
     mean = traj.mean(other, skipna=True) if other else traj
+    values = np.asarray(mean.values, dtype=float)
+    units = str(traj.attrs.get("units", ""))
+    positive = bool(np.all(values[np.isfinite(values)] > 0))
+    if log_y is None:
+        log_y = positive and units != "dB"
+    elif log_y and (units == "dB" or not positive):
+        why = "is in dB" if units == "dB" else "has values <= 0"
+        raise ValueError(f"{traj.name or 'the trajectory'} {why}, which a log axis cannot draw; pass log_y=False "
+                         "(or leave log_y at None to choose from the data)")
     x = traj[dim].values if dim in traj.coords else np.arange(traj.sizes[dim])
     fig = go.Figure()
     colors = band_colors(traj.sizes["band"])
-    for k in range(traj.sizes["band"]):
-        fig.add_trace(go.Scatter(x=x, y=_finite(mean.isel(band=k).transpose(dim).values), mode="lines+markers",
-                                 name=_band_label(traj, k), line={"color": colors[k]}))
+    dashes = ["solid", "dash", "dot", "dashdot", "longdash"]
+    for i in range(traj.sizes[passes]) if passes else [0]:
+        line = mean.isel({passes: i}) if passes else mean  # pass 0 (plain) solid, later passes dashed
+        label = "" if passes is None else f", pass {_coord_value(traj, passes, i)}"
+        for k in range(traj.sizes["band"]):
+            fig.add_trace(go.Scatter(
+                x=x, y=_finite(line.isel(band=k).transpose(dim).values), mode="lines+markers",
+                name=_band_label(traj, k) + label, legendgroup=label or None,
+                line={"color": colors[k], "dash": dashes[0] if not i else dashes[1 + (i - 1) % 4]},
+            ))
     fig.update_layout(
         title=title or traj.attrs.get("long_name", traj.name or "band trajectory"),
-        xaxis_title=dim, yaxis_title=traj.attrs.get("units", ""), yaxis_type="log" if log_y else "linear",
+        xaxis_title=dim, yaxis_title=units, yaxis_type="log" if log_y else "linear",
         legend_title="frequency band (normalised radius)", template="plotly_white",
     )
     return fig
+
+
+def _coord_value(da: xr.DataArray, dim: str, i: int):
+    return da[dim].values[i].item() if dim in da.coords else i
 
 
 def gap_figure(gaps: Mapping[str, xr.DataArray] | xr.DataArray, floor_db: float = -100.0) -> go.Figure:
@@ -200,14 +226,32 @@ def spectra_figure(
     return fig
 
 
-def _to_uint8_frames(video: torch.Tensor | np.ndarray) -> np.ndarray:
-    """(channel, frame, height, width) in [-1, 1] or [0, 1] → (frame, height, width, 3) uint8."""
+def _as_video(video: torch.Tensor | np.ndarray) -> torch.Tensor:
     v = torch.as_tensor(np.asarray(video) if not isinstance(video, torch.Tensor) else video).detach().cpu().float()
     if v.dim() != 4:
         raise ValueError(f"a video must be (channel, frame, height, width); got shape {tuple(v.shape)}")
-    if v.min() < 0:
-        v = (v + 1) / 2
-    v = v.clamp(0, 1)
+    if v.shape[0] == 2:
+        raise ValueError("a video with 2 channels cannot be shown as grey (1 channel) or colour (3 or more); "
+                         "pass one channel, e.g. video[:1], or three")
+    return v
+
+
+def _value_range(video: torch.Tensor, value_range: tuple[float, float] | None) -> tuple[float, float]:
+    """The given range, or a guess from the video: [-1, 1] if it has a negative value, else [0, 1]."""
+    if value_range is None:
+        return (-1.0, 1.0) if bool(video.min() < 0) else (0.0, 1.0)
+    lo, hi = (float(b) for b in value_range)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"value_range={value_range!r} must be (low, high) with low < high, e.g. (-1, 1)")
+    return lo, hi
+
+
+def _to_uint8_frames(video: torch.Tensor | np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """(channel, frame, height, width) in ``value_range`` ([-1, 1] or [0, 1] by default) → (frame, height, width, 3)
+    uint8."""
+    v = _as_video(video)
+    lo, hi = _value_range(v, value_range)
+    v = ((v - lo) / (hi - lo)).clamp(0, 1)
     if v.shape[0] == 1:
         v = v.expand(3, -1, -1, -1)
     elif v.shape[0] != 3:
@@ -216,15 +260,19 @@ def _to_uint8_frames(video: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def video_figure(
-    videos: Mapping[str, torch.Tensor] | Sequence[torch.Tensor], title: str = "", scale: int = 8
+    videos: Mapping[str, torch.Tensor] | Sequence[torch.Tensor], title: str = "", scale: int = 8, *,
+    value_range: tuple[float, float] | None = None,
 ) -> go.Figure:
     """Side-by-side plotly animation of videos shaped (channel, frame, height, width), one slider over frames.
 
-    Values in [-1, 1] (or [0, 1]); 1-channel videos are shown in grey, more than 3 channels show the first 3.
+    Values in ``value_range`` for all videos; without it each video's range is guessed, [-1, 1] if it has a
+    negative value, else [0, 1], so a [-1, 1] video that happens to have none is shown darker than it is: pass
+    ``value_range`` to compare videos of one range side by side. 1-channel videos are shown in grey, more than
+    3 channels show the first 3, 2 channels are refused.
     """
     if not isinstance(videos, Mapping):
         videos = {f"video {i}": v for i, v in enumerate(videos)}
-    frames = {name: _to_uint8_frames(v) for name, v in videos.items()}
+    frames = {name: _to_uint8_frames(v, value_range) for name, v in videos.items()}
     n_frames = min(f.shape[0] for f in frames.values())
     names = list(frames)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names)
@@ -273,17 +321,18 @@ def video_figure(
 
 def frame_strip_figure(
     videos: Mapping[str, torch.Tensor], frames: Sequence[int] | None = None, title: str = "", scale: int = 4,
-    gap: int = 2,
+    gap: int = 2, *, value_range: tuple[float, float] | None = None,
 ) -> go.Figure:
     """Static grid of frames: one row per video, one column per chosen frame (a picture that survives PNG export).
 
     ``videos`` maps a row label to a ``(channel, frame, height, width)`` video in ``[-1, 1]`` or ``[0, 1]`` (as
-    :func:`video_figure`); ``frames`` are frame indices (default: six spread over the shortest video). Pixels are
-    enlarged ``scale`` times without interpolation, and rows and columns are separated by ``gap`` white pixels.
+    :func:`video_figure`, ``value_range`` as there); ``frames`` are frame indices (default: six spread over
+    the shortest video). Pixels are enlarged ``scale`` times without interpolation, and rows and columns are
+    separated by ``gap`` white pixels.
     """
     if not isinstance(videos, Mapping) or not videos:
         raise ValueError("pass a non-empty mapping {row label: (channel, frame, height, width) video}")
-    rows = {name: _to_uint8_frames(v) for name, v in videos.items()}
+    rows = {name: _to_uint8_frames(v, value_range) for name, v in videos.items()}
     n_frames = min(f.shape[0] for f in rows.values())
     frames = list(np.linspace(0, n_frames - 1, min(6, n_frames)).round().astype(int)) if frames is None else \
         [int(f) for f in frames]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 __all__ = ["record", "save_figure", "RECORDS", "REPORT_DIR_ENV", "NOTEBOOK_ENV", "FIGURE_DIR_ENV"]
@@ -43,6 +44,18 @@ def record(name: str, value, description: str = "", notebook: str | None = None)
 
 
 FIGURE_DIR_ENV = "FREEINIT_LAB_FIGURE_DIR"
+_FIGURE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_. -]*")
+
+
+def _check_figure_name(name) -> None:
+    if not isinstance(name, str) or not _FIGURE_NAME.fullmatch(name) or name.endswith((".", " ")):
+        raise ValueError(f"save_figure name {name!r}: a plain file name is needed (letters, digits, '_', '-', '.', "
+                         "spaces; no folder, no leading '.'), e.g. '04_cutoff_map'; the folder is "
+                         f"${FIGURE_DIR_ENV}")
+    if name.lower().endswith((".png", ".html")):
+        stem = name.rsplit(".", 1)[0]
+        raise ValueError(f"save_figure name {name!r}: leave the extension out (save_figure({stem!r}) writes "
+                         f"{stem}.png and {stem}.html)")
 
 
 def save_figure(fig, name: str, *, width: int = 900, height: int = 420):
@@ -50,8 +63,11 @@ def save_figure(fig, name: str, *, width: int = 900, height: int = 420):
 
     Writes ``<dir>/<name>.png`` through kaleido (needs a Chromium: set ``BROWSER_PATH`` if it is not found), and
     ``<dir>/<name>.html`` always. Outside ``make reproduce`` it does nothing but return the figure, so a notebook
-    cell can end with ``save_figure(fig, "name")`` and still display it.
+    cell can end with ``save_figure(fig, "name")`` and still display it. ``name`` is a plain file name without
+    extension (letters, digits, ``_``, ``-``, ``.``, spaces); anything else, a path or ``.png``/``.html`` included,
+    is refused in every run, so a name that would fail or write elsewhere under ``make reproduce`` fails at once.
     """
+    _check_figure_name(name)
     out_dir = os.environ.get(FIGURE_DIR_ENV)
     if out_dir:
         path = Path(out_dir)

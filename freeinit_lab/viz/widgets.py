@@ -43,7 +43,9 @@ class CutoffExplorer:
         A pipeline for the "run FreeInit" button, or a zero-argument callable returning one (called lazily on the
         first run). Default: :func:`freeinit_lab.load_default_pipeline`.
     run_kwargs
-        Extra arguments for the pipeline call (none by default: the pipeline's stored sampler).
+        Extra arguments for the pipeline call (none by default: the pipeline's stored sampler). The settings the
+        controls and ``seed`` set (``method``, ``d_s``, ``d_t``, ``order``, ``num_iters``, ``generator``) and an
+        ``output_type`` other than ``"latent"`` are refused here, not when a run starts.
     seed
         Seed of every run: a fixed seed makes the baseline and FreeInit comparable and reruns identical.
     cutoff_map
@@ -51,12 +53,16 @@ class CutoffExplorer:
         NetCDF file (default ``data/cutoff_map.nc``, written by ``scripts/precompute_cutoff_map.py``), the dataset
         itself, or None for none. A missing or unreadable file, an object that is not such a dataset, or a map
         measured on another latent grid (its ``latent_shape`` attribute) never raises: the heat map shows why and
-        how to compute one instead. A map that does not record its grid is shown with a note saying so.
+        how to compute one instead, as does one that repeats a cut-off value; one measured in any order is shown
+        (and looked up) with ascending ``d_s`` and ``d_t``. A map that does not record its grid is shown with a
+        note saying so, and the heat map's title says when the explored method, order or ``num_iters`` is not the
+        map's.
 
     Attributes
     ----------
     method, d_s, d_t, order, num_iters, run_button
-        The controls.
+        The controls. ``num_iters`` is FreeInit's number of passes ``K`` including the plain first one (as
+        :func:`freeinit_lab.freeinit` takes it), so at least 2: ``K=1`` would be plain sampling.
     mask_figure, band_figure, heatmap_figure
         ``plotly.graph_objects.FigureWidget``. ``heatmap_figure`` shows the precomputed gain map (trace 0, a heat
         map over ``x = d_t``, ``y = d_s``) with a marker (trace 1) at the current ``(d_s, d_t)``; its title gives
@@ -74,6 +80,9 @@ class CutoffExplorer:
     ``d_s`` slider, ``freeinit-summary`` on the numbers, ...) so that a browser test or a stylesheet can find it in
     the page without relying on labels or layout.
     """
+
+    #: run settings the controls and ``seed`` own (refused in ``run_kwargs``)
+    _CONTROLLED = frozenset({"method", "d_s", "d_t", "order", "num_iters", "generator"})
 
     #: attribute name -> CSS class of its element in the rendered page ("widget" is the whole explorer)
     DOM_CLASSES = {
@@ -104,6 +113,13 @@ class CutoffExplorer:
     ) -> None:
         if len(shape) != 3:
             raise ValueError(f"shape must be (frame, height, width); got {shape}")
+        clash = sorted(set(run_kwargs or {}) & self._CONTROLLED)
+        if clash:
+            raise ValueError(f"run_kwargs {clash} are set by the explorer's controls and seed; set the controls "
+                             f"instead (explorer.d_s.value = 0.5, ...) or seed=, and leave them out of run_kwargs")
+        if (run_kwargs or {}).get("output_type", "latent") != "latent":
+            raise ValueError(f"run_kwargs output_type={run_kwargs['output_type']!r}: the explorer decodes and scores "
+                             "the latents itself, so it samples with output_type='latent'; leave output_type out")
         self.shape = tuple(int(s) for s in shape)
         self.num_bands = num_bands
         self._pipeline = pipeline
@@ -116,7 +132,8 @@ class CutoffExplorer:
         self.d_s = widgets.FloatSlider(value=0.25, min=0.05, max=1.0, step=0.05, description="d_s", style=style, continuous_update=False)
         self.d_t = widgets.FloatSlider(value=0.25, min=0.05, max=1.0, step=0.05, description="d_t", style=style, continuous_update=False)
         self.order = widgets.IntSlider(value=4, min=1, max=8, description="order", style=style, continuous_update=False)
-        self.num_iters = widgets.IntSlider(value=3, min=1, max=5, description="iterations", style=style, continuous_update=False)
+        self.num_iters = widgets.IntSlider(value=3, min=2, max=5, description="passes K", style=style,
+                                           continuous_update=False)  # K=1 would be plain sampling
         self.run_button = widgets.Button(description="run FreeInit", button_style="primary", icon="play")
         self.summary = widgets.HTML()
         self.metrics = widgets.HTML(value="<i>press “run FreeInit” to sample the default model with these settings</i>")
@@ -130,6 +147,7 @@ class CutoffExplorer:
 
         for control in (self.method, self.d_s, self.d_t, self.order):
             control.observe(self._on_change, names="value")
+        self.num_iters.observe(lambda _change: self.update_heatmap(), names="value")  # the map's K vs the runs'
         self.run_button.on_click(lambda _button: self.run())
 
         controls = widgets.VBox([self.method, self.d_s, self.d_t, self.order, self.num_iters, self.run_button])
@@ -195,6 +213,12 @@ class CutoffExplorer:
                     f"cutoff_map is not a cutoff map (needs gain and gain_se over (d_s, d_t); missing {missing}); "
                     f"pass what measure_cutoff_map or load_cutoff_map returns, or {how}"
                 )
+            repeated = [d for d in ("d_s", "d_t") if ds.indexes[d].has_duplicates]
+            if repeated:
+                values = ", ".join(f"{d}={ds[d].values.tolist()}" for d in repeated)
+                return None, (f"the cutoff map repeats cut-off values ({values}): one cell per cut-off pair is "
+                              f"needed to show it; merge the repeats, or {how}")
+            ds = ds.sortby(["d_s", "d_t"])  # a grid measured in any order is shown (and looked up) ascending
             grid = ds.attrs.get("latent_shape")
             if grid is not None and shape is not None:
                 grid = tuple(int(v) for v in np.atleast_1d(grid))[-3:]
@@ -215,7 +239,8 @@ class CutoffExplorer:
         if self.cutoff_map is None:
             return
         s = self.settings()
-        marker, title = cutoff_map_marker(self.cutoff_map, s["d_s"], s["d_t"], method=s["method"])
+        marker, title = cutoff_map_marker(self.cutoff_map, s["d_s"], s["d_t"], method=s["method"],
+                                          num_iters=int(self.num_iters.value), order=s["order"])
         if self.cutoff_map.attrs.get("latent_shape") is None:
             title += "<br><sup>(the map does not record its latent grid: it may belong to another one)</sup>"
         with self.heatmap_figure.batch_update():
@@ -268,23 +293,27 @@ class CutoffExplorer:
         """Sample the pipeline with plain sampling and with FreeInit (same seed) and show both with metrics."""
         from freeinit_lab.engine.loop import freeinit
 
+        num_iters = int(self.num_iters.value)
+        if num_iters < 2:  # before loading or sampling anything
+            raise ValueError(f"num_iters={num_iters} passes is plain sampling only; FreeInit needs K >= 2 "
+                             "(the plain pass and at least one reinitialised pass)")
         pipe = self._get_pipeline()
         self.run_button.disabled = True
         self.metrics.value = "<i>sampling…</i>"
         try:
             kwargs = {"output_type": "latent", **self.run_kwargs}
             refined = freeinit(
-                pipe, num_iters=int(self.num_iters.value), generator=torch.Generator().manual_seed(self.seed),
+                pipe, num_iters=num_iters, generator=torch.Generator().manual_seed(self.seed),
                 **self.settings(), **kwargs,
             )  # its pass 0 is plain sampling from the same seed
-            latents = {"plain sampling": refined.iterations[0].clean_latent[:1],
-                       f"FreeInit ×{self.num_iters.value}": refined.latents[:1]}
+            latents = {"plain sampling": refined.iterations[0].clean_latent[:1],  # K - 1 reinitialisations:
+                       f"FreeInit ×{num_iters - 1} (K={num_iters})": refined.latents[:1]}
             # the heat map's score: consecutive-frame cosine of colour-centred pixels (decoded from model space)
             scores = {name: float(map_consistency(pipe, v)[0]) for name, v in latents.items()}
             norm = getattr(pipe, "normalizer", None)
             videos = {name: (norm.decode(v.float()) if norm is not None else v.float())[0].clamp(-1, 1)
                       for name, v in latents.items()}
-            fig = video_figure(videos, title="same seed: plain sampling vs FreeInit (pixels)")
+            fig = video_figure(videos, title="same seed: plain sampling vs FreeInit (pixels)", value_range=(-1, 1))
             self.video_output.clear_output(wait=True)
             with self.video_output:
                 fig.show()

@@ -204,3 +204,63 @@ def test_frame_strip_figure_places_every_frame():
         frame_strip_figure({"a": a}, frames=[7])
     with pytest.raises(ValueError, match="frame size"):
         frame_strip_figure({"a": a, "c": torch.zeros(3, 5, 8, 8)})
+
+
+def test_unsorted_or_repeated_map_coordinates():
+    import xarray as xr
+
+    cmap = _synthetic_cutoff_map().isel(d_s=[2, 0, 1], d_t=[1, 2, 0])  # measured in another order
+    ex = CutoffExplorer(shape=(4, 8, 8), cutoff_map=cmap)  # documented never to raise
+    heat = ex.heatmap_figure.data[0]
+    assert list(heat.y) == [0.1, 0.25, 0.5] and list(heat.x) == [0.1, 0.25, 0.5]
+    np.testing.assert_allclose(np.array(heat.z), _synthetic_cutoff_map().gain.values)
+    ex.d_s.value, ex.d_t.value = 0.45, 0.3
+    want = float(cmap.gain.sel(d_s=0.5, d_t=0.25))
+    assert f"nearest cell d_s=0.50, d_t=0.25: {want:+.4f}" in ex.heatmap_figure.layout.title.text
+    repeated = xr.concat([cmap.isel(d_s=[0]), cmap.isel(d_s=[0])], dim="d_s")
+    ex = CutoffExplorer(shape=(4, 8, 8), cutoff_map=repeated)
+    assert ex.cutoff_map is None and "repeats cut-off values (d_s=" in ex.heatmap_figure.layout.annotations[0].text
+
+
+def test_heatmap_title_says_when_the_runs_use_another_k_or_order():
+    ex = CutoffExplorer(shape=(4, 8, 8), cutoff_map=_synthetic_cutoff_map())  # butterworth, K=3, no order attr
+    assert "measured with" not in ex.heatmap_figure.layout.title.text
+    ex.num_iters.value = 2  # only the runs change: the map is still K=3
+    assert "(map measured with K=3, not K=2)" in ex.heatmap_figure.layout.title.text
+    cmap = _synthetic_cutoff_map()
+    cmap.attrs["order"] = 4.0
+    ex = CutoffExplorer(shape=(4, 8, 8), cutoff_map=cmap)
+    ex.order.value = 2
+    assert "(map measured with order 4, not order 2)" in ex.heatmap_figure.layout.title.text
+
+
+@pytest.mark.parametrize("run_kwargs", [{"num_iters": 2}, {"d_s": 0.5}, {"generator": None},
+                                        {"output_type": "np"}])
+def test_run_kwargs_the_controls_own_are_refused_at_once(run_kwargs):
+    with pytest.raises(ValueError, match="run_kwargs"):
+        CutoffExplorer(shape=(4, 8, 8), cutoff_map=None, run_kwargs=run_kwargs)
+
+
+def test_one_pass_is_not_offered_as_freeinit():
+    """K=1 is plain sampling: the slider stops at 2, and a run with K=1 is refused before the pipeline loads."""
+    loads = []
+    ex = CutoffExplorer(shape=(4, 8, 8), cutoff_map=None, pipeline=lambda: loads.append(1))
+    ex.num_iters.value = 1
+    assert ex.num_iters.value == 2
+    ex.num_iters.min = 1
+    ex.num_iters.value = 1
+    with pytest.raises(ValueError, match="plain sampling only"):
+        ex.run()
+    assert loads == []
+
+
+def test_run_labels_the_passes():
+    import freeinit_lab as fl
+
+    pipe = fl.load_analytic_pipeline()
+    ex = CutoffExplorer(shape=tuple(pipe.sample_shape[-3:]), pipeline=pipe, cutoff_map=None,
+                        run_kwargs={"num_inference_steps": 2})
+    ex.num_iters.value = 2
+    result = ex.run()
+    assert list(result["scores"]) == ["plain sampling", "FreeInit ×1 (K=2)"]  # one reinitialisation, as notebook 06
+    assert [t.name for t in result["figure"].data] == [None, None] and result["num_iters"] == 2
