@@ -63,17 +63,22 @@ def test_makefile_installs_with_the_constraints():
     assert '-c constraints.txt -e ".[dev]"' in makefile
 
 
-def test_sdist_leaves_out_what_the_wheel_leaves_out(tmp_path):
-    """A model in training (``data/candidate_model``, which setup.py keeps out of the wheel) stays out of the sdist."""
-    import tarfile
-
+def _source_tree(tmp_path, *skip: str):
+    """A copy of what a build reads (project files, the package, data/) in ``tmp_path / "src"``, without ``skip``."""
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "constraints.txt", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     for name in ("freeinit_lab", "data"):
-        skip = shutil.ignore_patterns("__pycache__", "_data", "candidate_model")
-        shutil.copytree(ROOT / name, src / name, ignore=skip)
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "_data", *skip))
+    return src
+
+
+def test_sdist_leaves_out_what_the_wheel_leaves_out(tmp_path):
+    """A model in training (``data/candidate_model``, which setup.py keeps out of the wheel) stays out of the sdist."""
+    import tarfile
+
+    src = _source_tree(tmp_path, "candidate_model")
     weights = src / "data" / "candidate_model" / "unet" / "diffusion_pytorch_model.safetensors"
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"in training")
@@ -92,12 +97,7 @@ def test_sdist_leaves_out_what_the_wheel_leaves_out(tmp_path):
 @pytest.mark.slow
 def test_wheel_carries_the_embedded_default(tmp_path):
     """``pip install .`` (not editable) then ``load_default_pipeline()`` works offline outside the checkout."""
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "constraints.txt", "LICENSE"):
-        shutil.copy(ROOT / name, src / name)
-    for name in ("freeinit_lab", "data"):
-        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "_data"))
+    src = _source_tree(tmp_path)
     env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "HF_HUB_OFFLINE": "1"}
     pip = [sys.executable, "-m", "pip", "--quiet"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],

@@ -337,21 +337,27 @@ def test_wrong_layout_is_refused_before_denoising(cog_pipe, monkeypatch):
     assert "prepare_latents" not in vars(cog_pipe)
 
 
+def _freeinit_of_each(make, attributes, output_type):
+    """FreeInit (2 passes, 3 steps, seed 0) of ``make(attribute)`` for each attribute: (result, its dataset without
+    the pipeline class name, which differs between the two pipelines by construction)."""
+    out = []
+    for attribute in attributes:
+        res = freeinit(make(attribute), num_iters=2, num_inference_steps=3, generator=gen(0), output_type=output_type)
+        ds = res.to_xarray()
+        ds.attrs.pop("pipeline_class")
+        out.append((res, ds))
+    return out
+
+
 def test_the_scheduler_the_layout_names_is_the_one_used(scheduler_at):
     """A pipeline registered with LatentLayout(scheduler="sampler") gets exactly the result of the same pipeline
     with its scheduler at pipe.scheduler: initial noise (init_noise_sigma), schedule, final-latent capture and
     settings all from pipe.sampler; the decoy at pipe.scheduler (Euler, init_noise_sigma ~157) is never read."""
     import xarray as xr
 
-    results = {}
-    for attribute in ("scheduler", "sampler"):
-        pipe = scheduler_at(attribute)
-        res = freeinit(pipe, num_iters=2, num_inference_steps=3, generator=gen(0), output_type="np")
-        ds = res.to_xarray()
-        ds.attrs.pop("pipeline_class")
-        results[attribute] = res, ds
-        assert res.settings["scheduler_class"] == "DDIMScheduler" and res.settings["init_noise_sigma"] == 1.0
-    (ref, ref_ds), (res, ds) = results["scheduler"], results["sampler"]
+    (ref, ref_ds), (res, ds) = _freeinit_of_each(scheduler_at, ("scheduler", "sampler"), "np")
+    for r in (ref, res):
+        assert r.settings["scheduler_class"] == "DDIMScheduler" and r.settings["init_noise_sigma"] == 1.0
     assert torch.equal(res.latents, ref.latents) and torch.equal(res.frames, ref.frames)
     xr.testing.assert_identical(ds, ref_ds)
 
@@ -494,17 +500,11 @@ def test_the_denoiser_the_layout_names_is_the_one_used(denoiser_at, monkeypatch)
     has frames."""
     import xarray as xr
 
-    results = {}
-    for attribute in ("unet", "model"):
-        pipe = denoiser_at(attribute)
-        res = freeinit(pipe, num_iters=2, num_inference_steps=3, generator=gen(0), output_type="latent")
-        ds = res.to_xarray()
-        ds.attrs.pop("pipeline_class")
-        results[attribute] = res, ds
-    (ref, ref_ds), (res, ds) = results["unet"], results["model"]
+    (ref, ref_ds), (res, ds) = _freeinit_of_each(denoiser_at, ("unet", "model"), "latent")
     assert torch.equal(res.latents, ref.latents) and res.num_denoiser_evals == ref.num_denoiser_evals == 6
     xr.testing.assert_identical(ds, ref_ds)
 
+    pipe = denoiser_at("model")
     monkeypatch.setitem(LAYOUTS, type(pipe).__name__,
                         LatentLayout(("batch", "frame", "channel", "height", "width"), "model",
                                      final_latent="scheduler_step"))
