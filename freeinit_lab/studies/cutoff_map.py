@@ -141,7 +141,7 @@ def _cutoffs(values: Sequence[float] | float, name: str) -> np.ndarray:
         raise ValueError(f"{name}={arr.tolist()}: every cut-off must be in (0, 1] (normalised frequency, Nyquist = 1)")
     if np.unique(arr).size != arr.size:
         raise ValueError(f"{name}={arr.tolist()} has repeated values; each grid value once")
-    return arr
+    return np.sort(arr)  # the map's axes ascend whatever order they were given in (its lookups and figures need it)
 
 
 def measure_cutoff_map(
@@ -533,8 +533,10 @@ def load_cutoff_map(path: str | os.PathLike = DEFAULT_CUTOFF_MAP_PATH) -> xr.Dat
 
 
 def nearest_cell(ds: xr.Dataset, d_s: float, d_t: float) -> dict[str, float]:
-    """The grid cell of ``ds`` nearest to ``(d_s, d_t)`` (per axis): its ``d_s``, ``d_t``, ``gain``, ``gain_se``."""
-    cell = ds[["gain", "gain_se"]].sel(d_s=d_s, d_t=d_t, method="nearest")
+    """The grid cell of ``ds`` nearest to ``(d_s, d_t)`` (per axis): its ``d_s``, ``d_t``, ``gain``, ``gain_se``.
+
+    A map whose axes are not in ascending order (built by hand, or by an older version) is read sorted."""
+    cell = ds[["gain", "gain_se"]].sortby(["d_s", "d_t"]).sel(d_s=d_s, d_t=d_t, method="nearest")
     return {"d_s": float(cell.d_s), "d_t": float(cell.d_t), "gain": float(cell.gain), "gain_se": float(cell.gain_se)}
 
 

@@ -55,6 +55,17 @@ def test_deterministic_and_independent_of_batching(cmap, pipe):
     np.testing.assert_array_equal(measure_cutoff_map(pipe, **SMALL).gain_per_video, cmap.gain_per_video)
 
 
+def test_a_grid_given_out_of_order_is_the_same_map_with_ascending_axes(cmap, pipe):
+    """Before, d_s=[1.0, 0.25, 0.5] gave a map whose nearest_cell lookup and figure failed ('index must be
+    monotonic'); each cell's numbers do not depend on the order the grid was given in."""
+    shuffled = measure_cutoff_map(pipe, **{**SMALL, "d_s": SMALL["d_s"][::-1], "d_t": SMALL["d_t"][::-1]})
+    shuffled.attrs["seconds"] = cmap.attrs["seconds"]  # wall time
+    xr.testing.assert_identical(shuffled, cmap)
+    unsorted = cmap.isel(d_s=[2, 0, 1])  # a map stored unsorted by hand: read sorted
+    assert nearest_cell(unsorted, 0.3, 0.7) == nearest_cell(cmap, 0.3, 0.7)
+    assert nearest_cell(unsorted, 0.3, 0.7)["d_s"] == 0.25
+
+
 @pytest.mark.parametrize("fast_sampling", [False, True])
 def test_each_cell_is_freeinit_with_per_video_generators(pipe, fast_sampling):
     """The documented contract: a cell equals freeinit() with one seeded generator per video, and plain sampling
