@@ -52,3 +52,13 @@ def test_entry_points_refuse_non_integer_counts_before_work():
     for n in (True, 1.0, 0):
         with pytest.raises(SweepSpecError, match="videos_per_seed=.* must be an integer >= 1"):
             SweepSpec(study="freeinit", grid={"d_s": [0.25]}, seeds=[0], videos_per_seed=n).validate()
+
+
+def test_a_probe_refuses_every_true():
+    """``every=True`` kept every step before (True is 1 to Python); ``numpy`` integers are counts."""
+    from freeinit_lab import LatentProbe, load_analytic_pipeline
+
+    pipe = load_analytic_pipeline(num_frames=4, height=8)
+    with pytest.raises(ValueError, match=r"every=True must be an integer >= 1"):
+        LatentProbe(pipe, every=True)
+    assert LatentProbe(pipe, every=np.int64(2)).every == 2

@@ -72,6 +72,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from freeinit_lab._checks import require_int
 from freeinit_lab.core.dims import VIDEO_DIMS as _VIDEO_DIMS
 from freeinit_lab.core.reinit import fast_sampling_steps
 from freeinit_lab.hooks.events import publish_pass, subscribe
@@ -216,8 +217,7 @@ class LatentProbe:
             )
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}; got {mode!r}")
-        if not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"every must be an integer >= 1; got {every!r}")
+        require_int("every", every, why=" (keep every k-th step)")
         if max_bytes is not None and max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0 or None; got {max_bytes!r}")
         self.pipe = pipe

@@ -14,6 +14,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Any
 
+from freeinit_lab._checks import require_int
 from freeinit_lab._extras import require
 
 require("distributed", "a sweep on dask workers (workers=, client=, --workers, --scheduler)")
@@ -124,8 +125,7 @@ def local_cluster(n_workers: int, *, threads_per_worker: int = 1, **kwargs: Any)
     """
     import dask
 
-    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
-        raise ValueError(f"workers={n_workers!r} must be an integer >= 1")
+    require_int("workers", n_workers, why=" (worker processes)")
     kwargs.setdefault("dashboard_address", ":0")  # any free port: never collides with another cluster
     kwargs.setdefault("silence_logs", 40)  # logging.ERROR: a killed worker's restart is reported by the sweep
     with dask.config.set(WORKER_CONFIG):
