@@ -447,7 +447,9 @@ def follow_fraction(
 
     ``lambda_k = Re <M - B, A - B>_k / ||A - B||^2_k``, inner products over the FFT bins of band ``k`` (and over
     ``sum_over`` dims): the least-squares coefficient of ``M ~ B + lambda (A - B)``. 1 means band ``k`` of the
-    mixed result is that of ``a``, 0 that of ``b``.
+    mixed result is that of ``a``, 0 that of ``b``. Where ``a`` and ``b`` agree in band ``k`` (identical noise
+    in that band: ``||A - B||_k^2 <= (64 eps)^2 (||A||_k^2 + ||B||_k^2)``, ``eps`` of the inputs' float precision)
+    ``lambda_k`` is undefined and returned as NaN.
 
     Parameters
     ----------
@@ -472,11 +474,19 @@ def follow_fraction(
     edges, masks = _band_setup(tuple(s_ab.shape[-3:]), edges, num_bands)
     num = _band_reduce((s_mb * s_ab.conj()).real.numpy(), masks)
     den = _band_reduce((s_ab.abs() ** 2).numpy(), masks)
-    num_da = xr.DataArray(num, dims=(*other, "band"))
-    den_da = xr.DataArray(den, dims=(*other, "band"))
+    s_a, _ = _spectrum(a.transpose(*mixed.dims))
+    s_b, _ = _spectrum(b.transpose(*mixed.dims))
+    ref = _band_reduce((s_a.abs() ** 2 + s_b.abs() ** 2).numpy(), masks)
     summed = [d for d in sum_over if d in other]
+    num_sum, den_sum, ref_sum = (xr.DataArray(v, dims=(*other, "band")).sum(summed, skipna=False)
+                                 for v in (num, den, ref))
+    # Where A and B agree in band k, lambda_k is undefined: ||A - B||_k^2 at round-off level, relative to
+    # ||A||_k^2 + ||B||_k^2, turned 0/0 into NaN and round-off/round-off into numbers like 1e15. Undefined
+    # (NaN) below (64 eps)^2 of that, eps of the inputs' precision (a - b is formed in it).
+    dtypes = [x.dtype for x in (a, b) if np.issubdtype(x.dtype, np.floating)]
+    eps = float(np.finfo(np.result_type(*dtypes)).eps) if dtypes else float(np.finfo(np.float64).eps)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = num_da.sum(summed, skipna=False) / den_da.sum(summed, skipna=False)
+        out = (num_sum / den_sum).where(den_sum > (64 * eps) ** 2 * ref_sum)
     out = out.assign_coords({**_keep_coords(mixed, (*_ST, *summed)), **_band_coords(edges)})
     out.name = "follow_fraction"
     out.attrs = {"long_name": "share of each band following the low-frequency noise A (1) vs B (0)", "units": "1"}

@@ -108,6 +108,24 @@ def test_follow_fraction_invariants():
     np.testing.assert_allclose(f.isel(band=slice(1, None)).values, 0.0, atol=1e-9)
 
 
+def test_follow_fraction_is_nan_where_a_and_b_agree():
+    """lambda_k = <M - B, A - B>_k / ||A - B||_k^2 is undefined in a band where A = B: NaN, not inf or 0/0
+    (b carries a's band 0, so ||A - B||_0 is round-off; that gave numbers like 1e15)."""
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(SHAPE, generator=g, dtype=torch.float64)
+    other = torch.randn(SHAPE, generator=g, dtype=torch.float64)
+    mask = band_masks(SHAPE)[0].double()
+    b = reinit_noise(a, other, mask)  # b's band 0 is a's
+    mixed = 0.5 * a + 0.5 * torch.randn(SHAPE, generator=g, dtype=torch.float64)
+    for dtype in (torch.float64, torch.float32):
+        f = A.follow_fraction(_da(mixed.to(dtype)), _da(a.to(dtype)), _da(b.to(dtype)))
+        assert np.isnan(f.isel(band=0).values).all()  # round-off / round-off gave 1e15 here
+        assert np.isfinite(f.isel(band=slice(1, None)).values).all()
+        np.testing.assert_allclose(f.isel(band=slice(1, None)).values,
+                                   A.follow_fraction(_da(mixed), _da(a), _da(other)).isel(band=slice(1, None)).values,
+                                   rtol=1e-4)  # the other bands: b is `other` there
+
+
 def test_band_power_trajectory_keeps_float64_precision():
     """A smooth float64 video's top band is ~1e-21 of unit noise; rounded to float32 first it read 1e-11."""
     x = apply_lowpass(torch.randn(SHAPE, generator=torch.Generator().manual_seed(4), dtype=torch.float64),
