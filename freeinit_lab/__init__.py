@@ -92,6 +92,7 @@ _NAMES = {
     "TinyVideoPipeline": "embedded.pipelines",
     "default_scheduler": "embedded.pipelines",
     "sampler_scheduler": "embedded.pipelines",
+    "store_sampler": "embedded.pipelines",
     "fit_gaussian_prior": "embedded.pipelines",
     "load_analytic_pipeline": "embedded.pipelines",
     "load_default_pipeline": "embedded.pipelines",

@@ -337,8 +337,9 @@ def main(argv=None):
     chosen_name = rule_pick if args.choose_sampler else "stored"
     smp = quality[chosen_name]["sampler"]
     if args.choose_sampler:
-        (path / "sampler.json").write_text(json.dumps(smp, indent=1))
-        scheduler_for(smp).save_pretrained(path / "scheduler")
+        from freeinit_lab.embedded.pipelines import store_sampler
+
+        store_sampler(path, smp)  # sampler.json, scheduler/ and model_index.json, from the one description
         pipe = load_default_pipeline(path)
 
     # 1b. the gate at further evaluation seeds, the card's sampler

@@ -48,6 +48,7 @@ __all__ = [
     "default_scheduler",
     "SAMPLER_SCHEDULERS",
     "sampler_scheduler",
+    "store_sampler",
     "load_default_pipeline",
     "default_training_videos",
     "held_out_videos",
@@ -119,6 +120,32 @@ def sampler_scheduler(sampler: dict):
     if unused:
         raise ValueError(f"{name} has no setting(s) {unused}; remove them from the sampler description")
     return sched
+
+
+def store_sampler(folder: str | Path, sampler: dict) -> None:
+    """Make ``sampler`` (a ``sampler.json`` description, see :func:`sampler_scheduler`) a model folder's default.
+
+    Writes the three places a folder names its sampler, from the one description, so that every loader samples
+    with it: ``sampler.json`` (what a model card judges), ``scheduler/`` (the configured scheduler) and
+    ``model_index.json`` (the scheduler class diffusers' loader builds, and ``default_num_inference_steps`` /
+    ``default_eta``). The description is checked (:func:`sampler_scheduler`) before anything is written.
+    """
+    import json
+
+    folder = Path(folder)
+    if not (folder / "model_index.json").is_file():
+        raise FileNotFoundError(f"no pipeline at {folder} (model_index.json missing); export the model first "
+                                "(scripts/train_default_model.py)")
+    sched = sampler_scheduler(sampler)
+    steps, eta = sampler.get("num_inference_steps"), float(sampler.get("eta", 0.0))
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"the sampler description needs num_inference_steps, a whole number >= 1; got {steps!r}")
+    index = _read_json(folder / "model_index.json")
+    index["scheduler"] = ["diffusers", type(sched).__name__]
+    index["default_num_inference_steps"], index["default_eta"] = steps, eta
+    sched.save_pretrained(folder / "scheduler")
+    (folder / "sampler.json").write_text(json.dumps(sampler, indent=1))
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
 class ChannelNormalizer(ModelMixin, ConfigMixin):

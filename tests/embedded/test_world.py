@@ -301,8 +301,9 @@ def test_analytic_reference_of_the_default_data(tmp_path):
 
 def test_diffusers_loader_keeps_the_stored_sampler(tmp_path):
     """``TinyVideoPipeline.from_pretrained`` on a folder whose sampler was chosen after export (scheduler/ holds
-    UniPC, model_index.json still names the exported DDIM, as in the shipped default) samples with the stored
-    class, as load_default_pipeline does; it loaded DDIM from UniPC's config and sampled other videos."""
+    UniPC, model_index.json still names the exported DDIM, as the shipped default did until store_sampler) samples
+    with the stored class, as load_default_pipeline does; it loaded DDIM from UniPC's config and sampled other
+    videos."""
     import freeinit_lab as fl
     from freeinit_lab.pipelines import DEFAULT_MODEL_DIR, sampler_scheduler
 
@@ -324,6 +325,42 @@ def test_diffusers_loader_keeps_the_stored_sampler(tmp_path):
     assert isinstance(TinyVideoPipeline.from_pretrained(path, scheduler=fl.default_scheduler()).scheduler, DDIMScheduler)
     shipped = TinyVideoPipeline.from_pretrained(DEFAULT_MODEL_DIR, local_files_only=True)
     assert type(shipped.scheduler) is type(fl.load_default_pipeline().scheduler)
+
+
+def test_store_sampler_writes_one_sampler_everywhere_a_folder_names_it(tmp_path):
+    """store_sampler writes sampler.json, scheduler/ and model_index.json from one description, so diffusers'
+    loader, TinyVideoPipeline.from_pretrained and load_default_pipeline all sample with it (model_card.py
+    --choose-sampler wrote the first two only and left model_index.json naming the exported class); a bad
+    description writes nothing. The shipped default names its stored class in all three."""
+    import freeinit_lab as fl
+    from freeinit_lab.pipelines import DEFAULT_MODEL_DIR, store_sampler
+
+    path = _folder(tmp_path)
+    files = (path / "model_index.json", path / "sampler.json", path / "scheduler" / "scheduler_config.json")
+    before = [f.read_bytes() for f in files]
+    for bad, match in (({"scheduler": "DPMSolverMultistepScheduler", "num_inference_steps": 0}, "num_inference_steps"),
+                       ({"scheduler": "DDIMScheduler", "num_inference_steps": 4, "solver_ordr": 2}, "solver_ordr"),
+                       ({"scheduler": "EulerAncestralDiscreteScheduler", "num_inference_steps": 4}, "Euler")):
+        with pytest.raises(ValueError, match=match):
+            store_sampler(path, bad)
+    assert [f.read_bytes() for f in files] == before
+    desc = dict(scheduler="DPMSolverMultistepScheduler", num_inference_steps=5, algorithm_type="dpmsolver++",
+                solver_order=2, eta=0.0)
+    store_sampler(path, desc)
+    index = json.loads((path / "model_index.json").read_text())
+    assert index["scheduler"] == ["diffusers", "DPMSolverMultistepScheduler"]
+    assert index["default_num_inference_steps"] == 5 and json.loads((path / "sampler.json").read_text()) == desc
+    ours, generic = fl.load_default_pipeline(path), TinyVideoPipeline.from_pretrained(path, local_files_only=True)
+    for pipe in (ours, generic):
+        assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+        assert pipe.default_num_inference_steps == 5 and pipe.scheduler.config.solver_order == 2
+    with pytest.raises(FileNotFoundError, match="model_index.json"):
+        store_sampler(tmp_path / "nowhere", desc)
+    shipped = json.loads((DEFAULT_MODEL_DIR / "sampler.json").read_text())
+    stored = json.loads((DEFAULT_MODEL_DIR / "scheduler" / "scheduler_config.json").read_text())["_class_name"]
+    index = json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())
+    assert index["scheduler"][-1] == stored == shipped["scheduler"]
+    assert index["default_num_inference_steps"] == shipped["num_inference_steps"]
 
 
 def test_sampler_json_settings_that_scheduler_folder_contradicts_are_refused(tmp_path):
