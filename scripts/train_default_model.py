@@ -33,7 +33,9 @@ What it does
   copy of the weights is what gets exported. ``--lr-end`` anneals the learning rate log-linearly from ``--lr`` to
   it over the session's time budget (:func:`session_lr`). The noise and timesteps of step ``s`` are drawn from a
   generator seeded with ``(seed, s)`` on the training device.
-* Resuming: from ``--ckpt-dir/checkpoint.pt`` when present (model, EMA, optimiser, step, history); otherwise
+* Resuming: from ``--ckpt-dir/checkpoint.pt`` when present (model, EMA, optimiser, step, history) and it is the
+  run exported in ``--out`` (:func:`exported_elsewhere`; the default ``--ckpt-dir`` is the same for every
+  ``--out``, so a checkpoint of a run exported elsewhere is refused rather than written over ``--out``); otherwise
   from the exported folder ``--out`` when its ``training_log.json`` has the same model and data configuration
   (EMA weights become both the model and the EMA; the optimiser starts afresh), so a new session continues from
   the committed weights. ``--fresh`` ignores both.
@@ -234,6 +236,27 @@ def export(out: Path, ema, normalizer, meta: dict) -> None:
         os.replace(tmp, out / name)
 
 
+def exported_elsewhere(ck: dict, log: dict) -> str | None:
+    """Why checkpoint ``ck`` is not the run whose export ``log`` (``training_log.json``) is, or ``None`` when it is.
+
+    A run checkpoints and then exports, so its export is the checkpoint at some step ``s_export <= s_ckpt``: the
+    export's loss curve is the checkpoint's history up to ``s_export`` and its sessions (start step and start
+    time) are the checkpoint's first ones. An export ahead of the checkpoint, or with another loss curve or
+    sessions, belongs to another run (e.g. one trained into another ``--out`` with the same ``--ckpt-dir``)."""
+    steps = int(log.get("steps", 0))
+    if steps > int(ck["step"]):
+        return f"the folder holds step {steps}, ahead of the checkpoint"
+    curve = log.get("loss_curve") or {}
+    logged = [(int(s), float(v)) for s, v in zip(curve.get("step", []), curve.get("loss", []))]
+    if logged != [(int(s), float(v)) for s, v in ck.get("history", [])[:len(logged)]]:
+        return "the folder's loss curve is not the checkpoint's"
+    mine = [(x.get("start_step"), x.get("started")) for x in ck.get("sessions", [])]
+    theirs = [(x.get("start_step"), x.get("started")) for x in log.get("sessions") or []]
+    if mine[:len(theirs)] != theirs:
+        return "the folder's training sessions are not the checkpoint's"
+    return None
+
+
 def main(argv=None) -> None:
     from freeinit_lab.embedded.models import TinyVideoUNet
     from freeinit_lab.embedded.pipelines import ChannelNormalizer
@@ -267,6 +290,14 @@ def main(argv=None) -> None:
         if ck["model_config"] != model_cfg or ck.get("data") != args.data:
             raise SystemExit(f"checkpoint {ckpt_path} has model config {ck['model_config']} on {ck.get('data')}, "
                              f"not {model_cfg} on {args.data}; use another --ckpt-dir, --fresh, or delete it")
+        if (out / "training_log.json").exists():
+            other = exported_elsewhere(ck, json.loads((out / "training_log.json").read_text()))
+            if other:
+                raise SystemExit(
+                    f"checkpoint {ckpt_path} (step {ck['step']}) is not the run exported in {out}: {other}. Resuming "
+                    f"it would overwrite {out} with another run's weights. To continue the weights in {out}, pass a "
+                    f"--ckpt-dir of its own (e.g. --ckpt-dir {out}_ckpt; the run then resumes from the export); to "
+                    f"continue the checkpoint, pass the --out it was exported to; or delete {ckpt_path}")
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])

@@ -22,9 +22,10 @@ def _train_module():
     return mod
 
 
-def _tiny_run(tmp_path) -> list[str]:
-    """Arguments of a seconds-long training run (4 × 16 × 16 videos, a two-level UNet) exporting under tmp_path."""
-    return ["--out", str(tmp_path / "out"), "--ckpt-dir", str(tmp_path / "ck"), "--frames", "4", "--size", "16",
+def _tiny_run(tmp_path, out: str = "out", ckpt: str = "ck") -> list[str]:
+    """Arguments of a seconds-long training run (4 × 16 × 16 videos, a two-level UNet) exporting to tmp_path/out
+    with its checkpoints in tmp_path/ckpt."""
+    return ["--out", str(tmp_path / out), "--ckpt-dir", str(tmp_path / ckpt), "--frames", "4", "--size", "16",
             "--block-channels", "8,16", "--batch-size", "2", "--norm-videos", "8", "--data-workers", "0",
             "--log-every", "1", "--ckpt-every", "1e9"]
 
@@ -139,3 +140,30 @@ def test_a_spent_time_budget_is_refused_naming_the_total_to_pass(tmp_path):
     with pytest.raises(SystemExit, match=r"pass --time-budget-min \d+\.\d to train 1e-06 minutes more"):
         train.main(common + ["--max-steps", "5", "--time-budget-min", "1e-6"])
     assert json.loads(log.read_text())["steps"] == 1                                    # nothing trained
+
+
+def test_a_checkpoint_of_another_run_is_not_written_over_the_exported_folder(tmp_path):
+    """--ckpt-dir defaults to one folder for every --out: continuing run B's export with run A's checkpoint there
+    once resumed A at its step and overwrote B's weights and log; it is refused, and B's folder is left as it was."""
+    train = _train_module()
+    run_a = _tiny_run(tmp_path, "out", "ck") + ["--amp", "off"]
+    run_b = _tiny_run(tmp_path, "out_b", "ck_b") + ["--amp", "off"]
+    b_with_a_ckpt = _tiny_run(tmp_path, "out_b", "ck") + ["--amp", "off"]
+    train.main(run_a + ["--max-steps", "3"])
+    train.main(run_b + ["--max-steps", "5"])
+    log_b = tmp_path / "out_b" / "training_log.json"
+    before = log_b.read_text()
+    with pytest.raises(SystemExit, match=r"not the run exported in .*out_b: the folder holds step 5, ahead"):
+        train.main(b_with_a_ckpt + ["--max-steps", "7"])
+    assert log_b.read_text() == before                                   # B's export untouched
+    # an export behind the checkpoint but from another run (another seed: another loss curve) is refused too
+    train.main(_tiny_run(tmp_path, "out_b", "ck_c") + ["--amp", "off", "--max-steps", "2", "--fresh", "--seed", "1"])
+    with pytest.raises(SystemExit, match="loss curve is not the checkpoint's"):
+        train.main(b_with_a_ckpt + ["--max-steps", "7"])
+    # the run's own checkpoint, its export behind it (killed between checkpoint and export), still resumes
+    (tmp_path / "out" / "training_log.json").write_text(json.dumps(dict(
+        json.loads((tmp_path / "out" / "training_log.json").read_text()), steps=2,
+        loss_curve={"step": [1, 2], "loss": [h[1] for h in torch.load(tmp_path / "ck" / "checkpoint.pt",
+                                                                       weights_only=False)["history"][:2]]})))
+    train.main(run_a + ["--max-steps", "4"])
+    assert json.loads((tmp_path / "out" / "training_log.json").read_text())["steps"] == 4
