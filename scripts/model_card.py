@@ -35,7 +35,9 @@ With ``--choose-sampler`` the default sampler is chosen on part 1 (:func:`choose
 passing the most gate criteria, the fewest steps whose two-sample accuracy interval overlaps the best one's
 (equal fidelity within the test's resolution, less compute), stored in the
 folder's ``sampler.json`` (and ``scheduler/``). Writes ``MODEL_CARD.md``, ``model_card.json`` and ``samples.png``
-(training clips beside plain-noise samples) into the folder.
+(training clips beside plain-noise samples) into the folder. A ``training_log.json`` whose architecture, video size,
+parameter count or normalisation contradicts the folder's ``unet/`` and ``normalizer/`` is refused before anything
+is sampled (:func:`folder_disagreements`): the card quotes the log beside the model's numbers.
 """
 
 from __future__ import annotations
@@ -267,6 +269,41 @@ def loss_trend(log: dict, window: int | None = None) -> dict | None:
                 change=float(last.mean() - prev.mean()), change_se=se)
 
 
+def folder_disagreements(log: dict, pipe) -> list[str]:
+    """Where the folder's ``training_log.json`` (``log``), which the card quotes, contradicts the model the card
+    evaluates (``pipe``, loaded from ``unet/`` and ``normalizer/``): the UNet class, each ``model_config`` entry,
+    the video size ``frames × height × width`` against the UNet's ``num_frames × sample_size × width``, the
+    parameter count, and the normalisation's shift and scale. Empty when they agree."""
+    cfg = pipe.unet.config
+    out = []
+    if log.get("model_class") is not None and log["model_class"] != type(pipe.unet).__name__:
+        out.append(f"model_class {log['model_class']} but unet/ holds a {type(pipe.unet).__name__}")
+    for key, value in (log.get("model_config") or {}).items():
+        held = cfg.get(key, "nothing")
+        if (list(held) if isinstance(held, (list, tuple)) else held) != value:
+            out.append(f"model_config {key}={value!r} but unet/config.json has {held!r}")
+    size = dict(frames=cfg.get("num_frames"), height=cfg.get("sample_size"),
+                width=cfg.get("width", None) or cfg.get("sample_size"))
+    for key, value in size.items():
+        if log.get(key) is not None and int(log[key]) != value:
+            out.append(f"{key}={log[key]} but the UNet samples {value}")
+    n_params = sum(q.numel() for q in pipe.unet.parameters())
+    if log.get("num_parameters") is not None and int(log["num_parameters"]) != n_params:
+        out.append(f"num_parameters={log['num_parameters']:,} but unet/ has {n_params:,}")
+    norm = log.get("normalization", "identity")
+    held = None if pipe.normalizer is None else dict(shift=list(pipe.normalizer.config.shift),
+                                                     scale=list(pipe.normalizer.config.scale))
+    if norm == "identity" or held is None:
+        if (norm == "identity") != (held is None):
+            out.append(f"normalization {'identity' if norm == 'identity' else 'per-channel'} but "
+                       f"{'a' if held is not None else 'no'} normalizer/ is stored")
+    else:
+        for key in ("shift", "scale"):
+            if [float(v) for v in norm.get(key, [])] != [float(v) for v in held[key]]:
+                out.append(f"normalization {key}={norm.get(key)} but normalizer/ holds {held[key]}")
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(ROOT / "data" / "default_model"))
@@ -311,6 +348,12 @@ def main(argv=None):
     path = Path(args.model)
     log = json.loads((path / "training_log.json").read_text())
     pipe = load_default_pipeline(path)
+    wrong = folder_disagreements(log, pipe)
+    if wrong:
+        raise SystemExit(f"{path}/training_log.json does not describe the model in {path}: " + "; ".join(wrong)
+                         + ". The card quotes the log beside the model's numbers, so it would describe another model; "
+                           "export the folder again (scripts/train_default_model.py writes both), or restore "
+                           "training_log.json from it")
     n = args.num_videos
     space = "model space (per-channel unit variance)"
     reference, clean = evaluation_videos(path, n, args.seed)  # held out; clean ones start on the training marginal

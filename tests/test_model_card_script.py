@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
 import numpy as np
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "model_card.py"
 
@@ -143,3 +145,46 @@ def test_gate_row_shows_each_criterion_and_the_count():
     rep = SimpleNamespace(accuracy=0.84, accuracy_low=0.76, accuracy_high=0.89)
     row = card.gate_row(dict(seed=911_000_000, gate=gate, report=rep))
     assert row == "| 911,000,000 | 0.840 [0.760, 0.890] | 1.11 | 1.56 | 0.844 | 0.594 | 0.000 | 3 / 6 |"
+
+
+def _tiny_folder(tmp_path) -> Path:
+    """A model folder exported by scripts/train_default_model.py with no training step (4 × 16 × 16 videos, a
+    two-level UNet): its training_log.json describes its unet/ and normalizer/."""
+    spec = importlib.util.spec_from_file_location("train_default_model_script", SCRIPT.parent / "train_default_model.py")
+    train = importlib.util.module_from_spec(spec)
+    with mock.patch.dict(os.environ):
+        spec.loader.exec_module(train)
+    out = tmp_path / "model"
+    train.main(["--out", str(out), "--ckpt-dir", str(tmp_path / "ck"), "--frames", "4", "--size", "16",
+                "--block-channels", "8,16", "--norm-videos", "8", "--data-workers", "0", "--max-steps", "0"])
+    return out
+
+
+def test_the_card_refuses_a_training_log_that_describes_another_model(tmp_path):
+    """The card quotes training_log.json's architecture, size and normalisation beside the numbers of the model in
+    unet/; a log edited (or copied from another run) to say block_channels [32, 64, 128] and 3,000,000 parameters
+    once gave a card saying so of the [32, 64, 96], 2,004,044-parameter default, after 2 min 44 s of evaluation.
+    Now each disagreement is named and the card stops before sampling anything."""
+    from freeinit_lab.embedded.pipelines import DEFAULT_MODEL_DIR, load_default_pipeline
+
+    card = _card_module()
+    shipped = json.loads((DEFAULT_MODEL_DIR / "training_log.json").read_text())
+    assert card.folder_disagreements(shipped, load_default_pipeline()) == []
+    folder = _tiny_folder(tmp_path)
+    log = json.loads((folder / "training_log.json").read_text())
+    pipe = load_default_pipeline(folder)
+    assert card.folder_disagreements(log, pipe) == []
+    edits = {"model_config": dict(log["model_config"], block_channels=[8, 32]), "frames": 8,
+             "num_parameters": log["num_parameters"] + 1,
+             "normalization": dict(log["normalization"], scale=[2.0 * v for v in log["normalization"]["scale"]])}
+    for key, value in edits.items():
+        wrong = card.folder_disagreements(dict(log, **{key: value}), pipe)
+        assert len(wrong) == 1 and wrong[0].startswith({"model_config": "model_config block_channels",
+                                                        "frames": "frames=8 but the UNet samples 4",
+                                                        "num_parameters": "num_parameters",
+                                                        "normalization": "normalization scale"}[key]), wrong
+    (folder / "training_log.json").write_text(json.dumps(dict(log, **edits)))
+    with mock.patch.object(card, "evaluation_videos", side_effect=AssertionError("evaluated")):
+        with pytest.raises(SystemExit, match=r"training_log.json does not describe the model in .*block_channels"):
+            card.main(["--model", str(folder), "--num-videos", "16", "--threads", "1"])
+
