@@ -327,6 +327,11 @@ def main(argv=None):
         raise SystemExit("--discretisation-factor must be >= 0 (0 skips the diagnostic)")
     if args.seed < 900_000_000:
         raise SystemExit("--seed must be >= 900_000_000 (seeds below are training data)")
+    from freeinit_lab.analysis.fidelity import MIN_VIDEOS
+
+    if args.num_videos < MIN_VIDEOS:
+        raise SystemExit(f"--num-videos {args.num_videos}: the fidelity report needs at least {MIN_VIDEOS} videos "
+                         f"(its cross-validated classifier and k-NN manifolds); pass --num-videos {MIN_VIDEOS} or more")
     try:
         more_seeds = repeat_seeds(args.seed, args.repeat_seeds, args.num_videos)
     except ValueError as err:

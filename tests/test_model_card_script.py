@@ -188,3 +188,10 @@ def test_the_card_refuses_a_training_log_that_describes_another_model(tmp_path):
         with pytest.raises(SystemExit, match=r"training_log.json does not describe the model in .*block_channels"):
             card.main(["--model", str(folder), "--num-videos", "16", "--threads", "1"])
 
+
+def test_too_few_videos_for_the_report_are_refused_before_sampling(tmp_path):
+    """--num-videos 8 once sampled part 1 (22 s on the default) before fidelity_report refused fewer than 16."""
+    card = _card_module()
+    with mock.patch.object(card, "evaluation_videos", side_effect=AssertionError("evaluated")):
+        with pytest.raises(SystemExit, match="at least 16 videos.*--num-videos 16"):
+            card.main(["--model", str(tmp_path / "nothing_needed"), "--num-videos", "8"])
