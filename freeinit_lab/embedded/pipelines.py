@@ -293,10 +293,23 @@ class TinyVideoPipeline(DiffusionPipeline):
         only, as in the shipped default: UniPC stored, DDIM named) would load as the exported class on the chosen
         one's settings and sample other videos than :func:`load_default_pipeline`; a local folder's stored class
         is loaded instead, and the step count and η of its ``sampler.json`` are the defaults (as they are for
-        :func:`load_default_pipeline`). A ``scheduler=`` passed here still replaces the stored scheduler.
+        :func:`load_default_pipeline`). A ``sampler.json`` that names another class or other settings than
+        ``scheduler/`` holds, or η > 0 for a sampler other than DDIM (e.g. one copied from another model folder), is
+        refused as :func:`load_default_pipeline` refuses it, before the weights load. A ``scheduler=`` passed here
+        still replaces the stored scheduler (and ``sampler.json`` then gives only the step count and η).
         """
         folder = Path(str(pretrained_model_name_or_path))
         stored = _stored_scheduler_class(folder) if "scheduler" not in kwargs and folder.is_dir() else None
+        sampler = _read_json(folder / "sampler.json") if folder.is_dir() and (folder / "sampler.json").is_file() else None
+        fix = ("write sampler.json and scheduler/ from one description (scripts/model_card.py --choose-sampler, or "
+               "fl.sampler_scheduler(desc).save_pretrained(folder / 'scheduler')), or pass scheduler=... to "
+               "from_pretrained")
+        if sampler is not None and stored is not None:
+            named = sampler.get("scheduler", stored)
+            if named != stored:
+                raise ValueError(f"{folder}/sampler.json names {named} but {folder}/scheduler stores {stored}: the "
+                                 f"stored sampler must be one class; {fix}")
+            _check_sampler(named, float(sampler.get("eta", 0.0)), f"{folder}/sampler.json", fix)
         if stored is not None:
             named = (_read_json(folder / "model_index.json").get("scheduler") or [None, None])[-1]
             if stored != named:
@@ -308,8 +321,9 @@ class TinyVideoPipeline(DiffusionPipeline):
                                      "scheduler=... to load the pipeline with another")
                 kwargs["scheduler"] = sched_cls.from_pretrained(folder / "scheduler", local_files_only=True)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        if folder.is_dir() and (folder / "sampler.json").is_file():
-            sampler = _read_json(folder / "sampler.json")
+        if sampler is not None:
+            if stored is not None:
+                _check_sampler_settings(sampler, pipe.scheduler, str(folder), loader="from_pretrained")
             pipe._set_default_sampler(sampler.get("num_inference_steps", pipe.default_num_inference_steps),
                                       sampler.get("eta", pipe.default_eta))
         return pipe
@@ -531,7 +545,7 @@ def _stored_scheduler_class(folder: Path) -> str | None:
     return _read_json(cfg).get("_class_name", "DDIMScheduler") if cfg.is_file() else None
 
 
-def _check_sampler_settings(sampler: dict, sched, where: str) -> None:
+def _check_sampler_settings(sampler: dict, sched, where: str, loader: str = "load_default_pipeline") -> None:
     """Refuse scheduler settings in ``sampler`` (a ``sampler.json``) that the loaded ``sched`` does not hold.
 
     ``sampler.json`` is the sampler a model card judges (``scripts/model_card.py`` builds it with
@@ -549,7 +563,7 @@ def _check_sampler_settings(sampler: dict, sched, where: str) -> None:
         pairs = ", ".join(f"{k}={settings[k]!r} but scheduler/ holds {sched.config[k]!r}" for k in differ)
         raise ValueError(f"{where}/sampler.json gives {pairs}: the stored sampler must be one; write both from one "
                          "description (scripts/model_card.py --choose-sampler, or fl.sampler_scheduler(desc)"
-                         ".save_pretrained(folder / 'scheduler')), or pass scheduler=... to load_default_pipeline")
+                         f".save_pretrained(folder / 'scheduler')), or pass scheduler=... to {loader}")
 
 
 def load_default_pipeline(path: str | Path | None = None, *, progress: bool = False,

@@ -386,6 +386,39 @@ def test_sampler_json_settings_that_scheduler_folder_contradicts_are_refused(tmp
     fl.load_default_pipeline(path, scheduler=fl.default_scheduler())
 
 
+
+def test_from_pretrained_refuses_a_sampler_json_that_scheduler_folder_contradicts(tmp_path):
+    """diffusers' loader (TinyVideoPipeline.from_pretrained) once took the step count and η of any sampler.json: one
+    copied from a DDIM η = 1, 50-step model beside a UniPC scheduler/ loaded as UniPC with 50 steps and η = 1 and
+    failed at every call ('takes no eta'); a DPM-Solver or order-3 description loaded silently as the stored UniPC.
+    It refuses them at load, as load_default_pipeline does; agreeing descriptions and scheduler= still load."""
+    from diffusers import DDIMScheduler
+
+    from freeinit_lab.pipelines import sampler_scheduler
+
+    path = _folder(tmp_path)
+    unipc = dict(scheduler="UniPCMultistepScheduler", num_inference_steps=5, timestep_spacing="linspace", eta=0.0)
+    sampler_scheduler(unipc).save_pretrained(path / "scheduler")
+    (path / "sampler.json").write_text(json.dumps(unipc))
+    loaded = TinyVideoPipeline.from_pretrained(path)
+    assert type(loaded.scheduler).__name__ == "UniPCMultistepScheduler" and loaded.default_num_inference_steps == 5
+    refused = {
+        "names DDIMScheduler but .*scheduler stores UniPCMultistepScheduler.*scheduler=... to from_pretrained":
+            dict(scheduler="DDIMScheduler", num_inference_steps=50, set_alpha_to_one=True,
+                 timestep_spacing="linspace", eta=1.0),
+        "names DPMSolverMultistepScheduler but": dict(unipc, scheduler="DPMSolverMultistepScheduler"),
+        "gives eta=1.0 for the deterministic UniPCMultistepScheduler": dict(unipc, eta=1.0),
+        r"gives solver_order=3 but scheduler/ holds 2.*scheduler=... to from_pretrained": dict(unipc, solver_order=3),
+    }
+    for match, desc in refused.items():
+        (path / "sampler.json").write_text(json.dumps(desc))
+        with pytest.raises(ValueError, match=match):
+            TinyVideoPipeline.from_pretrained(path)
+    # a scheduler passed by the caller replaces the stored one; sampler.json then gives the step count only
+    (path / "sampler.json").write_text(json.dumps(dict(unipc, solver_order=3)))
+    ddim = TinyVideoPipeline.from_pretrained(path, scheduler=DDIMScheduler.from_config(loaded.scheduler.config))
+    assert isinstance(ddim.scheduler, DDIMScheduler) and ddim.default_num_inference_steps == 5
+
 def test_broken_model_folder_files_are_named(tmp_path):
     """A corrupt JSON file, a missing scheduler/ or a stored step count below 1 are refused at load, naming the
     file (they were a bare JSONDecodeError, a message about reaching huggingface.co, and an error at every call)."""
