@@ -51,20 +51,28 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from freeinit_lab.cutoff_map import cutoff_map_from_sweep, save_cutoff_map
-    from freeinit_lab.sweep import SweepSpec, get_study, run_sweep
+    from freeinit_lab.sweep import SweepSpec, SweepSpecError, get_study, run_sweep
 
     if os.path.exists(args.out) and not args.overwrite:
         p.error(f"{args.out} exists; pass --overwrite to replace it")
+    # an override given is applied as given (a 0 or an empty grid is refused, not replaced by the spec's value)
+    if args.grid is not None and not args.grid:
+        p.error("--grid gives no cut-offs; give them comma-separated, e.g. --grid 0.25,0.5")
+    if args.seeds is not None and args.seeds < 1:
+        p.error(f"--seeds {args.seeds}: give at least 1 (sweep seeds 0 .. N-1)")
     spec = SweepSpec.from_yaml(args.spec)
-    if args.grid:
+    if args.grid is not None:
         spec.grid = {"d_s": list(args.grid), "d_t": list(args.grid)}
-    if args.seeds:
+    if args.seeds is not None:
         spec.seeds = list(range(args.seeds))
-    if args.videos_per_seed:
+    if args.videos_per_seed is not None:
         spec.videos_per_seed = args.videos_per_seed
-    if args.pipeline:
+    if args.pipeline is not None:
         spec.pipeline = args.pipeline
-    get_study(spec.study).check(spec)
+    try:
+        get_study(spec.study).check(spec)
+    except SweepSpecError as err:
+        p.error(str(err))
     store = args.store or str(ROOT / "runs" / (Path(args.out).stem + ".zarr"))
     t0 = time.perf_counter()
     sweep = run_sweep(spec, store, workers=args.workers, torch_threads=args.threads, progress=True,

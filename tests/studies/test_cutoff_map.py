@@ -306,3 +306,40 @@ def test_contrasts_are_paired_t_intervals(cmap_ctrl):
     assert float(cell["low"]) == pytest.approx(lo) and float(cell["high"]) == pytest.approx(hi)
     no_ctrl = cutoff_map_contrasts(cmap_ctrl.drop_vars(["control_consistency", "control"]))
     assert no_ctrl.contrast.values.tolist() == ["freeinit - plain", "plain", "freeinit"]
+
+
+def test_precompute_script_applies_its_overrides_as_given(tmp_path, capsys):
+    """scripts/precompute_cutoff_map.py once replaced a --seeds 0 (or --videos-per-seed 0, or an empty --grid) by
+    the spec's value: '--grid 0.25 --seeds 0 --videos-per-seed 2' wrote a map of 6 videos (the spec's 3 seeds) in
+    31 s. A given override is now applied as given, and a bad one is a usage error before anything is sampled."""
+    import importlib.util
+    import os
+    from pathlib import Path
+    from unittest import mock
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "precompute_cutoff_map.py"
+    spec = importlib.util.spec_from_file_location("precompute_cutoff_map_script", script)
+    mod = importlib.util.module_from_spec(spec)
+    with mock.patch.dict(os.environ):
+        spec.loader.exec_module(mod)
+    common = ["--out", str(tmp_path / "map.nc"), "--store", str(tmp_path / "map.zarr")]
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def run_sweep(spec, store, **kw):
+        seen.append(spec)
+        raise Stop  # before anything is sampled
+
+    with mock.patch("freeinit_lab.sweep.run_sweep", run_sweep):
+        for bad, match in ((["--seeds", "0"], "--seeds 0: give at least 1"),
+                           (["--videos-per-seed", "0"], "videos_per_seed"),
+                           (["--grid", ","], "--grid gives no cut-offs")):
+            with pytest.raises(SystemExit) as err:
+                mod.main(common + bad)
+            assert err.value.code == 2 and match in capsys.readouterr().err
+        assert seen == []
+        with pytest.raises(Stop):
+            mod.main(common + ["--grid", "0.25", "--seeds", "1", "--videos-per-seed", "2"])
+    assert seen[0].seeds == [0] and seen[0].videos_per_seed == 2 and seen[0].grid == {"d_s": [0.25], "d_t": [0.25]}
