@@ -9,8 +9,8 @@ embedded default model); ``--seed`` replaces the ``SEED = ...`` line of each not
 notebooks' claims are checked with intervals, so they must hold at any seed), and then writes reports and figures
 under ``<out>/seed<N>/`` unless ``--out``/``--figures`` say otherwise. Key numbers a notebook records with ``freeinit_lab.report.record`` are collected into
 ``reports/summary.md`` (and ``summary.json``); key figures saved with ``freeinit_lab.report.save_figure`` land in
-``--figures`` as PNG, where the README shows them. Exits non-zero if any notebook fails (its HTML still shows
-where).
+``--figures`` as PNG, where the README shows them. Exits non-zero if any notebook fails (a cell's error, a cell over
+``--timeout`` or a dead kernel; its HTML still shows where, and the notebooks after it still run).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main(argv: list[str] | None = None) -> int:
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from nbconvert import HTMLExporter
     from tqdm.auto import tqdm
 
@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             client.execute()
         except CellExecutionError as exc:
             error = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+        except (CellTimeoutError, DeadKernelError) as exc:  # the notebook failed; the others still run
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         seconds = time.perf_counter() - start
         nbformat.write(nb, out / f"{name}.ipynb")
         html, _ = HTMLExporter().from_notebook_node(with_static_plotly(nb))

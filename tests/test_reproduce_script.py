@@ -1,0 +1,48 @@
+"""scripts/reproduce.py: a notebook that fails in any way is reported and the others still run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce.py"
+
+
+def _reproduce_module():
+    spec = importlib.util.spec_from_file_location("reproduce_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _notebook(path: Path, *sources: str) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_cell_over_the_timeout_is_a_failed_notebook_not_a_crash(tmp_path):
+    """A cell over --timeout raised nbclient's CellTimeoutError out of the script: the notebooks after it never ran
+    and no summary was written (only CellExecutionError was caught). It is now that notebook's failure."""
+    pytest.importorskip("nbclient")
+    repro = _reproduce_module()
+    slow = _notebook(tmp_path / "a_slow.ipynb", "import time\ntime.sleep(60)")
+    fine = _notebook(tmp_path / "b_fine.ipynb", "x = 1")
+    out = tmp_path / "reports"
+    with mock.patch.dict(os.environ):
+        code = repro.main(["--notebooks", str(slow), str(fine), "--out", str(out), "--figures",
+                           str(tmp_path / "figures"), "--timeout", "2"])
+    assert code == 1
+    results = {r["notebook"]: r for r in json.loads((out / "summary.json").read_text())}
+    assert not results["a_slow"]["ok"] and results["a_slow"]["error"].startswith("CellTimeoutError")
+    assert results["b_fine"]["ok"]
+    assert (out / "a_slow.html").exists() and "| [b_fine](b_fine.html) | ok |" in (out / "summary.md").read_text()
+
