@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if missing:  # before any notebook runs, not after the ones listed first
         known = ", ".join(p.name for p in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")))
         parser.error(f"no notebook {', '.join(missing)}; the notebooks are {known} (in notebooks/)")
+    books = [nbformat.read(path, as_version=4) for path in notebooks]
+    if args.seed is not None:  # every notebook's SEED line is checked before the first one runs
+        for nb, path in zip(books, notebooks):
+            set_seed(nb, args.seed, path)
     out = Path(args.out)
     numbers_dir = out / "numbers"
     shutil.rmtree(numbers_dir, ignore_errors=True)
@@ -62,14 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["BROWSER_PATH"] = shutil.which("chromium")  # kaleido's PNG export
 
     results = []
-    bar = tqdm(notebooks, desc="notebooks", unit="nb")
-    for path in bar:
+    bar = tqdm(list(zip(notebooks, books)), desc="notebooks", unit="nb")
+    for path, nb in bar:
         name = path.stem
         bar.set_postfix_str(name)
         os.environ["FREEINIT_LAB_NOTEBOOK"] = name
-        nb = nbformat.read(path, as_version=4)
-        if args.seed is not None:
-            set_seed(nb, args.seed, path)
         client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
         start = time.perf_counter()
         error = None

@@ -46,3 +46,16 @@ def test_a_cell_over_the_timeout_is_a_failed_notebook_not_a_crash(tmp_path):
     assert results["b_fine"]["ok"]
     assert (out / "a_slow.html").exists() and "| [b_fine](b_fine.html) | ok |" in (out / "summary.md").read_text()
 
+
+def test_a_notebook_without_a_seed_line_is_refused_before_any_runs(tmp_path):
+    """--seed with a notebook whose parameters cell has no SEED line stopped the run at that notebook, after the
+    ones before it had run; the lines are now checked first."""
+    repro = _reproduce_module()
+    first = _notebook(tmp_path / "a.ipynb", "SEED = 0")
+    first_nb = json.loads(first.read_text())
+    first_nb["cells"][0]["metadata"]["tags"] = ["parameters"]
+    first.write_text(json.dumps(first_nb))
+    second = _notebook(tmp_path / "b.ipynb", "N = 3")
+    with mock.patch.dict(os.environ), mock.patch("nbclient.NotebookClient", side_effect=AssertionError("ran")):
+        with pytest.raises(SystemExit, match="b.ipynb: expected one cell tagged 'parameters'"):
+            repro.main(["--notebooks", str(first), str(second), "--out", str(tmp_path / "r"), "--seed", "3"])
