@@ -302,8 +302,7 @@ class TinyVideoPipeline(DiffusionPipeline):
         stored = _stored_scheduler_class(folder) if "scheduler" not in kwargs and folder.is_dir() else None
         sampler = _read_json(folder / "sampler.json") if folder.is_dir() and (folder / "sampler.json").is_file() else None
         fix = ("write sampler.json and scheduler/ from one description (scripts/model_card.py --choose-sampler, or "
-               "fl.sampler_scheduler(desc).save_pretrained(folder / 'scheduler')), or pass scheduler=... to "
-               "from_pretrained")
+               "fl.store_sampler(folder, desc)), or pass scheduler=... to from_pretrained")
         if sampler is not None and stored is not None:
             named = sampler.get("scheduler", stored)
             if named != stored:
@@ -562,8 +561,8 @@ def _check_sampler_settings(sampler: dict, sched, where: str, loader: str = "loa
     if differ:
         pairs = ", ".join(f"{k}={settings[k]!r} but scheduler/ holds {sched.config[k]!r}" for k in differ)
         raise ValueError(f"{where}/sampler.json gives {pairs}: the stored sampler must be one; write both from one "
-                         "description (scripts/model_card.py --choose-sampler, or fl.sampler_scheduler(desc)"
-                         f".save_pretrained(folder / 'scheduler')), or pass scheduler=... to {loader}")
+                         "description (scripts/model_card.py --choose-sampler, or fl.store_sampler(folder, desc)), "
+                         f"or pass scheduler=... to {loader}")
 
 
 def load_default_pipeline(path: str | Path | None = None, *, progress: bool = False,
