@@ -565,6 +565,32 @@ def _check_sampler_settings(sampler: dict, sched, where: str, loader: str = "loa
                          f"or pass scheduler=... to {loader}")
 
 
+def _check_folder_parts(path: Path, unet, info: dict, normalizer, log: dict) -> None:
+    """Refuse a model folder whose parts do not belong together, before any sampling.
+
+    diffusers loads a weights file that lacks some of the network's tensors (or holds others) with a log line and
+    randomly initialised layers; the normaliser's channel count and the training log's video size are otherwise
+    only noticed when decoding, or not at all (``default_training_videos`` draws the log's size)."""
+    fix = "restore the folder from its source, or export it again with scripts/train_default_model.py"
+    missing, unexpected = list(info.get("missing_keys", [])), list(info.get("unexpected_keys", []))
+    mismatched = [k[0] if isinstance(k, (tuple, list)) else k for k in info.get("mismatched_keys", [])]
+    if missing or unexpected or mismatched:
+        parts = [f"{what} {keys[:4]}{' ...' if len(keys) > 4 else ''}" for what, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("of another shape", mismatched)) if keys]
+        raise ValueError(f"{path}/unet: the weights file does not match unet/config.json (tensors {'; '.join(parts)}):"
+                         f" the network would sample with randomly initialised layers; {fix}")
+    c = unet.config
+    if normalizer is not None and normalizer.shift_c.shape[0] != c.in_channels:
+        raise ValueError(f"{path}/normalizer holds {normalizer.shift_c.shape[0]} channels but the network takes "
+                         f"{c.in_channels}; {fix}")
+    size = {"frames": c.num_frames, "height": c.sample_size, "width": getattr(c, "width", None) or c.sample_size}
+    differ = {k: (log[k], v) for k, v in size.items() if k in log and int(log[k]) != int(v)}
+    if differ:
+        pairs = ", ".join(f"{k} {a} in training_log.json but {b} in unet/config.json" for k, (a, b) in differ.items())
+        raise ValueError(f"{path}: {pairs}; the model would sample videos of another size than its training data "
+                         f"(default_training_videos); {fix}")
+
+
 def load_default_pipeline(path: str | Path | None = None, *, progress: bool = False,
                           scheduler=None) -> TinyVideoPipeline:
     """Load the embedded trained default pipeline (offline, from ``data/default_model/``) or another such folder.
@@ -621,7 +647,10 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
             raise ValueError(f"{path} stores a {' / '.join(sorted(stored))} sampler: sampler.json and scheduler/ "
                              f"must hold the same class; {fix}")
         _check_sampler(next(iter(stored)), float(sampler.get("eta", 0.0)), str(path), fix)
-    unet = TinyVideoUNet.from_pretrained(path / "unet", local_files_only=True, low_cpu_mem_usage=False).eval()
+    unet, info = TinyVideoUNet.from_pretrained(path / "unet", local_files_only=True, low_cpu_mem_usage=False,
+                                               output_loading_info=True)
+    unet.eval()
+    _check_folder_parts(path, unet, info, normalizer, log)
     if scheduler is None:
         import diffusers
 

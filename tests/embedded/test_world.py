@@ -1,6 +1,7 @@
 """The subjects world (training data of the embedded default), its normalisation and the model-folder contract."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -361,6 +362,42 @@ def test_store_sampler_writes_one_sampler_everywhere_a_folder_names_it(tmp_path)
     index = json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())
     assert index["scheduler"][-1] == stored == shipped["scheduler"]
     assert index["default_num_inference_steps"] == shipped["num_inference_steps"]
+
+
+def test_a_folder_whose_parts_do_not_belong_together_is_refused_at_load(tmp_path):
+    """A weights file missing a tensor (or holding another) loaded with a log line and a randomly initialised
+    layer; a 2-channel normaliser failed only when decoding; a training log of another video size than the
+    network made default_training_videos draw videos of another size than the model samples."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    import freeinit_lab as fl
+
+    good = _folder(tmp_path / "good")
+    fl.load_default_pipeline(good)  # intact: loads
+
+    def copy(name):
+        return Path(shutil.copytree(good, tmp_path / name))
+
+    for name, edit in (("missing", lambda sd: sd.pop(sorted(sd)[3])),
+                       ("unexpected", lambda sd: sd.__setitem__("extra.weight", torch.zeros(2)))):
+        path = copy(name)
+        weights = next((path / "unet").glob("*.safetensors"))
+        sd = load_file(weights)
+        edit(sd)
+        save_file(sd, weights)
+        with pytest.raises(ValueError, match=f"{name} \\["):
+            fl.load_default_pipeline(path)
+    path = copy("normalizer")
+    ChannelNormalizer(shift=(0.0, 0.0), scale=(1.0, 1.0)).save_pretrained(path / "normalizer")
+    with pytest.raises(ValueError, match="normalizer holds 2 channels but the network takes 3"):
+        fl.load_default_pipeline(path)
+    path = copy("log")
+    log = json.loads((path / "training_log.json").read_text())
+    (path / "training_log.json").write_text(json.dumps(dict(log, frames=8)))
+    with pytest.raises(ValueError, match="frames 8 in training_log.json but 4 in unet/config.json"):
+        fl.load_default_pipeline(path)
 
 
 def test_sampler_json_settings_that_scheduler_folder_contradicts_are_refused(tmp_path):
