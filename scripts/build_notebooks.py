@@ -48,13 +48,25 @@ def build(src: Path) -> nbformat.NotebookNode:
     return nb
 
 
-def main(prefixes: list[str]) -> None:
-    for src in sorted(SRC.glob("*.py")):
+def main(prefixes: list[str]) -> int:
+    """Build the notebooks whose names start with one of ``prefixes`` (all without any); exit status 2, building
+    nothing, when a prefix matches no source (a typo built nothing and reported success)."""
+    if any(p in ("-h", "--help") for p in prefixes):
+        print(__doc__)
+        return 0
+    sources = sorted(SRC.glob("*.py"))
+    unmatched = [p for p in prefixes if not any(src.stem.startswith(p) for src in sources)]
+    if unmatched:
+        print(f"no notebook source in notebooks/src/ starts with {', '.join(map(repr, unmatched))}; sources: "
+              f"{', '.join(src.stem for src in sources)}", file=sys.stderr)
+        return 2
+    for src in sources:
         if prefixes and not any(src.stem.startswith(p) for p in prefixes):
             continue
         nbformat.write(build(src), OUT / f"{src.stem}.ipynb")
         print(f"built notebooks/{src.stem}.ipynb")
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -28,3 +28,14 @@ def test_notebook_matches_source(src):
     assert all(not c.get("outputs") for c in committed.cells if c.cell_type == "code"), "strip outputs"
     tagged = [c for c in committed.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged `parameters`"
+
+
+def test_build_refuses_a_prefix_that_matches_no_source(capsys):
+    """`build_notebooks.py 7` (a typo) built nothing and exited 0; it now exits 2 naming the sources, having
+    written nothing, and --help prints the usage instead of building every notebook."""
+    before = {p: p.stat().st_mtime_ns for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert build_notebooks.main(["03", "7"]) == 2
+    assert "'7'" in capsys.readouterr().err
+    assert build_notebooks.main(["--help"]) == 0
+    assert "Usage" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in (ROOT / "notebooks").glob("*.ipynb")} == before
