@@ -23,6 +23,7 @@ stores its default sampler (``sampler.json``: one of :data:`SAMPLER_SCHEDULERS`,
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -148,6 +149,18 @@ def store_sampler(folder: str | Path, sampler: dict) -> None:
     (folder / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
+def _whole_steps(value, name: str) -> int:
+    """A step count: an int, or a float holding a whole number (25.0, as diffusers accepts), >= 1; anything else
+    (a bool, a string such as "25", 2.5, NaN, 0) is a ValueError naming the value and its type."""
+    import numbers
+
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value)) \
+        and float(value) == int(value) and int(value) >= 1
+    if not ok:
+        raise ValueError(f"{name} must be a whole number >= 1; got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
 class ChannelNormalizer(ModelMixin, ConfigMixin):
     """Per-channel affine map between display videos and the model's unit-variance space (a "VAE" of scale only).
 
@@ -259,10 +272,7 @@ class TinyVideoPipeline(DiffusionPipeline):
     def _set_default_sampler(self, num_inference_steps, eta) -> None:
         """Check and store the default step count and η (also in ``model_index.json``, so ``save_pretrained`` /
         ``from_pretrained`` keep the default sampler)."""
-        steps = int(num_inference_steps)
-        if steps < 1 or steps != num_inference_steps:
-            raise ValueError(f"default_num_inference_steps must be >= 1 (a whole number of steps), got "
-                             f"{num_inference_steps}")
+        steps = _whole_steps(num_inference_steps, "default_num_inference_steps")
         if not float(eta) >= 0.0:
             raise ValueError(f"default_eta must be >= 0 (DDIM η), got {eta}")
         self.default_num_inference_steps, self.default_eta = steps, float(eta)
@@ -445,10 +455,7 @@ class TinyVideoPipeline(DiffusionPipeline):
             num_inference_steps = self.default_num_inference_steps
         if eta is None:
             eta = self.default_eta
-        if isinstance(num_inference_steps, bool) or int(num_inference_steps) != num_inference_steps \
-                or int(num_inference_steps) < 1:
-            raise ValueError(f"num_inference_steps must be a whole number >= 1; got {num_inference_steps}")
-        num_inference_steps = int(num_inference_steps)
+        num_inference_steps = _whole_steps(num_inference_steps, "num_inference_steps")
         if not float(eta) >= 0.0:
             raise ValueError(f"eta must be >= 0 (DDIM's η: 0 deterministic, 1 DDPM-like); got {eta}")
         c, f0, h0, w0 = self.sample_shape

@@ -206,7 +206,10 @@ def test_call_arguments_that_would_be_silently_replaced_are_refused(pipe):
     failed inside the scheduler: each is refused before any sampling, naming the argument."""
     ddim = load_default_pipeline(scheduler=default_scheduler())
     for kw, msg in [(dict(num_frames=0), "num_frames"), (dict(height=0), "height"), (dict(width=-8), "width"),
-                    (dict(num_inference_steps=2.5), "num_inference_steps"), (dict(eta=-0.5), "eta")]:
+                    (dict(num_inference_steps=2.5), "num_inference_steps"), (dict(eta=-0.5), "eta"),
+                    (dict(num_inference_steps="2"), r"got '2' \(str\)"),  # read "got 2", as if 2 were wrong
+                    (dict(num_inference_steps=float("nan")), r"got nan \(float\)"),
+                    (dict(num_inference_steps=True), r"got True \(bool\)")]:
         with pytest.raises(ValueError, match=msg):
             ddim(output_type="latent", **dict(dict(num_inference_steps=2), **kw))
     z = torch.randn(1, *pipe.sample_shape)
@@ -214,6 +217,9 @@ def test_call_arguments_that_would_be_silently_replaced_are_refused(pipe):
     with pytest.raises(ValueError, match=r"`latents` hold 1 non-finite value"):
         pipe(latents=z, output_type="pil", num_inference_steps=2)
     assert pipe(num_inference_steps=np.int64(1), output_type="latent").frames.shape == (1, *pipe.sample_shape)
+    for bad in ("25", 2.5, 0):
+        with pytest.raises(ValueError, match="default_num_inference_steps must be a whole number >= 1"):
+            TinyVideoPipeline(unet=pipe.unet, scheduler=default_scheduler(), default_num_inference_steps=bad)
 
 
 def test_encode_videos_gives_the_default_models_own_latents(pipe):

@@ -468,7 +468,7 @@ def test_broken_model_folder_files_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"sampler.json is not valid JSON"):
         fl.load_default_pipeline(path)
     (path / "sampler.json").write_text(json.dumps({"num_inference_steps": 0}))
-    with pytest.raises(ValueError, match=r"default_num_inference_steps must be >= 1"):
+    with pytest.raises(ValueError, match=r"default_num_inference_steps must be a whole number >= 1"):
         fl.load_default_pipeline(path)
     (path / "sampler.json").write_text(json.dumps({"num_inference_steps": 3}))
     (path / "training_log.json").write_text("{")
