@@ -87,9 +87,11 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(ROOT / "data" / "default_model"), help="exported pipeline folder")
     p.add_argument("--ckpt-dir", default=str(ROOT / "runs" / "train_default_model"), help="resumable checkpoints")
     p.add_argument("--fresh", action="store_true", help="ignore checkpoint and exported weights; start anew")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weight init and of the noise/timestep draws")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the weight init and of the noise/timestep draws (default: the resumed run's, else 0)")
     p.add_argument("--data", default="subjects-v1", choices=["subjects-v1", "dead-leaves-v1"])
-    p.add_argument("--data-seed-base", type=int, default=0, help="step s trains on data seed base+s")
+    p.add_argument("--data-seed-base", type=int, default=None,
+                   help="step s trains on data seed base+s (default: the resumed run's, else 0)")
     p.add_argument("--norm-videos", type=int, default=1024, help="videos the normaliser is fitted on")
     p.add_argument("--max-steps", type=int, default=200_000)
     p.add_argument("--time-budget-min", type=float, default=float("inf"),
@@ -257,11 +259,29 @@ def exported_elsewhere(ck: dict, log: dict) -> str | None:
     return None
 
 
+def _inherit_seeds(args, given: dict, stored: dict, where: str) -> None:
+    """A resumed run keeps its ``--seed`` and ``--data-seed-base`` (step ``s`` trained on data seed
+    ``data_seed_base + s``; the log records one value for all steps). Given ones that differ are refused: the
+    log would say every step used the new value. A checkpoint from before these were stored takes the given ones."""
+    for name in ("seed", "data_seed_base"):
+        if name not in stored:
+            continue
+        if given[name] is not None and int(given[name]) != int(stored[name]):
+            flag = "--" + name.replace("_", "-")
+            raise SystemExit(f"{where} was trained with {flag} {stored[name]}, not {given[name]}: its log records one "
+                             f"value for every step, so a resumed run keeps it; leave {flag} out, or start another "
+                             "run (--fresh, another --out and --ckpt-dir)")
+        setattr(args, name, int(stored[name]))
+
+
 def main(argv=None) -> None:
     from freeinit_lab.embedded.models import TinyVideoUNet
     from freeinit_lab.embedded.pipelines import ChannelNormalizer
 
     args = parse_args(argv)
+    given_seeds = {"seed": args.seed, "data_seed_base": args.data_seed_base}
+    args.seed = 0 if args.seed is None else args.seed
+    args.data_seed_base = 0 if args.data_seed_base is None else args.data_seed_base
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     out, ckdir = Path(args.out), Path(args.ckpt_dir)
@@ -298,6 +318,7 @@ def main(argv=None) -> None:
                     f"it would overwrite {out} with another run's weights. To continue the weights in {out}, pass a "
                     f"--ckpt-dir of its own (e.g. --ckpt-dir {out}_ckpt; the run then resumes from the export); to "
                     f"continue the checkpoint, pass the --out it was exported to; or delete {ckpt_path}")
+        _inherit_seeds(args, given_seeds, ck, f"checkpoint {ckpt_path}")
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
@@ -309,6 +330,7 @@ def main(argv=None) -> None:
     elif (out / "training_log.json").exists() and not args.fresh:
         log = json.loads((out / "training_log.json").read_text())
         if log.get("model_config") == model_cfg and log.get("data_generator") == args.data:
+            _inherit_seeds(args, given_seeds, log, f"{out}/training_log.json")
             src = TinyVideoUNet.from_pretrained(out / "unet", local_files_only=True, low_cpu_mem_usage=False)
             model.load_state_dict(src.state_dict())
             ema.load_state_dict(src.state_dict())
@@ -376,6 +398,7 @@ def main(argv=None) -> None:
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step,
                         history=history, wall_s=wall, model_config=model_cfg, data=args.data, sessions=sessions,
+                        seed=args.seed, data_seed_base=args.data_seed_base,
                         loss_weighting=weighting,
                         normalizer=None if normalizer is None else dict(shift=list(normalizer.config.shift),
                                                                         scale=list(normalizer.config.scale))),

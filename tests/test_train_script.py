@@ -167,3 +167,24 @@ def test_a_checkpoint_of_another_run_is_not_written_over_the_exported_folder(tmp
                                                                        weights_only=False)["history"][:2]]})))
     train.main(run_a + ["--max-steps", "4"])
     assert json.loads((tmp_path / "out" / "training_log.json").read_text())["steps"] == 4
+
+
+def test_a_resumed_run_keeps_its_seeds_and_refuses_others(tmp_path):
+    """Step s trains on data seed data_seed_base + s and the log records one base for all steps: a resume given
+    another --data-seed-base (or --seed) replaced the logged value, so the log misstated the earlier steps' data.
+    Left out, the run's own values are kept (they defaulted to 0); given and different, the resume is refused."""
+    train = _train_module()
+    common = _tiny_run(tmp_path) + ["--amp", "off"]
+    log = tmp_path / "out" / "training_log.json"
+    train.main(common + ["--max-steps", "2", "--data-seed-base", "5", "--seed", "2"])
+    train.main(common + ["--max-steps", "3"])                                      # from the checkpoint
+    assert (json.loads(log.read_text())["data_seed_base"], json.loads(log.read_text())["seed"]) == (5, 2)
+    before = log.read_text()
+    with pytest.raises(SystemExit, match="trained with --data-seed-base 5, not 7"):
+        train.main(common + ["--max-steps", "4", "--data-seed-base", "7"])
+    (tmp_path / "ck" / "checkpoint.pt").unlink()                                   # from the export
+    with pytest.raises(SystemExit, match="trained with --seed 2, not 0"):
+        train.main(common + ["--max-steps", "4", "--seed", "0"])
+    assert log.read_text() == before
+    train.main(common + ["--max-steps", "4", "--data-seed-base", "5"])             # the same value is fine
+    assert json.loads(log.read_text())["steps"] == 4 and json.loads(log.read_text())["data_seed_base"] == 5
