@@ -821,6 +821,28 @@ def test_a_sweep_leaves_the_clusters_workers_as_it_found_them(tmp_path, serial, 
         client.run(torch.set_num_threads, 1)
 
 
+@pytest.mark.slow
+def test_a_worker_with_other_code_is_refused_before_its_cell_runs(tmp_path, client, monkeypatch):
+    """The store records the client's code (digest and library versions); workers installed apart from the client
+    computed its cells with their own code, unrecorded. A worker whose code record differs now raises
+    WorkerCodeError naming it and each difference before computing, and no cell is written."""
+    import freeinit_lab.sweep.store as store_mod
+    from freeinit_lab.sweep import WorkerCodeError
+
+    real = store_mod.code_record()
+    client_side = dict(real, code_digest="0" * 16, torch="0.0.0")
+    monkeypatch.setattr(store_mod, "_code_record", lambda: client_side)  # this process only, not the workers
+    with pytest.raises(WorkerCodeError, match=r"worker tcp://\S+ runs other code") as err:
+        run_sweep(SPEC, tmp_path / "mixed.zarr", client=client, progress=False)
+    assert f"code_digest: {'0' * 16} on the client, {real['code_digest']} on the worker" in str(err.value)
+    assert f"torch: 0.0.0 on the client, {real['torch']} on the worker" in str(err.value)
+    assert "diffusers" not in str(err.value)  # only what differs
+    assert _complete_cells(tmp_path / "mixed.zarr") == 0  # no cell written (the store is not even created)
+    monkeypatch.undo()
+    ds = run_sweep(SPEC, tmp_path / "same.zarr", client=client, progress=False)  # same code: runs
+    assert bool(ds.complete.all())
+
+
 # ---------------------------------------------------------------------------------------------- command line
 def _cli(*args, **kw):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

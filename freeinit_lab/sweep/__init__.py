@@ -23,7 +23,7 @@ import types
 
 from .engine import compute_cell, run_sweep
 from .spec import Cell, PipelineFactory, SweepSpec, SweepSpecError, video_seeds
-from .store import SweepResultError, SweepStore, SweepStoreError
+from .store import SweepResultError, SweepStore, SweepStoreError, WorkerCodeError
 from .studies import STUDIES, Study, get_study, list_studies, register_study
 
 sweep = run_sweep
@@ -47,6 +47,7 @@ __all__ = [
     "SweepStore",
     "SweepStoreError",
     "SweepResultError",
+    "WorkerCodeError",
     "PipelineFactory",
     "Cell",
     "video_seeds",

@@ -22,8 +22,10 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed  # noqa
 
 from .engine import _pipeline, _torch_threads, compute_cell, progress_bar  # noqa: E402
 from .spec import PipelineFactory  # noqa: E402
+from .store import CODE_LIBRARIES, WorkerCodeError, code_record  # noqa: E402
 
-__all__ = ["SweepWorkerPlugin", "run_distributed", "local_cluster", "local_client", "connect", "WORKER_CONFIG"]
+__all__ = ["SweepWorkerPlugin", "run_distributed", "compute_cell_checked", "local_cluster", "local_client", "connect",
+           "WORKER_CONFIG"]
 
 
 class SweepWorkerPlugin(WorkerPlugin):
@@ -148,6 +150,30 @@ def local_client(n_workers: int, **kwargs: Any):
         yield client
 
 
+def compute_cell_checked(expected: dict, *args: Any) -> Any:
+    """:func:`~freeinit_lab.sweep.engine.compute_cell` on a worker whose code record
+    (:func:`~freeinit_lab.sweep.store.code_record`: the digest of freeinit_lab's code, the versions of Python,
+    torch, diffusers and numpy) is ``expected``, the one the store records; a :class:`WorkerCodeError` naming the
+    worker and each difference, before the cell runs, on a worker with other code (a cluster whose workers were
+    installed apart from the client: the store would hold cells of two codes under one record)."""
+    now = code_record()
+    keys = ("code_digest", "freeinit_lab", "python", *CODE_LIBRARIES)
+    differ = [f"{k}: {expected.get(k)} on the client, {now.get(k)} on the worker" for k in keys
+              if expected.get(k) != now.get(k)]
+    if differ:
+        try:
+            from distributed import get_worker
+
+            where = get_worker().address
+        except (ImportError, ValueError):
+            where = "(not a dask worker)"
+        raise WorkerCodeError(f"worker {where} runs other code than the client that writes the store: "
+                              f"{'; '.join(differ)}. Install the same freeinit_lab and libraries on every worker "
+                              "(e.g. the same wheel or environment), then run the sweep again: nothing was computed "
+                              "on that worker")
+    return compute_cell(*args)
+
+
 def run_distributed(client: Client, study, factory: PipelineFactory, spec, store, todo, torch_threads: int | None,
                     progress: bool) -> None:
     """Run the ``todo`` cells on ``client``'s workers; write each result into ``store`` as it arrives.
@@ -155,14 +181,16 @@ def run_distributed(client: Client, study, factory: PipelineFactory, spec, store
     Each cell is one task (a unique key per run, ``pure=False``); a worker that dies mid-cell has its task rerun
     elsewhere by the scheduler (up to ``distributed.scheduler.allowed-failures`` times). On any error the cells
     not yet written are cancelled; the written ones stay complete in the store. Nothing is registered on the
-    cluster: each cell runs under ``torch_threads`` threads and restores the worker's setting after it.
+    cluster: each cell runs under ``torch_threads`` threads and restores the worker's setting after it. Each cell
+    first checks that its worker runs this process's code (:func:`compute_cell_checked`), which the store records.
     """
     run = uuid.uuid4().hex[:8]
     futures = {}
+    expected = code_record()
     for cell in todo:
         key = f"freeinit-sweep-{store.hash[:8]}-{run}-" + "-".join(map(str, cell.index))
-        fut = client.submit(compute_cell, study, factory, cell, spec.videos_per_seed, spec.dims, torch_threads,
-                            key=key, pure=False)
+        fut = client.submit(compute_cell_checked, expected, study, factory, cell, spec.videos_per_seed, spec.dims,
+                            torch_threads, key=key, pure=False)
         futures[fut] = cell
     bar = progress_bar(spec, store, progress, f"{len(client.scheduler_info().get('workers', {}))} workers")
     try:

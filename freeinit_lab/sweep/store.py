@@ -56,8 +56,8 @@ from freeinit_lab._extras import require
 
 from .spec import Cell, SweepSpec
 
-__all__ = ["SweepStore", "SweepStoreError", "SweepResultError", "normalise_result", "code_digest", "code_record",
-           "ON_CODE_CHANGE"]
+__all__ = ["SweepStore", "SweepStoreError", "SweepResultError", "WorkerCodeError", "normalise_result", "code_digest",
+           "code_record", "ON_CODE_CHANGE"]
 
 
 class SweepStoreError(ValueError):
@@ -66,6 +66,11 @@ class SweepStoreError(ValueError):
 
 class SweepResultError(ValueError):
     """A study returned a cell result the store cannot hold (wrong dims, labels that differ between cells)."""
+
+
+class WorkerCodeError(RuntimeError):
+    """A dask worker would compute a cell with other code than the store records (another freeinit_lab, torch,
+    diffusers, numpy or Python): raised on the worker before the cell runs."""
 
 
 def normalise_result(ds: Any, num_videos: int, cell_dims: tuple[str, ...], study: str) -> xr.Dataset:
