@@ -54,7 +54,6 @@ from ..core.controls import (
     amplitude_matched_latent,
     amplitude_target,
     arm_lowpass,
-    mask_only_latent,
     reinit_arm,
     single_cycle_derangement,
 )
@@ -524,8 +523,9 @@ def decompose_freeinit(
                     todo[a] = reinit_arm(arm, clean=chain[a], eps=eps, eta=eta, fresh=fresh, a_T=a_T, b_T=b_T,
                                          lowpass=masks[a], permutation=perm)
                 elif last and arm.signal == "none":
-                    todo[a] = (mask_only_latent(eps, eta, masks[a], b_T) if arm.renoise == "same"
-                               else mask_only_latent(fresh, eta, masks[a], b_T))
+                    # z_T = b_T·noise mixed with η by the arm's own mix (mask_only: FreeInit's, mask_only_latent)
+                    todo[a] = reinit_arm(arm, clean=None, eps=eps, eta=eta, fresh=fresh, a_T=a_T, b_T=b_T,
+                                         lowpass=masks[a])
                 elif last and arm.amplitude_matched:
                     todo[a] = amplitude_matched_latent(eps, target, edges)
             names = list(todo)

@@ -370,3 +370,30 @@ def test_bootstrap_interval_covers_the_mean_and_keeps_pairs():
         bootstrap_interval(np.ones(5))
     with pytest.raises(ValueError, match="confidence"):
         bootstrap_interval(x, confidence=99)
+
+
+def test_a_registered_signal_free_arm_uses_its_own_mix(apipe):
+    """An arm without signal (``signal="none"``) mixes ``b_T ε`` with ``η`` by *its* ``mix``: a registered
+    variance-preserving one starts from ``IFFT3D(w_low·FFT3D(b_T ε) + w_high·FFT3D(η))``, not FreeInit's mix."""
+    from freeinit_lab.core.spectral import reinit_noise_variance_preserving
+    from freeinit_lab.studies.decomposition import _band_power
+
+    arm = ct.ControlArm("mask_only_vp_test", signal="none", mix="variance_preserving")
+    ct.register_control(arm)
+    try:
+        n, steps = 8, 2
+        ds = decompose_freeinit(apipe, num_videos=n, seed=4, num_inference_steps=steps, progress=False,
+                                num_bootstrap=200, controls=["mask_only", "mask_only_vp_test"])
+    finally:
+        del ct.CONTROL_ARMS["mask_only_vp_test"]
+    noises = decomposition_noises(n, (3, 4, 8, 8), 4, 2)
+    eps, eta = noises["eps"], noises["eta"][0]
+    b = ds.attrs["sigma_T"]
+    H = lowpass_filter(eps.shape, "gaussian", 0.25, 0.25)
+    edges = np.concatenate([ds.band_lo.values[:1], ds.band_hi.values])
+    want_vp = _band_power(reinit_noise_variance_preserving(b * eps, eta, H), edges)
+    want_fi = _band_power(reinit_noise(b * eps, eta, H), edges)
+    np.testing.assert_allclose(ds.band_power_init.sel(arm="mask_only_vp_test").values, want_vp, rtol=1e-5)
+    np.testing.assert_allclose(ds.band_power_init.sel(arm="mask_only").values, want_fi, rtol=1e-5)
+    # the two mixes differ where the mask is soft: the test can tell them apart
+    assert np.abs(want_vp - want_fi).max() > 1e-2 * np.abs(want_fi).max()
