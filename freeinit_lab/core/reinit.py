@@ -309,12 +309,24 @@ def settings_keywords(fn: Any, settings: FreeInitSettings | Mapping[str, Any] | 
     """The FreeInit keywords ``given`` to ``fn``, replaced by ``settings``' fields when a settings object is passed.
 
     ``fn``'s own keyword defaults (read from its signature) tell a keyword the caller set from one left alone, so
-    passing both a settings object and a non-default keyword raises (see :func:`resolve_settings`). Returns the
-    values in the order of ``given``.
+    passing both a settings object and a non-default keyword raises (see :func:`resolve_settings`). A settings
+    object whose other fields (those not in ``given``: ``fn`` does not apply them) differ from
+    :class:`FreeInitSettings`' defaults raises too, naming them, rather than being run with the defaults. Returns
+    the values in the order of ``given``.
     """
     if settings is None:
         return tuple(given.values())
     params = inspect.signature(fn).parameters
     defaults = {k: params[k].default for k in given if k in params}
     resolved = resolve_settings(settings, defaults, **given)
+    ignored = {f.name: getattr(resolved, f.name) for f in dataclasses.fields(FreeInitSettings)
+               if f.name not in given and getattr(resolved, f.name) != f.default}
+    if ignored:
+        name = getattr(fn, "__name__", "this function")
+        raise TypeError(
+            f"{name} applies only {', '.join(given)} of settings=; it would ignore "
+            f"{', '.join(f'{k}={v!r}' for k, v in ignored.items())} and run with the defaults "
+            f"({', '.join(f'{k}={FreeInitSettings.__dataclass_fields__[k].default!r}' for k in ignored)}). Leave "
+            "them at their defaults here (settings.replace(...)), or run freeinit(pipe, settings=...) for them"
+        )
     return tuple(getattr(resolved, k) for k in given)

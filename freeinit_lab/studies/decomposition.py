@@ -326,7 +326,9 @@ def decompose_freeinit(
         tqdm bar over sampled videos.
     settings
         FreeInit's settings as one :class:`~freeinit_lab.core.reinit.FreeInitSettings` (or a dict of its fields)
-        instead of ``num_iters``, ``method``, ``d_s``, ``d_t``, ``order``; passing both raises.
+        instead of ``num_iters``, ``method``, ``d_s``, ``d_t``, ``order``; passing both raises, and so does an
+        object whose other fields (``mix``, ``renoise``, ``fast_sampling``, ``legacy_ideal_threshold``) are not
+        their defaults (this study does not apply them).
     oracle
         Add the arm ``oracle``: one pass from the training marginal ``z_T = a_T x_0 + b_T ε`` with ``x_0`` the
         first ``num_videos`` videos of ``reference`` (required, at least ``num_videos`` of them) and each video's

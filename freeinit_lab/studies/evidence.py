@@ -145,7 +145,9 @@ def measure_evidence(
         Show a tqdm bar over the experiments.
     settings
         FreeInit's settings as one :class:`~freeinit_lab.core.reinit.FreeInitSettings` (or a dict of its fields)
-        instead of ``num_iters``, ``method``, ``d_s``, ``d_t``, ``order``; passing both raises.
+        instead of ``num_iters``, ``method``, ``d_s``, ``d_t``, ``order``; passing both raises, and so does an
+        object whose other fields (``mix``, ``renoise``, ``fast_sampling``, ``legacy_ideal_threshold``) are not
+        their defaults (this study does not apply them).
 
     Returns
     -------

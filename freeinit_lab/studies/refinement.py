@@ -121,7 +121,7 @@ def refine_once(
         Draws ``eta``.
     settings
         The filter (and ``mix``) as a :class:`~freeinit_lab.core.reinit.FreeInitSettings`, instead of the
-        keywords.
+        keywords; ``renoise`` must be ``"same"`` (the re-diffusion uses ``noise``).
 
     Returns
     -------
@@ -131,6 +131,12 @@ def refine_once(
     """
     s = resolve_settings(settings, _REFINE_DEFAULTS, method=method, d_s=d_s, d_t=d_t, order=order,
                          legacy_ideal_threshold=legacy_ideal_threshold)
+    if s.renoise != "same":
+        raise ValueError(
+            f"refine_once re-diffuses clean with the given noise (renoise='same'); settings asks for "
+            f"renoise={s.renoise!r}. Pass fresh noise as noise= yourself (noise=torch.randn_like(clean)) with "
+            "renoise='same', or run freeinit(pipe, settings=...)"
+        )
     layout = get_layout(pipe)
     if not layout.is_canonical:
         raise ValueError(f"{type(pipe).__name__} is not in (batch, channel, frame, height, width) layout; "
@@ -191,7 +197,9 @@ def refinement_study(
         Print one line per stage with its wall time.
     settings
         FreeInit's settings as one :class:`~freeinit_lab.core.reinit.FreeInitSettings` (or a dict of its fields)
-        instead of ``num_iters``, ``method``, ``d_s``, ``d_t``, ``order``; passing both raises.
+        instead of ``num_iters``, ``method``, ``d_s``, ``d_t``, ``order``; passing both raises, and so does an
+        object whose other fields (``mix``, ``renoise``, ``fast_sampling``, ``legacy_ideal_threshold``) are not
+        their defaults (this study does not apply them).
 
     Returns
     -------

@@ -31,3 +31,41 @@ def test_refinement_and_evidence_accept_the_settings_object(pipe):
         fl.studies.evidence.measure_evidence(pipe, method="butterworth", settings=FreeInitSettings(num_iters=2))
     with pytest.raises(TypeError, match="must be a FreeInitSettings"):
         fl.studies.evidence.measure_evidence(pipe, settings=3)
+
+
+@pytest.mark.parametrize("field, value", [("mix", "variance_preserving"), ("renoise", "fresh"),
+                                          ("legacy_ideal_threshold", True), ("fast_sampling", True)])
+def test_settings_a_study_cannot_apply_are_refused_before_sampling(pipe, field, value, monkeypatch):
+    """A study that takes only num_iters, method, d_s, d_t and order from settings= refuses an object that sets
+    another field (it would run FreeInit's defaults and record nothing of it), before any pipeline call."""
+    import functools
+
+    calls = []
+    original = type(pipe).__call__
+
+    @functools.wraps(original)
+    def guarded(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "__call__", guarded)
+    s = FreeInitSettings(num_iters=2, method="gaussian", **{field: value})
+    studies = [
+        lambda: fl.decompose_freeinit(pipe, num_videos=8, num_bootstrap=200, progress=False, settings=s),
+        lambda: fl.refinement_study(pipe, num_videos=2, num_inference_steps=2, settings=s),
+        lambda: fl.studies.evidence.measure_evidence(pipe, num_videos=2, num_inference_steps=2, progress=False,
+                                                     settings=s),
+    ]
+    for run in studies:
+        with pytest.raises(TypeError, match=rf"would ignore.*{field}"):
+            run()
+    assert not calls
+
+
+def test_refine_once_refuses_fresh_renoise(pipe):
+    """refine_once re-diffuses with the given initial noise (renoise="same"); a settings object asking for fresh
+    noise is refused, not silently run with the same noise."""
+    x = torch.zeros(1, *pipe.sample_shape)
+    with pytest.raises(ValueError, match="renoise"):
+        fl.studies.refinement.refine_once(pipe, x, x, num_inference_steps=2,
+                                          settings=FreeInitSettings(renoise="fresh", method="gaussian"))
