@@ -124,8 +124,10 @@ def measure_evidence(
     num_videos
         Number of videos per experiment (>= 2; use >= 32 for the statistics to mean something).
     seed
-        Seeds the noises ``A``, ``B``, ``eta`` draws of FreeInit, the oracle's noise and the default reference.
-        Every random draw derives from it, so the result is deterministic for a fixed seed.
+        Seeds the noises ``A``, ``B``, ``eta`` draws of FreeInit, the oracle's noise, the default reference and
+        one generator per video for the sampler's own draws (a stochastic sampler, e.g. DDIM with ``eta > 0``;
+        the same for every source). Every random draw derives from it, so the result is deterministic for a
+        fixed seed.
     num_inference_steps, num_iters, method, d_s, d_t, order
         Sampling steps (default: the pipeline's ``default_num_inference_steps``, its stored sampler, else 25) and
         the FreeInit settings of experiment (c).
@@ -184,6 +186,9 @@ def measure_evidence(
     noise_b = torch.randn(shape, generator=gen)
     oracle_noise = torch.randn(shape, generator=gen)
     eta_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    # seeds video v's sampler in every plain sampling call (a stochastic sampler, e.g. DDIM with eta > 0; the same
+    # draws for A, B, mix and the oracle); drawn after the others, so those keep their values
+    sampler_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
     ref_seed = 10**8 + int(seed) * 1000  # a callable reference's seed
 
     if reference is None:
@@ -215,7 +220,9 @@ def measure_evidence(
         outs = []
         for s in range(0, latents.shape[0], batch_size):
             chunk = latents[s:s + batch_size]
-            out = pipe(latents=chunk.clone(), num_inference_steps=num_inference_steps, output_type="latent")
+            gens = [torch.Generator().manual_seed(sampler_seed + v) for v in range(s, s + chunk.shape[0])]
+            out = pipe(latents=chunk.clone(), num_inference_steps=num_inference_steps, output_type="latent",
+                       generator=gens)
             outs.append(read_pipeline_output(out).detach().float())
         return torch.cat(outs)
 

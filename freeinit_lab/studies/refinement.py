@@ -75,8 +75,9 @@ def _metrics(video: torch.Tensor, pipe: Any = None) -> dict[str, np.ndarray]:
     }
 
 
-def _sample(pipe: Any, latents: torch.Tensor, num_inference_steps: int) -> torch.Tensor:
-    out = pipe(latents=latents.clone(), num_inference_steps=num_inference_steps, output_type="latent")
+def _sample(pipe: Any, latents: torch.Tensor, num_inference_steps: int, generator: Any = None) -> torch.Tensor:
+    out = pipe(latents=latents.clone(), num_inference_steps=num_inference_steps, output_type="latent",
+               generator=generator)
     return read_pipeline_output(out).detach().float()
 
 
@@ -118,7 +119,8 @@ def refine_once(
     num_inference_steps
         Steps of the new pass (default: the pipeline's stored sampler, ``pipe.default_num_inference_steps``, else 25).
     generator
-        Draws ``eta``.
+        Draws ``eta``, then the new pass's own draws (a stochastic sampler, e.g. DDIM with ``eta > 0``), as
+        :func:`freeinit_lab.freeinit` uses its generator.
     settings
         The filter (and ``mix``) as a :class:`~freeinit_lab.core.reinit.FreeInitSettings`, instead of the
         keywords; ``renoise`` must be ``"same"`` (the re-diffusion uses ``noise``).
@@ -146,7 +148,9 @@ def refine_once(
     eta, noise = draw_reinit_noise(clean.shape, generator, renoise="same", initial_noise=noise.float(),
                                    device=clean.device)
     init, signal, _ = reinitialize(clean, noise, eta, schedule=schedule, settings=s)
-    return _sample(pipe, init, resolve_num_inference_steps(pipe, num_inference_steps, fallback=25)), init, signal
+    # the pass samples with the same generator after eta, as freeinit's passes do (a stochastic sampler's draws)
+    steps = resolve_num_inference_steps(pipe, num_inference_steps, fallback=25)
+    return _sample(pipe, init, steps, generator), init, signal
 
 
 def refinement_study(
@@ -177,7 +181,8 @@ def refinement_study(
     seed
         Every random draw derives from it: initial noises (shared by the oracle), the ``eta`` draws (the same
         generator seed for the full, coarse-to-fine and filter runs, so their first reinitialisation uses the same
-        ``eta``) and the default reference videos.
+        ``eta``; a stochastic sampler's own draws come from the same generators, and the oracle's from a fresh one
+        of the same seed, like the baseline's) and the default reference videos.
     num_inference_steps, num_iters, method, d_s, d_t, order
         FreeInit settings of the per-iteration runs (``num_iters`` counts the plain first pass); the step count
         defaults to the pipeline's stored sampler (``pipe.default_num_inference_steps``), else 25.
@@ -301,7 +306,10 @@ def refinement_study(
     sched.set_timesteps(num_inference_steps)
     t_first = int(sched.timesteps[0])
     schedule = get_schedule(sched)
-    oracle = _sample(pipe, schedule.diffuse(oracle_x0, t_first, noise), num_inference_steps)  # baseline's noise
+    # the baseline's noise and, for a stochastic sampler, the baseline's sampler draws (pass 0 of the full run
+    # samples with a fresh generator of eta_seed): the oracle differs from the baseline by the signal alone
+    oracle = _sample(pipe, schedule.diffuse(oracle_x0, t_first, noise), num_inference_steps,
+                     torch.Generator().manual_seed(eta_seed))
     stage("oracle", t0)
     init_sources = {"baseline": full.iterations[0].clean_latent, "freeinit": full.iterations[-1].clean_latent,
                     "oracle": oracle, "data": data}
