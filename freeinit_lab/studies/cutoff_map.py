@@ -116,15 +116,46 @@ def map_consistency(pipe: Any, latents: torch.Tensor) -> np.ndarray:
     return metrics.frame_cosine_similarity(metrics.display_values(latents, pipe)).double().numpy()
 
 
+def _require_deterministic_sampler(pipe: Any, num_inference_steps: int, who: str) -> None:
+    """Refuse a pipeline whose sampler draws random numbers while sampling, after a probe of one video.
+
+    The map shares one plain pass (and, without ``fast_sampling``, FreeInit's first pass) across its cells and
+    samples without generators, which only a deterministic sampler allows. The probe samples one video for at most
+    two steps with a generator and checks whether the generator was drawn from (DDIM with ``eta > 0``, DDPM and
+    ancestral or SDE samplers draw at every step before the last).
+    """
+    probe = torch.Generator().manual_seed(0)
+    before = probe.get_state()
+    latents = torch.randn((1, *pipe.sample_shape), generator=torch.Generator().manual_seed(0))
+    pipe(latents=latents, num_inference_steps=min(int(num_inference_steps), 2), output_type="latent",
+         generator=[probe])
+    if not torch.equal(probe.get_state(), before):
+        scheduler = get_layout(pipe).get_scheduler(pipe)
+        eta = getattr(pipe, "default_eta", None)
+        raise ValueError(
+            f"{who} needs a deterministic sampler: {type(pipe).__name__} with {type(scheduler).__name__}"
+            + (f" (default_eta={eta})" if eta else "") + " draws random numbers while sampling, so the map's shared "
+            "plain pass and its cells would depend on the global RNG, not on the seeds. Use a deterministic "
+            "sampler: pipe.default_eta = 0.0 (DDIM eta = 0), or UniPC / DPM-Solver++"
+        )
+
+
 def plain_samples(pipe: Any, seeds: Sequence[int], num_inference_steps: int, *,
                   batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Initial noises and plain samples of the map's videos: video ``v`` from ``torch.Generator().manual_seed(seeds[v])``.
 
     Returns ``(eps, samples)``, both ``(N, *pipe.sample_shape)`` float32: ``eps`` exactly as the pipeline's
     ``prepare_latents`` draws it, ``samples`` the ``output_type="latent"`` outputs from it.
+
+    Raises
+    ------
+    ValueError
+        For a pipeline whose sampler draws random numbers while sampling (e.g. DDIM with ``eta > 0``), after a
+        probe of one video: the samples would depend on the global RNG, not on ``seeds``.
     """
     from diffusers.utils.torch_utils import randn_tensor
 
+    _require_deterministic_sampler(pipe, num_inference_steps, "plain_samples")
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     eps = randn_tensor((len(gens), *pipe.sample_shape), generator=gens, dtype=torch.float32)
     outs = [read_pipeline_output(pipe(latents=eps[s:s + batch_size].clone(), num_inference_steps=int(num_inference_steps),
@@ -214,7 +245,9 @@ def measure_cutoff_map(
     ------
     ValueError
         Before any sampling, for cut-offs outside (0, 1] or repeated, ``num_videos < 2``, ``num_iters < 1``,
-        ``batch_size < 1``, an unknown filter, ``renoise`` or a pipeline not in canonical layout.
+        ``batch_size < 1``, an unknown filter, ``renoise`` or a pipeline not in canonical layout; after a probe of
+        one video (at most two steps), for a sampler that draws random numbers while sampling (e.g. DDIM with
+        ``eta > 0``), whose map would depend on the global RNG rather than on the seeds.
     """
     from tqdm.auto import tqdm
 
@@ -251,6 +284,7 @@ def measure_cutoff_map(
         )
 
     num_videos, num_iters, steps = int(num_videos), int(num_iters), int(num_inference_steps)
+    _require_deterministic_sampler(pipe, steps, "measure_cutoff_map")
     seeds = np.arange(int(seed), int(seed) + num_videos, dtype=np.int64)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     shape = (num_videos, *pipe.sample_shape)

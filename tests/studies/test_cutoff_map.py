@@ -343,3 +343,27 @@ def test_precompute_script_applies_its_overrides_as_given(tmp_path, capsys):
         with pytest.raises(Stop):
             mod.main(common + ["--grid", "0.25", "--seeds", "1", "--videos-per-seed", "2"])
     assert seen[0].seeds == [0] and seen[0].videos_per_seed == 2 and seen[0].grid == {"d_s": [0.25], "d_t": [0.25]}
+
+
+def test_a_stochastic_sampler_is_refused_before_the_map_samples():
+    """The map shares one plain pass across its cells and calls the pipeline without generators: a sampler that
+    draws random numbers while sampling (DDIM with eta > 0) would make every number depend on the global RNG. It
+    is refused after one two-step probe of one video, before any of the map's sampling."""
+    from freeinit_lab.cutoff_map import plain_samples
+
+    spipe = load_analytic_pipeline(num_frames=4, height=8)
+    spipe.default_eta = 0.7
+    videos = []
+    handle = spipe.unet.register_forward_pre_hook(lambda _, args: videos.append(args[0].shape[0]))
+    try:
+        with pytest.raises(ValueError, match=r"deterministic sampler.*default_eta = 0"):
+            measure_cutoff_map(spipe, d_s=[0.25], d_t=[0.25], num_videos=2, num_iters=2, num_inference_steps=3,
+                               progress=False)
+        assert sum(videos) <= 2  # the probe: one video, at most two steps
+        with pytest.raises(ValueError, match="deterministic sampler"):
+            plain_samples(spipe, [0, 1], 3)
+    finally:
+        handle.remove()
+    spipe.default_eta = 0.0  # deterministic again: accepted
+    measure_cutoff_map(spipe, d_s=[0.25], d_t=[0.25], num_videos=2, num_iters=2, num_inference_steps=3,
+                       progress=False)
