@@ -24,6 +24,38 @@ from freeinit_lab.probes.probe import LatentProbe
 __all__ = ["noise_swap_experiment", "noise_swap_sweep", "lowest_bins_mask"]
 
 
+def _generator_copies(generator: Any):
+    """A function returning fresh copies of ``generator`` (None, a ``torch.Generator`` or a list of them) at the
+    state it has now: every trajectory then gets the same sampler draws (common random numbers)."""
+    if generator is None:
+        return lambda: None
+    single = isinstance(generator, torch.Generator)
+    states = [(g.device, g.get_state()) for g in ([generator] if single else list(generator))]
+
+    def copies():
+        out = [torch.Generator(device=device).set_state(state) for device, state in states]
+        return out[0] if single else out
+
+    return copies
+
+
+def _batched_generators(generator: Any, n: int, trajectories: int) -> list[torch.Generator] | None:
+    """One generator per video of a batched call of ``trajectories`` stacked trajectories of ``n`` videos, video
+    ``v`` of every trajectory at the same state: a list of ``n`` is copied per trajectory, a single generator first
+    seeds ``n`` per-video ones (a single generator cannot give the stacked trajectories equal draws)."""
+    if generator is None:
+        return None
+    if isinstance(generator, torch.Generator):
+        seeds = torch.randint(0, 2**62, (n,), generator=generator).tolist()
+        generator = [torch.Generator(device=generator.device).manual_seed(s) for s in seeds]
+    generator = list(generator)
+    if len(generator) != n:
+        raise ValueError(f"got a list of {len(generator)} generators for {n} videos; pass one per video or one "
+                         "generator")
+    copies = _generator_copies(generator)
+    return [g for _ in range(trajectories) for g in copies()]
+
+
 def noise_swap_experiment(
     pipe: Any,
     noise_a: torch.Tensor,
@@ -55,7 +87,9 @@ def noise_swap_experiment(
     capture
         Capture sites recorded for each run.
     **call_kwargs
-        Passed to every ``pipe(...)`` call (prompt, steps, size, ``output_type="latent"`` is set for you).
+        Passed to every ``pipe(...)`` call (prompt, steps, size, ``output_type="latent"`` is set for you). A
+        ``generator`` is copied at its given state for each of the three calls, so a stochastic sampler (e.g. DDIM
+        with ``eta > 0``) makes the same draws in all three and the trajectories differ by their noises alone.
 
     Returns
     -------
@@ -76,9 +110,10 @@ def noise_swap_experiment(
     mix = reinit_noise(noise_a, noise_b, lowpass)
     layout = get_layout(pipe)
     call_kwargs = {**call_kwargs, "output_type": "latent"}
+    generators = _generator_copies(call_kwargs.pop("generator", None))
     with LatentProbe(pipe, capture=tuple(capture)) as probe:
         for noise in (noise_a, noise_b, mix):
-            pipe(latents=layout.from_canonical(noise.clone()), **call_kwargs)
+            pipe(latents=layout.from_canonical(noise.clone()), generator=generators(), **call_kwargs)
     ds = probe.to_xarray()
     if ds.sizes.get("iteration") != 3:
         raise RuntimeError(f"expected three sampling passes, recorded {ds.sizes.get('iteration')}")
@@ -181,7 +216,10 @@ def noise_swap_sweep(
     edges, num_bands
         Band definition of the ``follow_*`` variables.
     **call_kwargs
-        Passed to the pipeline call(s); ``output_type="latent"`` is set for you.
+        Passed to the pipeline call(s); ``output_type="latent"`` is set for you. A ``generator`` gives every
+        trajectory the same sampler draws (a stochastic sampler, e.g. DDIM with ``eta > 0``): copied at its given
+        state for each call, or, batched, as one generator per video copied for each trajectory (a single
+        generator first seeds the ``batch`` per-video ones).
 
     Returns
     -------
@@ -225,16 +263,19 @@ def noise_swap_sweep(
     n = noise_a.shape[0]
     layout = get_layout(pipe)
     call_kwargs = {**call_kwargs, "output_type": "latent"}
+    generator = call_kwargs.pop("generator", None)
     capture = tuple(capture)
     if not capture:
         return _final_only_sweep(pipe, layout, inits, names, shares, call_dtype, batched, edges, num_bands,
-                                 explicit, call_kwargs)
+                                 explicit, call_kwargs, generator)
     with LatentProbe(pipe, capture=tuple(capture)) as probe:
         if batched:
-            pipe(latents=layout.from_canonical(torch.cat(inits).to(call_dtype)), **call_kwargs)
+            pipe(latents=layout.from_canonical(torch.cat(inits).to(call_dtype)),
+                 generator=_batched_generators(generator, n, len(inits)), **call_kwargs)
         else:
+            generators = _generator_copies(generator)
             for x in inits:
-                pipe(latents=layout.from_canonical(x.to(call_dtype, copy=True)), **call_kwargs)
+                pipe(latents=layout.from_canonical(x.to(call_dtype, copy=True)), generator=generators(), **call_kwargs)
     rec = probe.to_xarray()
     if batched:
         if rec.sizes.get("iteration") != 1:
@@ -302,20 +343,22 @@ def _add_distances(ds: xr.Dataset, v: xr.DataArray, num_cutoffs: int, what: str,
 
 
 def _final_only_sweep(pipe, layout, inits, names, shares, call_dtype, batched, edges, num_bands, explicit,
-                      call_kwargs) -> xr.Dataset:
+                      call_kwargs, generator=None) -> xr.Dataset:
     """:func:`noise_swap_sweep` without a probe: the pipeline's outputs are the results."""
     from freeinit_lab.hooks.outputs import read_pipeline_output
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        out = read_pipeline_output(pipe(latents=layout.from_canonical(x.to(call_dtype, copy=True)), **call_kwargs))
+    def run(x: torch.Tensor, gens: Any) -> torch.Tensor:
+        out = read_pipeline_output(pipe(latents=layout.from_canonical(x.to(call_dtype, copy=True)), generator=gens,
+                                        **call_kwargs))
         return layout.to_canonical(out).detach().cpu().float()
 
     n = inits[0].shape[0]
     if batched:
-        out = run(torch.cat(inits))
+        out = run(torch.cat(inits), _batched_generators(generator, n, len(inits)))
         finals = [out[i * n : (i + 1) * n] for i in range(len(inits))]
     else:
-        finals = [run(x) for x in inits]
+        generators = _generator_copies(generator)
+        finals = [run(x, generators()) for x in inits]
     dims = ("trajectory", "batch", "channel", "frame", "height", "width")
     coords = {"trajectory": names, "batch": np.arange(n),
               "keep": ("trajectory", np.r_[np.nan, np.nan, shares])}

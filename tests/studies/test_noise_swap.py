@@ -101,3 +101,31 @@ def test_noise_swap_sweep_without_capture_gives_the_probed_results():
     share = float(fast.keep_share[1])
     np.testing.assert_allclose(fast.noise_dist_a.isel(cutoff=1).values ** 2, 2 * (1 - share), rtol=0.1)
     np.testing.assert_allclose(fast.noise_dist_b.isel(cutoff=1).values ** 2, 2 * share, rtol=0.15)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("generator", ["single", "list"])
+def test_trajectories_share_the_samplers_draws(batched, generator):
+    """With a stochastic sampler (DDIM eta > 0) and a generator, A, B and every mix get the same sampler draws:
+    from equal noises all results are equal, so the distances measure the noises' effect alone."""
+    pipe = load_analytic_pipeline(num_frames=4, height=8)
+    pipe.default_eta = 0.7
+    a, _ = _two_noises((2, *pipe.sample_shape), seed=0)
+
+    def gen():
+        return (torch.Generator().manual_seed(1) if generator == "single"
+                else [torch.Generator().manual_seed(s) for s in (1, 2)])
+
+    for capture in ((), ("latents",)):
+        ds = ns.noise_swap_sweep(pipe, a, a.clone(), keep=(0.2,), capture=capture, batched=batched,
+                                 num_inference_steps=3, generator=gen())
+        np.testing.assert_array_equal(ds.dist_ab.values, 0.0)
+        np.testing.assert_array_equal(ds.dist_a.values, 0.0)
+    ex = ns.noise_swap_experiment(pipe, a, a.clone(), capture=("latents",), num_inference_steps=3, generator=gen())
+    last = ex["latents"].isel(step=-1)
+    np.testing.assert_array_equal(last.sel(trajectory="a").values, last.sel(trajectory="b").values)
+    np.testing.assert_array_equal(last.sel(trajectory="a").values, last.sel(trajectory="mix").values)
+    # and the draws are really there: another generator gives another result
+    other = ns.noise_swap_sweep(pipe, a, a.clone(), keep=(0.2,), capture=(), batched=batched, num_inference_steps=3,
+                                generator=torch.Generator().manual_seed(7))
+    assert not np.array_equal(other.final.sel(trajectory="a").values, ds.final.sel(trajectory="a").values)
