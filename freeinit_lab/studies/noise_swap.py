@@ -65,7 +65,7 @@ def noise_swap_experiment(
     method: str = "butterworth",
     d_s: float = 0.25,
     d_t: float = 0.25,
-    order: int = 4,
+    order: float = 4,
     capture: Sequence[str] = ("latents", "x0_pred"),
     **call_kwargs: Any,
 ) -> xr.Dataset:
@@ -97,7 +97,8 @@ def noise_swap_experiment(
         The probe record with dim ``trajectory`` (coords ``"a"``, ``"b"``, ``"mix"``) in place of ``iteration``,
         plus ``follow`` = :func:`follow_fraction` of ``mix`` vs ``a``/``b`` for every captured variable
         (``follow_<var>``, dims ``step, batch, band``) and the noises (``noise``, dims ``trajectory, batch,
-        channel, frame, height, width``). Attrs ``lowpass_method``, ``d_s``, ``d_t``, ``order``.
+        channel, frame, height, width``). Attrs ``lowpass_method``, ``d_s``, ``d_t``, ``order`` of the mask built
+        from them, or ``lowpass_method="explicit mask"`` and its mean ``lowpass_mean`` when ``lowpass`` is given.
     """
 
     if noise_a.shape != noise_b.shape or noise_a.dim() != 5:
@@ -105,6 +106,7 @@ def noise_swap_experiment(
             f"noise_a {tuple(noise_a.shape)} and noise_b {tuple(noise_b.shape)} must be canonical (batch, channel, "
             "frame, height, width) tensors of the same shape"
         )
+    explicit = lowpass is not None
     if lowpass is None:
         lowpass = lowpass_filter(noise_a.shape, method=method, d_s=d_s, d_t=d_t, order=order)
     mix = reinit_noise(noise_a, noise_b, lowpass)
@@ -132,7 +134,10 @@ def noise_swap_experiment(
                                    ds["noise"].sel(trajectory="b", drop=True))
     ds["follow_noise"] = noise_follow.drop_vars([c for c in noise_follow.coords if c not in noise_follow.dims and c not in ("band_lo", "band_hi")])
     ds["follow_noise"].attrs["long_name"] = "share of each band of the initial noise taken from A"
-    ds.attrs.update({"lowpass_method": method, "d_s": float(d_s), "d_t": float(d_t), "order": int(order)})
+    if explicit:  # the mask was given: method, d_s, d_t and order did not build it
+        ds.attrs.update({"lowpass_method": "explicit mask", "lowpass_mean": float(lowpass.float().mean())})
+    else:
+        ds.attrs.update({"lowpass_method": method, "d_s": float(d_s), "d_t": float(d_t), "order": float(order)})
     return ds
 
 

@@ -129,3 +129,16 @@ def test_trajectories_share_the_samplers_draws(batched, generator):
     other = ns.noise_swap_sweep(pipe, a, a.clone(), keep=(0.2,), capture=(), batched=batched, num_inference_steps=3,
                                 generator=torch.Generator().manual_seed(7))
     assert not np.array_equal(other.final.sel(trajectory="a").values, ds.final.sel(trajectory="a").values)
+
+
+def test_experiment_attrs_describe_the_mask_used():
+    """The attrs name the filter that built the mask (a fractional Butterworth order kept as given), and say
+    "explicit mask" when the mask was passed in, rather than the unused method/cut-off defaults."""
+    pipe = load_analytic_pipeline(num_frames=4, height=8)
+    a, b = _two_noises((1, *pipe.sample_shape), seed=0)
+    ds = ns.noise_swap_experiment(pipe, a, b, order=1.5, capture=("latents",), num_inference_steps=2)
+    assert ds.attrs["order"] == 1.5 and ds.attrs["lowpass_method"] == "butterworth"
+    mask = ns.lowest_bins_mask(a.shape, 0.2)
+    ds = ns.noise_swap_experiment(pipe, a, b, lowpass=mask, capture=("latents",), num_inference_steps=2)
+    assert ds.attrs["lowpass_method"] == "explicit mask" and "d_s" not in ds.attrs
+    assert ds.attrs["lowpass_mean"] == pytest.approx(float(mask.mean()))
