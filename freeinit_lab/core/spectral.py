@@ -405,7 +405,7 @@ def apply_lowpass(x: torch.Tensor, lowpass: torch.Tensor, *, dims: Sequence[str]
     Parameters
     ----------
     x
-        Real tensor ``(..., frame, height, width)``.
+        Real floating tensor ``(..., frame, height, width)`` (an integer one is refused: cast it with ``x.float()``).
     lowpass
         Mask ``H`` from :func:`lowpass_filter` (or any real mask in FFT order broadcastable to ``x``). The high
         pass of ``x`` is ``x - apply_lowpass(x, H)``.
@@ -419,6 +419,7 @@ def apply_lowpass(x: torch.Tensor, lowpass: torch.Tensor, *, dims: Sequence[str]
         Same shape and dtype as ``x``; computed in float32 (float64 for float64 input).
     """
     _check_video(x, "x")
+    _check_floating(x, "x")
     _check_dims(x, dims, "x")
     mask = _core_mask(lowpass, x.shape)
     work = _work_dtype(x.dtype)
@@ -426,10 +427,22 @@ def apply_lowpass(x: torch.Tensor, lowpass: torch.Tensor, *, dims: Sequence[str]
     return out.to(x.dtype)
 
 
+def _check_floating(x: torch.Tensor, name: str) -> None:
+    """Refuse an integer or bool tensor where the result comes back in the input's dtype (it would be truncated)."""
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} has dtype {x.dtype}; the filtered result is returned in the input's dtype, which would truncate "
+            f"it: pass {name}.float()"
+        )
+
+
 def _check_mix_inputs(diffused: torch.Tensor, noise: torch.Tensor, dims: Sequence[str] | None = None) -> None:
-    """Both inputs of a frequency mix are videos of one shape; the error says how to draw matching noise."""
+    """Both inputs of a frequency mix are real floating videos of one shape; the error says how to draw matching
+    noise."""
     _check_video(diffused, "diffused")
     _check_video(noise, "noise")
+    _check_floating(diffused, "diffused")
+    _check_floating(noise, "noise")
     _check_dims(diffused, dims, "diffused")
     if diffused.shape != noise.shape:
         raise ValueError(

@@ -365,3 +365,16 @@ def test_variance_preserving_mix_equals_freeinit_for_binary_masks_and_checks_inp
         spectral.variance_preserving_weights(torch.full((2, 2, 2), 1.5))
     with pytest.raises(TypeError, match="torch.Tensor"):
         spectral.variance_preserving_weights(np.ones((2, 2, 2)))
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool])
+def test_integer_inputs_are_refused_not_rounded(dtype):
+    """The filtered latent is returned in the input's dtype: an integer video (e.g. uint8 frames) would come back
+    truncated (up to one unit off, negative values wrapped), so it is refused with the cast that fixes it."""
+    x = torch.randint(0, 2, (3, 4, 8, 8), generator=torch.Generator().manual_seed(0)).to(dtype)
+    mask = lowpass_filter(x.shape, "gaussian", 0.25, 0.25)
+    for call in (lambda: apply_lowpass(x, mask), lambda: reinit_noise(x, x, mask),
+                 lambda: reinit_noise(x.float(), x, mask),
+                 lambda: spectral.reinit_noise_variance_preserving(x, x, mask)):
+        with pytest.raises(TypeError, match=r"\.float\(\)"):
+            call()
