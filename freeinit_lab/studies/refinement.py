@@ -181,8 +181,8 @@ def refinement_study(
     seed
         Every random draw derives from it: initial noises (shared by the oracle), the ``eta`` draws (the same
         generator seed for the full, coarse-to-fine and filter runs, so their first reinitialisation uses the same
-        ``eta``; a stochastic sampler's own draws come from the same generators, and the oracle's from a fresh one
-        of the same seed, like the baseline's) and the default reference videos.
+        ``eta``; a stochastic sampler's own draws come from the same generators: the oracle makes the baseline's,
+        and every filter row the full run's pass-1 draws) and the default reference videos.
     num_inference_steps, num_iters, method, d_s, d_t, order
         FreeInit settings of the per-iteration runs (``num_iters`` counts the plain first pass); the step count
         defaults to the pipeline's stored sampler (``pipe.default_num_inference_steps``), else 25.
@@ -284,22 +284,6 @@ def refinement_study(
     per = {s: [_metrics(it.clean_latent, pipe) for it in r.iterations] for s, r in runs.items()}
     samplings = list(runs)
 
-    # ---------------------------------------------------------------- filters, one iteration from shared pass 0
-    t0 = time.perf_counter()
-    pass0 = full.iterations[0].clean_latent
-    eps = full.iterations[0].initial_latent
-    filt_metrics, filt_snr = [], []
-    for m in filters:
-        if m == method:  # identical to pass 1 of the full run (same eta draw, same filter)
-            clean1, sig, init = full.iterations[1].clean_latent, full.iterations[1].signal, full.iterations[1].initial_latent
-        else:
-            clean1, init, sig = refine_once(pipe, pass0, eps, method=m, d_s=d_s, d_t=d_t, order=order,
-                                            num_inference_steps=num_inference_steps,
-                                            generator=torch.Generator().manual_seed(eta_seed))
-        filt_metrics.append(_metrics(clean1, pipe))
-        filt_snr.append(inference_band_snr(sig, init - sig, num_bands).values)
-    stage("filters", t0)
-
     # ---------------------------------------------------------------- oracle initialisation
     t0 = time.perf_counter()
     sched = layout.get_scheduler(pipe)
@@ -308,9 +292,29 @@ def refinement_study(
     schedule = get_schedule(sched)
     # the baseline's noise and, for a stochastic sampler, the baseline's sampler draws (pass 0 of the full run
     # samples with a fresh generator of eta_seed): the oracle differs from the baseline by the signal alone
-    oracle = _sample(pipe, schedule.diffuse(oracle_x0, t_first, noise), num_inference_steps,
-                     torch.Generator().manual_seed(eta_seed))
+    oracle_gen = torch.Generator().manual_seed(eta_seed)
+    oracle = _sample(pipe, schedule.diffuse(oracle_x0, t_first, noise), num_inference_steps, oracle_gen)
+    # oracle_gen has now made the draws of the full run's pass 0 (same shape and steps): its state is the one
+    # FreeInit's first eta and pass 1 draw from (unchanged for a deterministic sampler, which draws nothing)
+    after_pass0 = oracle_gen.get_state()
     stage("oracle", t0)
+
+    # ---------------------------------------------------------------- filters, one iteration from shared pass 0
+    t0 = time.perf_counter()
+    pass0 = full.iterations[0].clean_latent
+    eps = full.iterations[0].initial_latent
+    filt_metrics, filt_snr = [], []
+    for m in filters:
+        if m == method:  # identical to pass 1 of the full run (same eta draw, same sampler draws, same filter)
+            clean1, sig, init = full.iterations[1].clean_latent, full.iterations[1].signal, full.iterations[1].initial_latent
+        else:
+            clean1, init, sig = refine_once(pipe, pass0, eps, method=m, d_s=d_s, d_t=d_t, order=order,
+                                            num_inference_steps=num_inference_steps,
+                                            generator=torch.Generator().set_state(after_pass0))
+        filt_metrics.append(_metrics(clean1, pipe))
+        filt_snr.append(inference_band_snr(sig, init - sig, num_bands).values)
+    stage("filters", t0)
+
     init_sources = {"baseline": full.iterations[0].clean_latent, "freeinit": full.iterations[-1].clean_latent,
                     "oracle": oracle, "data": data}
     init_m = {s: _metrics(v, pipe) for s, v in init_sources.items()}

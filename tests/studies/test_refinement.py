@@ -148,3 +148,26 @@ def test_refinement_seed_is_honoured_with_a_stochastic_sampler():
     b = refinement_study(pipe, seed=1, **kw)
     for var in ("init_consistency", "filter_consistency", "consistency"):
         np.testing.assert_array_equal(a[var].values, b[var].values, err_msg=var)
+
+
+def test_filter_rows_are_paired_with_the_full_run_under_a_stochastic_sampler():
+    """Every filter row is one FreeInit iteration from the shared pass 0 with the full run's first eta and, for a
+    stochastic sampler (DDIM eta > 0), its pass-1 sampler draws: the row of a filter is the same whether it is the
+    study's own method (pass 1 of the full run) or another one (refine_once)."""
+    import freeinit_lab as fl
+
+    pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
+    pipe.default_eta = 0.7
+
+    def reference(n, s):
+        return torch.randn(n, *pipe.sample_shape, generator=torch.Generator().manual_seed(s)).clamp(-1, 1)
+
+    kw = dict(num_videos=2, seed=3, num_inference_steps=3, num_iters=2, filters=("box", "gaussian"),
+              reference=reference)
+    own = refinement_study(pipe, method="box", **kw)  # the box row is pass 1 of the full run
+    other = refinement_study(pipe, method="gaussian", **kw)  # the box row is refine_once
+    np.testing.assert_array_equal(own.init_consistency.sel(source="baseline").values,
+                                  other.init_consistency.sel(source="baseline").values)
+    for m in ("box", "gaussian"):
+        np.testing.assert_allclose(own.filter_consistency.sel(filter=m).values,
+                                   other.filter_consistency.sel(filter=m).values, atol=1e-4, err_msg=m)
