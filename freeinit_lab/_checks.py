@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["require_int"]
+__all__ = ["require_int", "require_frames"]
 
 
 def require_int(name: str, value: Any, *, low: int = 1, high: int | None = None, why: str = "",
@@ -48,3 +48,29 @@ def require_int(name: str, value: Any, *, low: int = 1, high: int | None = None,
         return int(value)
     bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
     raise error(f"{name}={value!r} must be an integer {bounds}{why}")
+
+
+def require_frames(study: str, shape: Any, *, frame_axis: int = -3) -> int:
+    """The frame count of latents of canonical ``shape`` (``(..., channel, frame, height, width)``), at least 2.
+
+    A study that scores temporal consistency (a cosine between frames) has nothing to score on single-frame
+    videos; it calls this before sampling, so the error comes before the work and names the study.
+
+    Examples
+    --------
+    >>> require_frames("my_study", (3, 8, 16, 16))
+    8
+    >>> require_frames("my_study", (3, 1, 16, 16))
+    Traceback (most recent call last):
+    ...
+    ValueError: my_study scores temporal consistency between frames, which needs videos of at least 2 frames; ...
+    """
+    shape = tuple(int(s) for s in shape)
+    frames = shape[frame_axis]
+    if frames < 2:
+        raise ValueError(
+            f"{study} scores temporal consistency between frames, which needs videos of at least 2 frames; the "
+            f"pipeline samples latents of {frames} frame (canonical shape {shape}). Sample videos of several "
+            "frames (e.g. a pipeline built or called with num_frames >= 2)"
+        )
+    return frames

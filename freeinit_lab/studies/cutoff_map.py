@@ -61,7 +61,7 @@ from freeinit_lab.embedded.paths import DATA_DIR
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
 from freeinit_lab.probes.io import load_record, save_record
-from freeinit_lab._checks import require_int
+from freeinit_lab._checks import require_frames, require_int
 
 __all__ = [
     "DEFAULT_CUTOFF_MAP_PATH",
@@ -283,6 +283,7 @@ def measure_cutoff_map(
             "the cutoff map scores output latents as pixels. Use the default or analytic pipeline."
         )
 
+    require_frames("measure_cutoff_map", pipe.sample_shape)
     num_videos, num_iters, steps = int(num_videos), int(num_iters), int(num_inference_steps)
     _require_deterministic_sampler(pipe, steps, "measure_cutoff_map")
     seeds = np.arange(int(seed), int(seed) + num_videos, dtype=np.int64)

@@ -64,7 +64,7 @@ from ..core.spectral import band_power, check_filter, default_band_edges
 from ..engine.loop import FreeInitNoGapWarning, _first_tensor
 from ..hooks.layouts import check_channel_axis, get_layout, patch_attribute, require_pipeline_instance
 from .strategies import _consistency, _dynamics
-from .._checks import require_int
+from .._checks import require_frames, require_int
 
 __all__ = [
     "decompose_freeinit",
@@ -423,6 +423,7 @@ def decompose_freeinit(
 
     batch_kwargs(1)  # rejects a prompt list or prompt embeddings of several prompts
     shape = _latent_shape(pipe, layout, call_kwargs, batch_kwargs)
+    require_frames("decompose_freeinit", shape)
     full = (num_videos, *shape)
     if user_latents is not None:
         if not isinstance(user_latents, torch.Tensor):

@@ -54,7 +54,7 @@ from freeinit_lab.core.spectral import check_filter
 from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
-from freeinit_lab._checks import require_int
+from freeinit_lab._checks import require_frames, require_int
 
 __all__ = [
     "refine_once",
@@ -242,6 +242,7 @@ def refinement_study(
         raise ValueError(f"{type(pipe).__name__} is not a canonical-layout pipeline with sample_shape; use the "
                          "embedded default (load_default_pipeline) or the analytic reference")
     shape = (num_videos, *pipe.sample_shape)
+    require_frames("refinement_study", shape)
     gen = torch.Generator().manual_seed(int(seed))
     noise = torch.randn(shape, generator=gen)
     torch.randn(shape, generator=gen)  # reserved draw (keeps eta_seed stable)

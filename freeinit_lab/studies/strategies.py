@@ -75,7 +75,7 @@ from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.engine.loop import freeinit
 from freeinit_lab.hooks.layouts import resolve_layout, get_denoisers, get_scheduler
 from freeinit_lab.studies.evidence import _welch, paired_test
-from freeinit_lab._checks import require_int
+from freeinit_lab._checks import require_frames, require_int
 
 __all__ = [
     "TerminalMarginal",
@@ -514,6 +514,7 @@ def evaluate_strategies(
     if len(set(names)) != len(names):
         raise ValueError(f"strategy names must be unique, got {names}")
     num_videos = require_int("num_videos", num_videos, low=2, why=" for standard errors (use >= 64)")
+    require_frames("evaluate_strategies", marginal.shape)
     shape = (num_videos, *marginal.shape)
     data = torch.as_tensor(data).float()
     if data.dim() != 5 or tuple(data.shape[1:]) != marginal.shape or data.shape[0] < 2:
