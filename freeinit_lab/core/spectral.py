@@ -745,6 +745,38 @@ def band_counts(shape: Sequence[int], edges=None, num_bands: int = 6, temporal_s
     return band_masks(shape, edges, num_bands, temporal_scale).sum(dim=(1, 2, 3)).numpy()
 
 
+def _require_nonempty_bands(shape: Sequence[int], edges=None, num_bands: int = 6, temporal_scale: float = 1.0,
+                            *, who: str = "") -> np.ndarray:
+    """The resolved band edges of a grid, refused if a band holds no FFT bin (its power would be 0 / 0).
+
+    For studies to call before they sample: :func:`band_power` raises the same only when it first runs. With the
+    default edges the message names the most bands this grid allows.
+    """
+    shape3 = _video_shape(shape)[-3:]
+    resolved = _resolve_edges(shape3, edges, num_bands, temporal_scale)
+    counts = band_counts(shape3, resolved, temporal_scale=temporal_scale)
+    empty = np.flatnonzero(counts == 0).tolist()
+    if not empty:
+        return resolved
+    fix = "use other edges"
+    if edges is None:
+        fits = [k for k in range(1, int(num_bands)) if _default_bands_fill(shape3, k, temporal_scale)]
+        fix = f"use num_bands={max(fits)} or fewer" if fits else fix
+    raise ValueError(
+        f"{who + ': ' if who else ''}bands {empty} of {len(counts)} hold no frequency bin of a {shape3} grid (edges "
+        f"{[round(float(e), 4) for e in resolved]}, bins per band {counts.tolist()}): their power would be 0 / 0; "
+        f"{fix}"
+    )
+
+
+def _default_bands_fill(shape3: tuple[int, ...], num_bands: int, temporal_scale: float) -> bool:
+    try:
+        edges = default_band_edges(shape3, num_bands, temporal_scale)
+    except ValueError:
+        return False
+    return bool((band_counts(shape3, edges, temporal_scale=temporal_scale) > 0).all())
+
+
 def band_power(
     x: torch.Tensor, edges=None, num_bands: int = 6, temporal_scale: float = 1.0, *, dims: Sequence[str] | None = None
 ) -> torch.Tensor:

@@ -60,7 +60,7 @@ from ..core.controls import (
 from ..core.dims import band_coords
 from ..core.reinit import FreeInitSettings, settings_keywords
 from ..core.schedules import get_schedule
-from ..core.spectral import band_power, check_filter, default_band_edges
+from ..core.spectral import _require_nonempty_bands, band_power, check_filter
 from ..engine.loop import FreeInitNoGapWarning, _first_tensor
 from ..hooks.layouts import check_channel_axis, get_layout, patch_attribute, require_pipeline_instance
 from .strategies import _consistency, _dynamics
@@ -457,7 +457,7 @@ def decompose_freeinit(
         eps = layout.to_canonical(user_latents).detach().to("cpu", torch.float32).clone()
     perm = noises["permutation"]
     seeds = noises["sampler_seeds"]
-    edges = default_band_edges(full, num_bands)
+    edges = _require_nonempty_bands(full, None, num_bands, who="decompose_freeinit")
     masks = {name: arm_lowpass(CONTROL_ARMS[name], full, method, d_s, d_t, order) for name in arms if name != "oracle"}
 
     denoiser = layout.get_denoisers(pipe)[0]

@@ -17,7 +17,7 @@ import xarray as xr
 
 from freeinit_lab.analysis.records import _final_per_pass, follow_fraction
 from freeinit_lab.core.dims import SPATIOTEMPORAL_DIMS
-from freeinit_lab.core.spectral import frequency_radius, lowpass_filter, reinit_noise
+from freeinit_lab.core.spectral import _require_nonempty_bands, frequency_radius, lowpass_filter, reinit_noise
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.probes.probe import LatentProbe
 
@@ -106,6 +106,7 @@ def noise_swap_experiment(
             f"noise_a {tuple(noise_a.shape)} and noise_b {tuple(noise_b.shape)} must be canonical (batch, channel, "
             "frame, height, width) tensors of the same shape"
         )
+    _require_nonempty_bands(noise_a.shape, who="noise_swap_experiment")  # follow_fraction's default bands
     explicit = lowpass is not None
     if lowpass is None:
         lowpass = lowpass_filter(noise_a.shape, method=method, d_s=d_s, d_t=d_t, order=order)
@@ -253,6 +254,7 @@ def noise_swap_sweep(
             f"noise_a {tuple(noise_a.shape)} and noise_b {tuple(noise_b.shape)} must be canonical (batch, channel, "
             "frame, height, width) tensors of the same shape"
         )
+    _require_nonempty_bands(noise_a.shape, edges, num_bands, who="noise_swap_sweep")
     explicit = masks is not None
     if masks is None:
         masks = [lowest_bins_mask(noise_a.shape, k) for k in keep]

@@ -50,7 +50,7 @@ from freeinit_lab.core.reinit import (
     settings_keywords,
 )
 from freeinit_lab.core.schedules import get_schedule
-from freeinit_lab.core.spectral import check_filter
+from freeinit_lab.core.spectral import _require_nonempty_bands, check_filter
 from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
@@ -243,6 +243,7 @@ def refinement_study(
                          "embedded default (load_default_pipeline) or the analytic reference")
     shape = (num_videos, *pipe.sample_shape)
     require_frames("refinement_study", shape)
+    _require_nonempty_bands(shape, None, num_bands, who="refinement_study")
     gen = torch.Generator().manual_seed(int(seed))
     noise = torch.randn(shape, generator=gen)
     torch.randn(shape, generator=gen)  # reserved draw (keeps eta_seed stable)

@@ -65,6 +65,7 @@ from freeinit_lab.core.reinit import FreeInitSettings
 from freeinit_lab.core.schedules import NoiseSchedule, get_schedule
 from freeinit_lab.core.spectral import (
     _check_video,
+    _require_nonempty_bands,
     band_index,
     band_masks,
     band_power,
@@ -526,7 +527,7 @@ def evaluate_strategies(
     eps = torch.randn(shape, generator=gen)
     data_noise = torch.randn(data.shape, generator=gen)
     eta_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
-    edges = default_band_edges(shape, num_bands)
+    edges = _require_nonempty_bands(shape, None, num_bands, who="evaluate_strategies")
     offset = marginal.a_T * marginal.mean
 
     rows: list[dict[str, Any]] = []
