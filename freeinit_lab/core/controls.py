@@ -93,7 +93,9 @@ class ControlArm:
         derangement), ``"none"`` (no signal: ``z_T = b_T · noise``), or ``None`` for arms that do not mix at all
         (``plain``, ``amplitude_matched``).
     renoise
-        Noise of the re-diffusion: ``"same"`` (the first pass's ``ε``) or ``"fresh"`` (new noise each pass).
+        Noise of the re-diffusion: ``"same"`` (the first pass's ``ε``) or ``"fresh"`` (new noise each pass). Arms
+        that do not mix (``signal=None``) keep the defaults of ``renoise``, ``mix`` and ``legacy_ideal``; other
+        values are refused, since nothing would apply them.
     mix
         ``"freeinit"`` (weights ``H``, ``1 - H``) or ``"variance_preserving"``.
     legacy_ideal
@@ -121,6 +123,16 @@ class ControlArm:
             raise ValueError(f"mix={self.mix!r}; use 'freeinit' or 'variance_preserving'")
         if self.amplitude_matched and self.signal is not None:
             raise ValueError("an amplitude-matched arm does not mix: set signal=None")
+        if self.signal is None:
+            unused = {k: v for k, v in (("renoise", self.renoise), ("mix", self.mix), ("legacy_ideal", self.legacy_ideal))
+                      if v != ControlArm.__dataclass_fields__[k].default}
+            if unused:
+                raise ValueError(
+                    f"arm {self.name!r} does not mix (signal=None: it starts from ε"
+                    + (" scaled band by band" if self.amplitude_matched else "") + f"), so "
+                    + ", ".join(f"{k}={v!r}" for k, v in unused.items()) + " would be ignored; for a mixing arm "
+                    "without the clean signal use signal='none'"
+                )
 
     @property
     def chained(self) -> bool:

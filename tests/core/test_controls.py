@@ -57,3 +57,15 @@ def test_shuffled_arm_needs_a_permutation_of_the_videos():
     perm = ct.single_cycle_derangement(4, torch.Generator().manual_seed(0))
     assert ct.reinit_arm(arm, permutation=perm, **kw).shape == clean.shape
     assert ct.reinit_arm(arm, permutation=perm.tolist(), **kw).shape == clean.shape
+
+
+@pytest.mark.parametrize("field, value", [("renoise", "fresh"), ("mix", "variance_preserving"),
+                                          ("legacy_ideal", True)])
+@pytest.mark.parametrize("amplitude_matched", [False, True])
+def test_an_arm_that_does_not_mix_refuses_mix_settings(field, value, amplitude_matched):
+    """An arm with signal=None (plain sampling, or the amplitude-matched ε) never re-diffuses or mixes, so its
+    renoise, mix and legacy_ideal settings would be ignored by decompose_freeinit and analytic_controls alike: they
+    are refused when the arm is defined."""
+    with pytest.raises(ValueError, match=rf"does not mix.*{field}"):
+        ct.ControlArm("no_mix_test", signal=None, amplitude_matched=amplitude_matched, **{field: value})
+    ct.ControlArm("no_mix_test", signal=None, amplitude_matched=amplitude_matched)  # the defaults are fine
