@@ -325,7 +325,8 @@ def reinit_band_composition(
     Parameters
     ----------
     lowpass
-        Mask ``H`` in FFT order (``(..., F, H, W)``).
+        Mask ``H`` in FFT order (``(..., F, H, W)``): one mask, possibly broadcast to a latent's shape (different
+        masks along the leading dims are refused).
     diffused_power
         Power per bin of ``z_T`` in each band (e.g. ``10**(band_snr/10) * b_T^2 + b_T^2``); default 1 (white,
         unit variance, which ``z_T`` nearly is at the last training step).
@@ -336,7 +337,14 @@ def reinit_band_composition(
         ``from_diffused``, ``from_noise`` (shares summing to 1) and ``mix_variance`` (mean power per bin of the
         mix) over ``band``.
     """
-    mask = lowpass.reshape(-1, *lowpass.shape[-3:])[0].detach().cpu().double()
+    stack = lowpass.reshape(-1, *lowpass.shape[-3:]).detach().cpu().double()
+    mask = stack[0]
+    if not bool((stack == mask).all()):
+        raise ValueError(
+            f"lowpass of shape {tuple(lowpass.shape)} holds different masks along its leading dims; the composition "
+            "is of one mask: pass one (frame, height, width) mask (e.g. lowpass_filter(shape[-3:], ...)), or call "
+            "this once per mask"
+        )
     shape3 = tuple(mask.shape)
     edges_arr = _resolve_edges(shape3, edges, num_bands, 1.0)
     from .spectral import band_masks

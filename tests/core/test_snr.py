@@ -222,3 +222,17 @@ def test_reinit_power_split_terms_sum_to_the_reinitialised_latent():
     assert float(abs(allpass.fresh_noise).max()) < 1e-20 and float(abs(allpass.cross_fresh).max()) < 1e-12
     with pytest.raises(ValueError, match="expected"):
         reinit_power_split(x0[0], eps[0], eta[0], H, a_T, b_T)
+
+
+def test_reinit_band_composition_refuses_masks_that_differ_across_videos():
+    """The composition is of one mask: a stack of different masks (one per video) was read as its first mask
+    alone; it is refused, while a mask broadcast (expanded) to a latent's shape is one mask and accepted."""
+    from freeinit_lab.core.snr import reinit_band_composition
+    from freeinit_lab.core.spectral import lowpass_filter
+
+    one = lowpass_filter((2, 4, 4, 8, 8), "gaussian", 0.25, 0.25)
+    ref = reinit_band_composition(one[0, 0], num_bands=3)
+    assert reinit_band_composition(one, num_bands=3).equals(ref)
+    two = torch.stack([one[0, 0], lowpass_filter((4, 8, 8), "ideal", 0.5, 0.5)])
+    with pytest.raises(ValueError, match="one mask"):
+        reinit_band_composition(two, num_bands=3)
