@@ -107,12 +107,19 @@ class _ResBlock(nn.Module):
         nn.init.zeros_(self.conv_t.bias)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = _spatial(self.conv1, F.silu(self.norm1(x)))
+        """``x + h``, ``h = conv2(silu(norm2(conv1(silu(norm1(x)))) (1 + scale) + shift))`` per frame, then
+        ``x + conv_t(silu(norm_t(x)))`` along frames; ``(scale, shift)`` from the timestep embedding.
+
+        The element-wise steps write into tensors this block has just made (the norms' and convolutions'
+        outputs), never into ``x`` or ``emb``: the same operations in the same order as their out-of-place form,
+        so the same floats (``x + h`` and ``h + x`` round alike), without allocating a new activation for each.
+        """
+        h = _spatial(self.conv1, F.silu(self.norm1(x), inplace=True))
         scale, shift = self.emb(emb)[:, :, None, None, None].chunk(2, dim=1)
-        h = self.norm2(h) * (1 + scale) + shift
-        h = _spatial(self.conv2, F.silu(h))
-        x = self.skip(x) + h
-        return x + _temporal(self.conv_t, F.silu(self.norm_t(x)))
+        h = self.norm2(h).mul_(1 + scale).add_(shift)
+        h = _spatial(self.conv2, F.silu(h, inplace=True))
+        x = h.add_(self.skip(x))
+        return _temporal(self.conv_t, F.silu(self.norm_t(x), inplace=True)).add_(x)
 
 
 class _Attention3D(nn.Module):
@@ -293,7 +300,7 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
                 bb, c, f, hh, ww = h.shape
                 h = F.interpolate(h, size=(f, hh * 2, ww * 2), mode="nearest")
                 h = _spatial(self.upsamplers[i], h)
-        out = self.conv_out(F.silu(self.norm_out(h)))
+        out = self.conv_out(F.silu(self.norm_out(h), inplace=True))
         if s2d > 1:
             bb, cc, ff, hh, ww = out.shape
             out = F.pixel_shuffle(out.transpose(1, 2).reshape(bb * ff, cc, hh, ww), s2d)

@@ -90,6 +90,47 @@ def test_unet_forward_chunk_changes_speed_not_the_function():
     assert calls == [5]
 
 
+def _res_block_out_of_place(blk, x, emb):
+    """The residual block by its definition, every element-wise step on a new tensor."""
+    from freeinit_lab.embedded.models import _spatial, _temporal
+
+    h = _spatial(blk.conv1, torch.nn.functional.silu(blk.norm1(x)))
+    scale, shift = blk.emb(emb)[:, :, None, None, None].chunk(2, dim=1)
+    h = blk.norm2(h) * (1 + scale) + shift
+    h = _spatial(blk.conv2, torch.nn.functional.silu(h))
+    x = blk.skip(x) + h
+    return x + _temporal(blk.conv_t, torch.nn.functional.silu(blk.norm_t(x)))
+
+
+@pytest.mark.parametrize("cin", [8, 16])  # with a 1x1x1 skip conv, and with the identity skip
+def test_res_block_in_place_steps_are_its_out_of_place_definition_exactly(cin):
+    """The block's in-place element-wise steps give the very floats (and gradients) of the out-of-place form, and
+    leave its inputs untouched (they are the UNet's skip connections)."""
+    from freeinit_lab.embedded.models import _ResBlock
+
+    torch.manual_seed(0)
+    blk = _ResBlock(cin, 16, 32, 4, 3)
+    for prm in blk.parameters():  # the zero-initialised convs would hide the residual branches
+        torch.nn.init.normal_(prm, std=0.3)
+    x = torch.randn(3, cin, 4, 8, 8, requires_grad=True)
+    emb = torch.randn(3, 32, requires_grad=True)
+    x_before, emb_before = x.detach().clone(), emb.detach().clone()
+    with torch.no_grad():
+        got = blk(x, emb)
+    assert torch.equal(x.detach(), x_before) and torch.equal(emb.detach(), emb_before)
+    with torch.no_grad():
+        assert torch.equal(got, _res_block_out_of_place(blk, x, emb))
+
+    def grads(forward):
+        blk.zero_grad()
+        x.grad = emb.grad = None
+        (forward(x, emb) ** 2).sum().backward()
+        return [x.grad, emb.grad, *[prm.grad.clone() for prm in blk.parameters()]]
+
+    for a, b in zip(grads(blk), grads(lambda x_, e_: _res_block_out_of_place(blk, x_, e_))):
+        assert torch.equal(a, b)
+
+
 def test_unet_save_load_roundtrip(tmp_path):
     torch.manual_seed(0)
     m = TinyVideoUNet(block_channels=(8, 16), norm_groups=4, time_embed_dim=16, attention_heads=2)
