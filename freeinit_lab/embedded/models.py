@@ -362,10 +362,15 @@ class GaussianVideoDenoiser(ModelMixin, ConfigMixin):
         return self
 
     def _coeffs(self, timestep, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(a_t, b_t)`` as ``(B, 1, 1, 1, 1)`` float64, or ``(1, 1, 1, 1, 1)`` when every video of the batch is at
+        the same timestep (a sampler's step): the per-bin gains built from them are then computed once and
+        broadcast over the videos, the same floats as one copy per video."""
         t = torch.as_tensor(timestep, device=device)
         if t.ndim == 0:
-            t = t.expand(batch)
+            t = t.reshape(1)
         t = t.round().long().clamp(0, self.alphas_cumprod.shape[0] - 1)
+        if t.numel() > 1 and bool((t == t[0]).all()):
+            t = t[:1]
         ab = self.alphas_cumprod.to(device)[t].double().view(-1, 1, 1, 1, 1)
         return ab.sqrt(), (1 - ab).sqrt()
 

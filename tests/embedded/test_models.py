@@ -240,3 +240,19 @@ def test_gaussian_denoiser_shape_error(gauss):
     m, _ = gauss
     with pytest.raises(ValueError, match="load_analytic_pipeline"):
         m(torch.randn(1, 3, 8, 8, 8), 10)
+
+
+def test_gaussian_denoiser_batch_is_each_video_at_its_own_timestep(gauss):
+    """A batch at one timestep (its per-bin gain computed once) and a batch at mixed timesteps give each video
+    exactly what that video alone at its timestep gives: the shared-timestep shortcut never hands a video another
+    video's noise level."""
+    m, _ = gauss
+    z = torch.randn(5, 3, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    ts = torch.tensor([10, 400, 400, 999, 10])
+    alone = torch.cat([m(z[i : i + 1], int(ts[i])).sample for i in range(5)])
+    assert torch.equal(m(z, ts).sample, alone)
+    x0_alone = torch.cat([m.predict_x0(z[i : i + 1], int(ts[i])) for i in range(5)])
+    assert torch.equal(m.predict_x0(z, ts), x0_alone)
+    for t in (400, torch.tensor(400), torch.full((5,), 400)):  # a scalar, a 0-d tensor, one timestep per video
+        assert torch.equal(m(z, t).sample, torch.cat([m(z[i : i + 1], 400).sample for i in range(5)]))
+    assert not torch.equal(m(z, ts).sample, m(z, 400).sample)
