@@ -41,6 +41,7 @@ bench: $(STAMP)  ## benchmarks (not tests): ratios against diffusers measured in
 	$(PY) benchmarks/bench_freeinit.py
 	$(PY) benchmarks/bench_probes.py
 	$(PY) benchmarks/bench_default_model.py
+	$(PY) benchmarks/bench_unet_elementwise.py
 	$(PY) benchmarks/bench_reference.py
 	$(PY) benchmarks/bench_sweep.py
 
