@@ -16,7 +16,7 @@ arm                    initial latent of the last pass                          
 =====================  ==============================================================================  ==========
 ``plain``              ``ε``                                                                            baseline
 ``freeinit``           FreeInit, same ``ε`` in the re-diffusion (both public codes)                    —
-``freeinit_fresh``     FreeInit with fresh diffusion noise ``ε'`` each pass (the paper's text)         ε reuse
+``freeinit_fresh``     FreeInit with fresh diffusion noise ``ε'`` each pass (a variant)                ε reuse
 ``variance_preserving``  FreeInit's mix with weights ``H, 1 - H`` normalised by ``sqrt(H² + (1 - H)²)``  variance
 ``legacy_ideal``       FreeInit with the reference codes' ideal filter ``d² <= 2 d_s`` (sic)           filter
 ``mask_only``          ``IFFT3D(H·FFT3D(b_T ε) + (1 - H)·FFT3D(η))``: the mix without ``a_T x_0``        variance

@@ -6,7 +6,7 @@ noise. FreeInit samples once, then repeatedly
 
 1. diffuses the clean latent ``z_0`` of the previous pass to the last training timestep ``T`` with the first
    pass's initial noise ``eps`` (``renoise="same"``, as both public implementations do) or with fresh noise
-   (``renoise="fresh"``, as the paper's text describes): ``z_T = a_T z_0 + b_T eps``;
+   (``renoise="fresh"``, a variant: a new draw each pass): ``z_T = a_T z_0 + b_T eps``;
 2. keeps the low frequencies of ``z_T`` and replaces its high frequencies by fresh Gaussian noise ``eta``:
    ``z'_T = IFFT3D(FFT3D(z_T) H + FFT3D(eta) (1 - H))`` with a 3D low-pass mask ``H``
    (:func:`freeinit_lab.spectral.lowpass_filter`, cut-offs ``d_s`` (space) and ``d_t`` (time));
@@ -255,7 +255,7 @@ def freeinit(
         (diffusers' ``use_fast_sampling``).
     renoise
         Noise of the forward diffusion ``z_0 -> z_T``: ``"same"`` reuses the first pass's initial noise (both
-        public implementations); ``"fresh"`` draws new noise each pass (the paper's text). ``eta`` is drawn first
+        public implementations); ``"fresh"`` draws new noise each pass (a variant the codes do not use). ``eta`` is drawn first
         in both cases, so the two differ only in the diffusion noise.
     mix
         Frequency mix of step 2: ``"freeinit"`` (default, both public codes) weights ``z_T`` by ``H`` and ``eta`` by

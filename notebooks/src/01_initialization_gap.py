@@ -1,10 +1,10 @@
 # %% [markdown]
 # # 01 · The initialization gap (the paper's first finding)
 #
-# **Claim** (FreeInit, Wu et al. 2023, §3 and Fig. 2): during training a video diffusion model sees
-# $z_T = a_T z_0 + b_T \varepsilon$ with $a_T > 0$ for the schedules of AnimateDiff, ModelScope and VideoCrafter,
-# so the clean video's **low spatio-temporal frequencies leak into $z_T$** (their band SNR at $T$ is above 0 dB,
-# the high bands' far below); at inference $z_T$ is pure Gaussian noise. The model is started from a latent it
+# **Claim** (FreeInit, Wu et al. 2023; `PAPER.md`, finding 1): during training a video diffusion model sees
+# $z_T = a_T z_0 + b_T \varepsilon$ with $a_T > 0$ for the schedules these video models use, so the clean video's
+# **low spatio-temporal frequencies leak into $z_T$** [paper]; the low band's SNR at $T$ is reported above 0 dB on
+# UCF-101 videos, the high bands' far below [reported: third-party summaries]; at inference $z_T$ is pure Gaussian noise. The model is started from a latent it
 # never saw at $t = T$.
 #
 # Here the gap is stated as a **distance between distributions**, not as "finite dB vs $-\infty$": both $z_T$ are
@@ -19,8 +19,8 @@
 # Both at the default model's size (16 frames × 32 × 32) and with its schedule (SD's scaled-linear DDPM schedule,
 # 1000 steps). **Convention:** ortho-normalised 3-D FFT over (frame, height, width), 6 radial bands of the
 # normalised frequency radius (Nyquist = 1 per axis); band SNR $= a_T^2\,\mathrm{mean}_\text{band}|X_0|^2 / b_T^2$
-# in dB (unit white noise = 0 dB at $a_T^2 = b_T^2$). The paper's exact band definition is not public and it
-# measures SD-VAE latents of UCF-101; absolute numbers are ours, the directions are what we compare.
+# in dB (unit white noise = 0 dB at $a_T^2 = b_T^2$). The paper's exact band definition is not public and its
+# numbers are reported on UCF-101 videos; absolute numbers are ours, the directions are what we compare.
 
 # %% tags=["parameters"]
 SEED = 0              # held-out training videos (seed 900_000_000 + SEED), initial noises, bootstrap
@@ -69,7 +69,7 @@ plots.frame_strip_figure({"world (held-out training video 0)": pipe.decode_laten
 
 # %% [markdown]
 # ## Band SNR of the training $z_t$ over $t$
-# The picture of the paper's Fig. 2, on the world's videos: every band's SNR falls with $t$ (the schedule), and at
+# The paper's band-SNR picture (as reported), on the world's videos: every band's SNR falls with $t$ (the schedule), and at
 # $T$ the lowest bands are still far above the others.
 
 # %%
@@ -156,8 +156,9 @@ for name, g in gaps.items():
 
 # %% [markdown]
 # ## Our world against the real clips
-# The world was built to have a gap like real video's. Within the intervals: the **total** KL agrees, but it is
-# distributed differently — the world puts more of it into the **DC bin** (its per-video brightness and colour
+# The world was built to have a gap like real video's. The **total** KL of the two is printed with its intervals
+# (not claimed equal: eight segments of one film cannot show that); what is claimed is that it is distributed
+# differently — the world puts more of it into the **DC bin** (its per-video brightness and colour
 # offsets; eight segments of one film barely differ in mean colour) and less into bands 1–2 (the film's large,
 # smooth shapes carry more power just above DC).
 
@@ -165,8 +166,9 @@ for name, g in gaps.items():
 w, c = gaps["world"], gaps["clips"]
 record("gap_kl_total_world", float(w.kl_total), "KL(inference || training z_T) of whole 16×32×32 videos, nats (world)")
 record("gap_kl_total_clips", float(c.kl_total), "same, real clip segments (per-channel unit variance)")
-assert float(w.kl_total_low) < float(c.kl_total_high) and float(c.kl_total_low) < float(w.kl_total_high), (
-    fmt(w, "kl_total"), fmt(c, "kl_total"))                       # the same total gap, within intervals
+print(f"total KL, world {fmt(w, 'kl_total')} vs clips {fmt(c, 'kl_total')}: intervals "
+      f"{'overlap' if float(w.kl_total_low) < float(c.kl_total_high) and float(c.kl_total_low) < float(w.kl_total_high) else 'do not overlap'}"
+      " (not claimed: overlap is no evidence of equality with 8 clip segments)")
 assert float(w.kl_dc_low) > float(c.kl_dc_high), (fmt(w, "kl_dc"), fmt(c, "kl_dc"))      # more in the mean colour
 assert float(w.kl_high.isel(band=1)) < float(c.kl_low.isel(band=1)), (fmt(w, "kl", 1), fmt(c, "kl", 1))  # less just above DC
 
@@ -229,13 +231,14 @@ print(f"{video_steps} video-steps, {seconds:.1f} s")
 #   lowest bands and the DC bin, under 1 % of the frequency bins, and outside the DC bin mostly at temporal
 #   frequency 0: what the training $z_T$ keeps and pure noise lacks is the **still layout and mean colour** of the
 #   video, hardly its motion.
-# - **Against the paper's Fig. 2.** Agrees: the lowest band's SNR at $T$ is above 0 dB and the highest band's far
-#   below (−30 dB or less), on both data sets (SNR columns above). The paper's numbers come from SD-VAE latents
-#   of UCF-101 at 16×64×64; ours are pixel-space videos in a latent-like normalisation at 16×32×32, so the
+# - **Against the paper (its band SNR as reported).** Agrees: the lowest band's SNR at $T$ is above 0 dB and the
+#   highest band's far below (−30 dB or less), on both data sets (SNR columns above). The paper's numbers are
+#   reported on UCF-101 videos; ours are pixel-space videos in a latent-like normalisation at 16×32×32, so the
 #   absolute dB differ (the DC bin's power grows with the number of voxels). Adds to it: in KL terms the gap is
 #   a few nats in a handful of bins, and the model's plain samples keep a band-0 shortfall against the data
 #   (table above): the model does not recreate the low band it was never started from.
-# - **World vs real clips.** Same total gap; the world carries more of it in the mean colour (DC) and less just
+# - **World vs real clips.** Total gaps of a similar size (printed with intervals, not claimed equal); the world
+#   carries more of it in the mean colour (DC) and less just
 #   above it (band 1) than the eight segments of one film.
 # - **Schedules.** Zero-terminal-SNR and flow-matching schedules have no gap (KL 0), so there is nothing for
 #   FreeInit to bridge; the linear schedule's gap is smaller than the scaled-linear one's.

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 02 · Low frequencies of the initial noise dominate the result (the paper's second finding)
 #
-# **Claim** (FreeInit, Wu et al. 2023, §3): the low spatio-temporal frequencies of the initial noise $z_T$ decide
+# **Claim** (FreeInit, Wu et al. 2023; `PAPER.md`, finding 2, [reported]): the low spatio-temporal frequencies of the initial noise $z_T$ decide
 # most of the generated video. Keep the low frequencies of one noise, replace the high ones — even 80 % of the
 # spectrum — by another noise, and the result stays "highly similar" to the one from the first noise. This is why
 # FreeInit only needs to fix the low band of the initial latent.
