@@ -8,7 +8,8 @@
 #    (not merely because the mix changes the noise's variance, or rescales its spectrum).
 # 3. The **Gaussian filter beats the ideal** one — here the paper's ideal filter, i.e. the reference codes'
 #    threshold $d^2 \le 2 d_s$ (arm `legacy_ideal`), not the corrected $d^2 \le d_s^2$, which keeps almost nothing.
-# 4. FreeInit moves samples towards what an **oracle initialisation** gives: $z_T$ from the training marginal.
+# 4. FreeInit moves samples towards what an **oracle initialisation** gives: $z_T$ from the training marginal
+#    (here: its last pass goes past the oracle's consistency; the oracle's own gain is printed).
 #
 # **One paired experiment** (`fl.decompose_freeinit`): `NUM_VIDEOS` seeded noises $\varepsilon$; every arm starts
 # from the same $\varepsilon$ and mixes in the same fresh noises $\eta$:
@@ -61,7 +62,7 @@ pipe.set_progress_bar_config(disable=True)
 reference = fl.default_training_videos(NUM_VIDEOS, seed=900_000_000 + SEED)  # held out: never used in training
 ds = fl.decompose_freeinit(pipe, num_videos=NUM_VIDEOS, seed=SEED, num_iters=NUM_ITERS, method=METHOD, d_s=D_S,
                            d_t=D_T, controls=list(CONTROLS), reference=reference, oracle=True, keep_latents=True,
-                           progress=False)
+                           confidence=CONFIDENCE, progress=False)  # the tables' intervals: CONFIDENCE, as labelled
 video_steps = int(ds.passes.sum() - (ds.passes > 1).sum()) * NUM_VIDEOS * pipe.default_num_inference_steps
 print(f"{time.perf_counter() - t_start:.0f} s; {video_steps} video-steps; arms {ds.arm.values.tolist()}")
 
@@ -189,8 +190,10 @@ assert mask_gain[1] > 0, mask_gain
 print(f"first iteration beyond mask_only: {'resolved' if vs_mask[1] > 0 else 'not resolved'} at {CONFIDENCE:.0%}")
 assert last_vs_mask[1] > 0, last_vs_mask
 assert vs_amp_last[1] > 0, vs_amp_last
-# (4) a start from the training marginal raises consistency over plain sampling ...
-assert oracle_gain[1] > 0, oracle_gain
+# (4) a start from the training marginal: its gain over plain sampling is printed, not claimed (32 videos do not
+# resolve it at every seed: seed 31,337 gave +0.058 [-0.013, +0.126] at 99 %, with a per-video SD of about 0.15) ...
+print(f"oracle − plain: {oracle_gain[0]:+.3f} [{oracle_gain[1]:+.3f}, {oracle_gain[2]:+.3f}] "
+      f"({'resolved' if oracle_gain[1] > 0 else 'not resolved'} at {CONFIDENCE:.0%})")
 # ... and the chained iterations go past it: re-diffusing with the same noise keeps adding low-band power
 # (section 3), so the last pass is more static than a perfect start
 assert last_vs_oracle[1] > 0, last_vs_oracle
@@ -286,7 +289,8 @@ print(f"03 took {seconds:.0f} s for {video_steps} video-steps")
 #   term $2\,\mathrm{Re}(S\bar U)$ (asserted; its share of the band's power is printed): the sample is correlated
 #   with the noise it is re-diffused with. A signal/noise SNR that leaves it out understates the band's power; with
 #   every pass the band-0 power grows (last table; compare its last row, the training $z_T$).
-# - **Oracle.** Starting from the training marginal raises consistency over plain sampling (asserted); FreeInit's
-#   last pass goes past it (asserted), while its first pass is compared with it in the printed interval. (With 16
-#   videos the oracle's gain was not resolved at every seed on these weights — seed 1: +0.08 [−0.01, +0.17] — one
-#   reason this notebook uses 32.)
+# - **Oracle.** FreeInit's last pass goes past a start from the training marginal (asserted), while its first pass
+#   is compared with it in the printed interval. The oracle's own gain over plain sampling is printed, not claimed:
+#   its mean is positive at the seeds we ran, but 32 videos do not resolve it at every seed (seed 31,337:
+#   +0.058 [−0.013, +0.126], 99 %; seed 1 with 16 videos: +0.08 [−0.01, +0.17]); notebook 06 measures the oracle
+#   against the data instead.
