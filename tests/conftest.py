@@ -163,3 +163,15 @@ def denoiser_at(scheduler_at):
     reference) or ``"model"`` (registered with ``LatentLayout(denoiser="model")``, a decoy with the latent's frame
     count as its channels at ``pipe.unet``)."""
     return lambda attribute="model": scheduler_at({"unet": "scheduler", "model": "model"}[attribute])
+
+
+def assert_refused_before_sampling(pipe, call, match: str) -> None:
+    """``call(pipe)`` raises a ValueError matching ``match`` before ``pipe.unet`` is called once."""
+    calls = []
+    handle = pipe.unet.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        with pytest.raises(ValueError, match=match):
+            call(pipe)
+    finally:
+        handle.remove()
+    assert not calls, f"the denoiser ran {len(calls)} time(s) before the refusal"

@@ -1,6 +1,7 @@
 """Studies that score temporal consistency refuse single-frame videos before they sample anything."""
 
 import pytest
+from conftest import assert_refused_before_sampling
 import torch
 
 import freeinit_lab as fl
@@ -39,11 +40,4 @@ STUDIES = {
 def test_single_frame_videos_are_refused_before_sampling(one_frame, name):
     """Temporal consistency needs two frames: a study on one-frame videos used to sample every arm and pass and
     only then fail in the metric; it now says so, naming itself and the frame count, before the denoiser runs."""
-    calls = []
-    handle = one_frame.unet.register_forward_pre_hook(lambda *_: calls.append(1))
-    try:
-        with pytest.raises(ValueError, match=rf"{name}.*at least 2 frames.*1 frame"):
-            STUDIES[name](one_frame)
-    finally:
-        handle.remove()
-    assert not calls
+    assert_refused_before_sampling(one_frame, STUDIES[name], rf"{name}.*at least 2 frames.*1 frame")
