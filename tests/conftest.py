@@ -165,8 +165,14 @@ def denoiser_at(scheduler_at):
     return lambda attribute="model": scheduler_at({"unet": "scheduler", "model": "model"}[attribute])
 
 
-def assert_refused_before_sampling(pipe, call, match: str) -> None:
-    """``call(pipe)`` raises a ValueError matching ``match`` before ``pipe.unet`` is called once."""
+@pytest.fixture
+def refused_before_sampling():
+    """``check(pipe, call, match)``: ``call(pipe)`` raises a ValueError matching ``match`` before ``pipe.unet`` is
+    called once (a fixture, not an import: tests/browser has a conftest module of the same name)."""
+    return _refused_before_sampling
+
+
+def _refused_before_sampling(pipe, call, match: str) -> None:
     calls = []
     handle = pipe.unet.register_forward_pre_hook(lambda *_: calls.append(1))
     try:

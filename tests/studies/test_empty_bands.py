@@ -1,7 +1,6 @@
 """Studies that measure band power refuse a band grid with an empty band before they sample anything."""
 
 import pytest
-from conftest import assert_refused_before_sampling
 import torch
 
 import freeinit_lab as fl
@@ -43,7 +42,7 @@ def test_the_grid_has_an_empty_default_band():
 
 
 @pytest.mark.parametrize("name", list(STUDIES))
-def test_an_empty_band_is_refused_before_sampling(pipe, name):
+def test_an_empty_band_is_refused_before_sampling(pipe, name, refused_before_sampling):
     """On a 3x6x9 latent the default 6 bands leave band 1 empty: the studies used to sample every pass and then
     fail in band_power; they now refuse first, naming the study and the most bands the grid allows."""
-    assert_refused_before_sampling(pipe, STUDIES[name], rf"{name}: bands \[1\] of 6 hold no frequency bin.*num_bands=5 or fewer")
+    refused_before_sampling(pipe, STUDIES[name], rf"{name}: bands \[1\] of 6 hold no frequency bin.*num_bands=5 or fewer")

@@ -1,7 +1,6 @@
 """Studies that score temporal consistency refuse single-frame videos before they sample anything."""
 
 import pytest
-from conftest import assert_refused_before_sampling
 import torch
 
 import freeinit_lab as fl
@@ -37,7 +36,7 @@ STUDIES = {
 
 
 @pytest.mark.parametrize("name", list(STUDIES))
-def test_single_frame_videos_are_refused_before_sampling(one_frame, name):
+def test_single_frame_videos_are_refused_before_sampling(one_frame, name, refused_before_sampling):
     """Temporal consistency needs two frames: a study on one-frame videos used to sample every arm and pass and
     only then fail in the metric; it now says so, naming itself and the frame count, before the denoiser runs."""
-    assert_refused_before_sampling(one_frame, STUDIES[name], rf"{name}.*at least 2 frames.*1 frame")
+    refused_before_sampling(one_frame, STUDIES[name], rf"{name}.*at least 2 frames.*1 frame")
