@@ -282,11 +282,10 @@ def folder_disagreements(log: dict, pipe) -> list[str]:
         held = cfg.get(key, "nothing")
         if (list(held) if isinstance(held, (list, tuple)) else held) != value:
             out.append(f"model_config {key}={value!r} but unet/config.json has {held!r}")
-    size = dict(frames=cfg.get("num_frames"), height=cfg.get("sample_size"),
-                width=cfg.get("width", None) or cfg.get("sample_size"))
-    for key, value in size.items():
-        if log.get(key) is not None and int(log[key]) != value:
-            out.append(f"{key}={log[key]} but the UNet samples {value}")
+    from freeinit_lab.embedded.pipelines import training_size_differences
+
+    for key, (logged, sampled) in training_size_differences(log, pipe.unet.config).items():
+        out.append(f"{key}={logged} but the UNet samples {sampled}")
     n_params = sum(q.numel() for q in pipe.unet.parameters())
     if log.get("num_parameters") is not None and int(log["num_parameters"]) != n_params:
         out.append(f"num_parameters={log['num_parameters']:,} but unet/ has {n_params:,}")

@@ -290,9 +290,8 @@ class TinyVideoPipeline(DiffusionPipeline):
     @property
     def sample_shape(self) -> tuple[int, int, int, int]:
         """Default ``(channel, frame, height, width)`` of one video."""
-        c = self.unet.config
-        width = getattr(c, "width", None) or c.sample_size
-        return (c.in_channels, c.num_frames, c.sample_size, width)
+        size = unet_video_size(self.unet.config)
+        return (self.unet.config.in_channels, size["frames"], size["height"], size["width"])
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "TinyVideoPipeline":
@@ -572,6 +571,20 @@ def _check_sampler_settings(sampler: dict, sched, where: str, loader: str = "loa
                          f"or pass scheduler=... to {loader}")
 
 
+def unet_video_size(config) -> dict[str, int]:
+    """``{"frames", "height", "width"}`` of the videos a UNet config samples (``width`` defaults to
+    ``sample_size``)."""
+    return {"frames": int(config.num_frames), "height": int(config.sample_size),
+            "width": int(getattr(config, "width", None) or config.sample_size)}
+
+
+def training_size_differences(log: dict, config) -> dict[str, tuple[int, int]]:
+    """``{key: (logged, sampled)}`` where a ``training_log.json``'s ``frames``/``height``/``width`` differ from the
+    video size the UNet ``config`` samples (:func:`unet_video_size`); keys the log lacks are not compared."""
+    return {k: (int(log[k]), v) for k, v in unet_video_size(config).items()
+            if log.get(k) is not None and int(log[k]) != v}
+
+
 def _check_folder_parts(path: Path, unet, info: dict, normalizer, log: dict) -> None:
     """Refuse a model folder whose parts do not belong together, before any sampling.
 
@@ -590,8 +603,7 @@ def _check_folder_parts(path: Path, unet, info: dict, normalizer, log: dict) -> 
     if normalizer is not None and normalizer.shift_c.shape[0] != c.in_channels:
         raise ValueError(f"{path}/normalizer holds {normalizer.shift_c.shape[0]} channels but the network takes "
                          f"{c.in_channels}; {fix}")
-    size = {"frames": c.num_frames, "height": c.sample_size, "width": getattr(c, "width", None) or c.sample_size}
-    differ = {k: (log[k], v) for k, v in size.items() if k in log and int(log[k]) != int(v)}
+    differ = training_size_differences(log, c)
     if differ:
         pairs = ", ".join(f"{k} {a} in training_log.json but {b} in unet/config.json" for k, (a, b) in differ.items())
         raise ValueError(f"{path}: {pairs}; the model would sample videos of another size than its training data "

@@ -22,7 +22,7 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed  # noqa
 
 from .engine import _pipeline, _torch_threads, compute_cell, progress_bar  # noqa: E402
 from .spec import PipelineFactory  # noqa: E402
-from .store import CODE_LIBRARIES, WorkerCodeError, code_record  # noqa: E402
+from .store import CODE_RECORD_KEYS, WorkerCodeError, code_record  # noqa: E402
 
 __all__ = ["SweepWorkerPlugin", "run_distributed", "compute_cell_checked", "local_cluster", "local_client", "connect",
            "WORKER_CONFIG"]
@@ -157,8 +157,7 @@ def compute_cell_checked(expected: dict, *args: Any) -> Any:
     worker and each difference, before the cell runs, on a worker with other code (a cluster whose workers were
     installed apart from the client: the store would hold cells of two codes under one record)."""
     now = code_record()
-    keys = ("code_digest", "freeinit_lab", "python", *CODE_LIBRARIES)
-    differ = [f"{k}: {expected.get(k)} on the client, {now.get(k)} on the worker" for k in keys
+    differ = [f"{k}: {expected.get(k)} on the client, {now.get(k)} on the worker" for k in CODE_RECORD_KEYS
               if expected.get(k) != now.get(k)]
     if differ:
         try:

@@ -122,6 +122,8 @@ CODE_ATTR = "code_history"
 ON_CODE_CHANGE = ("refuse", "recompute", "continue")
 #: the libraries whose versions are part of a code record (with Python's major.minor)
 CODE_LIBRARIES = ("torch", "diffusers", "numpy")
+#: the fields of a code record (:func:`code_record`), in the order differences are reported
+CODE_RECORD_KEYS = ("code_digest", "freeinit_lab", "python", *CODE_LIBRARIES)
 
 
 def _without_strings(body: list[ast.stmt]) -> list[ast.stmt]:
