@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="zarr store of the sweep (default: runs/<out name>.zarr, resumed when it exists)")
     p.add_argument("--out", default=str(DEFAULT_CUTOFF_MAP_PATH), help="NetCDF file to write (default: %(default)s)")
     p.add_argument("--grid", type=_floats, default=None, help="cut-offs for both d_s and d_t (overrides the spec)")
-    p.add_argument("--seeds", type=int, default=None, help="sweep seeds 0 .. N-1 (overrides the spec)")
+    p.add_argument("--seeds", type=int, default=None, help="number of sweep seeds N (overrides the spec's count)")
+    p.add_argument("--first-seed", type=int, default=None,
+                   help="first sweep seed K: seeds K .. K+N-1, i.e. other videos than the shipped map's 0 .. N-1, "
+                        "to check the notebook's claims on new videos (default: the spec's seeds)")
     p.add_argument("--videos-per-seed", type=int, default=None, help="videos per sweep seed (overrides the spec)")
     p.add_argument("--pipeline", default=None, help="pipeline entry of the spec, e.g. analytic or a folder "
                                                     "(overrides the spec's `default`)")
@@ -60,11 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--grid gives no cut-offs; give them comma-separated, e.g. --grid 0.25,0.5")
     if args.seeds is not None and args.seeds < 1:
         p.error(f"--seeds {args.seeds}: give at least 1 (sweep seeds 0 .. N-1)")
+    if args.first_seed is not None and args.first_seed < 0:
+        p.error(f"--first-seed {args.first_seed}: give a non-negative seed")
     spec = SweepSpec.from_yaml(args.spec)
     if args.grid is not None:
         spec.grid = {"d_s": list(args.grid), "d_t": list(args.grid)}
-    if args.seeds is not None:
-        spec.seeds = list(range(args.seeds))
+    if args.seeds is not None or args.first_seed is not None:
+        count = args.seeds if args.seeds is not None else len(spec.seeds)
+        first = args.first_seed if args.first_seed is not None else 0
+        spec.seeds = list(range(first, first + count))
     if args.videos_per_seed is not None:
         spec.videos_per_seed = args.videos_per_seed
     if args.pipeline is not None:
@@ -79,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                       on_code_change=args.on_code_change)
     pipe = spec.pipeline_factory()()
     cmap = cutoff_map_from_sweep(sweep.load(), pipe)
-    cmap.attrs["rebuild"] = "python scripts/precompute_cutoff_map.py --overwrite (spec scripts/cutoff_map_sweep.yaml)"
+    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--overwrite"]
+    cmap.attrs["rebuild"] = ("python scripts/precompute_cutoff_map.py --overwrite (spec scripts/cutoff_map_sweep.yaml)"
+                             if not given else "python scripts/precompute_cutoff_map.py " + " ".join(given))
     path = save_cutoff_map(cmap, args.out, overwrite=args.overwrite)
     print(f"{cmap.attrs['pipeline']} (model {cmap.attrs['model']}), {cmap.attrs['method']}, K={cmap.attrs['num_iters']}, "
           f"{cmap.attrs['num_inference_steps']} steps, {cmap.sizes['video']} videos; {cmap.attrs['num_pipeline_videos']} "

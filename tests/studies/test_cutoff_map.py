@@ -342,7 +342,16 @@ def test_precompute_script_applies_its_overrides_as_given(tmp_path, capsys):
         assert seen == []
         with pytest.raises(Stop):
             mod.main(common + ["--grid", "0.25", "--seeds", "1", "--videos-per-seed", "2"])
+        with pytest.raises(SystemExit) as err:
+            mod.main(common + ["--first-seed", "-1"])
+        assert err.value.code == 2 and "--first-seed -1" in capsys.readouterr().err
+        with pytest.raises(Stop):  # other videos than the shipped map's: seeds K .. K+N-1
+            mod.main(common + ["--first-seed", "3", "--seeds", "2"])
+        with pytest.raises(Stop):  # the spec's count of seeds, from K
+            mod.main(common + ["--first-seed", "5"])
     assert seen[0].seeds == [0] and seen[0].videos_per_seed == 2 and seen[0].grid == {"d_s": [0.25], "d_t": [0.25]}
+    assert seen[1].seeds == [3, 4]
+    assert seen[2].seeds == [5, 6, 7]  # scripts/cutoff_map_sweep.yaml lists three seeds
 
 
 def test_a_stochastic_sampler_is_refused_before_the_map_samples():
