@@ -118,6 +118,8 @@ def _check_dims(x: torch.Tensor, dims: Sequence[str] | None, name: str = "x") ->
 
 
 def _check_cutoff(value: float, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)):  # float(True) is 1.0: a flag passed where a cut-off belongs
+        raise TypeError(f"{name} must be a number in (0, 1]; got the boolean {value!r}")
     try:
         value = float(value)
     except (TypeError, ValueError) as exc:
@@ -261,6 +263,8 @@ def check_filter(method: str, d_s: float, d_t: float, order: float) -> tuple[str
     d_s = _check_cutoff(d_s, "d_s")
     d_t = _check_cutoff(d_t, "d_t")
     if method == "butterworth":
+        if isinstance(order, (bool, np.bool_)):
+            raise TypeError(f"order must be a positive number (the paper uses 4); got the boolean {order!r}")
         try:
             order = float(order)
         except (TypeError, ValueError) as exc:

@@ -194,6 +194,13 @@ def test_bad_filter_inputs(kwargs, match):
         lowpass_filter(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs", [{"d_s": True}, {"d_t": np.bool_(True)}, {"method": "butterworth", "order": True}])
+def test_a_boolean_is_not_a_cut_off_or_an_order(kwargs):
+    """float(True) is 1.0: a flag passed as d_s once gave the widest filter without a word."""
+    with pytest.raises(TypeError, match="boolean"):
+        lowpass_filter((4, 8, 8), **{"method": "gaussian", **kwargs})
+
+
 def test_bad_tensor_inputs():
     mask = lowpass_filter((4, 8, 8))
     with pytest.raises(ValueError, match="rank 2"):
