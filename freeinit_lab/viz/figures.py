@@ -126,6 +126,11 @@ def cutoff_map_marker(ds: xr.Dataset, d_s: float, d_t: float, *, method: str | N
         numbers = "not measured (NaN)"
     line = (f"marker d_s={d_s:.2f}, d_t={d_t:.2f} · nearest cell d_s={cell['d_s']:.2f}, d_t={cell['d_t']:.2f}: "
             f"{numbers}")
+    grid = _sorted_cutoff_map(ds)
+    outside = [f"{name} {float(grid[name].min()):g}–{float(grid[name].max()):g}" for name, v in (("d_s", d_s), ("d_t", d_t))
+               if not float(grid[name].min()) - 1e-9 <= float(v) <= float(grid[name].max()) + 1e-9]
+    if outside:  # the slider reaches past the grid: the nearest cell is an edge, not a measurement of this setting
+        line += f" (outside the map's {', '.join(outside)}: the edge cell is not this setting's gain)"
     theirs, ours = [], []
     map_method = a.get("method")
     if method is not None and map_method is not None and method != map_method:

@@ -124,7 +124,11 @@ def test_heatmap_marker_follows_the_sliders(tmp_path):
     ex.d_s.value = 0.45  # between grid values: the marker sits at the slider, the title names the nearest cell
     assert list(ex.heatmap_figure.data[1].y) == [0.45]
     assert "nearest cell d_s=0.50, d_t=0.10" in ex.heatmap_figure.layout.title.text
-    assert "measured with" not in ex.heatmap_figure.layout.title.text
+    assert "measured with" not in ex.heatmap_figure.layout.title.text and "outside" not in ex.heatmap_figure.layout.title.text
+    ex.d_t.value = 1.0  # the slider reaches past the grid (0.1 .. 0.5): the edge cell is not this setting's gain
+    assert "outside the map's d_t 0.1–0.5" in ex.heatmap_figure.layout.title.text
+    assert "d_s " not in ex.heatmap_figure.layout.title.text.split("outside")[1]  # d_s = 0.45 is inside the grid
+    ex.d_t.value = 0.1
     ex.method.value = "gaussian"  # the map belongs to one filter: say so when exploring another
     assert "map measured with butterworth, not gaussian" in ex.heatmap_figure.layout.title.text
 
