@@ -59,3 +59,27 @@ def test_a_notebook_without_a_seed_line_is_refused_before_any_runs(tmp_path):
     with mock.patch.dict(os.environ), mock.patch("nbclient.NotebookClient", side_effect=AssertionError("ran")):
         with pytest.raises(SystemExit, match="b.ipynb: expected one cell tagged 'parameters'"):
             repro.main(["--notebooks", str(first), str(second), "--out", str(tmp_path / "r"), "--seed", "3"])
+
+
+def test_key_figures_fill_every_placeholder_or_name_the_missing_number(tmp_path):
+    repro = _reproduce_module()
+    numbers = repro.key_numbers([
+        {"notebook": "01_gap", "seconds": 12.34, "numbers": {"kl": {"value": 11.06}, "share": {"value": 0.981}}},
+        {"notebook": "02_ratio", "seconds": 20.0, "numbers": {"r": {"value": 0.3312}}}])
+    assert numbers == {"01_gap/kl": 11.06, "01_gap/share": 0.981, "02_ratio/r": 0.3312, "01_gap/seconds": 12.34,
+                       "02_ratio/seconds": 20.0, "total/seconds": 32.3}
+    text = repro.render_key_figures("KL {{01_gap/kl:.1f}} nats, {{ 01_gap/share:.0% }} in the low bands, "
+                                    "r = {{02_ratio/r:.2f}}; {{total/seconds:.0f}} s", numbers)
+    assert text == "KL 11.1 nats, 98% in the low bands, r = 0.33; 32 s"
+    with pytest.raises(KeyError, match="'01_gap/missing'"):
+        repro.render_key_figures("{{01_gap/missing:.1f}}", numbers)
+    with pytest.raises(ValueError, match="malformed"):
+        repro.render_key_figures("{{01_gap kl}}", numbers)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{repro.BEGIN}\nold 1.0\n{repro.END}\n\n## next\n")
+    repro.update_readme(readme, "KL {{01_gap/kl:.2f}}\n", numbers)
+    assert readme.read_text() == f"# title\n\n{repro.BEGIN}\nKL 11.06\n{repro.END}\n\n## next\n"
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="markers"):
+        repro.update_readme(readme, "x", numbers)
+
