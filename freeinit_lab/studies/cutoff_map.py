@@ -26,7 +26,9 @@ With ``controls=("mask_only",)`` every cell also samples FreeInit's mix *without
 ``python scripts/precompute_cutoff_map.py`` computes the map of the embedded default model with the sweep engine
 (study ``cutoff_map``, one ``(d_s, d_t)`` cell per sweep cell, :func:`cutoff_map_from_sweep`) and writes
 ``data/cutoff_map.nc`` (:data:`DEFAULT_CUTOFF_MAP_PATH`), which the cutoff explorer
-(:class:`freeinit_lab.widgets.CutoffExplorer`) shows as a heat map.
+(:class:`freeinit_lab.widgets.CutoffExplorer`) shows as a heat map; with ``--first-seed 3 --out
+data/cutoff_map_replication.nc`` the same sweep on 12 other videos (:data:`DEFAULT_REPLICATION_MAP_PATH`), on which
+notebook 04 checks every claim of the map again.
 
 Examples
 --------
@@ -65,6 +67,7 @@ from freeinit_lab._checks import require_frames, require_int
 
 __all__ = [
     "DEFAULT_CUTOFF_MAP_PATH",
+    "DEFAULT_REPLICATION_MAP_PATH",
     "DEFAULT_CUTOFFS",
     "measure_cutoff_map",
     "save_cutoff_map",
@@ -79,6 +82,9 @@ __all__ = [
 
 #: where ``scripts/precompute_cutoff_map.py`` writes the embedded default's map and the explorer looks for it
 DEFAULT_CUTOFF_MAP_PATH = DATA_DIR / "cutoff_map.nc"
+#: the same sweep on other videos (sweep seeds 3 .. 5), which notebook 04 checks every claim of the map on again:
+#: ``python scripts/precompute_cutoff_map.py --first-seed 3 --out data/cutoff_map_replication.nc --overwrite``
+DEFAULT_REPLICATION_MAP_PATH = DATA_DIR / "cutoff_map_replication.nc"
 
 #: default grid for both ``d_s`` and ``d_t`` (the paper's 0.25 included; all reachable by the explorer's sliders)
 DEFAULT_CUTOFFS = (0.1, 0.25, 0.5, 0.8)

@@ -22,6 +22,7 @@ SEED = 0                  # picks the explorer's sample and which stored videos 
 NUM_BANDS = 6             # radial frequency bands of the mix-variance table
 RUN_IN_NOTEBOOK = True    # press "run FreeInit" programmatically once, so a headless run shows a result
 CUTOFF_MAP = None         # NetCDF file of the heat map; None = the shipped data/cutoff_map.nc
+REPLICATION_MAP = None    # the same sweep on other videos; None = data/cutoff_map_replication.nc, "" = none
 LIVE_VIDEOS = 4           # stored videos of one heat-map cell recomputed live (0 = skip; else 2-12)
 LIVE_CELL = (0.8, 0.8)    # (d_s, d_t) of that cell: the widest, where the previous map flickered
 CONFIDENCE = 0.99         # two-sided level of the paired t-intervals
@@ -147,8 +148,8 @@ save_figure(fig, "cutoff_map", width=1100, height=380)
 #    has a lower interval bound above 0 (table "freeinit").
 # 2. **FreeInit raises consistency at the paper's cut-offs** ($d_s = d_t = 0.25$; interval of FreeInit − plain above 0),
 #    and **more the wider the spatial cut-off**: at every $d_t$ of the grid the per-video gain at the widest $d_s$
-#    exceeds the one at the narrowest (paired interval of the difference above 0). The temporal cut-off is
-#    printed, not claimed: a wider $d_t$ does not raise the gain, and at wide $d_s$ it lowers it.
+#    exceeds the one at the narrowest (paired interval of the difference above 0). The temporal cut-off's effect
+#    is printed, not claimed (on the weights it was first measured on, a wider $d_t$ did not raise the gain).
 # 3. **At wide cut-offs the gain is mostly the variance loss.** At the widest cell `mask_only` (no clean signal at
 #    all) already raises consistency (interval of mask_only − plain above 0), and it gives more than half of
 #    FreeInit's gain there (bootstrap interval of the share above 0.5): bins whose variance drops towards 0.5 start
@@ -160,90 +161,107 @@ save_figure(fig, "cutoff_map", width=1100, height=380)
 #    $d_s = d_t = 0.25$ (and in most cells, shrinking towards the widest, where the mask gives nearly all of the
 #    gain), and the mask's share there is well below 1, so FreeInit's gain is not only its variance change.
 #
-# The exact numbers are in the tables above (and vary with the weights); the cells below assert these directions
-# with the intervals.
+Each claim is checked on **two maps of different videos**: the shipped map (`data/cutoff_map.nc`, sweep seeds
+# 0–2) and a **replication** (`data/cutoff_map_replication.nc`, sweep seeds 3–5: the same sweep on 12 other videos,
+# `python scripts/precompute_cutoff_map.py --first-seed 3 --out data/cutoff_map_replication.nc --overwrite`). Both
+# are fixed measurements, precomputed because the grid is too heavy to sample live (48 cells × 12 videos): `SEED`
+# does not change them (it picks the explorer's sample and the live check's videos), so a claim that held on one
+# map's 12 videos by chance is caught by the other's. The table below gives every claim on each map, with its
+# interval; every claim is asserted on both maps. Rows marked (shown) are printed, not claimed.
 
 # %%
-def bounds(name: str, d_s: float, d_t: float) -> tuple[float, float, float]:
-    c = con.sel(contrast=name, d_s=d_s, d_t=d_t)
-    return float(c["mean"]), float(c["low"]), float(c["high"])
+def map_claims(cmap, name: str) -> dict[str, tuple[float, float, float]]:
+    """Every claim of the list above on one map: {claim: (estimate, low, high)}, each asserted on its interval's side.
+
+    Paired over the map's videos: Student-t intervals of per-video differences (`cutoff_map_contrasts`), the mask's
+    share with a paired percentile bootstrap (the same resampled videos in numerator and denominator)."""
+    con = cm.cutoff_map_contrasts(cmap, confidence=CONFIDENCE)
+    narrow = (float(con.d_s.min()), float(con.d_t.min()))
+    wide = (float(con.d_s.max()), float(con.d_t.max()))
+    out = {}
+
+    def bounds(contrast: str, d_s: float, d_t: float) -> tuple[float, float, float]:
+        c = con.sel(contrast=contrast, d_s=d_s, d_t=d_t)
+        return float(c["mean"]), float(c["low"]), float(c["high"])
+
+    def paired_difference(cell_a, cell_b) -> tuple[float, float, float]:
+        """Mean per-video gain at ``cell_a`` minus at ``cell_b`` (the same videos), with its paired t-interval."""
+        d = (cmap.gain_per_video.sel(d_s=cell_a[0], d_t=cell_a[1])
+             - cmap.gain_per_video.sel(d_s=cell_b[0], d_t=cell_b[1])).values
+        half = stats.t.ppf(0.5 + CONFIDENCE / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+        return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+    def mask_share(d_s: float, d_t: float) -> tuple[float, float, float]:
+        """(mask_only − plain) / (FreeInit − plain) in one cell, with a paired percentile bootstrap over videos."""
+        c = cmap.sel(d_s=d_s, d_t=d_t)
+        num = (c.control_consistency.sel(control="mask_only") - cmap.baseline).values
+        den = c.gain_per_video.values
+        boot = paired_bootstrap(np.stack([num, den]), num_bootstrap=4000, seed=SEED)
+        q = np.percentile(boot[:, 0] / boot[:, 1], [50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)])
+        return float(num.mean() / den.mean()), float(q[0]), float(q[1])
+
+    # 1. no cell flickers: the lowest FreeInit consistency's lower bound, over all cells
+    fi = con.sel(contrast="freeinit")
+    k = np.unravel_index(int(np.argmin(fi["low"].values)), fi["low"].shape)
+    out["1. lowest FreeInit consistency (any cell)"] = (float(fi["mean"].values[k]), float(fi["low"].values[k]),
+                                                        float(fi["high"].values[k]))
+    # 2. a gain at the paper's cut-offs, larger at the widest spatial cut-off than at the narrowest, at every d_t
+    out["2. FreeInit − plain at d_s = d_t = 0.25"] = bounds("freeinit - plain", 0.25, 0.25)
+    for dt in con.d_t.values.tolist():
+        out[f"2. gain at d_s={wide[0]} − at d_s={narrow[0]}, d_t={dt}"] = paired_difference((wide[0], dt),
+                                                                                            (narrow[0], dt))
+    # 3. at the widest cell the mask alone raises consistency and gives more than half of FreeInit's gain
+    out[f"3. mask_only − plain at d_s={wide[0]}, d_t={wide[1]}"] = bounds("mask_only - plain", *wide)
+    out[f"3. mask share of the gain at d_s={wide[0]}, d_t={wide[1]} (> 0.5)"] = mask_share(*wide)
+    # 4. at the paper's cut-offs the clean signal adds to the mask
+    out["4. FreeInit − mask_only at d_s = d_t = 0.25"] = bounds("freeinit - mask_only", 0.25, 0.25)
+    # printed, not claimed: the temporal cut-off, and the mask's share at the paper's cut-offs
+    for ds_ in con.d_s.values.tolist():
+        out[f"(shown) gain at d_t={wide[1]} − at d_t={narrow[1]}, d_s={ds_}"] = paired_difference((ds_, wide[1]),
+                                                                                                 (ds_, narrow[1]))
+    out["(shown) mask share of the gain at d_s = d_t = 0.25"] = mask_share(0.25, 0.25)
+    return out
 
 
-fi_low = con["low"].sel(contrast="freeinit")
-worst = fi_low.where(fi_low == fi_low.min(), drop=True)
-print(f"lowest FreeInit consistency bound: {float(fi_low.min()):+.3f} at d_s={float(worst.d_s[0])}, d_t={float(worst.d_t[0])}")
-assert float(fi_low.min()) > 0, "a cell of the map flickers (FreeInit consistency below 0): explain it in the text"
-record("cutoff_map_min_freeinit_consistency", float(con["mean"].sel(contrast="freeinit").min()),
-       f"lowest mean FreeInit consistency over the map's cells (consecutive-frame cosine; {CONFIDENCE:.0%} lower bound "
-       f"{float(fi_low.min()):.3f})")
-
-def claim_positive(key: str, contrast: str, d_s: float, d_t: float, what: str) -> float:
-    """Assert that a contrast's paired interval lies above 0 in one cell, print it and record it."""
-    m, lo, hi = bounds(contrast, d_s, d_t)
-    print(f"{contrast} at d_s={d_s}, d_t={d_t}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]")
-    assert lo > 0, (contrast, d_s, d_t, m, lo, hi)
-    record(key, m, f"{what} (consecutive-frame cosine), {CONFIDENCE:.0%} paired t-interval [{lo:.3f}, {hi:.3f}], "
-           f"{n_videos} videos")
-    return m
+def holds(claim: str, low: float) -> bool | None:
+    """A claim holds when its whole interval is on the claimed side (above 0; above 0.5 for the share)."""
+    return None if claim.startswith("(shown)") else low > (0.5 if "(> 0.5)" in claim else 0.0)
 
 
-claim_positive("cutoff_map_gain_at_default", "freeinit - plain", 0.25, 0.25,
-               "FreeInit − plain consistency at d_s = d_t = 0.25")
+maps = {"shipped": cmap}
+replication = cm.load_cutoff_map(REPLICATION_MAP or cm.DEFAULT_REPLICATION_MAP_PATH) if REPLICATION_MAP != "" else None
+if replication is not None:
+    maps["replication"] = replication
+    if set(replication.seed.values.tolist()) & set(cmap.seed.values.tolist()):
+        raise ValueError("the replication map shares videos with the shipped map: rebuild it with other sweep seeds "
+                         "(python scripts/precompute_cutoff_map.py --first-seed 3 --out data/cutoff_map_replication.nc)")
+claims = {name: map_claims(m, name) for name, m in maps.items()}
+claim_table = pd.DataFrame({
+    f"{name} map (videos of seeds {m.seed.values.min()}–{m.seed.values.max()})":
+        [f"{e:+.4f} [{lo:+.4f}, {hi:+.4f}]" + {True: "", False: "  FAILS", None: ""}[holds(c, lo)]
+         for c, (e, lo, hi) in claims[name].items()]
+    for name, m in maps.items()}, index=list(claims["shipped"]))
+print(f"consistency (consecutive-frame cosine of decoded, colour-centred pixels; claim 1) and its differences, paired over each map's "
+      f"videos, {CONFIDENCE:.0%} intervals (t; bootstrap for the shares)")
+display(claim_table)
 
-narrow, wide = (float(con.d_s.min()), float(con.d_t.min())), (float(con.d_s.max()), float(con.d_t.max()))
-
-
-def paired_difference(cell_a: tuple[float, float], cell_b: tuple[float, float]) -> tuple[float, float, float]:
-    """Mean per-video gain at ``cell_a`` minus at ``cell_b`` (the same videos), with its paired t-interval."""
-    d = (cmap.gain_per_video.sel(d_s=cell_a[0], d_t=cell_a[1])
-         - cmap.gain_per_video.sel(d_s=cell_b[0], d_t=cell_b[1])).values
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
-    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
-
-
-spatial = {dt: paired_difference((wide[0], dt), (narrow[0], dt)) for dt in con.d_t.values.tolist()}
-temporal = {ds_: paired_difference((ds_, wide[1]), (ds_, narrow[1])) for ds_ in con.d_s.values.tolist()}
-for dt, (m, lo, hi) in spatial.items():
-    print(f"gain at d_s={wide[0]} − at d_s={narrow[0]}, d_t={dt}: {m:+.4f} [{lo:+.4f}, {hi:+.4f}]")
-for ds_, (m, lo, hi) in temporal.items():
-    print(f"gain at d_t={wide[1]} − at d_t={narrow[1]}, d_s={ds_}: {m:+.4f} [{lo:+.4f}, {hi:+.4f}] (not claimed)")
-assert all(lo > 0 for _, lo, _ in spatial.values()), spatial  # a wider spatial cut-off: a larger gain, at every d_t
+shipped = claims["shipped"]
+for key, claim in (("cutoff_map_min_freeinit_consistency", "1. lowest FreeInit consistency (any cell)"),
+                   ("cutoff_map_gain_at_default", "2. FreeInit − plain at d_s = d_t = 0.25"),
+                   ("cutoff_map_mask_only_gain_wide", next(c for c in shipped if c.startswith("3. mask_only"))),
+                   ("cutoff_map_mask_share_wide", next(c for c in shipped if c.startswith("3. mask share"))),
+                   ("cutoff_map_mask_share_default", "(shown) mask share of the gain at d_s = d_t = 0.25"),
+                   ("cutoff_map_signal_share_at_default", "4. FreeInit − mask_only at d_s = d_t = 0.25")):
+    e, lo, hi = shipped[claim]
+    record(key, e, f"{claim}, shipped map ({cmap.sizes['video']} videos), {CONFIDENCE:.0%} interval "
+           f"[{lo:.4f}, {hi:.4f}]")
+spatial = {c: v for c, v in shipped.items() if c.startswith("2. gain at")}
 worst = min(spatial.values(), key=lambda v: v[1])
-record("cutoff_map_gain_wide_minus_narrow_ds", worst[0], f"FreeInit's gain at d_s={wide[0]} minus at d_s={narrow[0]}, "
-       f"the d_t where it is least sure, paired over videos, {CONFIDENCE:.0%} t-interval [{worst[1]:.4f}, {worst[2]:.4f}]")
-record("cutoff_map_gain_wide_minus_narrow_dt", temporal[wide[0]][0], f"FreeInit's gain at d_t={wide[1]} minus at "
-       f"d_t={narrow[1]}, d_s={wide[0]}, {CONFIDENCE:.0%} t-interval [{temporal[wide[0]][1]:.4f}, "
-       f"{temporal[wide[0]][2]:.4f}] (not claimed)")
-
-fm = bounds("freeinit - plain", *wide)[0]
-claim_positive("cutoff_map_mask_only_gain_wide", "mask_only - plain", *wide,
-               f"mask_only − plain consistency at d_s={wide[0]}, d_t={wide[1]} (FreeInit − plain there {fm:+.3f})")
-
-
-def mask_share(d_s: float, d_t: float) -> tuple[float, float, float]:
-    """(mask_only − plain) / (FreeInit − plain): the share of FreeInit's gain the variance change alone gives, with
-    a paired percentile bootstrap over videos (the same resampled videos in both differences)."""
-    c = cmap.sel(d_s=d_s, d_t=d_t)
-    num = (c.control_consistency.sel(control="mask_only") - cmap.baseline).values
-    den = c.gain_per_video.values
-    boot = paired_bootstrap(np.stack([num, den]), num_bootstrap=4000, seed=SEED)
-    ratio = boot[:, 0] / boot[:, 1]
-    q = np.percentile(ratio, [50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)])
-    return float(num.mean() / den.mean()), float(q[0]), float(q[1])
-
-
-shares = {cell: mask_share(*cell) for cell in [(0.25, 0.25), wide]}
-for cell, (r, lo, hi) in shares.items():
-    print(f"share of FreeInit's gain the mask alone gives at d_s={cell[0]}, d_t={cell[1]}: {r:.2f} [{lo:.2f}, {hi:.2f}]")
-r, lo, hi = shares[wide]
-assert lo > 0.5, (r, lo, hi)  # at the widest cut-offs most of the gain is the variance change
-record("cutoff_map_mask_share_wide", r, f"(mask_only − plain) / (FreeInit − plain) at d_s={wide[0]}, d_t={wide[1]}, "
-       f"{CONFIDENCE:.0%} paired bootstrap [{lo:.2f}, {hi:.2f}]")
-record("cutoff_map_mask_share_default", shares[(0.25, 0.25)][0], "the same share at d_s = d_t = 0.25, "
-       f"{CONFIDENCE:.0%} paired bootstrap [{shares[(0.25, 0.25)][1]:.2f}, {shares[(0.25, 0.25)][2]:.2f}]")
-
-claim_positive("cutoff_map_signal_share_at_default", "freeinit - mask_only", 0.25, 0.25,
-               "FreeInit − mask_only consistency at d_s = d_t = 0.25")
+record("cutoff_map_gain_wide_minus_narrow_ds", worst[0], "FreeInit's gain at the widest minus the narrowest d_s, the "
+       f"d_t where it is least sure, shipped map, {CONFIDENCE:.0%} t-interval [{worst[1]:.4f}, {worst[2]:.4f}]")
+# every claim, on every map: its interval on the claimed side
+failed = [(name, c, v) for name, cl in claims.items() for c, v in cl.items() if holds(c, v[1]) is False]
+assert not failed, failed
 
 # %% [markdown]
 # ### Why the previous map flickered, and this one does not
@@ -327,11 +345,12 @@ print(f"notebook ran in {seconds:.1f} s")
 #   t-intervals are in the tables above, and a test fails when the weights change and the stored map goes stale.
 # - **No cell flickers**; the previous map's negative consistencies (−0.41 to −0.63) came from the soft mask's variance
 #   loss meeting a 10-step sampler on the previous weights, and do not recur with these weights and their sampler.
-# - FreeInit **raises** consistency at the paper's cut-offs and more at wider spatial ones (intervals above 0; a wider
-#   temporal cut-off does not raise it, and at wide spatial cut-offs lowers it: printed above); at the widest
-#   cut-offs most of the gain is reproduced by the **mask-only control** (variance loss alone: smoother samples; the
-#   share and its bootstrap interval are printed above), while at $d_s = d_t = 0.25$ the clean signal adds a gain
-#   beyond it (FreeInit − mask_only above 0). This is a measurement of this small model with consistency of pixels,
+# - FreeInit **raises** consistency at the paper's cut-offs and more at wider spatial ones (intervals above 0; the
+#   temporal cut-off's effect is printed, not claimed); at the widest cut-offs most of the gain is reproduced by the
+#   **mask-only control** (variance loss alone: smoother samples; the share and its bootstrap interval are in the
+#   claims table), while at $d_s = d_t = 0.25$ the clean signal adds a gain beyond it (FreeInit − mask_only above 0).
+#   Each of these holds on the shipped map and on its replication with 12 other videos (claims table, both columns);
+#   they are statements about this model's map at 12 + 12 videos, and `SEED` does not change them. This is a measurement of this small model with consistency of pixels,
 #   not the paper's DINO-feature consistency on its models; the paper reports no mask-only control, so it cannot say
 #   how much of its gain is the variance change.
 # - One cell recomputed live (`fl.freeinit` and `measure_cutoff_map`) reproduces the stored per-video numbers.

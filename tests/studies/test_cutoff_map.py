@@ -265,27 +265,35 @@ def test_sweep_store_gives_the_same_map(tmp_path, pipe, cmap_ctrl):
         cutoff_map_from_sweep(store.assign_attrs(sweep_spec='{"study": "freeinit", "grid": {"d_s": [0.25]}}'), pipe)
 
 
-def test_shipped_map_is_fresh():
-    """data/cutoff_map.nc belongs to the embedded default's current weights and sampler and to the committed sweep
-    spec: this fails after retraining (rerun `python scripts/precompute_cutoff_map.py --overwrite`)."""
+@pytest.mark.parametrize("which", ["shipped", "replication"])
+def test_shipped_map_is_fresh(which):
+    """data/cutoff_map.nc (and its replication on other videos, data/cutoff_map_replication.nc) belongs to the
+    embedded default's current weights and sampler and to the committed sweep spec: this fails after retraining
+    (rerun `python scripts/precompute_cutoff_map.py --overwrite`, and with `--first-seed 3 --out
+    data/cutoff_map_replication.nc` for the replication)."""
+    import json
     from pathlib import Path
 
     from freeinit_lab import load_default_pipeline
-    from freeinit_lab.cutoff_map import DEFAULT_CUTOFF_MAP_PATH
+    from freeinit_lab.cutoff_map import DEFAULT_CUTOFF_MAP_PATH, DEFAULT_REPLICATION_MAP_PATH
     from freeinit_lab.sweep import SweepSpec
 
-    cmap = load_cutoff_map(DEFAULT_CUTOFF_MAP_PATH)
+    path = DEFAULT_CUTOFF_MAP_PATH if which == "shipped" else DEFAULT_REPLICATION_MAP_PATH
+    cmap = load_cutoff_map(path)
     pipe = load_default_pipeline()
-    rebuild = "stale data/cutoff_map.nc: rerun `python scripts/precompute_cutoff_map.py --overwrite`"
+    rebuild = (f"stale {path.name}: rerun `python scripts/precompute_cutoff_map.py --overwrite"
+               + (" --first-seed 3 --out data/cutoff_map_replication.nc`" if which == "replication" else "`"))
     assert cmap.attrs["model"] == model_fingerprint(pipe), rebuild
     assert int(cmap.attrs["num_inference_steps"]) == pipe.default_num_inference_steps, rebuild
     assert cmap.attrs["scheduler_class"] == type(pipe.scheduler).__name__, rebuild
     assert tuple(int(v) for v in cmap.attrs["latent_shape"]) == tuple(pipe.sample_shape), rebuild
     config = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
-    import json
-
     assert json.loads(cmap.attrs["scheduler_config"]) == json.loads(json.dumps(config, default=str)), rebuild
     spec = SweepSpec.from_yaml(Path(__file__).resolve().parents[2] / "scripts" / "cutoff_map_sweep.yaml")
+    if which == "replication":  # the same sweep on other videos: only its seeds differ, and none is the shipped map's
+        seeds = json.loads(cmap.attrs["sweep_spec"])["seeds"]
+        assert len(seeds) == len(spec.seeds) and not set(seeds) & set(spec.seeds), seeds
+        spec.seeds = seeds
     assert cmap.attrs["sweep_spec_hash"] == spec.spec_hash(), rebuild  # includes the weights files' fingerprint
 
 
@@ -351,6 +359,10 @@ def test_precompute_script_applies_its_overrides_as_given(tmp_path, capsys):
             mod.main(common + ["--first-seed", "5"])
     assert seen[0].seeds == [0] and seen[0].videos_per_seed == 2 and seen[0].grid == {"d_s": [0.25], "d_t": [0.25]}
     assert seen[1].seeds == [3, 4]
+    # the map records the command that rebuilds it: every argument but where its store lives
+    assert mod.rebuild_command(["--first-seed", "3", "--store", "/tmp/x.zarr", "--out", "a.nc", "--overwrite"]) == (
+        "python scripts/precompute_cutoff_map.py --overwrite --first-seed 3 --out a.nc")
+    assert mod.rebuild_command(["--store=/tmp/x.zarr"]).endswith("(spec scripts/cutoff_map_sweep.yaml)")
     assert seen[2].seeds == [5, 6, 7]  # scripts/cutoff_map_sweep.yaml lists three seeds
 
 
