@@ -9,6 +9,8 @@ the file records the weights' fingerprint, a test fails while it differs, and th
     python scripts/precompute_cutoff_map.py --overwrite            # the shipped map (the spec file's settings)
     python scripts/precompute_cutoff_map.py --out /tmp/map.nc --store /tmp/map.zarr --grid 0.25,0.5 --seeds 1
                                                                    # a quick look (spec values overridden)
+    python scripts/precompute_cutoff_map.py --first-seed 3 --out data/cutoff_map_replication.nc --overwrite
+                                                                   # the replication: the same sweep, 12 other videos
 An interrupted run resumes from its store (the same spec and store path compute only the missing cells); after the
 library changed, say how with ``--on-code-change recompute`` (or ``continue``), or give a new ``--store``.
 """
@@ -28,6 +30,22 @@ SPEC = ROOT / "scripts" / "cutoff_map_sweep.yaml"
 
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
+
+def rebuild_command(argv: list[str]) -> str:
+    """The command that rebuilds a map, for its ``rebuild`` attr: the arguments given that change the map (every one
+    but ``--store`` and ``--overwrite``, which say where its cache lives and whether a file may be replaced)."""
+    given, skip = [], False
+    for a in argv:
+        if skip or a == "--overwrite" or a.startswith("--store="):
+            skip = False
+            continue
+        if a == "--store":
+            skip = True
+            continue
+        given.append(a)
+    return "python scripts/precompute_cutoff_map.py --overwrite " + (
+        " ".join(given) if given else "(spec scripts/cutoff_map_sweep.yaml)")
+
 
 def main(argv: list[str] | None = None) -> int:
     from freeinit_lab.cutoff_map import DEFAULT_CUTOFF_MAP_PATH
@@ -86,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                       on_code_change=args.on_code_change)
     pipe = spec.pipeline_factory()()
     cmap = cutoff_map_from_sweep(sweep.load(), pipe)
-    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--overwrite"]
-    cmap.attrs["rebuild"] = ("python scripts/precompute_cutoff_map.py --overwrite (spec scripts/cutoff_map_sweep.yaml)"
-                             if not given else "python scripts/precompute_cutoff_map.py " + " ".join(given))
+    cmap.attrs["rebuild"] = rebuild_command(argv if argv is not None else sys.argv[1:])
     path = save_cutoff_map(cmap, args.out, overwrite=args.overwrite)
     print(f"{cmap.attrs['pipeline']} (model {cmap.attrs['model']}), {cmap.attrs['method']}, K={cmap.attrs['num_iters']}, "
           f"{cmap.attrs['num_inference_steps']} steps, {cmap.sizes['video']} videos; {cmap.attrs['num_pipeline_videos']} "
