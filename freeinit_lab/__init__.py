@@ -124,6 +124,8 @@ _NAMES = {
     "decomposition_table": "studies.decomposition",
     "bootstrap_interval": "studies.decomposition",
     "gap_kl": "core.snr",
+    "gap_kl_share": "core.snr",
+    "GapShare": "core.snr",
 }
 
 # Old module paths (``fl.spectral``, ``fl.plots``, ...) as attributes: aliases of the modules' new homes.

@@ -15,7 +15,8 @@ averaged over every leading dim (videos, channels) of the clean latents, reporte
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,8 @@ __all__ = [
     "gaussian_kl",
     "separable_band_index",
     "gap_kl",
+    "gap_kl_share",
+    "GapShare",
 ]
 
 SNR_CONVENTION = (
@@ -553,6 +556,7 @@ def gap_kl(
     num_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    return_resamples: bool = False,
 ) -> xr.Dataset:
     """The initialization gap as a KL divergence between the inference and the training ``z_T``, band by band.
 
@@ -600,6 +604,10 @@ def gap_kl(
     num_bootstrap, confidence, seed
         Percentile bootstrap over clips (or groups), ``numpy.random.default_rng(seed)``; ``num_bootstrap=0``
         skips it.
+    return_resamples
+        Also return each resample's KLs (``kl_resample`` over ``resample`` and the band dims, ``kl_dc_resample``
+        over ``resample``), so that any function of them — e.g. the share of the gap a group of bands holds,
+        :func:`gap_kl_share` — gets its interval from the same resamples. Needs ``num_bootstrap >= 1``.
 
     Returns
     -------
@@ -609,7 +617,8 @@ def gap_kl(
         band SNR ``a_T² mean|X0|² / b_T²`` of the band's bins, DC excluded), ``num_bins``; scalars ``kl_dc``,
         ``kl_dc_reverse``, ``snr_dc_db``, ``kl_total``, ``kl_total_reverse`` (bands + DC); ``*_low`` / ``*_high``
         bootstrap intervals for the KLs and the SNRs (``snr_db_low``, ``snr_dc_db_low``, ...; the same
-        resamples); ``channel_scale`` (channel). Units nats (dB for SNR).
+        resamples); ``channel_scale`` (channel); with ``return_resamples`` also ``kl_resample`` and
+        ``kl_dc_resample``. Units nats (dB for SNR). ``attrs["confidence"]`` is the intervals' level.
 
     Examples
     --------
@@ -627,6 +636,10 @@ def gap_kl(
         raise ValueError(f"normalization={normalization!r}; use 'as_given' or 'unit_variance' (per-channel, latent-like)")
     if resolution not in ("band", "bin"):
         raise ValueError(f"resolution={resolution!r}; use 'band' (from band power) or 'bin' (per-bin periodogram)")
+    if num_bootstrap and not 0 < float(confidence) < 1:
+        raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
+    if return_resamples and not num_bootstrap:
+        raise ValueError("return_resamples=True needs bootstrap resamples; pass num_bootstrap >= 1 (e.g. 1000)")
     schedule: NoiseSchedule = get_schedule(scheduler)
     t = float(schedule.terminal_timestep if timestep is None else timestep)
     a, b = (float(v) for v in schedule.coefficients(t))
@@ -744,6 +757,10 @@ def gap_kl(
         data_vars["snr_db_low"], data_vars["snr_db_high"] = (dims, lo.reshape(sizes), db), (dims, hi.reshape(sizes), db)
         lo, hi = np.percentile(snr_dc_boot, q)
         data_vars["snr_dc_db_low"], data_vars["snr_dc_db_high"] = ((), float(lo), db), ((), float(hi), db)
+        if return_resamples:
+            data_vars["kl_resample"] = (("resample", *dims), bf.reshape(-1, *sizes),
+                                        {"long_name": "kl of each bootstrap resample", **nats})
+            data_vars["kl_dc_resample"] = ("resample", bdf, {"long_name": "kl_dc of each bootstrap resample", **nats})
     return xr.Dataset(
         data_vars,
         coords={**coords, "channel": np.arange(c)},
@@ -755,5 +772,128 @@ def gap_kl(
                        f"resamples with replacement (numpy default_rng({seed})), {confidence:.0%}"
                        if num_bootstrap else "none"),
             scheduler_class=schedule.scheduler_class,
+            **({"confidence": float(confidence)} if num_bootstrap else {}),
         ),
     )
+
+
+def _describe_index(index: Any, size: int) -> str:
+    """``slice(0, 3)`` -> ``"0-2"``; an int or list as its values (for :class:`GapShare`'s label)."""
+    values = np.arange(size)[index]
+    values = np.atleast_1d(values)
+    if values.size > 1 and bool((np.diff(values) == 1).all()):
+        return f"{values[0]}-{values[-1]}"
+    return ",".join(str(v) for v in values)
+
+
+@dataclass(frozen=True)
+class GapShare:
+    """The share of the initialization gap (KL) a group of bins holds, with its bootstrap interval.
+
+    ``share`` is the point estimate (from all clips), ``low`` / ``high`` the percentile interval at ``confidence``
+    over ``num_resamples`` bootstrap resamples; ``what`` says which bins over which total.
+    """
+
+    share: float
+    low: float
+    high: float
+    confidence: float
+    num_resamples: int
+    what: str
+
+    def __str__(self) -> str:
+        return (f"{self.share:.3f} [{self.low:.3f}, {self.high:.3f}] ({self.confidence:.0%} percentile bootstrap, "
+                f"{self.num_resamples} resamples; {self.what})")
+
+
+def gap_kl_share(
+    ds: xr.Dataset,
+    select: Mapping[str, Any] | None = None,
+    *,
+    include_dc: bool = False,
+    denominator: str = "total",
+    confidence: float | None = None,
+) -> GapShare:
+    """The share of the gap's KL that a group of bands holds, with a percentile interval from the same resamples.
+
+    With ``KL_g`` the KL of band (cell) ``g`` and ``KL_DC`` that of the DC bin (:func:`gap_kl`), the share of a
+    group ``G`` of bands is
+
+    .. math::  \\mathrm{share}_G = \\frac{\\sum_{g \\in G} \\mathrm{KL}_g + [\\text{include\\_dc}]\\,\\mathrm{KL}_{DC}}
+                                       {\\sum_{g} \\mathrm{KL}_g + [\\text{denominator = total}]\\,\\mathrm{KL}_{DC}}
+
+    computed once from all clips (``share``) and once per bootstrap resample ``r`` of :func:`gap_kl` (the same
+    resampled clips in numerator and denominator); the interval is the ``(1 - c) / 2`` and ``(1 + c) / 2``
+    percentiles of ``share_{G, r}`` over ``r``. A ratio of the bounds of separate marginal intervals (lower bound of
+    the part over upper bound of the total) has no stated level; this interval has one.
+
+    Parameters
+    ----------
+    ds
+        Output of :func:`gap_kl` called with ``num_bootstrap >= 1`` and ``return_resamples=True``.
+    select
+        ``{band dim: positional indexer}`` as for ``Dataset.isel``, e.g. ``{"band": slice(0, 3)}`` (radial grid) or
+        ``{"temporal_frequency": 0}`` (separable grid; the other dims are summed over). ``None``: every band.
+    include_dc
+        Add the DC bin's KL (mean colour) to the numerator; needs ``denominator="total"``.
+    denominator
+        ``"total"``: the KL of whole latents (bands + DC, ``kl_total``); ``"bands"``: the KL outside the DC bin.
+    confidence
+        Level of the interval; default the one :func:`gap_kl` used (``ds.attrs["confidence"]``).
+
+    Returns
+    -------
+    GapShare
+        ``share``, ``low``, ``high`` (dimensionless, in [0, 1]), ``confidence``, ``num_resamples``, ``what``.
+
+    Examples
+    --------
+    >>> import torch, freeinit_lab as fl
+    >>> x = torch.randn(6, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0)).cumsum(-1)  # red spectrum
+    >>> ds = fl.gap_kl(x, fl.default_scheduler(), num_bands=3, num_bootstrap=200, return_resamples=True)
+    >>> s = gap_kl_share(ds, {"band": slice(0, 3)}, include_dc=True)  # every bin: the whole gap
+    >>> (round(s.share, 6), round(s.low, 6), round(s.high, 6))
+    (1.0, 1.0, 1.0)
+    """
+    if not isinstance(ds, xr.Dataset) or "kl" not in ds or "kl_dc" not in ds:
+        raise TypeError(f"ds must be the xarray.Dataset that gap_kl returns; got {type(ds).__name__}")
+    if "kl_resample" not in ds or "kl_dc_resample" not in ds:
+        raise ValueError("ds holds no bootstrap resamples; call gap_kl(..., num_bootstrap=1000, "
+                         "return_resamples=True) so the share's interval comes from the same resamples")
+    if denominator not in ("total", "bands"):
+        raise ValueError(f"denominator={denominator!r}; use 'total' (bands + DC bin) or 'bands' (DC bin left out)")
+    if include_dc and denominator == "bands":
+        raise ValueError("include_dc=True puts the DC bin's KL in the share but denominator='bands' leaves it out of "
+                         "the total; use denominator='total'")
+    if confidence is None:
+        confidence = ds.attrs.get("confidence")
+        if confidence is None:
+            raise ValueError("ds does not say its confidence level; pass confidence= (e.g. 0.99)")
+    if not 0 < float(confidence) < 1:
+        raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
+    select = dict(select or {})
+    unknown = [d for d in select if d not in ds.kl.dims]
+    if unknown:
+        raise ValueError(f"select names {unknown}, not band dims of ds; its band dims are {ds.kl.dims}")
+    part, part_boot = ds.kl.isel(select), ds.kl_resample.isel(select)
+    if part.size == 0 and not include_dc:
+        raise ValueError(f"select={select} holds no band and include_dc is False: the share would be empty")
+    band_dims = list(ds.kl.dims)
+    num = float(part.sum()) + (float(ds.kl_dc) if include_dc else 0.0)
+    num_boot = part_boot.sum([d for d in part_boot.dims if d != "resample"]).values
+    den = float(ds.kl.sum())
+    den_boot = ds.kl_resample.sum(band_dims).values
+    if include_dc or denominator == "total":
+        dc_boot = ds.kl_dc_resample.values
+        if include_dc:
+            num_boot = num_boot + dc_boot
+        den, den_boot = den + float(ds.kl_dc), den_boot + dc_boot
+    if not den > 0 or not bool((den_boot > 0).all()):
+        raise ValueError("the gap's KL is 0 (the training z_T equals the inference one, e.g. a schedule with "
+                         "a_T = 0): there is no gap to share out")
+    boot = num_boot / den_boot
+    lo, hi = np.percentile(boot, [50 * (1 - float(confidence)), 50 * (1 + float(confidence))])
+    sel = ", ".join(f"{d} {_describe_index(v, ds.sizes[d])}" for d, v in select.items()) or "every band"
+    what = f"KL of {sel}{' + DC bin' if include_dc else ''} over the {'whole' if denominator == 'total' else 'non-DC'} KL"
+    return GapShare(share=num / den, low=float(lo), high=float(hi), confidence=float(confidence),
+                    num_resamples=int(boot.size), what=what)

@@ -183,3 +183,117 @@ def test_band_snr_intervals(sched):
     np.testing.assert_allclose(same.snr_db_high, same.snr_db, atol=1e-9)
     sep = gap_kl(x, sched, grid="separable", num_spatial_bands=3, num_bootstrap=100)
     assert sep.snr_db_low.dims == ("spatial_band", "temporal_frequency")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the share of the gap a group of bands holds, with its interval from the same resamples
+# ---------------------------------------------------------------------------------------------------------------
+def _red_clips(n: int = 6, seed: int = 0) -> torch.Tensor:
+    """Clips with a red spectrum and a per-clip mean colour: the gap sits in the low bands and DC, unevenly."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, 4, 8, 8, generator=g, dtype=torch.float64).cumsum(-1).cumsum(-2) / 4
+    return x + torch.randn(n, 2, 1, 1, 1, generator=g, dtype=torch.float64) * 2
+
+
+def _hand_bootstrap_share(x, sched, num_bootstrap, seed, confidence, share_of, **kw):
+    """The percentile bootstrap written out: resample clips with numpy's default_rng(seed) as gap_kl documents it,
+    recompute gap_kl on each resampled set (no bootstrap inside), take the share, then the percentiles."""
+    draws = np.random.default_rng(seed).integers(0, x.shape[0], size=(num_bootstrap, x.shape[0]))
+    shares = [share_of(gap_kl(x[torch.from_numpy(d)], sched, num_bootstrap=0, **kw)) for d in draws]
+    return np.percentile(shares, [50 * (1 - confidence), 50 * (1 + confidence)])
+
+
+def test_share_interval_is_the_hand_computed_bootstrap_of_the_share(sched):
+    x = _red_clips()
+    R, seed, conf = 60, 3, 0.9
+    ds = gap_kl(x, sched, num_bands=4, num_bootstrap=R, seed=seed, confidence=conf, return_resamples=True)
+    s = fl.gap_kl_share(ds, {"band": slice(0, 2)}, include_dc=True)
+    point = float((ds.kl.isel(band=slice(0, 2)).sum() + ds.kl_dc) / ds.kl_total)
+    lo, hi = _hand_bootstrap_share(x, sched, R, seed, conf,
+                                   lambda d: float((d.kl.isel(band=slice(0, 2)).sum() + d.kl_dc) / d.kl_total),
+                                   num_bands=4)
+    assert s.share == pytest.approx(point, rel=1e-12)
+    assert (s.low, s.high) == pytest.approx((lo, hi), rel=1e-9)
+    assert s.confidence == conf and s.num_resamples == R
+    assert 0 < s.low < s.share < s.high < 1, s  # a non-degenerate interval around the point estimate
+    # the ratio of separate marginal bounds (part's lower bound / total's upper bound) is a different number
+    bound_ratio = float((ds.kl_low.isel(band=slice(0, 2)).sum() + ds.kl_dc_low) / ds.kl_total_high)
+    assert abs(bound_ratio - s.low) > 1e-3, (bound_ratio, s.low)
+
+
+def test_share_of_one_temporal_frequency_over_the_non_dc_kl_matches_the_hand_bootstrap(sched):
+    x = _red_clips(seed=1)
+    R, seed, conf = 50, 7, 0.95
+    kw = dict(grid="separable", num_spatial_bands=3)
+    ds = gap_kl(x, sched, num_bootstrap=R, seed=seed, confidence=conf, return_resamples=True, **kw)
+    s = fl.gap_kl_share(ds, {"temporal_frequency": 0}, denominator="bands")
+    lo, hi = _hand_bootstrap_share(
+        x, sched, R, seed, conf, lambda d: float(d.kl.isel(temporal_frequency=0).sum() / d.kl.sum()), **kw)
+    assert s.share == pytest.approx(float(ds.kl.isel(temporal_frequency=0).sum() / ds.kl.sum()), rel=1e-12)
+    assert (s.low, s.high) == pytest.approx((lo, hi), rel=1e-9)
+    assert "non-DC" in s.what and "temporal_frequency 0" in s.what
+
+
+def test_share_groups_add_up_and_the_whole_is_one(sched):
+    x = _red_clips(seed=2)
+    ds = gap_kl(x, sched, num_bands=3, num_bootstrap=100, seed=0, return_resamples=True)
+    assert ds.kl_resample.dims == ("resample", "band") and ds.kl_resample.shape == (100, 3)
+    assert ds.kl_dc_resample.shape == (100,) and ds.attrs["confidence"] == 0.95
+    # the resamples are the ones behind the marginal intervals
+    np.testing.assert_allclose(np.percentile(ds.kl_resample.values, [2.5, 97.5], axis=0),
+                               np.stack([ds.kl_low.values, ds.kl_high.values]))
+    whole = fl.gap_kl_share(ds, None, include_dc=True)
+    assert (whole.share, whole.low, whole.high) == pytest.approx((1.0, 1.0, 1.0), abs=1e-12)
+    parts = [fl.gap_kl_share(ds, {"band": [k]}).share for k in range(3)]
+    dc = float(ds.kl_dc / ds.kl_total)
+    assert sum(parts) + dc == pytest.approx(1.0, abs=1e-12)
+    assert fl.gap_kl_share(ds, {"band": slice(0, 2)}).share == pytest.approx(parts[0] + parts[1], abs=1e-12)
+    # the level can be asked for: a wider level gives a wider interval from the same resamples
+    s95, s50 = (fl.gap_kl_share(ds, {"band": 0}, confidence=c) for c in (0.95, 0.5))
+    assert s95.low <= s50.low <= s50.high <= s95.high and s50.high - s50.low < s95.high - s95.low
+
+
+def test_white_data_spreads_the_share_like_the_bins(sched):
+    """For white data the (small) gap per bin is about equal, so a band's share tracks its share of the bins;
+    for red data the lowest band holds far more than its bins: the share tells the two apart."""
+    g = torch.Generator().manual_seed(4)
+    white = torch.randn(64, 2, 4, 8, 8, generator=g, dtype=torch.float64) * 3
+    red = _red_clips(n=64, seed=4)
+    kw = dict(num_bands=3, num_bootstrap=200, seed=0, return_resamples=True, remove_mean=True)
+    w, r = gap_kl(white, sched, **kw), gap_kl(red, sched, **kw)
+    bins0 = float(w.num_bins[0] / w.num_bins.sum())
+    sw, sr = fl.gap_kl_share(w, {"band": 0}, denominator="bands"), fl.gap_kl_share(r, {"band": 0}, denominator="bands")
+    assert sw.low < bins0 * 1.5 and sw.high > bins0 / 1.5 and sr.low > 3 * bins0, (bins0, sw, sr)
+
+
+@pytest.mark.parametrize(
+    "make, kwargs, match",
+    [
+        (dict(num_bootstrap=20), dict(select={"band": 0}), "return_resamples=True"),
+        (dict(num_bootstrap=20, return_resamples=True), dict(select={"frame": 0}), "not band dims"),
+        (dict(num_bootstrap=20, return_resamples=True), dict(select={"band": []}), "holds no band"),
+        (dict(num_bootstrap=20, return_resamples=True), dict(select={"band": 0}, denominator="all"), "'bands'"),
+        (dict(num_bootstrap=20, return_resamples=True), dict(select={"band": 0}, include_dc=True,
+                                                             denominator="bands"), "denominator='total'"),
+        (dict(num_bootstrap=20, return_resamples=True), dict(select={"band": 0}, confidence=1.5), r"\(0, 1\)"),
+    ],
+)
+def test_bad_share_input(sched, make, kwargs, match):
+    ds = gap_kl(_red_clips(n=4), sched, num_bands=3, **make)
+    with pytest.raises(ValueError, match=match):
+        fl.gap_kl_share(ds, **kwargs)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # -inf dB SNRs of a zero-SNR z_T
+def test_share_refuses_no_gap_and_resamples_without_a_bootstrap(sched):
+    with pytest.raises(ValueError, match="num_bootstrap >= 1"):
+        gap_kl(_red_clips(n=4), sched, num_bootstrap=0, return_resamples=True)
+    with pytest.raises(ValueError, match=r"confidence=0 must lie in \(0, 1\)"):
+        gap_kl(_red_clips(n=4), sched, num_bootstrap=20, confidence=0)
+    zsnr = __import__("diffusers").DDIMScheduler(beta_schedule="scaled_linear", rescale_betas_zero_snr=True,
+                                                   beta_start=0.00085, beta_end=0.012)
+    ds = gap_kl(_red_clips(n=4), zsnr, num_bands=3, num_bootstrap=20, return_resamples=True)
+    with pytest.raises(ValueError, match="no gap"):
+        fl.gap_kl_share(ds, {"band": 0})
+    with pytest.raises(TypeError, match="gap_kl returns"):
+        fl.gap_kl_share(ds.kl, {"band": 0})
