@@ -70,6 +70,9 @@ _NAMES = {
     "DamagedRecordError": "probes.io",
     "EmptyRecordError": "probes.io",
     "IncompleteRecordWarning": "probes.io",
+    "check_pipeline": "probes.pipeline_check",
+    "PipelineCheck": "probes.pipeline_check",
+    "PipelineCheckError": "probes.pipeline_check",
     # analysis
     "band_error_trajectory": "analysis.records",
     "band_power_trajectory": "analysis.records",

@@ -4,7 +4,7 @@ from freeinit_lab._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
-    submodules=["budget", "io", "passes", "probe", "record", "sinks"],
+    submodules=["budget", "io", "passes", "pipeline_check", "probe", "record", "sinks"],
     names={
         "CAPTURE_SITES": "record",
         "LatentProbe": "probe",
@@ -18,5 +18,8 @@ __getattr__, __dir__, __all__ = attach(
         "DamagedRecordError": "io",
         "EmptyRecordError": "io",
         "IncompleteRecordWarning": "io",
+        "check_pipeline": "pipeline_check",
+        "PipelineCheck": "pipeline_check",
+        "PipelineCheckError": "pipeline_check",
     },
 )
