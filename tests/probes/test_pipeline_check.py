@@ -53,8 +53,9 @@ def test_passes_on_a_pipeline_with_another_axis_order():
         warnings.simplefilter("ignore", fl.FreeInitNoGapWarning)  # zero terminal SNR: no gap, still a valid run
         report = fl.check_pipeline(pipe, prompt="a cat", **TINY_CALL_KWARGS[name])
     assert report.passed, str(report)
-    assert tuple(report.record.latents.shape[2:]) == tuple(pipe_canon := report.freeinit.iterations[0].clean_latent.shape)
-    assert report.plain_latents.shape != pipe_canon  # the pipeline's own order differs from the canonical one
+    canonical = tuple(report.freeinit.iterations[0].clean_latent.shape)
+    assert tuple(report.record.latents.shape[2:]) == canonical
+    assert tuple(report.plain_latents.shape) != canonical  # the pipeline's own order differs from the canonical one
 
 
 def _meddling_callback(monkeypatch):
