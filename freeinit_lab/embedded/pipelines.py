@@ -867,7 +867,8 @@ def load_analytic_pipeline(
 
 
 def load_default_analytic_pipeline(num_videos: int = 512, seed: int = 950_000_000, *,
-                                   path: str | Path | None = None, progress: bool = False) -> TinyVideoPipeline:
+                                   path: str | Path | None = None, clips: torch.Tensor | None = None,
+                                   progress: bool = False) -> TinyVideoPipeline:
     """The exact Gaussian-prior reference of the default model's own data, in the default model's space.
 
     Fits :func:`fit_gaussian_prior` to ``num_videos`` videos of :func:`default_training_videos` (model space,
@@ -884,14 +885,26 @@ def load_default_analytic_pipeline(num_videos: int = 512, seed: int = 950_000_00
         Seed of those videos (default far from the training seeds).
     path : str or Path, optional
         Model folder (default :data:`DEFAULT_MODEL_DIR`).
+    clips : torch.Tensor, optional
+        ``(N >= 2, C, F, H, W)`` model-space videos of the default model's size to fit instead of drawing
+        ``num_videos`` with ``seed`` (then both are ignored), e.g. held-out :func:`default_training_videos` that
+        are used elsewhere too, so they are drawn once.
     progress : bool
         Show the progress bar.
     """
     base = load_default_pipeline(path, progress=progress)
-    clips = default_training_videos(num_videos, seed=seed, path=path)
+    _, f, h, w = base.sample_shape
+    if clips is None:
+        clips = default_training_videos(num_videos, seed=seed, path=path)
+    elif (not isinstance(clips, torch.Tensor) or clips.dim() != 5 or clips.shape[0] < 2
+          or tuple(clips.shape[1:]) != tuple(base.sample_shape)):
+        raise ValueError(
+            f"clips has shape {tuple(getattr(clips, 'shape', ()))}; expected (N >= 2, "
+            f"{', '.join(map(str, base.sample_shape))}): model-space videos of the default model's size, e.g. "
+            "default_training_videos(n, seed)"
+        )
     prior = fit_gaussian_prior(clips)
     sched = base.scheduler
-    _, f, h, w = base.sample_shape
     unet = GaussianVideoDenoiser(in_channels=clips.shape[1], num_frames=f, sample_size=h, width=w,
                                  num_train_timesteps=sched.config.num_train_timesteps)
     unet.set_prior(prior["mean"], prior["color_basis"], prior["power"], sched.alphas_cumprod)

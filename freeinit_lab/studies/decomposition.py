@@ -90,6 +90,11 @@ def decomposition_noises(num_videos: int, shape: Sequence[int], seed: int, num_i
     ``i = 1 .. num_iters - 1`` ``eta[i - 1]`` and ``fresh[i - 1]`` (each ``(N, *shape)``); then the single-cycle
     derangement ``permutation`` ``(N,)`` (``None`` for ``N < 2``); then ``sampler_seeds`` ``(N,)`` (one generator
     per video for stochastic samplers, the same in every arm). All float32, canonical layout.
+
+    ``eps`` comes first, so the ``eps`` of ``n`` videos are the first ``n`` of the ``eps`` of any ``m > n`` videos
+    (same ``seed`` and ``shape``) wherever one video's element count is a multiple of 16 (torch's CPU normal
+    sampler fills blocks of 16; the embedded models' latents qualify): decompositions of different sizes, or on
+    two models of the same latent shape, share their first videos' noise.
     """
     gen = torch.Generator().manual_seed(int(seed))
     full = (int(num_videos), *[int(s) for s in shape])
@@ -288,6 +293,7 @@ def decompose_freeinit(
     progress: bool = True,
     settings: FreeInitSettings | Mapping[str, Any] | None = None,
     oracle: bool = False,
+    amplitude_reference: torch.Tensor | None = None,
     keep_latents: bool = False,
     return_latents: bool = False,
     **call_kwargs: Any,
@@ -314,8 +320,9 @@ def decompose_freeinit(
         Names from :data:`freeinit_lab.controls.CONTROLS` (``None``: all of them).
     reference
         Optional ``(M, C, F, H, W)`` clean latents of the training data (canonical layout, the pipeline's latent
-        size). Adds ``distance`` and sets the ``amplitude_matched`` target; without it the target is the band
-        power of the plain arm's own outputs (the model's distribution standing in for the data).
+        size). Adds ``distance`` and, unless ``amplitude_reference`` is given, sets the ``amplitude_matched``
+        target; without either the target is the band power of the plain arm's own outputs (the model's
+        distribution standing in for the data).
     num_bands
         Radial bands (:func:`freeinit_lab.spectral.default_band_edges`).
     chunk_size
@@ -334,6 +341,13 @@ def decompose_freeinit(
         first ``num_videos`` videos of ``reference`` (required, at least ``num_videos`` of them) and each video's
         own ``ε``, so it differs from ``plain`` only by the signal ``a_T x_0`` (a perfect initialisation; not a
         control, so it has an ``effect`` but no ``explained``).
+    amplitude_reference
+        Optional ``(M >= 2, C, F, H, W)`` clean latents of the training data (canonical layout) that
+        ``amplitude_matched``'s target is fitted on: ``T_k = a_T² P_k + b_T²`` with ``P_k`` their mean power per bin
+        in band ``k`` around their mean colour (:func:`freeinit_lab.controls.amplitude_target`). Pass videos held
+        out from ``reference`` when the arms are judged against ``reference``: fitted on ``reference`` itself, the
+        target is tuned in-sample to the videos it is then compared with. Default: ``reference`` (else the plain
+        arm's outputs). The source is recorded in ``amplitude_target.attrs["source"]``.
     keep_latents
         Also return ``pass_latent``: every arm's clean latent after every pass (float32; memory ``arms × passes ×
         num_videos`` latents).
@@ -362,8 +376,8 @@ def decompose_freeinit(
     ------
     ValueError, TypeError
         Before any sampling: unknown controls (the message lists the valid ones), ``num_iters < 2``, too few
-        videos (says how many are needed), initial ``latents`` or a ``reference`` whose shape differs from the
-        pipeline's latents, a prompt list, or arguments the decomposition sets itself (``generator``,
+        videos (says how many are needed), initial ``latents``, a ``reference`` or an ``amplitude_reference``
+        whose shape differs from the pipeline's latents, a prompt list, or arguments the decomposition sets itself (``generator``,
         ``output_type``, ``num_videos_per_prompt``, ``batch_size``).
     """
     num_iters, method, d_s, d_t, order = settings_keywords(
@@ -441,6 +455,15 @@ def decompose_freeinit(
                 f"reference has shape {tuple(reference.shape)}; expected (M >= 2, {', '.join(map(str, shape))}): "
                 "clean latents of the pipeline's latent size in (batch, channel, frame, height, width) order"
             )
+    if amplitude_reference is not None:
+        amplitude_reference = torch.as_tensor(amplitude_reference)
+        if (amplitude_reference.dim() != 5 or tuple(amplitude_reference.shape[1:]) != tuple(shape)
+                or amplitude_reference.shape[0] < 2):
+            raise ValueError(
+                f"amplitude_reference has shape {tuple(amplitude_reference.shape)}; expected (M >= 2, "
+                f"{', '.join(map(str, shape))}): held-out clean latents of the training data, the pipeline's latent "
+                "size, in (batch, channel, frame, height, width) order"
+            )
     schedule = get_schedule(layout.get_scheduler(pipe))
     a_T, b_T = (float(v) for v in schedule.coefficients(schedule.terminal_timestep))
     if not schedule.has_terminal_signal:
@@ -507,7 +530,12 @@ def decompose_freeinit(
         clean0 = sample(eps, all_videos, 0)
         initial["plain"], final["plain"] = eps, clean0
         by_pass["plain"][0] = clean0
-        src = reference if reference is not None else clean0
+        if amplitude_reference is not None:
+            target_source, src = "amplitude_reference", amplitude_reference
+        elif reference is not None:
+            target_source, src = "reference", reference
+        else:
+            target_source, src = "plain arm's outputs", clean0
         target = amplitude_target(src, a_T, b_T, edges)
         chain = {a: clean0 for a in arms if a != "oracle" and CONTROL_ARMS[a].chained}
         for a in chain:
@@ -622,7 +650,7 @@ def decompose_freeinit(
         amplitude_target=("band", target, dict(
             long_name="band power of the training z_T marginal around its mean (amplitude_matched's target)",
             units="x unit white noise",
-            source="reference" if reference is not None else "plain arm's outputs")),
+            source=target_source)),
         permutation=("video", perm.numpy() if perm is not None else np.arange(num_videos),
                      dict(long_name="video whose low band shuffled_low keeps (single-cycle derangement)")),
     )

@@ -52,7 +52,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -87,6 +87,8 @@ __all__ = [
     "analytic_gain",
     "analytic_prediction",
     "analytic_controls",
+    "pooled_metrics",
+    "closed_form_comparison",
     "INITS",
 ]
 
@@ -1021,6 +1023,146 @@ def analytic_controls(
                        "expectations", "a_T": a_T, "b_T": b_T, "num_iters": int(num_iters),
                "num_inference_steps": int(num_inference_steps)},
     )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# measured against the closed forms: ratios of means, the estimators of the closed forms' ratios of expectations
+# ----------------------------------------------------------------------------------------------------------------
+def pooled_metrics(videos: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """Consistency, dynamics and contrast of a set of videos as ratios of means, each with its standard error.
+
+    :func:`analytic_controls` and :func:`analytic_prediction` give consistency, dynamics and contrast as *ratios of
+    expectations*; the per-video metrics (:func:`~freeinit_lab.analysis.metrics.frame_cosine_similarity`, the RMS
+    frame change) averaged over videos are *means of ratios*, which differ from them by a bias that does not shrink
+    with more videos. The estimators here pool the numerators and denominators over the ``n`` videos first, so
+    they converge to exactly the closed forms (bias ``O(1/n)``, below the ``O(1/sqrt(n))`` sampling error). With
+    ``x̃`` each video minus its mean colour (per channel, over frames and pixels) and ``x̃_f`` its frame ``f``:
+
+    .. math::
+        \\mathrm{consistency} = \\frac{1}{F - 1} \\sum_{l=1}^{F-1}
+            \\frac{\\sum_v \\langle \\tilde x_{v,0}, \\tilde x_{v,l} \\rangle}
+                 {\\sqrt{\\sum_v \\lVert \\tilde x_{v,0} \\rVert^2 \\, \\sum_v \\lVert \\tilde x_{v,l} \\rVert^2}},
+        \\qquad
+        \\mathrm{dynamics} = \\sqrt{\\tfrac{1}{n} \\textstyle\\sum_v D_v^2},
+        \\qquad
+        \\mathrm{contrast} = \\sqrt{\\tfrac{1}{n} \\textstyle\\sum_v K_v^2}
+
+    with ``D_v`` the video's RMS change between consecutive frames and ``K_v`` its RMS spatial deviation within a
+    frame (the decomposition's ``dynamics`` and ``contrast``). Standard errors by the delta method: the s.e. of
+    the mean of each video's influence ``ψ_v`` (for a ratio ``A / sqrt(B C)`` of means,
+    ``ψ_v = (a_v − A) / sqrt(B C) − ½ (A / sqrt(B C)) ((b_v − B) / B + (c_v − C) / C)``; for ``sqrt(M)``,
+    ``ψ_v = (m_v − M) / (2 sqrt(M))``).
+
+    Parameters
+    ----------
+    videos
+        ``(n, C, F, H, W)`` clean latents, ``n >= 2`` videos of ``F >= 2`` frames.
+
+    Returns
+    -------
+    dict
+        ``{"consistency": (value, se), "dynamics": (value, se), "contrast": (value, se)}``, floats (units: 1,
+        latent units, latent units).
+
+    Examples
+    --------
+    >>> v = torch.randn(64, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    >>> m = pooled_metrics(v)                  # white noise: frames uncorrelated, unit variance
+    >>> abs(m["consistency"][0]) < 4 * m["consistency"][1], round(m["dynamics"][0], 1)
+    (True, 1.4)
+    """
+    if not isinstance(videos, torch.Tensor) or videos.dim() != 5:
+        raise ValueError(f"videos must be a (n, C, F, H, W) tensor; got {getattr(videos, 'shape', type(videos))}: "
+                         "stack the videos of one arm into one 5-D tensor")
+    n, _, f = videos.shape[:3]
+    if n < 2 or f < 2:
+        raise ValueError(f"videos of shape {tuple(videos.shape)}: need at least 2 videos (for a standard error) "
+                         "of at least 2 frames; pass more videos or frames")
+    x = videos.detach().to("cpu", torch.float64)
+    x = x - x.mean(dim=(2, 3, 4), keepdim=True)
+    frames = x.transpose(1, 2).reshape(n, f, -1)  # (n, F, C·H·W)
+    a = (frames[:, :1] * frames[:, 1:]).sum(-1).numpy()  # (n, F-1) <x̃_0, x̃_l>
+    b = frames[:, 0].pow(2).sum(-1).numpy()  # (n,)
+    c = frames[:, 1:].pow(2).sum(-1).numpy()  # (n, F-1)
+    A, B, Cm = a.mean(0), b.mean(), c.mean(0)
+    root = np.sqrt(B * Cm)
+    ratio = A / root
+    psi = ((a - A) / root - 0.5 * ratio * ((b - B)[:, None] / B + (c - Cm) / Cm)).mean(1)
+
+    def se(influence: np.ndarray) -> float:
+        return float(np.sqrt((influence**2).sum() / (n * (n - 1))))
+
+    out = {"consistency": (float(ratio.mean()), se(psi))}
+    d = x[:, :, 1:] - x[:, :, :-1]
+    m_dyn = d.pow(2).mean(dim=(1, 2, 3, 4)).numpy()
+    m_con = x.var(dim=(-2, -1), unbiased=False).mean(dim=(1, 2)).numpy()  # mean-colour removal leaves var alone
+    for name, m in (("dynamics", m_dyn), ("contrast", m_con)):
+        M = m.mean()
+        out[name] = (float(np.sqrt(M)), se((m - M) / (2 * np.sqrt(M))))
+    return out
+
+
+def closed_form_comparison(videos: Mapping[str, torch.Tensor], *closed_forms: Any,
+                           quantities: Sequence[str] = ("consistency", "dynamics", "band_power")):
+    """Measured against closed form, per arm and quantity, with a z-score: the analytic model's check of the toolkit.
+
+    For every arm of ``videos`` the first of ``closed_forms`` that has it (an :func:`analytic_controls` dataset,
+    dim ``arm``, or an :func:`analytic_prediction` one, dim ``row``) gives the expectation; arms none of them has
+    are left out, and so are quantities a dataset lacks (:func:`analytic_prediction` has no final band power).
+
+    * ``consistency``, ``dynamics``, ``contrast``: the ratios of means of :func:`pooled_metrics`, which estimate
+      exactly the closed forms' ratios of expectations, with their delta-method s.e.; ``per_video_mean`` is the
+      mean of the per-video metric (a mean of ratios, what the tables report) and ``ratio_bias`` its difference
+      from the ratio of means (the approximation the closed forms make for a per-video mean);
+    * ``band_power`` (one row per band ``k``, labelled ``band_power[k]``): the mean over videos of the per-video
+      band power of the final latent (:func:`freeinit_lab.spectral.band_power`, channel mean, not mean-removed,
+      the decomposition's ``band_power``; an unbiased estimate of the exact expectation), s.e. ``sd / sqrt(n)``.
+
+    ``z = (measured − closed_form) / se``: on a correct toolkit each ``z`` is approximately standard normal.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by (arm, quantity); columns ``closed_form``, ``measured``, ``se``, ``z``, ``per_video_mean``,
+        ``ratio_bias`` (NaN for band power).
+    """
+    import pandas as pd
+
+    if not closed_forms:
+        raise ValueError("pass at least one closed-form dataset (analytic_controls(...) or analytic_prediction(...))")
+    known = ("consistency", "dynamics", "contrast", "band_power")
+    bad = [q for q in quantities if q not in known]
+    if bad:
+        raise ValueError(f"unknown quantities {bad}; choose from {', '.join(known)}")
+    rows = []
+    for arm, v in videos.items():
+        src = next((cf.sel({dim: arm}) for cf in closed_forms for dim in ("arm", "row")
+                    if dim in cf.dims and arm in cf[dim].values), None)
+        if src is None:
+            continue
+        pooled = pooled_metrics(v)
+        per_video = {"consistency": _consistency(v), "dynamics": _dynamics(v)}
+        if "contrast" in quantities:
+            per_video["contrast"] = (v.double().var(dim=(-2, -1), unbiased=False).mean(dim=(1, 2)).sqrt().numpy())
+        for q in quantities:
+            if q not in src:
+                continue
+            if q == "band_power":
+                edges = np.r_[src.band_lo.values, src.band_hi.values[-1]]
+                p = band_power(v.double(), edges=edges).mean(dim=1).numpy()  # (n, K)
+                for k in range(p.shape[1]):
+                    cf, m, s = float(src[q].isel(band=k)), float(p[:, k].mean()), _se(p[:, k])
+                    rows.append(dict(arm=arm, quantity=f"band_power[{k}]", closed_form=cf, measured=m, se=s,
+                                     z=(m - cf) / s, per_video_mean=m, ratio_bias=np.nan))
+            else:
+                cf, (m, s) = float(src[q]), pooled[q]
+                pv = float(per_video[q].mean())
+                rows.append(dict(arm=arm, quantity=q, closed_form=cf, measured=m, se=s, z=(m - cf) / s,
+                                 per_video_mean=pv, ratio_bias=pv - m))
+    if not rows:
+        raise ValueError(f"none of the arms {list(videos)} is in the closed forms given; pass the datasets of "
+                         "analytic_controls / analytic_prediction that hold them")
+    return pd.DataFrame(rows).set_index(["arm", "quantity"])
 
 
 # the figure moved to freeinit_lab.viz.figures, reachable here for one release

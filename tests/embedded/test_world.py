@@ -297,6 +297,13 @@ def test_analytic_reference_of_the_default_data(tmp_path):
     assert abs(float(prior_power) - float(var)) / float(var) < 1e-4
     out = ref(batch_size=2, generator=torch.Generator().manual_seed(0), output_type="latent")
     assert out.frames.shape == (2, *base.sample_shape)
+    # fitted to given clips: the same prior as drawing them; other clips, another prior
+    same = fl.load_default_analytic_pipeline(path=path, clips=data.float())
+    assert torch.equal(same.unet.power, ref.unet.power) and torch.equal(same.unet.mean, ref.unet.mean)
+    other = fl.load_default_analytic_pipeline(path=path, clips=default_training_videos(64, seed=1, path=path))
+    assert not torch.allclose(other.unet.power, ref.unet.power)
+    with pytest.raises(ValueError, match=r"clips has shape \(4, 3, 4, 8, 4\); expected \(N >= 2, 3, 4, 8, 8\)"):
+        fl.load_default_analytic_pipeline(path=path, clips=torch.zeros(4, 3, 4, 8, 4))
 
 
 
