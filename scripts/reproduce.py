@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = ["# freeinit_lab — reproduction summary", "", "| notebook | status | CPU time (s) |", "|---|---|---|"]
     lines += [f"| [{r['notebook']}]({r['notebook']}.html) | {'ok' if r['ok'] else 'FAILED'} | {r['seconds']} |" for r in results]
-    lines += ["", "## Key numbers (each checked by an assertion in its notebook)", "", "| notebook | number | value | meaning |", "|---|---|---|---|"]
+    lines += ["", "## Key numbers (recorded by the notebooks with freeinit_lab.report.record; which of them a notebook asserts, and with which interval, its HTML shows)", "", "| notebook | number | value | meaning |", "|---|---|---|---|"]
     for r in results:
         for key, entry in r["numbers"].items():
             value = entry["value"]
