@@ -122,9 +122,11 @@ END = "<!-- end of key figures -->"
 
 
 def key_numbers(results: list[dict]) -> dict:
-    """``{"notebook/name": value}`` of every recorded number, plus ``"notebook/seconds"`` (wall time) per notebook and
-    ``"total/seconds"``."""
+    """``{"notebook/name": value}`` of every recorded number (and ``name_low``/``name_high``, its interval's ends,
+    where it was recorded with one), plus ``"notebook/seconds"`` (wall time) per notebook and ``"total/seconds"``."""
     numbers = {f"{r['notebook']}/{k}": e["value"] for r in results for k, e in r["numbers"].items()}
+    numbers.update({f"{r['notebook']}/{k}_{end}": e[end] for r in results for k, e in r["numbers"].items()
+                    for end in ("low", "high") if end in e})
     numbers.update({f"{r['notebook']}/seconds": r["seconds"] for r in results})
     numbers["total/seconds"] = round(sum(r["seconds"] for r in results), 1)
     return numbers

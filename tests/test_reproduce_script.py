@@ -64,10 +64,11 @@ def test_a_notebook_without_a_seed_line_is_refused_before_any_runs(tmp_path):
 def test_key_figures_fill_every_placeholder_or_name_the_missing_number(tmp_path):
     repro = _reproduce_module()
     numbers = repro.key_numbers([
-        {"notebook": "01_gap", "seconds": 12.34, "numbers": {"kl": {"value": 11.06}, "share": {"value": 0.981}}},
+        {"notebook": "01_gap", "seconds": 12.34, "numbers": {"kl": {"value": 11.06},
+                                                             "share": {"value": 0.981, "low": 0.97, "high": 0.99}}},
         {"notebook": "02_ratio", "seconds": 20.0, "numbers": {"r": {"value": 0.3312}}}])
-    assert numbers == {"01_gap/kl": 11.06, "01_gap/share": 0.981, "02_ratio/r": 0.3312, "01_gap/seconds": 12.34,
-                       "02_ratio/seconds": 20.0, "total/seconds": 32.3}
+    assert numbers == {"01_gap/kl": 11.06, "01_gap/share": 0.981, "01_gap/share_low": 0.97, "01_gap/share_high": 0.99,
+                       "02_ratio/r": 0.3312, "01_gap/seconds": 12.34, "02_ratio/seconds": 20.0, "total/seconds": 32.3}
     text = repro.render_key_figures("KL {{01_gap/kl:.1f}} nats, {{ 01_gap/share:.0% }} in the low bands, "
                                     "r = {{02_ratio/r:.2f}}; {{total/seconds:.0f}} s", numbers)
     assert text == "KL 11.1 nats, 98% in the low bands, r = 0.33; 32 s"
@@ -83,3 +84,17 @@ def test_key_figures_fill_every_placeholder_or_name_the_missing_number(tmp_path)
     with pytest.raises(ValueError, match="markers"):
         repro.update_readme(readme, "x", numbers)
 
+
+
+def test_record_keeps_an_interval_only_whole_and_ordered(tmp_path, monkeypatch):
+    from freeinit_lab.viz.report import REPORT_DIR_ENV, record
+
+    monkeypatch.setenv(REPORT_DIR_ENV, str(tmp_path))
+    assert record("gain", 0.2, "x", notebook="nb", low=0.1, high=0.3) == 0.2
+    record("plain", 1.5, notebook="nb")
+    saved = json.loads((tmp_path / "nb.json").read_text())
+    assert (saved["gain"]["low"], saved["gain"]["high"]) == (0.1, 0.3) and "low" not in saved["plain"]
+    with pytest.raises(ValueError, match="both ends"):
+        record("half", 0.2, notebook="nb", low=0.1)
+    with pytest.raises(ValueError, match="above high"):
+        record("upside_down", 0.2, notebook="nb", low=0.3, high=0.1)

@@ -28,10 +28,19 @@ def _plain(value):
     return value
 
 
-def record(name: str, value, description: str = "", notebook: str | None = None):
-    """Record a key number and return it unchanged (so ``x = record("x", compute())`` reads naturally)."""
+def record(name: str, value, description: str = "", notebook: str | None = None, *, low=None, high=None):
+    """Record a key number and return it unchanged (so ``x = record("x", compute())`` reads naturally).
+
+    ``low``/``high``: its interval's ends, when it has one (both or neither); the README's key figures quote them
+    (``make reproduce`` exposes them as ``<name>_low`` and ``<name>_high``)."""
+    if (low is None) != (high is None):
+        raise ValueError(f"record({name!r}): give both ends of the interval (low= and high=) or neither")
+    if low is not None and not float(low) <= float(high):
+        raise ValueError(f"record({name!r}): low={low} is above high={high}")
     notebook = notebook or os.environ.get(NOTEBOOK_ENV, "session")
     entry = {"notebook": notebook, "name": name, "value": _plain(value), "description": description}
+    if low is not None:
+        entry.update(low=_plain(low), high=_plain(high))
     RECORDS[f"{notebook}/{name}"] = entry
     out_dir = os.environ.get(REPORT_DIR_ENV)
     if out_dir:
