@@ -125,8 +125,12 @@ def key_numbers(results: list[dict]) -> dict:
     """``{"notebook/name": value}`` of every recorded number (and ``name_low``/``name_high``, its interval's ends,
     where it was recorded with one), plus ``"notebook/seconds"`` (wall time) per notebook and ``"total/seconds"``."""
     numbers = {f"{r['notebook']}/{k}": e["value"] for r in results for k, e in r["numbers"].items()}
-    numbers.update({f"{r['notebook']}/{k}_{end}": e[end] for r in results for k, e in r["numbers"].items()
-                    for end in ("low", "high") if end in e})
+    ends = {f"{r['notebook']}/{k}_{end}": e[end] for r in results for k, e in r["numbers"].items()
+            for end in ("low", "high") if end in e}
+    clash = sorted(set(ends) & set(numbers))
+    if clash:
+        raise ValueError(f"recorded numbers {clash} clash with the interval ends of others: rename them")
+    numbers.update(ends)
     numbers.update({f"{r['notebook']}/seconds": r["seconds"] for r in results})
     numbers["total/seconds"] = round(sum(r["seconds"] for r in results), 1)
     return numbers

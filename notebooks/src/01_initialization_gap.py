@@ -158,11 +158,13 @@ shares, static_shares = {}, {}
 for name, g in gaps.items():
     sh = shares[name] = fl.gap_kl_share(g, LOW, include_dc=True)
     record(f"gap_low_share_{name}", sh.share, f"share of the KL in bands 0-2 + DC ({name}); "
-           f"{sh.confidence:.0%} bootstrap [{sh.low:.3f}, {sh.high:.3f}]")
+           f"{sh.confidence:.0%} bootstrap [{sh.low:.3f}, {sh.high:.3f}]", low=sh.low, high=sh.high)
     assert sh.low > 0.5, (name, str(sh))
-    record(f"band0_snr_at_T_db_{name}", float(g.snr_db.isel(band=0)), f"lowest band's SNR of the training z_T ({name})")
+    record(f"band0_snr_at_T_db_{name}", float(g.snr_db.isel(band=0)), f"lowest band's SNR of the training z_T ({name})",
+           low=float(g.snr_db_low.isel(band=0)), high=float(g.snr_db_high.isel(band=0)))
     assert float(g.snr_db_low.isel(band=0)) > 0, (name, fmt(g, "snr_db", 0))
-    record(f"top_band_snr_at_T_db_{name}", float(g.snr_db.isel(band=-1)), f"highest band's SNR at T ({name})")
+    record(f"top_band_snr_at_T_db_{name}", float(g.snr_db.isel(band=-1)), f"highest band's SNR at T ({name})",
+           low=float(g.snr_db_low.isel(band=-1)), high=float(g.snr_db_high.isel(band=-1)))
     assert float(g.snr_db_high.isel(band=-1)) < -30, (name, fmt(g, "snr_db", NUM_BANDS - 1))
     st = static_shares[name] = fl.gap_kl_share(static[name], {"temporal_frequency": 0}, denominator="bands")
     record(f"gap_static_share_{name}", st.share, f"share of the non-DC KL at temporal frequency 0 ({name}); "
@@ -183,8 +185,10 @@ for name, g in gaps.items():
 
 # %%
 w, c = gaps["world"], gaps["film"]
-record("gap_kl_total_world", float(w.kl_total), "KL(inference || training z_T) of whole 16×32×32 videos, nats (world)")
-record("gap_kl_total_film", float(c.kl_total), "same, segments of one film (per-channel unit variance)")
+record("gap_kl_total_world", float(w.kl_total), "KL(inference || training z_T) of whole 16×32×32 videos, nats (world)",
+       low=float(w.kl_total_low), high=float(w.kl_total_high))
+record("gap_kl_total_film", float(c.kl_total), "same, segments of one film (per-channel unit variance)",
+       low=float(c.kl_total_low), high=float(c.kl_total_high))
 print(f"total KL, world {fmt(w, 'kl_total')} vs this film {fmt(c, 'kl_total')} nats: intervals "
       f"{'overlap' if float(w.kl_total_low) < float(c.kl_total_high) and float(c.kl_total_low) < float(w.kl_total_high) else 'do not overlap'}"
       f" (not claimed: overlap is no evidence of equality with {c.attrs['num_clips']} segments of one film)")

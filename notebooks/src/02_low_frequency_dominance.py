@@ -124,12 +124,13 @@ m_ex, lo_ex, hi_ex = ci["exact-score model"]
 m_id, lo_id, hi_id = ci["identity map (the noises)"]
 d_id = fl.bootstrap_interval(ratio["trained default"] - ratio["identity map (the noises)"], CONFIDENCE, seed=SEED)
 d_ex = fl.bootstrap_interval(ratio["trained default"] - ratio["exact-score model"], CONFIDENCE, seed=SEED)
-record("ratio_keep20", m_tr[paper], f"trained default: d(R_mix, R_A) / d(R_mix, R_B), {PAPER_KEEP:.0%} of bins from A")
-record("ratio_keep20_low", lo_tr[paper], f"its {CONFIDENCE:.0%} paired bootstrap low")
-record("ratio_keep20_high", hi_tr[paper], f"its {CONFIDENCE:.0%} paired bootstrap high")
-record("ratio_keep20_exact", m_ex[paper], "same ratio for the exact-score model (same noises)")
-record("ratio_keep20_identity", m_id[paper], "same ratio of the noises themselves (identity map)")
-record("ratio_keep5", m_tr[0], f"trained default, {KEEP[0]:.0%} of bins from A")
+record("ratio_keep20", m_tr[paper], f"trained default: d(R_mix, R_A) / d(R_mix, R_B), {PAPER_KEEP:.0%} of bins from A; "
+       f"{CONFIDENCE:.0%} paired bootstrap [{lo_tr[paper]:.3f}, {hi_tr[paper]:.3f}]", low=lo_tr[paper], high=hi_tr[paper])
+record("ratio_keep20_exact", m_ex[paper], "same ratio for the exact-score model (same noises)", low=lo_ex[paper],
+       high=hi_ex[paper])
+record("ratio_keep20_identity", m_id[paper], "same ratio of the noises themselves (identity map)", low=lo_id[paper],
+       high=hi_id[paper])
+record("ratio_keep5", m_tr[0], f"trained default, {KEEP[0]:.0%} of bins from A", low=lo_tr[0], high=hi_tr[0])
 record("dist_to_a_rel_keep20", float(rel["trained default"][0][paper].mean()),
        "trained default: d(R_mix, R_A) / d(R_A, R_B) at 20 %")
 record("dist_to_b_rel_keep20", float(rel["trained default"][1][paper].mean()),

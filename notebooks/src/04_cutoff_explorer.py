@@ -254,11 +254,12 @@ for key, claim in (("cutoff_map_min_freeinit_consistency", "1. lowest FreeInit c
                    ("cutoff_map_signal_share_at_default", "4. FreeInit − mask_only at d_s = d_t = 0.25")):
     e, lo, hi = shipped[claim]
     record(key, e, f"{claim}, shipped map ({cmap.sizes['video']} videos), {CONFIDENCE:.0%} interval "
-           f"[{lo:.4f}, {hi:.4f}]")
+           f"[{lo:.4f}, {hi:.4f}]", low=lo, high=hi)
 spatial = {c: v for c, v in shipped.items() if c.startswith("2. gain at")}
 worst = min(spatial.values(), key=lambda v: v[1])
 record("cutoff_map_gain_wide_minus_narrow_ds", worst[0], "FreeInit's gain at the widest minus the narrowest d_s, the "
-       f"d_t where it is least sure, shipped map, {CONFIDENCE:.0%} t-interval [{worst[1]:.4f}, {worst[2]:.4f}]")
+       f"d_t where it is least sure, shipped map, {CONFIDENCE:.0%} t-interval [{worst[1]:.4f}, {worst[2]:.4f}]",
+       low=worst[1], high=worst[2])
 # every claim, on every map: its interval on the claimed side
 failed = [(name, c, v) for name, cl in claims.items() for c, v in cl.items() if holds(c, v[1]) is False]
 assert not failed, failed

@@ -322,7 +322,8 @@ for name, key in (("plain_spatial_dc_db", "plain spatial DC vs data (dB)"),
                   ("freeinit_dynamics_change", "FreeInit - plain, dynamics"),
                   ("amplitude_matched_minus_freeinit_band_distance_db", "amplitude_matched - FreeInit, band distance (dB)")):
     record(f"default_{name}", d_claims.loc[key, "value"], f"trained model: {key}, 99 % interval "
-           f"[{d_claims.loc[key, 'low']:+.3f}, {d_claims.loc[key, 'high']:+.3f}]")
+           f"[{d_claims.loc[key, 'low']:+.3f}, {d_claims.loc[key, 'high']:+.3f}]", low=d_claims.loc[key, "low"],
+           high=d_claims.loc[key, "high"])
 for arm in ("plain", "freeinit", "amplitude_matched", "spectrum_matched", "oracle"):
     record(f"default_{arm}_band_distance_db", ci(d_j, "band_distance", arm)[0],
            f"trained model: RMS over bands of {arm}'s band power vs the data, dB")
