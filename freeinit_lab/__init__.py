@@ -126,6 +126,7 @@ _NAMES = {
     "data_comparison_figure": "viz.figures",
     "decomposition_table": "studies.decomposition",
     "bootstrap_interval": "studies.decomposition",
+    "two_sample_interval": "studies.decomposition",
     "gap_kl": "core.snr",
     "gap_kl_share": "core.snr",
     "GapShare": "core.snr",

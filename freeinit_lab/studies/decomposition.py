@@ -73,6 +73,7 @@ __all__ = [
     "min_videos_for_bootstrap",
     "paired_bootstrap",
     "bootstrap_interval",
+    "two_sample_interval",
 ]
 
 _ORACLE_DESCRIPTION = "oracle: one pass from the training marginal a_T x_0 + b_T ε (reference x_0, same ε)"
@@ -164,6 +165,56 @@ def bootstrap_interval(
     return mean, lo, hi
 
 
+def two_sample_interval(
+    a: np.ndarray, b: np.ndarray, confidence: float = 0.99, num_bootstrap: int = 2000, seed: int = 0, *,
+    ratio_db: bool = False,
+) -> tuple[float, float, float]:
+    """Difference of the means of two *independent* samples with a percentile bootstrap interval.
+
+    .. math::  \\Delta = \\bar a - \\bar b, \\qquad \\text{or with ratio\\_db:}\\quad
+               \\Delta = 10 \\log_{10}\\left(\\bar a / \\bar b\\right)\\ \\mathrm{dB}
+
+    ``a`` ``(n,)`` and ``b`` ``(m,)`` are resampled independently of each other (each with replacement,
+    ``num_bootstrap`` times, numpy ``default_rng(seed)``), so the interval holds where the two sets share no
+    pairing: e.g. band powers of FreeInit's initial latents against those of the training ``z_T`` of other,
+    held-out videos. For paired values (the same videos in two arms) use :func:`bootstrap_interval` of their
+    difference instead, which is narrower when the pairing holds. Returns ``(delta, low, high)`` (floats).
+
+    Examples
+    --------
+    >>> d, lo, hi = two_sample_interval(np.full(10, 2.0), np.full(12, 1.0), ratio_db=True)
+    >>> round(d, 2), round(lo, 2), round(hi, 2)
+    (3.01, 3.01, 3.01)
+    """
+    if not 0 < float(confidence) < 1:
+        raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    need = min_videos_for_bootstrap(num_bootstrap)
+    for name, x in (("a", a), ("b", b)):
+        if x.ndim != 1:
+            raise ValueError(f"{name} has shape {x.shape}; pass one value per video, shape (n,) (e.g. a band's power "
+                             "per video: .isel(band=0).values)")
+        if x.size < need:
+            raise ValueError(f"{name} holds {x.size} values, too few for {num_bootstrap} bootstrap resamples; need at "
+                             f"least {need}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name} holds non-finite values; drop the NaN/inf entries (e.g. passes an arm did not "
+                             "run) before comparing")
+        if ratio_db and not (x > 0).all():
+            raise ValueError(f"ratio_db=True compares powers, but {name} holds values <= 0; pass positive powers or "
+                             "ratio_db=False for a difference of means")
+    rng = np.random.default_rng(int(seed))
+    ma = a[rng.integers(0, a.size, size=(int(num_bootstrap), a.size))].mean(1)
+    mb = b[rng.integers(0, b.size, size=(int(num_bootstrap), b.size))].mean(1)
+    if ratio_db:
+        point, boot = 10 * np.log10(a.mean() / b.mean()), 10 * np.log10(ma / mb)
+    else:
+        point, boot = a.mean() - b.mean(), ma - mb
+    lo, hi = np.percentile(boot, [50 * (1 - confidence), 50 * (1 + confidence)])
+    return float(point), float(lo), float(hi)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # metrics
 # ----------------------------------------------------------------------------------------------------------------
@@ -212,6 +263,27 @@ def _check_controls(controls) -> list[str]:
 
 class _Stop(Exception):
     pass
+
+
+def _check_control_iters(control_iters, controls: Sequence[str], num_iters: int) -> dict[str, int]:
+    """``control_iters`` as ``{chained control: passes}`` with ``2 <= passes <= num_iters``, or an error naming the fix."""
+    if control_iters is None:
+        return {}
+    if not isinstance(control_iters, Mapping):
+        raise TypeError(f"control_iters must map a chained control's name to its passes, e.g. {{'legacy_ideal': 2}}; "
+                        f"got {type(control_iters).__name__}")
+    chained = [c for c in controls if CONTROL_ARMS[c].chained]
+    out = {}
+    for name, k in control_iters.items():
+        if name not in controls or not CONTROL_ARMS[name].chained:
+            raise ValueError(
+                f"control_iters names {name!r}, which is not a chained control of this call; the chained controls "
+                f"here are {chained or 'none'} (add it to controls=, or drop it from control_iters: one-pass arms "
+                "and FreeInit itself always run their usual passes)")
+        out[name] = require_int(f"control_iters[{name!r}]", k, low=2, high=num_iters,
+                                why=" (passes counting the shared plain pass: at least one iteration, at most "
+                                    "FreeInit's num_iters)")
+    return out
 
 
 def _batch_kwargs(params, call_kwargs: dict, n: int) -> dict:
@@ -296,6 +368,7 @@ def decompose_freeinit(
     amplitude_reference: torch.Tensor | None = None,
     keep_latents: bool = False,
     return_latents: bool = False,
+    control_iters: Mapping[str, int] | None = None,
     **call_kwargs: Any,
 ) -> xr.Dataset:
     """Run plain sampling, FreeInit and control arms on the same noises and measure what each explains.
@@ -354,6 +427,15 @@ def decompose_freeinit(
     return_latents
         Also return every arm's final clean latents as ``latents`` (arm, video, channel, frame, height, width),
         e.g. for :func:`freeinit_lab.analysis.fidelity.judge_against_data`.
+    control_iters
+        Passes (counting the shared plain pass) of chained controls that stop before ``num_iters``, e.g.
+        ``{"legacy_ideal": 2}``: one iteration, where a claim needs no later pass; each saves
+        ``(num_iters - k) × num_videos`` sampled videos. Such an arm reports its own last pass ``k - 1`` (its
+        metrics, ``effect`` and ``band_power_init``; ``pass_*`` are NaN after it), and its ``explained`` share is
+        measured against FreeInit after the same ``k`` passes,
+        :math:`\\overline{m_c^{(k-1)} - m_\\mathrm{plain}} / \\overline{m_\\mathrm{freeinit}^{(k-1)} - m_\\mathrm{plain}}`
+        (the ``explained_pass`` coordinate says which pass each share compares; ``effect`` stays each arm's own
+        reported pass minus ``plain``).
     **call_kwargs
         Passed to every pipeline call (``prompt``, ``num_inference_steps``, ``num_frames``, ``guidance_scale``,
         …); leave out ``num_inference_steps`` to use the pipeline's own default. ``latents`` (optional) are the
@@ -375,9 +457,11 @@ def decompose_freeinit(
     Raises
     ------
     ValueError, TypeError
-        Before any sampling: unknown controls (the message lists the valid ones), ``num_iters < 2``, too few
-        videos (says how many are needed), initial ``latents``, a ``reference`` or an ``amplitude_reference``
-        whose shape differs from the pipeline's latents, a prompt list, or arguments the decomposition sets itself (``generator``,
+        Before any sampling: unknown controls (the message lists the valid ones), a ``control_iters`` entry that is
+        not a chained control of this call or whose passes are not an integer in ``2 .. num_iters``,
+        ``num_iters < 2``, too few videos (says how many are needed), initial ``latents``, a ``reference`` or an
+        ``amplitude_reference`` whose shape differs from the pipeline's latents, a prompt list, or arguments the
+        decomposition sets itself (``generator``,
         ``output_type``, ``num_videos_per_prompt``, ``batch_size``).
     """
     num_iters, method, d_s, d_t, order = settings_keywords(
@@ -398,6 +482,7 @@ def decompose_freeinit(
         arms.append("oracle")
     num_iters = require_int("num_iters", num_iters, low=2,
                             why=": the decomposition needs at least one FreeInit iteration after the plain pass")
+    stop = _check_control_iters(control_iters, controls, num_iters)
     num_bootstrap = int(num_bootstrap)
     if num_bootstrap < 100:
         raise ValueError(f"num_bootstrap={num_bootstrap} is too few for a percentile interval; use >= 1000")
@@ -487,7 +572,7 @@ def decompose_freeinit(
     device = getattr(pipe, "_execution_device", None) or next(denoiser.parameters()).device
     dtype = next(denoiser.parameters()).dtype
     def arm_passes(a: str) -> int:
-        return 1 if a == "oracle" else CONTROL_ARMS[a].num_passes(num_iters)
+        return 1 if a == "oracle" else CONTROL_ARMS[a].num_passes(stop.get(a, num_iters))
 
     total = num_videos * sum(1 if a in ("plain", "oracle") else arm_passes(a) - (
         1 if CONTROL_ARMS[a].chained else 0) for a in arms)
@@ -550,7 +635,7 @@ def decompose_freeinit(
                         todo[a] = a_T * reference[:num_videos].float() + b_T * eps
                     continue
                 arm = CONTROL_ARMS[a]
-                if arm.chained:
+                if arm.chained and i < arm_passes(a):
                     todo[a] = reinit_arm(arm, clean=chain[a], eps=eps, eta=eta, fresh=fresh, a_T=a_T, b_T=b_T,
                                          lowpass=masks[a], permutation=perm)
                 elif last and arm.signal == "none":
@@ -566,7 +651,7 @@ def decompose_freeinit(
                 by_pass[a][i] = out
                 if a in chain:
                     chain[a] = out
-                if last:
+                if last or (a in chain and i == arm_passes(a) - 1):  # the arm's own last pass
                     initial[a], final[a] = todo[a], out
     finally:
         if pbar is not None:
@@ -576,6 +661,12 @@ def decompose_freeinit(
     per = {a: dict(consistency=_consistency(final[a]), dynamics=_dynamics(final[a]), contrast=_contrast(final[a]),
                    band_power=_band_power(final[a], edges), band_power_init=_band_power(initial[a], edges))
            for a in arms}
+    # the pass each control's share compares with FreeInit at: its own last pass (one-pass arms: the last pass)
+    share_pass = {c: (arm_passes(c) - 1 if CONTROL_ARMS[c].chained else num_iters - 1) for c in controls}
+    fi_at = {k: dict(consistency=_consistency(by_pass["freeinit"][k]), dynamics=_dynamics(by_pass["freeinit"][k]),
+                     contrast=_contrast(by_pass["freeinit"][k]), band_power=_band_power(by_pass["freeinit"][k], edges))
+             for k in set(share_pass.values()) if k != num_iters - 1}
+    fi_at[num_iters - 1] = per["freeinit"]
     data_vars: dict[str, Any] = {}
     for name in ("consistency", "dynamics", "contrast"):
         long, units = _UNITS[name]
@@ -584,14 +675,16 @@ def decompose_freeinit(
         long, units = _UNITS[name]
         data_vars[name] = (("arm", "video", "band"), np.stack([per[a][name] for a in arms]),
                            dict(long_name=long, units=units))
-    metric_values = {m: np.stack([per[a][m] for a in arms]) for m in ("consistency", "dynamics", "contrast")}
+    # rows: every arm's reported output, then FreeInit at each control's share pass (the shares' denominators)
+    rows = [per[a] for a in arms] + [fi_at[share_pass[c]] for c in controls]
+    metric_values = {m: np.stack([r[m] for r in rows]) for m in ("consistency", "dynamics", "contrast")}
     for k in range(len(edges) - 1):
-        metric_values[f"band_power_{k}"] = np.stack([per[a]["band_power"][:, k] for a in arms])
+        metric_values[f"band_power_{k}"] = np.stack([r["band_power"][:, k] for r in rows])
     if reference is not None:
         ref_p = _band_power(reference, edges).mean(0)
-        dist = np.stack([np.sqrt(np.mean((10 * np.log10(per[a]["band_power"] / ref_p)) ** 2, axis=1)) for a in arms])
+        dist = np.stack([np.sqrt(np.mean((10 * np.log10(r["band_power"] / ref_p)) ** 2, axis=1)) for r in rows])
         long, units = _UNITS["distance"]
-        data_vars["distance"] = (("arm", "video"), dist, dict(long_name=long, units=units))
+        data_vars["distance"] = (("arm", "video"), dist[: len(arms)], dict(long_name=long, units=units))
         metric_values["distance"] = dist
         data_vars["reference_band_power"] = ("band", ref_p, dict(long_name="mean band power of the reference",
                                                                  units="x unit white noise"))
@@ -621,18 +714,20 @@ def decompose_freeinit(
                                 torch.stack([final[a] for a in arms]).numpy(),
                                 dict(long_name="final clean latent (output_type='latent', canonical layout)"))
     metrics = list(metric_values)
-    values = np.stack([metric_values[m] for m in metrics])  # (metric, arm, video)
+    values = np.stack([metric_values[m] for m in metrics])  # (metric, arm + control, video)
 
     # paired bootstrap: differences to plain, one set of resampled videos for every arm and metric
-    diffs = values - values[:, :1]  # (metric, arm, video)
-    boot = paired_bootstrap(diffs, num_bootstrap, seed)  # (B, metric, arm)
+    diffs_all = values - values[:, :1]  # (metric, arm + control, video)
+    boot_all = paired_bootstrap(diffs_all, num_bootstrap, seed)  # (B, metric, arm + control)
+    n_arms = len(arms)
+    diffs, boot = diffs_all[:, :n_arms], boot_all[:, :, :n_arms]
     lo_q, hi_q = 100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2
     effect = diffs.mean(-1)  # (metric, arm)
-    fi = arms.index("freeinit")
     ctrl_idx = [arms.index(c) for c in controls]
+    fi_effect, fi_boot = diffs_all[:, n_arms:].mean(-1), boot_all[:, :, n_arms:]  # FreeInit at each share pass
     with np.errstate(divide="ignore", invalid="ignore"):
-        explained = effect[:, ctrl_idx] / effect[:, fi : fi + 1]
-        boot_expl = boot[:, :, ctrl_idx] / boot[:, :, fi : fi + 1]
+        explained = effect[:, ctrl_idx] / fi_effect
+        boot_expl = boot[:, :, ctrl_idx] / fi_boot
     expl_lo, expl_hi = np.nanpercentile(boot_expl, [lo_q, hi_q], axis=0) if np.isfinite(boot_expl).any() else (
         np.full_like(explained, np.nan), np.full_like(explained, np.nan))
     eff_lo, eff_hi = np.percentile(boot, [lo_q, hi_q], axis=0)
@@ -663,6 +758,8 @@ def decompose_freeinit(
         "video": np.arange(num_videos),
         **band_coords(edges),
         "control": controls,
+        "explained_pass": ("control", np.array([share_pass[c] for c in controls], dtype=int),
+                           {"long_name": "pass of FreeInit each control's share is measured against"}),
         "metric": metrics,
     }
     if reference is not None:
@@ -673,7 +770,7 @@ def decompose_freeinit(
         scheduler_class=type(layout.get_scheduler(pipe)).__name__,
         call_kwargs=json.dumps(simple, sort_keys=True),
         latent_shape=",".join(map(str, shape)),
-        seed=int(seed), num_iters=num_iters, method=method, d_s=float(d_s), d_t=float(d_t), order=float(order),
+        seed=int(seed), num_iters=num_iters, control_iters=json.dumps(stop, sort_keys=True), method=method, d_s=float(d_s), d_t=float(d_t), order=float(order),
         alpha_T=a_T, sigma_T=b_T, num_videos=num_videos,
         bootstrap=(f"paired percentile bootstrap over videos: {num_bootstrap} resamples of the video indices with "
                    f"replacement (numpy default_rng(seed)), the same for every arm and metric; "

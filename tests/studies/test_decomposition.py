@@ -311,6 +311,12 @@ class _NoSampling:
         (dict(prompt=["a", "b"]), "single prompt string"),
         (dict(chunk_size=0), "chunk_size"),
         (dict(chunk_size=-4), "chunk_size"),
+        (dict(control_iters={"mask_only": 2}), r"'mask_only', which is not a chained control of this call"),
+        (dict(control_iters={"freeinit": 2}), r"not a chained control.*drop it from control_iters"),
+        (dict(controls=["mask_only"], control_iters={"legacy_ideal": 2}), r"chained controls here are none"),
+        (dict(control_iters={"legacy_ideal": 3}), r"control_iters\['legacy_ideal'\]=3 must be an integer in \[2, 2\]"),
+        (dict(num_iters=3, control_iters={"shuffled_low": 1}), r"in \[2, 3\]"),
+        (dict(control_iters=[("legacy_ideal", 2)]), r"control_iters must map"),
     ],
 )
 def test_bad_input_fails_before_any_sampling(apipe, kwargs, match):
@@ -414,6 +420,49 @@ def test_every_pass_and_the_oracle_arm(apipe):
         decompose_freeinit(apipe, num_videos=8, oracle=True, num_inference_steps=STEPS, progress=False)
 
 
+def test_a_control_stopped_early_reports_its_own_last_pass(apipe):
+    """control_iters: legacy_ideal stops after one iteration (2 passes) while FreeInit and shuffled_low run 3; its
+    output is a hand-made first pass, its share compares with FreeInit's first pass, the other arms do not move."""
+    n, seed = 8, 6
+    kw = dict(num_videos=n, seed=seed, num_iters=3, num_inference_steps=STEPS, num_bootstrap=200, progress=False,
+              controls=["legacy_ideal", "shuffled_low", "mask_only"])
+    full = decompose_freeinit(apipe, **kw)
+    ds = decompose_freeinit(apipe, control_iters={"legacy_ideal": 2}, **kw)
+    assert ds.passes.sel(arm="legacy_ideal") == 2 and ds.passes.sel(arm="shuffled_low") == 3
+    assert ds.explained_pass.sel(control="legacy_ideal") == 1
+    assert ds.explained_pass.sel(control="shuffled_low") == ds.explained_pass.sel(control="mask_only") == 2
+    pc = ds.pass_consistency.sel(arm="legacy_ideal")
+    assert np.isfinite(pc.isel({"pass": [0, 1]})).all() and np.isnan(pc.isel({"pass": 2})).all()
+    # its reported output is its first reinitialised pass: a_T plain + b_T eps, the legacy ideal mask, eta[0]
+    noises = decomposition_noises(n, apipe.sample_shape, seed, 3)
+    eps, eta = noises["eps"], noises["eta"][0]
+    plain = apipe(latents=eps.clone(), num_inference_steps=STEPS, output_type="latent").frames
+    H = lowpass_filter(eps.shape, "ideal", 0.25, 0.25, legacy_ideal_threshold=True)
+    z = reinit_noise(ds.alpha_T * plain + ds.sigma_T * eps, eta, H)
+    out = apipe(latents=z, num_inference_steps=STEPS, output_type="latent").frames
+    from freeinit_lab.studies.decomposition import _band_power, _consistency
+
+    np.testing.assert_allclose(ds.consistency.sel(arm="legacy_ideal").values, _consistency(out), atol=1e-6)
+    np.testing.assert_allclose(pc.isel({"pass": 1}).values, _consistency(out), atol=1e-6)
+    edges = np.concatenate([ds.band_lo.values[:1], ds.band_hi.values])
+    np.testing.assert_allclose(ds.band_power_init.sel(arm="legacy_ideal").values, _band_power(z, edges), rtol=1e-5)
+    # its share: against FreeInit after the same two passes, not after FreeInit's last
+    fi1 = ds.pass_consistency.sel(arm="freeinit").isel({"pass": 1}) - ds.consistency.sel(arm="plain")
+    eff = ds.effect.sel(arm="legacy_ideal", metric="consistency")
+    np.testing.assert_allclose(ds.explained.sel(control="legacy_ideal", metric="consistency"), eff / fi1.mean())
+    assert not np.isclose(float(fi1.mean()), float(ds.effect.sel(arm="freeinit", metric="consistency")))
+    ok = (ds.explained_low <= ds.explained + 1e-12) & (ds.explained <= ds.explained_high + 1e-12)
+    assert bool(ok.where(np.isfinite(ds.explained), True).all())
+    # the arms that run their usual passes, and their shares, are those of the call without control_iters
+    same = ["plain", "freeinit", "shuffled_low", "mask_only"]
+    for var in ("consistency", "band_power", "effect"):
+        np.testing.assert_array_equal(ds[var].sel(arm=same).values, full[var].sel(arm=same).values)
+    for c in ("shuffled_low", "mask_only"):
+        np.testing.assert_allclose(ds.explained.sel(control=c).values, full.explained.sel(control=c).values)
+        np.testing.assert_allclose(ds.explained_low.sel(control=c).values, full.explained_low.sel(control=c).values)
+    assert ds.attrs["control_iters"] == '{"legacy_ideal": 2}' and full.attrs["control_iters"] == "{}"
+
+
 def test_bootstrap_interval_covers_the_mean_and_keeps_pairs():
     from freeinit_lab.studies.decomposition import bootstrap_interval
 
@@ -429,6 +478,32 @@ def test_bootstrap_interval_covers_the_mean_and_keeps_pairs():
         bootstrap_interval(np.ones(5))
     with pytest.raises(ValueError, match="confidence"):
         bootstrap_interval(x, confidence=99)
+
+
+def test_two_sample_interval_resamples_the_two_sets_independently():
+    from freeinit_lab.studies.decomposition import bootstrap_interval, two_sample_interval
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(2.0, 1.0, 400), rng.normal(1.0, 2.0, 100)
+    d, lo, hi = two_sample_interval(a, b, confidence=0.99)
+    assert d == pytest.approx(a.mean() - b.mean()) and lo < d < hi
+    # half-width about 2.576 sqrt(1/400 + 4/100): each set's own spread, added
+    np.testing.assert_allclose((hi - lo) / 2, 2.576 * math.sqrt(1 / 400 + 4 / 100), rtol=0.15)
+    # not paired: one set against itself has a real interval (a paired bootstrap of a - a would be [0, 0])
+    _, lo0, hi0 = two_sample_interval(a, a)
+    assert lo0 < -0.1 and hi0 > 0.1 and bootstrap_interval(a - a)[1:] == (0.0, 0.0)
+    # sets of different sizes, and a ratio of means in dB
+    p1, p2 = rng.exponential(2.0, 300), rng.exponential(1.0, 50)
+    r, rlo, rhi = two_sample_interval(p1, p2, ratio_db=True)
+    assert r == pytest.approx(10 * math.log10(p1.mean() / p2.mean())) and rlo < r < rhi
+    assert rlo < 10 * math.log10(2) < rhi
+    for kw, match in ((dict(a=np.ones((2, 10)), b=np.ones(10)), r"shape \(2, 10\)"),
+                      (dict(a=np.ones(5), b=np.ones(10)), "too few"),
+                      (dict(a=np.r_[np.ones(9), np.nan], b=np.ones(10)), "non-finite"),
+                      (dict(a=-np.ones(10), b=np.ones(10), ratio_db=True), "ratio_db"),
+                      (dict(a=np.ones(10), b=np.ones(10), confidence=99), "confidence")):
+        with pytest.raises(ValueError, match=match):
+            two_sample_interval(**kw)
 
 
 def test_a_registered_signal_free_arm_uses_its_own_mix(apipe):
