@@ -48,3 +48,11 @@ def test_freeinit_refinement_refuses_too_few_passes_for_its_claims():
     it passed without testing anything."""
     with pytest.raises(ValueError, match="NUM_ITERS = 2"):
         _run_first_cells("03_freeinit_refinement", "NUM_ITERS = 2")
+
+
+@pytest.mark.parametrize("value", [1, 6])
+def test_freeinit_refinement_refuses_legacy_passes_out_of_range(value):
+    """LEGACY_PASSES = 1 would give the legacy filter no iteration to compare; more than NUM_ITERS passes than
+    FreeInit runs, which decompose_freeinit refuses only after the pipeline and the reference videos are loaded."""
+    with pytest.raises(ValueError, match=f"LEGACY_PASSES = {value}"):
+        _run_first_cells("03_freeinit_refinement", f"LEGACY_PASSES = {value}")
