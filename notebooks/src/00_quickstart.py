@@ -145,15 +145,22 @@ display(pd.concat({"final video vs data (dB)": final_db, "initial latent vs whit
 #    powers closer to the data's (the plain samples lack low-frequency power, notebook 01's gap), but it also
 #    removes motion: dynamics fall.
 # 2. The loss of variance in FreeInit's soft mix (`mask_only`, no signal at all) alone reproduces **part** of the
-#    consistency gain — on these weights with the UniPC sampler most of it (about 0.8 at seeds 0 and 1, with 99 %
-#    intervals reaching about 1; 0.63 with DDIM 25, the sampler before), so whether it is *less than all* is printed,
-#    not claimed — and it moves videos *away* from the data, not towards it.
+#    consistency gain — on these weights with the UniPC sampler most of it, with 99 % intervals that can reach 1,
+#    so whether it is *less than all* is printed, not claimed — and it moves videos *away* from the data, not
+#    towards it.
 # 3. Giving plain noise the training $z_T$'s band power without any signal (`amplitude_matched`) reproduces
 #    **most** of the consistency gain while keeping the motion that FreeInit removes: on this model the gain
 #    follows the initial latent's low-band amplitude; the loss of motion follows the mask (`mask_only` reproduces
 #    most of it; on these weights more than all of it). Whether the amplitude explains *more* of the gain than
-#    the mask is not a claim here: on the first default weights (step 1,993) it clearly did (0.94 against 0.44 at
-#    seed 0), on the current ones the two shares' intervals can overlap; the cell below prints which it is.
+#    the mask is not a claim here: on the current weights the two shares' intervals can overlap (on the first
+#    default weights they did not, which is why the comparison is still printed); the cell below prints which it is.
+# 4. The converse of claim 2: FreeInit with a **variance-preserving** mix (`variance_preserving`: the same signal,
+#    the same noises, mix weights $w_\text{low}, w_\text{high}$ with $w_\text{low}^2 + w_\text{high}^2 = 1$ per bin,
+#    so no bin loses variance). If the mask's variance loss carries FreeInit's consistency gain and its loss of
+#    motion, removing it while keeping the signal must keep less of the gain than FreeInit and more of the motion:
+#    claimed (paired per video, for the Gaussian filter, whose soft transition band is where the loss is; a sharp
+#    filter loses little variance, so there the two arms would agree and nothing is asserted). Its own effect over
+#    plain sampling and its share are printed: they can be small and are not resolved from 0 at every seed.
 #
 # The means table also puts each arm beside the data (last row). On these weights plain samples are less
 # consistent than the held-out videos and already move less; FreeInit's overshoot the data's consistency and move
@@ -175,10 +182,10 @@ record("freeinit_distance_change_db", float(ds.effect.sel(arm="freeinit", metric
 assert high("distance", arm="freeinit") < 0, interval("effect", arm="freeinit", metric="distance")
 record("freeinit_dynamics_change", float(ds.effect.sel(arm="freeinit", metric="dynamics")),
        "FreeInit − plain, RMS frame-to-frame change (model space)")
-# FreeInit's loss of motion is the soft Gaussian mask's variance decay (section 3 below, notebook 06), so the
-# motion claims are the Gaussian filter's and asserted for it only. A sharper filter has little of it: with
-# METHOD = "butterworth" (order 4, cut-offs 0.25) at seed 987,654, FreeInit − plain dynamics was +0.011
-# [−0.003, +0.023] (99 %), and its mask-only share meaningless (a share of about nothing).
+# FreeInit's loss of motion is the soft Gaussian mask's variance decay (claim 4 below, notebook 06), so the
+# motion claims are the Gaussian filter's and asserted for it only. A sharper filter has little of it (the check
+# that set this design, run once with METHOD = "butterworth", order 4, cut-offs 0.25: FreeInit − plain dynamics
+# was not resolved from 0, and the mask-only share of it meaningless); with METHOD != "gaussian" it is printed.
 GAUSSIAN = METHOD == "gaussian"
 if GAUSSIAN:
     assert high("dynamics", arm="freeinit") < 0, interval("effect", arm="freeinit", metric="dynamics")
@@ -216,6 +223,59 @@ if GAUSSIAN:  # the motion claims: the Gaussian filter's (see above)
     assert amp_vs_fi[1] > 0, amp_vs_fi
     assert low("dynamics", control="mask_only") > 0.5, interval("explained", control="mask_only", metric="dynamics")
 
+
+# 4. the variance-preserving mix: FreeInit's signal without the mask's variance loss (paired over the same videos)
+def paired(metric, a, b):
+    return fl.bootstrap_interval(ds[metric].sel(arm=a).values - ds[metric].sel(arm=b).values, CONFIDENCE, seed=SEED)
+
+
+fi_vs_vp = paired("consistency", "freeinit", "variance_preserving")
+vp_vs_fi_dyn = paired("dynamics", "variance_preserving", "freeinit")
+record("variance_preserving_explains_consistency", float(ds.explained.sel(control="variance_preserving",
+                                                                          metric="consistency")),
+       "share of FreeInit's consistency gain kept by FreeInit's signal with a variance-preserving mix")
+record("freeinit_minus_variance_preserving_consistency", fi_vs_vp[0],
+       f"consistency, FreeInit − variance_preserving (paired); {CONFIDENCE:.0%} interval [{fi_vs_vp[1]:.3f}, "
+       f"{fi_vs_vp[2]:.3f}]")
+print(f"variance_preserving − plain: consistency {interval('effect', arm='variance_preserving', metric='consistency')}, "
+      f"dynamics {interval('effect', arm='variance_preserving', metric='dynamics')}; share of FreeInit's consistency "
+      f"gain {interval('explained', control='variance_preserving', metric='consistency')}")
+print(f"FreeInit − variance_preserving, consistency: {fi_vs_vp[0]:+.3f} [{fi_vs_vp[1]:+.3f}, {fi_vs_vp[2]:+.3f}]; "
+      f"variance_preserving − FreeInit, dynamics: {vp_vs_fi_dyn[0]:+.3f} [{vp_vs_fi_dyn[1]:+.3f}, "
+      f"{vp_vs_fi_dyn[2]:+.3f}] ({CONFIDENCE:.0%} paired bootstrap over videos)")
+print("variance_preserving's own consistency gain: " + ("resolved from 0" if low("consistency", arm="variance_preserving")
+      > 0 or high("consistency", arm="variance_preserving") < 0 else "not resolved from 0") + "; its share: "
+      + ("less than half of FreeInit's gain" if high("consistency", control="variance_preserving") < 0.5 else
+         "not resolved below half of FreeInit's gain") + " at this seed")
+for c in ("shuffled_low", "freeinit_fresh"):  # another video's low band, a fresh diffusion: all of the gain?
+    print(f"{c} reproduces {interval('explained', control=c, metric='consistency')} of the consistency gain: "
+          + ("its interval reaches all of it" if high("consistency", control=c) >= 1 else "less than all of it")
+          + " at this seed")
+if GAUSSIAN:  # the soft mask's variance loss: the Gaussian filter's (see above)
+    assert fi_vs_vp[1] > 0, fi_vs_vp          # without the variance loss, less of the consistency gain ...
+    assert vp_vs_fi_dyn[1] > 0, vp_vs_fi_dyn  # ... and more motion than FreeInit keeps
+
+# %% [markdown]
+# ## This run's key numbers
+# The numbers the summary below refers to, from this run (seed `SEED`): paired means over videos with their 99 %
+# bootstrap intervals (shares: the ratio of two paired means, bootstrapped together).
+
+# %%
+key = {f"{a} − plain, {m}": interval("effect", arm=a, metric=m)
+       for a, m in (("freeinit", "consistency"), ("freeinit", "distance"), ("freeinit", "dynamics"),
+                    ("variance_preserving", "consistency"), ("variance_preserving", "dynamics"))}
+key |= {f"share of FreeInit's {m} effect: {c}": interval("explained", control=c, metric=m)
+        for m, cs in (("consistency", ("mask_only", "amplitude_matched", "shuffled_low", "freeinit_fresh",
+                                       "variance_preserving")), ("dynamics", ("mask_only",)))
+        for c in cs}
+key |= {"FreeInit − variance_preserving, consistency": "{:+.3f} [{:+.3f}, {:+.3f}]".format(*fi_vs_vp),
+        "variance_preserving − FreeInit, dynamics": "{:+.3f} [{:+.3f}, {:+.3f}]".format(*vp_vs_fi_dyn),
+        "initial latent vs white noise, band 0 / band 3 (dB): FreeInit; variance_preserving; amplitude_matched":
+            "; ".join(f"{float(init_db.loc[a].iloc[0]):+.1f} / {float(init_db.loc[a].iloc[3]):+.1f}"
+                      for a in ("freeinit", "variance_preserving", "amplitude_matched"))}
+with pd.option_context("display.max_colwidth", None):
+    display(pd.DataFrame({"value [99 % interval]": key}))
+
 # %%
 record("quickstart_video_steps", video_steps, "denoiser evaluations of one 16×32×32 video in this notebook")
 seconds = record("quickstart_seconds", time.perf_counter() - t_start, "wall time of this notebook's work")
@@ -223,23 +283,35 @@ print(f"{video_steps} video-steps, {seconds:.1f} s")
 
 # %% [markdown]
 # ## Summary
+# Numbers: the key-numbers table above (this run), each with its 99 % paired bootstrap interval.
 # - **Effect.** One FreeInit iteration raises consistency over plain sampling from the same noise, lowers the
-#   band-power distance to the held-out data, and lowers dynamics (table "arm − plain" above, 99 % paired
-#   bootstrap intervals; all three intervals exclude 0). The current weights draw colour blobs, not the world's
-#   subjects (data row of the figure); in the frames above FreeInit's blobs keep their place and colour across
-#   frames where the plain samples' layout drifts.
+#   band-power distance to the held-out data, and lowers dynamics (all three asserted by their intervals). The
+#   current weights draw colour blobs, not the world's subjects (data row of the figure); in the frames above
+#   FreeInit's blobs keep their place and colour across frames where the plain samples' layout drifts.
 # - **Controls.** The signal-free mask (`mask_only`, the soft mix's variance loss) reproduces most of the
-#   consistency gain on these weights (0.81 [0.66, 0.99] at seed 0) and moves videos away from the data; noise
-#   scaled to the training $z_T$'s band power (`amplitude_matched`, no signal at all) reproduces most of the
-#   consistency gain without FreeInit's loss of motion, while the mask reproduces most of that loss (shares in the
-#   "share of FreeInit's effect" table; FreeInit barely changes contrast, so no share is given for it). So on this
-#   model FreeInit's consistency gain needs no signal: the **low-band amplitude** of its initial latent (the
+#   consistency gain on these weights (its share is printed; whether it is less than all is printed, not claimed)
+#   and moves videos away from the data; noise scaled to the training $z_T$'s band power (`amplitude_matched`, no
+#   signal at all) reproduces most of the consistency gain without FreeInit's loss of motion, while the mask
+#   reproduces most of that loss (FreeInit barely changes contrast, so no share is given for it). So on this model
+#   FreeInit's consistency gain needs no signal: the **low-band amplitude** of its initial latent (the
 #   initialization gap closed in power) gives most of it, and so does the **mask**'s variance loss alone, which
-#   also takes the motion; this video's own low band is not needed: another video's (`shuffled_low`) or a fresh
-#   diffusion (`freeinit_fresh`) does part of the job, signal-free noise of the right power does most or all of it.
-#   The loss of motion belongs to the Gaussian filter's soft transition band: with `METHOD = "butterworth"` it
-#   vanishes (+0.011 [−0.003, +0.023] at seed 987,654), so the motion claims are asserted for the Gaussian only.
+#   also takes the motion. Whether this video's own low band matters at one iteration: another video's
+#   (`shuffled_low`) and a fresh diffusion (`freeinit_fresh`) reproduce the shares printed in the key numbers, and
+#   the claims cell prints whether each interval reaches all of FreeInit's gain (notebook 03 follows the
+#   own-versus-another question over iterations, with paired intervals). The loss of motion belongs to the Gaussian
+#   filter's soft transition band, so the motion claims are asserted for the Gaussian only.
+# - **Variance-preserving mix — the mask's share, from the other side.** Keeping FreeInit's signal and noises but
+#   mixing them so no bin loses variance (`variance_preserving`) gives up part of the consistency gain (FreeInit −
+#   variance_preserving, asserted > 0; how much is its share, printed) and keeps more motion than FreeInit
+#   (asserted); its own effect over plain sampling is printed, resolved from 0 or not. Its initial latent has about
+#   FreeInit's low band (band 0 in the key numbers) but not FreeInit's mid-band loss (band 3). With `mask_only`
+#   (the loss without the signal), this is the mask-variance explanation tested from both sides: the loss alone
+#   gives much of the gain, the signal without the loss gives less of it than FreeInit and more motion. Where the
+#   variance-preserving share is below half (printed, resolved or not), FreeInit's one-iteration gain and its loss
+#   of motion are mostly the soft mix's variance loss, not the low-frequency signal it keeps. `amplitude_matched` is the other route to
+#   the gain: a larger low band (band 0) without any mid-band loss.
 # - **Against the paper.** The paper reports the consistency gain (AnimateDiff, DINO first-frame cosine ×100:
 #   85.2 → 92.0) and attributes it to bridging the gap with the video's own low frequencies. The direction agrees;
-#   the attribution does not hold here: a latent with the training $z_T$'s spectrum but no content does as much.
-#   Notebooks 03 and 06 follow this over iterations, filters and strategies.
+#   the attribution does not hold here: a latent with the training $z_T$'s spectrum but no content does as much,
+#   and the same signal without the mask's variance loss does much less. Notebooks 03 and 06 follow this over
+#   iterations, filters and strategies.
