@@ -98,3 +98,18 @@ def test_record_keeps_an_interval_only_whole_and_ordered(tmp_path, monkeypatch):
         record("half", 0.2, notebook="nb", low=0.1)
     with pytest.raises(ValueError, match="above high"):
         record("upside_down", 0.2, notebook="nb", low=0.3, high=0.1)
+
+
+def test_readme_key_figures_are_the_recorded_numbers():
+    """README.md's key figures are docs/key_figures.md.in filled from docs/key_numbers.json (both written by the
+    last `make reproduce`): a number edited by hand in the README, or a template naming a number no notebook
+    recorded, fails here."""
+    repro = _reproduce_module()
+    numbers = json.loads(repro.KEY_NUMBERS.read_text())
+    text = repro.README.read_text()
+    generated = text.split(repro.BEGIN)[1].split(repro.END)[0].strip("\n")
+    assert generated == repro.render_key_figures(repro.KEY_FIGURES_TEMPLATE.read_text(), numbers).strip("\n"), (
+        "README.md's key figures differ from docs/key_figures.md.in filled with docs/key_numbers.json: edit the "
+        "template, not the README, and run `make reproduce`")
+    notebooks = sorted(p.stem for p in (repro.ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    assert sorted(k.split("/")[0] for k in numbers if k.endswith("/seconds") and not k.startswith("total")) == notebooks
