@@ -108,6 +108,9 @@ tol = 1e-5 if DTYPE == "float32" else 1e-3
 check = fl.check_pipeline(pipe, settings=dict(num_iters=NUM_ITERS, method=METHOD, d_s=D_S, d_t=D_T), seed=SEED,
                           generator_device=DEVICE, rtol=tol, atol=tol, prompt=PROMPT, **call)
 print(check)
+# the one finding this notebook states about your pipeline: the probe and FreeInit work on it (false for a pipeline
+# whose scheduler, latents or callbacks the toolkit reads wrongly; check_pipeline raises before this on a failure)
+assert check.passed, check
 rec, plain, res, fi_rec = check.record, check.plain_latents, check.freeinit, check.freeinit_record
 canon = layout.to_canonical(plain).detach().float().cpu()
 record("latent_shape", str(tuple(canon.shape)), "canonical (batch, channel, frame, height, width) latent of the run")
