@@ -256,3 +256,57 @@ def test_gaussian_denoiser_batch_is_each_video_at_its_own_timestep(gauss):
     for t in (400, torch.tensor(400), torch.full((5,), 400)):  # a scalar, a 0-d tensor, one timestep per video
         assert torch.equal(m(z, t).sample, torch.cat([m(z[i : i + 1], 400).sample for i in range(5)]))
     assert not torch.equal(m(z, ts).sample, m(z, 400).sample)
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 4, 8, 8), (2, 3, 5, 6, 9), (2, 3, 3, 7, 5)])
+def test_gaussian_denoiser_real_fft_path_is_the_complex_one(shape):
+    """The denoiser filters through rfftn/irfftn with the gain's Hermitian part: the same as the real part of
+    ifftn(gain · fftn(.)) to float64 round-off, for a fitted (symmetric) spectrum and for an arbitrary one (whose
+    gain is not symmetric), at one timestep for the batch and at one per video, odd sizes included."""
+    g = torch.Generator().manual_seed(3)
+    vids = torch.rand(shape, generator=g)
+    prior = fit_gaussian_prior(vids)
+    m = GaussianVideoDenoiser(num_frames=shape[2], sample_size=shape[3], width=shape[4])
+    m.set_prior(prior["mean"], prior["color_basis"], prior["power"], default_scheduler().alphas_cumprod)
+    z = torch.randn(shape, generator=g, dtype=torch.float64)
+
+    def complex_path(t, x0=False):
+        a, b = m._coeffs(t, shape[0], "cpu")
+        S = m.power.double()
+        gain = a * S / (a * a * S + b * b) if x0 else b / (a * a * S + b * b)
+        return m._from_white(gain * m._to_white(z, a)), m._filter(z, a, gain)
+
+    for power in (None, torch.rand(m.power.shape, generator=g) + 0.05):  # fitted, then asymmetric
+        if power is not None:
+            m.power.copy_(power)
+        for t in (torch.tensor(17), torch.randint(0, 1000, (shape[0],), generator=g)):
+            for x0 in (False, True):
+                full, real = complex_path(t, x0)
+                torch.testing.assert_close(real, full, rtol=0, atol=1e-12)
+    # and the public outputs go through it: eps and x0 predictions from the real path
+    a, b = m._coeffs(torch.tensor(400), shape[0], "cpu")
+    S = m.power.double()
+    torch.testing.assert_close(m(z.float(), 400).sample.double(),
+                               m._from_white(b / (a * a * S + b * b) * m._to_white(z.float(), a)), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_unet_channels_last_layout_is_the_same_function(batch):
+    """The CPU channels-last layout changes the convolutions' summation order only: outputs agree with the
+    contiguous layout to float round-off, come back in the same layout (strides), and the input is left as it
+    was."""
+    torch.manual_seed(0)
+    m = TinyVideoUNet(block_channels=(8, 16), norm_groups=4, time_embed_dim=16, attention_heads=2, space_to_depth=2)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(batch, 3, 4, 8, 8)
+    before = x.clone()
+    m.forward_chunk = 2
+    assert m.channels_last  # the default
+    fast = m(x, torch.arange(batch) * 300).sample
+    m.channels_last = False
+    plain = m(x, torch.arange(batch) * 300).sample
+    assert fast.stride() == plain.stride()
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(plain, torch.zeros_like(plain))
+    assert torch.equal(x, before)

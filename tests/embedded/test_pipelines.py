@@ -85,7 +85,9 @@ def test_latents_and_generator_lists(pipe):
     gens = [torch.Generator().manual_seed(s) for s in (10, 11)]
     both = pipe(batch_size=2, generator=gens, output_type="latent", num_inference_steps=5).frames
     one = pipe(generator=torch.Generator().manual_seed(11), output_type="latent", num_inference_steps=5).frames
-    assert torch.allclose(both[1:], one, atol=1e-5)
+    # one video takes the per-frame 2-D convolutions, two the channels-last 3-D ones: the same sums in another
+    # order, so float round-off, amplified over 5 steps (1.3e-5 at most on values up to 1.6, measured)
+    assert torch.allclose(both[1:], one, atol=1e-4)
     noise = randn_tensor((2, *pipe.sample_shape), generator=[torch.Generator().manual_seed(s) for s in (10, 11)])
     again = pipe(latents=noise, output_type="latent", num_inference_steps=5).frames
     assert torch.allclose(again, both, atol=1e-5)
