@@ -72,6 +72,9 @@ def test_key_figures_fill_every_placeholder_or_name_the_missing_number(tmp_path)
     text = repro.render_key_figures("KL {{01_gap/kl:.1f}} nats, {{ 01_gap/share:.0% }} in the low bands, "
                                     "r = {{02_ratio/r:.2f}}; {{total/seconds:.0f}} s", numbers)
     assert text == "KL 11.1 nats, 98% in the low bands, r = 0.33; 32 s"
+    timed = repro.key_numbers([{"notebook": "01_gap", "seconds": 12.34, "numbers": {}}], figure_seconds=3.21,
+                              wall_seconds=20.06)
+    assert timed == {"01_gap/seconds": 12.34, "total/seconds": 12.3, "figures/seconds": 3.2, "total/wall_seconds": 20.1}
     with pytest.raises(KeyError, match="'01_gap/missing'"):
         repro.render_key_figures("{{01_gap/missing:.1f}}", numbers)
     with pytest.raises(ValueError, match="malformed"):

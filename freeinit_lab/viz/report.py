@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["record", "save_figure", "RECORDS", "REPORT_DIR_ENV", "NOTEBOOK_ENV", "FIGURE_DIR_ENV"]
+__all__ = ["record", "save_figure", "render_figures", "RECORDS", "REPORT_DIR_ENV", "NOTEBOOK_ENV", "FIGURE_DIR_ENV"]
 
 REPORT_DIR_ENV = "FREEINIT_LAB_REPORT_DIR"
 NOTEBOOK_ENV = "FREEINIT_LAB_NOTEBOOK"
@@ -64,26 +64,63 @@ def _check_figure_name(name) -> None:
     if name.lower().endswith((".png", ".html")):
         stem = name.rsplit(".", 1)[0]
         raise ValueError(f"save_figure name {name!r}: leave the extension out (save_figure({stem!r}) writes "
-                         f"{stem}.png and {stem}.html)")
+                         f"{stem}.html, and make reproduce {stem}.png)")
+
+
+#: suffix of the figure specs :func:`save_figure` leaves for :func:`render_figures`
+PENDING_SUFFIX = ".figure.json"
 
 
 def save_figure(fig, name: str, *, width: int = 900, height: int = 420):
     """Save a key figure for the README when ``make reproduce`` runs (``FREEINIT_LAB_FIGURE_DIR`` set); return it.
 
-    Writes ``<dir>/<name>.png`` through kaleido (needs a Chromium: set ``BROWSER_PATH`` if it is not found), and
-    ``<dir>/<name>.html`` always. Outside ``make reproduce`` it does nothing but return the figure, so a notebook
-    cell can end with ``save_figure(fig, "name")`` and still display it. ``name`` is a plain file name without
-    extension (letters, digits, ``_``, ``-``, ``.``, spaces); anything else, a path or ``.png``/``.html`` included,
-    is refused in every run, so a name that would fail or write elsewhere under ``make reproduce`` fails at once.
+    Writes ``<dir>/<name>.html`` and ``<dir>/<name>.figure.json`` (the figure and its PNG size), from which
+    :func:`render_figures` draws ``<dir>/<name>.png`` once every notebook has run: one Chromium session for all
+    figures instead of one per figure (``make reproduce`` calls it; kaleido's one-shot export started a browser
+    for each PNG, about 2.5 s, where a figure in a running session takes about 0.25 s). Outside ``make reproduce``
+    it does nothing but return the figure, so a notebook cell can end with ``save_figure(fig, "name")`` and still
+    display it. ``name`` is a plain file name without extension (letters, digits, ``_``, ``-``, ``.``, spaces);
+    anything else, a path or ``.png``/``.html`` included, is refused in every run, so a name that would fail or
+    write elsewhere under ``make reproduce`` fails at once.
     """
     _check_figure_name(name)
+    for what, size in (("width", width), ("height", height)):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"save_figure {what}={size!r}: a positive whole number of pixels is needed")
     out_dir = os.environ.get(FIGURE_DIR_ENV)
     if out_dir:
         path = Path(out_dir)
         path.mkdir(parents=True, exist_ok=True)
         fig.write_html(path / f"{name}.html", include_plotlyjs="cdn")
-        try:
-            fig.write_image(path / f"{name}.png", width=width, height=height)
-        except Exception as exc:  # kaleido or its browser missing: the HTML is still there
-            print(f"save_figure: PNG of {name!r} skipped ({type(exc).__name__}: {exc}); install kaleido and Chromium")
+        spec = f'{{"width": {width}, "height": {height}, "figure": {fig.to_json()}}}'
+        (path / f"{name}{PENDING_SUFFIX}").write_text(spec)
     return fig
+
+
+def render_figures(folder: str | Path, *, keep_specs: bool = False) -> list[Path]:
+    """Draw ``<name>.png`` for every ``<name>.figure.json`` :func:`save_figure` left in ``folder``; return the PNGs.
+
+    All figures go through one kaleido session (``plotly.io.write_images``), at the size each was saved with. The
+    specs are removed once their PNGs are written (``keep_specs=True`` keeps them). Without kaleido or a Chromium
+    (set ``BROWSER_PATH``), nothing is drawn: the reason is printed, the specs stay for a later call, and the
+    result is empty.
+    """
+    folder = Path(folder)
+    specs = sorted(folder.glob(f"*{PENDING_SUFFIX}"))
+    if not specs:
+        return []
+    import plotly.io as pio
+
+    loaded = [json.loads(p.read_text()) for p in specs]
+    pngs = [folder / (p.name[: -len(PENDING_SUFFIX)] + ".png") for p in specs]
+    try:
+        pio.write_images([pio.from_json(json.dumps(d["figure"])) for d in loaded], pngs,
+                         width=[d["width"] for d in loaded], height=[d["height"] for d in loaded])
+    except Exception as exc:  # kaleido or its browser missing: the HTML files are there, the specs stay
+        print(f"render_figures: {len(specs)} PNG(s) in {folder} skipped ({type(exc).__name__}: {exc}); install "
+              "kaleido and Chromium (or set BROWSER_PATH) and call render_figures again")
+        return []
+    if not keep_specs:
+        for p in specs:
+            p.unlink()
+    return pngs

@@ -1,5 +1,7 @@
 """Figures fed with the edge inputs users produce: read the plotly data back and compare it with the input."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -125,3 +127,87 @@ def test_save_figure_writes_into_a_missing_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(fig, "write_image", lambda *args, **kwargs: None)  # no kaleido needed here
     assert save_figure(fig, "04 cutoff-map.v2") is fig
     assert (out / "04 cutoff-map.v2.html").exists()
+
+
+def _png_size(path):
+    """(width, height) from a PNG's IHDR chunk."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_save_figure_leaves_a_spec_that_render_figures_draws_at_the_saved_size(tmp_path, monkeypatch):
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from freeinit_lab.report import FIGURE_DIR_ENV, PENDING_SUFFIX, render_figures, save_figure
+
+    monkeypatch.setenv(FIGURE_DIR_ENV, str(tmp_path))
+    save_figure(go.Figure(go.Scatter(y=[1, 2], name="first")), "a_first", width=640, height=300)
+    save_figure(go.Figure(go.Bar(y=[3, 1], name="second")), "b_second")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a_first.figure.json", "a_first.html", "b_second.figure.json", "b_second.html"]
+    calls = []
+
+    def fake_write_images(figs, files, width, height):  # records what one session would draw
+        calls.append(([f.data[0].name for f in figs], [str(p) for p in files], width, height))
+        for p in files:
+            p.write_bytes(b"png")
+
+    monkeypatch.setattr(pio, "write_images", fake_write_images)
+    pngs = render_figures(tmp_path)
+    assert calls == [(["first", "second"], [str(tmp_path / "a_first.png"), str(tmp_path / "b_second.png")],
+                      [640, 900], [300, 420])]  # one call: one browser session for all figures
+    assert pngs == [tmp_path / "a_first.png", tmp_path / "b_second.png"]
+    assert not list(tmp_path.glob(f"*{PENDING_SUFFIX}"))  # drawn specs are removed
+    assert render_figures(tmp_path) == [] and len(calls) == 1  # nothing pending: nothing drawn
+
+
+def test_render_figures_keeps_the_specs_and_says_why_when_kaleido_fails(tmp_path, monkeypatch, capsys):
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from freeinit_lab.report import FIGURE_DIR_ENV, render_figures, save_figure
+
+    monkeypatch.setenv(FIGURE_DIR_ENV, str(tmp_path))
+    save_figure(go.Figure(go.Scatter(y=[1, 2])), "fig")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no Chrome found")
+
+    monkeypatch.setattr(pio, "write_images", broken)
+    assert render_figures(tmp_path) == []
+    assert "no Chrome found" in capsys.readouterr().out
+    assert (tmp_path / "fig.figure.json").exists() and not (tmp_path / "fig.png").exists()
+
+
+@pytest.mark.parametrize("size", [0, -3, 2.5, True, "900"])
+def test_save_figure_refuses_a_size_that_is_not_a_positive_whole_number(size):
+    import plotly.graph_objects as go
+
+    from freeinit_lab.report import save_figure
+
+    with pytest.raises(ValueError, match="width"):
+        save_figure(go.Figure(), "fig", width=size)
+
+
+def test_render_figures_draws_real_pngs_with_kaleido(tmp_path, monkeypatch):
+    import shutil
+
+    import plotly.graph_objects as go
+
+    from freeinit_lab.report import FIGURE_DIR_ENV, render_figures, save_figure
+
+    browser = os.environ.get("BROWSER_PATH") or shutil.which("chromium")
+    if not browser:
+        if os.environ.get("FREEINIT_REQUIRE_BROWSER", "") not in ("", "0"):
+            pytest.fail("no Chromium for kaleido (FREEINIT_REQUIRE_BROWSER is set)")
+        pytest.skip("no Chromium for kaleido: scripts/ensure_browser.sh installs one")
+    monkeypatch.setenv("BROWSER_PATH", browser)
+    monkeypatch.setenv(FIGURE_DIR_ENV, str(tmp_path))
+    save_figure(go.Figure(go.Scatter(y=[1, 3, 2])), "wide", width=500, height=200)
+    save_figure(go.Figure(go.Heatmap(z=[[1, 2], [3, 4]])), "tall", width=300, height=400)
+    pngs = render_figures(tmp_path)
+    assert [p.name for p in pngs] == ["tall.png", "wide.png"]
+    assert _png_size(tmp_path / "wide.png") == (500, 200)
+    assert _png_size(tmp_path / "tall.png") == (300, 400)
