@@ -463,12 +463,14 @@ with pd.option_context("display.max_colwidth", None):
 #   the seeds we ran its mean favoured the other video, resolved at some. So FreeInit's first step is the mix's
 #   variance and a data-like low band, not this video's content. Over the iterations the own band gains on another
 #   video's (asserted: the paired difference grows from the first to the last pass); whether it is ahead at the
-#   last pass is printed with its interval (not resolved at every seed). The shuffled chain ends with less motion
-#   than FreeInit's (printed).
+#   last pass is printed with its interval (not resolved at every seed). So is the motion at the last pass,
+#   FreeInit − `shuffled_low` dynamics, with whether its interval excludes 0 (section 2; positive: the shuffled
+#   chain ends with less motion than FreeInit's).
 # - **Filters — agrees with the paper, against the filter it meant.** With the reference codes' ideal filter
 #   (`legacy_ideal`, $d^2 \le 2 d_s$, the bin count printed near the top) consistency gains less than with the
 #   Gaussian (asserted at every pass it ran: by default the first iteration only, `LEGACY_PASSES`, since that
-#   decides it and its later passes paid for the `shuffled_low` chain), and the dynamics rise instead of falling.
+#   decides it and its later passes paid for the `shuffled_low` chain). Its dynamics change against plain sampling
+#   is printed, not claimed (positive: the sharp cut-off adds motion), beside FreeInit's own (Gaussian) change.
 # - **The reinitialised latent is not the training marginal.** Its lowest band holds a same-noise cross term
 #   $2\,\mathrm{Re}(S\bar U)$, as it must for any model whose sample keeps its noise's low band; on this model the
 #   term is *smaller* than on the exact-score model of the same data from the same noises (asserted): the trained
