@@ -42,6 +42,8 @@ bench: $(STAMP)  ## benchmarks (not tests): ratios against diffusers measured in
 	$(PY) benchmarks/bench_probes.py
 	$(PY) benchmarks/bench_default_model.py
 	$(PY) benchmarks/bench_unet_elementwise.py
+	$(PY) benchmarks/bench_unet_layout.py
+	$(PY) benchmarks/bench_exact_score.py
 	$(PY) benchmarks/bench_reference.py
 	$(PY) benchmarks/bench_sweep.py
 

@@ -192,7 +192,7 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
     #: layout; the layout propagates through the norms, element-wise steps, concatenations and upsampling, and
     #: the output comes back in the default layout. Same function, other summation order: outputs agree with the default
     #: layout to float round-off (``tests/embedded/test_models.py``). On 2 cores the default model ran batches of
-    #: 8, 32 and 64 videos 1.2× faster (time ratio 0.81–0.84) and one video alike (0.97), whose frames take the
+    #: 8, 32 and 64 videos 1.2× faster (time ratio 0.81–0.85) and one video alike (0.97), whose frames take the
     #: per-frame path (``benchmarks/bench_unet_layout.py`` measures it against ``False`` in one run).
     channels_last: bool = True
 
