@@ -13,22 +13,15 @@ batch (a sampler's step).
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
 
 import torch
+from _alternate import ab_arguments, alternate  # benchmarks/_alternate.py
 
 from freeinit_lab.pipelines import load_default_analytic_pipeline
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--batch", type=int, default=64)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = ab_arguments(__doc__, batch=64, steps=False)
     m = load_default_analytic_pipeline(num_videos=16).unet  # the spectrum's values do not change the cost
     z = torch.randn(args.batch, *m.power.shape, generator=torch.Generator().manual_seed(0))
     a, b = m._coeffs(torch.tensor(500), args.batch, z.device)
@@ -42,19 +35,11 @@ def main() -> None:
         return m._from_white(gain * m._to_white(z, a))
 
     diff = float((real() - complex_path()).abs().max())  # also the warm-up
-    new, old = [], []
-    for _ in range(args.repeats):
-        s = time.perf_counter()
-        real()
-        new.append(time.perf_counter() - s)
-        s = time.perf_counter()
-        complex_path()
-        old.append(time.perf_counter() - s)
+    r = alternate(real, complex_path, args.repeats)
     print(f"torch {torch.__version__}, {args.threads} threads, {args.batch} videos of {tuple(m.power.shape)}: real FFT "
-          f"median {1e3 * statistics.median(new):.1f} ms (best {1e3 * min(new):.1f}), complex FFT median "
-          f"{1e3 * statistics.median(old):.1f} ms (best {1e3 * min(old):.1f}); ratio real / complex "
-          f"{statistics.median(new) / statistics.median(old):.3f}; largest difference {diff:.1e}")
-
+          f"median {1e3 * r['new_median']:.1f} ms (best {1e3 * r['new_best']:.1f}), complex FFT median "
+          f"{1e3 * r['old_median']:.1f} ms (best {1e3 * r['old_best']:.1f}); ratio real / complex {r['ratio']:.3f}; "
+          f"largest difference {diff:.1e}")
 
 if __name__ == "__main__":
     main()

@@ -16,23 +16,15 @@ whichever layout is timed).
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
 
 import torch
+from _alternate import ab_arguments, alternate  # benchmarks/_alternate.py
 
 from freeinit_lab.pipelines import load_default_pipeline
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=None, help="network calls per timing (default: the stored sampler's)")
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = ab_arguments(__doc__, batch=32, steps=True)
     pipe = load_default_pipeline()
     unet = pipe.unet
     steps = args.steps or pipe.default_num_inference_steps
@@ -50,19 +42,11 @@ def main() -> None:
         return out
 
     diff = float((network(True) - network(False)).abs().max())  # also the warm-up
-    new, old = [], []
-    for _ in range(args.repeats):
-        s = time.perf_counter()
-        network(True)
-        new.append(time.perf_counter() - s)
-        s = time.perf_counter()
-        network(False)
-        old.append(time.perf_counter() - s)
+    r = alternate(lambda: network(True), lambda: network(False), args.repeats)
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {steps} network calls: "
-          f"channels-last median {statistics.median(new):.3f} s (best {min(new):.3f}), contiguous median "
-          f"{statistics.median(old):.3f} s (best {min(old):.3f}); ratio channels-last / contiguous "
-          f"{statistics.median(new) / statistics.median(old):.3f}; largest output difference {diff:.1e}")
-
+          f"channels-last median {r['new_median']:.3f} s (best {r['new_best']:.3f}), contiguous median "
+          f"{r['old_median']:.3f} s (best {r['old_best']:.3f}); ratio channels-last / contiguous {r['ratio']:.3f}; "
+          f"largest output difference {diff:.1e}")
 
 if __name__ == "__main__":
     main()
