@@ -190,10 +190,10 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
     #: Run the network on CPU tensors in the channels-last layout (``torch.channels_last_3d``: channels fastest),
     #: which the CPU convolution back end (oneDNN) reads without reordering each activation to and from its own
     #: layout; the layout propagates through the norms, element-wise steps, concatenations and upsampling, and
-    #: the output comes back in the default layout. Same function, other summation order: outputs agree with the default
-    #: layout to float round-off (``tests/embedded/test_models.py``). On 2 cores the default model ran batches of
-    #: 8, 32 and 64 videos 1.2× faster (time ratio 0.81–0.85) and one video alike (0.97), whose frames take the
-    #: per-frame path (``benchmarks/bench_unet_layout.py`` measures it against ``False`` in one run).
+    #: the output comes back in the default layout. Same function, other summation order: outputs agree with the
+    #: default layout to float round-off (``tests/embedded/test_models.py``). On 2 cores the default model ran
+    #: batches of 8, 32 and 64 videos 1.2× faster (time ratio 0.81–0.85) and one video alike (0.97), whose frames
+    #: take the per-frame path (``benchmarks/bench_unet_layout.py`` measures it against ``False`` in one run).
     channels_last: bool = True
 
     @register_to_config
@@ -405,7 +405,7 @@ class GaussianVideoDenoiser(ModelMixin, ConfigMixin):
         one ``(C, C) @ (C, F H W)`` product per video.
         """
         n, c, f, h, w = z.shape
-        gain = gain.expand(-1, c, f, h, w) if gain.dim() == 5 else gain.expand(1, c, f, h, w)
+        gain = gain.expand(gain.shape[0], c, f, h, w)  # (1 or n, 1 or C, F, H, W): one per video or shared
         mirrored = torch.roll(gain.flip((-3, -2, -1)), shifts=(1, 1, 1), dims=(-3, -2, -1))  # g(-k)
         half = (0.5 * (gain + mirrored))[..., : w // 2 + 1]
         basis = self.color_basis.double()
