@@ -1,8 +1,9 @@
 """Measure what FreeInit's controls explain on the embedded default model (the README's decomposition table).
 
 Runs :func:`freeinit_lab.decompose_freeinit` on ``load_default_pipeline()`` with its own latent size, held-out
-videos of its training distribution (:func:`freeinit_lab.default_training_videos`, model space) as the reference, saves the dataset as NetCDF and prints the
-effects and explained shares with their paired bootstrap intervals.
+videos of its training distribution (:func:`freeinit_lab.default_training_videos`, model space) as the reference
+(``amplitude_matched``'s target band power fitted on other held-out videos), saves the dataset as NetCDF and prints
+the effects and explained shares with their paired bootstrap intervals.
 
 Usage::
 
@@ -40,9 +41,12 @@ def main() -> None:
     pipe = fl.load_default_pipeline(scheduler=fl.default_scheduler(set_alpha_to_one=True)
                                     if args.scheduler == "ddim" else None)
     ref = fl.default_training_videos(args.num_reference, seed=970_000_000 + args.seed)  # held out (>= 9e8)
+    # amplitude_matched's target band power: other held-out videos than the ones the arms are judged against
+    fit = fl.default_training_videos(args.num_reference, seed=980_000_000 + args.seed)
     extra = {"num_inference_steps": args.steps} if args.steps > 0 else {}
     ds = fl.decompose_freeinit(pipe, num_videos=args.num_videos, seed=args.seed, num_iters=args.num_iters,
-                               method=args.method, d_s=args.d_s, d_t=args.d_t, reference=ref, **extra)
+                               method=args.method, d_s=args.d_s, d_t=args.d_t, reference=ref,
+                               amplitude_reference=fit, **extra)
     ds.attrs["wall_total"] = time.perf_counter() - t0
     ds.to_netcdf(args.out)
     print(f"{ds.attrs['pipeline_class']} latents {ds.attrs['latent_shape']}, {args.num_videos} paired videos, "
