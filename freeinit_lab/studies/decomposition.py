@@ -658,14 +658,14 @@ def decompose_freeinit(
             pbar.close()
 
     # ------------------------------------------------------------------ metrics
-    per = {a: dict(consistency=_consistency(final[a]), dynamics=_dynamics(final[a]), contrast=_contrast(final[a]),
-                   band_power=_band_power(final[a], edges), band_power_init=_band_power(initial[a], edges))
-           for a in arms}
+    def measures(x: torch.Tensor) -> dict[str, np.ndarray]:
+        return dict(consistency=_consistency(x), dynamics=_dynamics(x), contrast=_contrast(x),
+                    band_power=_band_power(x, edges))
+
+    per = {a: dict(measures(final[a]), band_power_init=_band_power(initial[a], edges)) for a in arms}
     # the pass each control's share compares with FreeInit at: its own last pass (one-pass arms: the last pass)
     share_pass = {c: (arm_passes(c) - 1 if CONTROL_ARMS[c].chained else num_iters - 1) for c in controls}
-    fi_at = {k: dict(consistency=_consistency(by_pass["freeinit"][k]), dynamics=_dynamics(by_pass["freeinit"][k]),
-                     contrast=_contrast(by_pass["freeinit"][k]), band_power=_band_power(by_pass["freeinit"][k], edges))
-             for k in set(share_pass.values()) if k != num_iters - 1}
+    fi_at = {k: measures(by_pass["freeinit"][k]) for k in set(share_pass.values()) if k != num_iters - 1}
     fi_at[num_iters - 1] = per["freeinit"]
     data_vars: dict[str, Any] = {}
     for name in ("consistency", "dynamics", "contrast"):
@@ -770,7 +770,8 @@ def decompose_freeinit(
         scheduler_class=type(layout.get_scheduler(pipe)).__name__,
         call_kwargs=json.dumps(simple, sort_keys=True),
         latent_shape=",".join(map(str, shape)),
-        seed=int(seed), num_iters=num_iters, control_iters=json.dumps(stop, sort_keys=True), method=method, d_s=float(d_s), d_t=float(d_t), order=float(order),
+        seed=int(seed), num_iters=num_iters, control_iters=json.dumps(stop, sort_keys=True), method=method,
+        d_s=float(d_s), d_t=float(d_t), order=float(order),
         alpha_T=a_T, sigma_T=b_T, num_videos=num_videos,
         bootstrap=(f"paired percentile bootstrap over videos: {num_bootstrap} resamples of the video indices with "
                    f"replacement (numpy default_rng(seed)), the same for every arm and metric; "

@@ -114,7 +114,7 @@ def render_figures(folder: str | Path, *, keep_specs: bool = False) -> list[Path
     loaded = [json.loads(p.read_text()) for p in specs]
     pngs = [folder / (p.name[: -len(PENDING_SUFFIX)] + ".png") for p in specs]
     try:
-        pio.write_images([pio.from_json(json.dumps(d["figure"])) for d in loaded], pngs,
+        pio.write_images([d["figure"] for d in loaded], pngs,  # figure dicts, validated by plotly
                          width=[d["width"] for d in loaded], height=[d["height"] for d in loaded])
     except Exception as exc:  # kaleido or its browser missing: the HTML files are there, the specs stay
         print(f"render_figures: {len(specs)} PNG(s) in {folder} skipped ({type(exc).__name__}: {exc}); install "

@@ -150,7 +150,7 @@ def test_save_figure_leaves_a_spec_that_render_figures_draws_at_the_saved_size(t
     calls = []
 
     def fake_write_images(figs, files, width, height):  # records what one session would draw
-        calls.append(([f.data[0].name for f in figs], [str(p) for p in files], width, height))
+        calls.append(([f["data"][0]["name"] for f in figs], [str(p) for p in files], width, height))
         for p in files:
             p.write_bytes(b"png")
 
