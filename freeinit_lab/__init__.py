@@ -92,6 +92,7 @@ _NAMES = {
     "load_clips": "embedded.data",
     "GaussianVideoDenoiser": "embedded.models",
     "TinyVideoUNet": "embedded.models",
+    "widen_video_unet": "embedded.models",
     "TinyVideoPipeline": "embedded.pipelines",
     "default_scheduler": "embedded.pipelines",
     "sampler_scheduler": "embedded.pipelines",

@@ -39,6 +39,10 @@ What it does
   from the exported folder ``--out`` when its ``training_log.json`` has the same model and data configuration
   (EMA weights become both the model and the EMA; the optimiser starts afresh), so a new session continues from
   the committed weights. ``--fresh`` ignores both.
+* Widening: ``--widen-from FOLDER --block-channels <k × the folder's>`` starts a run from the folder's trained
+  network made ``k`` times wider (:func:`freeinit_lab.embedded.models.widen_video_unet`: the same function at the
+  start, with random weight splits so the copies can grow apart) and continues the folder's step count, seeds,
+  normaliser and loss curve (:func:`widen_start`); ``training_log.json["widened_from"]`` records it.
 * Exports every ``--ckpt-every`` seconds and at the end: ``model_index.json``, ``unet/``, ``scheduler/``,
   ``normalizer/``, ``sampler.json`` (the default sampler) and ``training_log.json`` (data generator and
   configuration, normalisation, architecture, steps, wall time, hardware, loss curve). Prints clips per second.
@@ -120,6 +124,11 @@ def parse_args(argv=None):
     p.add_argument("--space-to-depth", type=int, default=2)
     p.add_argument("--block-channels", default="32,64,96")
     p.add_argument("--layers-per-block", type=int, default=1)
+    p.add_argument("--widen-from", default=None,
+                   help="start this run from the exported folder's network made wider (block channels a whole "
+                        "multiple of the folder's), computing the same function (widen_video_unet)")
+    p.add_argument("--widen-noise", type=float, default=0.1,
+                   help="standard deviation of the random weight splits of --widen-from (breaks the copies' symmetry)")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--loss-weighting", choices=sorted(LOSS_WEIGHTINGS), default=None,
                    help="per-timestep weight of the ε-MSE (see the module docstring); default: the resumed run's, "
@@ -274,6 +283,52 @@ def _inherit_seeds(args, given: dict, stored: dict, where: str) -> None:
         setattr(args, name, int(stored[name]))
 
 
+def widen_start(args, given_seeds: dict, model_cfg: dict):
+    """The start of a run widened from the exported folder ``--widen-from`` (:func:`widen_video_unet`).
+
+    The folder's network must be this run's but for ``block_channels``, which must be a whole multiple ``k`` of
+    its own, on the same data. The run continues the folder's step count, seeds, loss weighting, normaliser,
+    loss curve and sessions (step ``s`` trains on data seed ``data_seed_base + s``, so the wide network sees
+    batches its narrow one never did); the optimiser starts afresh. Returns ``(step, wall, history, sessions,
+    weighting, normalizer, widened)``; ``widened`` says what was widened (and holds the wide ``state`` dict)."""
+    from freeinit_lab.embedded.models import TinyVideoUNet, widen_video_unet
+    from freeinit_lab.embedded.pipelines import ChannelNormalizer
+
+    src = Path(args.widen_from)
+    if not (src / "training_log.json").exists() or not (src / "unet").exists():
+        raise SystemExit(f"--widen-from {src} is not an exported model folder (it needs training_log.json and unet/, "
+                         "as this script writes them)")
+    log = json.loads((src / "training_log.json").read_text())
+    if log.get("data_generator") != args.data or (log.get("frames"), log.get("height")) != (args.frames, args.size):
+        raise SystemExit(f"--widen-from {src} was trained on {log.get('data_generator')} at {log.get('frames')} frames "
+                         f"x {log.get('height')} px, not {args.data} at {args.frames} x {args.size}: pass its --data, "
+                         "--frames and --size")
+    narrow, wide = list(log["model_config"]["block_channels"]), list(model_cfg["block_channels"])
+    factor = wide[0] // narrow[0] if narrow and narrow[0] else 0
+    same = {k: v for k, v in log["model_config"].items() if k != "block_channels"} == \
+        {k: v for k, v in model_cfg.items() if k != "block_channels"}
+    if not same or factor < 2 or len(wide) != len(narrow) or wide != [c * factor for c in narrow]:
+        raise SystemExit(f"--widen-from {src} has the model config {log['model_config']}; this run's {model_cfg} must "
+                         "equal it but for --block-channels, a whole multiple (>= 2) of its "
+                         f"{','.join(map(str, narrow))}, e.g. --block-channels {','.join(str(2 * c) for c in narrow)}")
+    if args.data != "dead-leaves-v1" and not (src / "normalizer").exists():
+        raise SystemExit(f"--widen-from {src} has no normalizer/: the wide run must train in the same model space")
+    _inherit_seeds(args, given_seeds, log, f"{src}/training_log.json")
+    unet = TinyVideoUNet.from_pretrained(src / "unet", local_files_only=True, low_cpu_mem_usage=False)
+    g = torch.Generator().manual_seed(args.seed)
+    state = widen_video_unet(unet, factor, split_noise=args.widen_noise, generator=g).state_dict()
+    normalizer = None
+    if (src / "normalizer").exists():
+        loaded = ChannelNormalizer.from_pretrained(src / "normalizer", local_files_only=True, low_cpu_mem_usage=False)
+        normalizer = ChannelNormalizer(shift=list(loaded.config.shift), scale=list(loaded.config.scale))
+    step = int(log["steps"])
+    widened = dict(source=str(src), step=step, from_block_channels=narrow, factor=factor,
+                   split_noise=args.widen_noise, split_seed=args.seed, state=state)
+    history = list(zip(log["loss_curve"]["step"], log["loss_curve"]["loss"]))
+    return (step, float(log["wall_time_s"]), history, log.get("sessions", []), log.get("loss_weighting", "epsilon"),
+            normalizer, widened)
+
+
 def main(argv=None) -> None:
     from freeinit_lab.embedded.models import TinyVideoUNet
     from freeinit_lab.embedded.pipelines import ChannelNormalizer
@@ -303,7 +358,7 @@ def main(argv=None) -> None:
     model.to(dev)
     ema.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    step, history, wall, normalizer, sessions, weighting = 0, [], 0.0, None, [], None
+    step, history, wall, normalizer, sessions, weighting, widened = 0, [], 0.0, None, [], None, None
     resumed = "fresh"
     if ckpt_path.exists() and not args.fresh:
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -325,6 +380,7 @@ def main(argv=None) -> None:
         step, history, wall = ck["step"], ck["history"], ck["wall_s"]
         sessions = ck.get("sessions", [])
         weighting = ck.get("loss_weighting", "epsilon")
+        widened = ck.get("widened_from")
         normalizer = ChannelNormalizer(**ck["normalizer"]) if ck.get("normalizer") else None
         resumed = f"checkpoint {ckpt_path}"
     elif (out / "training_log.json").exists() and not args.fresh:
@@ -338,6 +394,7 @@ def main(argv=None) -> None:
             history = list(zip(log["loss_curve"]["step"], log["loss_curve"]["loss"]))
             sessions = log.get("sessions", [])
             weighting = log.get("loss_weighting", "epsilon")
+            widened = log.get("widened_from")
             if (out / "normalizer").exists():
                 loaded = ChannelNormalizer.from_pretrained(out / "normalizer", local_files_only=True,
                                                            low_cpu_mem_usage=False)
@@ -346,6 +403,15 @@ def main(argv=None) -> None:
             resumed = f"exported weights in {out} (optimiser restarts)"
         else:
             print(f"{out} holds another model or data configuration; starting fresh", flush=True)
+    if args.widen_from:
+        if resumed != "fresh":
+            raise SystemExit(f"--widen-from starts a run, but this one would resume from {resumed}: leave --widen-from "
+                             "out to continue it, or give it another --out and --ckpt-dir (or --fresh)")
+        step, wall, history, sessions, weighting, normalizer, widened = widen_start(args, given_seeds, model_cfg)
+        model.load_state_dict(widened.pop("state"))
+        ema.load_state_dict(model.state_dict())
+        resumed = (f"{widened['source']} widened {widened['factor']}x ({widened['from_block_channels']} -> "
+                   f"{model_cfg['block_channels']}) at its step {step} (optimiser restarts)")
     if wall >= args.time_budget_min * 60:
         raise SystemExit(f"the run has trained {wall / 60:.1f} min in all (resumed from {resumed}), which already "
                          f"reaches --time-budget-min {args.time_budget_min:g}: the budget is the run's total; pass "
@@ -391,6 +457,7 @@ def main(argv=None) -> None:
             default_sampler=DEFAULT_SAMPLER, wall_time_s=round(wall, 1), torch=torch.__version__,
             sessions=sessions, loss_curve=dict(step=[h[0] for h in history], loss=[h[1] for h in history]),
             command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+            **({} if widened is None else {"widened_from": widened}),
         )
 
     def checkpoint():
@@ -399,7 +466,7 @@ def main(argv=None) -> None:
         torch.save(dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step,
                         history=history, wall_s=wall, model_config=model_cfg, data=args.data, sessions=sessions,
                         seed=args.seed, data_seed_base=args.data_seed_base,
-                        loss_weighting=weighting,
+                        loss_weighting=weighting, widened_from=widened,
                         normalizer=None if normalizer is None else dict(shift=list(normalizer.config.shift),
                                                                         scale=list(normalizer.config.scale))),
                    tmp)

@@ -41,6 +41,16 @@ def test_loss_trend_tells_a_falling_loss_from_a_flat_one():
     assert card.loss_trend({}) is None and card.loss_trend(_log([0.1, 0.09])) is None
 
 
+def test_a_widened_network_says_where_its_steps_come_from():
+    card = _card_module()
+    assert card.widened_text({"steps": 5}) == ""
+    wf = dict(source="data/default_model", step=33338, from_block_channels=[32, 64, 96], factor=2, split_noise=0.1,
+              split_seed=0)
+    text = card.widened_text({"widened_from": wf})
+    assert "Widened 2× from the [32, 64, 96] network of `data/default_model` at its step 33,338" in text
+    assert "include the narrow network's" in text
+
+
 def test_lr_history_names_each_sessions_learning_rate():
     card = _card_module()
     assert card.lr_history({"lr": 1e-3, "sessions": [{"start_step": 0}]}) == "0.001"

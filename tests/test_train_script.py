@@ -188,3 +188,72 @@ def test_a_resumed_run_keeps_its_seeds_and_refuses_others(tmp_path):
     assert log.read_text() == before
     train.main(common + ["--max-steps", "4", "--data-seed-base", "5"])             # the same value is fine
     assert json.loads(log.read_text())["steps"] == 4 and json.loads(log.read_text())["data_seed_base"] == 5
+
+
+def test_a_widened_run_starts_from_the_narrow_function_and_continues_its_steps(tmp_path):
+    """--widen-from: the wide network exported before any step of its own computes the folder's ε̂; the run
+    continues the folder's step count, seeds, normaliser and loss curve, records what it widened, trains on, and
+    refuses a width that is not a whole multiple, or a folder it would write over."""
+    from freeinit_lab.embedded.pipelines import ChannelNormalizer
+    from freeinit_lab.models import TinyVideoUNet
+
+    train = _train_module()
+    narrow = _tiny_run(tmp_path) + ["--amp", "off"]
+    train.main(narrow + ["--max-steps", "3", "--seed", "4", "--data-seed-base", "11"])
+    wide = _tiny_run(tmp_path, out="wide", ckpt="wide_ck") + ["--amp", "off", "--widen-from", str(tmp_path / "out")]
+    wide = [a if a != "8,16" else "16,32" for a in wide]
+    train.main(wide + ["--max-steps", "3"])                        # exported at the folder's step: no step of its own
+    src, dst = tmp_path / "out", tmp_path / "wide"
+    a = TinyVideoUNet.from_pretrained(src / "unet", local_files_only=True, low_cpu_mem_usage=False)
+    b = TinyVideoUNet.from_pretrained(dst / "unet", local_files_only=True, low_cpu_mem_usage=False)
+    assert list(b.config.block_channels) == [16, 32]
+    x, t = torch.randn(2, 3, 4, 16, 16), torch.tensor([50, 950])
+    with torch.no_grad():
+        torch.testing.assert_close(b(x, t).sample, a(x, t).sample, atol=1e-5, rtol=1e-5)
+    log, src_log = (json.loads((d / "training_log.json").read_text()) for d in (dst, src))
+    assert log["widened_from"] == dict(source=str(src), step=3, from_block_channels=[8, 16], factor=2,
+                                       split_noise=0.1, split_seed=4)
+    assert (log["steps"], log["seed"], log["data_seed_base"]) == (3, 4, 11)
+    assert log["loss_curve"] == src_log["loss_curve"] and log["normalization"] == src_log["normalization"]
+    norm = [ChannelNormalizer.from_pretrained(d / "normalizer", local_files_only=True).config.scale for d in (src, dst)]
+    assert list(norm[0]) == list(norm[1])
+    with pytest.raises(SystemExit, match="would resume from checkpoint"):
+        train.main(wide + ["--max-steps", "5"])
+    train.main([a for a in wide if a not in ("--widen-from", str(src))] + ["--max-steps", "5"])  # resumes as usual
+    log = json.loads((dst / "training_log.json").read_text())
+    assert log["steps"] == 5 and log["widened_from"]["step"] == 3 and log["loss_curve"]["step"][-1] == 5
+
+    def other(out, channels, source):
+        args = [a if a != "8,16" else channels for a in _tiny_run(tmp_path, out=out, ckpt=out + "_ck")]
+        return args + ["--amp", "off", "--widen-from", str(source), "--max-steps", "5"]
+
+    with pytest.raises(SystemExit, match="whole multiple"):
+        train.main(other("bad", "16,24", src))
+    with pytest.raises(SystemExit, match="not an exported model folder"):
+        train.main(other("bad2", "16,32", tmp_path))
+
+
+def test_compare_denoisers_pairs_two_folders_and_refuses_other_model_spaces(tmp_path, capsys):
+    """scripts/compare_denoisers.py: a widened folder exported before any step of its own denoises exactly as its
+    source (0.00 dB at every timestep, equal MSEs); a run trained on another normaliser is refused by name."""
+    spec = importlib.util.spec_from_file_location("compare_denoisers_script", SCRIPT.parent / "compare_denoisers.py")
+    compare = importlib.util.module_from_spec(spec)
+    with mock.patch.dict(os.environ):
+        spec.loader.exec_module(compare)
+    train = _train_module()
+    train.main(_tiny_run(tmp_path) + ["--amp", "off", "--max-steps", "3"])
+    wide = [a if a != "8,16" else "16,32" for a in _tiny_run(tmp_path, out="wide", ckpt="wide_ck")]
+    train.main(wide + ["--amp", "off", "--widen-from", str(tmp_path / "out"), "--max-steps", "3"])
+    compare.main(["--model", str(tmp_path / "wide"), "--reference", str(tmp_path / "out"), "--num-videos", "4",
+                  "--timesteps", "10,990", "--threads", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = [ln for ln in lines if ln.strip().startswith("t=")]
+    assert len(rows) == 2 and all("+0.00 [" in r or "-0.00 [" in r for r in rows), lines
+    a, b = (float(v) for v in rows[1].split(":")[1].split()[:2])
+    assert a == pytest.approx(b, rel=1e-4) and a > 0
+    other = _tiny_run(tmp_path, out="other", ckpt="other_ck")
+    train.main(other + ["--amp", "off", "--max-steps", "1", "--norm-videos", "128"])  # fitted on more videos
+    with pytest.raises(SystemExit, match="not comparable: normalization differs"):
+        compare.main(["--model", str(tmp_path / "other"), "--reference", str(tmp_path / "out")])
+    with pytest.raises(SystemExit):
+        compare.main(["--model", str(tmp_path / "wide"), "--seed", "5"])   # a training seed

@@ -31,7 +31,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
-__all__ = ["TinyVideoUNet", "GaussianVideoDenoiser", "VideoDenoiserOutput"]
+__all__ = ["TinyVideoUNet", "GaussianVideoDenoiser", "VideoDenoiserOutput", "widen_video_unet"]
 
 
 @dataclass
@@ -317,6 +317,84 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
             out = F.pixel_shuffle(out.transpose(1, 2).reshape(bb * ff, cc, hh, ww), s2d)
             out = out.reshape(bb, ff, -1, hh * s2d, ww * s2d).transpose(1, 2)
         return out
+
+
+def widen_video_unet(unet: TinyVideoUNet, factor: int = 2, split_noise: float = 0.1,
+                     generator: torch.Generator | None = None) -> TinyVideoUNet:
+    """A ``factor``-times wider :class:`TinyVideoUNet` that computes the same function as ``unet`` (Net2WiderNet).
+
+    Every channel ``c`` of every level becomes ``factor`` copies ``c·k … c·k + k − 1`` (interleaved), with the
+    timestep embedding, the stem's input and the output unchanged. For a layer with weight ``W`` (output ``o``,
+    input ``i``) the wide weight is
+
+    ``W'[o', i'] = W[o' // k, i' // k] · r[o', i']``,  ``Σ_{j < k} r[o', (i' // k)·k + j] = 1``,
+
+    and biases, GroupNorm scales and shifts are copied (``b'[o'] = b[o' // k]``). The copies of an input channel
+    carry equal values, so any split ``r`` that sums to 1 over them gives the same sums: every activation of
+    the wide network is its narrow one's, repeated. GroupNorm stays exact because its groups are contiguous: wide
+    group ``g`` holds the ``k`` copies of the channels of narrow group ``g``, with the same mean and variance.
+    The bottleneck attention's heads keep their channels; their width grows from ``d`` to ``k d``, so
+    ``q'·k' = k q·k`` is divided by ``sqrt(k d)`` instead of ``sqrt(d)``; scaling the query and key rows of
+    ``qkv`` by ``k^(-1/4)`` each restores ``q·k / sqrt(d)``.
+
+    ``r = 1/k + δ − mean_copies(δ)``, ``δ ~ N(0, split_noise²)`` drawn per weight element from ``generator``:
+    with equal splits (``split_noise=0``) the copies would receive equal gradients and stay copies for ever,
+    so the wide network could never use its width; unequal splits give the copies' downstream weights, and
+    hence their gradients, different values, while the function at the start is exactly the narrow one's (to
+    float round-off: the sums are taken in another order).
+
+    Parameters
+    ----------
+    unet : TinyVideoUNet
+        The trained narrow network (left unchanged).
+    factor : int
+        Width multiplier ``k`` (>= 2) of every level's channels.
+    split_noise : float
+        Standard deviation of ``δ`` (>= 0).
+    generator : torch.Generator, optional
+        CPU generator of ``δ`` (a seeded one gives the same wide network every time).
+
+    Returns
+    -------
+    TinyVideoUNet
+        Config of ``unet`` with ``block_channels`` multiplied by ``factor``, on the CPU in float32.
+    """
+    if not isinstance(unet, TinyVideoUNet):
+        raise TypeError(f"widen_video_unet widens a TinyVideoUNet; got {type(unet).__name__}")
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
+        raise ValueError(f"factor must be an integer >= 2 (each channel becomes that many copies); got {factor!r}")
+    if not float(split_noise) >= 0.0:
+        raise ValueError(f"split_noise must be >= 0; got {split_noise!r}")
+    cfg = {k: v for k, v in dict(unet.config).items() if not k.startswith("_")}
+    groups = int(cfg["norm_groups"])
+    narrow = [int(c) for c in cfg["block_channels"]]
+    if any(c < groups for c in narrow):
+        raise ValueError(f"block_channels {narrow} has a level narrower than norm_groups={groups}: its GroupNorm has "
+                         "one channel per group, which a wider copy would not keep; widen a network whose levels "
+                         f"all have at least {groups} channels")
+    cfg["block_channels"] = [c * factor for c in narrow]
+    wide = TinyVideoUNet(**cfg)
+    old = {n: p.detach().to("cpu", torch.float64) for n, p in unet.state_dict().items()}
+    state = {}
+    for name, target in wide.state_dict().items():
+        w = old[name]
+        for d in range(w.ndim):
+            if target.shape[d] == w.shape[d]:
+                continue
+            if target.shape[d] != factor * w.shape[d]:  # not reachable for a TinyVideoUNet: every width scales
+                raise AssertionError(f"{name}: dim {d} goes from {w.shape[d]} to {target.shape[d]}")
+            w = w.repeat_interleave(factor, dim=d)
+            if d == 1:  # input channels: split each weight over its copies
+                shape = (w.shape[0], w.shape[1] // factor, factor, *w.shape[2:])
+                delta = torch.randn(shape, generator=generator, dtype=torch.float64) * float(split_noise)
+                split = 1.0 / factor + delta - delta.mean(dim=2, keepdim=True)
+                w = (w.reshape(shape) * split).reshape(w.shape)
+        if name.startswith("mid_attn.qkv."):
+            w = w.clone()
+            w[: 2 * w.shape[0] // 3] *= factor ** -0.25  # the query and key rows
+        state[name] = w.to(target.dtype)
+    wide.load_state_dict(state)
+    return wide
 
 
 class GaussianVideoDenoiser(ModelMixin, ConfigMixin):

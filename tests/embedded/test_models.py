@@ -310,3 +310,72 @@ def test_unet_channels_last_layout_is_the_same_function(batch):
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
     assert not torch.equal(plain, torch.zeros_like(plain))
     assert torch.equal(x, before)
+
+
+def _random_unet(seed: int, **cfg) -> TinyVideoUNet:
+    """A TinyVideoUNet with every parameter random (the zero-initialised output layers too, so they matter)."""
+    torch.manual_seed(seed)
+    m = TinyVideoUNet(**cfg)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.2)
+    return m
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_widened_unet_computes_the_narrow_function(factor, channels_last):
+    """widen_video_unet: every level k times wider, the same ε̂ at every timestep (GroupNorm groups and attention
+    heads kept), for any random split of the weights; the narrow network is left as it was."""
+    from freeinit_lab.models import widen_video_unet
+
+    m = _random_unet(0, block_channels=(8, 16, 24), norm_groups=4, time_embed_dim=16, attention_heads=2,
+                     space_to_depth=2)
+    before = {n: p.clone() for n, p in m.state_dict().items()}
+    w = widen_video_unet(m, factor, split_noise=0.3, generator=torch.Generator().manual_seed(1))
+    assert list(w.config.block_channels) == [8 * factor, 16 * factor, 24 * factor]
+    assert w.config.norm_groups == 4 and w.config.attention_heads == 2 and w.config.time_embed_dim == 16
+    x, t = torch.randn(3, 3, 4, 16, 16), torch.tensor([3, 400, 999])
+    m.channels_last = w.channels_last = channels_last
+    with torch.no_grad():
+        a, b = m(x, t).sample, w(x, t).sample
+    assert a.abs().max() > 0.5                                     # a non-trivial function
+    torch.testing.assert_close(b, a, atol=2e-5, rtol=1e-5)
+    assert all(torch.equal(p, before[n]) for n, p in m.state_dict().items())
+    plain = _random_unet(0, block_channels=(8, 16, 24), norm_groups=4, time_embed_dim=16, attention_heads=2,
+                         space_to_depth=2)
+    q = dict(widen_video_unet(plain, factor, split_noise=0.3, generator=torch.Generator().manual_seed(1))
+             .named_parameters())["mid_attn.qkv.weight"]
+    unscaled = plain.mid_attn.qkv.weight.detach().repeat_interleave(factor, 0).repeat_interleave(factor, 1)
+    assert not torch.allclose(q.sum(), unscaled.sum() / factor)    # the query/key scaling is not a no-op
+
+
+def test_widened_copies_grow_apart_under_training():
+    """With random splits the copies of a channel get different gradients, so training makes them differ; with
+    equal splits (split_noise=0) they get equal gradients and stay copies, the reason for the noise."""
+    from freeinit_lab.models import widen_video_unet
+
+    m = _random_unet(0, block_channels=(8, 16), norm_groups=4, time_embed_dim=16, attention_heads=2)
+    x, t = torch.randn(2, 3, 4, 8, 8), torch.tensor([100, 700])
+    spread = {}
+    for noise in (0.0, 0.2):
+        w = widen_video_unet(m, 2, split_noise=noise, generator=torch.Generator().manual_seed(0))
+        w(x, t).sample.pow(2).mean().backward()
+        g = w.down[0][0].conv1.weight.grad                          # (16, 16, 3, 3): output copies 2o, 2o + 1
+        spread[noise] = ((g[0::2] - g[1::2]).abs().max() / g.abs().max()).item()
+    assert spread[0.0] < 1e-5 and spread[0.2] > 0.05, spread
+
+
+def test_widening_refuses_what_it_cannot_keep_exact():
+    from freeinit_lab.models import widen_video_unet
+
+    m = TinyVideoUNet(block_channels=(8, 16), norm_groups=4, time_embed_dim=16, attention_heads=2)
+    for factor in (1, 1.5, True):
+        with pytest.raises(ValueError, match="integer >= 2"):
+            widen_video_unet(m, factor)
+    with pytest.raises(ValueError, match="split_noise must be >= 0"):
+        widen_video_unet(m, 2, split_noise=-0.1)
+    with pytest.raises(ValueError, match="narrower than norm_groups=8"):
+        widen_video_unet(TinyVideoUNet(block_channels=(4,), norm_groups=8, time_embed_dim=16, attention_heads=2))
+    with pytest.raises(TypeError, match="widens a TinyVideoUNet"):
+        widen_video_unet(torch.nn.Linear(2, 2))
