@@ -53,7 +53,7 @@ from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
 from freeinit_lab._checks import require_frames, require_int
 
-__all__ = ["measure_evidence", "summarize_evidence", "paired_test"]
+__all__ = ["measure_evidence", "summarize_evidence", "paired_test", "equivalence_test"]
 
 
 def paired_test(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -81,6 +81,44 @@ def _welch(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     res = stats.ttest_ind(x, y, equal_var=False)
     return {"mean": float(x.mean() - y.mean()), "se": se, "t": float(res.statistic), "p": float(res.pvalue),
             "n": int(min(x.size, y.size))}
+
+
+def equivalence_test(x: np.ndarray, y: np.ndarray, margin: float, *, lower_only: bool = False,
+                     paired: bool = False) -> dict[str, float]:
+    r"""Two one-sided t-tests (TOST) that two samples' means differ by less than ``margin``.
+
+    Independent samples (Welch): ``d = mean(x) − mean(y)``, ``s = sqrt(var(x)/n_x + var(y)/n_y)`` and the
+    Welch–Satterthwaite ``ν``; ``paired`` (same videos): ``d = mean(x − y)``, ``s = sd(x − y)/sqrt(n)``,
+    ``ν = n − 1``. Then
+
+    .. math::  p_- = 1 - F_ν\left(\frac{d + m}{s}\right), \qquad p_+ = F_ν\left(\frac{d - m}{s}\right),
+               \qquad p = \max(p_-, p_+)
+
+    ``p < α`` rejects "``|μ_x − μ_y| ≥ m``" at level α, i.e. the ``1 − 2α`` interval of ``d`` lies inside
+    ``(−m, m)``: equivalence is *shown*, where a two-sided test that does not reject only fails to show a
+    difference (and passes more easily the noisier the data). With ``lower_only`` it is the one-sided
+    non-inferiority test ``μ_x − μ_y > −m`` (``p = p_−``). Returns ``mean``, ``se``, ``df``, ``margin``, ``p``.
+    """
+    from scipy import stats
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.ndim != 1 or y.ndim != 1 or x.size < 2 or y.size < 2 or (paired and x.shape != y.shape):
+        raise ValueError(f"equivalence_test needs two 1-D samples of at least 2 values (of one length when paired), "
+                         f"got {x.shape} and {y.shape}")
+    if not float(margin) > 0:
+        raise ValueError(f"margin must be > 0 (the largest difference that counts as equivalent), got {margin}")
+    if paired:
+        diff = x - y
+        se, df = float(diff.std(ddof=1) / math.sqrt(diff.size)), float(diff.size - 1)
+    else:
+        vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+        se = math.sqrt(vx + vy)
+        df = (vx + vy) ** 2 / (vx ** 2 / (x.size - 1) + vy ** 2 / (y.size - 1))
+    d = float(x.mean() - y.mean())
+    p_low = float(stats.t.sf((d + margin) / se, df))
+    p_high = float(stats.t.cdf((d - margin) / se, df))
+    return {"mean": d, "se": se, "df": float(df), "margin": float(margin),
+            "p": p_low if lower_only else max(p_low, p_high)}
 
 
 def _metrics(video: torch.Tensor, pipe: Any = None) -> dict[str, np.ndarray]:
