@@ -130,7 +130,9 @@ _NAMES = {
     "two_sample_interval": "studies.decomposition",
     "gap_kl": "core.snr",
     "gap_kl_share": "core.snr",
+    "gap_kl_difference": "core.snr",
     "GapShare": "core.snr",
+    "GapDifference": "core.snr",
 }
 
 # Old module paths (``fl.spectral``, ``fl.plots``, ...) as attributes: aliases of the modules' new homes.

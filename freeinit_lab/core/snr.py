@@ -40,6 +40,8 @@ __all__ = [
     "gap_kl",
     "gap_kl_share",
     "GapShare",
+    "gap_kl_difference",
+    "GapDifference",
 ]
 
 SNR_CONVENTION = (
@@ -772,9 +774,111 @@ def gap_kl(
                        f"resamples with replacement (numpy default_rng({seed})), {confidence:.0%}"
                        if num_bootstrap else "none"),
             scheduler_class=schedule.scheduler_class,
-            **({"confidence": float(confidence)} if num_bootstrap else {}),
+            **({"confidence": float(confidence), "bootstrap_seed": int(seed)} if num_bootstrap else {}),
         ),
     )
+
+
+@dataclass(frozen=True)
+class GapDifference:
+    """The difference of two data sets' gap KL in a group of bins, with its bootstrap interval.
+
+    ``difference`` is ``KL_a − KL_b`` from all clips (nats), ``low`` / ``high`` the percentile interval at
+    ``confidence`` over ``num_resamples`` pairs of independent resamples; ``what`` says which bins.
+    """
+
+    difference: float
+    low: float
+    high: float
+    confidence: float
+    num_resamples: int
+    what: str
+
+    def __str__(self) -> str:
+        return (f"{self.difference:+.3f} [{self.low:+.3f}, {self.high:+.3f}] nats ({self.confidence:.0%} percentile "
+                f"bootstrap of the difference, {self.num_resamples} independent resample pairs; {self.what})")
+
+
+def gap_kl_difference(
+    a: xr.Dataset,
+    b: xr.Dataset,
+    select: Mapping[str, Any] | None = None,
+    *,
+    dc: bool = False,
+    confidence: float | None = None,
+) -> GapDifference:
+    r"""How much more gap (KL) data set ``a`` holds than an independent data set ``b`` in a group of bins.
+
+    With ``KL^a_G`` the KL that ``a`` holds in the bands ``G`` (or in its DC bin, ``dc=True``; :func:`gap_kl`),
+
+    .. math::  Δ_G = \mathrm{KL}^a_G - \mathrm{KL}^b_G, \qquad
+               Δ_{G,r} = \mathrm{KL}^a_{G,r} - \mathrm{KL}^b_{G,r}
+
+    where resample ``r`` of ``a`` and resample ``r`` of ``b`` are drawn independently (the two sets share no
+    clips, so this is the bootstrap of a difference of two independent samples); the interval is the
+    ``(1 − c)/2`` and ``(1 + c)/2`` percentiles of ``Δ_{G,r}``. One interval of the difference at level ``c``,
+    where two separate intervals that do not overlap say the same at an unstated, stricter level.
+
+    Parameters
+    ----------
+    a, b
+        Outputs of :func:`gap_kl` with ``return_resamples=True``, the same band grid and number of resamples,
+        and different bootstrap ``seed`` s (one seed would draw related resample indices for the two sets).
+    select
+        ``{band dim: positional indexer}`` of the bands to sum, as for :func:`gap_kl_share`; ``None``: every band.
+    dc
+        Compare the DC bin's KL instead (``select`` must then be ``None``).
+    confidence
+        Level of the interval; default the one :func:`gap_kl` used for ``a``.
+
+    Examples
+    --------
+    >>> import torch, freeinit_lab as fl
+    >>> red = lambda s: torch.randn(8, 3, 4, 8, 8, generator=torch.Generator().manual_seed(s)).cumsum(-1)
+    >>> kw = dict(num_bands=3, num_bootstrap=200, return_resamples=True)
+    >>> a, b = fl.gap_kl(red(0), fl.default_scheduler(), seed=0, **kw), fl.gap_kl(red(1), fl.default_scheduler(), seed=1, **kw)
+    >>> d = gap_kl_difference(a, b, {"band": 0})
+    >>> d.low < d.difference < d.high
+    True
+    """
+    for name, ds in (("a", a), ("b", b)):
+        if not isinstance(ds, xr.Dataset) or "kl" not in ds or "kl_dc" not in ds:
+            raise TypeError(f"{name} must be the xarray.Dataset that gap_kl returns; got {type(ds).__name__}")
+        if "kl_resample" not in ds or "kl_dc_resample" not in ds:
+            raise ValueError(f"{name} holds no bootstrap resamples; call gap_kl(..., num_bootstrap=1000, "
+                             "return_resamples=True)")
+    if a.kl.dims != b.kl.dims or any(not np.array_equal(a[d].values, b[d].values) for d in a.kl.dims):
+        raise ValueError(f"a and b have other band grids ({dict(a.kl.sizes)} vs {dict(b.kl.sizes)}); call gap_kl with "
+                         "the same grid, num_bands and edges for both")
+    if a.sizes["resample"] != b.sizes["resample"]:
+        raise ValueError(f"a has {a.sizes['resample']} resamples and b {b.sizes['resample']}; pass one num_bootstrap")
+    if a.attrs.get("bootstrap_seed") == b.attrs.get("bootstrap_seed"):
+        raise ValueError(f"a and b were resampled with one seed ({a.attrs.get('bootstrap_seed')}): their resample "
+                         "indices would be related; call gap_kl for b with another seed (e.g. seed + 1)")
+    if dc and select is not None:
+        raise ValueError("dc=True compares the DC bin; leave select out (it picks bands)")
+    if confidence is None:
+        confidence = a.attrs.get("confidence")
+    if confidence is None or not 0 < float(confidence) < 1:
+        raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
+    select = dict(select or {})
+    unknown = [d for d in select if d not in a.kl.dims]
+    if unknown:
+        raise ValueError(f"select names {unknown}, not band dims; the band dims are {a.kl.dims}")
+
+    def value(ds):
+        if dc:
+            return float(ds.kl_dc), ds.kl_dc_resample.values
+        part = ds.kl_resample.isel(select)
+        return float(ds.kl.isel(select).sum()), part.sum([d for d in part.dims if d != "resample"]).values
+
+    (va, ra), (vb, rb) = value(a), value(b)
+    boot = ra - rb
+    lo, hi = np.percentile(boot, [50 * (1 - float(confidence)), 50 * (1 + float(confidence))])
+    what = "DC bin" if dc else (", ".join(f"{d} {_describe_index(v, a.sizes[d])}" for d, v in select.items())
+                                or "every band")
+    return GapDifference(difference=va - vb, low=float(lo), high=float(hi), confidence=float(confidence),
+                         num_resamples=int(boot.size), what=what)
 
 
 def _describe_index(index: Any, size: int) -> str:

@@ -297,3 +297,47 @@ def test_share_refuses_no_gap_and_resamples_without_a_bootstrap(sched):
         fl.gap_kl_share(ds, {"band": 0})
     with pytest.raises(TypeError, match="gap_kl returns"):
         fl.gap_kl_share(ds.kl, {"band": 0})
+
+
+def test_difference_interval_is_the_hand_computed_bootstrap_of_two_independent_sets(sched):
+    """gap_kl_difference: resample r of a and resample r of b drawn apart (numpy default_rng of each set's own seed,
+    as gap_kl documents it), the difference of the KLs recomputed for each pair, then the percentiles; for bands
+    and for the DC bin."""
+    a_x, b_x = _red_clips(seed=4), _red_clips(seed=5)[:7] * 0.7
+    R, conf = 40, 0.9
+    a = gap_kl(a_x, sched, num_bands=3, num_bootstrap=R, seed=1, confidence=conf, return_resamples=True)
+    b = gap_kl(b_x, sched, num_bands=3, num_bootstrap=R, seed=2, confidence=conf, return_resamples=True)
+    da = np.random.default_rng(1).integers(0, a_x.shape[0], size=(R, a_x.shape[0]))
+    db = np.random.default_rng(2).integers(0, b_x.shape[0], size=(R, b_x.shape[0]))
+    for select, dc, of in (({"band": slice(0, 2)}, False, lambda d: float(d.kl.isel(band=slice(0, 2)).sum())),
+                           (None, True, lambda d: float(d.kl_dc))):
+        diff = fl.gap_kl_difference(a, b, select, dc=dc)
+        hand = [of(gap_kl(a_x[torch.from_numpy(i)], sched, num_bands=3, num_bootstrap=0))
+                - of(gap_kl(b_x[torch.from_numpy(j)], sched, num_bands=3, num_bootstrap=0)) for i, j in zip(da, db)]
+        lo, hi = np.percentile(hand, [5, 95])
+        assert diff.difference == pytest.approx(of(a) - of(b), rel=1e-12)
+        assert (diff.low, diff.high) == pytest.approx((lo, hi), rel=1e-9)
+        assert diff.confidence == conf and diff.num_resamples == R
+        assert diff.low < diff.difference < diff.high, diff
+    assert "DC bin" in str(fl.gap_kl_difference(a, b, dc=True)) and "band 0-1" in fl.gap_kl_difference(
+        a, b, {"band": slice(0, 2)}).what
+
+
+def test_difference_refuses_related_or_incomparable_resamples(sched):
+    x = _red_clips(seed=6)
+    kw = dict(num_bands=3, num_bootstrap=20, return_resamples=True)
+    a, b = gap_kl(x, sched, seed=0, **kw), gap_kl(x[:6], sched, seed=1, **kw)
+    with pytest.raises(ValueError, match="one seed"):
+        fl.gap_kl_difference(a, gap_kl(x[:6], sched, seed=0, **kw))
+    with pytest.raises(ValueError, match="no bootstrap resamples"):
+        fl.gap_kl_difference(a, gap_kl(x, sched, num_bands=3, num_bootstrap=20, seed=1))
+    with pytest.raises(ValueError, match="other band grids"):
+        fl.gap_kl_difference(a, gap_kl(x, sched, num_bands=4, num_bootstrap=20, seed=1, return_resamples=True))
+    with pytest.raises(ValueError, match="pass one num_bootstrap"):
+        fl.gap_kl_difference(a, gap_kl(x, sched, num_bands=3, num_bootstrap=30, seed=1, return_resamples=True))
+    with pytest.raises(ValueError, match="leave select out"):
+        fl.gap_kl_difference(a, b, {"band": 0}, dc=True)
+    with pytest.raises(ValueError, match="not band dims"):
+        fl.gap_kl_difference(a, b, {"frame": 0})
+    with pytest.raises(TypeError, match="gap_kl returns"):
+        fl.gap_kl_difference(a, b.kl)
