@@ -283,6 +283,17 @@ def _inherit_seeds(args, given: dict, stored: dict, where: str) -> None:
         setattr(args, name, int(stored[name]))
 
 
+def load_normalizer(folder: Path):
+    """The ``normalizer/`` of an exported folder, or None when it has none (``dead-leaves-v1`` runs); rebuilt from
+    its numbers, so a later export does not record where it was loaded from."""
+    from freeinit_lab.embedded.pipelines import ChannelNormalizer
+
+    if not (folder / "normalizer").exists():
+        return None
+    loaded = ChannelNormalizer.from_pretrained(folder / "normalizer", local_files_only=True, low_cpu_mem_usage=False)
+    return ChannelNormalizer(shift=list(loaded.config.shift), scale=list(loaded.config.scale))
+
+
 def widen_start(args, given_seeds: dict, model_cfg: dict):
     """The start of a run widened from the exported folder ``--widen-from`` (:func:`widen_video_unet`).
 
@@ -292,7 +303,6 @@ def widen_start(args, given_seeds: dict, model_cfg: dict):
     batches its narrow one never did); the optimiser starts afresh. Returns ``(step, wall, history, sessions,
     weighting, normalizer, widened)``; ``widened`` says what was widened (and holds the wide ``state`` dict)."""
     from freeinit_lab.embedded.models import TinyVideoUNet, widen_video_unet
-    from freeinit_lab.embedded.pipelines import ChannelNormalizer
 
     src = Path(args.widen_from)
     if not (src / "training_log.json").exists() or not (src / "unet").exists():
@@ -317,10 +327,7 @@ def widen_start(args, given_seeds: dict, model_cfg: dict):
     unet = TinyVideoUNet.from_pretrained(src / "unet", local_files_only=True, low_cpu_mem_usage=False)
     g = torch.Generator().manual_seed(args.seed)
     state = widen_video_unet(unet, factor, split_noise=args.widen_noise, generator=g).state_dict()
-    normalizer = None
-    if (src / "normalizer").exists():
-        loaded = ChannelNormalizer.from_pretrained(src / "normalizer", local_files_only=True, low_cpu_mem_usage=False)
-        normalizer = ChannelNormalizer(shift=list(loaded.config.shift), scale=list(loaded.config.scale))
+    normalizer = load_normalizer(src)
     step = int(log["steps"])
     widened = dict(source=str(src), step=step, from_block_channels=narrow, factor=factor,
                    split_noise=args.widen_noise, split_seed=args.seed, state=state)
@@ -395,11 +402,7 @@ def main(argv=None) -> None:
             sessions = log.get("sessions", [])
             weighting = log.get("loss_weighting", "epsilon")
             widened = log.get("widened_from")
-            if (out / "normalizer").exists():
-                loaded = ChannelNormalizer.from_pretrained(out / "normalizer", local_files_only=True,
-                                                           low_cpu_mem_usage=False)
-                # rebuilt from its numbers, so the export does not record where it was loaded from
-                normalizer = ChannelNormalizer(shift=list(loaded.config.shift), scale=list(loaded.config.scale))
+            normalizer = load_normalizer(out)
             resumed = f"exported weights in {out} (optimiser restarts)"
         else:
             print(f"{out} holds another model or data configuration; starting fresh", flush=True)
