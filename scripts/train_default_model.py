@@ -42,7 +42,8 @@ What it does
 * Widening: ``--widen-from FOLDER --block-channels <k × the folder's>`` starts a run from the folder's trained
   network made ``k`` times wider (:func:`freeinit_lab.embedded.models.widen_video_unet`: the same function at the
   start, with random weight splits so the copies can grow apart) and continues the folder's step count, seeds,
-  normaliser and loss curve (:func:`widen_start`); ``training_log.json["widened_from"]`` records it.
+  normaliser, loss curve and default sampler (:func:`widen_start`); ``training_log.json["widened_from"]`` records
+  it.
 * Exports every ``--ckpt-every`` seconds and at the end: ``model_index.json``, ``unet/``, ``scheduler/``,
   ``normalizer/``, ``sampler.json`` (the default sampler) and ``training_log.json`` (data generator and
   configuration, normalisation, architecture, steps, wall time, hardware, loss curve). Prints clips per second.
@@ -411,6 +412,10 @@ def main(argv=None) -> None:
             raise SystemExit(f"--widen-from starts a run, but this one would resume from {resumed}: leave --widen-from "
                              "out to continue it, or give it another --out and --ckpt-dir (or --fresh)")
         step, wall, history, sessions, weighting, normalizer, widened = widen_start(args, given_seeds, model_cfg)
+        source_sampler = Path(args.widen_from) / "sampler.json"
+        if source_sampler.exists() and not (out / "sampler.json").exists():  # the default sampler until a card chooses
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "sampler.json").write_text(source_sampler.read_text())
         model.load_state_dict(widened.pop("state"))
         ema.load_state_dict(model.state_dict())
         resumed = (f"{widened['source']} widened {widened['factor']}x ({widened['from_block_channels']} -> "

@@ -194,12 +194,14 @@ def test_a_widened_run_starts_from_the_narrow_function_and_continues_its_steps(t
     """--widen-from: the wide network exported before any step of its own computes the folder's ε̂; the run
     continues the folder's step count, seeds, normaliser and loss curve, records what it widened, trains on, and
     refuses a width that is not a whole multiple, or a folder it would write over."""
-    from freeinit_lab.embedded.pipelines import ChannelNormalizer
+    from freeinit_lab.embedded.pipelines import ChannelNormalizer, load_default_pipeline, store_sampler
     from freeinit_lab.models import TinyVideoUNet
 
     train = _train_module()
     narrow = _tiny_run(tmp_path) + ["--amp", "off"]
     train.main(narrow + ["--max-steps", "3", "--seed", "4", "--data-seed-base", "11"])
+    unipc = dict(scheduler="UniPCMultistepScheduler", num_inference_steps=7, timestep_spacing="linspace", eta=0.0)
+    store_sampler(tmp_path / "out", unipc)                       # as a model card that chose a sampler does
     wide = _tiny_run(tmp_path, out="wide", ckpt="wide_ck") + ["--amp", "off", "--widen-from", str(tmp_path / "out")]
     wide = [a if a != "8,16" else "16,32" for a in wide]
     train.main(wide + ["--max-steps", "3"])                        # exported at the folder's step: no step of its own
@@ -215,6 +217,8 @@ def test_a_widened_run_starts_from_the_narrow_function_and_continues_its_steps(t
                                        split_noise=0.1, split_seed=4)
     assert (log["steps"], log["seed"], log["data_seed_base"]) == (3, 4, 11)
     assert log["loss_curve"] == src_log["loss_curve"] and log["normalization"] == src_log["normalization"]
+    assert json.loads((dst / "sampler.json").read_text()) == unipc == log["default_sampler"]
+    assert load_default_pipeline(dst).default_num_inference_steps == 7
     norm = [ChannelNormalizer.from_pretrained(d / "normalizer", local_files_only=True).config.scale for d in (src, dst)]
     assert list(norm[0]) == list(norm[1])
     with pytest.raises(SystemExit, match="would resume from checkpoint"):
