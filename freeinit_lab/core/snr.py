@@ -852,6 +852,9 @@ def gap_kl_difference(
                          "the same grid, num_bands and edges for both")
     if a.sizes["resample"] != b.sizes["resample"]:
         raise ValueError(f"a has {a.sizes['resample']} resamples and b {b.sizes['resample']}; pass one num_bootstrap")
+    if a.attrs.get("bootstrap_seed") is None or b.attrs.get("bootstrap_seed") is None:
+        raise ValueError("a or b does not record its bootstrap seed (made before gap_kl stored it): recompute both "
+                         "with gap_kl(..., return_resamples=True) and different seeds")
     if a.attrs.get("bootstrap_seed") == b.attrs.get("bootstrap_seed"):
         raise ValueError(f"a and b were resampled with one seed ({a.attrs.get('bootstrap_seed')}): their resample "
                          "indices would be related; call gap_kl for b with another seed (e.g. seed + 1)")

@@ -335,9 +335,18 @@ def test_difference_refuses_related_or_incomparable_resamples(sched):
         fl.gap_kl_difference(a, gap_kl(x, sched, num_bands=4, num_bootstrap=20, seed=1, return_resamples=True))
     with pytest.raises(ValueError, match="pass one num_bootstrap"):
         fl.gap_kl_difference(a, gap_kl(x, sched, num_bands=3, num_bootstrap=30, seed=1, return_resamples=True))
+    with pytest.raises(ValueError, match="does not record its bootstrap seed"):
+        fl.gap_kl_difference(a, _without_seed(b))
     with pytest.raises(ValueError, match="leave select out"):
         fl.gap_kl_difference(a, b, {"band": 0}, dc=True)
     with pytest.raises(ValueError, match="not band dims"):
         fl.gap_kl_difference(a, b, {"frame": 0})
     with pytest.raises(TypeError, match="gap_kl returns"):
         fl.gap_kl_difference(a, b.kl)
+
+
+def _without_seed(ds):
+    """A gap_kl result as one made before it recorded its bootstrap seed."""
+    out = ds.copy()
+    out.attrs = {k: v for k, v in ds.attrs.items() if k != "bootstrap_seed"}
+    return out
