@@ -348,7 +348,7 @@ def test_widened_unet_computes_the_narrow_function(factor, channels_last):
         qkv = w.mid_attn.qkv
         qkv.weight[: 2 * qkv.weight.shape[0] // 3] *= factor ** 0.25
         qkv.bias[: 2 * qkv.bias.shape[0] // 3] *= factor ** 0.25
-        assert (w(x, t).sample - a).abs().max() > 1e-2
+        assert (w(x, t).sample - a).abs().max() > 5e-3             # 0.016 (factor 2) and 0.047 (3) here
 
 
 def test_widened_copies_grow_apart_under_training():
