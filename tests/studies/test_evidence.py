@@ -83,9 +83,9 @@ def test_d_oracle_initialisation_is_the_reference(evidence):
     pairing it is a sane reference for FreeInit's gain — shown not worse than the baseline and equivalent to the
     data, each within half of FreeInit's gain over the baseline (equivalence and non-inferiority tests, p < 0.01:
     a noisier measurement makes them fail, not pass) — and FreeInit goes past both it and the data: its gain is
-    more than the gap it is meant to close. Half the gain is the margin because a reference that far from the
-    data could turn "FreeInit goes past the oracle" around; the gain (+0.27 ± 0.01 at this seed) is measured
-    ten times more precisely than the oracle's means, so it serves as a fixed margin. (Frame to frame the oracle is
+    more than the gap it is meant to close. Half the gain is the margin: an oracle further from the data than that
+    would be no reference for a gain of this size. The gain (+0.27 ± 0.01 at this seed, t = 25; its s.e. under a
+    tenth of the margin) is known well enough to serve as a fixed margin. (Frame to frame the oracle is
     smoother than the data with UniPC 25, +0.0104 ± 0.0035, while it matched them with DDIM 25: started on its own
     training marginal, the network's samples change less from frame to frame than its data.)"""
     ds, _ = evidence
