@@ -865,15 +865,9 @@ def gap_kl_difference(
     if confidence is None or not 0 < float(confidence) < 1:
         raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
     select = dict(select or {})
-    unknown = [d for d in select if d not in a.kl.dims]
-    if unknown:
-        raise ValueError(f"select names {unknown}, not band dims; the band dims are {a.kl.dims}")
 
     def value(ds):
-        if dc:
-            return float(ds.kl_dc), ds.kl_dc_resample.values
-        part = ds.kl_resample.isel(select)
-        return float(ds.kl.isel(select).sum()), part.sum([d for d in part.dims if d != "resample"]).values
+        return (float(ds.kl_dc), ds.kl_dc_resample.values) if dc else _band_group(ds, select)
 
     (va, ra), (vb, rb) = value(a), value(b)
     boot = ra - rb
@@ -882,6 +876,16 @@ def gap_kl_difference(
                                 or "every band")
     return GapDifference(difference=va - vb, low=float(lo), high=float(hi), confidence=float(confidence),
                          num_resamples=int(boot.size), what=what)
+
+
+def _band_group(ds: xr.Dataset, select: dict) -> tuple[float, np.ndarray]:
+    """The KL summed over the bands ``ds.kl.isel(select)`` picks: from all clips, and per bootstrap resample
+    (``select`` checked to name band dims only)."""
+    unknown = [d for d in select if d not in ds.kl.dims]
+    if unknown:
+        raise ValueError(f"select names {unknown}, not band dims of ds; its band dims are {ds.kl.dims}")
+    part = ds.kl_resample.isel(select)
+    return float(ds.kl.isel(select).sum()), part.sum([d for d in part.dims if d != "resample"]).values
 
 
 def _describe_index(index: Any, size: int) -> str:
@@ -979,15 +983,11 @@ def gap_kl_share(
     if not 0 < float(confidence) < 1:
         raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
     select = dict(select or {})
-    unknown = [d for d in select if d not in ds.kl.dims]
-    if unknown:
-        raise ValueError(f"select names {unknown}, not band dims of ds; its band dims are {ds.kl.dims}")
-    part, part_boot = ds.kl.isel(select), ds.kl_resample.isel(select)
-    if part.size == 0 and not include_dc:
+    num, num_boot = _band_group(ds, select)
+    if ds.kl.isel(select).size == 0 and not include_dc:
         raise ValueError(f"select={select} holds no band and include_dc is False: the share would be empty")
     band_dims = list(ds.kl.dims)
-    num = float(part.sum()) + (float(ds.kl_dc) if include_dc else 0.0)
-    num_boot = part_boot.sum([d for d in part_boot.dims if d != "resample"]).values
+    num += float(ds.kl_dc) if include_dc else 0.0
     den = float(ds.kl.sum())
     den_boot = ds.kl_resample.sum(band_dims).values
     if include_dc or denominator == "total":
