@@ -265,19 +265,27 @@ def loss_trend(log: dict, window: int | None = None) -> dict | None:
     """Mean logged training loss (ε-MSE, model space) over the last ``window`` steps (default a quarter of the run,
     at least 500) and the ``window`` before,
     with the difference's standard error (logged points treated as independent): a loss still falling by more
-    than 2 standard errors says the run is not yet converged. ``None`` when the log is too short."""
+    than 2 standard errors says the run is not yet converged. ``None`` when the log is too short.
+
+    A widened network (``log["widened_from"]``) is judged on its own steps only, after the widening step: its log
+    continues the narrow network's curve, which says nothing about whether the wide one still improves. The run's
+    length (for the default window) is then the wide network's steps; ``first_step`` in the result says where the
+    judged part starts."""
     curve = log.get("loss_curve") or {}
     steps, loss = np.asarray(curve.get("step", []), float), np.asarray(curve.get("loss", []), float)
+    first = float((log.get("widened_from") or {}).get("step", 0))
+    own = steps > first
+    steps, loss = steps[own], loss[own]
     if steps.size == 0:
         return None
     end = steps.max()
-    window = int(window or max(500, round(end / 4, -2)))
+    window = int(window or max(500, round((end - first) / 4, -2)))
     last, prev = loss[steps > end - window], loss[(steps > end - 2 * window) & (steps <= end - window)]
     if last.size < 2 or prev.size < 2:
         return None
     se = float(np.sqrt(last.var(ddof=1) / last.size + prev.var(ddof=1) / prev.size))
     return dict(window_steps=window, last=float(last.mean()), previous=float(prev.mean()),
-                change=float(last.mean() - prev.mean()), change_se=se)
+                change=float(last.mean() - prev.mean()), change_se=se, first_step=int(first))
 
 
 def folder_disagreements(log: dict, pipe) -> list[str]:
@@ -457,7 +465,9 @@ def main(argv=None):
                "; the stored one is kept (see the README's 'Where it stands' for why)."))
     trend = loss_trend(log)
     trend_md = ("" if trend is None else
-                f"\n- **Loss trend**: mean logged ε-MSE {trend['last']:.4f} over the last {trend['window_steps']:,} steps "
+                f"\n- **Loss trend**"
+                + (f" (the widened network's own steps, after step {trend['first_step']:,})" if trend["first_step"] else "")
+                + f": mean logged ε-MSE {trend['last']:.4f} over the last {trend['window_steps']:,} steps "
                 f"against {trend['previous']:.4f} over the {trend['window_steps']:,} before (change "
                 f"{trend['change']:+.4f} ± {trend['change_se']:.4f} s.e.: "
                 + ("still falling, so not converged" if trend['change'] < -2 * trend['change_se'] else

@@ -41,6 +41,21 @@ def test_loss_trend_tells_a_falling_loss_from_a_flat_one():
     assert card.loss_trend({}) is None and card.loss_trend(_log([0.1, 0.09])) is None
 
 
+def test_loss_trend_of_a_widened_network_uses_its_own_steps_only():
+    card = _card_module()
+    steps = 25 * np.arange(1, 401)
+    # the narrow network fell until step 8,000 (where it was widened); the wide one is flat after it
+    log = _log(np.where(steps <= 8000, 0.3 - 2e-5 * steps, 0.1))
+    mixed = card.loss_trend(log)
+    assert mixed["change"] < -2 * mixed["change_se"] and mixed["first_step"] == 0  # windows reach into the narrow run
+    log["widened_from"] = {"step": 8000}
+    own = card.loss_trend(log)
+    assert own["first_step"] == 8000 and own["window_steps"] == 500  # a quarter of the 2,000 own steps, at least 500
+    np.testing.assert_allclose([own["last"], own["previous"], own["change"]], [0.1, 0.1, 0.0])
+    log["widened_from"] = {"step": 9990}  # too few own points to judge
+    assert card.loss_trend(log) is None
+
+
 def test_a_widened_network_says_where_its_steps_come_from():
     card = _card_module()
     assert card.widened_text({"steps": 5}) == ""
