@@ -15,11 +15,11 @@ Everything is imported on first use, so ``import freeinit_lab`` is cheap; the pu
 subpackage are attributes of the package (``fl.freeinit``, ``fl.viz.plots``, ``fl.plots``, ``fl.testing``).
 """
 
-import sys
-import types
+import sys as _sys
+import types as _types
 
 from freeinit_lab import _compat
-from freeinit_lab._lazy import attach
+from freeinit_lab._lazy import attach as _attach
 
 __version__ = "0.1.0"
 
@@ -138,11 +138,11 @@ _NAMES = {
 # Old module paths (``fl.spectral``, ``fl.plots``, ...) as attributes: aliases of the modules' new homes.
 _NAMES.update({old: new + ":" for old, new in _compat.MOVED_MODULES.items() if old not in _NAMES})
 
-__getattr__, __dir__, __all__ = attach(__name__, submodules=_SUBPACKAGES, names=_NAMES)
+__getattr__, __dir__, __all__ = _attach(__name__, submodules=_SUBPACKAGES, names=_NAMES)
 _compat.install(__name__)
 
 
-class _Package(types.ModuleType):
+class _Package(_types.ModuleType):
     """The package module; keeps public functions from being replaced by same-named old module paths.
 
     ``import freeinit_lab.freeinit`` (the old path of :mod:`freeinit_lab.engine.loop`) makes Python bind the module
@@ -150,9 +150,9 @@ class _Package(types.ModuleType):
     """
 
     def __setattr__(self, name: str, value: object) -> None:
-        if isinstance(value, types.ModuleType) and _NAMES.get(name, ":")[-1] != ":":
+        if isinstance(value, _types.ModuleType) and _NAMES.get(name, ":")[-1] != ":":
             return
         super().__setattr__(name, value)
 
 
-sys.modules[__name__].__class__ = _Package
+_sys.modules[__name__].__class__ = _Package

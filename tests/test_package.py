@@ -39,6 +39,17 @@ def test_every_public_name_resolves(name):
     assert name in dir(fl)
 
 
+@pytest.mark.parametrize("where", ["freeinit_lab"] + [f"freeinit_lab.{layer}" for layer in LAYERS + ["sweep"]])
+def test_the_namespaces_hold_no_stray_imports(where):
+    """``dir()`` of the package and of each layer (what tab completion shows) lists its public names and its own
+    submodules, not what its ``__init__`` imports for its own use (``sys``, ``types``, the lazy-import helper)."""
+    mod = importlib.import_module(where)
+    own = {n for n in dir(mod) if isinstance(getattr(mod, n, None), types.ModuleType)
+           and getattr(mod, n).__name__.startswith(where + ".")}
+    stray = [n for n in dir(mod) if not n.startswith("_") and n not in set(mod.__all__) | own]
+    assert stray == []
+
+
 @pytest.mark.parametrize("layer", LAYERS + ["testing"])
 def test_layers_are_attributes(layer):
     assert isinstance(getattr(fl, layer), types.ModuleType)

@@ -1,8 +1,8 @@
 """Reading records and videos: band trajectories, lock-in, convergence; consistency metrics; fidelity to data."""
 
-from freeinit_lab._lazy import attach
+from freeinit_lab._lazy import attach as _attach
 
-__getattr__, __dir__, __all__ = attach(
+__getattr__, __dir__, __all__ = _attach(
     __name__,
     submodules=["fidelity", "metrics", "records"],
     names={

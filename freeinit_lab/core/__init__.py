@@ -4,8 +4,8 @@ FreeInit's reinitialisation step with its settings, and the initial latents of F
 Depends on torch, numpy and (for the labelled results) xarray only; every other layer builds on this one.
 """
 
-from freeinit_lab._lazy import attach
+from freeinit_lab._lazy import attach as _attach
 
-__getattr__, __dir__, __all__ = attach(
+__getattr__, __dir__, __all__ = _attach(
     __name__, submodules=["controls", "dims", "reinit", "schedules", "snr", "spectral"]
 )

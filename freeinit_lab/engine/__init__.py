@@ -1,8 +1,8 @@
 """FreeInit around any diffusers video pipeline: checks, the pass loop, the result."""
 
-from freeinit_lab._lazy import attach
+from freeinit_lab._lazy import attach as _attach
 
-__getattr__, __dir__, __all__ = attach(
+__getattr__, __dir__, __all__ = _attach(
     __name__,
     submodules=["checks", "loop", "result"],
     names={

@@ -1,8 +1,8 @@
 """Observing a pipeline: :class:`LatentProbe` records every step of every pass as xarray; record I/O."""
 
-from freeinit_lab._lazy import attach
+from freeinit_lab._lazy import attach as _attach
 
-__getattr__, __dir__, __all__ = attach(
+__getattr__, __dir__, __all__ = _attach(
     __name__,
     submodules=["budget", "io", "passes", "pipeline_check", "probe", "record", "sinks"],
     names={

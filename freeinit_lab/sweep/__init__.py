@@ -18,8 +18,8 @@ computes only the missing cells, and refuses when the store's cells were compute
 and :mod:`~freeinit_lab.sweep.engine`.
 """
 
-import sys
-import types
+import sys as _sys
+import types as _types
 
 from .engine import compute_cell, run_sweep
 from .spec import Cell, PipelineFactory, SweepSpec, SweepSpecError, video_seeds
@@ -29,14 +29,14 @@ from .studies import STUDIES, Study, get_study, list_studies, register_study
 sweep = run_sweep
 
 
-class _CallableModule(types.ModuleType):
+class _CallableModule(_types.ModuleType):
     """``freeinit_lab.sweep(spec, store, ...)`` calls :func:`run_sweep`; the module stays importable as usual."""
 
     def __call__(self, *args, **kwargs):
         return run_sweep(*args, **kwargs)
 
 
-sys.modules[__name__].__class__ = _CallableModule
+_sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
     "run_sweep",

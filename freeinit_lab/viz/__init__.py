@@ -1,5 +1,5 @@
 """The experience layer: plotly figures, the ipywidgets cutoff explorer, key numbers and figures for reports."""
 
-from freeinit_lab._lazy import attach
+from freeinit_lab._lazy import attach as _attach
 
-__getattr__, __dir__, __all__ = attach(__name__, submodules=["figures", "plots", "report", "widgets"])
+__getattr__, __dir__, __all__ = _attach(__name__, submodules=["figures", "plots", "report", "widgets"])
