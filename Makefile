@@ -46,6 +46,7 @@ bench: $(STAMP)  ## benchmarks (not tests): ratios against diffusers measured in
 	$(PY) benchmarks/bench_exact_score.py
 	$(PY) benchmarks/bench_reference.py
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_widened.py --bf16
 
 lab: $(STAMP)  ## open JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab notebooks/

@@ -44,7 +44,8 @@ What it does
   start, with random weight splits so the copies can grow apart) and continues the folder's step count, seeds,
   normaliser, loss curve and default sampler (:func:`widen_start`); ``training_log.json["widened_from"]`` records
   it.
-* Exports every ``--ckpt-every`` seconds and at the end: ``model_index.json``, ``unet/``, ``scheduler/``,
+* Exports every ``--ckpt-every`` seconds and at the end (the UNet's weights in ``--export-dtype``: float16 halves
+  the folder; the default keeps the dtype already exported there): ``model_index.json``, ``unet/``, ``scheduler/``,
   ``normalizer/``, ``sampler.json`` (the default sampler) and ``training_log.json`` (data generator and
   configuration, normalisation, architecture, steps, wall time, hardware, loss curve). Prints clips per second.
 """
@@ -120,6 +121,10 @@ def parse_args(argv=None):
     p.add_argument("--amp", default="bf16", choices=["bf16", "off"],
                    help="bfloat16 autocast for the forward pass (weights, optimiser and loss stay float32); "
                         "about 2x faster on CPUs with AMX/AVX512-BF16")
+    p.add_argument("--export-dtype", choices=sorted(EXPORT_DTYPES), default=None,
+                   help="dtype of the exported weights (training stays float32): float16 halves the folder (the "
+                        "wide candidate fits a repository's file-size limit); default: the dtype of the weights "
+                        "already exported in --out, else float32")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--space-to-depth", type=int, default=2)
@@ -231,10 +236,33 @@ def make_scheduler(sampler: dict = DEFAULT_SAMPLER):
     return sampler_scheduler(sampler)
 
 
-def export(out: Path, ema, normalizer, meta: dict) -> None:
-    """Write the pipeline folder; a sampler already chosen there (scripts/model_card.py) is kept."""
+EXPORT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def exported_dtype(out: Path) -> str | None:
+    """The dtype name (``float32``/``float16``) of the UNet weights exported in ``out``, or ``None`` when there are
+    none (read from the safetensors header, no tensor loaded)."""
+    from safetensors import safe_open
+
+    path = out / "unet" / "diffusion_pytorch_model.safetensors"
+    if not path.exists():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+        if not keys:
+            return None
+        dtype = f.get_slice(keys[0]).get_dtype()
+    return {"F32": "float32", "F16": "float16"}.get(dtype, dtype)
+
+
+def export(out: Path, ema, normalizer, meta: dict, dtype: str = "float32") -> None:
+    """Write the pipeline folder with the UNet's weights in ``dtype`` (``float32`` or ``float16``; the loader
+    computes in float32 either way); a sampler already chosen there (scripts/model_card.py) is kept."""
     from freeinit_lab.embedded.pipelines import TinyVideoPipeline
 
+    if dtype not in EXPORT_DTYPES:
+        raise ValueError(f"export dtype {dtype!r}: choose one of {sorted(EXPORT_DTYPES)}")
+    ema = ema.to(EXPORT_DTYPES[dtype])
     out.mkdir(parents=True, exist_ok=True)
     sampler = json.loads((out / "sampler.json").read_text()) if (out / "sampler.json").exists() else DEFAULT_SAMPLER
     pipe = TinyVideoPipeline(unet=ema, scheduler=make_scheduler(sampler), normalizer=normalizer)
@@ -348,6 +376,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     out, ckdir = Path(args.out), Path(args.ckpt_dir)
+    export_dtype = args.export_dtype or exported_dtype(out) or "float32"
+    if export_dtype not in EXPORT_DTYPES:
+        raise SystemExit(f"{out}/unet holds {export_dtype} weights; pass --export-dtype float32 or float16")
     ckdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = ckdir / "checkpoint.pt"
     from freeinit_lab.embedded.world import SubjectsConfig
@@ -464,7 +495,7 @@ def main(argv=None) -> None:
             loss_curve_is="plain epsilon MSE (unweighted), mean over the logged steps", scheduler=dict(make_scheduler().config),
             default_sampler=DEFAULT_SAMPLER, wall_time_s=round(wall, 1), torch=torch.__version__,
             sessions=sessions, loss_curve=dict(step=[h[0] for h in history], loss=[h[1] for h in history]),
-            command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+            command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]), export_dtype=export_dtype,
             **({} if widened is None else {"widened_from": widened}),
         )
 
@@ -479,7 +510,7 @@ def main(argv=None) -> None:
                                                                         scale=list(normalizer.config.scale))),
                    tmp)
         os.replace(tmp, ckpt_path)
-        export(out, copy.deepcopy(ema).cpu(), normalizer, meta())
+        export(out, copy.deepcopy(ema).cpu(), normalizer, meta(), export_dtype)
         print(f"checkpoint + export at step {step} ({wall / 60:.1f} min)", flush=True)
 
     norm = normalizer.to(dev) if normalizer is not None else None

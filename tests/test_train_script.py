@@ -131,6 +131,40 @@ def test_export_keeps_a_multistep_sampler_chosen_in_the_folder(tmp_path):
     assert pipe.scheduler.config.timestep_spacing == "linspace"
 
 
+def test_float16_export_is_kept_by_a_resumed_run_and_loads_as_float32(tmp_path):
+    """--export-dtype float16 writes half-precision weights (the log says so); a run resumed into that folder
+    without the flag keeps float16; the loader computes in float32 with the weights' float16 values; float32
+    can be asked for again."""
+    from safetensors import safe_open
+
+    from freeinit_lab.embedded.models import TinyVideoUNet
+
+    train = _train_module()
+    common = _tiny_run(tmp_path) + ["--amp", "off"]
+    out = tmp_path / "out"
+    weights = out / "unet" / "diffusion_pytorch_model.safetensors"
+
+    def stored():
+        with safe_open(str(weights), framework="pt") as f:
+            return {f.get_slice(k).get_dtype() for k in f.keys()}
+
+    train.main(common + ["--max-steps", "1"])
+    assert stored() == {"F32"} and train.exported_dtype(out) == "float32"
+    full = TinyVideoUNet.from_pretrained(out / "unet").state_dict()
+    (tmp_path / "ck" / "checkpoint.pt").unlink()
+    train.main(common + ["--max-steps", "1", "--export-dtype", "float16"])  # nothing to train: the same weights
+    assert stored() == {"F16"} and json.loads((out / "training_log.json").read_text())["export_dtype"] == "float16"
+    half = TinyVideoUNet.from_pretrained(out / "unet")
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    for k, v in half.state_dict().items():
+        assert torch.equal(v, full[k].half().float()), k  # float16 rounding of the same weights, nothing else
+    (tmp_path / "ck" / "checkpoint.pt").unlink()
+    train.main(common + ["--max-steps", "2"])  # resumed from the float16 folder, no flag: stays float16
+    assert stored() == {"F16"}
+    train.main(common + ["--max-steps", "3", "--export-dtype", "float32"])
+    assert stored() == {"F32"} and train.exported_dtype(out) == "float32"
+
+
 def test_a_spent_time_budget_is_refused_naming_the_total_to_pass(tmp_path):
     """--time-budget-min is the run's total over all sessions; a resume that has already used it says so."""
     train = _train_module()
