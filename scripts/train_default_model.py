@@ -262,7 +262,8 @@ def export(out: Path, ema, normalizer, meta: dict, dtype: str = "float32") -> No
 
     if dtype not in EXPORT_DTYPES:
         raise ValueError(f"export dtype {dtype!r}: choose one of {sorted(EXPORT_DTYPES)}")
-    ema = ema.to(EXPORT_DTYPES[dtype])
+    # nn.Module.to, not diffusers' override: it warns about modules to keep in float32, and this model has none
+    ema = torch.nn.Module.to(ema, EXPORT_DTYPES[dtype])
     out.mkdir(parents=True, exist_ok=True)
     sampler = json.loads((out / "sampler.json").read_text()) if (out / "sampler.json").exists() else DEFAULT_SAMPLER
     pipe = TinyVideoPipeline(unet=ema, scheduler=make_scheduler(sampler), normalizer=normalizer)
