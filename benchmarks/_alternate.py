@@ -23,9 +23,10 @@ def alternate(new: Callable[[], object], old: Callable[[], object], repeats: int
     return out
 
 
-def ab_arguments(doc: str, *, batch: int, steps: bool):
+def ab_arguments(doc: str, *, batch: int, steps: bool, extra: Callable[[object], None] | None = None):
     """Parse the A/B benchmarks' shared options (``--threads``, ``--repeats``, ``--batch`` and, with ``steps``,
-    ``--steps``) with ``doc``'s first line as the description, and set torch's thread count."""
+    ``--steps``) with ``doc``'s first line as the description, and set torch's thread count. ``extra(parser)`` adds
+    a benchmark's own options."""
     import argparse
 
     import torch
@@ -37,6 +38,8 @@ def ab_arguments(doc: str, *, batch: int, steps: bool):
     if steps:
         p.add_argument("--steps", type=int, default=None,
                        help="network calls per timing (default: the stored sampler's)")
+    if extra is not None:
+        extra(p)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     return args

@@ -20,25 +20,21 @@ import contextlib
 
 import torch
 
-from _alternate import alternate
+from _alternate import ab_arguments, alternate
 from freeinit_lab.embedded.models import widen_video_unet
 from freeinit_lab.pipelines import load_default_pipeline
 
 
-def main() -> None:
-    import argparse
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--batch", type=int, default=8)
+def _options(p) -> None:
     p.add_argument("--factor", type=int, default=2, help="width multiplier (whole, >= 2)")
     p.add_argument("--bf16", action="store_true", help="also time both networks under bfloat16 autocast")
-    args = p.parse_args()
+
+
+def main() -> None:
+    args = ab_arguments(__doc__, batch=8, steps=False, extra=_options)
     if args.factor < 2:
         raise SystemExit(f"--factor {args.factor}: the wide network needs a whole factor >= 2")
-    torch.set_num_threads(args.threads)
-    factor, bf16 = args.factor, args.bf16
+    factor = args.factor
     pipe = load_default_pipeline()
     narrow = pipe.unet.eval()
     wide = widen_video_unet(narrow, factor, generator=torch.Generator().manual_seed(0)).eval()
@@ -58,14 +54,14 @@ def main() -> None:
     with torch.no_grad():
         err = (wide(x, t).sample - narrow(x, t).sample).abs().max().item()
     print(f"the widened network computes the default's ε̂ to {err:.1e} (max |difference|)")
-    pairs = [("float32", False)] + ([("bf16 autocast", True)] if bf16 else [])
+    pairs = [("float32", False)] + ([("bf16 autocast", True)] if args.bf16 else [])
     for name, autocast in pairs:
         for fn in (call(wide, autocast), call(narrow, autocast)):
             fn()  # warm-up
         r = alternate(call(wide, autocast), call(narrow, autocast), args.repeats)
         print(f"{name}: wide median {r['new_median']:.3f} s, default {r['old_median']:.3f} s per call → "
               f"ratio wide / default {r['ratio']:.2f}")
-    if bf16:
+    if args.bf16:
         for label, net in (("default", narrow), ("wide", wide)):
             r = alternate(call(net, True), call(net, False), args.repeats)
             print(f"{label}: bf16 autocast / float32 {r['ratio']:.2f} (median {r['new_median']:.3f} against "
