@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["require_int", "require_frames"]
+__all__ = ["require_int", "require_seed", "require_frames"]
 
 
 def require_int(name: str, value: Any, *, low: int = 1, high: int | None = None, why: str = "",
@@ -48,6 +48,32 @@ def require_int(name: str, value: Any, *, low: int = 1, high: int | None = None,
         return int(value)
     bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
     raise error(f"{name}={value!r} must be an integer {bounds}{why}")
+
+
+#: The largest seed a torch generator takes (``manual_seed`` reads it as an unsigned 64-bit integer).
+MAX_SEED = 2**64 - 1
+
+
+def require_seed(value: Any, name: str = "seed") -> int:
+    """``value`` as an ``int`` if it is a generator seed: an integer in ``[0, 2**64 - 1]``; else a ValueError.
+
+    ``torch.Generator.manual_seed`` also takes negative seeds, reading ``-k`` as ``2**64 - k``: ``seed=-1`` would
+    silently be the same videos as ``seed=18446744073709551615``, outside the seed ranges the docs name. So the data
+    generators refuse it, and bools and floats as :func:`require_int` does.
+
+    Examples
+    --------
+    >>> require_seed(930_000_000)
+    930000000
+    >>> require_seed(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: seed=-1 must be an integer in [0, 18446744073709551615] (a generator seed; torch would read -1 as ...)
+    """
+    why = f" (a generator seed; torch would read {value} as {int(value) + 2**64})" \
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and -(2**63) <= value < 0 \
+        else " (a generator seed)"
+    return require_int(name, value, low=0, high=MAX_SEED, why=why)
 
 
 def require_frames(study: str, shape: Any, *, frame_axis: int = -3) -> int:

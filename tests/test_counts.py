@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, strategies as st
 
 from freeinit_lab._checks import require_int
@@ -62,3 +63,39 @@ def test_a_probe_refuses_every_true():
     with pytest.raises(ValueError, match=r"every=True must be an integer >= 1"):
         LatentProbe(pipe, every=True)
     assert LatentProbe(pipe, every=np.int64(2)).every == 2
+
+
+@given(st.integers(-(2**63), 2**64 + 5))
+def test_a_seed_is_an_integer_torch_reads_as_itself(value):
+    from freeinit_lab._checks import require_seed
+
+    for v in (value, *([np.int64(value)] if -(2**63) <= value < 2**63 else [])):
+        if 0 <= value <= 2**64 - 1:
+            out = require_seed(v)
+            assert out == value and type(out) is int
+            # what torch's generator records is the seed itself, not another one it aliases
+            assert torch.Generator().manual_seed(out).initial_seed() == value
+        else:
+            with pytest.raises(ValueError,
+                               match=r"^seed=.* must be an integer in \[0, 18446744073709551615\] \(a generator seed"):
+                require_seed(v)
+
+
+def test_a_negative_seed_would_alias_a_large_one_in_torch_so_the_data_generators_refuse_it(tmp_path):
+    from freeinit_lab.embedded.data import dead_leaves_videos
+    from freeinit_lab.embedded.pipelines import default_training_videos
+
+    # the alias the check guards against: torch draws the same numbers for -1 and 2**64 - 1
+    assert torch.equal(torch.randn(4, generator=torch.Generator().manual_seed(-1)),
+                       torch.randn(4, generator=torch.Generator().manual_seed(2**64 - 1)))
+    for call in (lambda: subject_videos(1, 2, 8, seed=-1), lambda: dead_leaves_videos(1, 2, 8, seed=-1),
+                 lambda: default_training_videos(1, seed=-1)):
+        with pytest.raises(ValueError, match=r"seed=-1 must be an integer in \[0, 18446744073709551615\] \(a "
+                                             r"generator seed; torch would read -1 as 18446744073709551615\)"):
+            call()
+    for bad in (2.0, True, "3"):
+        with pytest.raises(ValueError, match="seed=.* must be an integer"):
+            default_training_videos(1, seed=bad)
+    with pytest.raises(ValueError, match=r"n=2.5 must be an integer >= 1 \(videos to draw\)"):
+        default_training_videos(2.5, seed=0)
+    assert subject_videos(1, 2, 8, seed=2**64 - 1).shape == (1, 3, 2, 8, 8)

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from freeinit_lab._checks import require_seed
+
 from .paths import DATA_DIR
 
 __all__ = [
@@ -126,8 +128,8 @@ def dead_leaves_videos(
     num_frames, height, width : int
         Output size; ``width`` defaults to ``height``.
     seed : int, optional
-        Seed of a fresh CPU generator; the output is a deterministic function of (seed, sizes, config,
-        :data:`GENERATOR_VERSION`). Exactly one of ``seed`` / ``generator`` must be given.
+        Seed of a fresh CPU generator, in ``[0, 2**64 - 1]``; the output is a deterministic function of (seed,
+        sizes, config, :data:`GENERATOR_VERSION`). Exactly one of ``seed`` / ``generator`` must be given.
     generator : torch.Generator, optional
         CPU generator to draw from (advanced; consumed in place).
     config : DeadLeavesConfig or dict, optional
@@ -147,7 +149,7 @@ def dead_leaves_videos(
     if (seed is None) == (generator is None):
         raise ValueError("pass exactly one of `seed=` (an int) or `generator=` (a torch.Generator)")
     if generator is None:
-        generator = torch.Generator().manual_seed(int(seed))
+        generator = torch.Generator().manual_seed(require_seed(seed))
     g = generator
     width = height if width is None else width
     cfg = DeadLeavesConfig(**(config or {}))

@@ -38,6 +38,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
+from freeinit_lab._checks import require_int, require_seed
+
 from .models import GaussianVideoDenoiser, TinyVideoUNet
 from .paths import DATA_DIR
 
@@ -729,7 +731,8 @@ def default_training_videos(n: int, seed: int, *, path: str | Path | None = None
     n : int
         Number of videos (> 0).
     seed : int
-        Seed of the generator. Training used seeds ``data_seed_base + step``; evaluation should use seeds far
+        Seed of the generator, in ``[0, 2**64 - 1]`` (a negative seed is refused: torch would read it as a large
+        one). Training used seeds ``data_seed_base + step``; evaluation should use seeds far
         from that range (the toolkit uses ``>= 900_000_000``). The batch's parameters are drawn together, so
         ``default_training_videos(3, s)`` is not the first three of ``default_training_videos(5, s)``: to grow a
         set, draw the extra videos with another seed.
@@ -741,8 +744,8 @@ def default_training_videos(n: int, seed: int, *, path: str | Path | None = None
     torch.Tensor
         ``(n, channel, frame, height, width)`` float32.
     """
-    if int(n) < 1:
-        raise ValueError(f"n must be >= 1; got {n}")
+    n = require_int("n", n, why=" (videos to draw)")
+    seed = require_seed(seed)
     path = Path(path) if path is not None else DEFAULT_MODEL_DIR
     log_path = path / "training_log.json"
     if not log_path.exists():

@@ -30,6 +30,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from freeinit_lab._checks import require_seed
+
 __all__ = ["WORLD_VERSION", "WORLD_VERSIONS", "SubjectsConfig", "subject_videos", "subject_parameters",
            "render_subjects", "SHAPES", "TEXTURES"]
 
@@ -214,7 +216,8 @@ def subject_videos(
     num_frames, height, width : int
         Output size; ``width`` defaults to ``height``.
     seed : int, optional
-        Seed of a fresh CPU generator. Exactly one of ``seed`` / ``generator`` must be given. All random
+        Seed of a fresh CPU generator, in ``[0, 2**64 - 1]`` (torch would read a negative seed as a large one, so it
+        is refused). Exactly one of ``seed`` / ``generator`` must be given. All random
         parameters are drawn on the CPU, so a seed gives the same videos on every device (up to float rounding
         of the rendering).
     generator : torch.Generator, optional
@@ -275,7 +278,7 @@ def subject_parameters(
         raise ValueError(f"batch, num_frames, height and width must be >= 1; got {batch}, {num_frames}, "
                          f"{height}, {width}")
     cfg = SubjectsConfig(**(config or {}))
-    g = generator if generator is not None else torch.Generator().manual_seed(int(seed))
+    g = generator if generator is not None else torch.Generator().manual_seed(require_seed(seed))
     B, T = int(batch), int(num_frames)
     ss = int(cfg["supersample"])
     H, W = height * ss, width * ss
