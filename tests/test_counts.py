@@ -99,3 +99,35 @@ def test_a_negative_seed_would_alias_a_large_one_in_torch_so_the_data_generators
     with pytest.raises(ValueError, match=r"n=2.5 must be an integer >= 1 \(videos to draw\)"):
         default_training_videos(2.5, seed=0)
     assert subject_videos(1, 2, 8, seed=2**64 - 1).shape == (1, 3, 2, 8, 8)
+
+
+def test_the_studies_refuse_a_negative_seed_before_sampling():
+    """Each study seeds its noises with ``seed``: -1 would be 2**64 - 1's noise under another name."""
+    from freeinit_lab import load_analytic_pipeline
+    from freeinit_lab.embedded.pipelines import held_out_videos
+    from freeinit_lab.studies.decomposition import decompose_freeinit
+    from freeinit_lab.studies.evidence import measure_evidence
+    from freeinit_lab.studies.refinement import refinement_study
+    from freeinit_lab.studies.strategies import InitStrategy, TerminalMarginal, evaluate_strategies
+
+    pipe = load_analytic_pipeline(num_frames=4, height=8)
+    data = pipe.unet.sample_prior(4, generator=torch.Generator().manual_seed(5))
+    marginal = TerminalMarginal.from_latents(data, pipe.scheduler)
+    calls = []
+    denoiser = pipe.unet
+    denoiser.register_forward_pre_hook(lambda *a: calls.append(1))
+    studies = {
+        "measure_evidence": lambda: measure_evidence(pipe, num_videos=2, seed=-1, num_inference_steps=2, progress=False),
+        "decompose_freeinit": lambda: decompose_freeinit(pipe, num_videos=8, seed=-1, num_inference_steps=2,
+                                                         progress=False),
+        "refinement_study": lambda: refinement_study(pipe, num_videos=2, seed=-1, num_inference_steps=2,
+                                                     progress=False),
+        "evaluate_strategies": lambda: evaluate_strategies(pipe, [InitStrategy("plain")], data=data,
+                                                           marginal=marginal, num_videos=2, seed=-1,
+                                                           num_inference_steps=2),
+        "held_out_videos": lambda: held_out_videos(pipe, 2, -1),
+    }
+    for name, call in studies.items():
+        with pytest.raises(ValueError, match=r"seed=-1 must be an integer in \[0, 18446744073709551615\]"):
+            call()
+        assert not calls, f"{name} ran the denoiser before refusing the seed"

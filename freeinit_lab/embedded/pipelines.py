@@ -712,7 +712,7 @@ def held_out_videos(pipe, n: int, seed: int) -> torch.Tensor:
         denoisers = []
     prior = next((m.sample_prior for m in denoisers if callable(getattr(m, "sample_prior", None))), None)
     if prior is not None:
-        return prior(int(n), generator=torch.Generator().manual_seed(int(seed)))
+        return prior(int(n), generator=torch.Generator().manual_seed(require_seed(seed)))
     raise ValueError(
         f"{type(pipe).__name__} was not loaded from a model folder with a training_log.json and is not an exact-score "
         "model, so its training data are unknown: pass the reference videos (clean, in its latent space) yourself"

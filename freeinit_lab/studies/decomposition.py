@@ -64,7 +64,7 @@ from ..core.spectral import _require_nonempty_bands, band_power, check_filter
 from ..engine.loop import FreeInitNoGapWarning, _first_tensor
 from ..hooks.layouts import check_channel_axis, get_layout, patch_attribute, require_pipeline_instance
 from .strategies import _consistency, _dynamics
-from .._checks import require_frames, require_int
+from .._checks import require_frames, require_int, require_seed
 
 __all__ = [
     "decompose_freeinit",
@@ -97,7 +97,7 @@ def decomposition_noises(num_videos: int, shape: Sequence[int], seed: int, num_i
     sampler fills blocks of 16; the embedded models' latents qualify): decompositions of different sizes, or on
     two models of the same latent shape, share their first videos' noise.
     """
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(require_seed(seed))
     full = (int(num_videos), *[int(s) for s in shape])
     eps = torch.randn(full, generator=gen)
     eta, fresh = [], []

@@ -51,7 +51,7 @@ from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.engine.loop import freeinit
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
-from freeinit_lab._checks import require_frames, require_int
+from freeinit_lab._checks import require_frames, require_int, require_seed
 
 __all__ = ["measure_evidence", "summarize_evidence", "paired_test", "equivalence_test"]
 
@@ -220,7 +220,7 @@ def measure_evidence(
         raise ValueError(f"{type(pipe).__name__} has no sample_shape; pass a TinyVideoPipeline-like pipeline")
     require_frames("measure_evidence", shape)
 
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(require_seed(seed))
     noise_a = torch.randn(shape, generator=gen)
     noise_b = torch.randn(shape, generator=gen)
     oracle_noise = torch.randn(shape, generator=gen)

@@ -54,7 +54,7 @@ from freeinit_lab.core.spectral import _require_nonempty_bands, check_filter
 from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
-from freeinit_lab._checks import require_frames, require_int
+from freeinit_lab._checks import require_frames, require_int, require_seed
 
 __all__ = [
     "refine_once",
@@ -244,7 +244,7 @@ def refinement_study(
     shape = (num_videos, *pipe.sample_shape)
     require_frames("refinement_study", shape)
     _require_nonempty_bands(shape, None, num_bands, who="refinement_study")
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(require_seed(seed))
     noise = torch.randn(shape, generator=gen)
     torch.randn(shape, generator=gen)  # reserved draw (keeps eta_seed stable)
     eta_seed = int(torch.randint(0, 2**62, (1,), generator=gen))

@@ -76,7 +76,7 @@ from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.engine.loop import freeinit
 from freeinit_lab.hooks.layouts import resolve_layout, get_denoisers, get_scheduler
 from freeinit_lab.studies.evidence import _welch, paired_test
-from freeinit_lab._checks import require_frames, require_int
+from freeinit_lab._checks import require_frames, require_int, require_seed
 
 __all__ = [
     "TerminalMarginal",
@@ -525,7 +525,7 @@ def evaluate_strategies(
     if any(s.init == "oracle" for s in strategies):
         if oracle_latents is None or tuple(oracle_latents.shape) != shape:
             raise ValueError(f"an 'oracle' strategy needs oracle_latents of shape {shape}")
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(require_seed(seed))
     eps = torch.randn(shape, generator=gen)
     data_noise = torch.randn(data.shape, generator=gen)
     eta_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
