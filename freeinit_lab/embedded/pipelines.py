@@ -86,7 +86,18 @@ def default_scheduler(**overrides) -> DDIMScheduler:
 SAMPLER_SCHEDULERS = ("DDIMScheduler", "DPMSolverMultistepScheduler", "UniPCMultistepScheduler")
 
 #: Keys of a sampler description that are not scheduler settings.
-_SAMPLER_KEYS = ("scheduler", "num_inference_steps", "eta")
+_SAMPLER_KEYS = ("scheduler", "num_inference_steps", "eta", "eps_scale")
+
+
+def _check_eps_scale(value, name: str = "eps_scale") -> float:
+    """``value`` as a float if it is an ε-scaling factor λ: finite and > 0 (1 = off); else a ValueError."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
+            or float(value) <= 0:
+        raise ValueError(f"{name}={value!r} must be a finite number > 0: the sampler divides the network's ε̂ by it "
+                         "(1.0 = no scaling; Ning et al. 2023 use 1.00x)")
+    return float(value)
 
 
 def _check_sampler(name: str, eta: float, where: str, fix: str) -> None:
@@ -108,7 +119,7 @@ def sampler_scheduler(sampler: dict):
     """The scheduler a sampler description names, on the Stable-Diffusion training schedule.
 
     ``sampler`` is a model folder's ``sampler.json``: ``{"scheduler": <class name>, "num_inference_steps": N,
-    "eta": η, <scheduler settings>}``; the class (one of :data:`SAMPLER_SCHEDULERS`) is built by ``from_config`` on
+    "eta": η, "eps_scale": λ (optional, see :class:`TinyVideoPipeline`), <scheduler settings>}``; the class (one of :data:`SAMPLER_SCHEDULERS`) is built by ``from_config`` on
     :func:`default_scheduler`'s configuration with the settings replacing it (e.g. ``algorithm_type="dpmsolver++"``,
     ``solver_order=2`` for DPM-Solver++(2M); ``set_alpha_to_one`` for DDIM). η > 0 is DDIM's only.
     """
@@ -116,6 +127,7 @@ def sampler_scheduler(sampler: dict):
 
     name = sampler.get("scheduler", "DDIMScheduler")
     _check_sampler(name, float(sampler.get("eta", 0.0)), "the sampler description", "choose one of them")
+    _check_eps_scale(sampler.get("eps_scale", 1.0), "the sampler description's eps_scale")
     settings = {k: v for k, v in sampler.items() if k not in _SAMPLER_KEYS}
     cls = getattr(diffusers, name)
     sched = cls.from_config(default_scheduler().config, **settings)
@@ -131,7 +143,7 @@ def store_sampler(folder: str | Path, sampler: dict) -> None:
     Writes the three places a folder names its sampler, from the one description, so that every loader samples
     with it: ``sampler.json`` (what a model card judges), ``scheduler/`` (the configured scheduler) and
     ``model_index.json`` (the scheduler class diffusers' loader builds, and ``default_num_inference_steps`` /
-    ``default_eta``). The description is checked (:func:`sampler_scheduler`) before anything is written.
+    ``default_eta`` / ``default_eps_scale``). The description is checked (:func:`sampler_scheduler`) before anything is written.
     """
     import json
 
@@ -146,6 +158,7 @@ def store_sampler(folder: str | Path, sampler: dict) -> None:
     index = _read_json(folder / "model_index.json")
     index["scheduler"] = ["diffusers", type(sched).__name__]
     index["default_num_inference_steps"], index["default_eta"] = steps, eta
+    index["default_eps_scale"] = _check_eps_scale(sampler.get("eps_scale", 1.0))
     sched.save_pretrained(folder / "scheduler")
     (folder / "sampler.json").write_text(json.dumps(sampler, indent=1))
     (folder / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
@@ -250,6 +263,12 @@ class TinyVideoPipeline(DiffusionPipeline):
         Steps used when a call does not give ``num_inference_steps`` (the model folder's ``sampler.json``).
     default_eta : float
         DDIM η used when a call does not give ``eta`` (the model folder's ``sampler.json``; 0 = deterministic).
+    default_eps_scale : float
+        ε-scaling factor λ used when a call does not give ``eps_scale`` (the model folder's ``sampler.json``;
+        1 = off): every step passes ``ε̂ / λ`` to the scheduler instead of the network's ``ε̂`` (Ning et al. 2023,
+        "Elucidating the exposure bias in diffusion models", arXiv 2308.15321). A network whose ε̂ over-estimates
+        the noise removes some of the signal's fine detail at each step, and its samples come out under-powered;
+        λ slightly above 1 removes less. It corrects a trained network's error, so an exact-score model needs none.
 
     Examples
     --------
@@ -266,19 +285,23 @@ class TinyVideoPipeline(DiffusionPipeline):
     _callback_tensor_inputs = ["latents", "noise_pred", "pred_original_sample"]
 
     def __init__(self, unet, scheduler, normalizer: ChannelNormalizer | None = None,
-                 default_num_inference_steps: int = 25, default_eta: float = 0.0):
+                 default_num_inference_steps: int = 25, default_eta: float = 0.0, default_eps_scale: float = 1.0):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, normalizer=normalizer)
-        self._set_default_sampler(default_num_inference_steps, default_eta)
+        self._set_default_sampler(default_num_inference_steps, default_eta, default_eps_scale)
 
-    def _set_default_sampler(self, num_inference_steps, eta) -> None:
-        """Check and store the default step count and η (also in ``model_index.json``, so ``save_pretrained`` /
-        ``from_pretrained`` keep the default sampler)."""
+    def _set_default_sampler(self, num_inference_steps, eta, eps_scale=None) -> None:
+        """Check and store the default step count, η and ε-scaling λ (``None``: keep the current λ, else 1) — also
+        in ``model_index.json``, so ``save_pretrained`` / ``from_pretrained`` keep the default sampler."""
         steps = _whole_steps(num_inference_steps, "default_num_inference_steps")
         if not float(eta) >= 0.0:
             raise ValueError(f"default_eta must be >= 0 (DDIM η), got {eta}")
-        self.default_num_inference_steps, self.default_eta = steps, float(eta)
-        self.register_to_config(default_num_inference_steps=steps, default_eta=float(eta))
+        if eps_scale is None:
+            eps_scale = getattr(self, "default_eps_scale", 1.0)
+        eps_scale = _check_eps_scale(eps_scale, "default_eps_scale")
+        self.default_num_inference_steps, self.default_eta, self.default_eps_scale = steps, float(eta), eps_scale
+        self.register_to_config(default_num_inference_steps=steps, default_eta=float(eta),
+                                default_eps_scale=eps_scale)
 
     # -- diffusers-style properties ---------------------------------------------------------------------------
     @property
@@ -335,7 +358,8 @@ class TinyVideoPipeline(DiffusionPipeline):
             if stored is not None:
                 _check_sampler_settings(sampler, pipe.scheduler, str(folder), loader="from_pretrained")
             pipe._set_default_sampler(sampler.get("num_inference_steps", pipe.default_num_inference_steps),
-                                      sampler.get("eta", pipe.default_eta))
+                                      sampler.get("eta", pipe.default_eta),
+                                      sampler.get("eps_scale", pipe.default_eps_scale))
         return pipe
 
     def prepare_latents(
@@ -399,6 +423,7 @@ class TinyVideoPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "np",
+        eps_scale: float | None = None,
         return_dict: bool = True,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
@@ -427,6 +452,10 @@ class TinyVideoPipeline(DiffusionPipeline):
             η > 0). Multiplied by ``scheduler.init_noise_sigma`` like in diffusers.
         output_type : {"np", "pt", "pil", "latent"}
             See :class:`TinyVideoPipelineOutput`.
+        eps_scale : float, optional
+            ε-scaling λ > 0: each step hands ``ε̂ / λ`` to the scheduler (and to ``noise_pred`` in callbacks, and
+            to probes, which read the scheduler's input); default ``default_eps_scale``, the model folder's
+            stored sampler (1 = the network's ε̂ unchanged). See the class docstring.
         return_dict : bool
             Return a :class:`TinyVideoPipelineOutput` (default) or a tuple ``(frames,)``.
         callback_on_step_end : callable, optional
@@ -456,6 +485,7 @@ class TinyVideoPipeline(DiffusionPipeline):
             num_inference_steps = self.default_num_inference_steps
         if eta is None:
             eta = self.default_eta
+        eps_scale = _check_eps_scale(self.default_eps_scale if eps_scale is None else eps_scale)
         num_inference_steps = _whole_steps(num_inference_steps, "num_inference_steps")
         if not float(eta) >= 0.0:
             raise ValueError(f"eta must be >= 0 (DDIM's η: 0 deterministic, 1 DDPM-like); got {eta}")
@@ -505,6 +535,8 @@ class TinyVideoPipeline(DiffusionPipeline):
                     continue
                 model_in = self.scheduler.scale_model_input(latents, t)
                 noise_pred = self.unet(model_in, t).sample
+                if eps_scale != 1.0:
+                    noise_pred = noise_pred / eps_scale
                 res = self.scheduler.step(noise_pred, t, latents, **step_kwargs)
                 latents = res.prev_sample
                 pred_original_sample = getattr(res, "pred_original_sample", None)
@@ -685,8 +717,10 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
         sched = scheduler
     steps = sampler.get("num_inference_steps", index.get("default_num_inference_steps", 25))
     eta = sampler.get("eta", index.get("default_eta", 0.0))
+    eps_scale = _check_eps_scale(sampler.get("eps_scale", index.get("default_eps_scale", 1.0)),
+                                 f"{path}: eps_scale")
     pipe = TinyVideoPipeline(unet=unet, scheduler=sched, normalizer=normalizer,
-                             default_num_inference_steps=steps, default_eta=float(eta))
+                             default_num_inference_steps=steps, default_eta=float(eta), default_eps_scale=eps_scale)
     pipe.register_to_config(_name_or_path=str(path))  # as from_pretrained does: pipe.name_or_path is the folder
     pipe.set_progress_bar_config(disable=not progress)
     return pipe
@@ -879,6 +913,8 @@ def load_default_analytic_pipeline(num_videos: int = 512, seed: int = 950_000_00
     (:class:`~freeinit_lab.models.GaussianVideoDenoiser`) in a pipeline with the default model's scheduler,
     stored step count and normaliser, so that every closed form of the Gaussian model applies exactly to a
     pipeline that is interchangeable with :func:`load_default_pipeline` (same shapes, same sampler, same decoding).
+    A stored ε-scaling (``eps_scale`` in ``sampler.json``) is not carried over: it corrects a trained network's
+    error, and the exact score has none (its ``default_eps_scale`` is 1).
 
     Parameters
     ----------

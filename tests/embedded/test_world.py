@@ -486,3 +486,64 @@ def test_broken_model_folder_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"scheduler/scheduler_config.json missing.*scheduler="):
         fl.load_default_pipeline(path)
     fl.load_default_pipeline(path, scheduler=fl.default_scheduler())  # a given scheduler needs none
+
+
+def test_eps_scale_divides_the_networks_eps_at_every_step_and_is_stored_with_the_sampler(tmp_path):
+    """``eps_scale=λ`` samples exactly what the same pipeline samples when its network's output is divided by λ
+    (callbacks and probes, which read the scheduler's input, see the scaled ε̂); a folder's ``sampler.json`` makes
+    it the default for load_default_pipeline, from_pretrained and save_pretrained copies, but not for the
+    exact-score reference; bad values are refused before sampling."""
+    import freeinit_lab as fl
+    from freeinit_lab.pipelines import sampler_scheduler, store_sampler
+
+    path = _folder(tmp_path / "m")
+    pipe = fl.load_default_pipeline(path)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # a freshly made network predicts ε̂ = 0 (its last layer starts at zero): give it weights
+        for w in pipe.unet.parameters():
+            w.copy_(0.2 * torch.randn(w.shape, generator=g))
+    pipe.unet.save_pretrained(path / "unet")
+    assert pipe.default_eps_scale == 1.0
+    z = torch.randn(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def run(p, **kw):
+        seen = []
+        out = p(latents=z, output_type="latent", callback_on_step_end_tensor_inputs=["noise_pred"],
+                callback_on_step_end=lambda q, i, t, k: seen.append(k["noise_pred"]) or {}, **kw).frames
+        return out, seen
+
+    base, eps_base = run(pipe)
+    assert torch.equal(base, run(pipe, eps_scale=1.0)[0])
+    scaled, eps_scaled = run(pipe, eps_scale=1.25)
+    handle = pipe.unet.register_forward_hook(lambda m, a, out: type(out)(sample=out.sample / 1.25))
+    try:
+        wrapped, eps_wrapped = run(pipe)
+    finally:
+        handle.remove()
+    assert torch.equal(scaled, wrapped) and not torch.allclose(scaled, base)
+    assert all(torch.equal(a, b) for a, b in zip(eps_scaled, eps_wrapped))
+    assert torch.allclose(eps_scaled[0], eps_base[0] / 1.25)  # same input at the first step
+
+    desc = dict(scheduler="DDIMScheduler", num_inference_steps=3, eta=0.0, set_alpha_to_one=True, eps_scale=1.25)
+    store_sampler(path, desc)
+    assert json.loads((path / "model_index.json").read_text())["default_eps_scale"] == 1.25
+    assert "eps_scale" not in sampler_scheduler(desc).config
+    ours = fl.load_default_pipeline(path)
+    generic = TinyVideoPipeline.from_pretrained(path, local_files_only=True)
+    ours.save_pretrained(tmp_path / "copy")
+    copy = TinyVideoPipeline.from_pretrained(tmp_path / "copy", local_files_only=True)
+    for p in (ours, generic, copy):
+        assert p.default_eps_scale == 1.25
+        assert torch.equal(run(p)[0], scaled)
+    assert fl.load_default_analytic_pipeline(num_videos=16, path=path).default_eps_scale == 1.0
+
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "1.01"):
+        with pytest.raises(ValueError, match=r"eps_scale=.* must be a finite number > 0"):
+            ours(latents=z, output_type="latent", eps_scale=bad)
+        with pytest.raises(ValueError, match=r"eps_scale=.* must be a finite number > 0"):
+            store_sampler(path, dict(desc, eps_scale=bad))
+        with pytest.raises(ValueError, match=r"default_eps_scale=.* must be a finite number > 0"):
+            TinyVideoPipeline(unet=ours.unet, scheduler=ours.scheduler, default_eps_scale=bad)
+    (path / "sampler.json").write_text(json.dumps(dict(desc, eps_scale=-2)))
+    with pytest.raises(ValueError, match=r"eps_scale=-2 must be a finite number > 0"):
+        fl.load_default_pipeline(path)
