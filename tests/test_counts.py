@@ -117,7 +117,8 @@ def test_the_studies_refuse_a_negative_seed_before_sampling():
     denoiser = pipe.unet
     denoiser.register_forward_pre_hook(lambda *a: calls.append(1))
     studies = {
-        "measure_evidence": lambda: measure_evidence(pipe, num_videos=2, seed=-1, num_inference_steps=2, progress=False),
+        "measure_evidence": lambda: measure_evidence(pipe, num_videos=2, seed=-1, num_inference_steps=2,
+                                                     progress=False),
         "decompose_freeinit": lambda: decompose_freeinit(pipe, num_videos=8, seed=-1, num_inference_steps=2,
                                                          progress=False),
         "refinement_study": lambda: refinement_study(pipe, num_videos=2, seed=-1, num_inference_steps=2,

@@ -96,7 +96,8 @@ def _check_eps_scale(value, name: str = "eps_scale") -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
             or float(value) <= 0:
         raise ValueError(f"{name}={value!r} must be a finite number > 0: the sampler divides the network's ε̂ by it "
-                         "(1.0 = no scaling; Ning et al. 2023 use 1.00x)")
+                         "(1.0 = no scaling; values just above 1, e.g. 1.015, restore the power an over-estimated "
+                         "ε̂ removes)")
     return float(value)
 
 
@@ -119,9 +120,10 @@ def sampler_scheduler(sampler: dict):
     """The scheduler a sampler description names, on the Stable-Diffusion training schedule.
 
     ``sampler`` is a model folder's ``sampler.json``: ``{"scheduler": <class name>, "num_inference_steps": N,
-    "eta": η, "eps_scale": λ (optional, see :class:`TinyVideoPipeline`), <scheduler settings>}``; the class (one of :data:`SAMPLER_SCHEDULERS`) is built by ``from_config`` on
-    :func:`default_scheduler`'s configuration with the settings replacing it (e.g. ``algorithm_type="dpmsolver++"``,
-    ``solver_order=2`` for DPM-Solver++(2M); ``set_alpha_to_one`` for DDIM). η > 0 is DDIM's only.
+    "eta": η, "eps_scale": λ (optional, see :class:`TinyVideoPipeline`), <scheduler settings>}``; the class (one
+    of :data:`SAMPLER_SCHEDULERS`) is built by ``from_config`` on :func:`default_scheduler`'s configuration with
+    the settings replacing it (e.g. ``algorithm_type="dpmsolver++"``, ``solver_order=2`` for DPM-Solver++(2M);
+    ``set_alpha_to_one`` for DDIM). η > 0 is DDIM's only.
     """
     import diffusers
 
@@ -143,7 +145,8 @@ def store_sampler(folder: str | Path, sampler: dict) -> None:
     Writes the three places a folder names its sampler, from the one description, so that every loader samples
     with it: ``sampler.json`` (what a model card judges), ``scheduler/`` (the configured scheduler) and
     ``model_index.json`` (the scheduler class diffusers' loader builds, and ``default_num_inference_steps`` /
-    ``default_eta`` / ``default_eps_scale``). The description is checked (:func:`sampler_scheduler`) before anything is written.
+    ``default_eta`` / ``default_eps_scale``). The description is checked (:func:`sampler_scheduler`) before
+    anything is written.
     """
     import json
 
@@ -423,10 +426,10 @@ class TinyVideoPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "np",
-        eps_scale: float | None = None,
         return_dict: bool = True,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        eps_scale: float | None = None,
         **kwargs,
     ) -> TinyVideoPipelineOutput | tuple:
         """Sample videos with the pipeline's scheduler from Gaussian noise or given ``latents``.
@@ -452,10 +455,6 @@ class TinyVideoPipeline(DiffusionPipeline):
             η > 0). Multiplied by ``scheduler.init_noise_sigma`` like in diffusers.
         output_type : {"np", "pt", "pil", "latent"}
             See :class:`TinyVideoPipelineOutput`.
-        eps_scale : float, optional
-            ε-scaling λ > 0: each step hands ``ε̂ / λ`` to the scheduler (and to ``noise_pred`` in callbacks, and
-            to probes, which read the scheduler's input); default ``default_eps_scale``, the model folder's
-            stored sampler (1 = the network's ε̂ unchanged). See the class docstring.
         return_dict : bool
             Return a :class:`TinyVideoPipelineOutput` (default) or a tuple ``(frames,)``.
         callback_on_step_end : callable, optional
@@ -464,6 +463,10 @@ class TinyVideoPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs : list of str, optional
             Names put in ``callback_kwargs``; any of ``"latents"``, ``"noise_pred"``, ``"pred_original_sample"``
             (default ``["latents"]``).
+        eps_scale : float, optional
+            ε-scaling λ > 0: each step hands ``ε̂ / λ`` to the scheduler (and to ``noise_pred`` in callbacks, and
+            to probes, which read the scheduler's input); default ``default_eps_scale``, the model folder's
+            stored sampler (1 = the network's ε̂ unchanged). See the class docstring.
 
         Returns
         -------
