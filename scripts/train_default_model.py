@@ -258,7 +258,7 @@ def exported_dtype(out: Path) -> str | None:
 def export(out: Path, ema, normalizer, meta: dict, dtype: str = "float32") -> None:
     """Write the pipeline folder with the UNet's weights in ``dtype`` (``float32`` or ``float16``; the loader
     computes in float32 either way); a sampler already chosen there (scripts/model_card.py) is kept."""
-    from freeinit_lab.embedded.pipelines import TinyVideoPipeline
+    from freeinit_lab.embedded.pipelines import TinyVideoPipeline, _sampler_defaults
 
     if dtype not in EXPORT_DTYPES:
         raise ValueError(f"export dtype {dtype!r}: choose one of {sorted(EXPORT_DTYPES)}")
@@ -266,7 +266,9 @@ def export(out: Path, ema, normalizer, meta: dict, dtype: str = "float32") -> No
     ema = torch.nn.Module.to(ema, EXPORT_DTYPES[dtype])
     out.mkdir(parents=True, exist_ok=True)
     sampler = json.loads((out / "sampler.json").read_text()) if (out / "sampler.json").exists() else DEFAULT_SAMPLER
-    pipe = TinyVideoPipeline(unet=ema, scheduler=make_scheduler(sampler), normalizer=normalizer)
+    # model_index.json's default_* from the same description as sampler.json, as store_sampler writes them
+    pipe = TinyVideoPipeline(unet=ema, scheduler=make_scheduler(sampler), normalizer=normalizer,
+                             **_sampler_defaults(sampler))
     pipe.save_pretrained(out, safe_serialization=True)
     if normalizer is not None:
         normalizer.save_pretrained(out / "normalizer", safe_serialization=True)

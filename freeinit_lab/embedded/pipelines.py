@@ -101,6 +101,19 @@ def _check_eps_scale(value, name: str = "eps_scale") -> float:
     return float(value)
 
 
+#: A sampler description's keys that set a :class:`TinyVideoPipeline`'s defaults, with the class defaults.
+_SAMPLER_DEFAULTS = {"num_inference_steps": ("default_num_inference_steps", 25), "eta": ("default_eta", 0.0),
+                     "eps_scale": ("default_eps_scale", 1.0)}
+
+
+def _sampler_defaults(sampler: dict, fallback: dict | None = None) -> dict:
+    """The ``default_*`` keyword arguments of :class:`TinyVideoPipeline` a sampler description (``sampler.json``)
+    sets; a key it lacks comes from ``fallback`` (a ``model_index.json`` or a pipeline's config, which hold the same
+    ``default_*`` names), else from the class default. Checked where they are set (``_set_default_sampler``)."""
+    fallback = fallback or {}
+    return {arg: sampler.get(key, fallback.get(arg, default)) for key, (arg, default) in _SAMPLER_DEFAULTS.items()}
+
+
 def _check_sampler(name: str, eta: float, where: str, fix: str) -> None:
     """Refuse a sampler class outside :data:`SAMPLER_SCHEDULERS`, or η > 0 for one other than DDIM (whose ``step``
     would ignore it): the one rule :func:`sampler_scheduler` and :func:`load_default_pipeline` share. ``where``
@@ -293,15 +306,14 @@ class TinyVideoPipeline(DiffusionPipeline):
         self.register_modules(unet=unet, scheduler=scheduler, normalizer=normalizer)
         self._set_default_sampler(default_num_inference_steps, default_eta, default_eps_scale)
 
-    def _set_default_sampler(self, num_inference_steps, eta, eps_scale=None) -> None:
-        """Check and store the default step count, η and ε-scaling λ (``None``: keep the current λ, else 1) — also
-        in ``model_index.json``, so ``save_pretrained`` / ``from_pretrained`` keep the default sampler."""
-        steps = _whole_steps(num_inference_steps, "default_num_inference_steps")
+    def _set_default_sampler(self, default_num_inference_steps, default_eta, default_eps_scale) -> None:
+        """Check and store the default step count, η and ε-scaling λ — also in ``model_index.json``, so
+        ``save_pretrained`` / ``from_pretrained`` keep the default sampler."""
+        steps = _whole_steps(default_num_inference_steps, "default_num_inference_steps")
+        eta = default_eta
         if not float(eta) >= 0.0:
             raise ValueError(f"default_eta must be >= 0 (DDIM η), got {eta}")
-        if eps_scale is None:
-            eps_scale = getattr(self, "default_eps_scale", 1.0)
-        eps_scale = _check_eps_scale(eps_scale, "default_eps_scale")
+        eps_scale = _check_eps_scale(default_eps_scale, "default_eps_scale")
         self.default_num_inference_steps, self.default_eta, self.default_eps_scale = steps, float(eta), eps_scale
         self.register_to_config(default_num_inference_steps=steps, default_eta=float(eta),
                                 default_eps_scale=eps_scale)
@@ -360,9 +372,7 @@ class TinyVideoPipeline(DiffusionPipeline):
         if sampler is not None:
             if stored is not None:
                 _check_sampler_settings(sampler, pipe.scheduler, str(folder), loader="from_pretrained")
-            pipe._set_default_sampler(sampler.get("num_inference_steps", pipe.default_num_inference_steps),
-                                      sampler.get("eta", pipe.default_eta),
-                                      sampler.get("eps_scale", pipe.default_eps_scale))
+            pipe._set_default_sampler(**_sampler_defaults(sampler, pipe.config))
         return pipe
 
     def prepare_latents(
@@ -718,12 +728,7 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
         _check_sampler_settings(sampler, sched, str(path))
     else:
         sched = scheduler
-    steps = sampler.get("num_inference_steps", index.get("default_num_inference_steps", 25))
-    eta = sampler.get("eta", index.get("default_eta", 0.0))
-    eps_scale = _check_eps_scale(sampler.get("eps_scale", index.get("default_eps_scale", 1.0)),
-                                 f"{path}: eps_scale")
-    pipe = TinyVideoPipeline(unet=unet, scheduler=sched, normalizer=normalizer,
-                             default_num_inference_steps=steps, default_eta=float(eta), default_eps_scale=eps_scale)
+    pipe = TinyVideoPipeline(unet=unet, scheduler=sched, normalizer=normalizer, **_sampler_defaults(sampler, index))
     pipe.register_to_config(_name_or_path=str(path))  # as from_pretrained does: pipe.name_or_path is the folder
     pipe.set_progress_bar_config(disable=not progress)
     return pipe
