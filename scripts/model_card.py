@@ -30,6 +30,10 @@ exact-score model does, by ``10 log10(a_T² λ + b_T²)`` dB per bin:
 5. **Sampler discretisation (diagnostic)**: the default sampler against the same sampler with
    ``--discretisation-factor`` × the steps from the same starts on the training marginal (:func:`discretisation`):
    how much of part 1's band-power error is the step size rather than the network.
+6. **Where along the trajectory the samples leave the data (diagnostic)**: the default sampler's last ``N − k``
+   steps started on the training marginal at its ``k``-th timestep (:func:`trajectory`), for ``--trajectory-points``
+   values of ``k`` from 0 (part 1 itself) to ``N − 1`` (its last step alone), and the held-out videos themselves:
+   what the network gets wrong at high noise shows only in the first rows, what it gets wrong at low noise in all.
 
 With ``--choose-sampler`` the default sampler is chosen on part 1 (:func:`choose_sampler`): among the candidates
 passing the most gate criteria, the fewest steps whose two-sample accuracy interval overlaps the best one's
@@ -75,6 +79,13 @@ SAMPLERS = {
                       solver_order=2, timestep_spacing="linspace", eta=0.0),
     "unipc25": dict(scheduler="UniPCMultistepScheduler", num_inference_steps=25, timestep_spacing="linspace",
                     eta=0.0),
+    # the same step counts on Karras et al.'s (2022) noise levels, sigma_i^(1/7) evenly spaced from sigma_max to
+    # sigma_min: more steps at low noise, and the last one from t = 1 (sigma 0.029) instead of t = 40 (sigma 0.20)
+    "dpmpp2m25_karras": dict(scheduler="DPMSolverMultistepScheduler", num_inference_steps=25,
+                             algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="linspace", eta=0.0,
+                             use_karras_sigmas=True),
+    "unipc25_karras": dict(scheduler="UniPCMultistepScheduler", num_inference_steps=25, timestep_spacing="linspace",
+                           eta=0.0, use_karras_sigmas=True),
     # the same with epsilon scaling (the pipeline's eps_scale: each step uses eps_hat / lambda; Ning et al. 2023)
     **{f"unipc25_es{round(1000 * lam)}": dict(scheduler="UniPCMultistepScheduler", num_inference_steps=25,
                                               timestep_spacing="linspace", eta=0.0, eps_scale=lam)
@@ -182,6 +193,85 @@ def repeat_seeds(seed: int, k: int, num_videos: int) -> list[int]:
 
 
 @functools.lru_cache(maxsize=2)
+def start_steps(num_inference_steps: int, points: int = 6) -> list[int]:
+    """``points`` step indices from 0 (the whole trajectory) to ``N − 1`` (its last step alone), about evenly
+    spaced; fewer when the sampler has fewer steps."""
+    n = int(num_inference_steps)
+    return sorted({round(i * (n - 1) / (points - 1)) for i in range(points)}) if points > 1 else [0]
+
+
+def partial_sample(pipe, sampler: dict, clean: torch.Tensor, k: int, *, start_seed: int,
+                   batch: int = 32) -> tuple[torch.Tensor, int]:
+    """Model-space samples of ``sampler``'s last ``N − k`` steps, started on the training marginal *at its k-th
+    timestep*: ``z_t = a_t x_0 + b_t ε`` with ``a_t = sqrt(ᾱ_t)``, ``b_t = sqrt(1 − ᾱ_t)``, ``t = timesteps[k]``
+    (``x_0`` the held-out ``clean`` videos, ``ε`` from a generator seeded ``start_seed``). The steps run as
+    diffusers' image-to-image pipelines run a partial schedule: the scheduler's full ``N``-step schedule, its step
+    index begun at ``k`` (``set_begin_index``; DDIM's steps need none). ``k = 0`` is exactly :func:`sample` from
+    :func:`training_marginal_latents`; returns the samples and ``t``.
+
+    What a model gets wrong in the steps below ``t`` shows at every ``k``; what it gets wrong above ``t`` only
+    at smaller ``k``: the samples' distance from the data against ``t`` says at which noise levels they leave it.
+    Deterministic samplers only (η = 0), since a stochastic one's step noise would differ from :func:`sample`'s."""
+    import math
+
+    n = int(sampler["num_inference_steps"])
+    if not 0 <= int(k) < n:
+        raise ValueError(f"start step k={k} is outside the sampler's {n} steps; pick 0 <= k <= {n - 1}")
+    if float(sampler.get("eta", 0.0)) != 0.0:
+        raise ValueError(f"the trajectory diagnostic needs a deterministic sampler (eta = 0), got eta={sampler['eta']}")
+    probe = scheduler_for(sampler)
+    probe.set_timesteps(n)
+    t = int(probe.timesteps[int(k)])
+    if float(getattr(probe, "init_noise_sigma", 1.0)) != 1.0:
+        raise ValueError(f"{type(probe).__name__} is not variance-preserving (init_noise_sigma != 1)")
+    ac = float(probe.alphas_cumprod[t])
+    eps = torch.randn(clean.shape, generator=torch.Generator().manual_seed(int(start_seed)), dtype=clean.dtype)
+    z = math.sqrt(ac) * clean + math.sqrt(1.0 - ac) * eps
+    lam = float(sampler.get("eps_scale", 1.0))
+    out = []
+    with torch.no_grad():
+        for i0 in range(0, z.shape[0], batch):
+            zz = z[i0:i0 + batch].to(pipe.unet.dtype)
+            sch = scheduler_for(sampler)
+            sch.set_timesteps(n)
+            if hasattr(sch, "set_begin_index"):
+                sch.set_begin_index(int(k))
+            for tt in sch.timesteps[int(k):]:
+                e = pipe.unet(sch.scale_model_input(zz, tt), tt).sample
+                zz = sch.step(e / lam if lam != 1.0 else e, tt, zz).prev_sample
+            out.append(zz)
+    return torch.cat(out), t
+
+
+def trajectory(pipe, sampler: dict, clean: torch.Tensor, reference: torch.Tensor, *, start_seed: int,
+               training=None, space: str, points: int = 6) -> list[dict]:
+    """Diagnostic 6, *where along the trajectory the samples leave the data*: :func:`partial_sample` from each of
+    :func:`start_steps` against ``reference``, with the starting videos themselves (``clean``, no step at all) as
+    the last row. Each row: ``k``, ``t``, ``a_t`` and the :func:`fidelity_report`."""
+    import math
+
+    from freeinit_lab.analysis.fidelity import fidelity_report
+
+    rows = []
+    sch = scheduler_for(sampler)
+    for k in start_steps(sampler["num_inference_steps"], points):
+        s, t = partial_sample(pipe, sampler, clean, k, start_seed=start_seed)
+        rows.append(dict(k=k, t=t, a_t=math.sqrt(float(sch.alphas_cumprod[t])),
+                         report=fidelity_report(s, reference, training=training, space=space)))
+    rows.append(dict(k=None, t=0, a_t=1.0, report=fidelity_report(clean, reference, training=training, space=space)))
+    return rows
+
+
+def trajectory_row(row: dict) -> str:
+    """One Markdown table row of a :func:`trajectory` result."""
+    r = row["report"]
+    spread = dict(zip(r.feature_names, r.feature_spread))
+    start = "held-out videos, no step" if row["k"] is None else f"{row['k']} (t = {row['t']}, a_t = {row['a_t']:.3f})"
+    return (f"| {start} | {r.accuracy:.3f} [{r.accuracy_low:.3f}, {r.accuracy_high:.3f}] | {r.frechet:.1f} | "
+            f"{np.abs(r.spatial_db).max():.2f} / {np.abs(r.temporal_db).max():.2f} | {r.precision:.2f} / {r.recall:.2f}"
+            f" | {spread['consecutive_cosine']:.2f} / {spread['rms_frame_difference']:.2f} |")
+
+
 def evaluation_videos(path, num_videos: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The held-out videos of one evaluation seed: ``2 × num_videos`` reference videos (seed ``seed + 1``) and
     ``num_videos`` clean videos whose training-marginal latents start part 1 (seed ``seed + 2``). Rendered once
@@ -342,6 +432,8 @@ def main(argv=None):
                    help="comma-separated samplers to judge on part 1 beside the stored one, without changing it: the "
                         "card says which the choice rule would pick (e.g. when a cheaper stored sampler is kept for "
                         "the notebooks' time budget)")
+    p.add_argument("--trajectory-points", type=int, default=6,
+                   help="diagnostic 6: how many start steps from 0 to N - 1 (0: skip)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat-seeds", type=int, default=4,
                    help="part 1 (the gate) also at this many further evaluation seeds with the card's sampler; the "
@@ -351,6 +443,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.discretisation_factor < 0:
         raise SystemExit("--discretisation-factor must be >= 0 (0 skips the diagnostic)")
+    if args.trajectory_points < 0:
+        raise SystemExit("--trajectory-points must be >= 0 (0 skips the diagnostic)")
     if args.seed < 900_000_000:
         raise SystemExit("--seed must be >= 900_000_000 (seeds below are training data)")
     from freeinit_lab.analysis.fidelity import MIN_VIDEOS
@@ -450,6 +544,16 @@ def main(argv=None):
               f"{time.time() - t0:.0f} s\n{disc_rep.summary()}\ndefault sampler vs {args.discretisation_factor}x "
               f"the steps, same starts:\n{disc['gap'].summary()}", flush=True)
 
+    # 6. diagnostic: where along the trajectory the samples leave the data, from the same clean videos
+    traj = []
+    if args.trajectory_points and float(smp.get("eta", 0.0)) != 0.0:
+        print(f"[trajectory] skipped: the default sampler is stochastic (eta={smp['eta']})", flush=True)
+    elif args.trajectory_points:
+        t0 = time.time()
+        traj = trajectory(pipe, smp, clean, reference, start_seed=args.seed + 3, training=training, space=space,
+                          points=args.trajectory_points)
+        print(f"[trajectory] {time.time() - t0:.0f} s\n" + "\n".join(trajectory_row(r) for r in traj), flush=True)
+
     q = quality[chosen_name]
     gate_quality = q["gate"]
     passed, gate_gap = card_gate(gate_quality, gap)
@@ -511,6 +615,8 @@ def main(argv=None):
         sampler_discretisation=(None if disc is None else dict(
             finer_sampler=disc["sampler"], band_power_default_vs_finer=disc["gap"].to_dict(),
             finer_report=disc_rep.to_dict(), finer_gate=jgate(fidelity_gate(disc_rep)))),
+        trajectory=[dict(start_step=r["k"], timestep=r["t"], a_t=r["a_t"], report=r["report"].to_dict())
+                    for r in traj],
         gate_passed=passed,
     )
     (path / "model_card.json").write_text(json.dumps(card, indent=1, default=float))
@@ -633,7 +739,18 @@ The finer sampler against the data:
 
 {disc_rep.summary()}
 
-""") + f"""**Gate (part 1: the issue's criteria, on seeds never used in training{f", at all {len(repeats) + 1} evaluation seeds" if repeats else ""}) {'passed' if passed else 'not passed'}.**
+""") + ("" if not traj else f"""## 6. Where along the trajectory the samples leave the data (diagnostic, not gated)
+
+The default sampler's last `N − k` of its {smp['num_inference_steps']} steps, started on the training marginal
+at its `k`-th timestep, `a_t x_0 + b_t ε` of the same {n} held-out videos as part 1 (`k = 0` is part 1), against
+the same reference videos; the last row is the held-out videos themselves. An error the network makes at high
+noise shows only in the first rows; one it makes at low noise, in all. Band power: largest |dB| over the bands,
+spatial / temporal; motion spread: `sd_samples / sd_data` of the consecutive-frame cosine / the RMS frame
+difference across videos (1 = the data's variety).
+
+| start step k | two-sample accuracy | Fréchet distance | band power dB, spatial / temporal | precision / recall | motion spread |
+|---|---|---|---|---|---|
+""" + "\n".join(trajectory_row(r) for r in traj) + "\n\n") + f"""**Gate (part 1: the issue's criteria, on seeds never used in training{f", at all {len(repeats) + 1} evaluation seeds" if repeats else ""}) {'passed' if passed else 'not passed'}.**
 
 ![training clips (left) beside plain-noise samples (right), every 3rd frame](samples.png)
 

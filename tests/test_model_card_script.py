@@ -224,3 +224,63 @@ def test_too_few_videos_for_the_report_are_refused_before_sampling(tmp_path):
     with mock.patch.object(card, "evaluation_videos", side_effect=AssertionError("evaluated")):
         with pytest.raises(SystemExit, match="at least 16 videos.*--num-videos 16"):
             card.main(["--model", str(tmp_path / "nothing_needed"), "--num-videos", "8"])
+
+
+def test_the_trajectory_diagnostic_starts_part_one_at_k_zero_and_later_steps_on_the_marginal():
+    """k = 0 is part 1's samples exactly (the same starts, the same scheduler calls); a later k starts at
+    ``a_t x_0 + b_t ε`` of the k-th timestep and runs only the remaining steps, with the scheduler's step index
+    begun at k (what diffusers' image-to-image pipelines do), so with a network that predicts ε exactly the last
+    step alone returns ``x_0``; eps_scale is applied as the pipeline applies it; bad starts are refused."""
+    import torch
+
+    from freeinit_lab.analysis.fidelity import training_marginal_latents
+    from freeinit_lab.embedded.models import TinyVideoUNet
+    from freeinit_lab.embedded.pipelines import TinyVideoPipeline, default_scheduler
+
+    card = _card_module()
+    torch.manual_seed(0)
+    unet = TinyVideoUNet(block_channels=(8, 16), sample_size=8, num_frames=4, space_to_depth=2,
+                         attention_heads=0, norm_groups=4).eval()
+    pipe = TinyVideoPipeline(unet=unet, scheduler=default_scheduler(set_alpha_to_one=True))
+    pipe.set_progress_bar_config(disable=True)
+    clean = torch.randn(6, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    for name in ("ddim25", "unipc25", "unipc25_karras", "dpmpp2m25_karras", "unipc25_es1015"):
+        smp = dict(card.SAMPLERS[name], num_inference_steps=5)
+        start = training_marginal_latents(clean, card.scheduler_for(smp), 5,
+                                          generator=torch.Generator().manual_seed(7))
+        whole = card.sample(pipe, smp, start)
+        part, t = card.partial_sample(pipe, smp, clean, 0, start_seed=7)
+        assert t == 999 and torch.equal(part, whole), name
+        # a later start: not the whole trajectory, and a different result
+        later, t2 = card.partial_sample(pipe, smp, clean, 3, start_seed=7)
+        sch = card.scheduler_for(smp)
+        sch.set_timesteps(5)
+        assert t2 == int(sch.timesteps[3]) < 999 and not torch.allclose(later, whole), name
+
+    class Oracle(torch.nn.Module):  # predicts the true ε of the noised clean videos at every timestep
+        dtype = torch.float32
+
+        def __init__(self, acp):
+            super().__init__()
+            self.acp = acp
+
+        def forward(self, z, t):
+            ac = float(self.acp[int(t)])
+            eps = (z - ac ** 0.5 * clean) / (1 - ac) ** 0.5
+            return SimpleNamespace(sample=eps)
+
+    for name in ("ddim25", "unipc25_karras"):
+        smp = dict(card.SAMPLERS[name], num_inference_steps=5)
+        oracle = SimpleNamespace(unet=Oracle(card.scheduler_for(smp).alphas_cumprod))
+        last, _ = card.partial_sample(oracle, smp, clean, 4, start_seed=7)
+        torch.testing.assert_close(last, clean, atol=1e-4, rtol=1e-4)  # the last step alone: x_0 back
+    assert card.start_steps(25) == [0, 5, 10, 14, 19, 24] and card.start_steps(3, 6) == [0, 1, 2]
+    smp = dict(card.SAMPLERS["ddim25"], num_inference_steps=5)
+    with pytest.raises(ValueError, match="outside the sampler's 5 steps"):
+        card.partial_sample(pipe, smp, clean, 5, start_seed=7)
+    with pytest.raises(ValueError, match="deterministic sampler"):
+        card.partial_sample(pipe, dict(card.SAMPLERS["ddim25_eta1"], num_inference_steps=5), clean, 1, start_seed=7)
+    reference = torch.randn(36, 3, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    rows = card.trajectory(pipe, smp, reference[:18] + 0.1, reference, start_seed=7, space="test", points=2)
+    assert [r["k"] for r in rows] == [0, 4, None] and rows[-1]["t"] == 0
+    assert all(card.trajectory_row(r).count("|") == 7 for r in rows)
