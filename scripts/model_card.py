@@ -8,7 +8,7 @@
 Every sample goes through the pipeline's own FreeInit-free path, with no filtering, on seeds never used in
 training or tuning (``--seed`` >= 900_000_000), and is compared in model space with ``2 × num-videos`` held-out
 training-distribution videos (:func:`freeinit_lab.analysis.fidelity.fidelity_report`; memorisation against real
-training batches). The card has five parts, because a model sampled from plain noise starts off its training
+training batches). The card has six parts, because a model sampled from plain noise starts off its training
 marginal (the initialization gap) and then *must* fall short of the data's lowest-frequency power — even the
 exact-score model does, by ``10 log10(a_T² λ + b_T²)`` dB per bin:
 

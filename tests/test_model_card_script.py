@@ -23,6 +23,21 @@ def _card_module():
     return mod
 
 
+def _tiny_pipe():
+    """A random-weight TinyVideoPipeline of 4 frames × 8 × 8 on DDIM, seeded (the card's functions only need one)."""
+    import torch
+
+    from freeinit_lab.embedded.models import TinyVideoUNet
+    from freeinit_lab.embedded.pipelines import TinyVideoPipeline, default_scheduler
+
+    torch.manual_seed(0)
+    unet = TinyVideoUNet(block_channels=(8, 16), sample_size=8, num_frames=4, space_to_depth=2,
+                         attention_heads=0, norm_groups=4).eval()
+    pipe = TinyVideoPipeline(unet=unet, scheduler=default_scheduler(set_alpha_to_one=True))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def _log(loss):
     return {"loss_curve": {"step": [25 * (i + 1) for i in range(len(loss))], "loss": list(loss)}}
 
@@ -80,15 +95,8 @@ def test_discretisation_pairs_the_starts_and_isolates_the_step_size():
     import pytest
     import torch
 
-    from freeinit_lab.embedded.models import TinyVideoUNet
-    from freeinit_lab.embedded.pipelines import TinyVideoPipeline, default_scheduler
-
     card = _card_module()
-    torch.manual_seed(0)
-    unet = TinyVideoUNet(block_channels=(8, 16), sample_size=8, num_frames=4, space_to_depth=2,
-                         attention_heads=0, norm_groups=4).eval()
-    pipe = TinyVideoPipeline(unet=unet, scheduler=default_scheduler(set_alpha_to_one=True))
-    pipe.set_progress_bar_config(disable=True)
+    pipe = _tiny_pipe()
     clean = torch.randn(16, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
     smp = dict(card.SAMPLERS["ddim25"], num_inference_steps=3)
     from freeinit_lab.analysis.fidelity import training_marginal_latents
@@ -234,15 +242,8 @@ def test_the_trajectory_diagnostic_starts_part_one_at_k_zero_and_later_steps_on_
     import torch
 
     from freeinit_lab.analysis.fidelity import training_marginal_latents
-    from freeinit_lab.embedded.models import TinyVideoUNet
-    from freeinit_lab.embedded.pipelines import TinyVideoPipeline, default_scheduler
-
     card = _card_module()
-    torch.manual_seed(0)
-    unet = TinyVideoUNet(block_channels=(8, 16), sample_size=8, num_frames=4, space_to_depth=2,
-                         attention_heads=0, norm_groups=4).eval()
-    pipe = TinyVideoPipeline(unet=unet, scheduler=default_scheduler(set_alpha_to_one=True))
-    pipe.set_progress_bar_config(disable=True)
+    pipe = _tiny_pipe()
     clean = torch.randn(6, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
     for name in ("ddim25", "unipc25", "unipc25_karras", "dpmpp2m25_karras", "unipc25_es1015"):
         smp = dict(card.SAMPLERS[name], num_inference_steps=5)

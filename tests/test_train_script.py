@@ -111,8 +111,9 @@ def test_rendering_on_the_device_gives_the_workers_videos_in_step_order(monkeypa
 
 
 def test_export_keeps_a_multistep_sampler_chosen_in_the_folder(tmp_path):
-    """Resuming into a folder whose sampler.json names UniPC (as the card chose for the default) exports it again:
-    the folder's scheduler is that class, loadable by the default loader's rule (it once assumed DDIM's keys)."""
+    """Resuming into a folder whose sampler.json names UniPC (as the card once chose for the default) exports it
+    again: the folder's scheduler is that class, loadable by the default loader's rule (it once assumed DDIM's
+    keys)."""
     from freeinit_lab.embedded.pipelines import TinyVideoPipeline
 
     train = _train_module()

@@ -8,7 +8,7 @@
 #
 # Here: the embedded default model (a 2.0 M-parameter video diffusion model trained on the `subjects-v1` world:
 # 16 frames × 32 × 32 RGB, 2–4 moving, occluding subjects over a textured background; shipped in `data/`), its
-# stored sampler (UniPC, 25 steps, `data/default_model/sampler.json`), and **one** FreeInit iteration with the paper's
+# stored sampler (DPM-Solver++(2M) on Karras sigmas, 25 steps, `data/default_model/sampler.json`), and **one** FreeInit iteration with the paper's
 # Gaussian filter $d_s = d_t = 0.25$. Everything runs offline on a CPU.
 #
 # 1. Two videos, plainly and with FreeInit, from the **same initial noise**, frame by frame.
@@ -148,7 +148,7 @@ display(pd.concat({"final video vs data (dB)": final_db, "initial latent vs whit
 #    powers closer to the data's (the plain samples lack low-frequency power, notebook 01's gap), but it also
 #    removes motion: dynamics fall.
 # 2. The loss of variance in FreeInit's soft mix (`mask_only`, no signal at all) alone reproduces **part** of the
-#    consistency gain — on these weights with the UniPC sampler most of it, with 99 % intervals that can reach 1,
+#    consistency gain — on these weights with the stored sampler most of it, with 99 % intervals that can reach 1,
 #    so whether it is *less than all* is printed, not claimed — and it moves videos *away* from the data, not
 #    towards it.
 # 3. Giving plain noise the training $z_T$'s band power without any signal (`amplitude_matched`) reproduces

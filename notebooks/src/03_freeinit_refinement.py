@@ -453,7 +453,7 @@ with pd.option_context("display.max_colwidth", None):
 #   the chain makes videos more consistent, i.e. more static, than the data.
 # - **Controls — disagrees with the paper's explanation of the first iteration.** The mix's variance change alone
 #   (`mask_only`, no signal) raises consistency (asserted) and reproduces most of the first iteration's gain on
-#   these weights with the stored UniPC sampler (its share in the second table of section 2; whether the first
+#   these weights with the stored sampler (its share in the second table of section 2; whether the first
 #   iteration does more is printed, resolved or not). Rescaling the plain noise band by band to the training
 #   $z_T$'s power, with no signal at all (`amplitude_matched`), reproduces about as much (FreeInit pass 1 −
 #   amplitude_matched, printed). The chained iterations go beyond both controls (asserted at the last pass).

@@ -5,7 +5,7 @@
 # 3D mask (normalised frequency, Nyquist = 1, DC in the centre), where each frequency band of the reinitialised latent
 # $z'_T = H \cdot (a_T z_0 + b_T\varepsilon) + (1 - H) \cdot \eta$ gets its power from, and how much variance the mix
 # loses between pass and stop band. **run FreeInit** samples the embedded default model (16 frames × 32 × 32 RGB,
-# its stored sampler: UniPC, 25 steps) with plain sampling and with FreeInit under the current settings (same seed)
+# its stored sampler: DPM-Solver++(2M) on Karras sigmas, 25 steps) with plain sampling and with FreeInit under the current settings (same seed)
 # and shows both with their temporal consistency. The heat map below them is the **precomputed consistency gain of
 # FreeInit over plain sampling on a $(d_s, d_t)$ grid** (`data/cutoff_map.nc`); its marker follows the sliders.
 #

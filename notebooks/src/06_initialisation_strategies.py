@@ -16,7 +16,7 @@
 #   are paired.
 #
 # All videos are in **model space** (per-channel unit variance, like a VAE-scaled latent). Arms, all from the same
-# $\varepsilon$ per video; cost in sampling passes of the stored sampler (UniPC, the model folder's step count):
+# $\varepsilon$ per video; cost in sampling passes of the stored sampler (DPM-Solver++(2M) on Karras sigmas, the model folder's step count):
 #
 # | arm | initial latent of the last pass | passes |
 # |---|---|---|
@@ -125,7 +125,7 @@ print(f"stored sampler: {STEPS} steps of {SAMPLER}; setup {time.perf_counter() -
 # model's training data (here fitted to the `FIT_VIDEOS` held-out fit videos), with the same sampler. Its data are
 # exact draws from that Gaussian (`sample_prior`): the judging data, the oracle's $x_0$ and the fit draws for its
 # spectrum-matched marginal and `amplitude_matched` target are three separate draws. The deterministic sampler
-# (UniPC, like DDIM, is linear in its inputs) with this denoiser is linear per frequency, so `fl.analytic_controls`
+# (DPM-Solver++, like DDIM and UniPC, is linear in its inputs) with this denoiser is linear per frequency, so `fl.analytic_controls`
 # and `st.analytic_prediction` give every arm's expected band powers (exactly) and consistency and dynamics (as
 # ratios of expectations) in closed form.
 #
@@ -313,7 +313,7 @@ print(gap_vs_exact)
 
 # %%
 # the same claims on the trained model; its plain samples' consistency shortfall is reported, not asserted: with the
-# stored UniPC sampler it is small against 24 videos' interval (it was resolved with DDIM 25, the sampler before)
+# stored second-order sampler it is small against 24 videos' interval (it was resolved with DDIM 25, an earlier one)
 d_claims = check(claims(d_j, d_jf, d_ds), reported=("plain consistency vs data", *SHOWN, *FILTER_SPECIFIC))
 for name, key in (("plain_spatial_dc_db", "plain spatial DC vs data (dB)"),
                   ("plain_temporal_dc_db", "plain temporal DC vs data (dB)"),
@@ -369,9 +369,9 @@ summary
 # judged against. The numbers are this run's, in the table above.
 #
 # * **The gap.** Plain samples fall short of the data in the spatial and temporal DC bands on both models, and are
-#   less consistent than the data on the exact-score model; on the trained default with its UniPC sampler the
-#   consistency shortfall is small against 24 videos' interval and only reported (it was resolved with DDIM 25, the
-#   sampler before). The trained model's band shortfall matches the exact-score model's, paired by noise
+#   less consistent than the data on the exact-score model; on the trained default with its second-order sampler
+#   the consistency shortfall is small against 24 videos' interval and only reported (it was resolved with DDIM 25,
+#   an earlier sampler). The trained model's band shortfall matches the exact-score model's, paired by noise
 #   (`band_power_gap` above) — a faithful model shows the gap, it is not a training defect. Started on the training
 #   marginal (oracle) the samples match the data's low bands, and the band distance drops to the floor set by the
 #   sampler's own top-band loss.
