@@ -303,9 +303,13 @@ save_figure(fig, "initialisation_strategies_band_power", height=700)
 fig
 
 # %% [markdown]
-# ### The trained model has the exact-score model's gap
+# ### The trained model's gap against the exact-score model's
 # Paired by noise (the same $\varepsilon$: the first `NUM_VIDEOS` noises are shared by the two models), the trained
-# model's plain samples against the exact-score model's (`fl.band_power_gap`, 95 % bootstrap over video pairs):
+# model's plain samples against the exact-score model's (`fl.band_power_gap`, 95 % bootstrap over video pairs). Not
+# asserted: on non-Gaussian data even an exact model can fall below the Gaussian one (the model card's part 2). At
+# the default seed the spatial DC band agrees within its interval, and in every other band the trained model's plain
+# samples have less power than the exact-score model's: they fall further short of the data than the gap's physics
+# requires.
 
 # %%
 gap_vs_exact = fl.band_power_gap(d_videos["plain"], a_videos["plain"][:NUM_VIDEOS], seed=SEED)
@@ -369,12 +373,13 @@ summary
 # judged against. The numbers are this run's, in the table above.
 #
 # * **The gap.** Plain samples fall short of the data in the spatial and temporal DC bands on both models, and are
-#   less consistent than the data on the exact-score model; on the trained default with its second-order sampler
-#   the consistency shortfall is small against 24 videos' interval and only reported (it was resolved with DDIM 25,
-#   an earlier sampler). The trained model's band shortfall matches the exact-score model's, paired by noise
-#   (`band_power_gap` above) — a faithful model shows the gap, it is not a training defect. Started on the training
-#   marginal (oracle) the samples match the data's low bands, and the band distance drops to the floor set by the
-#   sampler's own top-band loss.
+#   less consistent than the data on the exact-score model; on the trained default the consistency
+#   shortfall is reported, not asserted (its interval is in the table; with UniPC 25, an earlier sampler, 24 videos
+#   did not resolve it). In the spatial DC band the trained model's shortfall is the exact-score model's, paired by
+#   noise (`band_power_gap` above): that much is the gap's physics. In the other bands its plain samples fall
+#   further short than the exact-score model's. Started on the training marginal (oracle) the samples match the
+#   data's low bands, and the band distance drops to the floor set by the model's own loss of band power (the model
+#   card's part 1).
 # * **FreeInit** (same noise, Gaussian $D_0=0.25$, one iteration, twice the cost) raises the DC bands (paired) but
 #   ends short of the data there; it raises consistency (`FreeInit consistency vs data` in the table says where it
 #   ends against the data's), and lowers dynamics — below the motion the oracle keeps with the same sampler and
