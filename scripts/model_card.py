@@ -192,7 +192,6 @@ def repeat_seeds(seed: int, k: int, num_videos: int) -> list[int]:
     return [int(seed) + j * REPEAT_SPACING for j in range(1, int(k) + 1)]
 
 
-@functools.lru_cache(maxsize=2)
 def start_steps(num_inference_steps: int, points: int = 6) -> list[int]:
     """``points`` step indices from 0 (the whole trajectory) to ``N − 1`` (its last step alone), about evenly
     spaced; fewer when the sampler has fewer steps."""
@@ -272,6 +271,7 @@ def trajectory_row(row: dict) -> str:
             f" | {spread['consecutive_cosine']:.2f} / {spread['rms_frame_difference']:.2f} |")
 
 
+@functools.lru_cache(maxsize=2)
 def evaluation_videos(path, num_videos: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The held-out videos of one evaluation seed: ``2 × num_videos`` reference videos (seed ``seed + 1``) and
     ``num_videos`` clean videos whose training-marginal latents start part 1 (seed ``seed + 2``). Rendered once

@@ -242,6 +242,7 @@ def test_the_trajectory_diagnostic_starts_part_one_at_k_zero_and_later_steps_on_
     import torch
 
     from freeinit_lab.analysis.fidelity import training_marginal_latents
+
     card = _card_module()
     pipe = _tiny_pipe()
     clean = torch.randn(6, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
@@ -285,3 +286,23 @@ def test_the_trajectory_diagnostic_starts_part_one_at_k_zero_and_later_steps_on_
     rows = card.trajectory(pipe, smp, reference[:18] + 0.1, reference, start_seed=7, space="test", points=2)
     assert [r["k"] for r in rows] == [0, 4, None] and rows[-1]["t"] == 0
     assert all(card.trajectory_row(r).count("|") == 7 for r in rows)
+
+
+def test_the_evaluation_videos_of_a_seed_are_rendered_once():
+    """Every sampler judged at a seed (and diagnostic 6) uses the same held-out videos; they are rendered once per
+    (folder, size, seed), not once per use, and another seed renders its own."""
+    import torch
+
+    card = _card_module()
+    calls = []
+
+    def fake(n, seed, path):
+        calls.append((n, seed))
+        return torch.zeros(n, 3, 2, 4, 4)
+
+    with mock.patch("freeinit_lab.embedded.pipelines.default_training_videos", side_effect=fake):
+        a = card.evaluation_videos("folder", 8, 910_000_000)
+        b = card.evaluation_videos("folder", 8, 910_000_000)
+        assert a is b and calls == [(16, 910_000_001), (8, 910_000_002)]
+        card.evaluation_videos("folder", 8, 911_000_000)
+        assert calls[2:] == [(16, 911_000_001), (8, 911_000_002)]
