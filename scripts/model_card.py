@@ -80,7 +80,7 @@ SAMPLERS = {
     "unipc25": dict(scheduler="UniPCMultistepScheduler", num_inference_steps=25, timestep_spacing="linspace",
                     eta=0.0),
     # the same step counts on Karras et al.'s (2022) noise levels, sigma_i^(1/7) evenly spaced from sigma_max to
-    # sigma_min: more steps at low noise, and the last one from t = 1 (sigma 0.029) instead of t = 40 (sigma 0.20)
+    # sigma_min: more steps at low noise, and the last one from t = 0 (sigma 0.029) instead of t = 40 (sigma 0.20)
     "dpmpp2m25_karras": dict(scheduler="DPMSolverMultistepScheduler", num_inference_steps=25,
                              algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="linspace", eta=0.0,
                              use_karras_sigmas=True),
