@@ -203,7 +203,8 @@ def partial_sample(pipe, sampler: dict, clean: torch.Tensor, k: int, *, start_se
                    batch: int = 32) -> tuple[torch.Tensor, int]:
     """Model-space samples of ``sampler``'s last ``N − k`` steps, started on the training marginal *at its k-th
     timestep*: ``z_t = a_t x_0 + b_t ε`` with ``a_t = sqrt(ᾱ_t)``, ``b_t = sqrt(1 − ᾱ_t)``, ``t = timesteps[k]``
-    (``x_0`` the held-out ``clean`` videos, ``ε`` from a generator seeded ``start_seed``). The steps run as
+    (``x_0`` the held-out ``clean`` videos, ``ε`` from a generator seeded ``start_seed``;
+    :func:`training_marginal_latents` with ``start_step=k``). The steps run as
     diffusers' image-to-image pipelines run a partial schedule: the scheduler's full ``N``-step schedule, its step
     index begun at ``k`` (``set_begin_index``; DDIM's steps need none). ``k = 0`` is exactly :func:`sample` from
     :func:`training_marginal_latents`; returns the samples and ``t``.
@@ -211,30 +212,23 @@ def partial_sample(pipe, sampler: dict, clean: torch.Tensor, k: int, *, start_se
     What a model gets wrong in the steps below ``t`` shows at every ``k``; what it gets wrong above ``t`` only
     at smaller ``k``: the samples' distance from the data against ``t`` says at which noise levels they leave it.
     Deterministic samplers only (η = 0), since a stochastic one's step noise would differ from :func:`sample`'s."""
-    import math
+    from freeinit_lab.analysis.fidelity import training_marginal_latents
 
-    n = int(sampler["num_inference_steps"])
-    if not 0 <= int(k) < n:
-        raise ValueError(f"start step k={k} is outside the sampler's {n} steps; pick 0 <= k <= {n - 1}")
     if float(sampler.get("eta", 0.0)) != 0.0:
         raise ValueError(f"the trajectory diagnostic needs a deterministic sampler (eta = 0), got eta={sampler['eta']}")
-    probe = scheduler_for(sampler)
-    probe.set_timesteps(n)
-    t = int(probe.timesteps[int(k)])
-    if float(getattr(probe, "init_noise_sigma", 1.0)) != 1.0:
-        raise ValueError(f"{type(probe).__name__} is not variance-preserving (init_noise_sigma != 1)")
-    ac = float(probe.alphas_cumprod[t])
-    eps = torch.randn(clean.shape, generator=torch.Generator().manual_seed(int(start_seed)), dtype=clean.dtype)
-    z = math.sqrt(ac) * clean + math.sqrt(1.0 - ac) * eps
+    n = int(sampler["num_inference_steps"])
+    z = training_marginal_latents(clean, scheduler_for(sampler), n, start_step=k,
+                                  generator=torch.Generator().manual_seed(int(start_seed)))
     lam = float(sampler.get("eps_scale", 1.0))
     out = []
     with torch.no_grad():
-        for i0 in range(0, z.shape[0], batch):
+        for i0 in range(0, z.shape[0], batch):  # a fresh scheduler per batch: multistep solvers keep state
             zz = z[i0:i0 + batch].to(pipe.unet.dtype)
             sch = scheduler_for(sampler)
             sch.set_timesteps(n)
             if hasattr(sch, "set_begin_index"):
                 sch.set_begin_index(int(k))
+            t = int(sch.timesteps[int(k)])
             for tt in sch.timesteps[int(k):]:
                 e = pipe.unet(sch.scale_model_input(zz, tt), tt).sample
                 zz = sch.step(e / lam if lam != 1.0 else e, tt, zz).prev_sample

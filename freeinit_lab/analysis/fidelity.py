@@ -490,10 +490,11 @@ def fidelity_gate(report: FidelityReport, *, max_accuracy: float = 0.70, max_abs
 
 
 def training_marginal_latents(clean: torch.Tensor, scheduler, num_inference_steps: int, *,
-                              generator: torch.Generator | None = None) -> torch.Tensor:
+                              generator: torch.Generator | None = None, start_step: int = 0) -> torch.Tensor:
     """Initial latents drawn *on* the training marginal: ``z = a_t x_0 + b_t eps`` at the sampler's first timestep.
 
-    ``a_t = sqrt(ᾱ_t)``, ``b_t = sqrt(1 - ᾱ_t)`` with ``t = scheduler.timesteps[0]`` after
+    ``a_t = sqrt(ᾱ_t)``, ``b_t = sqrt(1 - ᾱ_t)`` with ``t = scheduler.timesteps[start_step]`` (the first, by
+    default; a later one starts a partial schedule, as image-to-image pipelines do) after
     ``scheduler.set_timesteps(num_inference_steps)`` (on a copy; the caller's scheduler is untouched). For
     variance-preserving schedulers whose ``init_noise_sigma`` is 1 (DDIM, DDPM, PNDM, DPM-Solver); others are
     refused. ``clean`` must be held-out
@@ -513,7 +514,9 @@ def training_marginal_latents(clean: torch.Tensor, scheduler, num_inference_step
                          f"{float(scheduler.init_noise_sigma)}; use a variance-preserving scheduler (e.g. DDIM)")
     sch = copy.deepcopy(scheduler)
     sch.set_timesteps(int(num_inference_steps))
-    t = int(sch.timesteps[0])
+    n = len(sch.timesteps)
+    k = require_int("start_step", start_step, low=0, high=n - 1, why=f": outside the sampler's {n} steps")
+    t = int(sch.timesteps[k])
     ac = float(sch.alphas_cumprod[t])
     dtype = clean.dtype if clean.is_floating_point() else torch.float32
     eps = torch.randn(x.shape, generator=generator, dtype=dtype)

@@ -452,3 +452,24 @@ def test_an_exact_non_gaussian_model_need_not_match_the_gaussian_models_plain_no
         p_d, _ = spatial_band_power(x0.view(n, 1, 1, h, h))
         db[scales] = 10 * torch.log10(p_s.mean(0) / p_d.mean(0))
     assert torch.all((db[(1.0,)] - db[(0.2, 1.4)]).abs() < 1.0), db  # same sampler error either way
+
+
+def test_training_marginal_latents_at_a_later_step_noise_to_that_timestep():
+    """``start_step=k`` noises to the sampler's k-th timestep with the same ε as the first (the same generator
+    state), ``a_t x_0 + b_t ε``; 0 is the default; a step outside the schedule is refused."""
+    from freeinit_lab.analysis.fidelity import training_marginal_latents
+    from freeinit_lab.embedded.pipelines import default_scheduler
+
+    sched = default_scheduler(set_alpha_to_one=True)
+    x = torch.randn(4, 3, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    first = training_marginal_latents(x, sched, 5, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(first, training_marginal_latents(x, sched, 5, generator=torch.Generator().manual_seed(1),
+                                                        start_step=0))
+    later = training_marginal_latents(x, sched, 5, generator=torch.Generator().manual_seed(1), start_step=3)
+    sched.set_timesteps(5)
+    a0, a3 = (float(sched.alphas_cumprod[int(sched.timesteps[i])]) for i in (0, 3))
+    eps = (first - math.sqrt(a0) * x) / math.sqrt(1 - a0)
+    torch.testing.assert_close(later, math.sqrt(a3) * x + math.sqrt(1 - a3) * eps, atol=1e-5, rtol=1e-5)
+    for bad in (5, -1, 1.5, True):
+        with pytest.raises(ValueError, match="start_step"):
+            training_marginal_latents(x, sched, 5, start_step=bad)
