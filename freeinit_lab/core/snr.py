@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .._checks import require_int
 from .dims import band_coords
 from .schedules import NoiseSchedule, get_schedule
 from .spectral import _check_dims, _check_video, _resolve_edges, band_counts, band_power
@@ -540,6 +541,45 @@ def _kl_groups(shape3, grid, num_bands, edges, num_spatial_bands, spatial_edges)
     return idx, coords, dims, sizes
 
 
+def _bootstrap_units(groups: Sequence[int] | None, block_length: int | None) -> str:
+    if groups is not None:
+        return "clip groups"
+    if block_length is not None and int(block_length) > 1:
+        return f"moving blocks of {int(block_length)} consecutive segments"
+    return "clips"
+
+
+def _bootstrap_weights(n: int, num: int, rng: np.random.Generator, groups: Sequence[int] | None = None,
+                       block_length: int | None = None) -> np.ndarray:
+    """``(num, n)`` resampling weights (each row sums to 1) of a plain, cluster or moving-block bootstrap.
+
+    Plain: ``n`` clips drawn with replacement. Cluster (``groups``): the distinct groups drawn with replacement,
+    each bringing all its clips. Moving block (``block_length = L``, clips in time order): ``ceil(n / L)`` block
+    starts drawn uniformly from ``0 … n − L``, their ``L`` consecutive clips concatenated and cut to ``n``; with
+    ``L = 1`` the draws are the plain bootstrap's.
+    """
+    if groups is not None:
+        g = np.asarray(groups)
+        if g.shape != (n,):
+            raise ValueError(f"groups must hold one clip id per segment ({n}); got shape {g.shape}")
+        members = [np.flatnonzero(g == u).tolist() for u in np.unique(g)]
+        if len(members) < 2:
+            raise ValueError("the bootstrap needs at least 2 clips (groups); pass num_bootstrap=0 to skip it")
+        draws = rng.integers(0, len(members), size=(num, len(members)))
+        weights = np.zeros((num, n))
+        for gi, mem in enumerate(members):
+            weights[:, mem] += (draws == gi).sum(1, keepdims=True)
+        return weights / weights.sum(1, keepdims=True)
+    if n < 2:
+        raise ValueError("the bootstrap needs at least 2 clips (groups); pass num_bootstrap=0 to skip it")
+    L = 1 if block_length is None else int(block_length)
+    starts = rng.integers(0, n - L + 1, size=(num, -(-n // L)))
+    picks = (starts[:, :, None] + np.arange(L)).reshape(num, -1)[:, :n]
+    weights = np.zeros((num, n))
+    np.add.at(weights, (np.arange(num)[:, None], picks), 1.0)
+    return weights / n
+
+
 def gap_kl(
     x0: torch.Tensor,
     scheduler: Any,
@@ -555,6 +595,7 @@ def gap_kl(
     inference_power: float | torch.Tensor = 1.0,
     timestep: float | None = None,
     groups: Sequence[int] | None = None,
+    block_length: int | None = None,
     num_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -603,9 +644,15 @@ def gap_kl(
         Training timestep of the marginal; default the schedule's terminal one.
     groups
         Optional ``(N,)`` clip ids of segments: the bootstrap then resamples whole clips (a cluster bootstrap).
+    block_length
+        For consecutive segments of *one* clip, given in time order: a moving-block bootstrap (Künsch 1989).
+        Each resample concatenates ``ceil(N / L)`` blocks of ``L`` consecutive segments, each starting uniformly
+        at one of ``0 … N − L``, cut to ``N`` segments, so that neighbours that resemble each other are drawn
+        together and the interval is not too narrow. ``L = 1`` is the plain bootstrap (the same draws for the
+        same seed); ``L = N`` has no spread. Not with ``groups``.
     num_bootstrap, confidence, seed
-        Percentile bootstrap over clips (or groups), ``numpy.random.default_rng(seed)``; ``num_bootstrap=0``
-        skips it.
+        Percentile bootstrap over clips (groups, or blocks), ``numpy.random.default_rng(seed)``;
+        ``num_bootstrap=0`` skips it.
     return_resamples
         Also return each resample's KLs (``kl_resample`` over ``resample`` and the band dims, ``kl_dc_resample``
         over ``resample``), so that any function of them — e.g. the share of the gap a group of bands holds,
@@ -642,6 +689,12 @@ def gap_kl(
         raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
     if return_resamples and not num_bootstrap:
         raise ValueError("return_resamples=True needs bootstrap resamples; pass num_bootstrap >= 1 (e.g. 1000)")
+    if block_length is not None:
+        if groups is not None:
+            raise ValueError("pass groups (a cluster bootstrap over clips) or block_length (consecutive segments of "
+                             "one clip), not both")
+        require_int("block_length", block_length, low=1, high=x0.shape[0],
+                    why=" (consecutive segments per bootstrap block; at most the number of segments)")
     schedule: NoiseSchedule = get_schedule(scheduler)
     t = float(schedule.terminal_timestep if timestep is None else timestep)
     a, b = (float(v) for v in schedule.coefficients(t))
@@ -723,21 +776,8 @@ def gap_kl(
         "channel_scale": ("channel", scale.numpy(), {"long_name": "divisor applied per channel"}),
     }
     if num_bootstrap:
-        rng = np.random.default_rng(int(seed))
-        if groups is None:
-            members = [[i] for i in range(n)]
-        else:
-            g = np.asarray(groups)
-            if g.shape != (n,):
-                raise ValueError(f"groups must hold one clip id per segment ({n}); got shape {g.shape}")
-            members = [np.flatnonzero(g == u).tolist() for u in np.unique(g)]
-        if len(members) < 2:
-            raise ValueError("the bootstrap needs at least 2 clips (groups); pass num_bootstrap=0 to skip it")
-        draws = rng.integers(0, len(members), size=(int(num_bootstrap), len(members)))
-        weights = np.zeros((int(num_bootstrap), n))
-        for gi, mem in enumerate(members):
-            weights[:, mem] += (draws == gi).sum(1, keepdims=True)
-        weights = torch.from_numpy(weights / weights.sum(1, keepdims=True))
+        weights = torch.from_numpy(_bootstrap_weights(n, int(num_bootstrap), np.random.default_rng(int(seed)),
+                                                      groups, block_length))
         chunk = max(1, int(2e7 // max(1, c * nvox))) if resolution == "bin" else int(num_bootstrap)
         parts = [kl_from(weights[i : i + chunk]) for i in range(0, int(num_bootstrap), chunk)]
         bf, br, bdf, bdr = (torch.cat([p[j] for p in parts]).numpy() for j in range(4))
@@ -770,7 +810,8 @@ def gap_kl(
             convention=GAP_CONVENTION, grid=grid, normalization=normalization, remove_mean=int(bool(remove_mean)),
             resolution=resolution, timestep=t, a_t=a, b_t=b, num_clips=n,
             num_groups=n if groups is None else int(len(np.unique(np.asarray(groups)))),
-            bootstrap=(f"percentile bootstrap over {'clips' if groups is None else 'clip groups'}: {num_bootstrap} "
+            block_length=1 if block_length is None else int(block_length),
+            bootstrap=(f"percentile bootstrap over {_bootstrap_units(groups, block_length)}: {num_bootstrap} "
                        f"resamples with replacement (numpy default_rng({seed})), {confidence:.0%}"
                        if num_bootstrap else "none"),
             scheduler_class=schedule.scheduler_class,

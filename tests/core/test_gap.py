@@ -350,3 +350,62 @@ def _without_seed(ds):
     out = ds.copy()
     out.attrs = {k: v for k, v in ds.attrs.items() if k != "bootstrap_seed"}
     return out
+
+
+def test_block_bootstrap_draws_runs_of_consecutive_segments():
+    from freeinit_lab.core.snr import _bootstrap_weights
+
+    n, num = 9, 400
+    plain = _bootstrap_weights(n, num, np.random.default_rng(5))
+    one = _bootstrap_weights(n, num, np.random.default_rng(5), block_length=1)
+    np.testing.assert_array_equal(plain, one)  # L = 1 is the plain bootstrap, draw for draw
+    for L in (2, 3, 4):
+        w = _bootstrap_weights(n, num, np.random.default_rng(5), block_length=L)
+        counts = np.rint(w * n).astype(int)
+        assert (counts.sum(1) == n).all()
+        # rebuild each resample from the same draws: blocks of L consecutive segments, cut to n
+        starts = np.random.default_rng(5).integers(0, n - L + 1, size=(num, -(-n // L)))
+        for row, s in zip(counts[:20], starts[:20]):
+            picks = np.concatenate([np.arange(a, a + L) for a in s])[:n]
+            np.testing.assert_array_equal(row, np.bincount(picks, minlength=n))
+        # every segment can be drawn; the end segments less often than the middle ones (fewer blocks hold them)
+        mean = counts.mean(0)
+        assert (counts.max(0) > 0).all() and mean[0] < mean[n // 2] and mean[-1] < mean[n // 2]
+    whole = _bootstrap_weights(n, 50, np.random.default_rng(0), block_length=n)
+    np.testing.assert_array_equal(whole, np.full((50, n), 1 / n))  # one block of everything: no spread
+
+
+@pytest.mark.parametrize("rho", [0.9, 0.0])
+def test_block_bootstrap_widens_the_interval_of_correlated_segments_only(sched, rho):
+    # consecutive segments of one slowly varying "film": an AR(1) brightness over 24 segments. With rho = 0.9
+    # the plain bootstrap's interval is too narrow for such neighbours and blocks widen it; with independent
+    # segments (rho = 0) blocks change little.
+    g = torch.Generator().manual_seed(0)
+    widths = {1: [], 4: []}
+    for film in range(12):
+        level = torch.zeros(24)
+        level[0] = torch.randn(1, generator=g)
+        for i in range(1, 24):
+            level[i] = rho * level[i - 1] + math.sqrt(1 - rho ** 2) * torch.randn(1, generator=g)
+        x = 0.3 * torch.randn(24, 3, 4, 8, 8, generator=g) + level.view(-1, 1, 1, 1, 1)
+        for L in widths:
+            ds = gap_kl(x, sched, num_bands=3, num_bootstrap=300, seed=film, confidence=0.9, block_length=L)
+            widths[L].append(float(ds.kl_dc_high - ds.kl_dc_low))
+            assert ds.attrs["block_length"] == L
+            assert ("moving blocks" in ds.attrs["bootstrap"]) == (L > 1)
+    ratio = np.array(widths[4]) / np.array(widths[1])
+    assert (np.median(ratio) > 1.2) == (rho > 0), ratio
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(block_length=0), "block_length"),
+        (dict(block_length=5), "at most the number of segments"),
+        (dict(block_length=2.5), "block_length"),
+        (dict(block_length=2, groups=[0, 0, 1, 1]), "not both"),
+    ],
+)
+def test_bad_block_length_is_refused_before_work(sched, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gap_kl(torch.randn(4, 3, 4, 8, 8), sched, **kwargs)
