@@ -16,7 +16,9 @@ returns every per-video number as an :class:`xarray.Dataset` plus a :func:`summa
     of the 2048 bins of an 8×16×16 video — 0.73 % — and barely acts at this size; pass ``method="butterworth"``
     to measure it.)
 (d) **Oracle initialisation**: ``z_T`` drawn from the *training* marginal of held-out clean videos,
-    ``z_T = a_T x_0 + b_T eps`` with ``T`` the first inference timestep, then sampled like the baseline. Its
+    ``z_T = a_T x_0 + b_T A`` with ``T`` the first inference timestep and ``A`` the baseline's own noise, then
+    sampled like the baseline: the oracle differs from the baseline only by the signal ``a_T x_0`` (and the scale
+    ``b_T``), so *oracle − baseline* is paired (common random numbers) as *FreeInit − baseline* is. Its
     consistency is what a perfect initialisation reaches; ``gap_closed = (FreeInit - baseline) / (oracle -
     baseline)`` says how much of that FreeInit recovers (above 1: it overshoots the oracle).
 
@@ -162,7 +164,7 @@ def measure_evidence(
     num_videos
         Number of videos per experiment (>= 2; use >= 32 for the statistics to mean something).
     seed
-        Seeds the noises ``A``, ``B``, ``eta`` draws of FreeInit, the oracle's noise, the default reference and
+        Seeds the noises ``A`` (also the oracle's) and ``B``, ``eta`` draws of FreeInit, the default reference and
         one generator per video for the sampler's own draws (a stochastic sampler, e.g. DDIM with ``eta > 0``;
         the same for every source). Every random draw derives from it, so the result is deterministic for a
         fixed seed.
@@ -223,7 +225,6 @@ def measure_evidence(
     gen = torch.Generator().manual_seed(require_seed(seed))
     noise_a = torch.randn(shape, generator=gen)
     noise_b = torch.randn(shape, generator=gen)
-    oracle_noise = torch.randn(shape, generator=gen)
     eta_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
     # seeds video v's sampler in every plain sampling call (a stochastic sampler, e.g. DDIM with eta > 0; the same
     # draws for A, B, mix and the oracle); drawn after the others, so those keep their values
@@ -253,7 +254,7 @@ def measure_evidence(
     sched.set_timesteps(num_inference_steps)
     t_first = int(sched.timesteps[0])
     schedule = get_schedule(sched)
-    oracle_init = schedule.diffuse(oracle_x0, t_first, oracle_noise)
+    oracle_init = schedule.diffuse(oracle_x0, t_first, noise_a)  # the baseline's noise: oracle − baseline is paired
 
     def sample(latents: torch.Tensor) -> torch.Tensor:
         outs = []

@@ -14,9 +14,9 @@ noises and the same high-frequency draws ``eta``:
 * **filters** — one FreeInit iteration (:func:`refine_once`) from the same plain samples with each low-pass filter
   (same ``d_s``, ``d_t``, same ``eta``);
 * **initialisations** — plain sampling (baseline), the last FreeInit pass, an *oracle* initialisation drawn from
-  the training marginal ``z_T = a_T x_0 + b_T eps`` of held-out clean videos ``x_0`` (as in
-  :func:`freeinit_lab.evidence.measure_evidence`, but with the baseline's own noise ``eps``, so the oracle differs
-  from the baseline only by the signal ``a_T x_0`` and the comparison is paired), and the clean videos themselves.
+  the training marginal ``z_T = a_T x_0 + b_T eps`` of held-out clean videos ``x_0`` with the baseline's own
+  noise ``eps`` (as in :func:`freeinit_lab.evidence.measure_evidence`), so the oracle differs from the baseline
+  only by the signal ``a_T x_0`` and the comparison is paired, and the clean videos themselves.
 
 Consistency is :func:`freeinit_lab.metrics.frame_cosine_similarity` (consecutive frames, colour-centred pixels;
 samples clipped to ``[-1, 1]``) and :func:`freeinit_lab.metrics.temporal_flicker`, as in
