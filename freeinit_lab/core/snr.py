@@ -545,17 +545,18 @@ def _bootstrap_units(groups: Sequence[int] | None, block_length: int | None) -> 
     if groups is not None:
         return "clip groups"
     if block_length is not None and int(block_length) > 1:
-        return f"moving blocks of {int(block_length)} consecutive segments"
+        return f"circular blocks of {int(block_length)} consecutive segments"
     return "clips"
 
 
 def _bootstrap_weights(n: int, num: int, rng: np.random.Generator, groups: Sequence[int] | None = None,
                        block_length: int | None = None) -> np.ndarray:
-    """``(num, n)`` resampling weights (each row sums to 1) of a plain, cluster or moving-block bootstrap.
+    """``(num, n)`` resampling weights (each row sums to 1) of a plain, cluster or circular block bootstrap.
 
     Plain: ``n`` clips drawn with replacement. Cluster (``groups``): the distinct groups drawn with replacement,
-    each bringing all its clips. Moving block (``block_length = L``, clips in time order): ``ceil(n / L)`` block
-    starts drawn uniformly from ``0 … n − L``, their ``L`` consecutive clips concatenated and cut to ``n``; with
+    each bringing all its clips. Circular block (``block_length = L``, clips in time order): ``ceil(n / L)`` block
+    starts drawn uniformly from ``0 … n − 1``, each bringing ``L`` consecutive clips (wrapping from the last clip
+    to the first), concatenated and cut to ``n``; every clip is then equally likely, end clips included. With
     ``L = 1`` the draws are the plain bootstrap's.
     """
     if groups is not None:
@@ -573,8 +574,8 @@ def _bootstrap_weights(n: int, num: int, rng: np.random.Generator, groups: Seque
     if n < 2:
         raise ValueError("the bootstrap needs at least 2 clips (groups); pass num_bootstrap=0 to skip it")
     L = 1 if block_length is None else int(block_length)
-    starts = rng.integers(0, n - L + 1, size=(num, -(-n // L)))
-    picks = (starts[:, :, None] + np.arange(L)).reshape(num, -1)[:, :n]
+    starts = rng.integers(0, n, size=(num, -(-n // L)))
+    picks = ((starts[:, :, None] + np.arange(L)) % n).reshape(num, -1)[:, :n]
     weights = np.zeros((num, n))
     np.add.at(weights, (np.arange(num)[:, None], picks), 1.0)
     return weights / n
@@ -645,11 +646,13 @@ def gap_kl(
     groups
         Optional ``(N,)`` clip ids of segments: the bootstrap then resamples whole clips (a cluster bootstrap).
     block_length
-        For consecutive segments of *one* clip, given in time order: a moving-block bootstrap (Künsch 1989).
-        Each resample concatenates ``ceil(N / L)`` blocks of ``L`` consecutive segments, each starting uniformly
-        at one of ``0 … N − L``, cut to ``N`` segments, so that neighbours that resemble each other are drawn
-        together and the interval is not too narrow. ``L = 1`` is the plain bootstrap (the same draws for the
-        same seed); ``L = N`` has no spread. Not with ``groups``.
+        For consecutive segments of *one* clip, given in time order: a circular block bootstrap (Politis &
+        Romano 1992). Each resample strings together ``ceil(N / L)`` blocks of ``L`` consecutive segments, each
+        starting uniformly at one of the ``N`` segments and wrapping from the last to the first, cut to ``N``, so
+        that neighbours that resemble each other are drawn together and the interval is not too narrow; unlike
+        the moving-block bootstrap (Künsch 1989) it draws the first and last segments as often as the others.
+        ``L = 1`` is the plain bootstrap (the same draws for the same seed); ``L = N`` has no spread (every
+        resample holds each segment once). Not with ``groups``.
     num_bootstrap, confidence, seed
         Percentile bootstrap over clips (groups, or blocks), ``numpy.random.default_rng(seed)``;
         ``num_bootstrap=0`` skips it.

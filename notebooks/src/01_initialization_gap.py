@@ -88,7 +88,7 @@ save_figure(plots.band_snr_figure(snr_t, title="band SNR of the training z_t (su
 # ## The gap as a KL divergence, band by band
 # `kl`: KL(inference $z_T$ ‖ training $z_T$) summed over the band's bins and channels (nats); `snr_db`: the
 # training $z_T$'s band SNR (DC excluded, reported as its own row). Intervals: 99 % percentile bootstrap over the
-# world's videos (independent draws of the generator) and, for the film, a **moving-block bootstrap** over its
+# world's videos (independent draws of the generator) and, for the film, a **circular block bootstrap** over its
 # segments (`block_length=FILM_BLOCK`: each resample strings together blocks of consecutive segments, since
 # neighbouring segments of one shot resemble each other and a plain bootstrap would make the interval too narrow).
 # The `film` columns are **one film** (segment count printed above): even an honest interval describes this film,

@@ -363,16 +363,20 @@ def test_block_bootstrap_draws_runs_of_consecutive_segments():
         w = _bootstrap_weights(n, num, np.random.default_rng(5), block_length=L)
         counts = np.rint(w * n).astype(int)
         assert (counts.sum(1) == n).all()
-        # rebuild each resample from the same draws: blocks of L consecutive segments, cut to n
-        starts = np.random.default_rng(5).integers(0, n - L + 1, size=(num, -(-n // L)))
+        # rebuild each resample from the same draws: blocks of L consecutive segments (wrapping), cut to n
+        starts = np.random.default_rng(5).integers(0, n, size=(num, -(-n // L)))
         for row, s in zip(counts[:20], starts[:20]):
-            picks = np.concatenate([np.arange(a, a + L) for a in s])[:n]
+            picks = np.concatenate([np.arange(a, a + L) % n for a in s])[:n]
             np.testing.assert_array_equal(row, np.bincount(picks, minlength=n))
-        # every segment can be drawn; the end segments less often than the middle ones (fewer blocks hold them)
-        mean = counts.mean(0)
-        assert (counts.max(0) > 0).all() and mean[0] < mean[n // 2] and mean[-1] < mean[n // 2]
+        # every segment, the first and the last included, is drawn once per resample on average (4 s.e.)
+        mean, se = counts.mean(0), counts.std(0) / np.sqrt(num)
+        assert (np.abs(mean - 1) < 4 * se).all(), (mean, se)
+        # neighbours come together: segment i and i + 1 share resamples more often than in the plain bootstrap
+        together = np.mean([(counts[:, i] > 0) & (counts[:, i + 1] > 0) for i in range(n - 1)])
+        plain_together = np.mean([(plain[:, i] > 0) & (plain[:, i + 1] > 0) for i in range(n - 1)])
+        assert together > plain_together + 0.03, (together, plain_together)
     whole = _bootstrap_weights(n, 50, np.random.default_rng(0), block_length=n)
-    np.testing.assert_array_equal(whole, np.full((50, n), 1 / n))  # one block of everything: no spread
+    np.testing.assert_array_equal(whole, np.full((50, n), 1 / n))  # one block of everything (rotated): no spread
 
 
 @pytest.mark.parametrize("rho", [0.9, 0.0])
@@ -392,7 +396,7 @@ def test_block_bootstrap_widens_the_interval_of_correlated_segments_only(sched, 
             ds = gap_kl(x, sched, num_bands=3, num_bootstrap=300, seed=film, confidence=0.9, block_length=L)
             widths[L].append(float(ds.kl_dc_high - ds.kl_dc_low))
             assert ds.attrs["block_length"] == L
-            assert ("moving blocks" in ds.attrs["bootstrap"]) == (L > 1)
+            assert ("circular blocks" in ds.attrs["bootstrap"]) == (L > 1)
     ratio = np.array(widths[4]) / np.array(widths[1])
     assert (np.median(ratio) > 1.2) == (rho > 0), ratio
 
