@@ -286,6 +286,11 @@ class FidelityReport:
         (standardised mean difference, in reference standard deviations).
     feature_spread, feature_spread_baseline : numpy.ndarray
         ``sd_samples / sd_A`` and ``sd_B / sd_A`` per feature: below 1, the samples vary less than the data.
+    feature_tail_low, feature_tail_high, feature_tail_low_baseline, feature_tail_high_baseline : numpy.ndarray
+        Which data the samples lack, per feature: the share of the samples (of ``B``) below ``A``'s
+        ``TAIL_QUANTILE`` quantile and above its ``1 − TAIL_QUANTILE`` quantile, ``#{f_s < q_lo(A)} / N`` and
+        ``#{f_s > q_hi(A)} / N``. Data like ``A`` put about ``TAIL_QUANTILE`` (0.1) in each; a share near 0 says
+        that end of the data (e.g. the fastest-moving tenth of the videos) is missing from the samples.
     """
 
     num_videos: int
@@ -315,6 +320,10 @@ class FidelityReport:
     feature_shift_baseline: np.ndarray = field(default_factory=lambda: np.zeros(0))
     feature_spread: np.ndarray = field(default_factory=lambda: np.ones(0))
     feature_spread_baseline: np.ndarray = field(default_factory=lambda: np.ones(0))
+    feature_tail_low: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    feature_tail_high: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    feature_tail_low_baseline: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    feature_tail_high_baseline: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def largest_feature_shifts(self, k: int = 3) -> list[tuple[str, float, float]]:
         """The ``k`` features whose standardised mean differs most between samples and reference, as ``(name,
@@ -329,6 +338,16 @@ class FidelityReport:
         order = np.argsort(self.feature_spread, kind="stable")[:k]
         return [(self.feature_names[i], float(self.feature_spread[i]), float(self.feature_spread_baseline[i]))
                 for i in order]
+
+    def thinnest_feature_tails(self, k: int = 3) -> list[tuple[str, str, float, float]]:
+        """The ``k`` ends of the data the samples reach least, as ``(name, "low" or "high", share of the samples
+        beyond the reference's quantile, the same share for reference set B)``, thinnest first: e.g.
+        ``("rms_frame_difference", "high", 0.0, 0.09)`` says no sample moves as much as the data's fastest tenth."""
+        ends = [(n, end, float(v), float(bl)) for end, vals, base in
+                (("low", self.feature_tail_low, self.feature_tail_low_baseline),
+                 ("high", self.feature_tail_high, self.feature_tail_high_baseline))
+                for n, v, bl in zip(self.feature_names, vals, base)]
+        return sorted(ends, key=lambda e: e[2])[:k]
 
     def to_dict(self) -> dict:
         """Plain JSON-ready values."""
@@ -357,6 +376,11 @@ class FidelityReport:
                 f"{n} {v:+.2f} ({b:+.2f})" for n, v, b in self.largest_feature_shifts()) + "  (baseline in brackets)")
             lines.append("  narrowest feature spreads, SD / reference SD: " + ", ".join(
                 f"{n} {v:.2f} ({b:.2f})" for n, v, b in self.narrowest_feature_spreads()) + "  (baseline in brackets)")
+        if len(self.feature_tail_low):
+            lines.append(f"  thinnest feature tails, share of samples beyond the reference's {TAIL_QUANTILE:.0%} / "
+                         f"{1 - TAIL_QUANTILE:.0%} quantile (about {TAIL_QUANTILE:.2f} for data): " + ", ".join(
+                             f"{n} {end} {v:.2f} ({b:.2f})" for n, end, v, b in self.thinnest_feature_tails())
+                         + "  (baseline in brackets)")
         if self.memorised_fraction is not None:
             lines.append(f"  memorised fraction {self.memorised_fraction:.3f} (baseline "
                          f"{self.memorised_fraction_baseline:.3f}); nearest-training distance ratio "
@@ -365,6 +389,10 @@ class FidelityReport:
 
     def __repr__(self) -> str:
         return self.summary()
+
+
+#: Tail quantile of :attr:`FidelityReport.feature_tail_low` / ``feature_tail_high``: the reference's outer tenths.
+TAIL_QUANTILE = 0.1
 
 
 def fidelity_report(samples, reference, *, training=None, space: str = "as given", knn_k: int = 3,
@@ -463,7 +491,17 @@ def fidelity_report(samples, reference, *, training=None, space: str = "as given
         memorised_fraction=mem, memorised_fraction_baseline=mem_b, nn_distance_ratio=ratio,
         feature_names=names, feature_shift=zs.mean(0).numpy(), feature_shift_baseline=zb.mean(0).numpy(),
         feature_spread=zs.std(0).numpy(), feature_spread_baseline=zb.std(0).numpy(),
+        **_tails(fs, fa, fb),
     )
+
+
+def _tails(fs: torch.Tensor, fa: torch.Tensor, fb: torch.Tensor) -> dict[str, np.ndarray]:
+    """Shares of the samples ``fs`` (and of ``fb``) beyond reference ``fa``'s lower and upper tail quantiles."""
+    q = torch.tensor([TAIL_QUANTILE, 1 - TAIL_QUANTILE], dtype=fa.dtype)
+    lo, hi = torch.quantile(fa, q, dim=0)
+    share = lambda mask: mask.double().mean(0).numpy()  # noqa: E731
+    return dict(feature_tail_low=share(fs < lo), feature_tail_high=share(fs > hi),
+                feature_tail_low_baseline=share(fb < lo), feature_tail_high_baseline=share(fb > hi))
 
 
 def fidelity_gate(report: FidelityReport, *, max_accuracy: float = 0.70, max_abs_db: float = 1.5,

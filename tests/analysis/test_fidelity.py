@@ -69,6 +69,37 @@ def test_feature_shifts_name_what_separates_the_samples(ref, same):
     assert faded.to_dict()["feature_shift"] == faded.feature_shift.tolist()
 
 
+def test_feature_tails_name_the_end_of_the_data_the_samples_lack(ref, same):
+    """The tails are the shares of the samples beyond the reference's outer tenths, per feature (by hand); data
+    like the reference put about a tenth in each, and half-contrast videos leave the high-contrast end empty."""
+    from freeinit_lab.analysis.fidelity import TAIL_QUANTILE, video_features
+
+    rep = fidelity_report(same, ref)
+    fs, names = video_features(same)
+    fa, _ = video_features(ref[:32])
+    fb, _ = video_features(ref[32:64])
+    lo = np.quantile(fa.double().numpy(), TAIL_QUANTILE, axis=0)
+    hi = np.quantile(fa.double().numpy(), 1 - TAIL_QUANTILE, axis=0)
+    np.testing.assert_allclose(rep.feature_tail_low, (fs.double().numpy() < lo).mean(0), atol=1e-12)
+    np.testing.assert_allclose(rep.feature_tail_high, (fs.double().numpy() > hi).mean(0), atol=1e-12)
+    np.testing.assert_allclose(rep.feature_tail_high_baseline, (fb.double().numpy() > hi).mean(0), atol=1e-12)
+    # data like the reference: about a tenth beyond each end, averaged over the features and both ends
+    both = np.r_[rep.feature_tail_low, rep.feature_tail_high, rep.feature_tail_low_baseline,
+                 rep.feature_tail_high_baseline]
+    assert 0.05 < both.mean() < 0.2, both.mean()
+
+    mean = same.mean(dim=(2, 3, 4), keepdim=True)
+    faded = fidelity_report(mean + 0.5 * (same - mean), ref)  # half the contrast: no video as contrasted as the data's
+    thin = faded.thinnest_feature_tails(3)
+    assert all(end == "high" and v == 0.0 for _, end, v, _ in thin), thin
+    for name in ("std_c0", "mean_gradient"):
+        i = names.index(name)
+        assert faded.feature_tail_high[i] == 0.0 and faded.feature_tail_low[i] > 0.5, (name, faded.feature_tail_low[i])
+        assert faded.feature_tail_high_baseline[i] > 0  # reference set B does reach that end
+    assert "thinnest feature tails" in faded.summary() and thin[0][0] in faded.summary()
+    assert faded.to_dict()["feature_tail_high"] == faded.feature_tail_high.tolist()
+
+
 def test_detects_copies_of_training_videos(ref):
     train = subject_videos(32, 8, 16, seed=5)
     rep = fidelity_report(train.clone(), ref, training=train)
