@@ -571,8 +571,6 @@ def _bootstrap_weights(n: int, num: int, rng: np.random.Generator, groups: Seque
         for gi, mem in enumerate(members):
             weights[:, mem] += (draws == gi).sum(1, keepdims=True)
         return weights / weights.sum(1, keepdims=True)
-    if n < 2:
-        raise ValueError("the bootstrap needs at least 2 clips (groups); pass num_bootstrap=0 to skip it")
     L = 1 if block_length is None else int(block_length)
     starts = rng.integers(0, n, size=(num, -(-n // L)))
     picks = ((starts[:, :, None] + np.arange(L)) % n).reshape(num, -1)[:, :n]
