@@ -342,12 +342,22 @@ class FidelityReport:
     def thinnest_feature_tails(self, k: int = 3) -> list[tuple[str, str, float, float]]:
         """The ``k`` ends of the data the samples reach least, as ``(name, "low" or "high", share of the samples
         beyond the reference's quantile, the same share for reference set B)``, thinnest first: e.g.
-        ``("rms_frame_difference", "high", 0.0, 0.09)`` says no sample moves as much as the data's fastest tenth."""
+        ``("rms_frame_difference", "high", 0.0, 0.09)`` says no sample moves as much as the data's fastest tenth.
+        Ends the samples reach equally often (several empty ones, typically) come in the order of reference set
+        B's share, largest first: an end that B fills and the samples leave empty is the clearer sign of a missing
+        part of the data; remaining ties keep the feature order."""
         ends = [(n, end, float(v), float(bl)) for end, vals, base in
                 (("low", self.feature_tail_low, self.feature_tail_low_baseline),
                  ("high", self.feature_tail_high, self.feature_tail_high_baseline))
                 for n, v, bl in zip(self.feature_names, vals, base)]
-        return sorted(ends, key=lambda e: e[2])[:k]
+        return sorted(ends, key=lambda e: (e[2], -e[3]))[:k]
+
+    def empty_feature_tails(self) -> tuple[int, int]:
+        """How many of the ``2 × features`` ends hold none of the samples, and none of reference set B (the count
+        data like the reference leave empty at this sample size by chance): ``(samples, baseline)``."""
+        samples = int((self.feature_tail_low == 0).sum() + (self.feature_tail_high == 0).sum())
+        baseline = int((self.feature_tail_low_baseline == 0).sum() + (self.feature_tail_high_baseline == 0).sum())
+        return samples, baseline
 
     def to_dict(self) -> dict:
         """Plain JSON-ready values."""
@@ -377,10 +387,12 @@ class FidelityReport:
             lines.append("  narrowest feature spreads, SD / reference SD: " + ", ".join(
                 f"{n} {v:.2f} ({b:.2f})" for n, v, b in self.narrowest_feature_spreads()) + "  (baseline in brackets)")
         if len(self.feature_tail_low):
+            empty, empty_b = self.empty_feature_tails()
             lines.append(f"  thinnest feature tails, share of samples beyond the reference's {TAIL_QUANTILE:.0%} / "
                          f"{1 - TAIL_QUANTILE:.0%} quantile (about {TAIL_QUANTILE:.2f} for data): " + ", ".join(
                              f"{n} {end} {v:.2f} ({b:.2f})" for n, end, v, b in self.thinnest_feature_tails())
-                         + "  (baseline in brackets)")
+                         + f"  (baseline in brackets); {empty} of {2 * len(self.feature_tail_low)} ends empty "
+                         f"(baseline {empty_b})")
         if self.memorised_fraction is not None:
             lines.append(f"  memorised fraction {self.memorised_fraction:.3f} (baseline "
                          f"{self.memorised_fraction_baseline:.3f}); nearest-training distance ratio "

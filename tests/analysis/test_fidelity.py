@@ -100,6 +100,24 @@ def test_feature_tails_name_the_end_of_the_data_the_samples_lack(ref, same):
     assert faded.to_dict()["feature_tail_high"] == faded.feature_tail_high.tolist()
 
 
+def test_feature_tails_ties_go_to_the_end_reference_b_fills_most(ref, same):
+    """Among equally thin ends (empty ones, typically), the end reference set B fills most comes first; the
+    empty ends are counted for the samples and for B, and the summary says how many."""
+    mean = same.mean(dim=(2, 3, 4), keepdim=True)
+    faded = fidelity_report(mean + 0.5 * (same - mean), ref)
+    ends = faded.thinnest_feature_tails(2 * len(faded.feature_names))
+    for (_, _, v0, b0), (_, _, v1, b1) in zip(ends, ends[1:]):
+        assert v0 < v1 or (v0 == v1 and b0 >= b1), ends
+    empty = [e for e in ends if e[2] == 0.0]
+    assert len(empty) >= 2 and empty[0][3] > empty[-1][3], empty  # the order is B's share, not the features'
+    n_empty, n_empty_b = faded.empty_feature_tails()
+    assert n_empty == len(empty) == int((faded.feature_tail_low == 0).sum() + (faded.feature_tail_high == 0).sum())
+    assert n_empty_b == int((faded.feature_tail_low_baseline == 0).sum()
+                            + (faded.feature_tail_high_baseline == 0).sum())
+    assert n_empty > n_empty_b  # half-contrast videos miss ends that a second sample of the data reaches
+    assert f"{n_empty} of {2 * len(faded.feature_names)} ends empty (baseline {n_empty_b})" in faded.summary()
+
+
 def test_detects_copies_of_training_videos(ref):
     train = subject_videos(32, 8, 16, seed=5)
     rep = fidelity_report(train.clone(), ref, training=train)
