@@ -711,7 +711,10 @@ with the same ε at each timestep (`freeinit_lab.analysis.fidelity.denoising_err
 error per voxel; dB = `10 log10(MSE_model / MSE_exact)`, 95 % bootstrap over videos). The Gaussian model is the
 best *linear* denoiser of stationary data with this power spectrum, and its error depends on nothing else: below
 0 dB the network has learned more than the spectrum at that noise level; above 0 dB it has not yet learned even
-the spectrum there.
+the spectrum there. The second block splits the same errors by frequency (ortho-normalised 3-D FFT of `ε̂ − ε`;
+by Parseval the bins sum to the MSE): dB per spatial band (cycles per pixel, DC first, the bands of part 1) and
+per temporal frequency (0 … ½ cycles per frame), then the share of the model's error in each spatial band. Where
+the dB is nearest 0, the network has learned least beyond the spectrum.
 
 ```
 {denoise.summary()}

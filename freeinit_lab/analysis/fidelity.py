@@ -780,6 +780,13 @@ class DenoisingError:
     ``model_mse[j]`` / ``reference_mse[j]``: mean over videos of ``mean((ε̂ − ε)²)`` at ``timesteps[j]``; ``db[j]``
     ``= 10 log10(model_mse / reference_mse)`` with a percentile-bootstrap interval over videos (pairs: both
     denoisers see the same ``z_t``). ``alphas_cumprod[j]`` is ``ᾱ_t``; ``snr_db[j] = 10 log10(ᾱ_t / (1 − ᾱ_t))``.
+
+    The same errors split by frequency: ``model_band_mse[j, s, k]`` / ``reference_band_mse[j, s, k]`` is the error
+    power in spatial band ``s`` (edges ``spatial_edges``, cycles per pixel, band 0 the DC bin alone) at temporal
+    frequency ``k / F`` cycles per frame (``k = 0 … F/2``, ``±k`` together), ``Σ_{bins} |FFT3(ε̂ − ε)|² /
+    (C F H W)`` with the ortho-normalised FFT over (frame, height, width), so by Parseval the table sums to
+    ``model_mse[j]``. ``spatial_db`` ``(timestep, band)`` and ``temporal_db`` ``(timestep, k)`` are its margins
+    as ``10 log10(model / reference)``, with intervals from the same bootstrap resamples as ``db``.
     """
 
     num_videos: int
@@ -791,6 +798,15 @@ class DenoisingError:
     db_low: np.ndarray
     db_high: np.ndarray
     confidence: float
+    spatial_edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    model_band_mse: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    reference_band_mse: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    spatial_db: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    spatial_db_low: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    spatial_db_high: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    temporal_db: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    temporal_db_low: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    temporal_db_high: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def snr_db(self) -> np.ndarray:
@@ -807,6 +823,14 @@ class DenoisingError:
         for t, s, m, r, d, lo, hi in zip(self.timesteps, self.snr_db, self.model_mse, self.reference_mse, self.db,
                                          self.db_low, self.db_high):
             lines.append(f"  t={int(t):4d} (SNR {s:+6.1f} dB): {m:.4f} {r:.4f} {d:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+        if self.spatial_db.size:
+            lines.append("the same, split by frequency: 10 log10(model/reference) dB per spatial band (DC first) | per "
+                         "temporal frequency (0 … ½ cycles/frame), and the model's error share per spatial band")
+            share = self.model_band_mse.sum(axis=2) / self.model_band_mse.sum(axis=(1, 2))[:, None]
+            for j, t in enumerate(self.timesteps):
+                lines.append(f"  t={int(t):4d}: " + " ".join(f"{v:+.2f}" for v in self.spatial_db[j]) + " | "
+                             + " ".join(f"{v:+.2f}" for v in self.temporal_db[j]) + " | share "
+                             + " ".join(f"{v:.2f}" for v in share[j]))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -824,7 +848,14 @@ def denoising_error(model, reference, videos, alphas_cumprod, timesteps, *, gene
     .. math::  \mathrm{MSE}_f(t) = \frac1N \sum_i \overline{(f(z_{t,i}, t) - ε_i)^2},
                \qquad \Delta(t) = 10 \log_{10} \frac{\mathrm{MSE}_{model}(t)}{\mathrm{MSE}_{reference}(t)}
 
-    (the bar averages over voxels). The interval resamples videos, so the shared ``(x_0, ε)`` cancels. With the
+    (the bar averages over voxels), and the same error split over frequency bins (:class:`DenoisingError`: spatial
+    bands × temporal frequencies, an additive split by Parseval's theorem),
+
+    .. math::  \mathrm{MSE}_f(t; s, k) = \frac1N \sum_i \frac{1}{CFHW} \sum_{\text{bins in } (s, k)}
+               |\mathcal F_3(f(z_{t,i}, t) - ε_i)|^2
+
+    (ortho-normalised FFT over frame, height, width), which says at which spatial and temporal frequencies a
+    model beats the reference. The interval resamples videos, so the shared ``(x_0, ε)`` cancels. With the
     exact-score Gaussian model of the data as ``reference`` (:func:`~freeinit_lab.embedded.pipelines.load_default_analytic_pipeline`),
     whose error depends only on the data's second moments (it is the best *linear* denoiser of any stationary data
     with that spectrum), ``Δ(t) < 0`` means the model has learned structure beyond the power spectrum at that noise level, and
@@ -854,7 +885,12 @@ def denoising_error(model, reference, videos, alphas_cumprod, timesteps, *, gene
         p = next(iter(f.parameters()), None) if hasattr(f, "parameters") else None
         return p.dtype if p is not None and p.is_floating_point() else torch.float32
 
+    _, c, nf, h, w = x.shape
+    s_band, t_index, s_edges = _band_table_index(nf, h, w)
+    n_s, n_t = len(s_edges) - 1, nf // 2 + 1
     per_video = torch.zeros(2, len(ts), n, dtype=torch.float64)
+    per_band = torch.zeros(2, len(ts), n, n_s * n_t, dtype=torch.float64)  # (spatial band, temporal k) flattened
+    cell = (s_band * n_t + t_index).flatten()
     with torch.no_grad():
         for j, t in enumerate(ts):
             a, b = float(ac[t].sqrt()), float((1 - ac[t]).sqrt())
@@ -865,13 +901,38 @@ def denoising_error(model, reference, videos, alphas_cumprod, timesteps, *, gene
                 tb = torch.full((z.shape[0],), t, dtype=torch.long)
                 for k, (f, extra) in enumerate(((model, kw), (reference, {}))):
                     pred = f(z.to(dtype_of(f)), tb, **extra).sample
-                    per_video[k, j, sl] = ((pred.double() - eps[sl].double()) ** 2).flatten(1).mean(1)
+                    err = pred.double() - eps[sl].double()
+                    per_video[k, j, sl] = (err ** 2).flatten(1).mean(1)
+                    power = torch.fft.fftn(err, dim=(2, 3, 4), norm="ortho").abs().square().sum(1).flatten(1)
+                    table = torch.zeros(power.shape[0], n_s * n_t, dtype=torch.float64)
+                    per_band[k, j, sl] = table.index_add_(1, cell, power) / (c * nf * h * w)
     m, r = per_video[0], per_video[1]
     idx = torch.randint(0, n, (num_bootstrap, n), generator=torch.Generator().manual_seed(seed))
     boot = 10 * torch.log10(m[:, idx].mean(-1) / r[:, idx].mean(-1))  # (timestep, bootstrap)
     q = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=boot.dtype)
     lo, hi = torch.quantile(boot, q, dim=1)
+    bands = per_band.view(2, len(ts), n, n_s, n_t)
+    margins = {}
+    for name, v in (("spatial", bands.sum(-1)), ("temporal", bands.sum(-2))):  # (2, timestep, video, band)
+        point = 10 * torch.log10(v[0].mean(1) / v[1].mean(1))
+        bb = 10 * torch.log10(v[0][:, idx].mean(2) / v[1][:, idx].mean(2))  # (timestep, bootstrap, band)
+        blo, bhi = torch.quantile(bb, q, dim=1)
+        margins.update({f"{name}_db": point.numpy(), f"{name}_db_low": blo.numpy(), f"{name}_db_high": bhi.numpy()})
     return DenoisingError(num_videos=n, timesteps=np.asarray(ts), alphas_cumprod=ac[ts].numpy(),
                           model_mse=m.mean(1).numpy(), reference_mse=r.mean(1).numpy(),
                           db=(10 * torch.log10(m.mean(1) / r.mean(1))).numpy(), db_low=lo.numpy(),
-                          db_high=hi.numpy(), confidence=confidence)
+                          db_high=hi.numpy(), confidence=confidence, spatial_edges=s_edges,
+                          model_band_mse=bands[0].mean(1).numpy(), reference_band_mse=bands[1].mean(1).numpy(),
+                          **margins)
+
+
+def _band_table_index(nf: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """For every bin of an ``(F, H, W)`` FFT: its spatial band (edges of :func:`_spatial_edges`, as
+    :func:`spatial_band_power` uses them) and its temporal index ``|k|`` (``0 … F/2``), each ``(F, H, W)`` long."""
+    edges = _spatial_edges(h, w)
+    fy = torch.fft.fftfreq(h, dtype=torch.float64).view(-1, 1)
+    fx = torch.fft.fftfreq(w, dtype=torch.float64).view(1, -1)
+    r = torch.sqrt(fx ** 2 + fy ** 2)
+    s_band = torch.bucketize(r, torch.as_tensor(edges[1:-1], dtype=torch.float64), right=True)  # lo <= r < hi
+    t_index = (torch.fft.fftfreq(nf, dtype=torch.float64).abs() * nf).round().long()
+    return s_band.expand(nf, h, w), t_index.view(-1, 1, 1).expand(nf, h, w), edges

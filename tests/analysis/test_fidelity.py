@@ -522,3 +522,54 @@ def test_training_marginal_latents_at_a_later_step_noise_to_that_timestep():
     for bad in (5, -1, 1.5, True):
         with pytest.raises(ValueError, match="start_step"):
             training_marginal_latents(x, sched, 5, start_step=bad)
+
+
+class _OracleWithWave(torch.nn.Module):
+    """Knows the clean videos, so ``(z − a x_0) / b`` is ε exactly, and adds a fixed real plane wave of amplitude
+    ``amp`` at frequency ``(k_t/F, k_y/H, k_x/W)``: its whole error sits in that wave's two FFT bins."""
+
+    def __init__(self, x0, ac, k, amp):
+        super().__init__()
+        self.x0, self.ac, self.amp = x0, torch.as_tensor(ac, dtype=torch.float64), amp
+        _, _, nf, h, w = x0.shape
+        grids = torch.meshgrid(*(torch.arange(m, dtype=torch.float64) / m for m in (nf, h, w)), indexing="ij")
+        self.wave = torch.cos(2 * torch.pi * sum(kk * g for kk, g in zip(k, grids)))
+        self.anchor = torch.nn.Parameter(torch.zeros((), dtype=torch.float64), requires_grad=False)
+
+    def forward(self, z, t):
+        a2 = self.ac[t].view(-1, 1, 1, 1, 1)
+        eps = (z.double() - a2.sqrt() * self.x0) / (1 - a2).sqrt()
+        return type("Out", (), {"sample": eps + self.amp * self.wave})()
+
+
+def test_denoising_error_by_frequency_puts_each_error_in_its_bins():
+    """The frequency split is exact: an error that is one plane wave lands, whole, in the spatial band of its radius
+    and at its temporal frequency (power amp²/2 per voxel), on a non-square grid with an even frame count; and for
+    any model the table sums to the ε-MSE (Parseval) and its margins' intervals hold their point values."""
+    from freeinit_lab.analysis.fidelity import _spatial_edges, denoising_error
+    from freeinit_lab.embedded.pipelines import default_scheduler
+
+    ac = default_scheduler().alphas_cumprod
+    x0 = torch.randn(6, 3, 6, 8, 12, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    edges = _spatial_edges(8, 12)
+    for k in [(0, 0, 0), (3, 0, 1), (1, 3, 0), (2, -2, 5), (1, 4, 6)]:
+        oracle = _OracleWithWave(x0, ac, k, amp=0.3)
+        res = denoising_error(oracle, oracle, x0, ac, [100, 700], generator=torch.Generator().manual_seed(1))
+        radius = math.hypot(k[1] / 8, k[2] / 12)
+        band = int(np.searchsorted(edges, radius, side="right") - 1)
+        cos_sq = 1.0 if (k[0] % 3 == 0 and k[1] % 4 == 0 and k[2] % 6 == 0) else 0.5  # Nyquist/DC bins: cos²≡1
+        expect = np.zeros((2, len(edges) - 1, 4))
+        expect[:, band, abs(k[0])] = 0.3 ** 2 * cos_sq
+        np.testing.assert_allclose(res.model_band_mse, expect, atol=1e-12)
+        np.testing.assert_allclose(res.model_mse, expect.sum(axis=(1, 2)), rtol=1e-10)
+
+    shape = (3, 6, 8, 12)
+    gauss = _white_gaussian_denoiser(shape, ac)
+    res = denoising_error(gauss, oracle, x0.float(), ac, [50, 500], generator=torch.Generator().manual_seed(2))
+    np.testing.assert_allclose(res.model_band_mse.sum(axis=(1, 2)), res.model_mse, rtol=1e-9)
+    np.testing.assert_allclose(res.reference_band_mse.sum(axis=(1, 2)), res.reference_mse, rtol=1e-9)
+    for name in ("spatial", "temporal"):
+        point, lo, hi = (getattr(res, f"{name}_db{s}") for s in ("", "_low", "_high"))
+        assert point.shape == ((2, len(edges) - 1) if name == "spatial" else (2, 4))
+        assert np.all((lo <= point + 1e-9) & (point <= hi + 1e-9))
+    assert "split by frequency" in res.summary() and len(res.to_dict()["spatial_db"]) == 2
