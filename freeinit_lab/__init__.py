@@ -93,6 +93,7 @@ _NAMES = {
     "GaussianVideoDenoiser": "embedded.models",
     "TinyVideoUNet": "embedded.models",
     "widen_video_unet": "embedded.models",
+    "add_temporal_attention": "embedded.models",
     "TinyVideoPipeline": "embedded.pipelines",
     "default_scheduler": "embedded.pipelines",
     "sampler_scheduler": "embedded.pipelines",

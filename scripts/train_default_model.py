@@ -39,6 +39,10 @@ What it does
   from the exported folder ``--out`` when its ``training_log.json`` has the same model and data configuration
   (EMA weights become both the model and the EMA; the optimiser starts afresh), so a new session continues from
   the committed weights. ``--fresh`` ignores both.
+* Growing: ``--widen-from FOLDER --temporal-attention 0,1`` (the folder's ``--block-channels``) starts a run from
+  the folder's network with self-attention along frames added after every block of those levels
+  (:func:`freeinit_lab.embedded.models.add_temporal_attention`, output projections at zero: the same function at
+  the start), continuing the folder's run as widening does; ``widened_from["added_temporal_attention"]`` records it.
 * Widening: ``--widen-from FOLDER --block-channels <k × the folder's>`` starts a run from the folder's trained
   network made ``k`` times wider (:func:`freeinit_lab.embedded.models.widen_video_unet`: the same function at the
   start, with random weight splits so the copies can grow apart) and continues the folder's step count, seeds,
@@ -130,6 +134,10 @@ def parse_args(argv=None):
     p.add_argument("--space-to-depth", type=int, default=2)
     p.add_argument("--block-channels", default="32,64,96")
     p.add_argument("--layers-per-block", type=int, default=1)
+    p.add_argument("--temporal-attention", default="",
+                   help="comma-separated resolution levels (0 = full resolution) whose blocks are followed by "
+                        "self-attention along frames (TinyVideoUNet temporal_attention); with --widen-from, levels "
+                        "the folder's network lacks are added to it, starting at zero (add_temporal_attention)")
     p.add_argument("--widen-from", default=None,
                    help="start this run from the exported folder's network made wider (block channels a whole "
                         "multiple of the folder's), computing the same function (widen_video_unet)")
@@ -334,7 +342,7 @@ def widen_start(args, given_seeds: dict, model_cfg: dict):
     loss curve and sessions (step ``s`` trains on data seed ``data_seed_base + s``, so the wide network sees
     batches its narrow one never did); the optimiser starts afresh. Returns ``(step, wall, history, sessions,
     weighting, normalizer, widened)``; ``widened`` says what was widened (and holds the wide ``state`` dict)."""
-    from freeinit_lab.embedded.models import TinyVideoUNet, widen_video_unet
+    from freeinit_lab.embedded.models import TinyVideoUNet, add_temporal_attention, widen_video_unet
 
     src = Path(args.widen_from)
     if not (src / "training_log.json").exists() or not (src / "unet").exists():
@@ -347,22 +355,35 @@ def widen_start(args, given_seeds: dict, model_cfg: dict):
                          "--frames and --size")
     narrow, wide = list(log["model_config"]["block_channels"]), list(model_cfg["block_channels"])
     factor = wide[0] // narrow[0] if narrow and narrow[0] else 0
-    same = {k: v for k, v in log["model_config"].items() if k != "block_channels"} == \
-        {k: v for k, v in model_cfg.items() if k != "block_channels"}
-    if not same or factor < 2 or len(wide) != len(narrow) or wide != [c * factor for c in narrow]:
+    grown = ("block_channels", "temporal_attention")
+    same = {k: v for k, v in log["model_config"].items() if k not in grown} == \
+        {k: v for k, v in model_cfg.items() if k not in grown}
+    had, wants = (set(cfg.get("temporal_attention") or ()) for cfg in (log["model_config"], model_cfg))
+    adds = sorted(wants - had)
+    if not same or factor < 1 or len(wide) != len(narrow) or wide != [c * factor for c in narrow] \
+            or not had <= wants or (factor == 1 and not adds) or (factor > 1 and had):
         raise SystemExit(f"--widen-from {src} has the model config {log['model_config']}; this run's {model_cfg} must "
                          "equal it but for --block-channels, a whole multiple (>= 2) of its "
-                         f"{','.join(map(str, narrow))}, e.g. --block-channels {','.join(str(2 * c) for c in narrow)}")
+                         f"{','.join(map(str, narrow))}, e.g. --block-channels {','.join(str(2 * c) for c in narrow)}, "
+                         "and/or --temporal-attention levels it lacks (a network that has temporal attention is not "
+                         "widened)")
     if args.data != "dead-leaves-v1" and not (src / "normalizer").exists():
         raise SystemExit(f"--widen-from {src} has no normalizer/: the wide run must train in the same model space")
     _inherit_seeds(args, given_seeds, log, f"{src}/training_log.json")
     unet = TinyVideoUNet.from_pretrained(src / "unet", local_files_only=True, low_cpu_mem_usage=False)
     g = torch.Generator().manual_seed(args.seed)
-    state = widen_video_unet(unet, factor, split_noise=args.widen_noise, generator=g).state_dict()
+    if factor > 1:
+        unet = widen_video_unet(unet, factor, split_noise=args.widen_noise, generator=g)
+    if adds:
+        torch.manual_seed(args.seed)  # the new layers' initial weights
+        unet = add_temporal_attention(unet, adds)
+    state = unet.state_dict()
     normalizer = load_normalizer(src)
     step = int(log["steps"])
     widened = dict(source=str(src), step=step, from_block_channels=narrow, factor=factor,
                    split_noise=args.widen_noise, split_seed=args.seed, state=state)
+    if adds:
+        widened["added_temporal_attention"] = adds
     history = list(zip(log["loss_curve"]["step"], log["loss_curve"]["loss"]))
     return (step, float(log["wall_time_s"]), history, log.get("sessions", []), log.get("loss_weighting", "epsilon"),
             normalizer, widened)
@@ -393,6 +414,8 @@ def main(argv=None) -> None:
         layers_per_block=args.layers_per_block, sample_size=args.size, num_frames=args.frames,
         space_to_depth=args.space_to_depth,
     )
+    if args.temporal_attention:  # left out when not asked for, so earlier runs' logged configs still match
+        model_cfg["temporal_attention"] = sorted({int(v) for v in args.temporal_attention.split(",")})
     torch.manual_seed(args.seed)
     model = TinyVideoUNet(**model_cfg)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
@@ -453,7 +476,10 @@ def main(argv=None) -> None:
         model.load_state_dict(widened.pop("state"))
         ema.load_state_dict(model.state_dict())
         resumed = (f"{widened['source']} widened {widened['factor']}x ({widened['from_block_channels']} -> "
-                   f"{model_cfg['block_channels']}) at its step {step} (optimiser restarts)")
+                   f"{model_cfg['block_channels']})"
+                   + (f", temporal attention added at levels {widened['added_temporal_attention']}"
+                      if widened.get("added_temporal_attention") else "")
+                   + f" at its step {step} (optimiser restarts)")
     if wall >= args.time_budget_min * 60:
         raise SystemExit(f"the run has trained {wall / 60:.1f} min in all (resumed from {resumed}), which already "
                          f"reaches --time-budget-min {args.time_budget_min:g}: the budget is the run's total; pass "

@@ -296,3 +296,35 @@ def test_compare_denoisers_pairs_two_folders_and_refuses_other_model_spaces(tmp_
         compare.main(["--model", str(tmp_path / "other"), "--reference", str(tmp_path / "out")])
     with pytest.raises(SystemExit):
         compare.main(["--model", str(tmp_path / "wide"), "--seed", "5"])   # a training seed
+
+
+def test_a_run_grown_with_temporal_attention_starts_from_the_folder_function(tmp_path):
+    """--widen-from with --temporal-attention: the folder's network with self-attention along frames added computes
+    the folder's ε̂ exactly before any step of its own, continues its steps, records the levels, trains the new
+    layers, and is refused where it would add nothing."""
+    from freeinit_lab.models import TinyVideoUNet
+
+    train = _train_module()
+    train.main(_tiny_run(tmp_path) + ["--amp", "off", "--max-steps", "3", "--seed", "4"])
+    src, dst = tmp_path / "out", tmp_path / "grown"
+    grown = _tiny_run(tmp_path, out="grown", ckpt="grown_ck") + ["--amp", "off", "--temporal-attention", "0,1"]
+    train.main(grown + ["--widen-from", str(src), "--max-steps", "3"])
+    a = TinyVideoUNet.from_pretrained(src / "unet", local_files_only=True, low_cpu_mem_usage=False)
+    b = TinyVideoUNet.from_pretrained(dst / "unet", local_files_only=True, low_cpu_mem_usage=False)
+    assert list(b.config.temporal_attention) == [0, 1] and list(b.config.block_channels) == [8, 16]
+    x, t = torch.randn(2, 3, 4, 16, 16), torch.tensor([50, 950])
+    with torch.no_grad():
+        torch.testing.assert_close(b(x, t).sample, a(x, t).sample, atol=0, rtol=0)
+    log = json.loads((dst / "training_log.json").read_text())
+    assert log["widened_from"]["added_temporal_attention"] == [0, 1] and log["widened_from"]["factor"] == 1
+    assert log["steps"] == 3 and log["model_config"]["temporal_attention"] == [0, 1]
+    train.main(grown + ["--max-steps", "5"])                                       # resumes as usual, and learns
+    c = TinyVideoUNet.from_pretrained(dst / "unet", local_files_only=True, low_cpu_mem_usage=False)
+    assert c.down_tattn[0][0].out.weight.abs().max() > 0
+    assert json.loads((dst / "training_log.json").read_text())["steps"] == 5
+    same = _tiny_run(tmp_path, out="same", ckpt="same_ck") + ["--amp", "off", "--max-steps", "5"]
+    with pytest.raises(SystemExit, match="temporal-attention levels it lacks"):
+        train.main(same + ["--widen-from", str(src)])                             # nothing to grow
+    with pytest.raises(SystemExit, match="is not widened"):
+        train.main([a if a != "8,16" else "16,32" for a in _tiny_run(tmp_path, out="w2", ckpt="w2_ck")]
+                   + ["--amp", "off", "--max-steps", "5", "--temporal-attention", "0", "--widen-from", str(dst)])

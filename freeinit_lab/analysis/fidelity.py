@@ -828,7 +828,7 @@ class DenoisingError:
                          "temporal frequency (0 … ½ cycles/frame), and the model's error share per spatial band")
             share = self.model_band_mse.sum(axis=2) / self.model_band_mse.sum(axis=(1, 2))[:, None]
             for j, t in enumerate(self.timesteps):
-                lines.append(f"  t={int(t):4d}: " + " ".join(f"{v:+.2f}" for v in self.spatial_db[j]) + " | "
+                lines.append(f"  bands at t={int(t):4d}: " + " ".join(f"{v:+.2f}" for v in self.spatial_db[j]) + " | "
                              + " ".join(f"{v:+.2f}" for v in self.temporal_db[j]) + " | share "
                              + " ".join(f"{v:.2f}" for v in share[j]))
         return "\n".join(lines)

@@ -31,7 +31,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
-__all__ = ["TinyVideoUNet", "GaussianVideoDenoiser", "VideoDenoiserOutput", "widen_video_unet"]
+__all__ = ["TinyVideoUNet", "GaussianVideoDenoiser", "VideoDenoiserOutput", "widen_video_unet",
+           "add_temporal_attention"]
 
 
 @dataclass
@@ -143,6 +144,40 @@ class _Attention3D(nn.Module):
         return x + y.transpose(1, 2).reshape(b, c, f, h, w)
 
 
+class _TemporalAttention(nn.Module):
+    """Self-attention along frames at every pixel, as the motion modules of AnimateDiff (Guo et al. 2023) and the
+    temporal attention of ModelScope T2V: for each ``(video, y, x)`` the ``F`` frames' features attend to one another,
+    ``x + W_o · softmax(Q Kᵀ / sqrt(d)) V`` with ``Q, K, V`` linear in ``GroupNorm(x) + p(f)``, ``p`` a sinusoidal
+    encoding of the frame index (so the order of frames is known). A frame can thus draw on every other frame of the
+    clip at full resolution, which temporal convolutions of kernel 3 reach only through depth. ``W_o`` starts at
+    zero, so a network given these layers computes what it computed without them."""
+
+    def __init__(self, ch: int, heads: int, groups: int):
+        super().__init__()
+        if ch % heads:
+            raise ValueError(f"temporal attention needs channels divisible by its heads; got {ch} and {heads}")
+        self.norm = nn.GroupNorm(min(groups, ch), ch)
+        self.qkv = nn.Linear(ch, 3 * ch)
+        self.out = nn.Linear(ch, ch)
+        self.heads = heads
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @staticmethod
+    def frame_encoding(frames: int, ch: int, dtype, device) -> torch.Tensor:
+        """``(F, C)`` sinusoidal encoding of frame indices (the timestep embedding's form, periods 1 … 10⁴ frames)."""
+        return timestep_embedding(torch.arange(frames, device=device), ch + ch % 2)[:, :ch].to(dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, f, h, w = x.shape
+        t = self.norm(x).permute(0, 3, 4, 2, 1).reshape(b * h * w, f, c)  # (B H W, F, C)
+        t = t + self.frame_encoding(f, c, t.dtype, t.device)
+        q, k, v = self.qkv(t).view(b * h * w, f, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B H W, heads, F, d)
+        y = self.out(y.transpose(1, 2).reshape(b * h * w, f, c))
+        return x + y.view(b, h, w, f, c).permute(0, 4, 3, 1, 2)
+
+
 class TinyVideoUNet(ModelMixin, ConfigMixin):
     """Factorised (2+1)-D video UNet predicting ε, small enough to train and sample on a CPU.
 
@@ -165,6 +200,11 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
     sample_size, num_frames : int
         Training resolution (documentation only; any size divisible by ``space_to_depth * 2**(levels-1)``
         works).
+    temporal_attention : tuple of int
+        Levels (0 = the first, full-resolution one) whose residual blocks are each followed by self-attention
+        along frames at every pixel (:class:`_TemporalAttention`, ``attention_heads`` heads, at least 1); empty
+        (the default) for none. :func:`add_temporal_attention` gives a trained network these layers without
+        changing its function.
     space_to_depth : int
         Stem factor ``s``: each frame's ``s × s`` pixel blocks are folded into channels before the first layer
         (``(C, H, W) → (C s², H/s, W/s)``, ``torch.nn.functional.pixel_unshuffle``) and unfolded after the last,
@@ -210,18 +250,28 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
         sample_size: int = 16,
         num_frames: int = 8,
         space_to_depth: int = 1,
+        temporal_attention: tuple[int, ...] = (),
     ):
         super().__init__()
         if int(space_to_depth) < 1:
             raise ValueError(f"space_to_depth must be >= 1; got {space_to_depth}")
         s2 = int(space_to_depth) ** 2
         ch = list(block_channels)
+        t_levels = sorted({int(i) for i in temporal_attention})
+        if any(not 0 <= i < len(ch) for i in t_levels):
+            raise ValueError(f"temporal_attention levels must be in 0 … {len(ch) - 1} (one per block_channels entry); "
+                             f"got {list(temporal_attention)}")
+        t_heads = max(1, int(attention_heads))
+
+        def tattn(level: int, c: int) -> nn.Module:
+            return _TemporalAttention(c, t_heads, norm_groups) if level in t_levels else nn.Identity()
         self.time_embed = nn.Sequential(
             nn.Linear(time_embed_dim, time_embed_dim), nn.SiLU(), nn.Linear(time_embed_dim, time_embed_dim)
         )
         self.conv_in = nn.Conv3d(in_channels * s2, ch[0], (temporal_kernel, 3, 3),
                                  padding=(temporal_kernel // 2, 1, 1))
         self.down = nn.ModuleList()
+        self.down_tattn = nn.ModuleList()  # nn.Identity where a level has none: no parameters, no state-dict keys
         self.downsamplers = nn.ModuleList()
         skip_ch = [ch[0]]
         cur = ch[0]
@@ -232,6 +282,7 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
                 cur = c
                 skip_ch.append(cur)
             self.down.append(blocks)
+            self.down_tattn.append(nn.ModuleList(tattn(i, c) for _ in range(layers_per_block)))
             if i < len(ch) - 1:
                 self.downsamplers.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
                 skip_ch.append(cur)
@@ -239,6 +290,7 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
         self.mid_attn = _Attention3D(cur, attention_heads, norm_groups) if attention_heads else None
         self.mid2 = _ResBlock(cur, cur, time_embed_dim, norm_groups, temporal_kernel)
         self.up = nn.ModuleList()
+        self.up_tattn = nn.ModuleList()
         self.upsamplers = nn.ModuleList()
         for i, c in reversed(list(enumerate(ch))):
             blocks = nn.ModuleList()
@@ -246,6 +298,7 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
                 blocks.append(_ResBlock(cur + skip_ch.pop(), c, time_embed_dim, norm_groups, temporal_kernel))
                 cur = c
             self.up.append(blocks)
+            self.up_tattn.append(nn.ModuleList(tattn(i, c) for _ in range(layers_per_block + 1)))
             if i > 0:
                 self.upsamplers.append(nn.Conv2d(cur, cur, 3, padding=1))
         self.norm_out = nn.GroupNorm(min(norm_groups, cur), cur)
@@ -294,8 +347,8 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
         h = self.conv_in(sample)
         skips = [h]
         for i, blocks in enumerate(self.down):
-            for blk in blocks:
-                h = blk(h, emb)
+            for blk, tattn in zip(blocks, self.down_tattn[i]):
+                h = tattn(blk(h, emb))
                 skips.append(h)
             if i < len(self.downsamplers):
                 h = _spatial(self.downsamplers[i], h)
@@ -305,8 +358,8 @@ class TinyVideoUNet(ModelMixin, ConfigMixin):
             h = self.mid_attn(h)
         h = self.mid2(h, emb)
         for i, blocks in enumerate(self.up):
-            for blk in blocks:
-                h = blk(torch.cat([h, skips.pop()], dim=1), emb)
+            for blk, tattn in zip(blocks, self.up_tattn[i]):
+                h = tattn(blk(torch.cat([h, skips.pop()], dim=1), emb))
             if i < len(self.upsamplers):
                 bb, c, f, hh, ww = h.shape
                 h = F.interpolate(h, size=(f, hh * 2, ww * 2), mode="nearest")
@@ -366,6 +419,10 @@ def widen_video_unet(unet: TinyVideoUNet, factor: int = 2, split_noise: float = 
     if not float(split_noise) >= 0.0:
         raise ValueError(f"split_noise must be >= 0; got {split_noise!r}")
     cfg = {k: v for k, v in dict(unet.config).items() if not k.startswith("_")}
+    if cfg.get("temporal_attention"):
+        raise ValueError(f"this network has temporal attention at levels {list(cfg['temporal_attention'])}, whose "
+                         "frame encoding is as wide as its channels, so a wider copy would not compute the same "
+                         "function: widen the network first, then add_temporal_attention")
     groups = int(cfg["norm_groups"])
     narrow = [int(c) for c in cfg["block_channels"]]
     if any(c < groups for c in narrow):
@@ -395,6 +452,40 @@ def widen_video_unet(unet: TinyVideoUNet, factor: int = 2, split_noise: float = 
         state[name] = w.to(target.dtype)
     wide.load_state_dict(state)
     return wide
+
+
+def add_temporal_attention(unet: TinyVideoUNet, levels) -> TinyVideoUNet:
+    """``unet`` with self-attention along frames after every residual block of ``levels`` (the motion-module
+    insertion of AnimateDiff), computing the same function: every weight of ``unet`` is kept and each new layer's
+    output projection starts at zero, so ``x + W_o(·) = x`` until training moves ``W_o``.
+
+    Parameters
+    ----------
+    unet : TinyVideoUNet
+        The trained network (left unchanged); levels it already has keep their trained attention.
+    levels : iterable of int
+        Resolution levels, 0 being the first (full-resolution) one; the result has the union of these and
+        ``unet``'s own.
+
+    Returns
+    -------
+    TinyVideoUNet
+        The config of ``unet`` with ``temporal_attention`` set, on the CPU in float32; new layers are initialised
+        from the global torch generator (seed it for the same network every time).
+    """
+    if not isinstance(unet, TinyVideoUNet):
+        raise TypeError(f"add_temporal_attention extends a TinyVideoUNet; got {type(unet).__name__}")
+    cfg = {k: v for k, v in dict(unet.config).items() if not k.startswith("_")}
+    new = sorted({int(i) for i in levels} | {int(i) for i in cfg.get("temporal_attention") or ()})
+    if not new:
+        raise ValueError("levels is empty: name the resolution levels to give temporal attention, e.g. [0, 1]")
+    cfg["temporal_attention"] = new
+    grown = TinyVideoUNet(**cfg)  # refuses levels outside the network
+    old = {n: p.detach().to("cpu", torch.float32) for n, p in unet.state_dict().items()}
+    missing, unexpected = grown.load_state_dict(old, strict=False)
+    if unexpected or any("tattn" not in n for n in missing):  # not reachable: only the new layers are new
+        raise AssertionError(f"unexpected {unexpected}, missing {missing}")
+    return grown
 
 
 class GaussianVideoDenoiser(ModelMixin, ConfigMixin):

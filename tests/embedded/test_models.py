@@ -380,3 +380,52 @@ def test_widening_refuses_what_it_cannot_keep_exact():
         widen_video_unet(TinyVideoUNet(block_channels=(4,), norm_groups=8, time_embed_dim=16, attention_heads=2))
     with pytest.raises(TypeError, match="widens a TinyVideoUNet"):
         widen_video_unet(torch.nn.Linear(2, 2))
+
+
+def test_temporal_attention_added_to_a_trained_unet_keeps_its_function_and_can_learn():
+    """add_temporal_attention: self-attention along frames after every block of the named levels; the network
+    computes exactly what it computed (each new output projection starts at zero), keeps every old weight, and
+    the new layers get gradients, so training can use them; old weights load into a config without them."""
+    from freeinit_lab.models import add_temporal_attention
+
+    m = _random_unet(0, block_channels=(8, 16), norm_groups=4, time_embed_dim=16, attention_heads=2, space_to_depth=2)
+    before = {n: p.clone() for n, p in m.state_dict().items()}
+    g = add_temporal_attention(m, [0, 1])
+    assert list(g.config.temporal_attention) == [0, 1]
+    new = [n for n in g.state_dict() if n not in before]
+    assert new and all("tattn" in n for n in new)
+    assert len([n for n in new if n.endswith("qkv.weight")]) == 2 * 1 + 2 * 2  # one per down block, two per up
+    x, t = torch.randn(2, 3, 5, 16, 16), torch.tensor([30, 800])  # 5 frames: any frame count
+    with torch.no_grad():
+        torch.testing.assert_close(g(x, t).sample, m(x, t).sample, atol=0, rtol=0)
+    assert all(torch.equal(p, before[n]) for n, p in m.state_dict().items())
+    g(x, t).sample.pow(2).mean().backward()
+    assert g.down_tattn[0][0].out.weight.grad.abs().max() > 0
+    # once trained (output weights not zero), the frames' order matters to it: the frame encoding
+    with torch.no_grad():
+        for mod in g.modules():
+            if type(mod).__name__ == "_TemporalAttention":
+                torch.nn.init.normal_(mod.out.weight, std=0.5)
+                torch.nn.init.normal_(mod.qkv.weight, std=0.5)
+        rev = g(x.flip(2), t).sample.flip(2)
+        assert (rev - g(x, t).sample).abs().max() > 1e-3
+    # a config without temporal attention has no keys for it: the shipped weights load strictly as before
+    plain = TinyVideoUNet(**{k: v for k, v in dict(m.config).items() if not k.startswith("_")})
+    plain.load_state_dict(m.state_dict(), strict=True)
+    assert add_temporal_attention(g, [1]).config.temporal_attention == [0, 1]  # levels it has are kept
+
+
+def test_temporal_attention_refuses_what_it_cannot_do():
+    from freeinit_lab.models import add_temporal_attention, widen_video_unet
+
+    m = TinyVideoUNet(block_channels=(8, 16), norm_groups=4, time_embed_dim=16, attention_heads=2)
+    with pytest.raises(ValueError, match=r"levels must be in 0 … 1"):
+        add_temporal_attention(m, [2])
+    with pytest.raises(ValueError, match="levels is empty"):
+        add_temporal_attention(m, [])
+    with pytest.raises(TypeError, match="extends a TinyVideoUNet"):
+        add_temporal_attention(torch.nn.Linear(2, 2), [0])
+    with pytest.raises(ValueError, match="widen the network first"):
+        widen_video_unet(add_temporal_attention(m, [0]), 2)
+    with pytest.raises(ValueError, match="divisible by its heads"):
+        TinyVideoUNet(block_channels=(9, 18), norm_groups=3, attention_heads=2, temporal_attention=(0,))
