@@ -475,11 +475,11 @@ def main(argv=None) -> None:
             (out / "sampler.json").write_text(source_sampler.read_text())
         model.load_state_dict(widened.pop("state"))
         ema.load_state_dict(model.state_dict())
-        resumed = (f"{widened['source']} widened {widened['factor']}x ({widened['from_block_channels']} -> "
-                   f"{model_cfg['block_channels']})"
-                   + (f", temporal attention added at levels {widened['added_temporal_attention']}"
-                      if widened.get("added_temporal_attention") else "")
-                   + f" at its step {step} (optimiser restarts)")
+        grew = ([f"widened {widened['factor']}x ({widened['from_block_channels']} -> {model_cfg['block_channels']})"]
+                if widened["factor"] > 1 else []) + \
+            ([f"given temporal attention at levels {widened['added_temporal_attention']}"]
+             if widened.get("added_temporal_attention") else [])
+        resumed = f"{widened['source']} {' and '.join(grew)} at its step {step} (optimiser restarts)"
     if wall >= args.time_budget_min * 60:
         raise SystemExit(f"the run has trained {wall / 60:.1f} min in all (resumed from {resumed}), which already "
                          f"reaches --time-budget-min {args.time_budget_min:g}: the budget is the run's total; pass "
