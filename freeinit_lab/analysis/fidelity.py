@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from freeinit_lab._checks import require_int
+from freeinit_lab._checks import require_int, require_seed
 
 __all__ = ["FEATURE_NAMES", "FidelityReport", "fidelity_report", "fidelity_gate", "video_features",
            "spatial_band_power", "temporal_band_power", "min_videos", "training_marginal_latents",
@@ -424,14 +424,14 @@ def fidelity_report(samples, reference, *, training=None, space: str = "as given
     space : str
         Description of the space the videos are in, written into the report (e.g. ``"model space"``).
     knn_k : int
-        Neighbourhood size of the k-NN manifolds.
+        Neighbourhood size of the k-NN manifolds: an integer in ``[1, N − 2]``.
     folds : int
         Cross-validation folds of the classifier.
     repeats : int
         Repetitions of the cross-validation, each with its own random fold assignment (seeds ``seed … seed +
         repeats − 1``); more repeats steady the accuracy, the interval stays calibrated.
     ridge : float
-        L2 penalty of the logistic regression (on standardised features).
+        L2 penalty of the logistic regression (on standardised features): a finite number ``>= 0`` (0: none).
     seed : int
         Seed of the first fold assignment.
 
@@ -457,8 +457,11 @@ def fidelity_report(samples, reference, *, training=None, space: str = "as given
     folds = require_int("folds", folds, low=2, high=2 * n,
                         why=f" (cross-validation folds of the classifier on {2 * n} videos)")
     repeats = require_int("repeats", repeats, why=" (repetitions of the classifier's cross-validation)")
-    if not 1 <= knn_k < n - 1:
-        raise ValueError(f"knn_k must be in [1, {n - 2}]; got {knn_k}")
+    knn_k = require_int("knn_k", knn_k, low=1, high=n - 2,
+                        why=f" (neighbours of the k-NN manifolds of {n} samples)")
+    if isinstance(ridge, (bool, np.bool_)) or not isinstance(ridge, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(ridge) or ridge < 0:
+        raise ValueError(f"ridge must be a finite number >= 0 (the classifier's L2 penalty, e.g. 1e-2); got {ridge!r}")
     if training is not None:
         tr = _check_videos("training", training)
         if tr.shape[1:] != s.shape[1:]:
@@ -623,14 +626,22 @@ def band_power_gap(samples, reference, *, num_bootstrap: int = 1000, confidence:
     interval resamples the index ``i`` (pairs), so the shared noise cancels. Use it to compare a trained model's
     plain-noise samples with an exact-score reference model's (same seeds): a faithful model shows the *same*
     initialization-gap deficit, not none.
+
+    Needs at least 2 video pairs (one pair has no spread to resample); ``num_bootstrap`` is an integer ``>= 1`` and
+    ``seed`` an integer in ``[0, 2**64 − 1]``.
     """
     s = _check_videos("samples", samples)
     r = _check_videos("reference", reference)
     if s.shape != r.shape:
         raise ValueError(f"band_power_gap compares paired videos: samples {tuple(s.shape)} and reference "
                          f"{tuple(r.shape)} must have the same shape (draw both with the same noise seeds)")
+    if s.shape[0] < 2:
+        raise ValueError(f"need at least 2 paired videos for intervals; got {s.shape[0]} (every resample of one pair "
+                         "is that pair: a zero-width interval)")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    num_bootstrap = require_int("num_bootstrap", num_bootstrap, why=" (bootstrap resamples of the video pairs)")
+    seed = require_seed(seed)
     s, r = s.double(), r.double()
     ps, edges = spatial_band_power(s)
     pr, _ = spatial_band_power(r)
@@ -862,10 +873,23 @@ def denoising_error(model, reference, videos, alphas_cumprod, timesteps, *, gene
     ``Δ(t) > 0`` means it has not yet matched even the spectrum there. ``model`` and ``reference`` are called as
     ``f(z_t, t_batch, **model_kwargs).sample`` (``reference`` without ``model_kwargs``), ``z_t`` in the dtype of
     ``f``'s parameters (errors are accumulated in float64); both must predict ε.
+
+    ``alphas_cumprod`` must be finite and in ``[0, 1]`` (``ᾱ_t = 0``: a zero-terminal-SNR schedule's last step);
+    ``timesteps`` integers (not bools or floats) of ``0 … len(alphas_cumprod) − 1``; ``num_bootstrap`` an integer
+    ``>= 1``; ``seed`` an integer in ``[0, 2**64 − 1]``.
     """
     x = _check_videos("videos", videos)
     ac = torch.as_tensor(alphas_cumprod, dtype=torch.float64).flatten()
-    ts = [int(t) for t in np.atleast_1d(np.asarray(timesteps))]
+    if not bool(torch.isfinite(ac).all()) or bool(((ac < 0) | (ac > 1)).any()):
+        raise ValueError("alphas_cumprod must be finite and in [0, 1] (the schedule's ᾱ_t, e.g. "
+                         "scheduler.alphas_cumprod); it holds NaN, inf or values outside [0, 1]")
+    raw = timesteps.tolist() if isinstance(timesteps, (torch.Tensor, np.ndarray)) else timesteps
+    raw = list(raw) if isinstance(raw, (list, tuple, range)) else [raw]
+    not_int = [t for t in raw if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer))]
+    if not_int:
+        raise ValueError(f"timesteps {not_int} are not integers; pass integer training timesteps, e.g. "
+                         "range(99, 1000, 100) (bools and floats are refused, not truncated)")
+    ts = [int(t) for t in raw]
     if not ts:
         raise ValueError("timesteps is empty; pass e.g. range(99, 1000, 100)")
     bad = [t for t in ts if not 0 <= t < ac.numel()]
@@ -875,6 +899,8 @@ def denoising_error(model, reference, videos, alphas_cumprod, timesteps, *, gene
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    num_bootstrap = require_int("num_bootstrap", num_bootstrap, why=" (bootstrap resamples of the videos)")
+    seed = require_seed(seed)
     kw = dict(model_kwargs or {})
     n = x.shape[0]
 

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from freeinit_lab._checks import require_int
+
 __all__ = [
     "as_video",
     "frame_cosine_similarity",
@@ -256,13 +258,18 @@ def consecutive_ssim(video, *, win_size: int = 7, layout: str = "bcfhw",
     ``C1 = (0.01 L)²``, ``C2 = (0.03 L)²``, ``L = 1`` (frames in ``[0, 1]``), a ``win_size``² uniform window,
     unbiased (sample) variances, windows fully inside the frame, averaged over channels — equal to
     ``skimage.metrics.structural_similarity(x, y, channel_axis=-1, data_range=1)`` — then averaged over the
-    ``F − 1`` consecutive pairs.
+    ``F − 1`` consecutive pairs. ``win_size`` must be an odd integer ``>= 3``, as skimage requires, and at most
+    the frame's height and width.
 
     Returns
     -------
     torch.Tensor
         ``(batch,)`` float64, 1 for identical frames.
     """
+    win_size = require_int("win_size", win_size, low=3, why=" (the odd side of the SSIM window, e.g. 7)")
+    if win_size % 2 == 0:
+        raise ValueError(f"win_size={win_size} is even; the SSIM window (as skimage's) needs an odd win_size, "
+                         f"e.g. {win_size + 1}")
     x = as_video(video, layout, value_range)
     b, c, f, h, w = x.shape
     if min(h, w) < win_size:
@@ -372,19 +379,19 @@ _LONG_NAMES = {
 
 
 def consistency_report(video, *, layout: str = "bcfhw", value_range: tuple[float, float] = (-1.0, 1.0),
-                       metrics: list[str] | None = None):
+                       metrics: str | list[str] | None = None):
     """All weight-free consistency metrics as an ``xarray.Dataset`` with one variable per metric over ``batch``.
 
     Parameters
     ----------
     video
         Batch of videos (see :func:`as_video`).
-    metrics : list of str, optional
-        Subset of :data:`WEIGHT_FREE_METRICS` (default: all).
+    metrics : str or list of str, optional
+        Subset of :data:`WEIGHT_FREE_METRICS` (default: all); a single name, e.g. ``"ssim"``, is one metric.
     """
     import xarray as xr
 
-    names = list(WEIGHT_FREE_METRICS) if metrics is None else metrics
+    names = list(WEIGHT_FREE_METRICS) if metrics is None else [metrics] if isinstance(metrics, str) else metrics
     out = {}
     for n in names:
         if n not in WEIGHT_FREE_METRICS:

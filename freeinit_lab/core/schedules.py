@@ -271,10 +271,15 @@ class NoiseSchedule:
         """``(a_t, b_t)`` at timestep(s) ``t`` (scalar, array or tensor).
 
         DDPM-family timesteps must be integers of the training grid. Continuous families (EDM, flow) are
-        interpolated linearly between grid points.
+        interpolated linearly between grid points. Every timestep must be finite (NaN and inf are refused).
         """
         t_arr = np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t, dtype=np.float64)
         lo, hi = self.timesteps[0], self.timesteps[-1]
+        if not np.isfinite(t_arr).all():
+            raise ValueError(
+                f"timestep(s) {t_arr.ravel()[~np.isfinite(t_arr.ravel())][:5].tolist()} are not finite; pass "
+                f"timesteps in the training range [{lo:g}, {hi:g}] of {self.scheduler_class or self.family}"
+            )
         if np.any(t_arr < lo - 1e-6 * max(1.0, abs(lo))) or np.any(t_arr > hi + 1e-6 * max(1.0, abs(hi))):
             raise ValueError(
                 f"timestep(s) {t_arr.ravel()[:5].tolist()} outside the training range [{lo:g}, {hi:g}] of "

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .._checks import require_int
+from .._checks import require_int, require_seed
 from .dims import band_coords
+from .reinit import _flag
 from .schedules import NoiseSchedule, get_schedule
 from .spectral import _check_dims, _check_video, _resolve_edges, band_counts, band_power
 
@@ -549,6 +550,18 @@ def _bootstrap_units(groups: Sequence[int] | None, block_length: int | None) -> 
     return "clips"
 
 
+def _check_groups(groups: Sequence[int], n: int) -> np.ndarray:
+    """``groups`` as an array of ``n`` clip ids, refusing another length and NaN/inf ids (``g == nan`` is False:
+    such clips would belong to no group and never enter a resample)."""
+    g = np.asarray(groups)
+    if g.shape != (n,):
+        raise ValueError(f"groups must hold one clip id per segment ({n}); got shape {g.shape}")
+    if g.dtype.kind in "fc" and not np.isfinite(g).all():
+        raise ValueError(f"groups holds non-finite clip ids ({g[~np.isfinite(g)][:3].tolist()}); give every segment "
+                         "the finite id (e.g. an integer) of the clip it was cut from")
+    return g
+
+
 def _bootstrap_weights(n: int, num: int, rng: np.random.Generator, groups: Sequence[int] | None = None,
                        block_length: int | None = None) -> np.ndarray:
     """``(num, n)`` resampling weights (each row sums to 1) of a plain, cluster or circular block bootstrap.
@@ -560,9 +573,7 @@ def _bootstrap_weights(n: int, num: int, rng: np.random.Generator, groups: Seque
     ``L = 1`` the draws are the plain bootstrap's.
     """
     if groups is not None:
-        g = np.asarray(groups)
-        if g.shape != (n,):
-            raise ValueError(f"groups must hold one clip id per segment ({n}); got shape {g.shape}")
+        g = _check_groups(groups, n)
         members = [np.flatnonzero(g == u).tolist() for u in np.unique(g)]
         if len(members) < 2:
             raise ValueError("the bootstrap needs at least 2 clips (groups); pass num_bootstrap=0 to skip it")
@@ -632,17 +643,19 @@ def gap_kl(
         ``channel_scale`` and kept fixed in the bootstrap.
     remove_mean
         Remove each clip's own mean colour first (then ``S(0) = 0`` and the mean field vanishes): the gap without
-        the clips' colour offsets.
+        the clips' colour offsets. ``True`` or ``False`` (a string such as ``"False"`` is refused).
     resolution
         ``"band"``: ``S_c`` averaged over each band's bins before the KL (robust with few clips; the closed form
         from band power); ``"bin"``: per-bin periodogram (needs many clips: a noisy ``S`` biases the KL).
     inference_power
         Per-bin variance ``v`` of the inference ``z_T``: a number, or a tensor broadcastable to ``(C, F, H, W)``
-        in FFT order (e.g. the expected power of FreeInit's or a control's initial latent).
+        in FFT order (e.g. the expected power of FreeInit's or a control's initial latent); finite and positive
+        in every bin.
     timestep
         Training timestep of the marginal; default the schedule's terminal one.
     groups
         Optional ``(N,)`` clip ids of segments: the bootstrap then resamples whole clips (a cluster bootstrap).
+        Ids must be finite (NaN is refused: it would form a group with no members).
     block_length
         For consecutive segments of *one* clip, given in time order: a circular block bootstrap (Politis &
         Romano 1992). Each resample strings together ``ceil(N / L)`` blocks of ``L`` consecutive segments, each
@@ -653,7 +666,7 @@ def gap_kl(
         resample holds each segment once). Not with ``groups``.
     num_bootstrap, confidence, seed
         Percentile bootstrap over clips (groups, or blocks), ``numpy.random.default_rng(seed)``;
-        ``num_bootstrap=0`` skips it.
+        ``num_bootstrap`` an integer >= 0 (``0`` skips it), ``seed`` an integer >= 0 (bools and floats refused).
     return_resamples
         Also return each resample's KLs (``kl_resample`` over ``resample`` and the band dims, ``kl_dc_resample``
         over ``resample``), so that any function of them — e.g. the share of the gap a group of bands holds,
@@ -686,6 +699,11 @@ def gap_kl(
         raise ValueError(f"normalization={normalization!r}; use 'as_given' or 'unit_variance' (per-channel, latent-like)")
     if resolution not in ("band", "bin"):
         raise ValueError(f"resolution={resolution!r}; use 'band' (from band power) or 'bin' (per-bin periodogram)")
+    remove_mean = _flag("remove_mean", remove_mean)
+    num_bootstrap = require_int("num_bootstrap", num_bootstrap, low=0, why=" (bootstrap resamples; 0 skips it)")
+    seed = require_seed(seed)
+    if groups is not None:
+        _check_groups(groups, x0.shape[0])
     if num_bootstrap and not 0 < float(confidence) < 1:
         raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
     if return_resamples and not num_bootstrap:
@@ -703,6 +721,11 @@ def gap_kl(
     n, c = x.shape[:2]
     shape3 = tuple(x.shape[-3:])
     nvox = int(np.prod(shape3))
+    v = torch.as_tensor(inference_power, dtype=torch.float64)
+    v = v.expand(c, *shape3).reshape(c, nvox) if v.dim() > 0 else v.expand(c, nvox)
+    if not bool(torch.isfinite(v).all()) or bool((v <= 0).any()):
+        raise ValueError("inference_power must be finite and positive in every bin (a variance per FFT bin, e.g. 1.0 "
+                         "for plain sampling); it holds NaN, inf or values <= 0")
     scale = x.transpose(0, 1).reshape(c, -1).std(dim=1, unbiased=False) if normalization == "unit_variance" \
         else torch.ones(c, dtype=torch.float64)
     if bool((scale <= 0).any()):
@@ -725,10 +748,6 @@ def gap_kl(
     spec = torch.fft.fftn(x - clip_mean.view(n, c, 1, 1, 1), dim=(-3, -2, -1), norm="ortho")
     per = (spec.real**2 + spec.imag**2).reshape(n, c, nvox)  # DC column is 0
     raw = (torch.fft.fftn(x, dim=(-3, -2, -1), norm="ortho").abs() ** 2).reshape(n, c, nvox)
-    v = torch.as_tensor(inference_power, dtype=torch.float64)
-    v = v.expand(c, *shape3).reshape(c, nvox) if v.dim() > 0 else v.expand(c, nvox)
-    if bool((v <= 0).any()):
-        raise ValueError("inference_power must be positive in every bin")
     v_dc = v[:, 0]
 
     def kl_from(weights: torch.Tensor):
@@ -922,10 +941,15 @@ def gap_kl_difference(
 
 def _band_group(ds: xr.Dataset, select: dict) -> tuple[float, np.ndarray]:
     """The KL summed over the bands ``ds.kl.isel(select)`` picks: from all clips, and per bootstrap resample
-    (``select`` checked to name band dims only)."""
+    (``select`` checked to name band dims only, each band at most once)."""
     unknown = [d for d in select if d not in ds.kl.dims]
     if unknown:
         raise ValueError(f"select names {unknown}, not band dims of ds; its band dims are {ds.kl.dims}")
+    for d, index in select.items():
+        picked = np.atleast_1d(np.arange(ds.sizes[d])[index])
+        if np.unique(picked).size < picked.size:
+            raise ValueError(f"select={{{d!r}: {index!r}}} names a band more than once ({picked.tolist()}); it would "
+                             "count that band's KL twice: name each band once")
     part = ds.kl_resample.isel(select)
     return float(ds.kl.isel(select).sum()), part.sum([d for d in part.dims if d != "resample"]).values
 
@@ -987,6 +1011,7 @@ def gap_kl_share(
     select
         ``{band dim: positional indexer}`` as for ``Dataset.isel``, e.g. ``{"band": slice(0, 3)}`` (radial grid) or
         ``{"temporal_frequency": 0}`` (separable grid; the other dims are summed over). ``None``: every band.
+        Each band at most once (a repeated index, e.g. ``[1, 2, 2]``, is refused).
     include_dc
         Add the DC bin's KL (mean colour) to the numerator; needs ``denominator="total"``.
     denominator

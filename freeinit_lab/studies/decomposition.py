@@ -143,7 +143,8 @@ def bootstrap_interval(
 
     Every row is resampled with the same video indices (:func:`paired_bootstrap`), so rows that are paired
     differences (e.g. ``arm - plain`` of the same videos) keep their pairing. Returns ``(mean, low, high)``,
-    each of shape ``values.shape[:-1]`` (floats for 1-D input).
+    each of shape ``values.shape[:-1]`` (floats for 1-D input). ``values`` must be finite (NaN/inf are refused,
+    as :func:`two_sample_interval` refuses them).
 
     Examples
     --------
@@ -157,6 +158,9 @@ def bootstrap_interval(
     if values.shape[-1] < min_videos_for_bootstrap(num_bootstrap):
         raise ValueError(f"{values.shape[-1]} videos are too few for {num_bootstrap} bootstrap resamples; need at "
                          f"least {min_videos_for_bootstrap(num_bootstrap)}")
+    if not np.isfinite(values).all():
+        raise ValueError("values holds non-finite values; drop the NaN/inf entries (e.g. passes an arm did not run) "
+                         "before taking the interval")
     boot = paired_bootstrap(values, num_bootstrap, seed)
     lo, hi = np.percentile(boot, [50 * (1 - confidence), 50 * (1 + confidence)], axis=0)
     mean = values.mean(-1)

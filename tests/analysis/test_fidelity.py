@@ -158,6 +158,14 @@ def test_bad_settings_are_refused_by_name(same, ref):
     for repeats in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="repeats"):
             fidelity_report(same[:16], ref, repeats=repeats)
+    # ridge=NaN made every fit NaN and every prediction one class: accuracy ~0.5, so the gate passed any samples
+    for ridge in (float("nan"), float("inf"), -1.0, True, "0.01"):
+        with pytest.raises(ValueError, match="ridge must be a finite number >= 0"):
+            fidelity_report(same[:16], ref, repeats=1, ridge=ridge)
+    # knn_k=2.0 died in kthvalue; True was taken as 1
+    for knn_k in (2.0, True, 0, 15):
+        with pytest.raises(ValueError, match=r"knn_k=.* must be an integer in \[1, 14\]"):
+            fidelity_report(same[:16], ref, repeats=1, knn_k=knn_k)
 
 
 @pytest.mark.slow
@@ -249,6 +257,15 @@ def test_band_power_gap_measures_known_changes(same):
     assert (gap.temporal_low <= gap.temporal_db + 1e-9).all() and (gap.temporal_db <= gap.temporal_high + 1e-9).all()
     with pytest.raises(ValueError, match="same shape"):
         band_power_gap(same[:16], same)
+    # one pair gave a zero-width "95 %" interval; num_bootstrap=0 died in nanquantile; seed=-1 was taken
+    with pytest.raises(ValueError, match="at least 2 paired videos"):
+        band_power_gap(same[:1], 1.2 * same[:1])
+    for num_bootstrap in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="num_bootstrap"):
+            band_power_gap(same[:4], same[:4], num_bootstrap=num_bootstrap)
+    for seed in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="seed"):
+            band_power_gap(same[:4], same[:4], seed=seed)
 
 
 def _ddim_gain(lam: torch.Tensor, sched, steps: int) -> torch.Tensor:
@@ -427,6 +444,35 @@ def test_denoising_error_bad_input():
         denoising_error(g, g, x0, ac, [10], confidence=1.0)
     with pytest.raises(ValueError):
         denoising_error(g, g, x0[0], ac, [10])  # not (video, channel, frame, height, width)
+
+
+def test_denoising_error_refuses_bad_schedules_timesteps_and_counts_before_any_model_call():
+    """NaN or out-of-range alphas_cumprod gave NaN dB; 999.7 was truncated to 999 and True read as timestep 1;
+    num_bootstrap=0 died in torch.quantile after every model call."""
+    from freeinit_lab.analysis.fidelity import denoising_error
+    from freeinit_lab.embedded.pipelines import default_scheduler
+
+    ac = default_scheduler().alphas_cumprod
+    calls = []
+
+    class Never(torch.nn.Module):
+        def forward(self, z, t, **kw):
+            calls.append(t)
+            raise AssertionError("called before the arguments were checked")
+
+    f, x0 = Never(), torch.randn(4, 3, 4, 8, 8)
+    for bad_ac in (torch.full((1000,), float("nan")), torch.full((1000,), 1.5), torch.full((1000,), -0.1)):
+        with pytest.raises(ValueError, match=r"alphas_cumprod must be finite and in \[0, 1\]"):
+            denoising_error(f, f, x0, bad_ac, [5])
+    for ts in ([999.7], [True], [5, 10.0], np.array([3.5]), torch.tensor([True])):
+        with pytest.raises(ValueError, match="are not integers"):
+            denoising_error(f, f, x0, ac, ts)
+    for num_bootstrap in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="num_bootstrap"):
+            denoising_error(f, f, x0, ac, [5], num_bootstrap=num_bootstrap)
+    with pytest.raises(ValueError, match="seed=-1"):
+        denoising_error(f, f, x0, ac, [5], seed=-1)
+    assert not calls
 
 
 def test_an_exact_non_gaussian_model_need_not_match_the_gaussian_models_plain_noise_band_power():

@@ -76,12 +76,27 @@ def test_bad_input_names_the_fix():
         metrics.consecutive_ssim(torch.zeros(1, 3, 4, 5, 5))
     with pytest.raises(KeyError, match="choose from"):
         metrics.consistency_report(torch.zeros(1, 3, 4, 8, 8), metrics=["lpips"])
+    # win_size 1 / True divided by zero, 0 died in torch, 2 ran although skimage (whose value it claims) needs odd
+    for win_size in (1, True, 0, -3, 2, 7.0):
+        with pytest.raises(ValueError, match=r"win_size=.* must be an integer >= 3"):
+            metrics.consecutive_ssim(torch.zeros(1, 3, 4, 8, 8), win_size=win_size)
+    for win_size in (4, 6):
+        with pytest.raises(ValueError, match="needs an odd win_size"):
+            metrics.consecutive_ssim(torch.zeros(1, 3, 4, 8, 8), win_size=win_size)
 
 
 def test_consistency_report_is_labelled():
     ds = metrics.consistency_report(_videos(6))
     assert set(ds.data_vars) == set(metrics.WEIGHT_FREE_METRICS)
     assert ds.frame_cosine.dims == ("batch",) and ds.frame_cosine.attrs["higher_is"] == "more consistent"
+
+
+def test_consistency_report_takes_one_metric_name_as_a_string():
+    """metrics="ssim" was iterated by character: KeyError "unknown metric 's'"."""
+    v = _videos(7)
+    one = metrics.consistency_report(v, metrics="ssim")
+    assert list(one.data_vars) == ["ssim"]
+    np.testing.assert_array_equal(one.ssim.values, metrics.consistency_report(v, metrics=["ssim"]).ssim.values)
 
 
 @pytest.fixture(scope="module")

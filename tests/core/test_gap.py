@@ -158,11 +158,41 @@ def test_bootstrap_intervals_and_groups(sched):
         (dict(resolution="pixel"), "per-bin periodogram"),
         (dict(grid="polar"), "separable"),
         (dict(inference_power=-1.0), "positive"),
+        (dict(inference_power=float("nan")), "finite and positive"),
+        (dict(inference_power=float("inf")), "finite and positive"),
+        (dict(inference_power=torch.full((3, 4, 8, 8), float("nan"))), "finite and positive"),
+        (dict(groups=[0, 1, np.nan, np.nan]), "non-finite clip ids"),
     ],
 )
 def test_bad_gap_input(sched, kwargs, match):
     with pytest.raises(ValueError, match=match):
         gap_kl(torch.randn(4, 3, 4, 8, 8), sched, num_bootstrap=0, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(remove_mean="False"), TypeError, "remove_mean must be True or False"),
+        (dict(num_bootstrap=True), ValueError, "num_bootstrap=True must be an integer >= 0"),
+        (dict(num_bootstrap=2.5), ValueError, "num_bootstrap=2.5 must be an integer >= 0"),
+        (dict(num_bootstrap=-3), ValueError, "num_bootstrap=-3 must be an integer >= 0"),
+        (dict(seed=1.7), ValueError, "seed=1.7 must be an integer"),
+        (dict(seed=-1), ValueError, "seed=-1 must be an integer"),
+    ],
+)
+def test_switch_counts_and_seed_are_refused_not_coerced(sched, kwargs, error, match):
+    """remove_mean="False" read as True, num_bootstrap=True / 2.5 ran 1 / 2 resamples and seed=1.7 ran seed 1, while
+    attrs recorded what was passed."""
+    with pytest.raises(error, match=match):
+        gap_kl(torch.randn(4, 3, 4, 8, 8), sched, **kwargs)
+
+
+def test_nan_groups_are_refused_by_the_bootstrap_weights():
+    """A NaN clip id formed a group with no members (g == nan is False): its clips never entered a resample."""
+    from freeinit_lab.core.snr import _bootstrap_weights
+
+    with pytest.raises(ValueError, match="non-finite clip ids"):
+        _bootstrap_weights(6, 20, np.random.default_rng(0), groups=[0, 1, np.nan, np.nan, 2, 2])
 
 
 def test_one_clip_is_refused(sched):
@@ -276,6 +306,8 @@ def test_white_data_spreads_the_share_like_the_bins(sched):
         (dict(num_bootstrap=20, return_resamples=True), dict(select={"band": 0}, include_dc=True,
                                                              denominator="bands"), "denominator='total'"),
         (dict(num_bootstrap=20, return_resamples=True), dict(select={"band": 0}, confidence=1.5), r"\(0, 1\)"),
+        (dict(num_bootstrap=20, return_resamples=True), dict(select={"band": [1, 2, 2]}), "more than once"),
+        (dict(num_bootstrap=20, return_resamples=True), dict(select={"band": [2, -1]}), "more than once"),
     ],
 )
 def test_bad_share_input(sched, make, kwargs, match):
@@ -341,6 +373,8 @@ def test_difference_refuses_related_or_incomparable_resamples(sched):
         fl.gap_kl_difference(a, b, {"band": 0}, dc=True)
     with pytest.raises(ValueError, match="not band dims"):
         fl.gap_kl_difference(a, b, {"frame": 0})
+    with pytest.raises(ValueError, match="more than once"):
+        fl.gap_kl_difference(a, b, {"band": [0, 0]})
     with pytest.raises(TypeError, match="gap_kl returns"):
         fl.gap_kl_difference(a, b.kl)
 

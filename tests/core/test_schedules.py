@@ -254,3 +254,12 @@ def test_flow_shift_must_be_positive_and_finite(shift):
     """shift=inf gave a schedule of NaN coefficients (inf / inf) without a word."""
     with pytest.raises(ValueError, match="shift"):
         get_schedule(diffusers.FlowMatchEulerDiscreteScheduler(), shift=shift)
+
+
+@pytest.mark.parametrize("t", [float("nan"), float("inf"), [500.0, float("nan")], torch.tensor([float("nan")])])
+@pytest.mark.parametrize("sched", [diffusers.DDIMScheduler(**SD), diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0),
+                                   diffusers.EDMEulerScheduler()], ids=["ddpm", "flow", "edm"])
+def test_coefficients_refuse_non_finite_timesteps_for_every_family(sched, t):
+    """A NaN timestep passed the flow/EDM range check (NaN < lo is False) and interpolated to NaN coefficients."""
+    with pytest.raises(ValueError, match="not finite"):
+        get_schedule(sched).coefficients(t)

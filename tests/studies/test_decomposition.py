@@ -478,6 +478,12 @@ def test_bootstrap_interval_covers_the_mean_and_keeps_pairs():
         bootstrap_interval(np.ones(5))
     with pytest.raises(ValueError, match="confidence"):
         bootstrap_interval(x, confidence=99)
+    # NaN / inf came back as a (nan, nan, nan) or (inf, nan, nan) "interval"; two_sample_interval refuses them
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="non-finite values"):
+            bootstrap_interval(np.r_[x[0, :-1], bad])
+        with pytest.raises(ValueError, match="non-finite values"):
+            bootstrap_interval(np.where(np.arange(400) == 7, bad, x))
 
 
 def test_two_sample_interval_resamples_the_two_sets_independently():
