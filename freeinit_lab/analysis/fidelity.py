@@ -714,6 +714,8 @@ def judge_against_data(videos, data, *, baseline: str | None = "plain", num_boot
                          "paired differences out")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    num_bootstrap = require_int("num_bootstrap", num_bootstrap, why=" (bootstrap resamples of the videos)")
+    seed = require_seed(seed)
 
     def per_video(x):
         ps, edges = spatial_band_power(x)
@@ -897,8 +899,7 @@ def denoising_error(model, reference, videos, alphas_cumprod, timesteps, *, gene
         raise ValueError(f"timesteps {bad} are outside the schedule's 0 … {ac.numel() - 1}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = require_int("batch_size", batch_size, why=" (videos per model call)")
     num_bootstrap = require_int("num_bootstrap", num_bootstrap, why=" (bootstrap resamples of the videos)")
     seed = require_seed(seed)
     kw = dict(model_kwargs or {})

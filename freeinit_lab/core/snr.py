@@ -700,6 +700,7 @@ def gap_kl(
     if resolution not in ("band", "bin"):
         raise ValueError(f"resolution={resolution!r}; use 'band' (from band power) or 'bin' (per-bin periodogram)")
     remove_mean = _flag("remove_mean", remove_mean)
+    return_resamples = _flag("return_resamples", return_resamples)
     num_bootstrap = require_int("num_bootstrap", num_bootstrap, low=0, why=" (bootstrap resamples; 0 skips it)")
     seed = require_seed(seed)
     if groups is not None:

@@ -345,6 +345,10 @@ def test_judge_against_data_scales_intervals_and_pairing():
         judge_against_data({"plain": same, "short": same[:10]}, data)
     with pytest.raises(ValueError, match="baseline"):
         judge_against_data({"a": same}, data)
+    for bad in (dict(num_bootstrap=0), dict(num_bootstrap=2.5), dict(num_bootstrap=True), dict(seed=-1),
+                dict(seed=1.5)):
+        with pytest.raises(ValueError, match="num_bootstrap|seed"):
+            judge_against_data({"plain": same}, data, **bad)
 
 
 def test_decomposition_returns_latents_when_asked():
@@ -472,6 +476,9 @@ def test_denoising_error_refuses_bad_schedules_timesteps_and_counts_before_any_m
             denoising_error(f, f, x0, ac, [5], num_bootstrap=num_bootstrap)
     with pytest.raises(ValueError, match="seed=-1"):
         denoising_error(f, f, x0, ac, [5], seed=-1)
+    for batch_size in (0, 2.5, True):
+        with pytest.raises(ValueError, match="batch_size"):
+            denoising_error(f, f, x0, ac, [5], batch_size=batch_size)
     assert not calls
 
 

@@ -173,6 +173,7 @@ def test_bad_gap_input(sched, kwargs, match):
     "kwargs, error, match",
     [
         (dict(remove_mean="False"), TypeError, "remove_mean must be True or False"),
+        (dict(return_resamples="False"), TypeError, "return_resamples must be True or False"),
         (dict(num_bootstrap=True), ValueError, "num_bootstrap=True must be an integer >= 0"),
         (dict(num_bootstrap=2.5), ValueError, "num_bootstrap=2.5 must be an integer >= 0"),
         (dict(num_bootstrap=-3), ValueError, "num_bootstrap=-3 must be an integer >= 0"),
