@@ -29,7 +29,8 @@ def band_coords(edges) -> dict:
 
     ``band`` (0, 1, …), ``band_lo`` and ``band_hi`` (the inner and outer edge of each band) in normalised
     frequency: the radius of :func:`freeinit_lab.core.spectral.frequency_radius`, each axis's frequency being
-    ``2·fftfreq`` (Nyquist = 1).
+    ``2·fftfreq`` (Nyquist = 1). Each value is ``(dims, values, attrs)`` with ``dims`` a tuple of dim names, as
+    xarray and the zarr sink of ``LatentProbe(store=...)`` both take it.
 
     Parameters
     ----------
@@ -40,7 +41,7 @@ def band_coords(edges) -> dict:
 
     e = np.asarray(edges, dtype=np.float64)
     return {
-        BAND_DIM: (BAND_DIM, np.arange(e.size - 1), {"long_name": "radial frequency band"}),
-        "band_lo": (BAND_DIM, e[:-1], {"long_name": "band inner radius", "units": "normalised frequency"}),
-        "band_hi": (BAND_DIM, e[1:], {"long_name": "band outer radius", "units": "normalised frequency"}),
+        BAND_DIM: ((BAND_DIM,), np.arange(e.size - 1), {"long_name": "radial frequency band"}),
+        "band_lo": ((BAND_DIM,), e[:-1], {"long_name": "band inner radius", "units": "normalised frequency"}),
+        "band_hi": ((BAND_DIM,), e[1:], {"long_name": "band outer radius", "units": "normalised frequency"}),
     }

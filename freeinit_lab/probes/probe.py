@@ -907,8 +907,9 @@ class LatentProbe:
         coords.update(self._band_coords())
         sink.write_attrs(self._attrs(), coords)
         names = ["timestep", *coords, *_ZarrSink._PASS_FIELDS]
-        for n in self.capture:
-            sink.data[n].attrs["coordinates"] = " ".join(x for x in names if x != "band")
+        for n in self.capture:  # the recorder's labels (band_power: "band power of ...", its units)
+            sink.data[n].attrs.update({**self._recorder.var_attrs(n),
+                                       "coordinates": " ".join(x for x in names if x != "band")})
         mark_complete(sink.path, complete=self.complete)
 
     def to_xarray(self) -> xr.Dataset:

@@ -120,6 +120,7 @@ class _ZarrSink:
     def _array(self, name: str, shape, chunks, dtype, fill_value, dims):
         from zarr.codecs import Crc32cCodec
 
+        dims = (dims,) if isinstance(dims, str) else tuple(dims)  # one dim's name, not its letters
         return self.group.create_array(
             name, shape=shape, chunks="auto" if chunks is None else chunks, dtype=dtype, fill_value=fill_value, dimension_names=list(dims),
             compressors=[Crc32cCodec()], config={"write_empty_chunks": True},

@@ -335,6 +335,33 @@ def test_streamed_ragged_passes_with_every_k_match_the_in_memory_record(tmp_path
     xr.testing.assert_equal(load_record(tmp_path / "ragged.zarr"), records[1])
 
 
+@pytest.mark.parametrize("suffix", ["nc", "zarr"])
+def test_streamed_band_power_store_closes_complete_and_matches_the_in_memory_record(tmp_path, suffix):
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+
+    pipe = tiny_animatediff_pipeline(seed=0)
+    kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": 2}
+    path = tmp_path / "bands.zarr"
+    records = []
+    for store in (path, None):
+        with LatentProbe(pipe, capture="latents", mode="band_power", store=store) as probe:
+            pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent", **kw)
+        records.append(probe.to_xarray().load())
+    streamed, in_memory = records
+    assert streamed.latents.dims[-1] == "band" and streamed.band_lo.dims == ("band",)
+    back = load_record(path)
+    assert back.attrs["complete"] == 1 and back.attrs == in_memory.attrs
+    for ds in (back, streamed):
+        xr.testing.assert_equal(ds, in_memory)
+        assert ds.latents.attrs["long_name"] == in_memory.latents.attrs["long_name"]  # "band power of ..."
+        assert ds.latents.attrs["units"] == in_memory.latents.attrs["units"]
+        assert ds.band_lo.attrs == in_memory.band_lo.attrs
+    copy = tmp_path / f"copy.{suffix}"  # and the record saves and loads in either format
+    save_record(back, copy)
+    xr.testing.assert_identical(load_record(copy), back.assign_attrs(num_steps_stored=2))
+
+
 def test_streamed_every_k_store_opens_without_nan_rows_in_plain_xarray(streamed_every2):
     path, _, in_memory = streamed_every2
     raw = xr.open_zarr(path, consolidated=False, chunks=None)
