@@ -8,8 +8,10 @@ do on *any* pipeline, whatever its weights:
 * the probe only observes: its last recorded latent is the output, and the output is the one the pipeline gives
   without a probe;
 * FreeInit with one pass is the pipeline's own run (same generator, same output);
-* each FreeInit pass costs what one plain run costs in denoiser evaluations, and an open probe tags every pass;
-* FreeInit's first pass is the plain run, and every pass's clean latent is finite.
+* each FreeInit pass costs what one plain run of its step count costs in denoiser evaluations, and an open probe
+  tags every pass;
+* FreeInit's first pass is the plain run (with ``fast_sampling``: the plain run of pass 0's own, smaller step count),
+  and every pass's clean latent is finite.
 
 These are properties of the toolkit on the pipeline, not findings about the model: they hold for random weights
 too, which is why they are checked here and not claimed in a notebook.
@@ -71,8 +73,8 @@ FIXES = {
         "the probe does not see; mark passes with fl.mark_iteration or register the pipeline's layout"
     ),
     "first pass is the plain run": (
-        "FreeInit's first clean latent differs from the plain run's with the same generator: see the fix for "
-        "'FreeInit with one pass is the pipeline's run'"
+        "FreeInit's first clean latent differs from the plain run's with the same generator and the same number of "
+        "steps: see the fix for 'FreeInit with one pass is the pipeline's run'"
     ),
     "every pass is finite": (
         "a pass produced NaN or inf: run in float32 (DTYPE='float32'), or check the model on plain sampling first"
@@ -126,7 +128,8 @@ class PipelineCheck:
         The probe record of that run (captures ``"latents"``).
     num_denoiser_evals
         Denoiser evaluations the check spent: one plain run, FreeInit with one pass, FreeInit's passes (and one more
-        plain run where it had to tell two failures apart).
+        plain run where it had to tell two failures apart, and with ``fast_sampling`` one plain run of pass 0's step
+        count).
     """
 
     items: list[CheckItem]
@@ -169,6 +172,16 @@ def _tolerance(ref: torch.Tensor, rtol: float, atol: float) -> float:
     return atol + rtol * float(ref.detach().double().abs().max())
 
 
+def _scheduler_steps(sched: Any, num_inference_steps: int) -> int:
+    """The scheduler timesteps of a plain run of ``num_inference_steps`` steps (Heun: ``2n - 1``), counted with
+    ``set_timesteps`` on a copy, so the pipeline's scheduler is left as it is."""
+    import copy
+
+    fresh = copy.deepcopy(sched)
+    fresh.set_timesteps(int(num_inference_steps))
+    return len(fresh.timesteps)
+
+
 def check_pipeline(
     pipe: Any,
     *,
@@ -195,11 +208,15 @@ def check_pipeline(
     * **probe leaves the output unchanged** and **FreeInit with one pass is the pipeline's run**:
       ``max|F1 - P| <= tol(P)`` (where it fails, one more unprobed ``pipe(...)`` run ``U`` says which: the probe if
       ``|U - P| > tol``, FreeInit if ``|F1 - U| > tol``);
-    * **each pass costs one plain run**: ``K`` passes, pass ``i`` costs ``e(F1) * steps_i / steps`` denoiser
-      evaluations, and ``e(F1)`` is a positive multiple of the steps;
+    * **each pass costs one plain run**: ``K`` passes, pass ``i`` of ``n_i`` inference steps costs
+      ``e(F1) / T(N) * T(n_i)`` denoiser evaluations, ``T(n)`` being the scheduler timesteps of a plain run of ``n``
+      steps (``2n - 1`` for Heun; ``T(N)`` as ``P`` ran it, ``T(n_i)`` from ``set_timesteps(n_i)`` on a copy of the
+      scheduler), and ``e(F1)`` is a positive multiple of ``T(N)``;
     * **probe tags every pass**: the probe recorded ``K`` iterations tagged ``freeinit_iteration = 0..K-1``, each
       ending at that pass's clean latent (within ``tol``);
-    * **first pass is the plain run**: ``max|FK.iterations[0].clean_latent - P| <= tol(P)``;
+    * **first pass is the plain run**: ``max|FK.iterations[0].clean_latent - P| <= tol(P)``; with ``fast_sampling``
+      pass 0 runs ``n_0 < N`` steps, so it is compared with one more plain run ``P0 = pipe(num_inference_steps=n_0)``
+      instead, within ``tol(P0)``;
     * **every pass is finite**.
 
     Parameters
@@ -268,7 +285,7 @@ def check_pipeline(
 
     with warnings.catch_warnings():  # the call is validated here; FreeInit's own warnings come from its runs
         warnings.simplefilter("ignore")
-        plan_call(pipe, settings, None, {**call_kwargs, "generator": gen(), "output_type": "latent"})
+        plan = plan_call(pipe, settings, None, {**call_kwargs, "generator": gen(), "output_type": "latent"})
 
     from freeinit_lab.probes.probe import LatentProbe
 
@@ -323,14 +340,25 @@ def check_pipeline(
     fi_rec = fi_probe.to_xarray()
     evals += int(res.num_denoiser_evals)
     k = settings.num_iters
-    steps = settings.steps_per_pass(num_steps) if num_steps else [0] * k
+    # a pass of n inference steps costs what a plain run of n steps calls: evaluations per scheduler timestep times
+    # the timesteps of that run (not proportional to n: Heun runs 2n - 1)
     per_step = one.num_denoiser_evals / num_steps if num_steps else 0.0
-    want = [int(round(per_step * s)) for s in steps]
+    counted = {plan.steps: num_steps}
+    uncounted = ""
+    for n in plan.steps_per_pass:
+        if n not in counted:
+            try:
+                counted[n] = _scheduler_steps(sched, n)
+            except Exception as exc:  # noqa: BLE001 - reported as the check's detail
+                counted[n], uncounted = 0, f"; cannot count a plain run of {n} steps ({type(exc).__name__}: {exc})"
+    want = [int(round(per_step * counted[n])) for n in plan.steps_per_pass]
     got = [int(it.num_denoiser_evals) for it in res.iterations]
     whole = one.num_denoiser_evals > 0 and num_steps > 0 and one.num_denoiser_evals % num_steps == 0
-    add("each pass costs one plain run", len(got) == k and got == want and whole,
-        f"{len(got)} passes costing {got} denoiser evaluations; one plain run of {num_steps} steps costs "
-        f"{one.num_denoiser_evals}")
+    plain_costs = ", ".join(f"{n} steps: {w}" for n, w in dict(zip(plan.steps_per_pass, want)).items())
+    add("each pass costs one plain run", len(got) == k and got == want and whole and not uncounted,
+        f"{len(got)} passes costing {got} denoiser evaluations; one plain run of {plan.steps} inference steps "
+        f"({num_steps} scheduler steps) costs {one.num_denoiser_evals}; plain runs of each pass's steps cost "
+        f"{plain_costs}{uncounted}")
     tags = fi_rec.freeinit_iteration.values.tolist() if "freeinit_iteration" in fi_rec.coords else []
     ends = []
     if fi_rec.sizes.get("iteration", 0) == k and tuple(fi_rec.latents.shape[2:]) == tuple(canon.shape):
@@ -341,8 +369,18 @@ def check_pipeline(
     add("probe tags every pass", tags == list(range(k)) and len(ends) == k and max(ends, default=np.inf) <= tol,
         f"{fi_rec.sizes.get('iteration', 0)} recorded passes tagged {tags}; max |record end - pass's clean latent| = "
         f"{max(ends, default=float('nan')):.3g}")
-    d_first = _max_abs_diff(res.iterations[0].clean_latent, canon)
-    add("first pass is the plain run", d_first <= tol, f"max |pass 0 - plain run| = {d_first:.3g} (tol {tol:.3g})")
+    n_first = plan.steps_per_pass[0]
+    if n_first == plan.steps:
+        first, tol_first, what = canon, tol, "plain run"
+    else:  # fast_sampling: pass 0 is the plain run of its own, smaller step count
+        short = read_pipeline_output(pipe(**{**call_kwargs, "num_inference_steps": n_first}, generator=gen(),
+                                          output_type="latent"))
+        evals += int(round(per_step * counted[n_first]))
+        first = layout.to_canonical(short).detach().float().cpu()
+        tol_first, what = _tolerance(first, rtol, atol), f"plain run of pass 0's {n_first} steps"
+    d_first = _max_abs_diff(res.iterations[0].clean_latent, first)
+    add("first pass is the plain run", d_first <= tol_first,
+        f"max |pass 0 - {what}| = {d_first:.3g} (tol {tol_first:.3g})")
     bad = [it.index for it in res.iterations
            if not (bool(torch.isfinite(it.clean_latent).all()) and bool(torch.isfinite(it.initial_latent).all()))]
     add("every pass is finite", not bad and bool(torch.isfinite(canon).all()),

@@ -58,6 +58,50 @@ def test_passes_on_a_pipeline_with_another_axis_order():
     assert tuple(report.plain_latents.shape) != canonical  # the pipeline's own order differs from the canonical one
 
 
+@pytest.mark.parametrize("scheduler", ["DDIMScheduler", "EulerAncestralDiscreteScheduler"])
+def test_fast_sampling_compares_pass_0_with_a_plain_run_of_its_own_steps(animatediff, scheduler):
+    """Coarse-to-fine: pass 0 runs n_0 = 1 of N = 3 steps, so it is the plain run of 1 step, not of 3."""
+    import diffusers
+
+    pipe = type(animatediff)(**{**animatediff.components,
+                                "scheduler": getattr(diffusers, scheduler).from_config(animatediff.scheduler.config)})
+    pipe.set_progress_bar_config(disable=True)
+    report = fl.check_pipeline(pipe, settings={"num_iters": 3, "fast_sampling": True}, prompt="a cat", **CALL)
+    assert report.passed, str(report)
+    assert [it.num_inference_steps for it in report.freeinit.iterations] == [1, 2, 3]
+    detail = {it.name: it.detail for it in report.items}["first pass is the plain run"]
+    assert "plain run of pass 0's 1 steps" in detail
+    one_step = pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent",
+                    **{**CALL, "num_inference_steps": 1}).frames
+    torch.testing.assert_close(report.freeinit.iterations[0].clean_latent, one_step, rtol=1e-5, atol=1e-5)
+    # plain + FreeInit(1) + passes of 1, 2, 3 steps + the plain run of 1 step
+    assert report.num_denoiser_evals == 3 + 3 + (1 + 2 + 3) + 1
+
+
+def test_fast_sampling_still_fails_a_first_pass_that_is_not_the_plain_run(animatediff, monkeypatch):
+    def perturb(res, kwargs):
+        if "settings" in kwargs:
+            res.iterations[0].clean_latent = res.iterations[0].clean_latent + 1e-2
+
+    _wrapped_freeinit(monkeypatch, perturb)
+    report = fl.check_pipeline(animatediff, settings={"num_iters": 2, "fast_sampling": True}, prompt="a cat",
+                               raise_on_failure=False, **CALL)
+    assert "first pass is the plain run" in _failed(report)
+
+
+def test_each_pass_costs_what_a_plain_run_of_its_steps_calls_with_heun(animatediff):
+    """Heun evaluates the denoiser 2n - 1 times for n steps: pass costs are not proportional to the step count."""
+    import diffusers
+
+    pipe = type(animatediff)(**{**animatediff.components,
+                                "scheduler": diffusers.HeunDiscreteScheduler.from_config(animatediff.scheduler.config)})
+    pipe.set_progress_bar_config(disable=True)
+    report = fl.check_pipeline(pipe, settings={"num_iters": 3, "fast_sampling": True}, prompt="a cat", **CALL)
+    assert report.passed, str(report)
+    assert [it.num_denoiser_evals for it in report.freeinit.iterations] == [1, 3, 5]
+    assert report.record.sizes["step"] == 5  # the plain run of 3 steps: 5 scheduler steps
+
+
 def _meddling_callback(monkeypatch):
     """A probe whose callback hands the pipeline back changed latents: it no longer only observes."""
     original = LatentProbe._make_callback
