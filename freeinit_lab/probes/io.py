@@ -10,6 +10,9 @@ Integrity
   checksum, and every zarr array with zarr 3's ``crc32c`` codec, so damaged bytes raise
   :class:`DamagedRecordError` naming the file instead of loading as wrong values. (Scalar and string NetCDF
   variables are stored without a checksum: HDF5 only checksums chunked storage.)
+- **Length.** A NetCDF-4 file's length is checked against the end-of-file address its HDF5 superblock records
+  before every open, so a truncated file raises :class:`DamagedRecordError` also where HDF5 skips its own check
+  (it reuses a file netCDF-C left open after an earlier failed open of the same file in the process).
 - **Nothing missing.** zarr records list their variables in an attribute and store every chunk (also chunks that
   hold only the fill value), so a deleted array or chunk is reported, not read back as NaN.
 - **Completeness.** ``num_steps_stored`` (the number of ``(iteration, step)`` entries with a timestep) is written
@@ -209,6 +212,7 @@ def _netcdf_root_attrs(path: str) -> dict | None:
     try:
         import netCDF4
 
+        _check_hdf5_length(path)  # a truncated file is not opened: HDF5 may not see it (see _check_hdf5_length)
         with netCDF4.Dataset(path, "r") as f:
             return {k: f.getncattr(k) for k in f.ncattrs()}
     except Exception:  # noqa: BLE001 - unreadable or not NetCDF: not one of ours
@@ -434,6 +438,62 @@ def _damaged(path: str, detail: str, exc: BaseException | None = None) -> Damage
     )
 
 
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _hdf5_end_of_file(path: str) -> int | None:
+    """The length an HDF5 (NetCDF-4) file records in its superblock (its end-of-file address), in bytes.
+
+    The superblock starts at byte 0 or after a user block (at 512, 1024, 2048, ...). Its addresses are
+    little-endian, ``size of offsets`` bytes each: versions 0 and 1 hold that size at byte 13 and, after 24 bytes of
+    header fields (version 1: 28), the base, free-space, end-of-file and driver addresses; versions 2 and 3 hold it
+    at byte 9 and, from byte 12, the base, superblock-extension, end-of-file and root-group addresses. The
+    end-of-file address counts a user block too (HDF5 compares it with the whole file's length). None when there
+    is no HDF5 superblock (a classic NetCDF file), an unknown version, or an undefined end-of-file address.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        at = 0
+        while at + 8 <= size:
+            f.seek(at)
+            if f.read(8) == _HDF5_SIGNATURE:
+                break
+            at = 512 if at == 0 else 2 * at
+        else:
+            return None
+        head = f.read(64)  # from the version byte on
+    if not head:
+        return None
+    version = head[0]
+    if version in (0, 1):
+        width, first = (head[5] if len(head) > 5 else 0), 16 if version == 0 else 20
+    elif version in (2, 3):
+        width, first = head[1], 4
+    else:
+        return None
+    if width not in (2, 4, 8) or len(head) < first + 3 * width:
+        return None
+    end = int.from_bytes(head[first + 2 * width : first + 3 * width], "little")
+    return None if end == (1 << 8 * width) - 1 else end  # all ones: the undefined address
+
+
+def _check_hdf5_length(path: str) -> None:
+    """Raise :class:`DamagedRecordError` when a NetCDF-4 file's length is not the one its HDF5 superblock records.
+
+    HDF5 checks this itself when it opens a file, but not when it reuses a file it holds open already, and
+    netCDF-C leaves the HDF5 file open after a failed open: after one refusal of a damaged file, a later open of a
+    truncated file at the same path (same inode) in the same process would read its missing bytes as zeros. So the
+    length is checked here, from the file itself, before every open.
+    """
+    end = _hdf5_end_of_file(path)
+    size = os.path.getsize(path)
+    if end is not None and size != end:
+        if size < end:
+            raise _damaged(path, f"it is truncated: {size} bytes, but its HDF5 superblock records {end}")
+        raise _damaged(path, f"it is {size} bytes long, but its HDF5 superblock records {end} (bytes were appended, "
+                             "or it was written over)")
+
+
 def _has_checksum(arr: Any) -> bool:
     """Whether a zarr array carries the crc32c codec (stores streamed since it was added also keep empty chunks)."""
     return any(type(c).__name__ == "Crc32cCodec" for c in getattr(arr, "compressors", ()) or ())
@@ -608,6 +668,7 @@ def _read(path: str, fmt: Format, lazy: bool) -> xr.Dataset:
                 kept = np.flatnonzero(np.isfinite(np.asarray(ds["timestep"].values, dtype=np.float64)).any(axis=0))
                 ds = ds.isel(step=kept).sortby("step")
         return ds if lazy else ds.load()
+    _check_hdf5_length(path)
     ds = xr.open_dataset(path, engine="netcdf4")
     if not lazy:
         with ds:

@@ -140,6 +140,38 @@ def test_truncated_records_raise(tmp_path, suffix):
         load_record(path)
 
 
+def test_a_truncated_netcdf_record_raises_after_a_refusal_at_the_same_path(tmp_path):
+    """netCDF-C leaves the HDF5 file open when an open fails, and HDF5 reuses it for the next open of the same file,
+    skipping its own length check: load_record checks the length against the superblock itself."""
+    import shutil
+
+    from freeinit_lab.probes.io import _hdf5_end_of_file
+
+    # no step dim, so no step count to catch it by chance: the cut-off coord `seed` would read back as zeros
+    ds = xr.Dataset({"latents": (("batch", "channel"), np.arange(8.0).reshape(2, 4))},
+                    coords={"seed": ("batch", [3, 4])}, attrs={"mode": "full"})
+    good, path = tmp_path / "good.nc", tmp_path / "run.nc"
+    save_record(ds, good)
+    raw = good.read_bytes()
+    assert _hdf5_end_of_file(good) == len(raw)
+    flipped = bytearray(raw)
+    flipped[62] ^= 0x10  # a header byte
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(DamagedRecordError):
+        load_record(path)
+    shutil.copyfile(good, path)  # restored in place (the same file) from a copy that was cut short
+    with open(path, "r+b") as f:
+        f.truncate(len(raw) - 100)
+    with pytest.raises(DamagedRecordError, match=rf"is truncated: {len(raw) - 100} bytes, but its HDF5 superblock "
+                                                 rf"records {len(raw)}"):
+        load_record(path)
+    with pytest.raises(FileExistsError, match="not a readable freeinit_lab NetCDF record"):
+        save_record(ds, path, overwrite=True)  # as in a fresh process: a truncated file is not known to be ours
+    path.write_bytes(raw + bytes(10))  # appended bytes: not the file the superblock describes either
+    with pytest.raises(DamagedRecordError, match="bytes were appended"):
+        load_record(path)
+
+
 def test_zarr_damage_raises_never_nan(tmp_path):
     path = tmp_path / "run.zarr"
     save_record(record(), path)
