@@ -10,6 +10,13 @@ Integrity
   checksum, and every zarr array with zarr 3's ``crc32c`` codec, so damaged bytes raise
   :class:`DamagedRecordError` naming the file instead of loading as wrong values. (Scalar and string NetCDF
   variables are stored without a checksum: HDF5 only checksums chunked storage.)
+- **Metadata.** HDF5 checksums a NetCDF file's headers itself. A zarr record written by :func:`save_record` carries
+  the SHA-256 digests of its metadata in the root attribute ``freeinit_lab_metadata_sha256``: one per root
+  attribute, one for the rest of the group's ``zarr.json`` and one per array's ``zarr.json`` (dims, shape, dtype,
+  fill value, codecs, attributes such as ``long_name``), checked on load, so a changed attribute or array
+  description raises :class:`DamagedRecordError` naming it. Records saved before the digest (``freeinit_lab_record``
+  = 1) and stores streamed by ``LatentProbe(store=...)`` (their metadata changes while they are written) have none:
+  their metadata loads unchecked, as before; ``save_record(load_record(path), "copy.zarr")`` writes a checked copy.
 - **Length.** A NetCDF-4 file's length is checked against the end-of-file address its HDF5 superblock records
   before every open, so a truncated file raises :class:`DamagedRecordError` also where HDF5 skips its own check
   (it reuses a file netCDF-C left open after an earlier failed open of the same file in the process).
@@ -33,6 +40,7 @@ Integrity
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -58,11 +66,13 @@ __all__ = [
 _DTYPE_ATTR = "freeinit_lab_dtype"
 #: Root attribute that marks a record written by :func:`save_record` (value: the io layout version).
 RECORD_MARKER = "freeinit_lab_record"
-_IO_VERSION = 1
+#: 2: zarr records carry the digest of their metadata (``_METADATA_ATTR``)
+_IO_VERSION = 2
 _VARIABLES_ATTR = "freeinit_lab_variables"
 _DATAARRAY_ATTR = "freeinit_lab_dataarray"
+_METADATA_ATTR = "freeinit_lab_metadata_sha256"
 _UNNAMED = "__unnamed__"
-_INTERNAL_ATTRS = (RECORD_MARKER, _VARIABLES_ATTR, _DATAARRAY_ATTR)
+_INTERNAL_ATTRS = (RECORD_MARKER, _VARIABLES_ATTR, _DATAARRAY_ATTR, _METADATA_ATTR)
 COMPLETE_ATTR = "complete"
 STEPS_ATTR = "num_steps_stored"
 #: Attributes that a store streamed by LatentProbe(store=...) carries from its creation (written with the group, in
@@ -124,7 +134,8 @@ def mark_complete(
     ----------
     record
         A dataset (a marked copy is returned) or the path of a zarr store, e.g. one streamed by
-        ``LatentProbe(store=...)`` (its attributes are updated in place; returns None).
+        ``LatentProbe(store=...)`` (its attributes are updated in place; returns None). A record written by
+        :func:`save_record` has its metadata checked first and its metadata digests renewed after the change.
     complete
         Whether the capture finished.
     steps
@@ -162,7 +173,12 @@ def mark_complete(
     attrs = {COMPLETE_ATTR: int(bool(complete))}
     if steps is not None:
         attrs[STEPS_ATTR] = int(steps)
+    sealed = _METADATA_ATTR in group.attrs
+    if sealed:  # a saved record: its metadata checked before the change, its digest renewed after it
+        _check_zarr_metadata(path)
     group.attrs.update(attrs)
+    if sealed:
+        group.attrs.update({_METADATA_ATTR: _zarr_metadata_digests(path)})
     return None
 
 
@@ -322,8 +338,8 @@ def save_record(
     Notes
     -----
     Writes checksums (NetCDF ``fletcher32``, zarr ``crc32c``), the bookkeeping attributes ``freeinit_lab_record``
-    and ``freeinit_lab_variables`` (removed again by :func:`load_record`) and, for records with a ``step`` dim,
-    ``num_steps_stored``.
+    and ``freeinit_lab_variables`` (and for zarr ``freeinit_lab_metadata_sha256``, the digests of its metadata;
+    all removed again by :func:`load_record`) and, for records with a ``step`` dim, ``num_steps_stored``.
     """
     ds = _as_dataset(ds)
     path = os.fspath(path)
@@ -344,7 +360,7 @@ def save_record(
     for name in ds.variables:
         ds[name].encoding = {}
     steps = _count_steps(ds)
-    attrs = {k: v for k, v in ds.attrs.items() if k not in (RECORD_MARKER, _VARIABLES_ATTR)}
+    attrs = {k: v for k, v in ds.attrs.items() if k not in (RECORD_MARKER, _VARIABLES_ATTR, _METADATA_ATTR)}
     if steps is not None:
         attrs[STEPS_ATTR] = steps
     attrs[RECORD_MARKER] = _IO_VERSION
@@ -400,10 +416,49 @@ def _publish_new(tmp: str, path: str) -> None:
 
 
 def _write_zarr(ds: xr.Dataset, path: str) -> None:
+    import zarr
     from zarr.codecs import Crc32cCodec
 
     encoding = {name: {"compressors": [Crc32cCodec()]} for name in ds.variables}
     ds.to_zarr(path, mode="w-", consolidated=False, zarr_format=3, encoding=encoding, write_empty_chunks=True)
+    # the digests of the metadata as written, added last (they cover everything but themselves)
+    zarr.open_group(path, mode="r+").attrs.update({_METADATA_ATTR: _zarr_metadata_digests(path)})
+
+
+def _sha(value: Any) -> str:
+    """SHA-256 (first 16 hex digits) of a JSON value in canonical form (sorted keys, no spaces)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _zarr_metadata_documents(path: str) -> tuple[dict, dict[str, dict]]:
+    """The root group's ``zarr.json`` and each array's (``name -> document``), parsed; records are one group deep."""
+    with open(os.path.join(path, "zarr.json"), encoding="utf-8") as f:
+        root = json.load(f)
+    arrays = {}
+    for name in sorted(os.listdir(path)):
+        meta = os.path.join(path, name, "zarr.json")
+        if os.path.isfile(meta):
+            with open(meta, encoding="utf-8") as f:
+                arrays[name] = json.load(f)
+    return root, arrays
+
+
+def _metadata_digests(path: str) -> dict[str, Any]:
+    """The digests of a zarr record's metadata as it is now: ``attributes`` (one per root attribute but the digest
+    attribute itself), ``group`` (the rest of the root ``zarr.json``) and ``arrays`` (one per array's ``zarr.json``).
+    """
+    root, arrays = _zarr_metadata_documents(path)
+    attrs = {k: v for k, v in (root.get("attributes") or {}).items() if k != _METADATA_ATTR}
+    return {
+        "attributes": {k: _sha(v) for k, v in attrs.items()},
+        "group": _sha({k: v for k, v in root.items() if k != "attributes"}),
+        "arrays": {name: _sha(doc) for name, doc in arrays.items()},
+    }
+
+
+def _zarr_metadata_digests(path: str) -> str:
+    return json.dumps(_metadata_digests(path), sort_keys=True, separators=(",", ":"))
 
 
 def _write_netcdf(ds: xr.Dataset, path: str) -> None:
@@ -499,6 +554,49 @@ def _has_checksum(arr: Any) -> bool:
     return any(type(c).__name__ == "Crc32cCodec" for c in getattr(arr, "compressors", ()) or ())
 
 
+def _check_zarr_metadata(path: str) -> None:
+    """Raise :class:`DamagedRecordError` where a zarr record's metadata differs from the digests it was saved with,
+    naming each root attribute or array that differs; a record of io version >= 2 without its digests is damaged
+    too. Records without a version marker (streamed stores) or of version 1 carry no digests and are not checked."""
+    attrs = _zarr_root_attrs(path)
+    if attrs is None:  # no readable group metadata: opening the store says why
+        return
+    stored = attrs.get(_METADATA_ATTR)
+    if stored is None:
+        version = attrs.get(RECORD_MARKER)
+        if isinstance(version, (int, float)) and not isinstance(version, bool) and version >= 2:
+            raise _damaged(path, f"its metadata digests ({_METADATA_ATTR!r}) are missing, though it was saved with "
+                                 f"them ({RECORD_MARKER} = {version})")
+        if version is not None and not isinstance(version, (int, float)):
+            raise _damaged(path, f"its {RECORD_MARKER!r} attribute is {version!r}, not a version number")
+        return
+    try:
+        want = json.loads(stored)
+        want_attrs, want_group, want_arrays = want["attributes"], want["group"], want["arrays"]
+        if not (isinstance(want_attrs, dict) and isinstance(want_arrays, dict)):
+            raise ValueError("not a mapping")
+    except (TypeError, ValueError, KeyError) as exc:
+        raise _damaged(path, f"its metadata digests ({_METADATA_ATTR!r}) cannot be read", exc) from exc
+    got = _metadata_digests(path)
+    differs = []
+
+    def compare(what: str, have: dict, expected: dict, missing_too: bool = True) -> None:
+        changed = sorted(k for k in expected if k in have and have[k] != expected[k])
+        missing = sorted(k for k in expected if k not in have) if missing_too else []
+        extra = sorted(k for k in have if k not in expected)
+        differs.extend(f"{what} {k!r} changed" for k in changed)
+        differs.extend(f"{what} {k!r} missing" for k in missing)
+        differs.extend(f"{what} {k!r} not saved with the record" for k in extra)
+
+    compare("root attribute", got["attributes"], want_attrs)
+    if got["group"] != want_group:
+        differs.append("the group's zarr.json (besides its attributes) changed")
+    # a missing array is a missing variable: the structure check names it so (_check_zarr_structure)
+    compare("array metadata (zarr.json) of", got["arrays"], want_arrays, missing_too=False)
+    if differs:
+        raise _damaged(path, "its metadata differs from what was saved: " + "; ".join(differs))
+
+
 def _listed_variables(value: Any) -> list[str]:
     """The variable names a record lists: a JSON list, or (records saved before names could hold spaces) words."""
     text = str(value)
@@ -572,7 +670,8 @@ def load_record(
     FileNotFoundError
         Nothing at ``path``.
     DamagedRecordError
-        A checksum fails, the file is truncated, or an array or chunk is missing; the message names the file.
+        A checksum fails, the file is truncated, an array or chunk is missing, or a zarr record's metadata differs
+        from the digests it was saved with; the message names the file (and what differs).
     EmptyRecordError
         ``path`` holds no record: a streamed capture that stopped before storing its first step (its leftover may
         be deleted, or replaced with ``save_record(..., overwrite=True)``), or an empty folder.
@@ -648,6 +747,7 @@ def _open_to_shortest(path: str) -> xr.Dataset:
 
 def _read(path: str, fmt: Format, lazy: bool) -> xr.Dataset:
     if fmt == "zarr":
+        _check_zarr_metadata(path)
         try:
             ds = xr.open_zarr(path, consolidated=False, chunks=None)
         except ValueError:  # arrays of different lengths: a streamed capture killed while it grew them

@@ -196,6 +196,58 @@ def test_zarr_damage_raises_never_nan(tmp_path):
         load_record(path)
 
 
+def _flip_bit(path, find, offset=0, bit=0x01):
+    raw = bytearray(path.read_bytes())
+    at = raw.index(find) + offset
+    raw[at] ^= bit
+    path.write_bytes(bytes(raw))
+
+
+def test_a_bit_flipped_in_zarr_metadata_raises_naming_what_differs(tmp_path):
+    ds = record().assign_attrs(freeinit_d_s=0.25)
+    path = tmp_path / "run.zarr"
+    save_record(ds, path)
+    good = {p: p.read_bytes() for p in path.rglob("zarr.json")}
+    _flip_bit(path / "zarr.json", b'"freeinit_d_s": 0.25', len(b'"freeinit_d_s": 0.'))  # one bit: 0.25 -> 0.35
+    assert b'"freeinit_d_s": 0.35' in (path / "zarr.json").read_bytes()
+    with pytest.raises(DamagedRecordError, match=r"run\.zarr' is damaged: its metadata differs from what was saved: "
+                                                 r"root attribute 'freeinit_d_s' changed"):
+        load_record(path)
+    with pytest.raises(DamagedRecordError, match="'freeinit_d_s' changed"):
+        load_record(path, lazy=True)
+    with pytest.raises(DamagedRecordError, match="'freeinit_d_s' changed"):
+        mark_complete(path)  # never renews the digests over damage
+    (path / "zarr.json").write_bytes(good[path / "zarr.json"])
+    meta = path / "latents" / "zarr.json"  # an array's description: its long name
+    _flip_bit(meta, b"latent after the step", 0, 0x20)  # "latent" -> "Latent"
+    with pytest.raises(DamagedRecordError, match=r"array metadata \(zarr.json\) of 'latents' changed"):
+        load_record(path)
+    meta.write_bytes(good[meta])
+    xr.testing.assert_identical(load_record(path), ds.assign_attrs(num_steps_stored=5))
+    mark_complete(path, complete=False)  # a change made by the library renews the digests
+    with pytest.warns(IncompleteRecordWarning):
+        assert load_record(path).attrs["complete"] == 0
+
+
+def test_zarr_records_saved_without_metadata_digests(tmp_path):
+    """Records saved before the digests (freeinit_lab_record = 1) load unchecked; a newer one without them is damaged."""
+    import json
+
+    path = tmp_path / "run.zarr"
+    save_record(record(), path)
+    doc = json.loads((path / "zarr.json").read_text())
+    assert doc["attributes"][RECORD_MARKER] == 2
+    del doc["attributes"]["freeinit_lab_metadata_sha256"]
+    (path / "zarr.json").write_text(json.dumps(doc))
+    with pytest.raises(DamagedRecordError, match="metadata digests .* are missing"):
+        load_record(path)
+    doc["attributes"][RECORD_MARKER] = 1
+    (path / "zarr.json").write_text(json.dumps(doc))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xr.testing.assert_identical(load_record(path), record().assign_attrs(num_steps_stored=5))
+
+
 @pytest.mark.parametrize("suffix", ["nc", "zarr"])
 def test_variable_names_with_spaces_round_trip(tmp_path, suffix):
     ds = xr.Dataset({"my latents": ("i", np.arange(3.0)), "x0 pred (ema)": ("i", np.ones(3))}, attrs={"seed": 0})
