@@ -144,7 +144,7 @@ class _Attention3D(nn.Module):
         return x + y.transpose(1, 2).reshape(b, c, f, h, w)
 
 
-class _TemporalAttention(nn.Module):
+class _TemporalAttention(_Attention3D):
     """Self-attention along frames at every pixel, as the motion modules of AnimateDiff (Guo et al. 2023) and the
     temporal attention of ModelScope T2V: for each ``(video, y, x)`` the ``F`` frames' features attend to one another,
     ``x + W_o · softmax(Q Kᵀ / sqrt(d)) V`` with ``Q, K, V`` linear in ``GroupNorm(x) + p(f)``, ``p`` a sinusoidal
@@ -153,15 +153,9 @@ class _TemporalAttention(nn.Module):
     zero, so a network given these layers computes what it computed without them."""
 
     def __init__(self, ch: int, heads: int, groups: int):
-        super().__init__()
         if ch % heads:
             raise ValueError(f"temporal attention needs channels divisible by its heads; got {ch} and {heads}")
-        self.norm = nn.GroupNorm(min(groups, ch), ch)
-        self.qkv = nn.Linear(ch, 3 * ch)
-        self.out = nn.Linear(ch, ch)
-        self.heads = heads
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        super().__init__(ch, heads, groups)  # the same layers (norm, qkv, out at zero), attending along frames
 
     @staticmethod
     def frame_encoding(frames: int, ch: int, dtype, device) -> torch.Tensor:
