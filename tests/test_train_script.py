@@ -322,6 +322,14 @@ def test_a_run_grown_with_temporal_attention_starts_from_the_folder_function(tmp
     c = TinyVideoUNet.from_pretrained(dst / "unet", local_files_only=True, low_cpu_mem_usage=False)
     assert c.down_tattn[0][0].out.weight.abs().max() > 0
     assert json.loads((dst / "training_log.json").read_text())["steps"] == 5
+    both = [a if a != "8,16" else "16,32" for a in _tiny_run(tmp_path, out="both", ckpt="both_ck")]
+    train.main(both + ["--amp", "off", "--temporal-attention", "0", "--widen-from", str(src), "--max-steps", "3"])
+    w = TinyVideoUNet.from_pretrained(tmp_path / "both" / "unet", local_files_only=True, low_cpu_mem_usage=False)
+    assert list(w.config.block_channels) == [16, 32] and list(w.config.temporal_attention) == [0]
+    with torch.no_grad():                                  # widened, then given attention: still the folder's ε̂
+        torch.testing.assert_close(w(x, t).sample, a(x, t).sample, atol=1e-5, rtol=1e-5)
+    wlog = json.loads((tmp_path / "both" / "training_log.json").read_text())["widened_from"]
+    assert wlog["factor"] == 2 and wlog["added_temporal_attention"] == [0]
     same = _tiny_run(tmp_path, out="same", ckpt="same_ck") + ["--amp", "off", "--max-steps", "5"]
     with pytest.raises(SystemExit, match="temporal-attention levels it lacks"):
         train.main(same + ["--widen-from", str(src)])                             # nothing to grow
