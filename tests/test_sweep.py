@@ -939,3 +939,24 @@ def test_a_normalised_model_is_scored_on_decoded_video(tmp_path):
     video = pipe(num_videos_per_prompt=1, generator=gens, num_inference_steps=2, output_type="pt").frames
     expected = metrics.frame_cosine_similarity(video, layout="bfchw", value_range=(0.0, 1.0)).double().numpy()
     np.testing.assert_allclose(ds.consistency.sel(arm="plain").values, expected, atol=1e-9)
+
+
+def test_fast_sampling_counts_the_plain_arms_denoiser_calls_as_run():
+    """With fast_sampling the plain arm is a separate run; its denoiser calls were estimated as calls per step of
+    pass 0 times the steps, which is wrong for a second-order scheduler (Heun calls 2n − 1 times for n steps)."""
+    import torch
+    from diffusers import HeunDiscreteScheduler
+
+    pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
+    pipe.scheduler = HeunDiscreteScheduler.from_config(pipe.scheduler.config)
+    calls = []
+    handle = pipe.unet.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        pipe(num_videos_per_prompt=2, generator=[torch.Generator().manual_seed(s) for s in (0, 1)],
+             num_inference_steps=4, output_type="latent")
+        plain_run = len(calls)
+        ds = freeinit_study(pipe, seed=0, num_videos=2, num_inference_steps=4, fast_sampling=True, num_iters=2)
+    finally:
+        handle.remove()
+    assert plain_run == 7  # 2 · 4 − 1
+    assert int(ds.denoiser_calls.sel(arm="plain")) == plain_run

@@ -252,11 +252,14 @@ def freeinit_study(
                       generator=_generators(seed, num_videos), output_type=output_type, progress=False,
                       return_iteration_frames=not pixel and not fast_sampling, **call)
     plain_calls = res.iterations[0].num_denoiser_evals
-    if fast_sampling:
-        sampled = pipe(generator=_generators(seed, num_videos), output_type=output_type, **call)
+    if fast_sampling:  # pass 0 has fewer steps: run the plain arm, counting its denoiser calls as FreeInit does
+        from freeinit_lab.engine.loop import _count_denoiser
+        from freeinit_lab.hooks.layouts import get_layout
+
+        with _count_denoiser(get_layout(pipe).get_denoisers(pipe)) as counted:
+            sampled = pipe(generator=_generators(seed, num_videos), output_type=output_type, **call)
         plain = sampled.frames if hasattr(sampled, "frames") else sampled[0]
-        first = res.iterations[0]  # denoiser calls per step (2 with classifier-free guidance) times the steps
-        plain_calls = int(num_inference_steps) * (first.num_denoiser_evals // max(1, first.num_inference_steps))
+        plain_calls = int(counted["calls"])  # per step × steps would be wrong for Heun (2n − 1 steps)
     elif pixel:
         plain = res.iterations[0].clean_latent
     else:
