@@ -340,6 +340,10 @@ def dino_consistency(
         ``(batch,)`` float64 in ``[-100, 100]``.
     """
     x = as_video(video, layout, value_range)
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"dino_consistency embeds RGB (or grey) frames with ImageNet's normalisation; these videos "
+                         f"have {x.shape[1]} channels: decode latents to RGB first (e.g. pipe.decode_latents), or pass "
+                         "the right layout")
     vit = _load_vit(model, local_files_only)
     size = image_size or getattr(getattr(vit, "config", None), "image_size", 224)
     b, c, f, h, w = x.shape

@@ -124,6 +124,14 @@ def test_dino_missing_weights_say_what_to_pass(tmp_path):
         metrics.dino_consistency(_videos(8, b=1, f=2), tmp_path / "nowhere")
 
 
+def test_dino_refuses_latent_channels_before_loading_a_model(tiny_vit, tmp_path):
+    """4-channel latents failed deep inside with a bare broadcast error against ImageNet's 3-channel mean."""
+    latents = torch.rand(1, 4, 2, 16, 16) * 2 - 1
+    for model in (tiny_vit, tmp_path / "nowhere"):  # refused before any weights are looked for
+        with pytest.raises(ValueError, match="4 channels: decode latents to RGB first"):
+            metrics.dino_consistency(latents, model)
+
+
 def test_display_values_decode_through_the_pipelines_normalizer_then_clip():
     """``display_values`` is ``clip(shift + scale·z, −1, 1)`` per channel with a normaliser, ``clip(z, −1, 1)`` without."""
     from types import SimpleNamespace
