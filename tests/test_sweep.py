@@ -452,6 +452,30 @@ def test_one_run_per_store(tmp_path):
     assert bool(run_sweep(spec, store, progress=False).complete.all()) and not lock.exists()
 
 
+def test_a_lock_never_exists_without_its_owner(tmp_path, monkeypatch):
+    """The lock used to be created empty and written after: a run reading it in between (or left by a run that died
+    in between) saw no owner ("pid ?"). Now the owner is in the lock the moment it exists, and nothing else is left."""
+    import json
+
+    from freeinit_lab.sweep.store import SweepStore
+
+    lock = tmp_path / "s.zarr.lock"
+    seen = []
+    real_dump = json.dump
+
+    def dump(obj, fh, *args, **kwargs):  # at the moment the owner is written, the lock must not exist yet
+        seen.append(lock.exists())
+        return real_dump(obj, fh, *args, **kwargs)
+
+    monkeypatch.setattr(json, "dump", dump)
+    store = SweepStore.__new__(SweepStore)
+    store.path = str(tmp_path / "s.zarr")
+    with store.writer_lock():
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr.lock"]  # no temporary file left
+    assert seen == [False] and not lock.exists()
+
+
 def test_factories_that_cannot_reach_workers_are_named(tmp_path):
     lock = threading.Lock()
 

@@ -45,6 +45,7 @@ import os
 import socket
 import sys
 import time
+import uuid
 import warnings
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -504,7 +505,10 @@ class SweepStore:
         """Hold ``<store>.lock`` while writing: one run per store at a time.
 
         A lock left by a run that died on this host (its pid is gone) is taken over; a live one, or one from another
-        host, is refused with the way out.
+        host, is refused with the way out. The lock appears with its owner already in it: the owner is written to a
+        file of this process's own and hard-linked to ``<store>.lock`` (which fails if that exists), so no other run
+        ever reads an empty lock, and a run that dies while taking it leaves none (where the file system has no
+        hard links, the lock is created empty and then written, as before).
         """
         lock = self.path.rstrip("/\\") + ".lock"
         me = {"host": socket.gethostname(), "pid": os.getpid()}
@@ -512,7 +516,7 @@ class SweepStore:
         os.makedirs(parent, exist_ok=True)
         while True:
             try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                fd = self._create_lock(lock, me)
             except FileExistsError:
                 try:
                     with open(lock) as fh:
@@ -528,14 +532,33 @@ class SweepStore:
                     f"{other.get('host', '?')}; lock file {lock}). Wait for it to finish; if that run is gone, delete "
                     "the lock file and run again."
                 ) from None
-            with os.fdopen(fd, "w") as fh:
-                json.dump(me, fh)
+            if fd is not None:  # no hard links here: the lock was created empty; write its owner now
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(me, fh)
             break
         try:
             yield self
         finally:
             with suppress(FileNotFoundError):
                 os.remove(lock)
+
+    @staticmethod
+    def _create_lock(lock: str, me: dict) -> int | None:
+        """Create ``lock`` holding ``me`` at once (``None``), or, on a file system without hard links, empty (the
+        open descriptor, for the caller to write); raises ``FileExistsError`` if it exists."""
+        tmp = f"{lock}.{me['pid']}.{uuid.uuid4().hex}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(me, fh)
+        try:
+            os.link(tmp, lock)
+            return None
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links on this file system
+            return os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        finally:
+            with suppress(FileNotFoundError):
+                os.remove(tmp)
 
     def dataset(self) -> xr.Dataset:
         """The store, opened lazily (``xr.open_zarr`` without dask chunks)."""
