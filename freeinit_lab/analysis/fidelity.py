@@ -102,6 +102,13 @@ def _spatial_edges(h: int, w: int) -> np.ndarray:
     return np.asarray(edges)
 
 
+def _spatial_radius(h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(H, W)`` radius ``sqrt(f_x² + f_y²)`` of every 2-D FFT bin, in cycles per pixel."""
+    fy = torch.fft.fftfreq(h, dtype=dtype).view(-1, 1)
+    fx = torch.fft.fftfreq(w, dtype=dtype).view(1, -1)
+    return torch.sqrt(fx**2 + fy**2)
+
+
 def spatial_band_power(x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
     """Per-video spatial band power ``(video, band)`` and the band edges (cycles per pixel).
 
@@ -109,9 +116,7 @@ def spatial_band_power(x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
     """
     n, c, f, h, w = x.shape
     spec = torch.fft.fft2(x, dim=(-2, -1)).abs() ** 2 / (h * w)
-    fy = torch.fft.fftfreq(h, dtype=x.dtype).view(-1, 1)
-    fx = torch.fft.fftfreq(w, dtype=x.dtype).view(1, -1)
-    r = torch.sqrt(fx**2 + fy**2)
+    r = _spatial_radius(h, w, x.dtype)
     edges = _spatial_edges(h, w)
     out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
@@ -957,9 +962,7 @@ def _band_table_index(nf: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tens
     """For every bin of an ``(F, H, W)`` FFT: its spatial band (edges of :func:`_spatial_edges`, as
     :func:`spatial_band_power` uses them) and its temporal index ``|k|`` (``0 … F/2``), each ``(F, H, W)`` long."""
     edges = _spatial_edges(h, w)
-    fy = torch.fft.fftfreq(h, dtype=torch.float64).view(-1, 1)
-    fx = torch.fft.fftfreq(w, dtype=torch.float64).view(1, -1)
-    r = torch.sqrt(fx ** 2 + fy ** 2)
+    r = _spatial_radius(h, w, torch.float64)
     s_band = torch.bucketize(r, torch.as_tensor(edges[1:-1], dtype=torch.float64), right=True)  # lo <= r < hi
     t_index = (torch.fft.fftfreq(nf, dtype=torch.float64).abs() * nf).round().long()
     return s_band.expand(nf, h, w), t_index.view(-1, 1, 1).expand(nf, h, w), edges
