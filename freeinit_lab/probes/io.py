@@ -14,9 +14,12 @@ Integrity
   the SHA-256 digests of its metadata in the root attribute ``freeinit_lab_metadata_sha256``: one per root
   attribute, one for the rest of the group's ``zarr.json`` and one per array's ``zarr.json`` (dims, shape, dtype,
   fill value, codecs, attributes such as ``long_name``), checked on load, so a changed attribute or array
-  description raises :class:`DamagedRecordError` naming it. Records saved before the digest (``freeinit_lab_record``
-  = 1) and stores streamed by ``LatentProbe(store=...)`` (their metadata changes while they are written) have none:
-  their metadata loads unchecked, as before; ``save_record(load_record(path), "copy.zarr")`` writes a checked copy.
+  description raises :class:`DamagedRecordError` naming it. A store streamed by ``LatentProbe(store=...)`` gets the
+  same digests when its probe closes (its metadata changes while it is written, so a capture still running or killed
+  is unchecked); one that says it finished (``complete = 1``) without them is refused as damaged. Records saved
+  before the digest (``freeinit_lab_record`` = 1) and stores streamed before it (no ``freeinit_lab_stream``
+  attribute) have none: their metadata loads unchecked, as before; ``save_record(load_record(path), "copy.zarr")``
+  writes a checked copy.
 - **Length.** A NetCDF-4 file's length is checked against the end-of-file address its HDF5 superblock records
   before every open, so a truncated file raises :class:`DamagedRecordError` also where HDF5 skips its own check
   (it reuses a file netCDF-C left open after an earlier failed open of the same file in the process).
@@ -71,8 +74,11 @@ _IO_VERSION = 2
 _VARIABLES_ATTR = "freeinit_lab_variables"
 _DATAARRAY_ATTR = "freeinit_lab_dataarray"
 _METADATA_ATTR = "freeinit_lab_metadata_sha256"
+#: Root attribute of a store streamed by LatentProbe(store=...) that is sealed with ``_METADATA_ATTR`` when its probe
+#: closes (value: 1); written with the store itself.
+STREAM_MARKER = "freeinit_lab_stream"
 _UNNAMED = "__unnamed__"
-_INTERNAL_ATTRS = (RECORD_MARKER, _VARIABLES_ATTR, _DATAARRAY_ATTR, _METADATA_ATTR)
+_INTERNAL_ATTRS = (RECORD_MARKER, _VARIABLES_ATTR, _DATAARRAY_ATTR, _METADATA_ATTR, STREAM_MARKER)
 COMPLETE_ATTR = "complete"
 STEPS_ATTR = "num_steps_stored"
 #: Attributes that a store streamed by LatentProbe(store=...) carries from its creation (written with the group, in
@@ -134,8 +140,9 @@ def mark_complete(
     ----------
     record
         A dataset (a marked copy is returned) or the path of a zarr store, e.g. one streamed by
-        ``LatentProbe(store=...)`` (its attributes are updated in place; returns None). A record written by
-        :func:`save_record` has its metadata checked first and its metadata digests renewed after the change.
+        ``LatentProbe(store=...)`` (its attributes are updated in place; returns None). A sealed record (written by
+        :func:`save_record`, or streamed by a probe that has closed) has its metadata checked first and its metadata
+        digests renewed in the same write as the change.
     complete
         Whether the capture finished.
     steps
@@ -173,13 +180,23 @@ def mark_complete(
     attrs = {COMPLETE_ATTR: int(bool(complete))}
     if steps is not None:
         attrs[STEPS_ATTR] = int(steps)
-    sealed = _METADATA_ATTR in group.attrs
-    if sealed:  # a saved record: its metadata checked before the change, its digest renewed after it
+    if _METADATA_ATTR in group.attrs:  # sealed: its metadata checked before the change, its digests renewed with it
         _check_zarr_metadata(path)
-    group.attrs.update(attrs)
-    if sealed:
-        group.attrs.update({_METADATA_ATTR: _zarr_metadata_digests(path)})
+        attrs[_METADATA_ATTR] = _zarr_metadata_digests(path, attrs)
+    group.attrs.update(attrs)  # one metadata write: the flag and its digests change together
     return None
+
+
+def seal_store(path: str | os.PathLike) -> None:
+    """Add the SHA-256 digests of a finished zarr store's metadata (``freeinit_lab_metadata_sha256``), so that
+    :func:`load_record` refuses any later change to it; called by ``LatentProbe(store=...)`` when its block closes.
+
+    The digests cover every root attribute, the rest of the group's ``zarr.json`` and every array's ``zarr.json``
+    (the data chunks carry their own ``crc32c`` checksums).
+    """
+    zarr = require("zarr", "sealing a zarr record")
+    path = os.fspath(path)
+    zarr.open_group(path, mode="r+").attrs.update({_METADATA_ATTR: _zarr_metadata_digests(path)})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -444,12 +461,13 @@ def _zarr_metadata_documents(path: str) -> tuple[dict, dict[str, dict]]:
     return root, arrays
 
 
-def _metadata_digests(path: str) -> dict[str, Any]:
-    """The digests of a zarr record's metadata as it is now: ``attributes`` (one per root attribute but the digest
-    attribute itself), ``group`` (the rest of the root ``zarr.json``) and ``arrays`` (one per array's ``zarr.json``).
+def _metadata_digests(path: str, update: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The digests of a zarr record's metadata as it is now (or once its root attributes are updated with
+    ``update``): ``attributes`` (one per root attribute but the digest attribute itself), ``group`` (the rest of the
+    root ``zarr.json``) and ``arrays`` (one per array's ``zarr.json``).
     """
     root, arrays = _zarr_metadata_documents(path)
-    attrs = {k: v for k, v in (root.get("attributes") or {}).items() if k != _METADATA_ATTR}
+    attrs = {k: v for k, v in {**(root.get("attributes") or {}), **(update or {})}.items() if k != _METADATA_ATTR}
     return {
         "attributes": {k: _sha(v) for k, v in attrs.items()},
         "group": _sha({k: v for k, v in root.items() if k != "attributes"}),
@@ -457,8 +475,8 @@ def _metadata_digests(path: str) -> dict[str, Any]:
     }
 
 
-def _zarr_metadata_digests(path: str) -> str:
-    return json.dumps(_metadata_digests(path), sort_keys=True, separators=(",", ":"))
+def _zarr_metadata_digests(path: str, update: dict[str, Any] | None = None) -> str:
+    return json.dumps(_metadata_digests(path, update), sort_keys=True, separators=(",", ":"))
 
 
 def _write_netcdf(ds: xr.Dataset, path: str) -> None:
@@ -557,12 +575,17 @@ def _has_checksum(arr: Any) -> bool:
 def _check_zarr_metadata(path: str) -> None:
     """Raise :class:`DamagedRecordError` where a zarr record's metadata differs from the digests it was saved with,
     naming each root attribute or array that differs; a record of io version >= 2 without its digests is damaged
-    too. Records without a version marker (streamed stores) or of version 1 carry no digests and are not checked."""
+    too, and so is a streamed store marked ``complete = 1`` without them. Records of version 1, and stores still being
+    streamed or streamed before digests, carry none and are not checked."""
     attrs = _zarr_root_attrs(path)
     if attrs is None:  # no readable group metadata: opening the store says why
         return
     stored = attrs.get(_METADATA_ATTR)
     if stored is None:
+        if attrs.get(STREAM_MARKER) is not None and attrs.get(COMPLETE_ATTR) == 1:
+            raise _damaged(path, f"it says its capture finished (complete = 1) but has no metadata digests "
+                                 f"({_METADATA_ATTR!r}), which its probe adds when it closes: its metadata was "
+                                 "changed, or its process was killed while closing")
         version = attrs.get(RECORD_MARKER)
         if isinstance(version, (int, float)) and not isinstance(version, bool) and version >= 2:
             raise _damaged(path, f"its metadata digests ({_METADATA_ATTR!r}) are missing, though it was saved with "

@@ -78,7 +78,7 @@ from freeinit_lab.core.reinit import fast_sampling_steps
 from freeinit_lab.hooks.events import publish_pass, subscribe
 from freeinit_lab.hooks.outputs import read_step_output, step_signature
 from freeinit_lab.hooks.patching import PatchHandle, patch, patch_class_method
-from freeinit_lab.probes.io import mark_complete
+from freeinit_lab.probes.io import _INTERNAL_ATTRS, STREAM_MARKER, mark_complete, seal_store
 from freeinit_lab.probes.budget import ProbeBudgetError, _as_dtype, _fmt_bytes, estimate_capture_bytes
 from freeinit_lab.probes.record import (
     CAPTURE_SITES,
@@ -243,7 +243,7 @@ class LatentProbe:
             self._sink: RecordSink = _MemorySink(layout)
         else:  # what makes a store recognisably a probe's from its first write (probes.io._STREAMED_ATTRS)
             identity = {"record_version": RECORD_VERSION, "capture": " ".join(self.capture),
-                        "mode": self._recorder.mode}
+                        "mode": self._recorder.mode, STREAM_MARKER: 1}
             self._sink = _ZarrSink(self.store, layout, identity)
         self._track = PassTracker()
         self._call_meta: list[dict] = []
@@ -898,7 +898,7 @@ class LatentProbe:
     def _sync_store(self) -> None:
         """Write pass coords, schedule coords and attrs of a streamed record (after each call and on exit)."""
         sink = self._sink
-        if not sink.streams or sink.group is None:
+        if not sink.streams or sink.group is None or sink.sealed:
             return
         sink.write_passes(self._track.passes)
         n_it, n_st = sink.shape
@@ -911,6 +911,9 @@ class LatentProbe:
             sink.data[n].attrs.update({**self._recorder.var_attrs(n),
                                        "coordinates": " ".join(x for x in names if x != "band")})
         mark_complete(sink.path, complete=self.complete)
+        if not self._installed:  # the block has closed: the store is final, its metadata sealed with digests
+            seal_store(sink.path)
+            sink.sealed = True
 
     def to_xarray(self) -> xr.Dataset:
         """The record as an ``xarray.Dataset``.
@@ -936,6 +939,7 @@ class LatentProbe:
             self._sync_store()
             ds = self._sink.open()
             coord_names = [n for n in ds.variables if n not in self.capture and n not in ds.dims]
+            ds.attrs = {k: v for k, v in ds.attrs.items() if k not in _INTERNAL_ATTRS}
             return ds.set_coords(coord_names)
         if not self._sink.records:
             return self._empty()

@@ -112,6 +112,7 @@ class _ZarrSink:
                 f"{_describe_existing(self.path)}."
             )
         self.group = None
+        self.sealed = False  # its metadata digests written (the probe closed): nothing changes it any more
         self.nbytes = 0  # bytes held in memory: none
         self.disk_bytes = 0
         self.shape = (0, 0)

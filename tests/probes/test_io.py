@@ -397,6 +397,78 @@ def test_streamed_store_has_checksums_and_stores_nan_steps(streamed_every2, tmp_
         load_record(copy)
 
 
+def test_a_closed_streamed_store_is_sealed_and_a_changed_setting_is_damage(streamed_every2, tmp_path):
+    """A probe's store gets its metadata digests when the block closes: a flipped bit in a recorded setting or in an
+    array's description is refused as in a saved record, instead of loading as a different setting."""
+    import json
+    import shutil
+
+    path, probe, in_memory = streamed_every2
+    doc = json.loads((path / "zarr.json").read_text())
+    assert "freeinit_lab_metadata_sha256" in doc["attributes"] and doc["attributes"]["complete"] == 1
+    assert "freeinit_lab_metadata_sha256" not in probe.to_xarray().attrs  # internal, as in load_record
+    xr.testing.assert_identical(probe.to_xarray(), load_record(path))
+    copy = tmp_path / "flipped.zarr"
+    shutil.copytree(path, copy)
+    _flip_bit(copy / "zarr.json", b'"mode": "full"', len(b'"mode": "'), 0x20)  # "full" -> "Full"
+    with pytest.raises(DamagedRecordError, match="root attribute 'mode' changed"):
+        load_record(copy)
+    with pytest.raises(DamagedRecordError, match="root attribute 'mode' changed"):
+        load_record(copy, lazy=True)
+    shutil.rmtree(copy)
+    shutil.copytree(path, copy)
+    _flip_bit(copy / "timestep" / "zarr.json", b'"float64"', len(b'"float'), 0x02)  # float64 -> float44
+    with pytest.raises(DamagedRecordError, match=r"array metadata \(zarr.json\) of 'timestep' changed"):
+        load_record(copy)
+    shutil.rmtree(copy)
+    shutil.copytree(path, copy)
+    mark_complete(copy, complete=False)  # a change made by the library renews the digests in the same write
+    with pytest.warns(IncompleteRecordWarning):
+        assert load_record(copy).attrs["complete"] == 0
+
+
+def test_a_streamed_store_marked_complete_without_its_digests_is_damaged(streamed_every2, tmp_path):
+    """Once a store says it finished, its digests must be there; a store streamed before digests (no
+    freeinit_lab_stream attribute) and a capture still open (complete = 0) load unchecked."""
+    import json
+    import shutil
+
+    path, _, in_memory = streamed_every2
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(path, copy)
+    doc = json.loads((copy / "zarr.json").read_text())
+    del doc["attributes"]["freeinit_lab_metadata_sha256"]
+    (copy / "zarr.json").write_text(json.dumps(doc))
+    with pytest.raises(DamagedRecordError, match=r"says its capture finished \(complete = 1\) but has no metadata"):
+        load_record(copy)
+    del doc["attributes"]["freeinit_lab_stream"]  # as streamed by an earlier version
+    (copy / "zarr.json").write_text(json.dumps(doc))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xr.testing.assert_equal(load_record(copy), in_memory)
+
+
+def test_a_streamed_store_is_unsealed_while_its_probe_is_open(tmp_path):
+    import json
+
+    from freeinit_lab.probes.probe import LatentProbe
+    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
+
+    pipe = tiny_animatediff_pipeline(seed=0)
+    kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": 2}
+    path = tmp_path / "open.zarr"
+    with LatentProbe(pipe, capture="latents", store=path) as probe:
+        pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent", **kw)
+        attrs = json.loads((path / "zarr.json").read_text())["attributes"]
+        assert attrs["complete"] == 0 and "freeinit_lab_metadata_sha256" not in attrs
+        with pytest.warns(IncompleteRecordWarning):
+            load_record(path)  # readable while open: its metadata still grows
+        pipe("a cat", generator=torch.Generator().manual_seed(1), output_type="latent", **kw)
+    back = load_record(path)
+    assert back.attrs["complete"] == 1 and back.sizes["iteration"] == 2
+    xr.testing.assert_identical(probe.to_xarray(), back)
+
+
 def test_streamed_ragged_passes_with_every_k_match_the_in_memory_record(tmp_path):
     from freeinit_lab.probes.probe import LatentProbe
     from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
