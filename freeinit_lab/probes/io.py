@@ -23,6 +23,10 @@ Integrity
 - **Length.** A NetCDF-4 file's length is checked against the end-of-file address its HDF5 superblock records
   before every open, so a truncated file raises :class:`DamagedRecordError` also where HDF5 skips its own check
   (it reuses a file netCDF-C left open after an earlier failed open of the same file in the process).
+- **Held files.** HDF5 opens a file once per process and reuses that open for the same inode, so a NetCDF file
+  held open (loaded lazily, or left open by netCDF-C after a failed open) and rewritten in place since (``cp``
+  keeps the inode) would load as what it was, or as a mix of old attributes and new values. Such a file is read
+  through a private copy, and the handle a failed open leaves is closed (``freeinit_lab.probes._hdf5``).
 - **Nothing missing.** zarr records list their variables in an attribute and store every chunk (also chunks that
   hold only the fill value), so a deleted array or chunk is reported, not read back as NaN.
 - **Completeness.** ``num_steps_stored`` (the number of ``(iteration, step)`` entries with a timestep) is written
@@ -43,10 +47,13 @@ Integrity
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 import uuid
 import warnings
 from typing import Any, Literal
@@ -246,10 +253,65 @@ def _netcdf_root_attrs(path: str) -> dict | None:
         import netCDF4
 
         _check_hdf5_length(path)  # a truncated file is not opened: HDF5 may not see it (see _check_hdf5_length)
-        with netCDF4.Dataset(path, "r") as f:
+        with _netcdf_open(path, lazy=False) as target, netCDF4.Dataset(target, "r") as f:
             return {k: f.getncattr(k) for k in f.ncattrs()}
     except Exception:  # noqa: BLE001 - unreadable or not NetCDF: not one of ours
         return None
+
+
+#: ``(device, inode) -> (size, mtime_ns)`` of each NetCDF file as this process last opened it, and the files whose
+#: open failed (netCDF-C then leaves them open in HDF5): see :func:`_netcdf_open`
+_NETCDF_OPENED: dict[tuple[int, int], tuple[int, int]] = {}
+_NETCDF_FAILED: set[tuple[int, int]] = set()
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+@contextlib.contextmanager
+def _netcdf_open(path: str, *, lazy: bool):
+    """The path to open a NetCDF file through: the file itself, or a private copy where HDF5 in this process holds it
+    open in a state that may not be the file's now.
+
+    HDF5 opens a file once per process and reuses that open, metadata cache included, for the same device and inode
+    (:mod:`freeinit_lab.probes._hdf5`). So a file that is held open (lazily loaded, or left open by netCDF-C after a
+    failed open) and was rewritten in place since would load as what it was, or as a mix of both. Such a file is read
+    through a copy (deleted after a full load, at exit after a lazy one). After a failed open, the handle netCDF-C
+    leaves is closed. Where the HDF5 library cannot be reached, the same is judged from this process's own opens.
+    """
+    from freeinit_lab.probes import _hdf5
+
+    st = os.stat(path)
+    key, state = (st.st_dev, st.st_ino), (st.st_size, st.st_mtime_ns)
+    before = _hdf5.open_file_ids()
+    if before is None:
+        stale = key in _NETCDF_FAILED or _NETCDF_OPENED.get(key, state) != state
+    else:
+        stale = bool(_hdf5.held_files(path, before)) and _NETCDF_OPENED.get(key) != state
+    target = path
+    if stale:
+        fd, target = tempfile.mkstemp(prefix="freeinit_lab_", suffix=os.path.splitext(path)[1] or ".nc")
+        os.close(fd)
+        shutil.copyfile(path, target)
+    try:
+        yield target
+    except BaseException:
+        after = _hdf5.open_file_ids()
+        if after is None:
+            _NETCDF_FAILED.add(key)
+        else:
+            _hdf5.close_files([fid for fid in _hdf5.held_files(target, after) or [] if fid not in before])
+        if target != path:
+            _remove_quietly(target)
+        raise
+    if target == path:
+        _NETCDF_OPENED[key] = state
+    elif lazy:
+        atexit.register(_remove_quietly, target)
+    else:
+        _remove_quietly(target)
 
 
 def _is_our_record(attrs: dict | None) -> bool:
@@ -792,10 +854,11 @@ def _read(path: str, fmt: Format, lazy: bool) -> xr.Dataset:
                 ds = ds.isel(step=kept).sortby("step")
         return ds if lazy else ds.load()
     _check_hdf5_length(path)
-    ds = xr.open_dataset(path, engine="netcdf4")
-    if not lazy:
-        with ds:
-            ds = ds.load()
+    with _netcdf_open(path, lazy=lazy) as target:
+        ds = xr.open_dataset(target, engine="netcdf4")
+        if not lazy:
+            with ds:
+                ds = ds.load()
     for name, var in ds.variables.items():
         if var.attrs.get(_DTYPE_ATTR) == "float16":
             attrs = {k: v for k, v in var.attrs.items() if k != _DTYPE_ATTR}

@@ -258,6 +258,57 @@ def test_variable_names_with_spaces_round_trip(tmp_path, suffix):
     xr.testing.assert_identical(load_record(tmp_path / f"da.{suffix}"), da)
 
 
+@pytest.fixture(params=["hdf5-visible", "hdf5-hidden"])
+def hdf5_view(request, monkeypatch):
+    """Both ways load_record judges whether HDF5 holds a NetCDF file open: by asking the library, or (where it cannot
+    be reached) from this process's own opens."""
+    from freeinit_lab.probes import _hdf5
+
+    if request.param == "hdf5-visible":
+        if _hdf5.open_file_ids() is None:
+            pytest.skip("the HDF5 library under netCDF4 cannot be reached here")
+    else:
+        monkeypatch.setattr(_hdf5, "open_file_ids", lambda: None)
+    return request.param
+
+
+def _rewrite_in_place(target, source):
+    with open(target, "r+b") as f:  # the same inode, as cp or an in-place writer leaves it
+        f.write(source.read_bytes())
+        f.truncate()
+
+
+def test_a_netcdf_record_rewritten_in_place_while_held_open_loads_as_it_is_now(tmp_path, hdf5_view):
+    """HDF5 reuses an open file's state for the same inode: a record held lazily and rewritten in place loaded as
+    what it was (its old values and attributes) before."""
+    a, b = record().assign_attrs(which="a"), (record() + 10).assign_attrs(which="b")
+    save_record(a, tmp_path / "a.nc")
+    save_record(b, tmp_path / "b.nc")
+    path = tmp_path / "run.nc"
+    path.write_bytes((tmp_path / "a.nc").read_bytes())
+    held = load_record(path, lazy=True)
+    assert held.attrs["which"] == "a"
+    _rewrite_in_place(path, tmp_path / "b.nc")
+    xr.testing.assert_identical(load_record(path), load_record(tmp_path / "b.nc"))
+    assert load_record(path, lazy=True).attrs["which"] == "b"
+
+
+def test_a_damaged_netcdf_header_put_right_in_place_loads_its_own_metadata(tmp_path, hdf5_view):
+    """netCDF-C leaves the HDF5 file open when an open fails; a file put right in place then loaded the cached
+    attributes of an earlier record beside its own values."""
+    a, b = record().assign_attrs(which="a"), (record() + 10).assign_attrs(which="b")
+    save_record(a, tmp_path / "a.nc")
+    save_record(b, tmp_path / "b.nc")
+    path = tmp_path / "run.nc"
+    path.write_bytes((tmp_path / "a.nc").read_bytes())
+    _flip_bit(path, b"OHDR", 20)
+    with pytest.raises(DamagedRecordError):
+        load_record(path)
+    for good in ("b", "a", "b"):
+        _rewrite_in_place(path, tmp_path / f"{good}.nc")
+        xr.testing.assert_identical(load_record(path), load_record(tmp_path / f"{good}.nc"))
+
+
 def test_a_zarr_name_with_a_slash_is_refused_before_writing(tmp_path):
     # zarr would store "a/b" as array b of a group a, which no reader sees: a record saved but never loadable
     with pytest.raises(ValueError, match="'a/b'"):
