@@ -93,6 +93,9 @@ from freeinit_lab.probes.record import (
 from freeinit_lab.probes.passes import PassTracker
 from freeinit_lab.probes.sinks import _MemorySink, _Record, _RecordLayout, _ZarrSink, RecordSink
 
+#: The label of the ``step`` coord of every record, in memory or streamed.
+_STEP_ATTRS = {"long_name": "denoising step of the pass"}
+
 __all__ = [
     "CAPTURE_SITES",
     "LatentProbe",
@@ -903,9 +906,15 @@ class LatentProbe:
         sink.write_passes(self._track.passes)
         n_it, n_st = sink.shape
         t = np.asarray(sink.timestep[...]) if n_it and n_st else np.zeros((0, 0))
-        coords = {k: v for k, v in self._step_coords(t).items() if k != "timestep"}
+        step_coords = self._step_coords(t)
+        coords = {k: v for k, v in step_coords.items() if k != "timestep"}
         coords.update(self._band_coords())
         sink.write_attrs(self._attrs(), coords)
+        # the labels of the coords the sink writes itself, as the in-memory record has them
+        labels = {"timestep": step_coords["timestep"][2], "step": _STEP_ATTRS,
+                  **{k: v[2] for k, v in self._pass_coords().items()}}
+        for name, attrs in labels.items():
+            sink.group[name].attrs.update(attrs)
         names = ["timestep", *coords, *_ZarrSink._PASS_FIELDS]
         for n in self.capture:  # the recorder's labels (band_power: "band power of ...", its units)
             sink.data[n].attrs.update({**self._recorder.var_attrs(n),
@@ -949,7 +958,7 @@ class LatentProbe:
         data_vars = {n: (dims, data[n], self._recorder.var_attrs(n)) for n in self.capture}
         coords: dict[str, Any] = {
             "iteration": (("iteration",), np.arange(len(self._track.passes), dtype=np.int64)),
-            "step": (("step",), steps, {"long_name": "denoising step of the pass"}),
+            "step": (("step",), steps, _STEP_ATTRS),
         }
         coords.update(self._step_coords(timestep))
         coords.update(self._pass_coords())

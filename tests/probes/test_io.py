@@ -410,8 +410,8 @@ def test_streamed_every_k_store_loads_without_nan_rows(streamed_every2, tmp_path
     back = load_record(path)
     assert back.step.values.tolist() == [0, 2, 4]
     assert np.isfinite(back.latents.values).all() and np.isfinite(back.timestep.values).all()
-    xr.testing.assert_equal(back, in_memory)
-    xr.testing.assert_equal(load_record(path, lazy=True).load(), in_memory)
+    xr.testing.assert_identical(back, in_memory)  # labels (long_name) too
+    xr.testing.assert_identical(load_record(path, lazy=True).load(), in_memory)
     # a probe store is ours: it may be replaced by a checked copy
     save_record(back, path.parent / "copy.zarr")
     save_record(back, path.parent / "copy.zarr", overwrite=True)
@@ -537,9 +537,8 @@ def test_streamed_ragged_passes_with_every_k_match_the_in_memory_record(tmp_path
     assert sorted(raw.step.values.tolist()) == [0, 3, 4, 6]
     assert np.isfinite(raw.timestep.values).sum() == 6
     assert records[0].step.values.tolist() == [0, 3, 4, 6]
-    xr.testing.assert_equal(records[0].load(), records[1])
-    assert records[0].attrs == records[1].attrs
-    xr.testing.assert_equal(load_record(tmp_path / "ragged.zarr"), records[1])
+    xr.testing.assert_identical(records[0].load(), records[1])
+    xr.testing.assert_identical(load_record(tmp_path / "ragged.zarr"), records[1])
 
 
 @pytest.mark.parametrize("suffix", ["nc", "zarr"])
@@ -560,7 +559,7 @@ def test_streamed_band_power_store_closes_complete_and_matches_the_in_memory_rec
     back = load_record(path)
     assert back.attrs["complete"] == 1 and back.attrs == in_memory.attrs
     for ds in (back, streamed):
-        xr.testing.assert_equal(ds, in_memory)
+        xr.testing.assert_identical(ds, in_memory)
         assert ds.latents.attrs["long_name"] == in_memory.latents.attrs["long_name"]  # "band power of ..."
         assert ds.latents.attrs["units"] == in_memory.latents.attrs["units"]
         assert ds.band_lo.attrs == in_memory.band_lo.attrs
