@@ -235,13 +235,16 @@ def _cv_folds(fa: torch.Tensor, fb: torch.Tensor, folds: int, ridge: float, seed
 
 
 def _frechet(fa: np.ndarray, fb: np.ndarray) -> float:
-    from scipy import linalg
-
+    """``|μ_a − μ_b|² + Tr Σ_a + Tr Σ_b − 2 Tr (Σ_a Σ_b)^{1/2}``, with ``Tr (Σ_a Σ_b)^{1/2} = Σ_i sqrt(λ_i)`` over the
+    eigenvalues of the symmetric PSD matrix ``Σ_a^{1/2} Σ_b Σ_a^{1/2}`` (similar to ``Σ_a Σ_b``): exact also where a
+    covariance is singular (a feature constant over the videos, e.g. colourfulness of grey videos), where a general
+    matrix square root (``scipy.linalg.sqrtm``) is ill-posed and warns."""
     mu = fa.mean(0) - fb.mean(0)
-    ca, cb = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
-    covmean = linalg.sqrtm(ca @ cb)
-    covmean = np.real(covmean[0] if isinstance(covmean, tuple) else covmean)
-    return float(mu @ mu + np.trace(ca + cb - 2 * covmean))
+    ca, cb = np.atleast_2d(np.cov(fa, rowvar=False)), np.atleast_2d(np.cov(fb, rowvar=False))
+    w, v = np.linalg.eigh(ca)
+    root_a = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    lam = np.linalg.eigvalsh(root_a @ cb @ root_a)
+    return float(mu @ mu + np.trace(ca) + np.trace(cb) - 2.0 * np.sqrt(np.clip(lam, 0.0, None)).sum())
 
 
 def _knn_radii(f: torch.Tensor, k: int) -> torch.Tensor:

@@ -626,3 +626,29 @@ def test_denoising_error_by_frequency_puts_each_error_in_its_bins():
         assert point.shape == ((2, len(edges) - 1) if name == "spatial" else (2, 4))
         assert np.all((lo <= point + 1e-9) & (point <= hi + 1e-9))
     assert "split by frequency" in res.summary() and len(res.to_dict()["spatial_db"]) == 2
+
+
+def test_frechet_distance_is_exact_with_a_constant_feature():
+    """Grey videos have a colourfulness of 0 in every video, so the feature covariance is singular: the distance is
+    the one of the other features (a constant feature adds nothing), with no warning; on full-rank covariances it is
+    the textbook formula with a general matrix square root."""
+    import warnings
+
+    from scipy import linalg
+
+    from freeinit_lab.analysis.fidelity import _frechet
+
+    rng = np.random.default_rng(3)
+    fa = rng.normal(size=(60, 5)) @ rng.normal(size=(5, 5))
+    fb = rng.normal(0.3, 1.2, size=(50, 5)) @ rng.normal(size=(5, 5))
+    ca, cb = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
+    mu = fa.mean(0) - fb.mean(0)
+    textbook = mu @ mu + np.trace(ca + cb - 2 * np.real(linalg.sqrtm(ca @ cb)))
+    assert _frechet(fa, fb) == pytest.approx(textbook, rel=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        constant = _frechet(np.c_[fa, np.zeros(60)], np.c_[fb, np.zeros(50)])
+        grey = fidelity_report(torch.randn(16, 1, 4, 8, 8, generator=torch.Generator().manual_seed(0)),
+                               torch.randn(32, 1, 4, 8, 8, generator=torch.Generator().manual_seed(1)), folds=4)
+    assert constant == pytest.approx(textbook, rel=1e-9)
+    assert np.isfinite(grey.frechet) and grey.frechet >= 0
