@@ -336,3 +336,22 @@ def test_a_run_grown_with_temporal_attention_starts_from_the_folder_function(tmp
     with pytest.raises(SystemExit, match="is not widened"):
         train.main([a if a != "8,16" else "16,32" for a in _tiny_run(tmp_path, out="w2", ckpt="w2_ck")]
                    + ["--amp", "off", "--max-steps", "5", "--temporal-attention", "0", "--widen-from", str(dst)])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusals of a machine without a GPU")
+@pytest.mark.parametrize("args, message", [
+    (["1"], "no CUDA device"),
+    (["0"], "MINUTES must be a positive number"),
+    (["1", "no/such/folder"], "holds no exported model"),
+])
+def test_gpu_round_refuses_before_it_trains(tmp_path, args, message):
+    """scripts/gpu_round.sh says what is wrong before any training, and leaves nothing behind."""
+    import subprocess
+    import sys
+
+    root = SCRIPT.parents[1]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    run = subprocess.run(["bash", str(root / "scripts" / "gpu_round.sh"), str(tmp_path / "round"), *args], cwd=root,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and message in run.stderr, run.stderr
+    assert not (tmp_path / "round").exists()
