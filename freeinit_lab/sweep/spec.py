@@ -373,6 +373,13 @@ def _canonical(obj: Any) -> str:
     return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), default=repr)
 
 
+def _grid_value(value: Any) -> Any:
+    """The setting a grid value stands for, to find repeats: ``1`` and ``1.0`` (or ``0.0`` and ``-0.0``) are one
+    value spelt twice, which would be two cells of one setting under one label twice."""
+    value = _plain(value)
+    return "nan" if isinstance(value, float) and value != value else value
+
+
 @dataclass(frozen=True)
 class Cell:
     """One cell: its position in the store (``index`` over the grid keys then ``seed``), settings and seed."""
@@ -481,7 +488,7 @@ class SweepSpec:
                      for v in values}
             if len(kinds) > 1:
                 raise SweepSpecError(f"grid[{key!r}] = {list(values)!r} mixes strings, numbers and booleans")
-            if len({_canonical(v) for v in values}) != len(values):
+            if len({_grid_value(v) for v in values}) != len(values):
                 raise SweepSpecError(f"grid[{key!r}] = {list(values)!r} has repeated values; list each value once")
         for name in ("sampler", "options"):
             if not isinstance(getattr(self, name), Mapping):
