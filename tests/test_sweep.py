@@ -405,6 +405,9 @@ def _counting_factory():
     ({"sampler": {"num_inference_step": 3}}, "no setting 'num_inference_step'"),
     ({"seeds": []}, "seeds"),
     ({"seeds": [0, 0]}, "repeats"),
+    ({"seeds": {"start": 2}}, r"seeds = \{'start': 2\} needs stop"),  # not a KeyError: 'stop'
+    ({"seeds": {"stop": 2.5}}, "seeds: stop=2.5 must be an integer"),  # not range(0, 2) in silence
+    ({"seeds": {"start": True, "stop": 3}}, "seeds: start=True must be an integer"),
     ({"videos_per_seed": 0}, "videos_per_seed"),
     ({"grid": {"d_s": [0.25]}, "sampler": {"d_s": 0.5}}, "given twice"),
     ({"grid": {"seed": [1]}}, "reserved"),

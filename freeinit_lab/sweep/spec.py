@@ -441,7 +441,11 @@ class SweepSpec:
         kwargs = dict(data)
         seeds = kwargs.get("seeds", [0])
         if isinstance(seeds, Mapping) and set(seeds) <= {"start", "stop"}:  # seeds: {start: 0, stop: 8}
-            seeds = list(range(int(seeds.get("start", 0)), int(seeds["stop"])))
+            if "stop" not in seeds:
+                raise SweepSpecError(f"seeds = {dict(seeds)!r} needs stop (the seeds are start .. stop - 1), e.g. "
+                                     "seeds: {start: 0, stop: 8}")
+            seeds = list(range(require_int("seeds: start", seeds.get("start", 0), low=0, error=SweepSpecError),
+                               require_int("seeds: stop", seeds["stop"], low=0, error=SweepSpecError)))
         kwargs["seeds"] = seeds
         return cls(**kwargs)
 
