@@ -409,6 +409,9 @@ def _counting_factory():
     ({"seeds": {"stop": 2.5}}, "seeds: stop=2.5 must be an integer"),  # not range(0, 2) in silence
     ({"seeds": {"start": True, "stop": 3}}, "seeds: start=True must be an integer"),
     ({"videos_per_seed": 0}, "videos_per_seed"),
+    # past int64 (the store's seed labels) or past 2**64 - 1 for a video's generator seed: after the first cell
+    ({"seeds": [0, 2**63]}, r"the largest seed is 9223372036854775807 with videos_per_seed = 2"),
+    ({"seeds": [0, 2**62], "videos_per_seed": 4}, r"the largest seed is 4611686018427387903 with videos_per_seed = 4"),
     ({"grid": {"d_s": [0.25]}, "sampler": {"d_s": 0.5}}, "given twice"),
     ({"grid": {"seed": [1]}}, "reserved"),
     ({"pipeline": "no-such-pipeline"}, "is not one of"),

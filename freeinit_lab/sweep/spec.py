@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from freeinit_lab._checks import require_int
+from freeinit_lab._checks import MAX_SEED, require_int
 from freeinit_lab._extras import require
 
 __all__ = [
@@ -515,7 +515,14 @@ class SweepSpec:
             raise SweepSpecError(f"seeds = {list(seeds)!r}: every seed must be a non-negative integer")
         if len(set(int(s) for s in seeds)) != len(seeds):
             raise SweepSpecError(f"seeds = {list(seeds)!r} has repeats; list each seed once")
-        require_int("videos_per_seed", self.videos_per_seed, error=SweepSpecError)
+        per_seed = require_int("videos_per_seed", self.videos_per_seed, error=SweepSpecError)
+        top = min(np.iinfo(np.int64).max, (MAX_SEED + 1) // per_seed - 1)
+        if max(int(s) for s in seeds) > top:
+            raise SweepSpecError(
+                f"seeds = {list(seeds)!r}: the largest seed is {top} with videos_per_seed = {per_seed} (video v of "
+                "seed s draws from generator seed s * videos_per_seed + v, at most 2**64 - 1, and the store labels "
+                "seeds as int64); use smaller seeds"
+            )
         PipelineFactory.from_spec(self.pipeline)
 
     # ------------------------------------------------------------------------------------------ derived
