@@ -941,6 +941,11 @@ def test_command_line_bad_input_exits_2_before_sampling(tmp_path, capsys):
     assert "no dask scheduler answered" in capsys.readouterr().err
     assert not (tmp_path / "x.zarr").exists()
     assert main([str(tmp_path / "missing.yaml"), "--store", str(tmp_path / "y.zarr")]) == 2
+    spec.write_text(CLI_SPEC.replace("[0.25, 0.5]", "[0.25, 0.5"))  # not YAML: a spec error, not a traceback
+    assert main([str(spec), "--store", str(tmp_path / "y.zarr")]) == 2
+    assert f"{spec} is not valid YAML" in capsys.readouterr().err
+    assert main([str(tmp_path), "--store", str(tmp_path / "y.zarr")]) == 2  # a folder, not the spec file
+    assert "is a directory" in capsys.readouterr().err and not (tmp_path / "y.zarr").exists()
     assert main(["--list-studies"]) == 0 and "cutoff_map" in capsys.readouterr().out
 
 

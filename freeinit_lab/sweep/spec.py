@@ -455,7 +455,13 @@ class SweepSpec:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no sweep spec at {path}")
-        return cls.from_dict(yaml.safe_load(path.read_text()) or {})
+        if path.is_dir():
+            raise SweepSpecError(f"{path} is a directory; give the path of the YAML spec file")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise SweepSpecError(f"{path} is not valid YAML: {err}") from None
+        return cls.from_dict(data or {})
 
     @classmethod
     def coerce(cls, spec: SweepSpec | Mapping[str, Any] | str | os.PathLike) -> SweepSpec:
