@@ -431,6 +431,15 @@ def test_bad_specs_fail_before_any_sampling(tmp_path, change, match):
     assert CALLS["factory"] == 0 and not (tmp_path / "bad.zarr").exists()
 
 
+@pytest.mark.parametrize("threads", [0, -1, 2.5, True])
+def test_bad_torch_threads_fail_before_any_sampling(tmp_path, threads):
+    CALLS["factory"] = 0
+    with pytest.raises(ValueError, match=f"torch_threads={threads!r} must be an integer >= 1"):
+        run_sweep({**SPEC, "pipeline": _counting_factory}, tmp_path / "bad.zarr", torch_threads=threads,
+                  progress=False)
+    assert CALLS["factory"] == 0 and not (tmp_path / "bad.zarr").exists()
+
+
 def test_store_from_another_spec_is_refused(tmp_path, serial):
     store = tmp_path / "s.zarr"
     run_sweep({**SPEC, "seeds": [0]}, store, progress=False)
@@ -941,6 +950,8 @@ def test_command_line_bad_input_exits_2_before_sampling(tmp_path, capsys):
     assert "no dask scheduler answered" in capsys.readouterr().err
     assert not (tmp_path / "x.zarr").exists()
     assert main([str(tmp_path / "missing.yaml"), "--store", str(tmp_path / "y.zarr")]) == 2
+    assert main([str(spec), "--store", str(tmp_path / "y.zarr"), "--threads", "0"]) == 2
+    assert "--threads 0: give at least 1" in capsys.readouterr().err
     spec.write_text(CLI_SPEC.replace("[0.25, 0.5]", "[0.25, 0.5"))  # not YAML: a spec error, not a traceback
     assert main([str(spec), "--store", str(tmp_path / "y.zarr")]) == 2
     assert f"{spec} is not valid YAML" in capsys.readouterr().err

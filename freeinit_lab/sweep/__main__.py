@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         before = 0 if recompute else int(opened.done.sum())
         if args.workers is not None and args.workers < 1:
             raise SweepSpecError(f"--workers {args.workers}: give at least 1 worker")
+        if args.threads < 1:
+            raise SweepSpecError(f"--threads {args.threads}: give at least 1 torch thread per cell")
         if args.scheduler is not None:
             from .cluster import connect
 

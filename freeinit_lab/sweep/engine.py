@@ -17,6 +17,8 @@ from typing import Any
 
 import xarray as xr
 
+from freeinit_lab._checks import require_int
+
 from .spec import Cell, PipelineFactory, SweepSpec
 from .store import ON_CODE_CHANGE, SweepResultError, SweepStore, normalise_result
 from .studies import Study, get_study
@@ -164,6 +166,8 @@ def run_sweep(
     """
     if on_code_change not in ON_CODE_CHANGE:
         raise ValueError(f"on_code_change={on_code_change!r} must be one of {ON_CODE_CHANGE}")
+    if torch_threads is not None:
+        require_int("torch_threads", torch_threads, why=" (torch threads per cell), or None")
     spec = SweepSpec.coerce(spec)
     if pipeline is not None:
         spec = SweepSpec(**{**spec.__dict__, "pipeline": pipeline})
