@@ -180,6 +180,20 @@ def test_a_lost_or_damaged_cell_is_found_and_computed_again(tmp_path, serial, da
     xr.testing.assert_identical(_data(ds), _data(serial))
 
 
+@pytest.mark.parametrize("label,damage", [("d_s", "flip"), ("seed", "flip"), ("arm", "flip"), ("d_s", "delete"),
+                                          ("seed", "delete")])
+def test_a_damaged_label_is_never_read_as_another_setting(tmp_path, label, damage):
+    """A coordinate's chunk bit-flipped (d_s = 0.25 read as 0.25000000000000006) or lost (d_s read as NaN, seeds
+    as 0) would put every number of the store under wrong labels: the labels are checksummed like the cells and
+    the cells' own are checked against the spec, so such a store is refused, naming the label."""
+    store = tmp_path / "s.zarr"
+    run_sweep(SPEC, store, progress=False)
+    chunk = store / label / "0"
+    _flip_a_bit(chunk) if damage == "flip" else chunk.unlink()
+    with pytest.raises(SweepStoreError, match=f"labels of its cells were damaged.*{label}"):
+        run_sweep(SPEC, store, progress=False)
+
+
 def _fill_valued_study(pipe, *, seed, num_videos, **settings):
     """A cell whose every value equals the store's fill value (NaN, False, 0) where d_s is 0.5."""
     blank = settings.get("d_s") == 0.5

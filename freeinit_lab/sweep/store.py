@@ -6,6 +6,8 @@ write touches exactly its own chunks. ``complete`` (cell dims, bool) is written 
 ``cell_seconds`` with it; a cell is either complete or recomputed. Every chunk carries a CRC-32 checksum and is
 written even when it equals the fill value, so reopening the store finds a complete cell whose chunk was lost or
 damaged since (deleted, truncated, bit-flipped): it is recomputed, with a warning naming it, never read as NaN.
+The labels are checked too (their chunks carry checksums, and the cell dims' must be the spec's values): a store
+whose labels were damaged is refused, naming them, never read with its numbers under other settings.
 The spec and its hash live in the store's attrs (``sweep_spec``, ``sweep_spec_hash``); a store made from another
 spec is refused.
 
@@ -110,6 +112,14 @@ def _alive(pid: int) -> bool:
 #: attr of stores whose every cell chunk is written with a CRC-32 checksum (older stores skip the check on open)
 CHECKSUM_ATTR = "cell_chunks"
 CHECKSUM_VALUE = "written whole, crc32 checksummed"
+
+
+def _same_labels(stored: np.ndarray, spec: np.ndarray) -> bool:
+    """Whether a store's coordinate holds the spec's values (NaN equal to NaN)."""
+    if stored.shape != spec.shape:
+        return False
+    numeric = stored.dtype.kind in "fc" and spec.dtype.kind in "fciu"
+    return bool(np.array_equal(stored, spec, equal_nan=numeric))
 
 
 def _fill(dtype: np.dtype):
@@ -260,6 +270,9 @@ class SweepStore:
         try:
             ds = xr.open_zarr(self.path, chunks=None)
         except Exception as err:  # noqa: BLE001 - anything unreadable is "not a sweep store"
+            damaged = self._damaged_labels()
+            if damaged:
+                raise self._labels_error(damaged) from None
             raise SweepStoreError(f"{self.path} exists but is not a readable zarr store ({type(err).__name__}: "
                                   f"{err}); choose a new store path or delete it") from None
         stored = ds.attrs.get("sweep_spec_hash")
@@ -268,6 +281,12 @@ class SweepStore:
                                   "a new store path")
         if stored != self.hash:
             raise SweepStoreError(self._mismatch(json.loads(ds.attrs.get("sweep_spec", "{}")), stored))
+        wrong = [f"{dim}: {ds[dim].values.tolist() if dim in ds.coords else 'missing'} in the store, "
+                 f"{list(values)} in its spec" for dim, values in zip(self.spec.dims, [*self.spec.grid.values(),
+                                                                                       self.spec.seeds])
+                 if dim not in ds.coords or not _same_labels(ds[dim].values, np.asarray(list(values)))]
+        if wrong:  # the spec (its hash is the store's) says what they are: a lost or flipped chunk of a coordinate
+            raise self._labels_error(wrong)
         checked = ds.attrs.get(CHECKSUM_ATTR) == CHECKSUM_VALUE
         damaged: list[tuple[tuple[int, ...], str]] = []
         try:
@@ -294,6 +313,30 @@ class SweepStore:
                 warnings.warn(f"{self.path}: {len(damaged)} cell(s) marked complete lost or damaged data since they "
                               f"were written ({listed}{more}); they are computed again", RuntimeWarning, stacklevel=3)
         return self
+
+    def _labels_error(self, damaged: list[str]) -> SweepStoreError:
+        return SweepStoreError(f"{self.path}: the labels of its cells were damaged since they were written "
+                               f"({'; '.join(damaged)}), so its numbers cannot be told apart; run the spec into a "
+                               "new store path, or delete this one and run it again")
+
+    def _damaged_labels(self) -> list[str]:
+        """The coordinates of a checksummed store whose chunk fails its checksum or cannot be decoded, with why."""
+        import zarr
+
+        try:
+            group = zarr.open_group(self.path, mode="r", zarr_format=2)
+            if group.attrs.get(CHECKSUM_ATTR) != CHECKSUM_VALUE:
+                return []
+            labels = [(name, arr) for name, arr in group.arrays() if arr.attrs.get("_ARRAY_DIMENSIONS") == [name]]
+        except Exception:  # noqa: BLE001 - not a sweep store at all: the caller says so
+            return []
+        damaged = []
+        for name, arr in labels:
+            try:
+                arr[...]
+            except Exception as err:  # noqa: BLE001 - a failed checksum, an undecodable or a missing chunk
+                damaged.append(f"{name}: {type(err).__name__}: {err}")
+        return damaged
 
     def _label(self, index: tuple[int, ...]) -> str:
         values = [*self.spec.grid.values(), self.spec.seeds]
@@ -430,6 +473,8 @@ class SweepStore:
                                      {"long_name": "wall time of the cell's study call", "units": "s"})
         for name in ("complete", "cell_seconds"):
             encoding[name] = {"chunks": (1,) * len(cell_dims), "filters": [CRC32()]}
+        for name in coords:  # the labels too: a flipped bit would put every number under another setting
+            encoding[name] = {"filters": [CRC32()]}
         import freeinit_lab as fl
 
         attrs = {
