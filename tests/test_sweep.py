@@ -414,6 +414,7 @@ def _counting_factory():
     ({"grid": {"d_s": [0.25, 0.25]}}, "repeated"),
     ({"grid": {"d_s": [1, 1.0]}}, "repeated"),  # one value, two spellings: two cells, one label twice
     ({"grid": {"guidance_scale": [0.0, -0.0]}}, "repeated"),
+    ({"grid": {"guidance_scale": [1.0, float("nan")]}}, r"grid\['guidance_scale'\] value nan is not a number"),
     ({"study": "nope"}, "unknown study 'nope'; registered: .*cutoff_map"),
     ({"grid": {"dee_s": [0.25]}}, "no setting 'dee_s'; its settings are .*d_s"),
     ({"sampler": {"num_inference_step": 3}}, "no setting 'num_inference_step'"),

@@ -373,13 +373,6 @@ def _canonical(obj: Any) -> str:
     return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), default=repr)
 
 
-def _grid_value(value: Any) -> Any:
-    """The setting a grid value stands for, to find repeats: ``1`` and ``1.0`` (or ``0.0`` and ``-0.0``) are one
-    value spelt twice, which would be two cells of one setting under one label twice."""
-    value = _plain(value)
-    return "nan" if isinstance(value, float) and value != value else value
-
-
 @dataclass(frozen=True)
 class Cell:
     """One cell: its position in the store (``index`` over the grid keys then ``seed``), settings and seed."""
@@ -404,7 +397,7 @@ class SweepSpec:
         Name of a registered study (:func:`freeinit_lab.sweep.list_studies`).
     grid
         ``{setting: [values, ...]}``: each key becomes a store dimension with the values as its coordinate
-        (numbers, strings or booleans, no repeats). Keys are the study's parameters (FreeInit or strategy settings,
+        (numbers but NaN, strings or booleans, no repeats). Keys are the study's parameters (FreeInit or strategy settings,
         sampler settings, ``prompt``, ...).
     seeds
         Sweep seeds, one batch of ``videos_per_seed`` videos each (see :func:`video_seeds`); in YAML also
@@ -494,11 +487,13 @@ class SweepSpec:
             for v in values:
                 if not isinstance(v, _SCALAR):
                     raise SweepSpecError(f"grid[{key!r}] value {v!r} is not a number, string or boolean")
+                if isinstance(v, (float, np.floating)) and v != v:  # a label no one can select (NaN != NaN)
+                    raise SweepSpecError(f"grid[{key!r}] value nan is not a number; give the values to sweep")
             kinds = {"str" if isinstance(v, str) else "bool" if isinstance(v, (bool, np.bool_)) else "num"
                      for v in values}
             if len(kinds) > 1:
                 raise SweepSpecError(f"grid[{key!r}] = {list(values)!r} mixes strings, numbers and booleans")
-            if len({_grid_value(v) for v in values}) != len(values):
+            if len({_plain(v) for v in values}) != len(values):  # by value: 1 and 1.0 (0.0 and -0.0) are one
                 raise SweepSpecError(f"grid[{key!r}] = {list(values)!r} has repeated values; list each value once")
         for name in ("sampler", "options"):
             if not isinstance(getattr(self, name), Mapping):
