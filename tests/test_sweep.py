@@ -437,6 +437,11 @@ def _counting_factory():
     ({"grid": {"num_iters": [2, 0]}}, "num_iters=0 must be an integer >= 1"),
     ({"sampler": {"num_inference_steps": 0}}, "num_inference_steps=0 must be an integer >= 1"),
     ({"pipeline": "no_such_module:make"}, "cannot be imported"),
+    # settings that change a study's dims or labels: the second cell would be refused after the first had run
+    ({"study": "strategies", "grid": {"num_iters": [2, 3]}},
+     r"study 'strategies' cannot vary 'num_iters' across cells: it sets the result's dims or labels"),
+    ({"study": "refinement", "grid": {"d_s": [0.25], "num_bands": [3, 4]}}, "cannot vary 'num_bands'"),
+    ({"study": "decomposition", "grid": {"num_bands": [3, 4]}}, "cannot vary 'num_bands'"),
 ])
 def test_bad_specs_fail_before_any_sampling(tmp_path, change, match):
     CALLS["factory"] = 0

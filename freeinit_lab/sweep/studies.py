@@ -46,7 +46,8 @@ _ENGINE_ARGS = ("seed", "num_videos")
 
 @dataclass(frozen=True)
 class Study:
-    """A registered study: ``fn``, the settings it accepts (``None``: any) and its own dims (documentation)."""
+    """A registered study: ``fn``, the settings it accepts (``None``: any), its own dims (documentation) and the
+    settings that set those dims' sizes or labels (``shape_settings``: never grid keys)."""
 
     name: str
     fn: Callable[..., Any]
@@ -54,10 +55,18 @@ class Study:
     dims: tuple[str, ...] = ()
     min_videos: int = 1
     description: str = ""
+    shape_settings: tuple[str, ...] = ()
 
     def check(self, spec) -> None:
         """The spec's fields, then every cell's FreeInit and step settings, before any pipeline is loaded."""
         spec.validate(self.parameters)
+        varied = [k for k in spec.grid if k in self.shape_settings]
+        if varied:
+            raise SweepSpecError(
+                f"study {self.name!r} cannot vary {', '.join(map(repr, varied))} across cells: it sets the result's "
+                f"dims or labels ({', '.join(self.dims)}), which all cells of a store share. Give one value under "
+                "options: and run one sweep, into its own store, per value"
+            )
         if spec.videos_per_seed < self.min_videos:
             raise SweepSpecError(f"study {self.name!r} needs videos_per_seed >= {self.min_videos} (paired standard "
                                  f"errors), got {spec.videos_per_seed}")
@@ -118,7 +127,7 @@ def _parameters(fn: Callable) -> tuple[str, ...] | None:
 
 def register_study(name: str, fn: Callable[..., Any], *, dims: Sequence[str] = (),
                    parameters: Sequence[str] | None = None, min_videos: int = 1, description: str = "",
-                   overwrite: bool = False) -> Study:
+                   shape_settings: Sequence[str] = (), overwrite: bool = False) -> Study:
     """Make ``fn`` runnable as ``study: name``.
 
     Parameters
@@ -134,6 +143,9 @@ def register_study(name: str, fn: Callable[..., Any], *, dims: Sequence[str] = (
         Settings the study accepts; default: ``fn``'s keyword parameters (any, if it takes ``**settings``).
     min_videos
         Smallest ``videos_per_seed`` that makes sense (2 for paired standard errors).
+    shape_settings
+        Settings that change the size or labels of the study's own dims (e.g. a number of bands): a spec may fix
+        them (``options``, ``sampler``) but not put them in its grid, which is refused before any cell runs.
     overwrite
         Replace an existing registration of ``name``.
     """
@@ -143,7 +155,8 @@ def register_study(name: str, fn: Callable[..., Any], *, dims: Sequence[str] = (
         raise ValueError(f"a study named {name!r} is registered already; pass overwrite=True to replace it")
     params = tuple(parameters) if parameters is not None else _parameters(fn)
     study = Study(name=name, fn=fn, parameters=params, dims=tuple(dims), min_videos=int(min_videos),
-                  description=description or (inspect.getdoc(fn) or "").split("\n")[0])
+                  description=description or (inspect.getdoc(fn) or "").split("\n")[0],
+                  shape_settings=tuple(shape_settings))
     STUDIES[name] = study
     return study
 
@@ -441,14 +454,15 @@ def _register_whole(name: str, adapter: WholeStudy, **kwargs: Any) -> None:
 
 register_study("freeinit", freeinit_study, dims=("arm",))
 register_study("cutoff_map", cutoff_map_study, min_videos=2)
-register_study("strategies", strategies_study, dims=("row", "band", "data_video"), min_videos=2)
+register_study("strategies", strategies_study, dims=("row", "band", "data_video"), min_videos=2,
+               shape_settings=("num_iters", "num_bands", "num_data_videos"))
 _register_whole("decomposition",
                 # per-pass numbers have a num_iters-long dim (a grid key may change it): the store keeps the final ones
                 WholeStudy("freeinit_lab.studies.decomposition:decompose_freeinit",
                            drop=("pass_consistency", "pass_dynamics", "pass"),
                            exclude=("reference", "chunk_size", "keep_latents", "return_latents", "oracle"),
                            extra=("num_inference_steps", "prompt", "guidance_scale", "num_frames", "height", "width")),
-                dims=("arm", "band", "control", "metric"), min_videos=2,
+                dims=("arm", "band", "control", "metric"), min_videos=2, shape_settings=("num_bands",),
                 description="FreeInit beside its control arms on the same noises: effects and explained shares")
 _register_whole("evidence", WholeStudy("freeinit_lab.evidence:measure_evidence", exclude=("reference", "batch_size")),
                 dims=("source",), min_videos=2,
@@ -456,4 +470,5 @@ _register_whole("evidence", WholeStudy("freeinit_lab.evidence:measure_evidence",
 _register_whole("refinement", WholeStudy("freeinit_lab.refinement:refinement_study", drop=("clean_latent",),
                                          exclude=("reference", "filters")),
                 dims=("sampling", "iteration", "band", "filter", "source"), min_videos=2,
+                shape_settings=("num_iters", "num_bands"),
                 description="FreeInit pass by pass, coarse-to-fine vs full, filters, baseline/FreeInit/oracle")
