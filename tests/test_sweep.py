@@ -429,6 +429,10 @@ def _counting_factory():
     ({"seeds": [0, 2**62], "videos_per_seed": 4}, r"the largest seed is 4611686018427387903 with videos_per_seed = 4"),
     ({"grid": {"d_s": [0.25]}, "sampler": {"d_s": 0.5}}, "given twice"),
     ({"grid": {"seed": [1]}}, "reserved"),
+    # a study taking **settings accepts any name, but the sweep passes seed and num_videos itself
+    ({"study": "test-flaky", "options": {"seed": 3}}, r"\['seed'\] are the sweep's own.*seeds:"),
+    ({"study": "test-flaky", "sampler": {"num_videos": 4}}, r"\['num_videos'\] are the sweep's own.*videos_per_seed:"),
+    ({"study": "test-flaky", "grid": {"d_s": [0.25], "num_videos": [1, 2]}}, "num_videos'\\] are the sweep's own"),
     ({"pipeline": "no-such-pipeline"}, "is not one of"),
     # a bad setting *value* is found in its cell before the pipeline loads or any earlier cell runs
     ({"grid": {"d_s": [0.25], "method": ["gaussian", "gausian"]}},

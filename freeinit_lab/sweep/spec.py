@@ -48,6 +48,7 @@ SPEC_VERSION = 1
 _SCALAR = (bool, int, float, str, np.integer, np.floating, np.bool_)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _RESERVED = ("seed", "video", "complete", "cell_seconds")
+_ENGINE_ARGS = ("seed", "num_videos")  # what the sweep passes every study call itself
 
 
 class SweepSpecError(ValueError):
@@ -397,8 +398,8 @@ class SweepSpec:
         Name of a registered study (:func:`freeinit_lab.sweep.list_studies`).
     grid
         ``{setting: [values, ...]}``: each key becomes a store dimension with the values as its coordinate
-        (numbers but NaN, strings or booleans, no repeats). Keys are the study's parameters (FreeInit or strategy settings,
-        sampler settings, ``prompt``, ...).
+        (numbers but NaN, strings or booleans, no repeats). Keys are the study's parameters (FreeInit or strategy
+        settings, sampler settings, ``prompt``, ...).
     seeds
         Sweep seeds, one batch of ``videos_per_seed`` videos each (see :func:`video_seeds`); in YAML also
         ``{start: 0, stop: 8}`` for ``range(0, 8)``.
@@ -499,6 +500,10 @@ class SweepSpec:
             if not isinstance(getattr(self, name), Mapping):
                 raise SweepSpecError(f"{name} must be a mapping of settings, got {getattr(self, name)!r}")
         fixed = {**self.sampler, **self.options}
+        own = sorted(k for k in {*self.grid, *fixed} if k in _ENGINE_ARGS)
+        if own:  # a study taking **settings would get them twice, at the first cell
+            raise SweepSpecError(f"settings {own} are the sweep's own: it passes each cell its seed (from seeds:) "
+                                 "and num_videos (videos_per_seed:); give them there")
         clash = sorted((set(self.sampler) & set(self.options)) | (set(self.grid) & set(fixed)))
         if clash:
             raise SweepSpecError(f"settings {clash} are given twice (grid, sampler, options); give each once")

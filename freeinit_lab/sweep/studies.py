@@ -36,12 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from .spec import SweepSpecError, video_seeds
+from .spec import _ENGINE_ARGS, SweepSpecError, video_seeds
 from freeinit_lab._checks import require_int
 
 __all__ = ["Study", "register_study", "get_study", "list_studies", "STUDIES"]
-
-_ENGINE_ARGS = ("seed", "num_videos")
 
 
 @dataclass(frozen=True)
