@@ -101,6 +101,17 @@ def test_cutoff_map_sweep_tiles_one_measure_cutoff_map(tmp_path):
     np.testing.assert_allclose(got.values, ref.gain_per_video.values, atol=1e-6)
 
 
+def test_cutoff_map_takes_one_control_by_name_as_measure_cutoff_map_does(tmp_path):
+    """``controls: mask_only`` (a name, not a list) is that one control, not the letters m, a, s, k, ..."""
+    spec = dict(pipeline=ANALYTIC, study="cutoff_map", grid={"d_s": [0.25]}, seeds=[0], videos_per_seed=2,
+                sampler={"num_inference_steps": 3}, options={"num_iters": 2, "controls": "mask_only"})
+    one = run_sweep(spec, tmp_path / "one.zarr", progress=False)
+    listed = run_sweep({**spec, "options": {"num_iters": 2, "controls": ["mask_only"]}}, tmp_path / "list.zarr",
+                       progress=False)
+    assert one.control.values.tolist() == ["mask_only"]
+    xr.testing.assert_identical(_data(one), _data(listed))
+
+
 @pytest.mark.parametrize("study,grid,options", [
     ("strategies", {"d_s": [0.25]}, {"num_iters": 2, "num_data_videos": 4}),
     ("evidence", {"d_t": [0.25, 0.5]}, {}),

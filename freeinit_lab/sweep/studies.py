@@ -345,12 +345,13 @@ def cutoff_map_study(
     store into that map). ``num_inference_steps=None`` is the pipeline's stored sampler. The plain samples of a
     seed's videos are computed once per process and shared by all its cells (without ``fast_sampling`` they are
     also FreeInit's first pass), so a map sweep costs what one :func:`~freeinit_lab.measure_cutoff_map` call does.
-    ``controls`` (e.g. ``["mask_only"]``) adds ``control_consistency`` ``(control, video)``.
+    ``controls`` (e.g. ``["mask_only"]``, or one name) adds ``control_consistency`` ``(control, video)``.
     """
     import xarray as xr
 
     import freeinit_lab as fl
 
+    controls = (controls,) if isinstance(controls, str) else tuple(controls)  # one name, as measure_cutoff_map
     steps = int(num_inference_steps if num_inference_steps is not None else pipe.default_num_inference_steps)
     seeds = video_seeds(seed, num_videos)
     plain = _cached_plain(pipe, seeds, steps)
@@ -358,7 +359,7 @@ def cutoff_map_study(
                                  num_iters=int(num_iters), num_inference_steps=steps,
                                  fast_sampling=bool(fast_sampling), renoise=renoise, num_videos=int(num_videos),
                                  seed=seeds[0], batch_size=int(num_videos) * (1 + len(controls)), progress=False,
-                                 controls=tuple(controls), plain=plain)
+                                 controls=controls, plain=plain)
     cell = cmap.isel(d_s=0, d_t=0, drop=True)
     data = {name: cell[source].variable for name, source in
             (("gain", "gain_per_video"), ("freeinit", "freeinit"), ("baseline", "baseline"),
