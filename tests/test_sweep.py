@@ -680,6 +680,32 @@ def test_python_callables_that_build_other_pipelines_are_other_specs(tmp_path):
     assert bool(run_sweep({**spec, "pipeline": _analytic_maker(4)}, store, progress=False).complete.all())
 
 
+def test_a_loaded_pipeline_with_another_sampler_is_another_spec(tmp_path):
+    """A pipeline object (or one a factory returns from a global) is keyed by its weights *and* its scheduler: the
+    same weights sampled with another scheduler, or the same one configured otherwise, give other numbers and must
+    not be handed a store of the first."""
+    import diffusers
+
+    pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
+    spec = {**SPEC, "grid": {"d_s": [0.25]}, "seeds": [0], "videos_per_seed": 1}
+    store = tmp_path / "s.zarr"
+    run_sweep(spec, store, pipeline=pipe, progress=False)
+    ddim = pipe.scheduler
+    key = lambda: PipelineFactory.from_spec(pipe).key  # noqa: E731
+    before = key()
+    pipe.scheduler = diffusers.DDIMScheduler.from_config(ddim.config, timestep_spacing="trailing")
+    assert key() != before
+    pipe.scheduler = diffusers.EulerDiscreteScheduler.from_config(ddim.config)
+    with pytest.raises(SweepStoreError, match="another sweep spec"):
+        run_sweep(spec, store, pipeline=pipe, progress=False)
+    global _PIPE
+    _PIPE = pipe
+    euler = PipelineFactory.from_spec(_returns_the_global_pipe).key
+    pipe.scheduler = ddim
+    assert PipelineFactory.from_spec(_returns_the_global_pipe).key != euler and key() == before
+    assert bool(run_sweep(spec, store, pipeline=pipe, progress=False).complete.all())
+
+
 def test_a_callables_key_is_the_same_in_every_process():
     """Keys hold no addresses: a store made by a module's function resumes in a new Python process."""
     code = ("import functools, freeinit_lab as fl; from freeinit_lab.sweep import PipelineFactory; "

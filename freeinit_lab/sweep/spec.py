@@ -39,6 +39,7 @@ __all__ = [
     "Cell",
     "video_seeds",
     "folder_fingerprint",
+    "scheduler_config",
     "SPEC_VERSION",
 ]
 
@@ -159,11 +160,12 @@ def _value_key(value: Any, depth: int = 0, data_only: bool = False) -> str:
     """A text that changes whenever ``value`` could make a factory build another pipeline, the same in every process.
 
     Plain values by ``repr``, containers element by element, arrays and tensors by their bytes, modules and
-    classes by name, functions by their code (:func:`_callable_name`), loaded pipelines and torch modules by their
-    weights. Any other object is keyed by its identity in this process: a store made with it is never completed
-    by another process's cells (it needs a fresh store then), rather than by cells of another object. With
-    ``data_only`` (a function's globals) only data, pipelines and modules are keyed by value; other modules,
-    functions and objects by their type's name, so a logger or cache a module holds never changes the key.
+    classes by name, functions by their code (:func:`_callable_name`), loaded pipelines by their weights and
+    scheduler, torch modules by their weights. Any other object is keyed by its identity in this process: a store
+    made with it is never completed by another process's cells (it needs a fresh store then), rather than by cells
+    of another object. With ``data_only`` (a function's globals) only data, pipelines and modules are keyed by
+    value; other modules, functions and objects by their type's name, so a logger or cache a module holds never
+    changes the key.
     """
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes, np.generic, Path)):
         return repr(value)
@@ -331,12 +333,24 @@ def _is_pipeline(obj: Any) -> bool:
 
 
 def _fingerprint(pipe: Any) -> str:
+    """A loaded pipeline's denoiser weights and its sampler (:func:`scheduler_config`): what its samples depend on."""
     from freeinit_lab import cutoff_map
 
     try:
-        return cutoff_map.model_fingerprint(pipe)
+        weights = cutoff_map.model_fingerprint(pipe)
+        sampler = hashlib.sha256(scheduler_config(pipe).encode()).hexdigest()[:12]
     except Exception:  # a pipeline without a registered layout: fall back to its identity
         return f"id{id(pipe):x}"
+    return f"{weights} scheduler {sampler}"
+
+
+def scheduler_config(pipe: Any) -> str:
+    """``pipe``'s scheduler as text: its class and configuration (diffusers' private ``_`` entries aside)."""
+    from freeinit_lab.hooks.layouts import get_scheduler
+
+    scheduler = get_scheduler(pipe)
+    config = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
+    return f"{type(scheduler).__name__} {json.dumps(config, default=str, sort_keys=True)}"
 
 
 class GivenPipeline:
@@ -575,7 +589,8 @@ class SweepSpec:
         Independent of the order of ``sampler``/``options`` keys; the grid's key order matters (it is the store's
         dimension order). The pipeline enters by its factory key: the default model and folders with a fingerprint
         of their files, a hub id by name (pin ``revision`` in a factory's kwargs), a Python callable by its
-        qualified name with its code and the values it reads (:func:`_callable_name`).
+        qualified name with its code and the values it reads (:func:`_callable_name`), a loaded pipeline by its
+        weights and scheduler.
         """
         d = self.to_dict()
         del d["pipeline"]  # its meaning is pipeline_key (what it loads, with the weights' fingerprint)
