@@ -559,6 +559,21 @@ def test_unreachable_scheduler_is_a_clear_error():
     assert time.perf_counter() - t0 < 15
 
 
+def _two_arms(pipe, *, seed, num_videos, scale=1.0):
+    return xr.Dataset({"x": (("arm", "video"), np.full((2, num_videos), scale))}, coords={"arm": ["a", "b"]})
+
+
+def test_register_study_takes_one_name_as_one_name(tmp_path):
+    """dims="arm" (or parameters="scale") is that one name, not its letters: the sweep ran a cell, then refused
+    the study's own arm dim as undeclared (dims=('a', 'r', 'm'))."""
+    study = register_study("test-one-name", _two_arms, dims="arm", parameters="scale", shape_settings="num_arms",
+                           overwrite=True)
+    assert (study.dims, study.parameters, study.shape_settings) == (("arm",), ("scale",), ("num_arms",))
+    ds = run_sweep({**SPEC, "study": "test-one-name", "grid": {"scale": [1.0, 2.0]}, "sampler": {}},
+                   tmp_path / "s.zarr", progress=False)
+    assert ds.x.dims == ("scale", "seed", "arm", "video") and bool(ds.complete.all())
+
+
 def test_results_the_store_cannot_hold(tmp_path):
     def wrong_size(pipe, *, seed, num_videos, k=0):
         return xr.Dataset({"x": ("video", np.zeros(num_videos + 1))})

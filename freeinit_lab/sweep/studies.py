@@ -123,9 +123,14 @@ def _parameters(fn: Callable) -> tuple[str, ...] | None:
     return tuple(names)
 
 
-def register_study(name: str, fn: Callable[..., Any], *, dims: Sequence[str] = (),
-                   parameters: Sequence[str] | None = None, min_videos: int = 1, description: str = "",
-                   shape_settings: Sequence[str] = (), overwrite: bool = False) -> Study:
+def _names(names: str | Sequence[str]) -> tuple[str, ...]:
+    """Names as a tuple; one string is one name (``dims="arm"``), not its letters."""
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
+def register_study(name: str, fn: Callable[..., Any], *, dims: str | Sequence[str] = (),
+                   parameters: str | Sequence[str] | None = None, min_videos: int = 1, description: str = "",
+                   shape_settings: str | Sequence[str] = (), overwrite: bool = False) -> Study:
     """Make ``fn`` runnable as ``study: name``.
 
     Parameters
@@ -151,10 +156,10 @@ def register_study(name: str, fn: Callable[..., Any], *, dims: Sequence[str] = (
         raise ValueError(f"study name must be a non-empty string, got {name!r}")
     if name in STUDIES and not overwrite:
         raise ValueError(f"a study named {name!r} is registered already; pass overwrite=True to replace it")
-    params = tuple(parameters) if parameters is not None else _parameters(fn)
-    study = Study(name=name, fn=fn, parameters=params, dims=tuple(dims), min_videos=int(min_videos),
+    params = _names(parameters) if parameters is not None else _parameters(fn)
+    study = Study(name=name, fn=fn, parameters=params, dims=_names(dims), min_videos=int(min_videos),
                   description=description or (inspect.getdoc(fn) or "").split("\n")[0],
-                  shape_settings=tuple(shape_settings))
+                  shape_settings=_names(shape_settings))
     STUDIES[name] = study
     return study
 
