@@ -574,6 +574,23 @@ def test_register_study_takes_one_name_as_one_name(tmp_path):
     assert ds.x.dims == ("scale", "seed", "arm", "video") and bool(ds.complete.all())
 
 
+def _labelled_cell(pipe, *, seed, num_videos, scale=1.0, label=True):
+    ds = xr.Dataset({"x": ("video", np.arange(num_videos) * scale + seed)})
+    return ds.assign_coords(scale=scale, seed=seed) if label else ds  # as .sel(scale=...) without drop=True leaves
+
+
+def test_a_result_carrying_its_cells_labels_as_scalar_coords_is_stored(tmp_path):
+    """A cell result with its own setting and seed as scalar coordinates (what ``.sel(d_s=0.25)`` leaves) is the
+    same cell: the store labels it itself. The first cell ran, then the store could not be created ("dimension
+    'scale' already exists as a scalar variable")."""
+    register_study("test-labelled", _labelled_cell, overwrite=True)
+    spec = {**SPEC, "study": "test-labelled", "grid": {"scale": [1.0, 2.0]}, "sampler": {}}
+    labelled = run_sweep(spec, tmp_path / "a.zarr", progress=False)
+    plain = run_sweep({**spec, "options": {"label": False}}, tmp_path / "b.zarr", progress=False)
+    xr.testing.assert_identical(_data(labelled), _data(plain))
+    STUDIES.pop("test-labelled")
+
+
 def test_results_the_store_cannot_hold(tmp_path):
     def wrong_size(pipe, *, seed, num_videos, k=0):
         return xr.Dataset({"x": ("video", np.zeros(num_videos + 1))})

@@ -77,15 +77,19 @@ class WorkerCodeError(RuntimeError):
 
 
 def normalise_result(ds: Any, num_videos: int, cell_dims: tuple[str, ...], study: str) -> xr.Dataset:
-    """Check a study's cell result and make it storable: coords along ``video`` become variables, no attrs."""
+    """Check a study's cell result and make it storable: coords along ``video`` become variables, scalar coords
+    named like a cell dim (the cell's own labels) are dropped, no attrs."""
     if not isinstance(ds, xr.Dataset):
         raise SweepResultError(f"study {study!r} returned {type(ds).__name__}; a cell result is an xarray.Dataset")
     if ds.sizes.get("video") != num_videos:
         raise SweepResultError(f"study {study!r} returned dims {dict(ds.sizes)}; a cell result needs a `video` dim of "
                                f"size videos_per_seed = {num_videos}")
-    clash = sorted(set(ds.dims) & set(cell_dims))
+    own = [n for n, c in ds.coords.items() if n in cell_dims and c.ndim == 0]
+    ds = ds.drop_vars(own)  # the cell's own labels (what .sel(d_s=...) leaves): the store labels every cell itself
+    clash = sorted((set(ds.dims) | set(ds.variables)) & set(cell_dims))
     if clash:
-        raise SweepResultError(f"study {study!r} returned dims {clash} that are cell dims of the sweep; rename them")
+        raise SweepResultError(f"study {study!r} returned dims or variables {clash} that are cell dims of the sweep; "
+                               "rename them")
     varying = [n for n, c in ds.coords.items() if n not in ds.indexes and "video" in c.dims]
     ds = ds.reset_coords(varying)
     clash = sorted(set(ds.variables) & {"complete", "cell_seconds"})
