@@ -559,6 +559,16 @@ def test_unreachable_scheduler_is_a_clear_error():
     assert time.perf_counter() - t0 < 15
 
 
+def test_a_scheduler_address_as_client_is_a_clear_error(tmp_path):
+    """client= takes a Client; an address there failed in the sweep's own code ('str' object has no attribute
+    'submit'). The error names what to pass, before anything is loaded."""
+    CALLS["factory"] = 0
+    with pytest.raises(TypeError, match=r"client='tcp://127.0.0.1:9' is an address.*Client\('tcp://127.0.0.1:9'\)"):
+        run_sweep({**SPEC, "pipeline": _counting_factory}, tmp_path / "s.zarr", client="tcp://127.0.0.1:9",
+                  progress=False)
+    assert CALLS["factory"] == 0 and not (tmp_path / "s.zarr").exists()
+
+
 def _two_arms(pipe, *, seed, num_videos, scale=1.0):
     return xr.Dataset({"x": (("arm", "video"), np.full((2, num_videos), scale))}, coords={"arm": ["a", "b"]})
 

@@ -177,6 +177,9 @@ def run_sweep(
     sweep_store = SweepStore(store, spec).open()
     if client is not None and workers is not None:
         raise ValueError("pass client= or workers=, not both")
+    if isinstance(client, (str, os.PathLike)):
+        raise TypeError(f"client={client!r} is an address; client= takes a dask.distributed.Client: pass "
+                        f"client=Client({client!r}) (on the command line: --scheduler {client})")
     if client is not None or workers is not None:
         from . import cluster  # noqa: F401 - without distributed: the ImportError naming the extra, before any work
         _check_sendable(factory, "pipeline factory")
