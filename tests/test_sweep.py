@@ -452,6 +452,8 @@ def _counting_factory():
     ({"grid": {"num_iters": [2, 0]}}, "num_iters=0 must be an integer >= 1"),
     ({"sampler": {"num_inference_steps": 0}}, "num_inference_steps=0 must be an integer >= 1"),
     ({"pipeline": "no_such_module:make"}, "cannot be imported"),
+    ({"pipeline": {"factory": "freeinit_lab:load_analytic_pipeline", "kwargs": [4]}}, "kwargs .* must be a mapping"),
+    ({"pipeline": {"factory": 12}}, "pipeline factory 12 is neither"),
     # settings that change a study's dims or labels: the second cell would be refused after the first had run
     ({"study": "strategies", "grid": {"num_iters": [2, 3]}},
      r"study 'strategies' cannot vary 'num_iters' across cells: it sets the result's dims or labels"),

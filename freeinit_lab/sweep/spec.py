@@ -286,6 +286,12 @@ class PipelineFactory:
                 kwargs = entry.pop("kwargs", {}) or {}
                 if entry:
                     raise SweepSpecError(f"pipeline entry has unknown keys {sorted(entry)}; use factory and kwargs")
+                if not isinstance(kwargs, Mapping):
+                    raise SweepSpecError(f"pipeline kwargs {kwargs!r} must be a mapping of the factory's arguments, "
+                                         "e.g. kwargs: {num_frames: 8}")
+                if not isinstance(target, str) and not callable(target):
+                    raise SweepSpecError(f"pipeline factory {target!r} is neither 'package.module:function' nor a "
+                                         "callable that builds the pipeline")
                 fn = _import_attr(target) if isinstance(target, str) else target
                 name = target if isinstance(target, str) else _callable_name(target)
                 return cls(key=f"factory {name} {_canonical(kwargs)}", fn=fn, kwargs=tuple(sorted(kwargs.items())))
