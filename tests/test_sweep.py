@@ -1094,6 +1094,20 @@ def test_a_normalised_model_is_scored_on_decoded_video(tmp_path):
     np.testing.assert_allclose(ds.consistency.sel(arm="plain").values, expected, atol=1e-9)
 
 
+def test_freeinit_study_refuses_single_frame_videos_before_sampling(tmp_path, monkeypatch):
+    """Consistency between frames needs 2 frames: refused (naming the fix) before FreeInit samples, as every other
+    study does (require_frames), not after sampling with 'temporal metrics need at least 2 frames'."""
+    def sampled(*args, **kwargs):
+        raise AssertionError("sampled before refusing single-frame videos")
+
+    monkeypatch.setattr(fl, "freeinit", sampled)
+    spec = {**SPEC, "pipeline": {**ANALYTIC, "num_frames": 1}}
+    with pytest.raises(ValueError, match="freeinit_study scores temporal consistency.*at least 2 frames"):
+        run_sweep(spec, tmp_path / "a.zarr", progress=False)
+    with pytest.raises(ValueError, match="freeinit_study scores temporal consistency.*at least 2 frames"):
+        freeinit_study(fl.load_analytic_pipeline(num_frames=4, height=8), seed=0, num_videos=1, num_frames=1)
+
+
 def test_fast_sampling_counts_the_plain_arms_denoiser_calls_as_run():
     """With fast_sampling the plain arm is a separate run; its denoiser calls were estimated as calls per step of
     pass 0 times the steps, which is wrong for a second-order scheduler (Heun calls 2n − 1 times for n steps)."""

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .spec import _ENGINE_ARGS, SweepSpecError, scheduler_config, video_seeds
-from freeinit_lab._checks import require_int
+from freeinit_lab._checks import require_frames, require_int
 
 __all__ = ["Study", "register_study", "get_study", "list_studies", "STUDIES"]
 
@@ -250,6 +250,10 @@ def freeinit_study(
 
     import freeinit_lab as fl
 
+    if num_frames is not None:  # consistency between frames needs 2: refused before sampling, as the other studies
+        require_frames("freeinit_study", (1, require_int("num_frames", num_frames, why=" (frames per video)"), 1, 1))
+    elif hasattr(pipe, "sample_shape"):
+        require_frames("freeinit_study", pipe.sample_shape)
     pixel = _pixel_latents(pipe)
     call: dict[str, Any] = dict(num_inference_steps=int(num_inference_steps))
     if prompt is not None:  # one prompt per video (AnimateDiff ignores num_videos_per_prompt)
