@@ -426,6 +426,8 @@ def _counting_factory():
     ({"grid": {"d_s": [1, 1.0]}}, "repeated"),  # one value, two spellings: two cells, one label twice
     ({"grid": {"guidance_scale": [0.0, -0.0]}}, "repeated"),
     ({"grid": {"guidance_scale": [1.0, float("nan")]}}, r"grid\['guidance_scale'\] value nan is not a number"),
+    ({"grid": {"guidance_scale": [1, 2**70]}},
+     r"grid\['guidance_scale'\] value 1180591620717411303424 does not fit the store's labels \(int64\)"),
     ({"study": "nope"}, "unknown study 'nope'; registered: .*cutoff_map"),
     ({"grid": {"dee_s": [0.25]}}, "no setting 'dee_s'; its settings are .*d_s"),
     ({"sampler": {"num_inference_step": 3}}, "no setting 'num_inference_step'"),

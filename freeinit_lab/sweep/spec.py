@@ -50,6 +50,7 @@ _SCALAR = (bool, int, float, str, np.integer, np.floating, np.bool_)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _RESERVED = ("seed", "video", "complete", "cell_seconds")
 _ENGINE_ARGS = ("seed", "num_videos")  # what the sweep passes every study call itself
+_INT64 = np.iinfo(np.int64)  # the store's integer labels (grid values and seeds)
 
 
 class SweepSpecError(ValueError):
@@ -510,6 +511,9 @@ class SweepSpec:
                     raise SweepSpecError(f"grid[{key!r}] value {v!r} is not a number, string or boolean")
                 if isinstance(v, (float, np.floating)) and v != v:  # a label no one can select (NaN != NaN)
                     raise SweepSpecError(f"grid[{key!r}] value nan is not a number; give the values to sweep")
+                if isinstance(v, int) and not isinstance(v, bool) and not _INT64.min <= v <= _INT64.max:
+                    raise SweepSpecError(f"grid[{key!r}] value {v} does not fit the store's labels (int64); give it "
+                                         "as a float or a string")
             kinds = {"str" if isinstance(v, str) else "bool" if isinstance(v, (bool, np.bool_)) else "num"
                      for v in values}
             if len(kinds) > 1:
@@ -542,7 +546,7 @@ class SweepSpec:
         if len(set(int(s) for s in seeds)) != len(seeds):
             raise SweepSpecError(f"seeds = {list(seeds)!r} has repeats; list each seed once")
         per_seed = require_int("videos_per_seed", self.videos_per_seed, error=SweepSpecError)
-        top = min(np.iinfo(np.int64).max, (MAX_SEED + 1) // per_seed - 1)
+        top = min(_INT64.max, (MAX_SEED + 1) // per_seed - 1)
         if max(int(s) for s in seeds) > top:
             raise SweepSpecError(
                 f"seeds = {list(seeds)!r}: the largest seed is {top} with videos_per_seed = {per_seed} (video v of "
