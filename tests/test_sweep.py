@@ -451,6 +451,8 @@ def _counting_factory():
     ({"grid": {"d_s": [0.25], "method": ["gaussian", "gausian"]}},
      r"cell \(num_inference_steps=3, d_s=0.25, method=gausian, seed=0\).*unknown filter method 'gausian'"),
     ({"grid": {"d_s": [0.25, 0.0]}}, r"d_s=0.0, seed=0\).*d_s=0.0 is outside \(0, 1\]"),
+    # YAML reads 1e-1 as text: the store would label d_s with strings no ds.sel(d_s=0.1) finds
+    ({"grid": {"d_s": ["1e-1", "2.5e-1"]}}, r"d_s='1e-1' is text, not a number.*0\.1"),
     ({"grid": {"num_iters": [2, 0]}}, "num_iters=0 must be an integer >= 1"),
     ({"sampler": {"num_inference_steps": 0}}, "num_inference_steps=0 must be an integer >= 1"),
     ({"pipeline": "no_such_module:make"}, "cannot be imported"),

@@ -73,8 +73,8 @@ class Study:
     def check_settings(self, spec) -> None:
         """Each distinct combination of settings that :class:`freeinit_lab.FreeInitSettings` validates (filter,
         cut-offs, order, passes, renoise, mix), over the study function's own defaults, and ``num_inference_steps``
-        >= 1: a misspelt ``method: gausian`` or a cut-off of 0 is refused here, naming the cell, not after the
-        pipeline has loaded and earlier cells have run."""
+        >= 1: a misspelt ``method: gausian``, a cut-off of 0 or one given as text (YAML's ``1e-1``) is refused
+        here, naming the cell, not after the pipeline has loaded and earlier cells have run."""
         from freeinit_lab.core.reinit import _FIELDS, FreeInitSettings
 
         defaults = _keyword_defaults(self.fn)
@@ -90,9 +90,15 @@ class Study:
                 require_int(f"cell ({cell.label}): num_inference_steps", steps, error=SweepSpecError)
             if given:
                 try:
-                    FreeInitSettings(**{**{k: v for k, v in defaults.items() if k in _FIELDS}, **given})
+                    settings = FreeInitSettings(**{**{k: v for k, v in defaults.items() if k in _FIELDS}, **given})
                 except (TypeError, ValueError) as err:
                     raise SweepSpecError(f"cell ({cell.label}) of study {self.name!r}: {err}") from None
+                for k, v in given.items():  # "0.25" is read as 0.25, but the store would label the cell with text
+                    if isinstance(v, str) and not isinstance(getattr(settings, k), str):
+                        raise SweepSpecError(
+                            f"cell ({cell.label}) of study {self.name!r}: {k}={v!r} is text, not a number; write "
+                            f"{getattr(settings, k)!r} (YAML reads 1e-1 without a dot as text: write 1.0e-1 or 0.1)"
+                        )
 
 
 STUDIES: dict[str, Study] = {}
