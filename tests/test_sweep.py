@@ -463,6 +463,7 @@ def _counting_factory():
      r"study 'strategies' cannot vary 'num_iters' across cells: it sets the result's dims or labels"),
     ({"study": "refinement", "grid": {"d_s": [0.25], "num_bands": [3, 4]}}, "cannot vary 'num_bands'"),
     ({"study": "decomposition", "grid": {"num_bands": [3, 4]}}, "cannot vary 'num_bands'"),
+    ({"study": "decomposition", "grid": {"controls": ["mask_only", "freeinit_fresh"]}}, "cannot vary 'controls'"),
 ])
 def test_bad_specs_fail_before_any_sampling(tmp_path, change, match):
     CALLS["factory"] = 0

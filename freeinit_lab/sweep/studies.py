@@ -472,7 +472,7 @@ _register_whole("decomposition",
                            drop=("pass_consistency", "pass_dynamics", "pass"),
                            exclude=("reference", "chunk_size", "keep_latents", "return_latents", "oracle"),
                            extra=("num_inference_steps", "prompt", "guidance_scale", "num_frames", "height", "width")),
-                dims=("arm", "band", "control", "metric"), min_videos=2, shape_settings=("num_bands",),
+                dims=("arm", "band", "control", "metric"), min_videos=2, shape_settings=("num_bands", "controls"),
                 description="FreeInit beside its control arms on the same noises: effects and explained shares")
 _register_whole("evidence", WholeStudy("freeinit_lab.evidence:measure_evidence", exclude=("reference", "batch_size")),
                 dims=("source",), min_videos=2,
