@@ -60,7 +60,7 @@ from ..core.controls import (
 from ..core.dims import band_coords
 from ..core.reinit import FreeInitSettings, settings_keywords
 from ..core.schedules import get_schedule
-from ..core.spectral import _require_nonempty_bands, band_power, check_filter
+from ..core.spectral import _check_video, _require_nonempty_bands, band_power, check_filter
 from ..engine.loop import FreeInitNoGapWarning, _first_tensor
 from ..hooks.layouts import check_channel_axis, get_layout, patch_attribute, require_pipeline_instance
 from .strategies import _consistency, _dynamics
@@ -464,7 +464,8 @@ def decompose_freeinit(
         Before any sampling: unknown controls (the message lists the valid ones), a ``control_iters`` entry that is
         not a chained control of this call or whose passes are not an integer in ``2 .. num_iters``,
         ``num_iters < 2``, too few videos (says how many are needed), initial ``latents``, a ``reference`` or an
-        ``amplitude_reference`` whose shape differs from the pipeline's latents, a prompt list, or arguments the
+        ``amplitude_reference`` whose shape differs from the pipeline's latents or that holds NaN/inf, a prompt
+        list, or arguments the
         decomposition sets itself (``generator``,
         ``output_type``, ``num_videos_per_prompt``, ``batch_size``).
     """
@@ -544,6 +545,7 @@ def decompose_freeinit(
                 f"reference has shape {tuple(reference.shape)}; expected (M >= 2, {', '.join(map(str, shape))}): "
                 "clean latents of the pipeline's latent size in (batch, channel, frame, height, width) order"
             )
+        _check_video(reference, "reference")  # NaN/inf: refused now, not after the plain pass
     if amplitude_reference is not None:
         amplitude_reference = torch.as_tensor(amplitude_reference)
         if (amplitude_reference.dim() != 5 or tuple(amplitude_reference.shape[1:]) != tuple(shape)
@@ -553,6 +555,7 @@ def decompose_freeinit(
                 f"{', '.join(map(str, shape))}): held-out clean latents of the training data, the pipeline's latent "
                 "size, in (batch, channel, frame, height, width) order"
             )
+        _check_video(amplitude_reference, "amplitude_reference")
     schedule = get_schedule(layout.get_scheduler(pipe))
     a_T, b_T = (float(v) for v in schedule.coefficients(schedule.terminal_timestep))
     if not schedule.has_terminal_signal:

@@ -305,6 +305,8 @@ class _NoSampling:
         (dict(amplitude_reference=torch.zeros(4, 3, 8, 8, 8)),
          r"amplitude_reference has shape \(4, 3, 8, 8, 8\); expected \(M >= 2, 3, 4, 8, 8\)"),
         (dict(amplitude_reference=torch.zeros(1, 3, 4, 8, 8)), r"amplitude_reference .* expected \(M >= 2"),
+        (dict(reference=torch.full((4, 3, 4, 8, 8), math.nan)), r"reference contains NaN or inf"),
+        (dict(amplitude_reference=torch.full((4, 3, 4, 8, 8), math.inf)), r"amplitude_reference contains NaN or inf"),
         (dict(latents=torch.zeros(8, 3, 4, 8, 8)), "cannot be shared by the arms"),
         (dict(generator=torch.Generator()), "sets .*generator"),
         (dict(method="gauss"), "unknown filter method"),
