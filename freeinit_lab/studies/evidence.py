@@ -210,6 +210,8 @@ def measure_evidence(
     if not 0 < swap_keep < 1:
         raise ValueError(f"swap_keep={swap_keep} must be in (0, 1): the share of FFT bins taken from noise A")
     num_videos = require_int("num_videos", num_videos, low=2, why=": a standard error needs at least 2 videos (use >= 32)")
+    # experiment (c)'s settings, checked with the settings' own messages before experiments (a) and (b) sample
+    FreeInitSettings(num_iters=num_iters, method=method, d_s=d_s, d_t=d_t, order=order)
     batch_size = require_int("batch_size", batch_size, why=" (videos per pipeline call)")
     layout = get_layout(pipe)
     if not layout.is_canonical:

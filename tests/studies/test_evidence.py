@@ -215,6 +215,29 @@ def test_swap_keep_must_be_a_share():
         measure_evidence(load_analytic_pipeline(), num_videos=4, swap_keep=1.0, progress=False)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(method="gausian"), "unknown filter method 'gausian'"),
+    (dict(d_s=0.0), r"d_s=0.0 is outside \(0, 1\]"),
+    (dict(num_iters=0), "num_iters=0 must be an integer >= 1"),
+    (dict(num_iters=2.5), "num_iters=2.5 must be an integer"),
+])
+def test_bad_freeinit_settings_fail_before_any_sampling(kwargs, match):
+    """The FreeInit settings of experiment (c) are checked with the other input, not after the first three
+    experiments (baseline, noise B, mix) have been sampled."""
+    pipe = load_analytic_pipeline(num_frames=4, height=8)
+    clips = torch.rand(8, *pipe.sample_shape) * 2 - 1
+
+    def boom(*_a, **_k):
+        raise AssertionError("the denoiser ran before the input was checked")
+
+    hook = pipe.unet.register_forward_pre_hook(boom)
+    try:
+        with pytest.raises((ValueError, TypeError), match=match):
+            measure_evidence(pipe, num_videos=4, num_inference_steps=2, reference=clips, progress=False, **kwargs)
+    finally:
+        hook.remove()
+
+
 def test_results_do_not_depend_on_the_batch_size():
     """batch_size is a memory knob: FreeInit's eta of video v is the same whatever batch v is sampled in, and a
     batch size below 1 is refused with a message naming it."""
