@@ -127,6 +127,9 @@ def test_load_errors_say_what_to_do(tmp_path):
         (dict(batch_size=0), "batch_size"),
         (dict(renoise="new"), "renoise"),
         (dict(method="sinc"), "sinc"),
+        (dict(seed=-1), r"seed=-1 must be an integer in \[0, "),  # torch would read -1 as 2**64 - 1
+        (dict(seed=1.5), r"seed=1.5 must be an integer"),  # not silently seed 1
+        (dict(seed=True), r"seed=True must be an integer"),
     ],
 )
 def test_bad_input_fails_before_sampling(pipe, kwargs, match):
