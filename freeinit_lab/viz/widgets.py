@@ -17,6 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from freeinit_lab._checks import require_seed
 from freeinit_lab._extras import require
 from freeinit_lab.studies.cutoff_map import DEFAULT_CUTOFF_MAP_PATH, load_cutoff_map, map_consistency
 from freeinit_lab.viz.figures import cutoff_map_figure, cutoff_map_marker
@@ -47,7 +48,8 @@ class CutoffExplorer:
         controls and ``seed`` set (``method``, ``d_s``, ``d_t``, ``order``, ``num_iters``, ``generator``) and an
         ``output_type`` other than ``"latent"`` are refused here, not when a run starts.
     seed
-        Seed of every run: a fixed seed makes the baseline and FreeInit comparable and reruns identical.
+        Seed of every run, an integer in ``[0, 2**64 - 1]``: a fixed seed makes the baseline and FreeInit comparable
+        and reruns identical.
     cutoff_map
         The precomputed consistency-gain map (:func:`freeinit_lab.cutoff_map.measure_cutoff_map`): a path to its
         NetCDF file (default ``data/cutoff_map.nc``, written by ``scripts/precompute_cutoff_map.py``), the dataset
@@ -124,7 +126,7 @@ class CutoffExplorer:
         self.num_bands = num_bands
         self._pipeline = pipeline
         self.run_kwargs = dict(run_kwargs or {})
-        self.seed = int(seed)
+        self.seed = require_seed(seed)  # refused now (-1, 0.5, True), not read as another seed by the runs
         self.last_run: dict | None = None
 
         style = {"description_width": "80px"}

@@ -245,6 +245,14 @@ def test_run_kwargs_the_controls_own_are_refused_at_once(run_kwargs):
         CutoffExplorer(shape=(4, 8, 8), cutoff_map=None, run_kwargs=run_kwargs)
 
 
+@pytest.mark.parametrize("seed, match", [(-1, r"seed=-1 must be an integer in \[0, "), (0.5, r"seed=0.5 must be an integer"),
+                                         (True, r"seed=True must be an integer")])
+def test_a_seed_that_is_not_a_generator_seed_is_refused_at_once(seed, match):
+    """Not turned into another seed by int() (0.5 -> 0, True -> 1) or by torch (-1 -> 2**64 - 1) at the first run."""
+    with pytest.raises(ValueError, match=match):
+        CutoffExplorer(shape=(4, 8, 8), cutoff_map=None, seed=seed)
+
+
 def test_one_pass_is_not_offered_as_freeinit():
     """K=1 is plain sampling: the slider stops at 2, and a run with K=1 is refused before the pipeline loads."""
     loads = []
