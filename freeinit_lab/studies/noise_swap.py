@@ -39,6 +39,17 @@ def _generator_copies(generator: Any):
     return copies
 
 
+def _check_mask_values(mask: torch.Tensor, name: str) -> None:
+    """Refuse a low-pass mask with a value outside ``[0, 1]``: no share of A (``H = 2`` would mix ``2 A - B``)."""
+    m = torch.as_tensor(mask)
+    if bool(((m < 0) | (m > 1)).any()):
+        raise ValueError(
+            f"{name} has values outside [0, 1] (from {float(m.min()):.4g} to {float(m.max()):.4g}): a low-pass mask "
+            "takes a share of each frequency from noise A and the rest from noise B; build it with "
+            "lowest_bins_mask(shape, keep) or freeinit_lab.spectral.lowpass_filter(shape, ...)"
+        )
+
+
 def _batched_generators(generator: Any, n: int, trajectories: int) -> list[torch.Generator] | None:
     """One generator per video of a batched call of ``trajectories`` stacked trajectories of ``n`` videos, video
     ``v`` of every trajectory at the same state: a list of ``n`` is copied per trajectory, a single generator first
@@ -82,7 +93,8 @@ def noise_swap_experiment(
     noise_a, noise_b
         Canonical noises of the latent shape.
     lowpass
-        A mask from :func:`freeinit_lab.spectral.lowpass_filter`; default built from ``method``, ``d_s``, ``d_t``,
+        A mask with values in [0, 1], e.g. from :func:`freeinit_lab.spectral.lowpass_filter`; default built from
+        ``method``, ``d_s``, ``d_t``,
         ``order``.
     capture
         Capture sites recorded for each run.
@@ -108,6 +120,8 @@ def noise_swap_experiment(
         )
     _require_nonempty_bands(noise_a.shape, who="noise_swap_experiment")  # follow_fraction's default bands
     explicit = lowpass is not None
+    if explicit:
+        _check_mask_values(lowpass, "lowpass")
     if lowpass is None:
         lowpass = lowpass_filter(noise_a.shape, method=method, d_s=d_s, d_t=d_t, order=order)
     mix = reinit_noise(noise_a, noise_b, lowpass)
@@ -211,7 +225,8 @@ def noise_swap_sweep(
         Cut-offs as the share of FFT bins taken from ``A`` (:func:`lowest_bins_mask`); ignored when ``masks`` is
         given.
     masks
-        Explicit low-pass masks (e.g. :func:`freeinit_lab.spectral.lowpass_filter`), one per cut-off; coordinate
+        Explicit low-pass masks with values in [0, 1] (e.g. :func:`freeinit_lab.spectral.lowpass_filter`), one per
+        cut-off; coordinate
         ``keep`` then holds each mask's mean (its share of the spectrum).
     capture
         Capture sites recorded with a :class:`~freeinit_lab.LatentProbe` at every step. An empty tuple records
@@ -261,6 +276,8 @@ def noise_swap_sweep(
     masks = [torch.as_tensor(m, dtype=torch.float32) for m in masks]
     if not masks:
         raise ValueError("give at least one cut-off (keep=...) or mask (masks=...)")
+    for i, m in enumerate(masks):
+        _check_mask_values(m, f"masks[{i}]")
     shares = np.array([float(m.mean()) for m in masks])
     call_dtype = noise_a.dtype  # the pipeline gets the noises in the dtype they came in (e.g. float16)
     noise_a, noise_b = noise_a.float(), noise_b.float()

@@ -142,3 +142,25 @@ def test_experiment_attrs_describe_the_mask_used():
     ds = ns.noise_swap_experiment(pipe, a, b, lowpass=mask, capture=("latents",), num_inference_steps=2)
     assert ds.attrs["lowpass_method"] == "explicit mask" and "d_s" not in ds.attrs
     assert ds.attrs["lowpass_mean"] == pytest.approx(float(mask.mean()))
+
+
+@pytest.mark.parametrize("scale, offset", [(2.0, 0.0), (1.0, -0.5)])
+def test_masks_outside_zero_one_are_refused_before_sampling(scale, offset):
+    """A mask value outside [0, 1] is no low-pass filter (H = 2 mixes 2 A - B): refused, not reported as a "share of
+    the spectrum taken from A" of 2 or below 0."""
+    pipe = load_analytic_pipeline(num_frames=4, height=8)
+    a, b = _two_noises((1, *pipe.sample_shape), seed=0)
+    bad = ns.lowest_bins_mask(a.shape, 0.2) * scale + offset
+
+    def boom(*_a, **_k):
+        raise AssertionError("the denoiser ran before the mask was checked")
+
+    hook = pipe.unet.register_forward_pre_hook(boom)
+    try:
+        with pytest.raises(ValueError, match=r"masks\[1\] has values outside \[0, 1\]"):
+            ns.noise_swap_sweep(pipe, a, b, masks=[ns.lowest_bins_mask(a.shape, 0.2), bad], num_inference_steps=2,
+                                num_bands=3)
+        with pytest.raises(ValueError, match=r"lowpass has values outside \[0, 1\]"):
+            ns.noise_swap_experiment(pipe, a, b, lowpass=bad, num_inference_steps=2)
+    finally:
+        hook.remove()
