@@ -154,6 +154,8 @@ def bootstrap_interval(
     """
     if not 0 < float(confidence) < 1:
         raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
+    num_bootstrap = require_int("num_bootstrap", num_bootstrap, why=" (bootstrap resamples of the videos)")
+    seed = require_seed(seed)
     values = np.asarray(values, dtype=np.float64)
     if values.shape[-1] < min_videos_for_bootstrap(num_bootstrap):
         raise ValueError(f"{values.shape[-1]} videos are too few for {num_bootstrap} bootstrap resamples; need at "
@@ -192,6 +194,8 @@ def two_sample_interval(
     """
     if not 0 < float(confidence) < 1:
         raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.99")
+    num_bootstrap = require_int("num_bootstrap", num_bootstrap, why=" (bootstrap resamples of each set)")
+    seed = require_seed(seed)
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     need = min_videos_for_bootstrap(num_bootstrap)

@@ -514,6 +514,23 @@ def test_two_sample_interval_resamples_the_two_sets_independently():
             two_sample_interval(**kw)
 
 
+@pytest.mark.parametrize("kw, match", [
+    (dict(num_bootstrap=True), r"num_bootstrap=True must be an integer >= 1"),  # was one resample: [10.3, 10.3] around 9.5
+    (dict(num_bootstrap=2.5), r"num_bootstrap=2.5 must be an integer >= 1"),  # was silently 2
+    (dict(num_bootstrap=0), r"num_bootstrap=0 must be an integer >= 1"),  # was an IndexError
+    (dict(seed=1.5), r"seed=1.5 must be an integer"),  # was silently seed 1
+    (dict(seed=-1), r"seed=-1 must be an integer"),
+])
+def test_interval_helpers_refuse_counts_and_seeds_that_are_not_integers(kw, match):
+    from freeinit_lab.studies.decomposition import bootstrap_interval, two_sample_interval
+
+    x = np.arange(20.0)
+    with pytest.raises(ValueError, match=match):
+        bootstrap_interval(x, **kw)
+    with pytest.raises(ValueError, match=match):
+        two_sample_interval(x, x + 1, **kw)
+
+
 def test_a_registered_signal_free_arm_uses_its_own_mix(apipe):
     """An arm without signal (``signal="none"``) mixes ``b_T ε`` with ``η`` by *its* ``mix``: a registered
     variance-preserving one starts from ``IFFT3D(w_low·FFT3D(b_T ε) + w_high·FFT3D(η))``, not FreeInit's mix."""
