@@ -492,9 +492,8 @@ def decompose_freeinit(
     num_iters = require_int("num_iters", num_iters, low=2,
                             why=": the decomposition needs at least one FreeInit iteration after the plain pass")
     stop = _check_control_iters(control_iters, controls, num_iters)
-    num_bootstrap = int(num_bootstrap)
-    if num_bootstrap < 100:
-        raise ValueError(f"num_bootstrap={num_bootstrap} is too few for a percentile interval; use >= 1000")
+    num_bootstrap = require_int("num_bootstrap", num_bootstrap, low=100,
+                                why=": fewer resamples are too few for a percentile interval (use >= 1000)")
     if not 0 < float(confidence) < 1:
         raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.95")
     need = min_videos_for_bootstrap(num_bootstrap)
@@ -509,6 +508,7 @@ def decompose_freeinit(
         )
     num_videos = int(num_videos)
     require_int("chunk_size", chunk_size, why=" (videos per pipeline call)")
+    num_bands = require_int("num_bands", num_bands, why=" (radial frequency bands of band_power)")
     check_filter(method, d_s, d_t, order)  # validates the filter with a message naming the fix
     bad = [k for k in _RESERVED if k in call_kwargs]
     if bad:

@@ -319,6 +319,10 @@ class _NoSampling:
         (dict(control_iters={"legacy_ideal": 3}), r"control_iters\['legacy_ideal'\]=3 must be an integer in \[2, 2\]"),
         (dict(num_iters=3, control_iters={"shuffled_low": 1}), r"in \[2, 3\]"),
         (dict(control_iters=[("legacy_ideal", 2)]), r"control_iters must map"),
+        (dict(num_bootstrap=1500.5), r"num_bootstrap=1500.5 must be an integer >= 100"),  # was silently 1500
+        (dict(num_bootstrap="2000"), r"num_bootstrap='2000' must be an integer >= 100"),
+        (dict(num_bands=True), r"num_bands=True must be an integer >= 1"),  # was one band
+        (dict(num_bands=2.5), r"num_bands=2.5 must be an integer >= 1"),
     ],
 )
 def test_bad_input_fails_before_any_sampling(apipe, kwargs, match):
