@@ -522,9 +522,11 @@ def evaluate_strategies(
     data = torch.as_tensor(data).float()
     if data.dim() != 5 or tuple(data.shape[1:]) != marginal.shape or data.shape[0] < 2:
         raise ValueError(f"data has shape {tuple(data.shape)}; expected (>= 2, {', '.join(map(str, marginal.shape))})")
+    _check_video(data, "data")  # NaN/inf: refused now, not after every strategy has been sampled
     if any(s.init == "oracle" for s in strategies):
         if oracle_latents is None or tuple(oracle_latents.shape) != shape:
             raise ValueError(f"an 'oracle' strategy needs oracle_latents of shape {shape}")
+        _check_video(oracle_latents, "oracle_latents")
     gen = torch.Generator().manual_seed(require_seed(seed))
     eps = torch.randn(shape, generator=gen)
     data_noise = torch.randn(data.shape, generator=gen)

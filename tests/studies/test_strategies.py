@@ -397,3 +397,27 @@ def test_empty_strategies_and_unknown_baseline_are_refused(small_pipe, marginal,
     table = st.summarize_strategies(ds, baseline=None)
     assert "p_consistency" not in table.columns and list(table.index) == ["plain", "FreeInit", "data"]
     assert "p_consistency" in st.summarize_strategies(ds, baseline="FreeInit").columns
+
+
+def _no_denoiser(pipe):
+    def boom(*_a, **_k):
+        raise AssertionError("the denoiser ran before the input was checked")
+
+    return pipe.unet.register_forward_pre_hook(boom)
+
+
+def test_non_finite_data_or_oracle_latents_are_refused_before_sampling(small_pipe, marginal, clips_small):
+    """NaN data failed only after every strategy had been sampled, blamed on "a diverged sampler"."""
+    bad = clips_small.clone()
+    bad[1, 0, 0, 0, 0] = float("nan")
+    oracle = [st.InitStrategy("o", init="oracle")]
+    hook = _no_denoiser(small_pipe)
+    try:
+        with pytest.raises(ValueError, match="data contains NaN or inf"):
+            st.evaluate_strategies(small_pipe, [st.InitStrategy("plain")], data=bad, marginal=marginal, num_videos=2,
+                                   num_inference_steps=1, num_bands=3)
+        with pytest.raises(ValueError, match="oracle_latents contains NaN or inf"):
+            st.evaluate_strategies(small_pipe, oracle, data=clips_small, marginal=marginal, num_videos=2,
+                                   oracle_latents=bad[:2], num_inference_steps=1, num_bands=3)
+    finally:
+        hook.remove()
