@@ -187,7 +187,8 @@ def refinement_study(
         FreeInit settings of the per-iteration runs (``num_iters`` counts the plain first pass); the step count
         defaults to the pipeline's stored sampler (``pipe.default_num_inference_steps``), else 25.
     filters
-        Low-pass filters compared after one FreeInit iteration from the shared plain samples.
+        Low-pass filters compared after one FreeInit iteration from the shared plain samples (a single name: that
+        filter alone).
     num_bands
         Bands of the SNR comparison (default edges of :func:`freeinit_lab.spectral.default_band_edges`).
     reference
@@ -232,6 +233,7 @@ def refinement_study(
     num_videos = require_int("num_videos", num_videos, low=2, why=": paired statistics need at least 2 videos")
     num_iters = require_int("num_iters", num_iters, low=2,
                             why=": need at least one FreeInit iteration after the plain pass")
+    filters = (filters,) if isinstance(filters, str) else tuple(filters)  # one name is one filter, not its letters
     for m in filters:  # every filter compared after one iteration, checked before any sampling
         check_filter(m, d_s, d_t, order)
     if len(set(filters)) != len(filters):

@@ -108,6 +108,16 @@ def test_study_checks_filters_and_bands_before_sampling(pipe, kwargs, match):
         h.remove()
 
 
+def test_a_single_filter_name_is_one_filter():
+    """filters="ideal" is the ideal filter, not the filters 'i', 'd', 'e', ... ("unknown filter method 'i'")."""
+    pipe = load_analytic_pipeline(num_frames=4, height=8)
+    kw = dict(num_videos=2, num_iters=2, num_inference_steps=2, num_bands=3)
+    one = refinement_study(pipe, filters="ideal", **kw)
+    assert one.filter.values.tolist() == ["ideal"]
+    listed = refinement_study(pipe, filters=["ideal"], **kw)
+    np.testing.assert_array_equal(one.filter_consistency.values, listed.filter_consistency.values)
+
+
 def test_cumulative_quality_and_figures(study):
     q = cumulative_quality(study)
     assert q["cumulative_evals"].sel(sampling="full").values.tolist() == [4, 8, 12]
