@@ -517,6 +517,7 @@ def evaluate_strategies(
     if len(set(names)) != len(names):
         raise ValueError(f"strategy names must be unique, got {names}")
     num_videos = require_int("num_videos", num_videos, low=2, why=" for standard errors (use >= 64)")
+    num_bands = require_int("num_bands", num_bands, why=" (radial frequency bands of band_power_T)")
     require_frames("evaluate_strategies", marginal.shape)
     shape = (num_videos, *marginal.shape)
     data = torch.as_tensor(data).float()

@@ -421,3 +421,15 @@ def test_non_finite_data_or_oracle_latents_are_refused_before_sampling(small_pip
                                    oracle_latents=bad[:2], num_inference_steps=1, num_bands=3)
     finally:
         hook.remove()
+
+
+@pytest.mark.parametrize("num_bands", [True, 2.5])
+def test_num_bands_must_be_an_integer(small_pipe, marginal, clips_small, num_bands):
+    """num_bands=True ran every strategy and reported a single band; it is refused before sampling, naming it."""
+    hook = _no_denoiser(small_pipe)
+    try:
+        with pytest.raises(ValueError, match=rf"num_bands={num_bands!r} must be an integer >= 1"):
+            st.evaluate_strategies(small_pipe, [st.InitStrategy("plain")], data=clips_small, marginal=marginal,
+                                   num_videos=2, num_inference_steps=1, num_bands=num_bands)
+    finally:
+        hook.remove()
