@@ -68,6 +68,11 @@ RENOISE = ("same", "fresh")
 MIXES = ("freeinit", "variance_preserving")
 
 
+def _check_renoise(renoise: Any) -> None:
+    if renoise not in RENOISE:
+        raise ValueError(f"renoise={renoise!r}; use 'same' (reuse the first initial noise) or 'fresh'.")
+
+
 def fast_sampling_steps(num_inference_steps: int, num_iters: int) -> list[int]:
     """Steps per pass of FreeInit's coarse-to-fine sampling: ``max(1, int(N / K * (i + 1)))`` for pass ``i``.
 
@@ -124,8 +129,7 @@ class FreeInitSettings:
     def __post_init__(self) -> None:
         n = require_int("num_iters", self.num_iters, why=": the total number of sampling passes including the plain "
                     "first one (1 = plain sampling, the paper uses 3-5).")
-        if self.renoise not in RENOISE:
-            raise ValueError(f"renoise={self.renoise!r}; use 'same' (reuse the first initial noise) or 'fresh'.")
+        _check_renoise(self.renoise)
         if self.mix not in MIXES:
             raise ValueError(
                 f"mix={self.mix!r}; use 'freeinit' (weights H and 1 - H, as the public codes) or "
@@ -240,6 +244,7 @@ def draw_reinit_noise(shape: Sequence[int], generator: Any, *, renoise: str, ini
     """
     from diffusers.utils.torch_utils import randn_tensor
 
+    _check_renoise(renoise)  # anything else would silently be "same"
     if device is None and initial_noise is not None:
         device = initial_noise.device
     shape = tuple(shape)

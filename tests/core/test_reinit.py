@@ -74,6 +74,17 @@ def test_draw_order_is_eta_first():
     assert draw_reinit_noise(shape, None, renoise="same", initial_noise=eps)[1] is eps
 
 
+@pytest.mark.parametrize("renoise", ["Fresh", "new", None])
+def test_draw_reinit_noise_refuses_an_unknown_renoise(renoise):
+    """Anything but "fresh" was read as "same": renoise="Fresh" silently reused the initial noise."""
+    shape = (1, 4, 2, 4, 4)
+    g = torch.Generator().manual_seed(1)
+    before = g.get_state()
+    with pytest.raises(ValueError, match=rf"renoise={renoise!r}; use 'same' .* or 'fresh'"):
+        draw_reinit_noise(shape, g, renoise=renoise, initial_noise=torch.ones(shape))
+    assert torch.equal(g.get_state(), before)  # refused before drawing eta
+
+
 def test_freeinit_takes_settings_or_keywords_not_both():
     pipe = tiny_pipeline("AnimateDiffPipeline")
     kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "output_type": "latent", "prompt": "a cat"}
