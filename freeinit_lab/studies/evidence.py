@@ -48,7 +48,7 @@ import xarray as xr
 from freeinit_lab.analysis import metrics
 from freeinit_lab.core.reinit import FreeInitSettings, settings_keywords
 from freeinit_lab.core.schedules import get_schedule
-from freeinit_lab.core.spectral import frequency_radius, reinit_noise
+from freeinit_lab.core.spectral import _check_video, frequency_radius, reinit_noise
 from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.engine.loop import freeinit
 from freeinit_lab.hooks.layouts import get_layout
@@ -250,6 +250,7 @@ def measure_evidence(
             f"reference has shape {tuple(ref.shape)}; expected (>= {2 * num_videos}, {', '.join(map(str, shape[1:]))})"
             " clean videos in the pipeline's latent space"
         )
+    _check_video(ref, "reference")  # NaN/inf: refused now, not after the sampling that would start from it
     data, oracle_x0 = ref[:num_videos], ref[num_videos:2 * num_videos]
 
     sched = layout.get_scheduler(pipe)

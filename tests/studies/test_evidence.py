@@ -238,6 +238,23 @@ def test_bad_freeinit_settings_fail_before_any_sampling(kwargs, match):
         hook.remove()
 
 
+def test_non_finite_reference_fails_before_any_sampling():
+    """A NaN in the reference videos failed after four experiments, blamed on `latents` (the oracle's start)."""
+    pipe = load_analytic_pipeline(num_frames=4, height=8)
+    clips = torch.rand(8, *pipe.sample_shape) * 2 - 1
+    clips[6, 0, 0, 0, 0] = float("nan")
+
+    def boom(*_a, **_k):
+        raise AssertionError("the denoiser ran before the input was checked")
+
+    hook = pipe.unet.register_forward_pre_hook(boom)
+    try:
+        with pytest.raises(ValueError, match="reference contains NaN or inf"):
+            measure_evidence(pipe, num_videos=4, num_inference_steps=2, reference=clips, progress=False)
+    finally:
+        hook.remove()
+
+
 def test_results_do_not_depend_on_the_batch_size():
     """batch_size is a memory knob: FreeInit's eta of video v is the same whatever batch v is sampled in, and a
     batch size below 1 is refused with a message naming it."""
