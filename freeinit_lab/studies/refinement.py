@@ -50,7 +50,7 @@ from freeinit_lab.core.reinit import (
     settings_keywords,
 )
 from freeinit_lab.core.schedules import get_schedule
-from freeinit_lab.core.spectral import _require_nonempty_bands, check_filter
+from freeinit_lab.core.spectral import _check_video, _require_nonempty_bands, check_filter
 from freeinit_lab.engine.checks import resolve_num_inference_steps
 from freeinit_lab.hooks.layouts import get_layout
 from freeinit_lab.hooks.outputs import read_pipeline_output
@@ -266,6 +266,7 @@ def refinement_study(
     if ref.ndim != 5 or tuple(ref.shape[1:]) != tuple(shape[1:]) or ref.shape[0] < 2 * num_videos:
         raise ValueError(f"reference has shape {tuple(ref.shape)}; expected (>= {2 * num_videos}, "
                          f"{', '.join(map(str, shape[1:]))}) clean videos in the pipeline's latent space")
+    _check_video(ref, "reference")  # NaN/inf: refused now, not after the sampling that would start from it
     data, oracle_x0 = ref[:num_videos], ref[num_videos:2 * num_videos]
 
     seconds: dict[str, float] = {}

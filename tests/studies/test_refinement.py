@@ -94,7 +94,9 @@ def test_study_rejects_bad_arguments(pipe):
 
 @pytest.mark.parametrize("kwargs, match", [(dict(filters=("gaussian", "gauss")), "unknown filter method 'gauss'"),
                                            (dict(num_bands=0), "num_bands"),
-                                           (dict(filters=("gaussian", "gaussian")), "lists a filter twice")])
+                                           (dict(filters=("gaussian", "gaussian")), "lists a filter twice"),
+                                           (dict(reference=torch.full((4, 3, 8, 16, 16), float("nan"))),
+                                            "reference contains NaN or inf")])
 def test_study_checks_filters_and_bands_before_sampling(pipe, kwargs, match):
     """A bad filter name or band count is refused before any denoiser runs (it came after both FreeInit runs)."""
     def boom(*_a, **_k):
