@@ -187,6 +187,9 @@ def lowest_bins_mask(shape: Sequence[int], keep: float) -> torch.Tensor:
     True
     """
 
+    if isinstance(keep, (bool, np.bool_)) or not isinstance(keep, (int, float, np.integer, np.floating)):
+        raise TypeError(f"keep={keep!r} must be a number in (0, 1]: the share of FFT bins taken from the "
+                        "low-frequency noise (e.g. 0.2)")
     if not 0 < keep <= 1:
         raise ValueError(f"keep={keep} must be in (0, 1]: the share of FFT bins taken from the low-frequency noise")
     radius = frequency_radius(tuple(shape)[-3:]).double()

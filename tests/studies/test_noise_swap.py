@@ -53,6 +53,10 @@ def test_lowest_bins_mask_keeps_the_lowest_share():
         assert torch.equal(m, flipped)
     with pytest.raises(ValueError, match="share of FFT bins"):
         ns.lowest_bins_mask(shape, 0.0)
+    # a flag or a string is no share: True was silently the all-pass mask (keep = 1), "0.2" a TypeError of '<'
+    for bad in (True, np.True_, "0.2", None):
+        with pytest.raises(TypeError, match=r"keep=.* must be a number in \(0, 1\]"):
+            ns.lowest_bins_mask(shape, bad)
 
 
 def test_noise_swap_sweep_on_analytic_pipeline():
