@@ -201,7 +201,7 @@ def noise_swap_sweep(
     pipe: Any,
     noise_a: torch.Tensor,
     noise_b: torch.Tensor,
-    keep: Sequence[float] = (0.05, 0.2, 0.5),
+    keep: Sequence[float] | float = (0.05, 0.2, 0.5),
     *,
     masks: Sequence[torch.Tensor] | None = None,
     capture: Sequence[str] = ("latents", "x0_pred"),
@@ -225,8 +225,8 @@ def noise_swap_sweep(
     noise_a, noise_b
         Canonical ``(batch, channel, frame, height, width)`` noises of the same shape.
     keep
-        Cut-offs as the share of FFT bins taken from ``A`` (:func:`lowest_bins_mask`); ignored when ``masks`` is
-        given.
+        Cut-offs as the share of FFT bins taken from ``A`` (:func:`lowest_bins_mask`), one or several; ignored when
+        ``masks`` is given.
     masks
         Explicit low-pass masks with values in [0, 1] (e.g. :func:`freeinit_lab.spectral.lowpass_filter`), one per
         cut-off; coordinate
@@ -275,6 +275,7 @@ def noise_swap_sweep(
     _require_nonempty_bands(noise_a.shape, edges, num_bands, who="noise_swap_sweep")
     explicit = masks is not None
     if masks is None:
+        keep = (keep,) if np.ndim(keep) == 0 else keep  # one share is one cut-off (and a string is not split)
         masks = [lowest_bins_mask(noise_a.shape, k) for k in keep]
     masks = [torch.as_tensor(m, dtype=torch.float32) for m in masks]
     if not masks:

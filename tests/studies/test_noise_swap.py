@@ -168,3 +168,17 @@ def test_masks_outside_zero_one_are_refused_before_sampling(scale, offset):
             ns.noise_swap_experiment(pipe, a, b, lowpass=bad, num_inference_steps=2)
     finally:
         hook.remove()
+
+
+def test_a_single_keep_is_one_cut_off():
+    """keep=0.2 is the sweep at that one cut-off (it was "'float' object is not iterable"); a string is refused by
+    name before sampling, not split into characters."""
+    pipe = load_analytic_pipeline(num_frames=4, height=8)
+    a, b = _two_noises((1, *pipe.sample_shape), seed=0)
+    kw = dict(num_inference_steps=2, num_bands=3, capture=())
+    one = ns.noise_swap_sweep(pipe, a, b, keep=0.2, **kw)
+    listed = ns.noise_swap_sweep(pipe, a, b, keep=[0.2], **kw)
+    np.testing.assert_array_equal(one.keep_share.values, listed.keep_share.values)
+    np.testing.assert_array_equal(one.follow_final.values, listed.follow_final.values)
+    with pytest.raises(TypeError, match=r"keep='0.2' must be a number"):
+        ns.noise_swap_sweep(pipe, a, b, keep="0.2", **kw)
