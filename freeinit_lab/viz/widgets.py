@@ -17,7 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from freeinit_lab._checks import require_seed
+from freeinit_lab._checks import require_int, require_seed
 from freeinit_lab._extras import require
 from freeinit_lab.studies.cutoff_map import DEFAULT_CUTOFF_MAP_PATH, load_cutoff_map, map_consistency
 from freeinit_lab.viz.figures import cutoff_map_figure, cutoff_map_marker
@@ -123,7 +123,7 @@ class CutoffExplorer:
             raise ValueError(f"run_kwargs output_type={run_kwargs['output_type']!r}: the explorer decodes and scores "
                              "the latents itself, so it samples with output_type='latent'; leave output_type out")
         self.shape = tuple(int(s) for s in shape)
-        self.num_bands = num_bands
+        self.num_bands = require_int("num_bands", num_bands, why=" (frequency bands of the composition chart)")
         self._pipeline = pipeline
         self.run_kwargs = dict(run_kwargs or {})
         self.seed = require_seed(seed)  # refused now (-1, 0.5, True), not read as another seed by the runs

@@ -253,6 +253,13 @@ def test_a_seed_that_is_not_a_generator_seed_is_refused_at_once(seed, match):
         CutoffExplorer(shape=(4, 8, 8), cutoff_map=None, seed=seed)
 
 
+@pytest.mark.parametrize("num_bands", [True, 2.5])
+def test_num_bands_must_be_an_integer(num_bands):
+    """num_bands=True drew the composition chart with a single band; it is refused when the explorer is built."""
+    with pytest.raises(ValueError, match=rf"num_bands={num_bands!r} must be an integer >= 1"):
+        CutoffExplorer(shape=(4, 8, 8), cutoff_map=None, num_bands=num_bands)
+
+
 def test_one_pass_is_not_offered_as_freeinit():
     """K=1 is plain sampling: the slider stops at 2, and a run with K=1 is refused before the pipeline loads."""
     loads = []
