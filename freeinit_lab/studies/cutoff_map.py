@@ -171,6 +171,11 @@ def plain_samples(pipe: Any, seeds: Sequence[int], num_inference_steps: int, *,
 
 
 def _cutoffs(values: Sequence[float] | float, name: str) -> np.ndarray:
+    # float() would read True as the cut-off 1.0 and "0.25" as 0.25: a flag or a string is no cut-off
+    given = np.atleast_1d(np.asarray(values, dtype=object)).ravel()
+    if any(isinstance(v, (bool, np.bool_, str, bytes)) for v in given):
+        raise ValueError(f"{name}={values!r} must be numbers in (0, 1] (normalised frequency, Nyquist = 1), not "
+                         f"flags or strings; e.g. {name}=[0.25, 0.5]")
     arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence of cut-offs in (0, 1]; got {values!r}")

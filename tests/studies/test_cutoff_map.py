@@ -127,6 +127,8 @@ def test_load_errors_say_what_to_do(tmp_path):
         (dict(batch_size=0), "batch_size"),
         (dict(renoise="new"), "renoise"),
         (dict(method="sinc"), "sinc"),
+        (dict(d_s=[True, 0.5]), r"d_s=\[True, 0.5\] must be numbers"),  # was silently the cut-off 1.0
+        (dict(d_t="0.25"), r"d_t='0.25' must be numbers"),
         (dict(seed=-1), r"seed=-1 must be an integer in \[0, "),  # torch would read -1 as 2**64 - 1
         (dict(seed=1.5), r"seed=1.5 must be an integer"),  # not silently seed 1
         (dict(seed=True), r"seed=True must be an integer"),
