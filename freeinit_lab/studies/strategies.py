@@ -929,7 +929,7 @@ def analytic_controls(
 
 
     unet = _analytic_unet(pipe)
-    arms = list(ARMS) if arms is None else list(arms)
+    arms = list(ARMS) if arms is None else [arms] if isinstance(arms, str) else list(arms)  # one name: that arm
     unknown = [a for a in arms if a not in CONTROL_ARMS]
     if unknown:
         raise ValueError(f"unknown arm(s) {unknown}; valid arms are {', '.join(CONTROL_ARMS)}")
@@ -1134,6 +1134,7 @@ def closed_form_comparison(videos: Mapping[str, torch.Tensor], *closed_forms: An
     if not closed_forms:
         raise ValueError("pass at least one closed-form dataset (analytic_controls(...) or analytic_prediction(...))")
     known = ("consistency", "dynamics", "contrast", "band_power")
+    quantities = (quantities,) if isinstance(quantities, str) else tuple(quantities)  # one name: that quantity
     bad = [q for q in quantities if q not in known]
     if bad:
         raise ValueError(f"unknown quantities {bad}; choose from {', '.join(known)}")

@@ -433,3 +433,14 @@ def test_num_bands_must_be_an_integer(small_pipe, marginal, clips_small, num_ban
                                    num_videos=2, num_inference_steps=1, num_bands=num_bands)
     finally:
         hook.remove()
+
+
+def test_a_single_arm_or_quantity_name_is_one_name(small_pipe):
+    """arms="mask_only" and quantities="dynamics" were split into their letters ("unknown arm(s) ['m', 'a', ...]")."""
+    one = st.analytic_controls(small_pipe, "mask_only", num_inference_steps=2, num_bands=3)
+    listed = st.analytic_controls(small_pipe, ["mask_only"], num_inference_steps=2, num_bands=3)
+    assert one.arm.values.tolist() == ["mask_only"]
+    np.testing.assert_array_equal(one.band_power.values, listed.band_power.values)
+    v = torch.randn(4, *small_pipe.sample_shape, generator=torch.Generator().manual_seed(0))
+    table = st.closed_form_comparison({"mask_only": v}, one, quantities="dynamics")
+    assert table.index.tolist() == [("mask_only", "dynamics")]
