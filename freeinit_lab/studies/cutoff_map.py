@@ -161,8 +161,10 @@ def plain_samples(pipe: Any, seeds: Sequence[int], num_inference_steps: int, *,
     """
     from diffusers.utils.torch_utils import randn_tensor
 
+    # checked before the probe: int() would read 0.5 as the seed 0, torch -1 as 2**64 - 1
+    seeds = [require_seed(s, f"seeds[{v}]") for v, s in enumerate(seeds)]
     _require_deterministic_sampler(pipe, num_inference_steps, "plain_samples")
-    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
     eps = randn_tensor((len(gens), *pipe.sample_shape), generator=gens, dtype=torch.float32)
     outs = [read_pipeline_output(pipe(latents=eps[s:s + batch_size].clone(), num_inference_steps=int(num_inference_steps),
                                       output_type="latent")).detach().to(torch.float32)

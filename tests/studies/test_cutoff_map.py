@@ -145,6 +145,23 @@ def test_bad_input_fails_before_sampling(pipe, kwargs, match):
     assert not calls
 
 
+@pytest.mark.parametrize("seeds, match", [([0, -1], r"seeds\[1\]=-1 must be an integer in \[0, "),
+                                          ([0.5, 1], r"seeds\[0\]=0.5 must be an integer"),
+                                          ([True], r"seeds\[0\]=True must be an integer")])
+def test_plain_samples_refuses_seeds_that_are_not_generator_seeds(pipe, seeds, match):
+    """-1 was read by torch as 2**64 - 1 and 0.5 as 0: other videos than the seeds named, without a word."""
+    from freeinit_lab.cutoff_map import plain_samples
+
+    calls = []
+    handle = pipe.unet.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        with pytest.raises(ValueError, match=match):
+            plain_samples(pipe, seeds, 2)
+    finally:
+        handle.remove()
+    assert not calls
+
+
 def test_refuses_pipelines_it_cannot_score():
     from freeinit_lab.testing import tiny_animatediff_pipeline
 
