@@ -54,6 +54,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
+from .._checks import require_int
 from .reinit import mix_noise
 from .spectral import (
     _check_video,
@@ -201,9 +202,7 @@ def single_cycle_derangement(n: int, generator: torch.Generator | None = None) -
     ``perm[i] != i`` for every ``i`` (a derangement), and more: ``perm`` applied ``j < n`` times never returns to
     ``i``, so chains of up to ``n - 1`` shuffled passes never see their own noise.
     """
-    n = int(n)
-    if n < 2:
-        raise ValueError(f"a derangement needs at least 2 videos; got {n}")
+    n = require_int("n", n, low=2, why=" (videos to derange: a derangement needs at least 2)")
     items = list(range(n))
     draws = torch.rand(n, generator=generator, dtype=torch.float64).tolist()
     for i in range(n - 1, 0, -1):

@@ -69,3 +69,11 @@ def test_an_arm_that_does_not_mix_refuses_mix_settings(field, value, amplitude_m
     with pytest.raises(ValueError, match=rf"does not mix.*{field}"):
         ct.ControlArm("no_mix_test", signal=None, amplitude_matched=amplitude_matched, **{field: value})
     ct.ControlArm("no_mix_test", signal=None, amplitude_matched=amplitude_matched)  # the defaults are fine
+
+
+@pytest.mark.parametrize("n, match", [(2.5, r"n=2.5 must be an integer >= 2"), (3.0, r"n=3.0 must be an integer"),
+                                      (True, r"n=True must be an integer >= 2"), (1, r"n=1 must be an integer >= 2")])
+def test_derangement_size_must_be_an_integer_of_at_least_two(n, match):
+    """2.5 videos silently gave a derangement of 2 (int() truncated it); a count is an integer, named in the error."""
+    with pytest.raises(ValueError, match=match):
+        ct.single_cycle_derangement(n)
