@@ -258,7 +258,7 @@ def measure_cutoff_map(
     ------
     ValueError
         Before any sampling, for cut-offs outside (0, 1] or repeated, ``num_videos < 2``, ``num_iters < 1``,
-        ``batch_size < 1``, a ``seed`` that is not an integer in ``[0, 2**64 - 1]``, an unknown filter, ``renoise`` or a pipeline not in canonical layout; after a probe of
+        ``batch_size < 1``, a ``seed`` that is not an integer in ``[0, 2**63 - num_videos]``, an unknown filter, ``renoise`` or a pipeline not in canonical layout; after a probe of
         one video (at most two steps), for a sampler that draws random numbers while sampling (e.g. DDIM with
         ``eta > 0``), whose map would depend on the global RNG rather than on the seeds.
     """
@@ -286,7 +286,9 @@ def measure_cutoff_map(
                              ("num_inference_steps", num_inference_steps, 1), ("batch_size", batch_size, 1)):
         require_int(name, value, low=low,
                     why=" (paired standard errors need at least 2 videos; use 16-32)" if name == "num_videos" else "")
-    require_seed(seed)  # video v is seeded seed + v: a negative or fractional seed would silently be another one
+    # video v is seeded seed + v (a negative or fractional seed would silently be another one), kept as int64
+    require_int("seed", seed, low=0, high=2**63 - int(num_videos),
+                why=" (the first generator seed: the videos' seeds seed .. seed + num_videos - 1 are int64)")
     # validates method, order and renoise once, with the settings' own messages
     settings = FreeInitSettings(num_iters=int(num_iters), method=method, d_s=float(ds_values[0]),
                                 d_t=float(dt_values[0]), order=order, fast_sampling=fast_sampling, renoise=renoise)

@@ -132,6 +132,7 @@ def test_load_errors_say_what_to_do(tmp_path):
         (dict(seed=-1), r"seed=-1 must be an integer in \[0, "),  # torch would read -1 as 2**64 - 1
         (dict(seed=1.5), r"seed=1.5 must be an integer"),  # not silently seed 1
         (dict(seed=True), r"seed=True must be an integer"),
+        (dict(seed=2**63 - 1), r"seed=9223372036854775807 must be an integer in \[0, 922337203685477580"),  # int64
     ],
 )
 def test_bad_input_fails_before_sampling(pipe, kwargs, match):
