@@ -499,27 +499,6 @@ def test_a_streamed_store_marked_complete_without_its_digests_is_damaged(streame
         xr.testing.assert_equal(load_record(copy), in_memory)
 
 
-def test_a_streamed_store_is_unsealed_while_its_probe_is_open(tmp_path):
-    import json
-
-    from freeinit_lab.probes.probe import LatentProbe
-    from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
-
-    pipe = tiny_animatediff_pipeline(seed=0)
-    kw = {**TINY_CALL_KWARGS["AnimateDiffPipeline"], "num_inference_steps": 2}
-    path = tmp_path / "open.zarr"
-    with LatentProbe(pipe, capture="latents", store=path) as probe:
-        pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent", **kw)
-        attrs = json.loads((path / "zarr.json").read_text())["attributes"]
-        assert attrs["complete"] == 0 and "freeinit_lab_metadata_sha256" not in attrs
-        with pytest.warns(IncompleteRecordWarning):
-            load_record(path)  # readable while open: its metadata still grows
-        pipe("a cat", generator=torch.Generator().manual_seed(1), output_type="latent", **kw)
-    back = load_record(path)
-    assert back.attrs["complete"] == 1 and back.sizes["iteration"] == 2
-    xr.testing.assert_identical(probe.to_xarray(), back)
-
-
 def test_streamed_ragged_passes_with_every_k_match_the_in_memory_record(tmp_path):
     from freeinit_lab.probes.probe import LatentProbe
     from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
@@ -710,6 +689,8 @@ def test_a_capture_killed_before_its_first_sync_says_what_it_left(tmp_path, mome
 
 
 def test_finished_capture_is_marked_complete(tmp_path):
+    import json
+
     from freeinit_lab.probes.probe import LatentProbe
     from freeinit_lab.testing import TINY_CALL_KWARGS, tiny_animatediff_pipeline
 
@@ -719,9 +700,16 @@ def test_finished_capture_is_marked_complete(tmp_path):
     with LatentProbe(pipe, capture="latents", store=path) as probe:
         pipe("a cat", generator=torch.Generator().manual_seed(0), output_type="latent", **kw)
         assert not probe.complete and probe.to_xarray().attrs["complete"] == 0  # still open
+        # not sealed while open (its metadata still grows): readable, unchecked, and sealed only when it closes
+        assert "freeinit_lab_metadata_sha256" not in json.loads((path / "zarr.json").read_text())["attributes"]
+        with pytest.warns(IncompleteRecordWarning):
+            load_record(path)
+        pipe("a cat", generator=torch.Generator().manual_seed(1), output_type="latent", **kw)
     assert probe.complete
+    assert "freeinit_lab_metadata_sha256" in json.loads((path / "zarr.json").read_text())["attributes"]
     for ds in (load_record(path), probe.to_xarray()):
-        assert ds.attrs["complete"] == 1 and ds.attrs["num_steps_stored"] == 3
+        assert ds.attrs["complete"] == 1 and ds.attrs["num_steps_stored"] == 6 and ds.sizes["iteration"] == 2
+    xr.testing.assert_identical(probe.to_xarray(), load_record(path))
 
 
 def test_a_caught_failure_inside_the_block_still_marks_the_record_incomplete():
