@@ -258,9 +258,9 @@ def measure_cutoff_map(
     ------
     ValueError
         Before any sampling, for cut-offs outside (0, 1] or repeated, ``num_videos < 2``, ``num_iters < 1``,
-        ``batch_size < 1``, a ``seed`` that is not an integer in ``[0, 2**63 - num_videos]``, an unknown filter, ``renoise`` or a pipeline not in canonical layout; after a probe of
-        one video (at most two steps), for a sampler that draws random numbers while sampling (e.g. DDIM with
-        ``eta > 0``), whose map would depend on the global RNG rather than on the seeds.
+        ``batch_size < 1``, a ``seed`` that is not an integer in ``[0, 2**63 - num_videos]``, an unknown filter,
+        ``renoise`` or a pipeline not in canonical layout; after a probe of one video (at most two steps), for a
+        sampler that draws random numbers while sampling (e.g. DDIM with ``eta > 0``), whose map would depend on the global RNG rather than on the seeds.
     """
     from tqdm.auto import tqdm
 
