@@ -25,6 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from freeinit_lab._checks import require_int
+
 __all__ = [
     "FILTER_METHODS",
     "check_filter",
@@ -595,9 +597,8 @@ def default_band_edges(shape: Sequence[int], num_bands: int = 6, temporal_scale:
     """
     shape3 = _video_shape(shape)[-3:]
     temporal_scale = _check_temporal_scale(temporal_scale)
-    num_bands = int(num_bands)
-    if num_bands < 1:
-        raise ValueError(f"num_bands must be >= 1; got {num_bands}")
+    # int() would read True as one band and 2.5 as 2: every caller's num_bands is checked here
+    num_bands = require_int("num_bands", num_bands, why=" (radial frequency bands)")
     radius = frequency_radius(shape3, d_s=temporal_scale, d_t=1.0)
     r_max = float(radius.max())
     nonzero = radius[radius > 0]

@@ -388,6 +388,10 @@ def cumulative_quality(ds: xr.Dataset, metric: str = "consistency") -> xr.Datase
     xarray.Dataset
         ``mean``, ``se`` and ``cumulative_evals`` with dims ``(sampling, iteration)``.
     """
+    usable = [str(k) for k, v in ds.data_vars.items() if {"video", "iteration"} <= set(v.dims)]
+    if metric not in usable:
+        raise ValueError(f"metric={metric!r} is not a per-video, per-pass quantity of this study; use one of "
+                         f"{usable}")
     m = ds[metric]
     n = m.sizes["video"]
     return xr.Dataset({

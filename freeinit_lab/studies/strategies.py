@@ -188,6 +188,10 @@ class TerminalMarginal:
                 "estimate a covariance"
             )
         schedule = _schedule_of(scheduler)
+        if timestep is not None and (isinstance(timestep, (bool, np.bool_))
+                                     or not isinstance(timestep, (int, float, np.integer, np.floating))):
+            raise TypeError(f"timestep={timestep!r} must be a number (a training timestep, e.g. 999), or None for the "
+                            "schedule's terminal one")  # float() would read True as timestep 1
         t = float(schedule.terminal_timestep if timestep is None else timestep)
         a_T, b_T = (float(v) for v in schedule.coefficients(t))
         x = clean.detach().to("cpu", torch.float64)
@@ -933,8 +937,7 @@ def analytic_controls(
     unknown = [a for a in arms if a not in CONTROL_ARMS]
     if unknown:
         raise ValueError(f"unknown arm(s) {unknown}; valid arms are {', '.join(CONTROL_ARMS)}")
-    if int(num_iters) < 2:
-        raise ValueError(f"num_iters={num_iters} must be >= 2 (one FreeInit iteration at least)")
+    num_iters = require_int("num_iters", num_iters, low=2, why=" (one FreeInit iteration at least)")
     S = unet.power.double()
     U = unet.color_basis.double()
     C, F, Hh, W = S.shape

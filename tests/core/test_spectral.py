@@ -272,6 +272,18 @@ def test_band_functions_refuse_a_non_finite_temporal_scale(bad):
             fn()
 
 
+@pytest.mark.parametrize("bad", [True, 2.5, "3", 0])
+def test_band_counts_must_be_integers_everywhere(bad):
+    """int() read True as one band and 2.5 as two: every caller of the default edges (band_power, band masks, the
+    strategies' and decomposition's band tables) now refuses them, naming num_bands."""
+    x = torch.randn(2, 4, 8, 8)
+    for fn in (lambda: default_band_edges((4, 8, 8), bad), lambda: band_masks((4, 8, 8), num_bands=bad),
+               lambda: band_power(x, num_bands=bad)):
+        with pytest.raises(ValueError, match=f"num_bands={bad!r} must be an integer >= 1"):
+            fn()
+    assert default_band_edges((4, 8, 8), np.int64(3)).tolist() == default_band_edges((4, 8, 8), 3).tolist()
+
+
 def test_default_edges_can_leave_a_band_empty_on_small_grids_and_band_power_says_so():
     """As documented in default_band_edges: 6 default bands on a 16x8x8 latent leave band 1 without a bin."""
     assert int(spectral.band_counts((16, 8, 8), num_bands=6)[1]) == 0

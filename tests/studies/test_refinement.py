@@ -121,6 +121,8 @@ def test_a_single_filter_name_is_one_filter():
 
 
 def test_cumulative_quality_and_figures(study):
+    with pytest.raises(ValueError, match=r"metric='band_snr' is not a per-video, per-pass quantity.*'consistency'"):
+        cumulative_quality(study, "band_snr")  # was KeyError: 'video'
     q = cumulative_quality(study)
     assert q["cumulative_evals"].sel(sampling="full").values.tolist() == [4, 8, 12]
     assert q["cumulative_evals"].sel(sampling="coarse-to-fine").values.tolist() == [1, 3, 7]

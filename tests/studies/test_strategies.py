@@ -369,6 +369,8 @@ def test_bad_inputs(marginal, small_pipe, clips_small):
         st.InitStrategy("o", init="oracle").initial_latent(eps, clean=clips_small[:3], marginal=marginal)
     with pytest.raises(ValueError, match="at least 2"):
         st.TerminalMarginal.from_latents(clips_small[:1], small_pipe.scheduler)
+    with pytest.raises(TypeError, match="timestep=True must be a number"):  # was read as timestep 1
+        st.TerminalMarginal.from_latents(clips_small, small_pipe.scheduler, timestep=True)
     with pytest.raises(ValueError, match="expected"):
         marginal.sample(torch.randn(2, 3, 4, 8, 4))
     with pytest.raises(ValueError, match="does not fit"):
@@ -437,6 +439,8 @@ def test_num_bands_must_be_an_integer(small_pipe, marginal, clips_small, num_ban
 
 def test_a_single_arm_or_quantity_name_is_one_name(small_pipe):
     """arms="mask_only" and quantities="dynamics" were split into their letters ("unknown arm(s) ['m', 'a', ...]")."""
+    with pytest.raises(ValueError, match=r"num_iters=2.7 must be an integer"):  # was run as 2 passes
+        st.analytic_controls(small_pipe, "mask_only", num_iters=2.7, num_inference_steps=2, num_bands=3)
     one = st.analytic_controls(small_pipe, "mask_only", num_inference_steps=2, num_bands=3)
     listed = st.analytic_controls(small_pipe, ["mask_only"], num_inference_steps=2, num_bands=3)
     assert one.arm.values.tolist() == ["mask_only"]
