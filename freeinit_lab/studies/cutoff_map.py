@@ -471,6 +471,7 @@ def cutoff_map_from_sweep(store: xr.Dataset, pipe: Any) -> xr.Dataset:
     if not bool(store["complete"].all()):
         missing = int((~store["complete"].astype(bool)).sum())
         raise ValueError(f"the sweep has {missing} incomplete cell(s); rerun it to complete them first")
+    store = store.sortby(["d_s", "d_t"])  # axes ascending, as measure_cutoff_map's (a grid may list them in any order)
     settings = {**spec.get("sampler", {}), **spec.get("options", {})}
     per_seed = int(spec["videos_per_seed"])
     seeds = np.asarray([v for s in spec["seeds"] for v in video_seeds(int(s), per_seed)], dtype=np.int64)

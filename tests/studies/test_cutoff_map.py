@@ -282,6 +282,8 @@ def test_sweep_store_gives_the_same_map(tmp_path, pipe, cmap_ctrl):
     for key in ("model", "num_inference_steps", "num_iters", "method", "num_pipeline_videos", "scheduler_config"):
         assert np.array_equal(np.asarray(got.attrs[key]), np.asarray(ref.attrs[key])), key
     assert got.attrs["sweep_spec_hash"] == store.attrs["sweep_spec_hash"]
+    # a grid listed in descending order (d_s: [0.8, 0.25]) gives the same map, axes ascending as measure_cutoff_map's
+    xr.testing.assert_identical(cutoff_map_from_sweep(store.isel(d_s=[1, 0], d_t=[1, 0]), pipe), got)
     with pytest.raises(ValueError, match="incomplete"):
         cutoff_map_from_sweep(store.assign(complete=store.complete & False), pipe)
     with pytest.raises(ValueError, match="not a cutoff-map sweep"):
