@@ -464,6 +464,10 @@ def _counting_factory():
     ({"study": "refinement", "grid": {"d_s": [0.25], "num_bands": [3, 4]}}, "cannot vary 'num_bands'"),
     ({"study": "decomposition", "grid": {"num_bands": [3, 4]}}, "cannot vary 'num_bands'"),
     ({"study": "decomposition", "grid": {"controls": ["mask_only", "freeinit_fresh"]}}, "cannot vary 'controls'"),
+    # decompose_freeinit's own floor (2,000 resamples need 8 videos), checked before the pipeline loads
+    ({"study": "decomposition", "videos_per_seed": 2}, r"needs videos_per_seed >= 8 for cell .*got 2"),
+    ({"study": "decomposition", "videos_per_seed": 6, "options": {"num_bootstrap": 100, "num_iters": 7}},
+     r"needs videos_per_seed >= 7 for cell \(.*num_bootstrap=100, num_iters=7.*got 6"),
 ])
 def test_bad_specs_fail_before_any_sampling(tmp_path, change, match):
     CALLS["factory"] = 0

@@ -269,6 +269,16 @@ def _check_controls(controls) -> list[str]:
     return controls
 
 
+def videos_needed(num_bootstrap: int = 2000, controls: Sequence[str] | None = None, num_iters: int = 2) -> int:
+    """Fewest videos :func:`decompose_freeinit` accepts: ``min_videos_for_bootstrap(num_bootstrap)``, and at least
+    ``num_iters`` where the ``shuffled_low`` control runs (its single-cycle derangement chains ``num_iters - 1``
+    shuffled passes without a video meeting its own noise)."""
+    need = min_videos_for_bootstrap(num_bootstrap)
+    if "shuffled_low" in _check_controls(controls):
+        need = max(need, int(num_iters))
+    return need
+
+
 class _Stop(Exception):
     pass
 
@@ -496,9 +506,7 @@ def decompose_freeinit(
                                 why=": fewer resamples are too few for a percentile interval (use >= 1000)")
     if not 0 < float(confidence) < 1:
         raise ValueError(f"confidence={confidence} must lie in (0, 1), e.g. 0.95")
-    need = min_videos_for_bootstrap(num_bootstrap)
-    if "shuffled_low" in arms:
-        need = max(need, num_iters)
+    need = videos_needed(num_bootstrap, controls, num_iters)
     if isinstance(num_videos, bool) or not isinstance(num_videos, (int, np.integer)) or num_videos < need:
         raise ValueError(
             f"num_videos={num_videos!r} is too few: a paired bootstrap with {num_bootstrap} resamples needs at "

@@ -30,7 +30,7 @@ Add your own with :func:`register_study`; a study defined in a notebook travels 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,7 @@ class Study:
     fn: Callable[..., Any]
     parameters: tuple[str, ...] | None
     dims: tuple[str, ...] = ()
-    min_videos: int = 1
+    min_videos: int | Callable[[Mapping[str, Any]], int] = 1
     description: str = ""
     shape_settings: tuple[str, ...] = ()
 
@@ -65,10 +65,30 @@ class Study:
                 f"dims or labels ({', '.join(self.dims)}), which all cells of a store share. Give one value under "
                 "options: and run one sweep, into its own store, per value"
             )
-        if spec.videos_per_seed < self.min_videos:
-            raise SweepSpecError(f"study {self.name!r} needs videos_per_seed >= {self.min_videos} (paired standard "
-                                 f"errors), got {spec.videos_per_seed}")
+        if not callable(self.min_videos):
+            if spec.videos_per_seed < self.min_videos:
+                raise SweepSpecError(f"study {self.name!r} needs videos_per_seed >= {self.min_videos} (paired "
+                                     f"standard errors), got {spec.videos_per_seed}")
+        else:
+            need, label = self._videos_needed(spec)
+            if spec.videos_per_seed < need:
+                raise SweepSpecError(f"study {self.name!r} needs videos_per_seed >= {need} for cell ({label}) (its "
+                                     f"settings' bootstrap and passes), got {spec.videos_per_seed}")
         self.check_settings(spec)
+
+    def _videos_needed(self, spec) -> tuple[int, str]:
+        """The largest ``min_videos(settings)`` over the spec's cells (the study function's defaults under each
+        cell's settings) and that cell's label; a setting it cannot read is left to the study's own check."""
+        defaults = _keyword_defaults(self.fn)
+        need, label = 1, ""
+        for cell in spec.cells():
+            try:
+                n = int(self.min_videos({**defaults, **cell.settings}))
+            except (TypeError, ValueError):
+                continue
+            if n > need:
+                need, label = n, cell.label
+        return need, label
 
     def check_settings(self, spec) -> None:
         """Each distinct combination of settings that :class:`freeinit_lab.FreeInitSettings` validates (filter,
@@ -135,7 +155,8 @@ def _names(names: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def register_study(name: str, fn: Callable[..., Any], *, dims: str | Sequence[str] = (),
-                   parameters: str | Sequence[str] | None = None, min_videos: int = 1, description: str = "",
+                   parameters: str | Sequence[str] | None = None,
+                   min_videos: int | Callable[[Mapping[str, Any]], int] = 1, description: str = "",
                    shape_settings: str | Sequence[str] = (), overwrite: bool = False) -> Study:
     """Make ``fn`` runnable as ``study: name``.
 
@@ -151,7 +172,8 @@ def register_study(name: str, fn: Callable[..., Any], *, dims: str | Sequence[st
     parameters
         Settings the study accepts; default: ``fn``'s keyword parameters (any, if it takes ``**settings``).
     min_videos
-        Smallest ``videos_per_seed`` that makes sense (2 for paired standard errors).
+        Smallest ``videos_per_seed`` that makes sense (2 for paired standard errors), or a function of a cell's
+        settings (the study function's defaults under the cell's) returning it, checked for every cell.
     shape_settings
         Settings that change the size or labels of the study's own dims (e.g. a number of bands): a spec may fix
         them (``options``, ``sampler``) but not put them in its grid, which is refused before any cell runs.
@@ -163,7 +185,8 @@ def register_study(name: str, fn: Callable[..., Any], *, dims: str | Sequence[st
     if name in STUDIES and not overwrite:
         raise ValueError(f"a study named {name!r} is registered already; pass overwrite=True to replace it")
     params = _names(parameters) if parameters is not None else _parameters(fn)
-    study = Study(name=name, fn=fn, parameters=params, dims=_names(dims), min_videos=int(min_videos),
+    study = Study(name=name, fn=fn, parameters=params, dims=_names(dims),
+                  min_videos=min_videos if callable(min_videos) else int(min_videos),
                   description=description or (inspect.getdoc(fn) or "").split("\n")[0],
                   shape_settings=_names(shape_settings))
     STUDIES[name] = study
@@ -466,13 +489,21 @@ register_study("freeinit", freeinit_study, dims=("arm",))
 register_study("cutoff_map", cutoff_map_study, min_videos=2)
 register_study("strategies", strategies_study, dims=("row", "band", "data_video"), min_videos=2,
                shape_settings=("num_iters", "num_bands", "num_data_videos"))
+def _decomposition_videos(settings: Mapping[str, Any]) -> int:
+    """``decompose_freeinit``'s own floor for a cell's settings (its bootstrap resamples, shuffled_low's passes)."""
+    from freeinit_lab.studies.decomposition import videos_needed
+
+    return videos_needed(settings["num_bootstrap"], settings.get("controls"), settings["num_iters"])
+
+
 _register_whole("decomposition",
                 # per-pass numbers have a num_iters-long dim (a grid key may change it): the store keeps the final ones
                 WholeStudy("freeinit_lab.studies.decomposition:decompose_freeinit",
                            drop=("pass_consistency", "pass_dynamics", "pass"),
                            exclude=("reference", "chunk_size", "keep_latents", "return_latents", "oracle"),
                            extra=("num_inference_steps", "prompt", "guidance_scale", "num_frames", "height", "width")),
-                dims=("arm", "band", "control", "metric"), min_videos=2, shape_settings=("num_bands", "controls"),
+                dims=("arm", "band", "control", "metric"), min_videos=_decomposition_videos,
+                shape_settings=("num_bands", "controls"),
                 description="FreeInit beside its control arms on the same noises: effects and explained shares")
 _register_whole("evidence", WholeStudy("freeinit_lab.evidence:measure_evidence", exclude=("reference", "batch_size")),
                 dims=("source",), min_videos=2,
