@@ -466,6 +466,7 @@ def _counting_factory():
     ({"study": "decomposition", "grid": {"controls": ["mask_only", "freeinit_fresh"]}}, "cannot vary 'controls'"),
     # decompose_freeinit's own floor (2,000 resamples need 8 videos), checked before the pipeline loads
     ({"study": "decomposition", "videos_per_seed": 2}, r"needs videos_per_seed >= 8 for cell .*got 2"),
+    ({"grid": "d_s"}, r"grid = 'd_s' is not a mapping of settings"),  # was reported as "empty grid 'd_s'"
     ({"study": "decomposition", "videos_per_seed": 6, "options": {"num_bootstrap": 100, "num_iters": 7}},
      r"needs videos_per_seed >= 7 for cell \(.*num_bootstrap=100, num_iters=7.*got 6"),
 ])

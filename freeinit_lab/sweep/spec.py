@@ -494,7 +494,12 @@ class SweepSpec:
 
         ``parameters`` are the settings the study accepts (``None``: any).
         """
-        if not isinstance(self.grid, Mapping) or not self.grid:
+        if not isinstance(self.grid, Mapping):
+            raise SweepSpecError(
+                f"grid = {self.grid!r} is not a mapping of settings to the values to sweep; write e.g. "
+                "grid: {d_s: [0.25, 0.5]}"
+            )
+        if not self.grid:
             raise SweepSpecError(
                 f"empty grid {self.grid!r}: a sweep needs at least one setting to vary; to run one setting, give it "
                 "a single value, e.g. grid: {d_s: [0.25]}"
