@@ -112,6 +112,17 @@ def test_cutoff_map_takes_one_control_by_name_as_measure_cutoff_map_does(tmp_pat
     xr.testing.assert_identical(_data(one), _data(listed))
 
 
+def test_an_unknown_cutoff_map_control_is_refused_before_the_plain_samples(tmp_path, monkeypatch):
+    """A misspelt control failed only inside measure_cutoff_map, after the seed's plain samples were computed."""
+    from freeinit_lab.sweep import studies
+
+    monkeypatch.setattr(studies, "_cached_plain", lambda *a, **k: pytest.fail("plain samples before the check"))
+    spec = dict(pipeline=ANALYTIC, study="cutoff_map", grid={"d_s": [0.25]}, seeds=[0], videos_per_seed=2,
+                sampler={"num_inference_steps": 3}, options={"num_iters": 2, "controls": ["mask_onyl"]})
+    with pytest.raises(ValueError, match=r"controls=\['mask_onyl'\]: a map samples each of"):
+        run_sweep(spec, tmp_path / "bad.zarr", progress=False)
+
+
 @pytest.mark.parametrize("study,grid,options", [
     ("strategies", {"d_s": [0.25]}, {"num_iters": 2, "num_data_videos": 4}),
     ("evidence", {"d_t": [0.25, 0.5]}, {}),

@@ -188,6 +188,18 @@ def _cutoffs(values: Sequence[float] | float, name: str) -> np.ndarray:
     return np.sort(arr)  # the map's axes ascend whatever order they were given in (its lookups and figures need it)
 
 
+def check_map_controls(controls: Sequence[str] | str, num_iters: int) -> tuple[str, ...]:
+    """The map's ``controls`` as a tuple (one name is one control), each of :data:`MAP_CONTROLS` at most once, and
+    only with ``num_iters >= 2`` (a control replaces FreeInit's last pass); else ``ValueError`` naming the fix."""
+    controls = (controls,) if isinstance(controls, str) else tuple(controls)
+    unknown = [c for c in controls if c not in MAP_CONTROLS]
+    if unknown or len(set(controls)) != len(controls):
+        raise ValueError(f"controls={list(controls)}: a map samples each of {list(MAP_CONTROLS)} at most once")
+    if controls and num_iters < 2:
+        raise ValueError("controls need num_iters >= 2: a control replaces FreeInit's last pass")
+    return controls
+
+
 def measure_cutoff_map(
     pipe: Any = None,
     *,
@@ -266,14 +278,7 @@ def measure_cutoff_map(
 
     # ------------------------------------------------------------------ validation, before any model runs
     ds_values, dt_values = _cutoffs(d_s, "d_s"), _cutoffs(d_t, "d_t")
-    if isinstance(controls, str):
-        controls = (controls,)
-    controls = tuple(controls)
-    unknown = [c for c in controls if c not in MAP_CONTROLS]
-    if unknown or len(set(controls)) != len(controls):
-        raise ValueError(f"controls={list(controls)}: a map samples each of {list(MAP_CONTROLS)} at most once")
-    if controls and num_iters < 2:
-        raise ValueError("controls need num_iters >= 2: a control replaces FreeInit's last pass")
+    controls = check_map_controls(controls, num_iters)
     if pipe is None:  # loading samples nothing; the step count may come from the pipeline's stored sampler
         from freeinit_lab.embedded.pipelines import load_default_pipeline
 

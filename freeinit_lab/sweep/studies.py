@@ -385,7 +385,9 @@ def cutoff_map_study(
 
     import freeinit_lab as fl
 
-    controls = (controls,) if isinstance(controls, str) else tuple(controls)  # one name, as measure_cutoff_map
+    from freeinit_lab.studies.cutoff_map import check_map_controls
+
+    controls = check_map_controls(controls, num_iters)  # one name is one control; checked before the plain samples
     steps = int(num_inference_steps if num_inference_steps is not None else pipe.default_num_inference_steps)
     seeds = video_seeds(seed, num_videos)
     plain = _cached_plain(pipe, seeds, steps)
