@@ -252,7 +252,6 @@ def _netcdf_root_attrs(path: str) -> dict | None:
     try:
         import netCDF4
 
-        _check_hdf5_length(path)  # a truncated file is not opened: HDF5 may not see it (see _check_hdf5_length)
         with _netcdf_open(path, lazy=False) as target, netCDF4.Dataset(target, "r") as f:
             return {k: f.getncattr(k) for k in f.ncattrs()}
     except Exception:  # noqa: BLE001 - unreadable or not NetCDF: not one of ours
@@ -279,10 +278,11 @@ def _netcdf_open(path: str, *, lazy: bool):
     (:mod:`freeinit_lab.probes._hdf5`). So a file that is held open (lazily loaded, or left open by netCDF-C after a
     failed open) and was rewritten in place since would load as what it was, or as a mix of both. Such a file is read
     through a copy (deleted after a full load, at exit after a lazy one). After a failed open, the handle netCDF-C
-    leaves is closed. Where the HDF5 library cannot be reached, the same is judged from this process's own opens.
+    leaves is closed. Its length is checked first (:func:`_check_hdf5_length`), for every caller. Where the HDF5 library cannot be reached, the same is judged from this process's own opens.
     """
     from freeinit_lab.probes import _hdf5
 
+    _check_hdf5_length(path)  # a truncated file is not opened: HDF5 may not see it (see _check_hdf5_length)
     st = os.stat(path)
     key, state = (st.st_dev, st.st_ino), (st.st_size, st.st_mtime_ns)
     before = _hdf5.open_file_ids()
@@ -853,7 +853,6 @@ def _read(path: str, fmt: Format, lazy: bool) -> xr.Dataset:
                 kept = np.flatnonzero(np.isfinite(np.asarray(ds["timestep"].values, dtype=np.float64)).any(axis=0))
                 ds = ds.isel(step=kept).sortby("step")
         return ds if lazy else ds.load()
-    _check_hdf5_length(path)
     with _netcdf_open(path, lazy=lazy) as target:
         ds = xr.open_dataset(target, engine="netcdf4")
         if not lazy:
