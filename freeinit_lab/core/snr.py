@@ -27,7 +27,7 @@ from .._checks import require_int, require_seed
 from .dims import band_coords
 from .reinit import _flag
 from .schedules import NoiseSchedule, get_schedule
-from .spectral import _check_dims, _check_video, _resolve_edges, band_counts, band_power
+from .spectral import _check_dims, _check_video, _require_nonempty_bands, _resolve_edges, band_counts, band_power
 
 __all__ = [
     "band_snr",
@@ -344,6 +344,9 @@ def reinit_band_composition(
         ``from_diffused``, ``from_noise`` (shares summing to 1) and ``mix_variance`` (mean power per bin of the
         mix) over ``band``.
     """
+    if not isinstance(lowpass, torch.Tensor) or lowpass.dim() < 3 or lowpass.is_complex():
+        raise TypeError("lowpass must be a real torch.Tensor mask shaped (..., frame, height, width), e.g. "
+                        f"lowpass_filter(shape[-3:], ...); got {type(lowpass).__name__} {tuple(getattr(lowpass, 'shape', ()))}")
     stack = lowpass.reshape(-1, *lowpass.shape[-3:]).detach().cpu().double()
     mask = stack[0]
     if not bool((stack == mask).all()):
@@ -352,12 +355,21 @@ def reinit_band_composition(
             "is of one mask: pass one (frame, height, width) mask (e.g. lowpass_filter(shape[-3:], ...)), or call "
             "this once per mask"
         )
+    if not bool(((mask >= 0) & (mask <= 1)).all()):
+        raise ValueError("lowpass mask values must lie in [0, 1] (a FreeInit low-pass filter, lowpass_filter(...))")
     shape3 = tuple(mask.shape)
-    edges_arr = _resolve_edges(shape3, edges, num_bands, 1.0)
+    # a band with no bin would report its shares as 0 / 0 = NaN: refused, naming the most bands this grid holds
+    edges_arr = _require_nonempty_bands(shape3, edges, num_bands, 1.0, who="reinit_band_composition")
     from .spectral import band_masks
 
     masks = band_masks(shape3, edges=edges_arr)
-    p_z = np.ones(masks.shape[0]) if diffused_power is None else np.asarray(diffused_power, dtype=np.float64)
+    if diffused_power is None:
+        p_z = np.ones(masks.shape[0])
+    else:
+        p_z = np.asarray(diffused_power, dtype=np.float64)
+        if p_z.shape != (masks.shape[0],) or not bool(np.all(np.isfinite(p_z) & (p_z > 0))):
+            raise ValueError(f"diffused_power must hold one finite positive power per band ({masks.shape[0]}); "
+                             f"got {p_z.tolist()!r}")
     h2 = mask**2
     l2 = (1 - mask) ** 2
     counts = masks.sum(dim=(1, 2, 3)).double()

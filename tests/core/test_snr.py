@@ -236,3 +236,24 @@ def test_reinit_band_composition_refuses_masks_that_differ_across_videos():
     two = torch.stack([one[0, 0], lowpass_filter((4, 8, 8), "ideal", 0.5, 0.5)])
     with pytest.raises(ValueError, match="one mask"):
         reinit_band_composition(two, num_bands=3)
+
+
+def test_reinit_band_composition_refuses_empty_bands_and_bad_powers():
+    """On a 16x8x8 grid band 1 of 6 holds no bin: its shares came back as NaN (0 / 0) beside numbers; refused,
+    naming how many bands fit. A diffused_power of the wrong length was broadcast (one value for all bands) or
+    failed in numpy; a negative one gave a share above 1; a mask above 1 gave shares of a mask no filter makes."""
+    from freeinit_lab.core.snr import reinit_band_composition
+
+    H = lowpass_filter((16, 8, 8), "gaussian", 0.25, 0.25)
+    with pytest.raises(ValueError, match=r"reinit_band_composition: bands \[1\] of 6 hold no frequency bin.*num_bands="):
+        reinit_band_composition(H, 6)
+    ok = reinit_band_composition(H, 3)
+    assert np.isfinite(ok.from_diffused).all()
+    for power in ([2.0], [2.0, 1.0], [1.0, -1.0, 1.0], [1.0, np.nan, 1.0]):
+        with pytest.raises(ValueError, match="diffused_power must hold one finite positive power per band"):
+            reinit_band_composition(H, 3, diffused_power=power)
+    assert np.allclose(reinit_band_composition(H, 3, diffused_power=[1.0, 1.0, 1.0]).from_diffused, ok.from_diffused)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        reinit_band_composition(3 * H, 3)
+    with pytest.raises(TypeError, match="torch.Tensor mask"):
+        reinit_band_composition(H.numpy(), 3)

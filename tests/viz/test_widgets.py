@@ -283,3 +283,12 @@ def test_run_labels_the_passes():
     result = ex.run()
     assert list(result["scores"]) == ["plain sampling", "FreeInit ×1 (K=2)"]  # one reinitialisation, as notebook 06
     assert [t.name for t in result["figure"].data] == [None, None] and result["num_iters"] == 2
+
+
+def test_a_grid_too_small_for_num_bands_is_refused_when_built():
+    """On a 16x8x8 grid band 1 of 6 holds no bin: the composition chart drew a NaN bar and the summary read
+    'lowest band variance of the mix: nan'; the explorer is refused when built, naming how many bands fit."""
+    with pytest.raises(ValueError, match=r"bands \[1\] of 6 hold no frequency bin.*num_bands="):
+        CutoffExplorer(shape=(16, 8, 8), cutoff_map=None)
+    ex = CutoffExplorer(shape=(16, 8, 8), cutoff_map=None, num_bands=3)
+    assert "nan" not in ex.summary.value
