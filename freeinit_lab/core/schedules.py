@@ -49,6 +49,9 @@ SUPPORTED_SCHEDULERS = (
     "UniPC/DPMSolver with use_flow_sigmas; static shift or shift=…), subclasses included"
 )
 
+#: The forward-process families a NoiseSchedule describes (module docstring).
+FAMILIES = ("ddpm", "edm", "flow")
+
 #: Below this terminal SNR (-60 dB) a schedule is treated as carrying no signal at t = T. Zero-terminal-SNR
 #: schedulers end at exactly 0 (DDIM) or clamp alphabar_T to 2**-24 (Euler, about -72 dB).
 TERMINAL_SIGNAL_THRESHOLD = 1e-6
@@ -161,6 +164,38 @@ class NoiseSchedule:
     sigma: np.ndarray
     scheduler_class: str = ""
     config: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # built by hand (the docs suggest it for other forward processes), so checked here: a decreasing grid (a
+        # sampler's timesteps) made T the *least* noisy step, arrays of other lengths or lists failed only at the
+        # first lookup, and an unknown family was read as a continuous one
+        if self.family not in FAMILIES:
+            raise ValueError(f"family={self.family!r}; use one of {', '.join(map(repr, FAMILIES))} (module docstring)")
+        arrays = {}
+        for name in ("timesteps", "alpha", "sigma"):
+            value = getattr(self, name)
+            try:
+                arr = np.array(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"NoiseSchedule {name} must be a 1-D array of numbers; got {type(value).__name__}") from exc
+            if arr.ndim != 1 or arr.size == 0:
+                raise ValueError(f"NoiseSchedule {name} must be a non-empty 1-D array; got shape {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"NoiseSchedule {name} holds NaN or inf values")
+            arrays[name] = arr
+        sizes = {k: v.size for k, v in arrays.items()}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(f"NoiseSchedule timesteps, alpha and sigma must have one entry per timestep; got sizes {sizes}")
+        if not bool(np.all(np.diff(arrays["timesteps"]) > 0)):
+            raise ValueError(
+                "NoiseSchedule timesteps must strictly increase (in order of increasing noise; the last entry is the "
+                "terminal timestep T FreeInit diffuses to); a sampler's timesteps run the other way: reverse "
+                "timesteps, alpha and sigma together ([::-1])"
+            )
+        if bool((arrays["alpha"] < 0).any()) or bool((arrays["sigma"] < 0).any()):
+            raise ValueError("NoiseSchedule alpha (a_t) and sigma (b_t) must be >= 0")
+        for name, arr in arrays.items():
+            object.__setattr__(self, name, arr)
 
     # -- construction -------------------------------------------------------------------------------------------
     @classmethod

@@ -263,3 +263,26 @@ def test_coefficients_refuse_non_finite_timesteps_for_every_family(sched, t):
     """A NaN timestep passed the flow/EDM range check (NaN < lo is False) and interpolated to NaN coefficients."""
     with pytest.raises(ValueError, match="not finite"):
         get_schedule(sched).coefficients(t)
+
+
+def test_a_schedule_built_by_hand_is_checked_when_built():
+    """The docs suggest NoiseSchedule(family, timesteps, alpha, sigma) for other forward processes. A grid in a
+    sampler's order (decreasing) made T = 0 and failed later as 'outside the training range [999, 0]'; a short
+    alpha raised IndexError at the first lookup, lists an AttributeError, and family 'vp' was interpolated
+    between integer timesteps as a continuous family. Each is refused when built; lists are read as arrays."""
+    s = get_schedule(diffusers.DDIMScheduler(**SD))
+    t, a, b = s.timesteps, s.alpha, s.sigma
+    with pytest.raises(ValueError, match="strictly increase.*reverse"):
+        NoiseSchedule("ddpm", t[::-1], a[::-1], b[::-1])
+    with pytest.raises(ValueError, match="one entry per timestep"):
+        NoiseSchedule("ddpm", t, a[:-1], b)
+    with pytest.raises(ValueError, match="family='vp'"):
+        NoiseSchedule("vp", t, a, b)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        NoiseSchedule("ddpm", t, np.where(t == 5, np.nan, a), b)
+    with pytest.raises(ValueError, match=">= 0"):
+        NoiseSchedule("ddpm", t, -a, b)
+    with pytest.raises(ValueError, match="1-D"):
+        NoiseSchedule("ddpm", t[None], a[None], b[None])
+    listed = NoiseSchedule("ddpm", t.tolist(), a.tolist(), torch.from_numpy(b))
+    assert listed.terminal_snr == s.terminal_snr and isinstance(listed.alpha, np.ndarray)
