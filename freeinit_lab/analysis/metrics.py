@@ -199,6 +199,7 @@ def frame_cosine_similarity(
     """
     x = as_video(video, layout, value_range)
     b, c, f, h, w = x.shape
+    src, dst = _pairs(f, reference)  # a misspelt reference is refused before any features are computed
     if features is not None and center:
         raise ValueError("centring applies to pixel features only; pass center=False with features=")
     if center:
@@ -206,7 +207,6 @@ def frame_cosine_similarity(
     frames = x.transpose(1, 2).reshape(b * f, c, h, w)
     phi = frames.reshape(b * f, -1) if features is None else features(frames).reshape(b * f, -1).double()
     phi = phi.view(b, f, -1)
-    src, dst = _pairs(f, reference)
     cos = F.cosine_similarity(phi[:, src], phi[:, dst], dim=-1, eps=1e-12)
     # two identical flat frames (zero vectors after centring) count as perfectly consistent
     same = (phi[:, src] - phi[:, dst]).abs().amax(-1) < 1e-12
@@ -339,7 +339,11 @@ def dino_consistency(
     torch.Tensor
         ``(batch,)`` float64 in ``[-100, 100]``.
     """
+    batch_frames = require_int("batch_frames", batch_frames, why=" (frames per forward pass of the ViT)")
+    if image_size is not None:
+        image_size = require_int("image_size", image_size, why=" (the ViT's input size; None reads model.config)")
     x = as_video(video, layout, value_range)
+    src, dst = _pairs(x.shape[2], reference)  # checked before the model loads and embeds every frame
     if x.shape[1] not in (1, 3):
         raise ValueError(f"dino_consistency embeds RGB (or grey) frames with ImageNet's normalisation; these videos "
                          f"have {x.shape[1]} channels: decode latents to RGB first (e.g. pipe.decode_latents), or pass "
@@ -362,7 +366,6 @@ def dino_consistency(
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         feats.append(hidden[:, 0].double().cpu())
     phi = torch.cat(feats).view(b, f, -1)
-    src, dst = _pairs(f, reference)
     return 100.0 * F.cosine_similarity(phi[:, src], phi[:, dst], dim=-1).mean(dim=1)
 
 
@@ -396,10 +399,11 @@ def consistency_report(video, *, layout: str = "bcfhw", value_range: tuple[float
     import xarray as xr
 
     names = list(WEIGHT_FREE_METRICS) if metrics is None else [metrics] if isinstance(metrics, str) else metrics
+    unknown = [n for n in names if n not in WEIGHT_FREE_METRICS]
+    if unknown:  # before any metric runs, not after the ones listed before it
+        raise KeyError(f"unknown metric {unknown[0]!r}; choose from {sorted(WEIGHT_FREE_METRICS)}")
     out = {}
     for n in names:
-        if n not in WEIGHT_FREE_METRICS:
-            raise KeyError(f"unknown metric {n!r}; choose from {sorted(WEIGHT_FREE_METRICS)}")
         vals = WEIGHT_FREE_METRICS[n](video, layout=layout, value_range=value_range).numpy()
         out[n] = xr.DataArray(vals, dims=("batch",), name=n,
                               attrs={"long_name": _LONG_NAMES[n], "units": "1", "higher_is": "more consistent"})

@@ -183,3 +183,39 @@ def test_integer_frames_outside_the_value_range_are_refused():
             continue
         np.testing.assert_allclose(fn(frames, layout="bfhwc", value_range=(0, 255)).numpy(),
                                    fn(as_float, layout="bfhwc", value_range=(0, 1)).numpy(), rtol=1e-12)
+
+
+def test_bad_reference_and_batch_settings_are_refused_before_any_frame_is_embedded(tiny_vit):
+    """A misspelt reference was refused only after the ViT (or a features callable) had embedded every frame;
+    batch_frames=0 failed as range()'s 'arg 3 must not be zero' after loading, 2.5 as a slice TypeError, and
+    image_size=0 silently meant the model's own size. consistency_report ran the metrics listed before an
+    unknown name."""
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vit = tiny_vit
+
+        def forward(self, pixel_values):
+            calls.append(pixel_values.shape[0])
+            return self.vit(pixel_values=pixel_values)
+
+    v = _videos(9, b=1, f=3)
+    with pytest.raises(ValueError, match="reference must be 'consecutive' or 'first'"):
+        metrics.dino_consistency(v, Counting(), reference="frist")
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=rf"batch_frames={bad!r} must be an integer >= 1"):
+            metrics.dino_consistency(v, Counting(), batch_frames=bad)
+    with pytest.raises(ValueError, match=r"image_size=0 must be an integer >= 1"):
+        metrics.dino_consistency(v, Counting(), image_size=0)
+    assert calls == []
+    feats = []
+    with pytest.raises(ValueError, match="reference must be"):
+        metrics.frame_cosine_similarity(v, reference="frist", center=False,
+                                        features=lambda fr: feats.append(1) or fr.flatten(1))
+    assert feats == []
+    with pytest.raises(KeyError, match="unknown metric 'flikcer'"):
+        metrics.consistency_report(v, metrics=["frame_cosine", "flikcer"])
+    np.testing.assert_allclose(metrics.dino_consistency(v, Counting(), batch_frames=2, image_size=32).numpy(),
+                               metrics.dino_consistency(v, tiny_vit).numpy(), rtol=1e-5)
