@@ -173,6 +173,10 @@ def band_snr(
     else:
         source = f"channels={int(channels)}"
     _check_channels(x0, channels, "x0", source)
+    if method not in ("closed_form", "monte_carlo"):
+        raise ValueError(f"method must be 'closed_form' or 'monte_carlo'; got {method!r}")
+    if method == "monte_carlo":  # int() read 2.5 draws as 2 and True as 1
+        num_samples = require_int("num_samples", num_samples, why=" (Monte-Carlo noise draws)")
     schedule: NoiseSchedule = get_schedule(scheduler)
     shape3 = tuple(x0.shape[-3:])
     edges_arr = _resolve_edges(shape3, edges, num_bands, temporal_scale)
@@ -184,17 +188,12 @@ def band_snr(
     signal = _mean_band_power(x0, edges_arr, temporal_scale)  # (K,)
     if method == "closed_form":
         noise = np.ones_like(signal)
-    elif method == "monte_carlo":
-        num_samples = int(num_samples)
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1; got {num_samples}")
+    else:
         acc = np.zeros_like(signal)
         for _ in range(num_samples):
             eps = torch.randn(x0.shape, generator=generator, dtype=torch.float32, device=x0.device)
             acc += _mean_band_power(eps, edges_arr, temporal_scale)
         noise = acc / num_samples
-    else:
-        raise ValueError(f"method must be 'closed_form' or 'monte_carlo'; got {method!r}")
     with np.errstate(divide="ignore", invalid="ignore"):
         linear = (a[:, None] ** 2 * signal[None, :]) / (b[:, None] ** 2 * noise[None, :])
     values = _to_db(linear)
@@ -519,8 +518,9 @@ def separable_band_index(
     from .spectral import _video_shape, band_index, default_band_edges
 
     f, h, w = _video_shape(shape)[-3:]
-    if spatial_edges is None:
-        spatial_edges = default_band_edges((1, h, w), int(num_spatial_bands))
+    if spatial_edges is None:  # int() read 2.5 bands as 2 and True as 1
+        num_spatial_bands = require_int("num_spatial_bands", num_spatial_bands, why=" (spatial radius bands)")
+        spatial_edges = default_band_edges((1, h, w), num_spatial_bands)
     spatial_edges = np.asarray(spatial_edges, dtype=np.float64)
     s_idx = band_index((1, h, w), edges=spatial_edges)[0]  # (H, W)
     n_t = torch.fft.fftfreq(f, d=1.0 / f).abs().round().long()  # |integer temporal bin|

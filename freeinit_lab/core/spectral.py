@@ -848,9 +848,9 @@ def spatial_spectrum(x: torch.Tensor, num_bins: int | None = None) -> tuple[torc
     """
     _check_video(x, "x")
     h, w = x.shape[-2:]
-    num_bins = int(num_bins) if num_bins is not None else max(h, w) // 2 + 1
-    if num_bins < 1:
-        raise ValueError(f"num_bins must be >= 1; got {num_bins}")
+    # int() read 2.5 bins as 2 and True as 1
+    num_bins = require_int("num_bins", num_bins, why=" (radial bins of the spatial spectrum)") \
+        if num_bins is not None else max(h, w) // 2 + 1
     spectrum = torch.fft.fftn(x.to(_work_dtype(x.dtype)), dim=_FFT_DIMS, norm="ortho")
     power = (spectrum.abs().double() ** 2).mean(dim=-3).reshape(*x.shape[:-3], -1)
     fh, fw = normalized_frequencies(h), normalized_frequencies(w)

@@ -122,7 +122,9 @@ class CutoffExplorer:
         if (run_kwargs or {}).get("output_type", "latent") != "latent":
             raise ValueError(f"run_kwargs output_type={run_kwargs['output_type']!r}: the explorer decodes and scores "
                              "the latents itself, so it samples with output_type='latent'; leave output_type out")
-        self.shape = tuple(int(s) for s in shape)
+        # int() read a 16.5-frame grid as 16 (and then showed a map measured on 16 frames as its own)
+        self.shape = tuple(require_int(f"shape[{i}]", s, why=" (the latent's frame, height, width)")
+                           for i, s in enumerate(shape))
         self.num_bands = require_int("num_bands", num_bands, why=" (frequency bands of the composition chart)")
         self._pipeline = pipeline
         self.run_kwargs = dict(run_kwargs or {})

@@ -448,3 +448,14 @@ def test_block_bootstrap_widens_the_interval_of_correlated_segments_only(sched, 
 def test_bad_block_length_is_refused_before_work(sched, kwargs, match):
     with pytest.raises(ValueError, match=match):
         gap_kl(torch.randn(4, 3, 4, 8, 8), sched, **kwargs)
+
+
+@pytest.mark.parametrize("bands", [2.5, True])
+def test_separable_spatial_band_count_must_be_an_integer(bands):
+    """int() read num_spatial_bands=2.5 as 2 bands and True as 1, in separable_band_index and gap_kl's
+    separable grid."""
+    with pytest.raises(ValueError, match=rf"num_spatial_bands={bands!r} must be an integer >= 1"):
+        separable_band_index((4, 8, 8), bands)
+    with pytest.raises(ValueError, match=rf"num_spatial_bands={bands!r} must be an integer >= 1"):
+        gap_kl(torch.randn(4, 2, 4, 8, 8), fl.default_scheduler(), grid="separable", num_spatial_bands=bands,
+               num_bootstrap=0)

@@ -257,3 +257,10 @@ def test_reinit_band_composition_refuses_empty_bands_and_bad_powers():
         reinit_band_composition(3 * H, 3)
     with pytest.raises(TypeError, match="torch.Tensor mask"):
         reinit_band_composition(H.numpy(), 3)
+
+
+@pytest.mark.parametrize("num_samples", [2.5, True, 0])
+def test_monte_carlo_draws_must_be_an_integer(num_samples):
+    """int() read num_samples=2.5 as 2 draws and True as 1, returning an SNR from fewer draws than asked."""
+    with pytest.raises(ValueError, match=rf"num_samples={num_samples!r} must be an integer >= 1"):
+        band_snr(torch.randn(2, 3, 4, 8, 8), SD, 3, timesteps=[999], method="monte_carlo", num_samples=num_samples)

@@ -397,3 +397,10 @@ def test_integer_inputs_are_refused_not_rounded(dtype):
                  lambda: spectral.reinit_noise_variance_preserving(x, x, mask)):
         with pytest.raises(TypeError, match=r"\.float\(\)"):
             call()
+
+
+@pytest.mark.parametrize("num_bins", [2.5, True, 0])
+def test_spatial_spectrum_bins_must_be_an_integer(num_bins):
+    """int() read num_bins=2.5 as 2 bins and True as 1."""
+    with pytest.raises(ValueError, match=rf"num_bins={num_bins!r} must be an integer >= 1"):
+        spatial_spectrum(torch.randn(1, 4, 8, 8), num_bins=num_bins)

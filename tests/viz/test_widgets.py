@@ -292,3 +292,10 @@ def test_a_grid_too_small_for_num_bands_is_refused_when_built():
         CutoffExplorer(shape=(16, 8, 8), cutoff_map=None)
     ex = CutoffExplorer(shape=(16, 8, 8), cutoff_map=None, num_bands=3)
     assert "nan" not in ex.summary.value
+
+
+@pytest.mark.parametrize("shape", [(16.5, 32, 32), (True, 8, 8), (4, 0, 8)])
+def test_grid_sizes_must_be_integers(shape):
+    """int() read a 16.5-frame grid as 16 frames (and showed a map measured on 16 frames as its own)."""
+    with pytest.raises(ValueError, match=r"shape\[\d\]=.* must be an integer >= 1"):
+        CutoffExplorer(shape=shape, cutoff_map=None)
