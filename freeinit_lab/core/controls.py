@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from .._checks import require_int
-from .reinit import mix_noise
+from .reinit import _flag, mix_noise
 from .spectral import (
     _check_video,
     _resolve_edges,
@@ -122,6 +122,8 @@ class ControlArm:
             raise ValueError(f"renoise={self.renoise!r}; use 'same' or 'fresh'")
         if self.mix not in ("freeinit", "variance_preserving"):
             raise ValueError(f"mix={self.mix!r}; use 'freeinit' or 'variance_preserving'")
+        for name in ("legacy_ideal", "amplitude_matched"):  # bool("False") is True: a string switch is refused
+            object.__setattr__(self, name, _flag(name, getattr(self, name)))
         if self.amplitude_matched and self.signal is not None:
             raise ValueError("an amplitude-matched arm does not mix: set signal=None")
         if self.signal is None:

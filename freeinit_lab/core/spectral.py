@@ -336,11 +336,13 @@ def lowpass_filter(
     shape = _video_shape(shape)
     method, d_s, d_t, order = check_filter(method, d_s, d_t, order)
     device = torch.device(device) if device is not None else torch.device("cpu")
-    if not dtype.is_floating_point or dtype.is_complex:
-        raise TypeError(f"dtype must be a real floating dtype; got {dtype}")
-    mask = _cached_mask(
-        shape[-3:], method, d_s, d_t, order, bool(legacy_ideal_threshold) and method == "ideal", str(device), dtype
-    )
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or dtype.is_complex:
+        raise TypeError(f"dtype must be a real floating torch dtype (e.g. torch.float32); got {dtype!r}")
+    # bool() would read the string "False" as True: the reference codes' radius-0.707 typo instead of d_s
+    legacy = legacy_ideal_threshold
+    if not (isinstance(legacy, (bool, np.bool_)) or (isinstance(legacy, (int, np.integer)) and legacy in (0, 1))):
+        raise TypeError(f"legacy_ideal_threshold must be True or False; got {legacy!r}")
+    mask = _cached_mask(shape[-3:], method, d_s, d_t, order, bool(legacy) and method == "ideal", str(device), dtype)
     # a copy: the cached mask is shared by every later call on this grid, so it must never leave this module
     return mask.clone().expand(shape)
 

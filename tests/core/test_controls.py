@@ -77,3 +77,12 @@ def test_derangement_size_must_be_an_integer_of_at_least_two(n, match):
     """2.5 videos silently gave a derangement of 2 (int() truncated it); a count is an integer, named in the error."""
     with pytest.raises(ValueError, match=match):
         ct.single_cycle_derangement(n)
+
+
+@pytest.mark.parametrize("field", ["legacy_ideal", "amplitude_matched"])
+def test_arm_switches_must_be_booleans(field):
+    """bool("False") is True: ControlArm(..., legacy_ideal="False") ran the reference codes' radius-0.707 ideal
+    filter; a switch that is not True/False (or 0/1) is refused naming it."""
+    with pytest.raises(TypeError, match=rf"{field} must be True or False; got 'False'"):
+        ct.ControlArm("switch_test", signal=None if field == "amplitude_matched" else "own", **{field: "False"})
+    assert ct.ControlArm("switch_test", legacy_ideal=np.bool_(False)).legacy_ideal is False

@@ -404,3 +404,14 @@ def test_spatial_spectrum_bins_must_be_an_integer(num_bins):
     """int() read num_bins=2.5 as 2 bins and True as 1."""
     with pytest.raises(ValueError, match=rf"num_bins={num_bins!r} must be an integer >= 1"):
         spatial_spectrum(torch.randn(1, 4, 8, 8), num_bins=num_bins)
+
+
+def test_lowpass_switch_and_dtype_are_checked():
+    """legacy_ideal_threshold="False" was read as True (radius 0.707 instead of d_s = 0.25); a dtype given as a
+    string failed as AttributeError 'str' object has no attribute 'is_floating_point'."""
+    with pytest.raises(TypeError, match="legacy_ideal_threshold must be True or False; got 'False'"):
+        lowpass_filter((4, 8, 8), "ideal", 0.25, 0.25, legacy_ideal_threshold="False")
+    with pytest.raises(TypeError, match="real floating torch dtype"):
+        lowpass_filter((4, 8, 8), "ideal", 0.25, 0.25, dtype="float32")
+    assert torch.equal(lowpass_filter((4, 8, 8), "ideal", 0.25, 0.25, legacy_ideal_threshold=0),
+                       lowpass_filter((4, 8, 8), "ideal", 0.25, 0.25))
