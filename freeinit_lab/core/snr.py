@@ -101,7 +101,7 @@ def _check_channels(x: torch.Tensor, channels: int | None, name: str, source: st
 
 def _mean_band_power(x: torch.Tensor, edges: np.ndarray, temporal_scale: float) -> np.ndarray:
     power = band_power(x, edges=edges, temporal_scale=temporal_scale)
-    return power.reshape(-1, power.shape[-1]).mean(0).cpu().numpy()
+    return power.reshape(-1, power.shape[-1]).mean(0).detach().cpu().numpy()  # latents may carry a graph
 
 
 def band_snr(
@@ -457,7 +457,8 @@ def reinit_power_split(
     v = eta.double() - apply_lowpass(eta.double(), H)
 
     def p(x: torch.Tensor) -> np.ndarray:
-        return band_power(x, edges=edges_arr).mean(dim=1).numpy()  # (video, band), channel mean
+        # (video, band), channel mean; detached and on the CPU for latents that carry a graph or live on a GPU
+        return band_power(x, edges=edges_arr).mean(dim=1).detach().cpu().numpy()
 
     ps, pu, pv = p(s), p(u), p(v)
     cross_su = p(s + u) - ps - pu

@@ -264,3 +264,18 @@ def test_monte_carlo_draws_must_be_an_integer(num_samples):
     """int() read num_samples=2.5 as 2 draws and True as 1, returning an SNR from fewer draws than asked."""
     with pytest.raises(ValueError, match=rf"num_samples={num_samples!r} must be an integer >= 1"):
         band_snr(torch.randn(2, 3, 4, 8, 8), SD, 3, timesteps=[999], method="monte_carlo", num_samples=num_samples)
+
+
+def test_latents_that_carry_a_graph_are_measured():
+    """Latents with requires_grad (a model's output outside torch.no_grad) failed in every band SNR with
+    "Can't call numpy() on Tensor that requires grad"; they are measured as their values."""
+    from freeinit_lab.core.snr import reinit_power_split
+
+    x = torch.randn(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    g = x.clone().requires_grad_(True)
+    assert band_snr(g, SD, 3, timesteps=[999]).equals(band_snr(x, SD, 3, timesteps=[999]))
+    assert inference_band_snr(g, g, 3).equals(inference_band_snr(x, x, 3))
+    assert initialization_gap(g, SD, 3).equals(initialization_gap(x, SD, 3))
+    H = lowpass_filter((4, 8, 8), "gaussian", 0.25, 0.25)
+    assert reinit_power_split(g, g, g, H, 0.5, 0.8, num_bands=3).equals(
+        reinit_power_split(x, x, x, H, 0.5, 0.8, num_bands=3))
