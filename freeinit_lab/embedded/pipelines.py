@@ -124,9 +124,26 @@ def _check_sampler(name: str, eta: float, where: str, fix: str) -> None:
             f"(deterministic samplers of the training schedule, on which the toolkit's FreeInit controls and probes "
             f"are validated): {fix}"
         )
+    _check_eta(eta, f"{where}'s eta")
     if eta != 0.0 and name != "DDIMScheduler":
         raise ValueError(f"{where} gives eta={eta} for the deterministic {name}; η > 0 is DDIM's stochasticity "
                          "only: use eta=0.0 or DDIMScheduler")
+
+
+def _check_eta(value, name: str = "eta") -> float:
+    """``value`` as a float if it is a DDIM η in ``[0, 1]``; else a ValueError.
+
+    DDIM's step draws noise of standard deviation ``σ_t = η · sqrt((1 − ᾱ_prev) / (1 − ᾱ_t)) · sqrt(1 − ᾱ_t / ᾱ_prev)``
+    and keeps ``sqrt(1 − ᾱ_prev − σ_t²)`` of the predicted direction: η = 1 is the DDPM posterior, where σ_t² reaches
+    ``1 − ᾱ_prev`` on the last steps, and η > 1 (or an infinite one) takes the square root of a negative number, so
+    every value of the video comes out NaN."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1] (DDIM's η: 0 deterministic, 1 the DDPM posterior's "
+                         "noise; η > 1 makes DDIM take the square root of a negative variance, and every value of "
+                         f"the video NaN); got {value!r}")
+    return float(value)
 
 
 def sampler_scheduler(sampler: dict):
@@ -310,9 +327,7 @@ class TinyVideoPipeline(DiffusionPipeline):
         """Check and store the default step count, η and ε-scaling λ — also in ``model_index.json``, so
         ``save_pretrained`` / ``from_pretrained`` keep the default sampler."""
         steps = _whole_steps(default_num_inference_steps, "default_num_inference_steps")
-        eta = default_eta
-        if not float(eta) >= 0.0:
-            raise ValueError(f"default_eta must be >= 0 (DDIM η), got {eta}")
+        eta = _check_eta(default_eta, "default_eta")
         eps_scale = _check_eps_scale(default_eps_scale, "default_eps_scale")
         self.default_num_inference_steps, self.default_eta, self.default_eps_scale = steps, float(eta), eps_scale
         self.register_to_config(default_num_inference_steps=steps, default_eta=float(eta),
@@ -456,8 +471,9 @@ class TinyVideoPipeline(DiffusionPipeline):
         batch_size : int, optional
             Number of videos when no prompt list is given (default 1); multiplied by ``num_videos_per_prompt``.
         eta : float, optional
-            DDIM η (0 = deterministic DDIM; default: ``default_eta``, the model folder's stored sampler). η > 0 with
-            a scheduler whose ``step`` takes no ``eta`` is refused (it would be silently ignored).
+            DDIM η in ``[0, 1]`` (0 = deterministic DDIM, 1 = the DDPM posterior's noise; default: ``default_eta``,
+            the model folder's stored sampler). η > 0 with a scheduler whose ``step`` takes no ``eta`` is refused
+            (it would be silently ignored).
         generator : torch.Generator or list of torch.Generator, optional
             Randomness for the initial noise (and DDIM η > 0); a list gives one generator per video.
         latents : torch.Tensor, optional
@@ -500,8 +516,7 @@ class TinyVideoPipeline(DiffusionPipeline):
             eta = self.default_eta
         eps_scale = _check_eps_scale(self.default_eps_scale if eps_scale is None else eps_scale)
         num_inference_steps = _whole_steps(num_inference_steps, "num_inference_steps")
-        if not float(eta) >= 0.0:
-            raise ValueError(f"eta must be >= 0 (DDIM's η: 0 deterministic, 1 DDPM-like); got {eta}")
+        eta = _check_eta(eta)
         c, f0, h0, w0 = self.sample_shape
         sizes = dict(num_frames=num_frames, height=height, width=width)
         bad = {k: v for k, v in sizes.items() if v is not None and not int(v) >= 1}

@@ -236,3 +236,25 @@ def test_encode_videos_gives_the_default_models_own_latents(pipe):
     plain = load_analytic_pipeline(4, 8, 8)  # no normaliser: model space is the display video
     x = torch.rand(1, 3, 4, 8, 8) * 2 - 1
     assert torch.equal(encode_videos(plain, x), x)
+
+
+def test_eta_outside_zero_one_is_refused_everywhere_a_sampler_takes_one(pipe, tmp_path):
+    """DDIM with η > 1 takes the square root of a negative variance: eta=1.5 (or inf) gave videos that were NaN in
+    every value, and a sampler.json with such an η (or a negative one) was written by store_sampler into a folder
+    that then failed to load. Each is refused by name, before any sampling or writing."""
+    from freeinit_lab.pipelines import sampler_scheduler, store_sampler
+
+    ddim = load_default_pipeline(scheduler=default_scheduler())
+    for eta in (1.5, float("inf"), float("nan"), -0.5):
+        with pytest.raises(ValueError, match=r"eta must be a number in \[0, 1\]"):
+            ddim(eta=eta, num_inference_steps=2, output_type="latent")
+        with pytest.raises(ValueError, match=r"default_eta must be a number in \[0, 1\]"):
+            TinyVideoPipeline(unet=pipe.unet, scheduler=default_scheduler(), default_eta=eta)
+        with pytest.raises(ValueError, match=r"eta must be a number in \[0, 1\]"):
+            sampler_scheduler({"scheduler": "DDIMScheduler", "eta": eta})
+    (tmp_path / "model_index.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"eta must be a number in \[0, 1\]"):
+        store_sampler(tmp_path, {"scheduler": "DDIMScheduler", "num_inference_steps": 4, "eta": 2.0})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_index.json"]
+    out = ddim(eta=1.0, generator=torch.Generator().manual_seed(0), num_inference_steps=2, output_type="latent")
+    assert torch.isfinite(out.frames).all()
