@@ -197,6 +197,11 @@ def store_sampler(folder: str | Path, sampler: dict) -> None:
     (folder / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
+def _is_count(value) -> bool:
+    """Whether ``value`` is an integer >= 1 (a Python or numpy int, not a bool): a video size."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer)) and value >= 1
+
+
 def _whole_steps(value, name: str) -> int:
     """A step count: an int, or a float holding a whole number (25.0, as diffusers accepts), >= 1; anything else
     (a bool, a string such as "25", 2.5, NaN, 0) is a ValueError naming the value and its type."""
@@ -469,7 +474,8 @@ class TinyVideoPipeline(DiffusionPipeline):
         num_inference_steps : int, optional
             Denoising steps (default: ``default_num_inference_steps``, the model folder's stored sampler).
         batch_size : int, optional
-            Number of videos when no prompt list is given (default 1); multiplied by ``num_videos_per_prompt``.
+            Number of videos when no prompt is given (default 1; with prompts, their number, which a different
+            ``batch_size`` is refused for); multiplied by ``num_videos_per_prompt``.
         eta : float, optional
             DDIM η in ``[0, 1]`` (0 = deterministic DDIM, 1 = the DDPM posterior's noise; default: ``default_eta``,
             the model folder's stored sampler). η > 0 with a scheduler whose ``step`` takes no ``eta`` is refused
@@ -519,19 +525,26 @@ class TinyVideoPipeline(DiffusionPipeline):
         eta = _check_eta(eta)
         c, f0, h0, w0 = self.sample_shape
         sizes = dict(num_frames=num_frames, height=height, width=width)
-        bad = {k: v for k, v in sizes.items() if v is not None and not int(v) >= 1}
+        bad = {k: v for k, v in sizes.items() if v is not None and not _is_count(v)}
         if bad:
-            raise ValueError(f"{', '.join(f'{k}={v}' for k, v in bad.items())}: video sizes must be >= 1 (leave them "
-                             f"out for the model's training size {(f0, h0, w0)})")
+            raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in bad.items())}: video sizes must be integers >= 1 "
+                             f"(leave them out for the model's training size {(f0, h0, w0)})")
         num_frames = f0 if num_frames is None else int(num_frames)
         height = h0 if height is None else int(height)
         width = w0 if width is None else int(width)
+        num_videos_per_prompt = require_int("num_videos_per_prompt", num_videos_per_prompt, low=0,
+                                            why=" (videos per prompt, or per batch entry)")
+        if batch_size is not None:
+            batch_size = require_int("batch_size", batch_size, low=0, why=" (videos to sample without a prompt)")
         if prompt is not None:
             n = 1 if isinstance(prompt, str) else len(prompt)
+            if batch_size is not None and batch_size != n:
+                raise ValueError(f"batch_size={batch_size} but {n} prompt(s): the prompts set the batch, so "
+                                 "batch_size would be ignored; leave batch_size out, or pass as many prompts")
         elif latents is not None and batch_size is None:
-            n = latents.shape[0] // num_videos_per_prompt
+            n = latents.shape[0] // num_videos_per_prompt if num_videos_per_prompt else 0
         else:
-            n = 1 if batch_size is None else int(batch_size)
+            n = 1 if batch_size is None else batch_size
         batch = n * num_videos_per_prompt
         if batch < 1:
             raise ValueError(f"no videos to sample: batch_size (or the number of prompts, or of latents) {n} × "

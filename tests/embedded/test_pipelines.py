@@ -258,3 +258,21 @@ def test_eta_outside_zero_one_is_refused_everywhere_a_sampler_takes_one(pipe, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_index.json"]
     out = ddim(eta=1.0, generator=torch.Generator().manual_seed(0), num_inference_steps=2, output_type="latent")
     assert torch.isfinite(out.frames).all()
+
+
+def test_video_counts_and_sizes_must_be_integers(pipe):
+    """batch_size=True or 1.5 sampled one video, batch_size=-1 with num_videos_per_prompt=-2 two, num_frames=True a
+    one-frame video and 2.5 two frames, num_videos_per_prompt=1.5 failed inside torch.randn, and a batch_size beside
+    a prompt list was ignored: each is refused by name before any sampling."""
+    kw = dict(num_inference_steps=1, output_type="latent")
+    for bad, msg in [(dict(batch_size=True), "batch_size=True"), (dict(batch_size=1.5), "batch_size=1.5"),
+                     (dict(batch_size=-1, num_videos_per_prompt=-2), "num_videos_per_prompt=-2"),
+                     (dict(batch_size=2, num_videos_per_prompt=1.5), "num_videos_per_prompt=1.5"),
+                     (dict(num_frames=True), "num_frames=True"), (dict(num_frames=2.5), "num_frames=2.5"),
+                     (dict(height=np.float64(32.0)), r"height=.*32\.0"),
+                     (dict(prompt=["a"], batch_size=3), "batch_size=3 but 1 prompt"),
+                     (dict(latents=torch.randn(1, *pipe.sample_shape), num_videos_per_prompt=0), "batch_size")]:
+        with pytest.raises(ValueError, match=msg):
+            pipe(**bad, **kw)
+    assert pipe(batch_size=np.int64(2), num_videos_per_prompt=np.int64(1), **kw).frames.shape[0] == 2
+    assert pipe(prompt=["a", "b"], batch_size=2, **kw).frames.shape[0] == 2
