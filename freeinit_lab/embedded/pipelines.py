@@ -509,6 +509,17 @@ class TinyVideoPipeline(DiffusionPipeline):
             raise TypeError(f"TinyVideoPipeline.__call__ got unexpected keyword arguments {sorted(unknown)}")
         if output_type not in ("np", "pt", "pil", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt', 'pil' or 'latent', got {output_type!r}")
+        if latents is not None and not (isinstance(latents, torch.Tensor) and latents.is_floating_point()):
+            what = f"a {latents.dtype} tensor" if isinstance(latents, torch.Tensor) else f"a {type(latents).__name__}"
+            raise TypeError(f"`latents` must be a real floating-point torch.Tensor (batch, channel, frame, height, "
+                            f"width); got {what}, which would be cast to {self.unet.dtype} (a complex one losing its "
+                            "imaginary part); pass e.g. torch.as_tensor(latents, dtype=torch.float32)")
+        if generator is not None and not isinstance(generator, torch.Generator) and not (
+                isinstance(generator, list) and all(isinstance(g, torch.Generator) for g in generator)):
+            got = (f"a list holding {sorted({type(g).__name__ for g in generator})}" if isinstance(generator, list)
+                   else f"a {type(generator).__name__}")
+            raise TypeError(f"generator must be a torch.Generator or a list of them (one per video); got {got}: for a "
+                            "seed s pass torch.Generator().manual_seed(s)")
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])

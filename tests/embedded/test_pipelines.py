@@ -276,3 +276,22 @@ def test_video_counts_and_sizes_must_be_integers(pipe):
             pipe(**bad, **kw)
     assert pipe(batch_size=np.int64(2), num_videos_per_prompt=np.int64(1), **kw).frames.shape[0] == 2
     assert pipe(prompt=["a", "b"], batch_size=2, **kw).frames.shape[0] == 2
+
+
+def test_latents_and_generators_of_the_wrong_kind_are_refused(pipe):
+    """Integer latents were cast to float and sampled, complex ones lost their imaginary part with a warning, a numpy
+    array failed on a missing tensor method, and a seed passed as the generator (generator=0) or a tuple of
+    generators failed inside torch: each is a TypeError naming the fix, before any sampling."""
+    shape = (1, *pipe.sample_shape)
+    kw = dict(num_inference_steps=1, output_type="latent")
+    for z, msg in [(torch.ones(shape, dtype=torch.int64), "torch.int64 tensor"),
+                   (torch.randn(shape, dtype=torch.complex64), "complex64 tensor"),
+                   (np.zeros(shape, dtype=np.float32), "got a ndarray")]:
+        with pytest.raises(TypeError, match=f"`latents` must be a real floating-point torch.Tensor.*{msg}"):
+            pipe(latents=z, **kw)
+    for g, msg in [(0, "got a int"), ((torch.Generator(),), "got a tuple"),
+                   ([torch.Generator(), 1], r"\['Generator', 'int'\]")]:
+        with pytest.raises(TypeError, match=f"generator must be a torch.Generator.*{msg}.*manual_seed"):
+            pipe(generator=g, batch_size=len(g) if isinstance(g, (list, tuple)) else 1, **kw)
+    z = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(pipe(latents=z, **kw).frames, pipe(latents=z.float(), **kw).frames)
