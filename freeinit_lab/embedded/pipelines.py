@@ -782,6 +782,8 @@ def held_out_videos(pipe, n: int, seed: int) -> torch.Tensor:
       seeded;
     - any other pipeline: ``ValueError`` (its training data are unknown; give the videos yourself).
     """
+    n = require_int("n", n, why=" (videos to draw)")
+    seed = require_seed(seed)
     folder = getattr(pipe, "name_or_path", None)
     if folder and (Path(str(folder)) / "training_log.json").exists():
         return default_training_videos(n, seed, path=folder)
@@ -793,7 +795,7 @@ def held_out_videos(pipe, n: int, seed: int) -> torch.Tensor:
         denoisers = []
     prior = next((m.sample_prior for m in denoisers if callable(getattr(m, "sample_prior", None))), None)
     if prior is not None:
-        return prior(int(n), generator=torch.Generator().manual_seed(require_seed(seed)))
+        return prior(n, generator=torch.Generator().manual_seed(seed))
     raise ValueError(
         f"{type(pipe).__name__} was not loaded from a model folder with a training_log.json and is not an exact-score "
         "model, so its training data are unknown: pass the reference videos (clean, in its latent space) yourself"
@@ -936,6 +938,8 @@ def load_analytic_pipeline(
         Show the progress bar.
     """
     width = height if width is None else width
+    num_frames, height, width = (require_int(k, v, why=" (the video size the prior is defined on)")
+                                 for k, v in (("num_frames", num_frames), ("height", height), ("width", width)))
     if clips is None:
         from .data import load_clips
 
@@ -966,7 +970,8 @@ def load_default_analytic_pipeline(num_videos: int = 512, seed: int = 950_000_00
     Parameters
     ----------
     num_videos : int
-        Videos the power spectrum is averaged over (with the 8 flips of :func:`fit_gaussian_prior`).
+        Videos the power spectrum is averaged over (>= 2, as for ``clips``; with the 8 flips of
+        :func:`fit_gaussian_prior`).
     seed : int
         Seed of those videos (default far from the training seeds).
     path : str or Path, optional
@@ -978,6 +983,10 @@ def load_default_analytic_pipeline(num_videos: int = 512, seed: int = 950_000_00
     progress : bool
         Show the progress bar.
     """
+    if clips is None:
+        num_videos = require_int("num_videos", num_videos, low=2,
+                                 why=" (videos the prior's power spectrum is averaged over, as for clips=)")
+        seed = require_seed(seed)
     base = load_default_pipeline(path, progress=progress)
     _, f, h, w = base.sample_shape
     if clips is None:

@@ -295,3 +295,24 @@ def test_latents_and_generators_of_the_wrong_kind_are_refused(pipe):
             pipe(generator=g, batch_size=len(g) if isinstance(g, (list, tuple)) else 1, **kw)
     z = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     assert torch.equal(pipe(latents=z, **kw).frames, pipe(latents=z.float(), **kw).frames)
+
+
+def test_analytic_reference_counts_and_sizes_are_checked_first(tmp_path):
+    """held_out_videos of an exact-score pipeline drew int(n) videos (n=2.5 gave 2, n=True 1, n=0 an MKL error),
+    load_default_analytic_pipeline fitted its prior to num_videos=1 video (clips= needs two) after loading the model,
+    and load_analytic_pipeline(0, 8, 8) failed in an eigen-decomposition: each count is refused by name, first."""
+    from freeinit_lab.pipelines import held_out_videos, load_default_analytic_pipeline
+
+    analytic = load_analytic_pipeline(4, 8, 8)
+    for n in (2.5, True, 0, -1):
+        with pytest.raises(ValueError, match=f"n={n!r} must be an integer >= 1"):
+            held_out_videos(analytic, n, seed=0)
+    with pytest.raises(ValueError, match="seed=-1 must be an integer"):
+        held_out_videos(analytic, 2, seed=-1)
+    assert held_out_videos(analytic, np.int64(2), seed=0).shape == (2, 3, 4, 8, 8)
+    for nv in (1, True, 2.5):
+        with pytest.raises(ValueError, match=f"num_videos={nv!r} must be an integer >= 2"):
+            load_default_analytic_pipeline(nv, path=tmp_path / "no_model_here")  # refused before the folder is read
+    for size in (dict(num_frames=0), dict(height=8.5), dict(width=True)):
+        with pytest.raises(ValueError, match=f"{next(iter(size))}=.* must be an integer >= 1"):
+            load_analytic_pipeline(**dict(dict(num_frames=4, height=8, width=8), **size))
