@@ -26,11 +26,12 @@ per-channel normalisation of them (:class:`freeinit_lab.pipelines.ChannelNormali
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
 
-from freeinit_lab._checks import require_seed
+from freeinit_lab._checks import require_int, require_seed
 
 __all__ = ["WORLD_VERSION", "WORLD_VERSIONS", "SubjectsConfig", "subject_videos", "subject_parameters",
            "render_subjects", "SHAPES", "TEXTURES"]
@@ -108,6 +109,19 @@ class SubjectsConfig(dict):
             raise TypeError(f"unknown SubjectsConfig keys {sorted(unknown)}; valid keys: {sorted(_DEFAULTS)}")
         base = dict(_DEFAULTS)
         base.update(overrides)
+        for key in ("num_objects_min", "num_objects_max", "supersample"):
+            require_int(key, base[key], why=" (a SubjectsConfig count)")
+        bad = {k: v for k, v in base.items() if k not in ("num_objects_min", "num_objects_max", "supersample")
+               and (isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= float(v) < math.inf)}
+        if bad:
+            raise ValueError(f"SubjectsConfig values {bad} must be finite numbers >= 0 (sizes, speeds, rates, "
+                             "amplitudes and standard deviations)")
+        if base["aspect_max"] < 1:
+            raise ValueError(f"aspect_max={base['aspect_max']} must be >= 1: the largest axis ratio of a subject "
+                             "(1 = round); its log-uniform range is [1/aspect_max, aspect_max]")
+        for lo, hi in (("texture_contrast_min", "texture_contrast_max"), ("texture_freq_min", "texture_freq_max")):
+            if base[lo] > base[hi]:
+                raise ValueError(f"need {lo} <= {hi}; got {base[lo]}, {base[hi]}")
         if not 1 <= int(base["num_objects_min"]) <= int(base["num_objects_max"]) <= len(SHAPES):
             raise ValueError(
                 f"need 1 <= num_objects_min <= num_objects_max <= {len(SHAPES)}; got "
@@ -274,9 +288,9 @@ def subject_parameters(
     if (seed is None) == (generator is None):
         raise ValueError("pass exactly one of `seed=` (an int) or `generator=` (a torch.Generator)")
     width = height if width is None else width
-    if int(batch) < 1 or int(num_frames) < 1 or int(height) < 1 or int(width) < 1:
-        raise ValueError(f"batch, num_frames, height and width must be >= 1; got {batch}, {num_frames}, "
-                         f"{height}, {width}")
+    batch, num_frames, height, width = (require_int(k, v, why=" (videos to draw, and their size)") for k, v in
+                                        (("batch", batch), ("num_frames", num_frames), ("height", height),
+                                         ("width", width)))
     cfg = SubjectsConfig(**(config or {}))
     g = generator if generator is not None else torch.Generator().manual_seed(require_seed(seed))
     B, T = int(batch), int(num_frames)

@@ -68,6 +68,27 @@ def test_bad_input_names_the_fix():
         subject_videos(2, seed=0, chunk_size=0)
 
 
+def test_counts_sizes_and_configuration_values_are_checked():
+    """subject_videos(True, ...) drew one video, 2.5 two, num_frames=2.5 two frames and height=8.5 8 rows;
+    num_objects_min=1.5 and supersample=1.5 were truncated, aspect_max=0 failed with "math domain error" and a
+    negative camera_speed_max or amplitude was drawn as a reversed range: each is refused by name before any draw."""
+    for args, msg in [((True, 4, 8), "batch=True"), ((2.5, 4, 8), "batch=2.5"), ((1, 2.5, 8), "num_frames=2.5"),
+                      ((1, 2, 8.5), "height=8.5"), ((1, 2, 8, 0), "width=0")]:
+        with pytest.raises(ValueError, match=f"{msg} must be an integer >= 1"):
+            subject_videos(*args, seed=0)
+    for cfg, msg in [(dict(num_objects_min=1.5), "num_objects_min=1.5 must be an integer"),
+                     (dict(supersample=1.5), "supersample=1.5 must be an integer"),
+                     (dict(supersample=True), "supersample=True must be an integer"),
+                     (dict(aspect_max=0.0), "aspect_max=0.0 must be >= 1"),
+                     (dict(camera_speed_max=-0.5), "camera_speed_max.*finite numbers >= 0"),
+                     (dict(background_amp=float("nan")), "background_amp.*finite numbers >= 0"),
+                     (dict(texture_freq_min=3.0), "need texture_freq_min <= texture_freq_max")]:
+        with pytest.raises(ValueError, match=msg):
+            SubjectsConfig(**cfg)
+    assert torch.equal(subject_videos(2, 3, 8, seed=5, config=dict(aspect_max=1.5, supersample=2)),
+                       subject_videos(2, 3, 8, seed=5))
+
+
 def test_subjects_persist_cover_the_frame_and_occlude():
     """Subjects cover a substantial part of the frame, keep their area from frame to frame, and overlap."""
     v, m = subject_videos(32, 16, 32, seed=3, return_masks=True)
