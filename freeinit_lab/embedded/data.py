@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from freeinit_lab._checks import require_seed
+from freeinit_lab._checks import require_int, require_seed
 
 from .paths import DATA_DIR
 
@@ -152,7 +152,12 @@ def dead_leaves_videos(
         generator = torch.Generator().manual_seed(require_seed(seed))
     g = generator
     width = height if width is None else width
+    batch, num_frames, height, width = (require_int(k, v, why=" (videos to draw, and their size)") for k, v in
+                                        (("batch", batch), ("num_frames", num_frames), ("height", height),
+                                         ("width", width)))
     cfg = DeadLeavesConfig(**(config or {}))
+    for key in ("num_leaves", "supersample"):
+        require_int(key, cfg[key], why=" (a DeadLeavesConfig count)")
     ss = int(cfg["supersample"])
     H, W, T = height * ss, width * ss, num_frames
     K = int(cfg["num_leaves"])
@@ -289,7 +294,14 @@ def load_clips(
     torch.Size([3, 8, 16, 16])
     """
     width = height if width is None else width
-    step = segment_step or num_frames * frame_stride
+    num_frames, height, width, frame_stride = (
+        require_int(k, v, why=" (segment size and frame stride)") for k, v in
+        (("num_frames", num_frames), ("height", height), ("width", width), ("frame_stride", frame_stride)))
+    step = num_frames * frame_stride if segment_step is None else require_int(
+        "segment_step", segment_step, why=" (source frames between segment starts; leave it out for non-overlapping "
+        "segments)")
+    if isinstance(names, str):
+        raise TypeError(f"names must be a list of clip names; got the string {names!r} (pass [{names!r}])")
     clips = clip_frames()
     names = sorted(clips) if names is None else list(names)
     segs, src, starts = [], [], []

@@ -61,6 +61,27 @@ def test_argument_errors():
     assert isinstance(GENERATOR_VERSION, str) and GENERATOR_VERSION
 
 
+def test_counts_and_sizes_are_checked_by_name():
+    """dead_leaves_videos(0 / -1 / True, ...) failed inside MKL or torch.rand, num_frames=0 in avg_pool3d and
+    supersample=0 on an index; load_clips(0, ...) and frame_stride=0 failed in range(), segment_step=0 silently gave
+    the non-overlapping default and names="bigbuckbunny" looked up the clip 'b': each is refused by name."""
+    for args, msg in [((0, 2, 8), "batch=0"), ((-1, 2, 8), "batch=-1"), ((True, 2, 8), "batch=True"),
+                      ((1, 0, 8), "num_frames=0"), ((1, 2, 8.5), "height=8.5")]:
+        with pytest.raises(ValueError, match=f"{msg} must be an integer >= 1"):
+            dead_leaves_videos(*args, seed=0)
+    for cfg, msg in [(dict(supersample=0), "supersample=0"), (dict(num_leaves=2.5), "num_leaves=2.5")]:
+        with pytest.raises(ValueError, match=f"{msg} must be an integer >= 1"):
+            dead_leaves_videos(1, 2, 8, seed=0, config=cfg)
+    for kw, msg in [(dict(num_frames=0), "num_frames=0"), (dict(frame_stride=0), "frame_stride=0"),
+                    (dict(segment_step=0), "segment_step=0"), (dict(segment_step=-1), "segment_step=-1"),
+                    (dict(segment_step=2.5), "segment_step=2.5")]:
+        with pytest.raises(ValueError, match=f"{msg} must be an integer >= 1"):
+            load_clips(**dict(dict(num_frames=4, height=8), **kw))
+    with pytest.raises(TypeError, match=r"names must be a list.*\['bigbuckbunny'\]"):
+        load_clips(4, 8, names="bigbuckbunny")
+    assert torch.equal(load_clips(4, 8, names=["bigbuckbunny"]), load_clips(4, 8))
+
+
 def test_spatial_spectrum_is_natural():
     """Power falls like 1/f^alpha with alpha near 2, as for natural images (van der Schaaf & van Hateren 1996:
     alpha = 1.88 +- 0.43). Measured at the training resolution (16x16, default config; fitted exponent about
