@@ -728,6 +728,13 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
             f"no pipeline at {path} (model_index.json missing). The default model ships in data/default_model/; "
             "retrain it with `python scripts/train_default_model.py`."
         )
+    if not (path / "unet" / "config.json").is_file():
+        raise FileNotFoundError(f"{path}/unet/config.json missing: the folder holds no network (diffusers would report "
+                                "it as a failed download); restore the folder from its source, or export it again "
+                                "with scripts/train_default_model.py")
+    if scheduler is None and not (path / "scheduler" / "scheduler_config.json").is_file():
+        raise FileNotFoundError(f"{path}/scheduler/scheduler_config.json missing: the folder stores no sampler "
+                                "configuration; export it again, or pass scheduler=... to load_default_pipeline")
     log = _read_json(path / "training_log.json") if (path / "training_log.json").exists() else {}
     normalizer = None
     if (path / "normalizer").exists():
@@ -759,9 +766,6 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
     if scheduler is None:
         import diffusers
 
-        if not (path / "scheduler" / "scheduler_config.json").is_file():
-            raise FileNotFoundError(f"{path}/scheduler/scheduler_config.json missing: the folder stores no sampler "
-                                    "configuration; export it again, or pass scheduler=... to load_default_pipeline")
         cls = getattr(diffusers, next(iter(stored)))
         sched = cls.from_pretrained(path / "scheduler", local_files_only=True)
         _check_sampler_settings(sampler, sched, str(path))

@@ -509,6 +509,26 @@ def test_broken_model_folder_files_are_named(tmp_path):
     fl.load_default_pipeline(path, scheduler=fl.default_scheduler())  # a given scheduler needs none
 
 
+def test_missing_folder_parts_are_named_before_the_weights_load(tmp_path):
+    """A folder without unet/ was reported as a failed download from huggingface.co, and a missing scheduler/ only
+    after the network's weights had loaded (a folder missing both named the weights): each missing part is named
+    first, with the fix."""
+    import shutil
+
+    import freeinit_lab as fl
+
+    path = _folder(tmp_path / "a")
+    shutil.rmtree(path / "unet")
+    with pytest.raises(FileNotFoundError, match=r"unet/config.json missing.*train_default_model"):
+        fl.load_default_pipeline(path)
+    path = _folder(tmp_path / "b")
+    shutil.rmtree(path / "scheduler")
+    for f in (path / "unet").glob("diffusion_pytorch_model.*"):
+        f.unlink()
+    with pytest.raises(FileNotFoundError, match=r"scheduler/scheduler_config.json missing.*scheduler="):
+        fl.load_default_pipeline(path)
+
+
 def test_eps_scale_divides_the_networks_eps_at_every_step_and_is_stored_with_the_sampler(tmp_path):
     """``eps_scale=λ`` samples exactly what the same pipeline samples when its network's output is divided by λ
     (callbacks and probes, which read the scheduler's input, see the scaled ε̂); a folder's ``sampler.json`` makes
