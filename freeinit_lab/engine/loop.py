@@ -56,7 +56,13 @@ from freeinit_lab.core.reinit import (
 from freeinit_lab.core.schedules import NoiseSchedule
 from freeinit_lab.engine.checks import FreeInitNoGapWarning, plan_call
 from freeinit_lab.engine.result import FreeInitIteration, FreeInitResult
-from freeinit_lab.hooks.layouts import LatentLayout, capture_final_latent, check_channel_axis, patch_attribute
+from freeinit_lab.hooks.layouts import (
+    LatentLayout,
+    capture_final_latent,
+    check_channel_axis,
+    follow_callback_latents,
+    patch_attribute,
+)
 from freeinit_lab.hooks.events import publish_pass
 from freeinit_lab.hooks.outputs import read_pipeline_output, read_sample
 
@@ -381,6 +387,10 @@ def freeinit(
                     stack.enter_context(_reuse_text_encoding(pipe, text_cache, replay=i > 0))
                 counter = stack.enter_context(_count_denoiser(denoisers))
                 cap = stack.enter_context(capture_final_latent(pipe, layout)) if decode else None
+                user_cb = kwargs.get("callback_on_step_end")
+                if cap is not None and layout.final_latent == "scheduler_step" and user_cb is not None:
+                    # the latent a callback returns after the last step is the one the pipeline decodes
+                    kwargs["callback_on_step_end"] = follow_callback_latents(user_cb, cap)
                 out = pipe(**kwargs)
             t_after = time.perf_counter()
             out0 = read_pipeline_output(out)

@@ -16,7 +16,9 @@ decodes it (so a run that must return decoded frames needs no second pass and no
     ModelScope, SVD); exact even when a ``callback_on_step_end`` edits the latent after the last step.
 ``"scheduler_step"``
     the final latent is the sample returned by the last ``scheduler.step`` call of the run (pipelines
-    that decode inline, or that trim the latent before decoding, like CogVideoX 1.5's padding frames).
+    that decode inline, or that trim the latent before decoding, like CogVideoX 1.5's padding frames), or the
+    latents a ``callback_on_step_end`` returns after it, when the caller's callback is wrapped with
+    :func:`follow_callback_latents` (the latent the pipeline goes on with).
 
 The table
 ---------
@@ -81,6 +83,7 @@ __all__ = [
     "UnknownPipelineError",
     "patch_attribute",
     "capture_final_latent",
+    "follow_callback_latents",
     "check_channel_axis",
     "require_pipeline_instance",
 ]
@@ -521,3 +524,44 @@ def capture_final_latent(pipe: Any, layout: LatentLayout | None = None) -> Itera
 
         with patch_attribute(scheduler, "step", make_wrapper):
             yield record
+
+
+def follow_callback_latents(callback: Any, record: dict[str, Any]) -> Any:
+    """``callback`` (a pipeline's ``callback_on_step_end``) for a call inside :func:`capture_final_latent`, made to
+    keep ``record["latent"]`` at the latent the pipeline goes on with.
+
+    diffusers' pipelines replace their latent by the ``"latents"`` a ``callback_on_step_end`` returns, after the
+    scheduler step; the ``"scheduler_step"`` capture alone would keep the step's sample, so a callback that edits
+    the latent at the last step would make the captured latent differ from the one the pipeline decodes (and
+    from the one it returns with ``output_type="latent"``). The wrapper calls ``callback`` with the same arguments
+    and returns its result unchanged; a :class:`diffusers.callbacks.PipelineCallback` (or
+    ``MultiPipelineCallbacks``) stays one, with the same ``tensor_inputs``. ``None`` is returned as is.
+    """
+    if callback is None:
+        return None
+
+    def follow(pipeline: Any, step_index: Any, timestep: Any, callback_kwargs: Any) -> Any:
+        out = callback(pipeline, step_index, timestep, callback_kwargs)
+        if isinstance(out, dict) and isinstance(out.get("latents"), torch.Tensor):
+            record["latent"] = out["latents"].detach().clone()
+        return out
+
+    try:
+        from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+    except Exception:  # pragma: no cover - diffusers without callback classes
+        return follow
+    if not isinstance(callback, (PipelineCallback, MultiPipelineCallbacks)):
+        return follow
+
+    class _Following(MultiPipelineCallbacks):  # pipelines read `callback.tensor_inputs` of these classes
+        def __init__(self) -> None:
+            self.callbacks = [callback]
+
+        @property
+        def tensor_inputs(self) -> list[str]:
+            return list(callback.tensor_inputs)
+
+        def __call__(self, pipeline: Any, step_index: Any, timestep: Any, callback_kwargs: Any) -> Any:
+            return follow(pipeline, step_index, timestep, callback_kwargs)
+
+    return _Following()

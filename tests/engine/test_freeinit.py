@@ -219,6 +219,34 @@ def test_frame_first_layout_cogvideox(cog_pipe):
     torch.testing.assert_close(res.layout.from_canonical(res.iterations[-1].clean_latent), res.latents)
 
 
+@pytest.mark.parametrize("as_pipeline_callback", [False, True])
+def test_a_callback_editing_the_latent_gives_the_same_result_decoded_or_not(cog_pipe, as_pipeline_callback):
+    """CogVideoX captures its final latent at the scheduler step; a callback_on_step_end that edits the latent
+    after it must not make the decoded run's latents (nor, through return_iteration_frames, the passes) differ."""
+    from diffusers.callbacks import PipelineCallback
+
+    class Damp(PipelineCallback):
+        tensor_inputs = ["latents"]
+
+        def __init__(self):  # PipelineCallback's own __init__ wants a cut-off step
+            pass
+
+        def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+            return {"latents": callback_kwargs["latents"] * 0.9}
+
+    def damp(pipeline, step_index, timestep, callback_kwargs):
+        return {"latents": callback_kwargs["latents"] * 0.9}
+
+    kw = dict(num_iters=2, prompt="a cat", callback_on_step_end=Damp() if as_pipeline_callback else damp,
+              progress=False, **TINY_CALL_KWARGS["CogVideoXPipeline"])
+    lat = freeinit(cog_pipe, generator=gen(0), output_type="latent", **kw)
+    dec = freeinit(cog_pipe, generator=gen(0), output_type="np", **kw)
+    every = freeinit(cog_pipe, generator=gen(0), output_type="np", return_iteration_frames=True, **kw)
+    assert torch.equal(dec.latents, lat.latents)  # was 0.039 apart: the latent before the callback's edit
+    assert torch.equal(every.latents, lat.latents)
+    np.testing.assert_array_equal(every.frames, dec.frames)
+
+
 def test_zero_terminal_snr_warns_and_has_no_signal():
     pipe = tiny_pipeline("CogVideoXPipeline")  # CogVideoX's own zero-terminal-SNR schedule
     with pytest.warns(FreeInitNoGapWarning, match="no initialization gap"):
