@@ -10,6 +10,8 @@ do on *any* pipeline, whatever its weights:
 * FreeInit with one pass is the pipeline's own run (same generator, same output);
 * each FreeInit pass costs what one plain run of its step count costs in denoiser evaluations, and an open probe
   tags every pass;
+* every later pass starts from the latent FreeInit hands the pipeline (a pipeline that ignores or rescales
+  ``latents=`` would run passes other than the ones FreeInit reports);
 * FreeInit's first pass is the plain run (with ``fast_sampling``: the plain run of pass 0's own, smaller step count),
   and every pass's clean latent is finite.
 
@@ -72,6 +74,12 @@ FIXES = {
         "an open probe did not record one iteration per FreeInit pass: the pipeline restarts its scheduler in a way "
         "the probe does not see; mark passes with fl.mark_iteration or register the pipeline's layout"
     ),
+    "every pass starts from FreeInit's latent": (
+        "the pipeline did not start a FreeInit pass from the latents= it was given times its scheduler's "
+        "init_noise_sigma (as diffusers' prepare_latents scales both drawn and given noise): it ignores latents= or "
+        "scales it another way, so FreeInit's passes are not the reinitialised latents it reports; make its "
+        "prepare_latents use latents= as the initial noise, or wrap the pipeline in one that does"
+    ),
     "first pass is the plain run": (
         "FreeInit's first clean latent differs from the plain run's with the same generator and the same number of "
         "steps: see the fix for 'FreeInit with one pass is the pipeline's run'"
@@ -125,7 +133,7 @@ class PipelineCheck:
     freeinit
         The :class:`~freeinit_lab.engine.result.FreeInitResult` of the ``num_iters``-pass run.
     freeinit_record
-        The probe record of that run (captures ``"latents"``).
+        The probe record of that run (captures ``"latents"`` and ``"latents_in"``).
     num_denoiser_evals
         Denoiser evaluations the check spent: one plain run, FreeInit with one pass, FreeInit's passes (and one more
         plain run where it had to tell two failures apart, and with ``fast_sampling`` one plain run of pass 0's step
@@ -172,14 +180,19 @@ def _tolerance(ref: torch.Tensor, rtol: float, atol: float) -> float:
     return atol + rtol * float(ref.detach().double().abs().max())
 
 
-def _scheduler_steps(sched: Any, num_inference_steps: int) -> int:
-    """The scheduler timesteps of a plain run of ``num_inference_steps`` steps (Heun: ``2n - 1``), counted with
-    ``set_timesteps`` on a copy, so the pipeline's scheduler is left as it is."""
+def _init_noise_sigma(sched: Any) -> float:
+    """The factor ``prepare_latents`` scales the initial noise by (the scheduler's ``init_noise_sigma``, else 1)."""
+    return float(getattr(sched, "init_noise_sigma", 1.0))
+
+
+def _scheduler_steps(sched: Any, num_inference_steps: int) -> tuple[int, float]:
+    """The scheduler timesteps of a plain run of ``num_inference_steps`` steps (Heun: ``2n - 1``) and its
+    ``init_noise_sigma``, read after ``set_timesteps`` on a copy, so the pipeline's scheduler is left as it is."""
     import copy
 
     fresh = copy.deepcopy(sched)
     fresh.set_timesteps(int(num_inference_steps))
-    return len(fresh.timesteps)
+    return len(fresh.timesteps), _init_noise_sigma(fresh)
 
 
 def check_pipeline(
@@ -199,7 +212,7 @@ def check_pipeline(
     Runs (each from ``torch.Generator(generator_device).manual_seed(seed)``, ``output_type="latent"``):
     ``P = pipe(**call_kwargs)`` under a probe capturing ``latents`` and ``x0_pred``; ``F1 = freeinit(pipe,
     num_iters=1)`` without a probe; ``FK = freeinit(pipe, settings)`` (``settings.num_iters >= 2`` passes) under a
-    probe capturing ``latents``. With ``tol(y) = atol + rtol * max|y|`` it checks
+    probe capturing ``latents`` and ``latents_in``. With ``tol(y) = atol + rtol * max|y|`` it checks
 
     * **record layout**: the record's dims are ``RECORD_DIMS``, one pass, its latent shape is ``P``'s canonical
       shape;
@@ -214,6 +227,11 @@ def check_pipeline(
       scheduler), and ``e(F1)`` is a positive multiple of ``T(N)``;
     * **probe tags every pass**: the probe recorded ``K`` iterations tagged ``freeinit_iteration = 0..K-1``, each
       ending at that pass's clean latent (within ``tol``);
+    * **every pass starts from FreeInit's latent**: for each pass ``i >= 1`` the sample of its first scheduler step
+      (the probe's ``latents_in``) is ``sigma(n_i) * FK.iterations[i].initial_latent`` in the pipeline's latent
+      dtype, ``sigma(n)`` being the scheduler's ``init_noise_sigma`` for a plain run of ``n`` steps (read after
+      ``P``, or after ``set_timesteps(n)`` on a copy), within ``tol`` of it plus one unit in the last place of
+      that dtype;
     * **first pass is the plain run**: ``max|FK.iterations[0].clean_latent - P| <= tol(P)``; with ``fast_sampling``
       pass 0 runs ``n_0 < N`` steps, so it is compared with one more plain run ``P0 = pipe(num_inference_steps=n_0)``
       instead, within ``tol(P0)``;
@@ -302,6 +320,7 @@ def check_pipeline(
     rec = probe.to_xarray()
     timesteps = getattr(sched, "timesteps", None)
     num_steps = 0 if timesteps is None else len(timesteps)
+    sigma_plain = _init_noise_sigma(sched)
     canon = layout.to_canonical(plain).detach().float().cpu()
     tol = _tolerance(canon, rtol, atol)
     dims_ok = all(rec[v].dims == RECORD_DIMS for v in ("latents", "x0_pred"))
@@ -335,7 +354,7 @@ def check_pipeline(
             f"max |FreeInit(1) - pipe(...)| = {d_fi:.3g} (tol {tol:.3g})")
 
     # ---------------------------------------------------------------- FK: FreeInit's passes under a probe
-    with LatentProbe(pipe, capture=("latents",)) as fi_probe:
+    with LatentProbe(pipe, capture=("latents", "latents_in")) as fi_probe:
         res = freeinit(pipe, settings=settings, **call_kwargs, generator=gen(), output_type="latent", progress=False)
     fi_rec = fi_probe.to_xarray()
     evals += int(res.num_denoiser_evals)
@@ -344,13 +363,15 @@ def check_pipeline(
     # the timesteps of that run (not proportional to n: Heun runs 2n - 1)
     per_step = one.num_denoiser_evals / num_steps if num_steps else 0.0
     counted = {plan.steps: num_steps}
+    sigmas = {plan.steps: sigma_plain}
     uncounted = ""
     for n in plan.steps_per_pass:
         if n not in counted:
             try:
-                counted[n] = _scheduler_steps(sched, n)
+                counted[n], sigmas[n] = _scheduler_steps(sched, n)
             except Exception as exc:  # noqa: BLE001 - reported as the check's detail
-                counted[n], uncounted = 0, f"; cannot count a plain run of {n} steps ({type(exc).__name__}: {exc})"
+                counted[n], sigmas[n] = 0, float("nan")
+                uncounted = f"; cannot count a plain run of {n} steps ({type(exc).__name__}: {exc})"
     want = [int(round(per_step * counted[n])) for n in plan.steps_per_pass]
     got = [int(it.num_denoiser_evals) for it in res.iterations]
     whole = one.num_denoiser_evals > 0 and num_steps > 0 and one.num_denoiser_evals % num_steps == 0
@@ -369,6 +390,23 @@ def check_pipeline(
     add("probe tags every pass", tags == list(range(k)) and len(ends) == k and max(ends, default=np.inf) <= tol,
         f"{fi_rec.sizes.get('iteration', 0)} recorded passes tagged {tags}; max |record end - pass's clean latent| = "
         f"{max(ends, default=float('nan')):.3g}")
+    if fi_rec.sizes.get("iteration", 0) == k and tuple(fi_rec.latents_in.shape[2:]) == tuple(canon.shape):
+        starts = []  # (pass, |first step's sample - sigma * FreeInit's latent|, its tolerance)
+        for it in res.iterations[1:]:
+            sigma = sigmas[plan.steps_per_pass[it.index]]
+            handed = (it.initial_latent.to(plain.dtype) * sigma).double()  # as prepare_latents scales latents=
+            ulp = float(torch.finfo(plain.dtype).eps) * float(handed.abs().max())
+            got_in = torch.from_numpy(fi_rec.latents_in.isel(iteration=it.index, step=0).values)
+            starts.append((it.index, _max_abs_diff(got_in, handed), _tolerance(handed, rtol, atol) + ulp))
+        off = [i for i, d, t in starts if not d <= t]
+        add("every pass starts from FreeInit's latent", not off,
+            f"max |first step's sample - init_noise_sigma * FreeInit's latent| = "
+            f"{max((d for _, d, _ in starts), default=float('nan')):.3g} over passes 1..{k - 1} (init_noise_sigma "
+            f"{', '.join(f'{sigmas[n]:.4g}' for n in dict.fromkeys(plan.steps_per_pass[1:]))}); passes off: "
+            f"{off or 'none'}")
+    else:
+        add("every pass starts from FreeInit's latent", False,
+            "not comparable: the probe did not record one pass per FreeInit pass with the output's latent shape")
     n_first = plan.steps_per_pass[0]
     if n_first == plan.steps:
         first, tol_first, what = canon, tol, "plain run"

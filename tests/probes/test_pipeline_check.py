@@ -40,7 +40,7 @@ def test_passes_on_a_pipeline_and_returns_the_runs_it_made(animatediff):
     # plain + FreeInit(1) + three passes, one evaluation per step each
     assert report.num_denoiser_evals == 3 * (1 + 1 + 3)
     text = str(report)
-    assert "9 of 9 checks passed" in text and text.count("PASS") == 9
+    assert "10 of 10 checks passed" in text and text.count("PASS") == 10
     assert list(report.to_frame().index) == list(pipeline_check.FIXES)
 
 
@@ -153,6 +153,37 @@ def test_fails_on_a_pipeline_that_changes_its_latent_after_the_last_step(animate
     assert {"record ends at the output", "probe tags every pass"} <= _failed(report)
     assert "probe leaves the output unchanged" not in _failed(report)
     assert "FAIL  record ends at the output" in str(report) and "fix:" in str(report)
+
+
+@pytest.mark.parametrize("scheduler, defect", [("DDIMScheduler", "ignores"), ("EulerDiscreteScheduler", "unscaled")])
+def test_fails_on_a_pipeline_that_does_not_start_from_the_latents_it_is_given(animatediff, scheduler, defect):
+    """A pipeline that ignores latents= (draws its own noise) or does not scale it by init_noise_sigma runs other
+    passes than FreeInit reports; every other check holds on it, since the plain runs never pass latents=."""
+    import inspect
+
+    import diffusers
+
+    base = diffusers.AnimateDiffPipeline
+
+    class OwnNoise(base):
+        def prepare_latents(self, *args, **kwargs):
+            bound = inspect.signature(base.prepare_latents).bind(self, *args, **kwargs)
+            given = bound.arguments.get("latents")
+            if given is not None and defect == "unscaled":
+                return given
+            bound.arguments["latents"] = None
+            return base.prepare_latents(*bound.args, **bound.kwargs)
+
+    sched = getattr(diffusers, scheduler).from_config(animatediff.scheduler.config)
+    pipe = OwnNoise(**{**animatediff.components, "scheduler": sched})
+    pipe.set_progress_bar_config(disable=True)
+    report = fl.check_pipeline(pipe, prompt="a cat", raise_on_failure=False, **CALL)
+    assert _failed(report) == {"every pass starts from FreeInit's latent"}  # was: every check passed
+    assert "passes off: [1]" in str(report) and "fix:" in str(report)
+    # the same scheduler on the unmodified pipeline passes
+    right = type(animatediff)(**{**animatediff.components, "scheduler": sched})
+    right.set_progress_bar_config(disable=True)
+    assert fl.check_pipeline(right, prompt="a cat", raise_on_failure=False, **CALL).passed
 
 
 def _wrapped_freeinit(monkeypatch, change):
