@@ -361,14 +361,25 @@ def denoiser_channels(pipe: Any, layout: LatentLayout | None = None) -> int | No
     >>> denoiser_channels(tiny_animatediff_pipeline(seed=0))
     4
     """
+    return _denoiser_config_channels(pipe, layout)[0]
+
+
+def _declared_count(config: Any, key: str) -> int | None:
+    value = getattr(config, key, None) if config is not None else None
+    if value is None and isinstance(config, dict):
+        value = config.get(key)
+    return int(value) if isinstance(value, numbers.Integral) and value > 0 else None
+
+
+def _denoiser_config_channels(pipe: Any, layout: LatentLayout | None = None) -> tuple[int | None, int | None]:
+    """``(out_channels, in_channels)`` of the first denoiser whose config declares ``out_channels`` (each None when
+    not declared)."""
     for name in resolve_layout(pipe, layout).denoisers:
         config = getattr(getattr(pipe, name, None), "config", None)
-        value = getattr(config, "out_channels", None) if config is not None else None
-        if value is None and isinstance(config, dict):
-            value = config.get("out_channels")
-        if isinstance(value, numbers.Integral) and value > 0:
-            return int(value)
-    return None
+        out = _declared_count(config, "out_channels")
+        if out is not None:
+            return out, _declared_count(config, "in_channels")
+    return None, None
 
 
 def has_scheduler(obj: Any) -> bool:
@@ -405,7 +416,10 @@ def check_channel_axis(pipe: Any, layout: LatentLayout | tuple[str, ...], shape:
     A layout that swaps frames and channels would make every spectral step (FreeInit's 3-D low-pass, band power,
     a probe's record) act on the wrong axes without any error. Only a channel count the denoiser declares
     (:func:`denoiser_channels`: ``config.out_channels`` of the module at the layout's ``denoiser`` attribute, or
-    half of it for learned-variance models) is used; frames and channels are never guessed from sizes.
+    half of it for learned-variance models, i.e. unless the same config declares ``in_channels`` equal to
+    ``out_channels``: such a denoiser returns as many channels as its latent has, so a layout naming an axis of
+    half that size, e.g. 2 frames of a 4-channel latent, as ``"channel"`` is refused) is used; frames and channels
+    are never guessed from sizes.
 
     Parameters
     ----------
@@ -422,11 +436,12 @@ def check_channel_axis(pipe: Any, layout: LatentLayout | tuple[str, ...], shape:
         How the caller's user gives the right axis order (default: registering the layout).
     """
     dims = tuple(getattr(layout, "dims", layout))
-    channels = denoiser_channels(pipe, layout if isinstance(layout, LatentLayout) else None)
+    channels, in_channels = _denoiser_config_channels(pipe, layout if isinstance(layout, LatentLayout) else None)
     if channels is None or len(shape) != len(dims):
         return
     got = int(shape[dims.index("channel")])
-    if got in (channels, channels // 2):
+    learned_variance = channels % 2 == 0 and in_channels != channels  # its output holds a variance beside the mean
+    if got == channels or (learned_variance and got == channels // 2):
         return
     fix = fix or (
         f"Register the pipeline's real axis order, e.g. register_layout({type(pipe).__name__!r}, "

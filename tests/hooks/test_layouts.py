@@ -188,3 +188,29 @@ def test_an_unregistered_pipelines_denoiser_is_read_at_diffusers_names():
     assert denoiser_channels(object()) is None
     with pytest.raises(AttributeError, match=r"(?s)no denoiser module at \('unet', 'transformer'.*register_layout"):
         get_denoisers(object())
+
+
+def test_a_frame_axis_of_half_the_channels_is_not_taken_for_the_channel_axis():
+    """Half the declared channel count is a learned-variance model's latent; a denoiser that declares as many input
+    as output channels has no variance output, so 2 frames of a 4-channel latent read as 'channel' (CogVideoX's
+    frame-first latent under a channel-first layout) are refused, not filtered over the wrong axes."""
+    from freeinit_lab.hooks.layouts import check_channel_axis
+
+    def pipeline(**config):
+        class UnregisteredPipeline:
+            def __init__(self):
+                self.transformer = torch.nn.Conv3d(4, 4, 1)
+                self.transformer.config = config
+
+        return UnregisteredPipeline()
+
+    frame_first = (1, 2, 4, 8, 8)  # (batch, frame, channel, height, width) with 2 frames, 4 channels
+    plain = pipeline(in_channels=4, out_channels=4)
+    with pytest.raises(ValueError, match=r"(?s)have 2 channels, but its denoiser works on 4.*wrong axis"):
+        check_channel_axis(plain, LatentLayout(denoiser="transformer"), frame_first, "test")  # was accepted
+    check_channel_axis(plain, LatentLayout(BFCHW, "transformer"), frame_first, "test")
+    # learned variance (4 latent channels in, mean and variance out) or nothing said about the input: half is kept
+    for learned in (pipeline(in_channels=4, out_channels=8), pipeline(out_channels=8)):
+        check_channel_axis(learned, LatentLayout(denoiser="transformer"), (1, 4, 2, 8, 8), "test")
+    # an image-conditioned denoiser (8 channels in, 4 out) works on a 4-channel latent
+    check_channel_axis(pipeline(in_channels=8, out_channels=4), LatentLayout(BFCHW, "transformer"), frame_first, "test")
