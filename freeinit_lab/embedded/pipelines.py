@@ -86,7 +86,7 @@ def default_scheduler(**overrides) -> DDIMScheduler:
 SAMPLER_SCHEDULERS = ("DDIMScheduler", "DPMSolverMultistepScheduler", "UniPCMultistepScheduler")
 
 #: Keys of a sampler description that are not scheduler settings.
-_SAMPLER_KEYS = ("scheduler", "num_inference_steps", "eta", "eps_scale")
+_SAMPLER_KEYS = ("scheduler", "num_inference_steps", "eta", "eps_scale", "guidance_scale")
 
 
 def _check_eps_scale(value, name: str = "eps_scale") -> float:
@@ -101,9 +101,22 @@ def _check_eps_scale(value, name: str = "eps_scale") -> float:
     return float(value)
 
 
+def _check_guidance_scale(value, name: str = "guidance_scale") -> float:
+    """``value`` as a float if it is an autoguidance weight ``w``: finite and >= 0 (1 = the network alone);
+    else a ValueError."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
+            or float(value) < 0:
+        raise ValueError(f"{name}={value!r} must be a finite number >= 0: each step uses ε̂_guide + w (ε̂ − ε̂_guide) "
+                         "(1.0 = the network alone; values above 1, e.g. 1.5, push the sample away from the guide "
+                         "network's errors)")
+    return float(value)
+
+
 #: A sampler description's keys that set a :class:`TinyVideoPipeline`'s defaults, with the class defaults.
 _SAMPLER_DEFAULTS = {"num_inference_steps": ("default_num_inference_steps", 25), "eta": ("default_eta", 0.0),
-                     "eps_scale": ("default_eps_scale", 1.0)}
+                     "eps_scale": ("default_eps_scale", 1.0), "guidance_scale": ("default_guidance_scale", 1.0)}
 
 
 def _sampler_defaults(sampler: dict, fallback: dict | None = None) -> dict:
@@ -150,7 +163,8 @@ def sampler_scheduler(sampler: dict):
     """The scheduler a sampler description names, on the Stable-Diffusion training schedule.
 
     ``sampler`` is a model folder's ``sampler.json``: ``{"scheduler": <class name>, "num_inference_steps": N,
-    "eta": η, "eps_scale": λ (optional, see :class:`TinyVideoPipeline`), <scheduler settings>}``; the class (one
+    "eta": η, "eps_scale": λ and "guidance_scale": w (optional, see :class:`TinyVideoPipeline`), <scheduler
+    settings>}``; the class (one
     of :data:`SAMPLER_SCHEDULERS`) is built by ``from_config`` on :func:`default_scheduler`'s configuration with
     the settings replacing it (e.g. ``algorithm_type="dpmsolver++"``, ``solver_order=2`` for DPM-Solver++(2M);
     ``set_alpha_to_one`` for DDIM). η > 0 is DDIM's only.
@@ -160,6 +174,7 @@ def sampler_scheduler(sampler: dict):
     name = sampler.get("scheduler", "DDIMScheduler")
     _check_sampler(name, float(sampler.get("eta", 0.0)), "the sampler description", "choose one of them")
     _check_eps_scale(sampler.get("eps_scale", 1.0), "the sampler description's eps_scale")
+    _check_guidance_scale(sampler.get("guidance_scale", 1.0), "the sampler description's guidance_scale")
     settings = {k: v for k, v in sampler.items() if k not in _SAMPLER_KEYS}
     cls = getattr(diffusers, name)
     sched = cls.from_config(default_scheduler().config, **settings)
@@ -175,7 +190,8 @@ def store_sampler(folder: str | Path, sampler: dict) -> None:
     Writes the three places a folder names its sampler, from the one description, so that every loader samples
     with it: ``sampler.json`` (what a model card judges), ``scheduler/`` (the configured scheduler) and
     ``model_index.json`` (the scheduler class diffusers' loader builds, and ``default_num_inference_steps`` /
-    ``default_eta`` / ``default_eps_scale``). The description is checked (:func:`sampler_scheduler`) before
+    ``default_eta`` / ``default_eps_scale`` / ``default_guidance_scale``; a guidance scale other than 1 needs the
+    folder's ``guide/`` network). The description is checked (:func:`sampler_scheduler`) before
     anything is written.
     """
     import json
@@ -192,6 +208,14 @@ def store_sampler(folder: str | Path, sampler: dict) -> None:
     index["scheduler"] = ["diffusers", type(sched).__name__]
     index["default_num_inference_steps"], index["default_eta"] = steps, eta
     index["default_eps_scale"] = _check_eps_scale(sampler.get("eps_scale", 1.0))
+    index["default_guidance_scale"] = _check_guidance_scale(sampler.get("guidance_scale", 1.0))
+    if index["default_guidance_scale"] != 1.0 and not (folder / "guide" / "config.json").is_file():
+        raise FileNotFoundError(f"the sampler description guides with guidance_scale="
+                                f"{index['default_guidance_scale']}, but {folder} holds no guide network "
+                                "(guide/config.json): save one there (TinyVideoUNet.save_pretrained), or leave "
+                                "guidance_scale out")
+    if (folder / "guide" / "config.json").is_file():  # diffusers' own loader then loads the guide too
+        index["guide"] = ["freeinit_lab.embedded.models", "TinyVideoUNet"]
     sched.save_pretrained(folder / "scheduler")
     (folder / "sampler.json").write_text(json.dumps(sampler, indent=1))
     (folder / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
@@ -264,6 +288,28 @@ class ChannelNormalizer(ModelMixin, ConfigMixin):
         return z * self.scale_c.to(z) + self.shift_c.to(z)
 
 
+def _check_guide(unet, guide) -> None:
+    """Refuse an autoguidance ``guide`` that cannot stand in for ``unet``: not a module, or another channel count
+    or video size (its ε̂ would be combined with ``unet``'s voxel by voxel)."""
+    cfg, gcfg = getattr(unet, "config", None), getattr(guide, "config", None)
+    if not isinstance(guide, torch.nn.Module) or gcfg is None:
+        raise TypeError(f"guide must be an ε-predicting network with a config (a TinyVideoUNet); got "
+                        f"{type(guide).__name__}")
+    if cfg is None:
+        return
+    mine = {"in_channels": cfg.in_channels, "out_channels": cfg.out_channels, **unet_video_size(cfg)}
+    try:
+        theirs = {"in_channels": gcfg.in_channels, "out_channels": gcfg.out_channels, **unet_video_size(gcfg)}
+    except AttributeError as err:
+        raise TypeError(f"guide's config lacks {err.name!r}: it must describe an ε-predicting video network "
+                        "(a TinyVideoUNet)") from None
+    differ = {k: (mine[k], theirs[k]) for k in mine if int(mine[k]) != int(theirs[k])}
+    if differ:
+        raise ValueError("the guide network does not denoise the network's videos: " + ", ".join(
+            f"{k} {a} (unet) vs {b} (guide)" for k, (a, b) in differ.items())
+            + "; train the guide on the same data and video size (scripts/train_default_model.py)")
+
+
 def _step_parameters(scheduler) -> set[str]:
     """Parameter names of the scheduler class's own ``step`` (seen through any instance-level wrapper)."""
     return set(inspect.signature(type(scheduler).step).parameters)
@@ -307,6 +353,15 @@ class TinyVideoPipeline(DiffusionPipeline):
         "Elucidating the exposure bias in diffusion models", arXiv 2308.15321). A network whose ε̂ over-estimates
         the noise removes some of the signal's fine detail at each step, and its samples come out under-powered;
         λ slightly above 1 removes less. It corrects a trained network's error, so an exact-score model needs none.
+    guide : TinyVideoUNet, optional
+        A weaker ε-predicting network of the same data and video size (fewer parameters, fewer training steps),
+        for *autoguidance* (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself", arXiv
+        2406.02507): with guidance scale ``w`` each step uses ``ε̃ = ε̂_guide + w (ε̂ − ε̂_guide)``, extrapolating
+        from the guide's errors past the network's own. It is what classifier-free guidance is for the text-to-video
+        models FreeInit was shown on, for an unconditional model (the two predictions differ in the network, not
+        in the condition). ``w = 1`` is the network alone, and then the guide is never evaluated.
+    default_guidance_scale : float
+        ``w`` used when a call does not give ``guidance_scale`` (the model folder's ``sampler.json``; 1 = off).
 
     Examples
     --------
@@ -318,25 +373,33 @@ class TinyVideoPipeline(DiffusionPipeline):
     torch.Size([1, 3, 16, 32, 32])
     """
 
-    model_cpu_offload_seq = "unet"
-    _optional_components = ["normalizer"]
+    model_cpu_offload_seq = "unet->guide"
+    _optional_components = ["normalizer", "guide"]
     _callback_tensor_inputs = ["latents", "noise_pred", "pred_original_sample"]
 
-    def __init__(self, unet, scheduler, normalizer: ChannelNormalizer | None = None,
-                 default_num_inference_steps: int = 25, default_eta: float = 0.0, default_eps_scale: float = 1.0):
+    def __init__(self, unet, scheduler, normalizer: ChannelNormalizer | None = None, guide=None,
+                 default_num_inference_steps: int = 25, default_eta: float = 0.0, default_eps_scale: float = 1.0,
+                 default_guidance_scale: float = 1.0):
         super().__init__()
-        self.register_modules(unet=unet, scheduler=scheduler, normalizer=normalizer)
-        self._set_default_sampler(default_num_inference_steps, default_eta, default_eps_scale)
+        if guide is not None:
+            _check_guide(unet, guide)
+        self.register_modules(unet=unet, scheduler=scheduler, normalizer=normalizer, guide=guide)
+        self._set_default_sampler(default_num_inference_steps, default_eta, default_eps_scale, default_guidance_scale)
 
-    def _set_default_sampler(self, default_num_inference_steps, default_eta, default_eps_scale) -> None:
-        """Check and store the default step count, η and ε-scaling λ — also in ``model_index.json``, so
-        ``save_pretrained`` / ``from_pretrained`` keep the default sampler."""
+    def _set_default_sampler(self, default_num_inference_steps, default_eta, default_eps_scale,
+                             default_guidance_scale=1.0) -> None:
+        """Check and store the default step count, η, ε-scaling λ and guidance scale w — also in
+        ``model_index.json``, so ``save_pretrained`` / ``from_pretrained`` keep the default sampler."""
         steps = _whole_steps(default_num_inference_steps, "default_num_inference_steps")
         eta = _check_eta(default_eta, "default_eta")
         eps_scale = _check_eps_scale(default_eps_scale, "default_eps_scale")
+        w = _check_guidance_scale(default_guidance_scale, "default_guidance_scale")
+        if w != 1.0 and getattr(self, "guide", None) is None:
+            raise ValueError(f"default_guidance_scale={w} needs a guide network (guide=...); without one use 1.0")
         self.default_num_inference_steps, self.default_eta, self.default_eps_scale = steps, float(eta), eps_scale
+        self.default_guidance_scale = w
         self.register_to_config(default_num_inference_steps=steps, default_eta=float(eta),
-                                default_eps_scale=eps_scale)
+                                default_eps_scale=eps_scale, default_guidance_scale=w)
 
     # -- diffusers-style properties ---------------------------------------------------------------------------
     @property
@@ -460,6 +523,7 @@ class TinyVideoPipeline(DiffusionPipeline):
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         eps_scale: float | None = None,
+        guidance_scale: float | None = None,
         **kwargs,
     ) -> TinyVideoPipelineOutput | tuple:
         """Sample videos with the pipeline's scheduler from Gaussian noise or given ``latents``.
@@ -499,12 +563,17 @@ class TinyVideoPipeline(DiffusionPipeline):
             ε-scaling λ > 0: each step hands ``ε̂ / λ`` to the scheduler (and to ``noise_pred`` in callbacks, and
             to probes, which read the scheduler's input); default ``default_eps_scale``, the model folder's
             stored sampler (1 = the network's ε̂ unchanged). See the class docstring.
+        guidance_scale : float, optional
+            Autoguidance weight ``w >= 0``: each step uses ``ε̂_guide + w (ε̂ − ε̂_guide)`` (before ε-scaling);
+            default ``default_guidance_scale``, the model folder's stored sampler. ``w = 1`` evaluates the network
+            alone; any other ``w`` needs the pipeline's ``guide`` network (refused without one: an unconditional
+            model has no classifier-free guidance to apply it to). See the class docstring.
 
         Returns
         -------
         TinyVideoPipelineOutput or tuple
         """
-        unknown = set(kwargs) - {"guidance_scale", "negative_prompt", "decode_chunk_size", "cross_attention_kwargs"}
+        unknown = set(kwargs) - {"negative_prompt", "decode_chunk_size", "cross_attention_kwargs"}
         if unknown:
             raise TypeError(f"TinyVideoPipeline.__call__ got unexpected keyword arguments {sorted(unknown)}")
         if output_type not in ("np", "pt", "pil", "latent"):
@@ -532,6 +601,13 @@ class TinyVideoPipeline(DiffusionPipeline):
         if eta is None:
             eta = self.default_eta
         eps_scale = _check_eps_scale(self.default_eps_scale if eps_scale is None else eps_scale)
+        guidance_scale = _check_guidance_scale(self.default_guidance_scale if guidance_scale is None
+                                               else guidance_scale)
+        guide = getattr(self, "guide", None)
+        if guidance_scale != 1.0 and guide is None:
+            raise ValueError(f"guidance_scale={guidance_scale}, but this pipeline has no guide network, so nothing "
+                             "would guide it (an unconditional model has no classifier-free guidance): pass "
+                             "guidance_scale=1.0 (or leave it out), or give the pipeline a guide (guide=...)")
         num_inference_steps = _whole_steps(num_inference_steps, "num_inference_steps")
         eta = _check_eta(eta)
         c, f0, h0, w0 = self.sample_shape
@@ -587,6 +663,9 @@ class TinyVideoPipeline(DiffusionPipeline):
                     continue
                 model_in = self.scheduler.scale_model_input(latents, t)
                 noise_pred = self.unet(model_in, t).sample
+                if guidance_scale != 1.0:  # autoguidance: eps_guide + w (eps - eps_guide)
+                    guided = guide(model_in.to(guide.dtype), t).sample.to(noise_pred.dtype)
+                    noise_pred = guided + guidance_scale * (noise_pred - guided)
                 if eps_scale != 1.0:
                     noise_pred = noise_pred / eps_scale
                 res = self.scheduler.step(noise_pred, t, latents, **step_kwargs)
@@ -671,6 +750,18 @@ def training_size_differences(log: dict, config) -> dict[str, tuple[int, int]]:
             if log.get(k) is not None and int(log[k]) != v}
 
 
+def _check_weights_file(path: Path, part: str, info: dict, fix: str) -> None:
+    """Refuse a network ``path/part`` whose weights file lacks tensors of its config (or holds others): diffusers
+    loads it with a log line and randomly initialised layers."""
+    missing, unexpected = list(info.get("missing_keys", [])), list(info.get("unexpected_keys", []))
+    mismatched = [k[0] if isinstance(k, (tuple, list)) else k for k in info.get("mismatched_keys", [])]
+    if missing or unexpected or mismatched:
+        parts = [f"{what} {keys[:4]}{' ...' if len(keys) > 4 else ''}" for what, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("of another shape", mismatched)) if keys]
+        raise ValueError(f"{path}/{part}: the weights file does not match {part}/config.json (tensors "
+                         f"{'; '.join(parts)}): the network would sample with randomly initialised layers; {fix}")
+
+
 def _check_folder_parts(path: Path, unet, info: dict, normalizer, log: dict) -> None:
     """Refuse a model folder whose parts do not belong together, before any sampling.
 
@@ -678,13 +769,7 @@ def _check_folder_parts(path: Path, unet, info: dict, normalizer, log: dict) -> 
     randomly initialised layers; the normaliser's channel count and the training log's video size are otherwise
     only noticed when decoding, or not at all (``default_training_videos`` draws the log's size)."""
     fix = "restore the folder from its source, or export it again with scripts/train_default_model.py"
-    missing, unexpected = list(info.get("missing_keys", [])), list(info.get("unexpected_keys", []))
-    mismatched = [k[0] if isinstance(k, (tuple, list)) else k for k in info.get("mismatched_keys", [])]
-    if missing or unexpected or mismatched:
-        parts = [f"{what} {keys[:4]}{' ...' if len(keys) > 4 else ''}" for what, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("of another shape", mismatched)) if keys]
-        raise ValueError(f"{path}/unet: the weights file does not match unet/config.json (tensors {'; '.join(parts)}):"
-                         f" the network would sample with randomly initialised layers; {fix}")
+    _check_weights_file(path, "unet", info, fix)
     c = unet.config
     if normalizer is not None and normalizer.shift_c.shape[0] != c.in_channels:
         raise ValueError(f"{path}/normalizer holds {normalizer.shift_c.shape[0]} channels but the network takes "
@@ -763,6 +848,22 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
                                                output_loading_info=True)
     unet.eval()
     _check_folder_parts(path, unet, info, normalizer, log)
+    guide = None
+    if (path / "guide").exists():
+        if not (path / "guide" / "config.json").is_file():
+            raise FileNotFoundError(f"{path}/guide/config.json missing: the folder's guide network is incomplete; "
+                                    "restore guide/ from the folder's source, or remove it (and guidance_scale from "
+                                    "sampler.json)")
+        guide, ginfo = TinyVideoUNet.from_pretrained(path / "guide", local_files_only=True, low_cpu_mem_usage=False,
+                                                     output_loading_info=True)
+        _check_weights_file(path, "guide", ginfo, "restore guide/ from the folder's source")
+        guide.eval()
+    defaults = _sampler_defaults(sampler, index)
+    w = _check_guidance_scale(defaults["default_guidance_scale"], f"{path}'s stored guidance_scale")
+    if w != 1.0 and guide is None:
+        raise FileNotFoundError(f"{path} stores guidance_scale={w} (sampler.json / model_index.json) but holds no "
+                                "guide/ network to guide with; restore guide/ from the folder's source, or store "
+                                "a sampler without guidance (freeinit_lab.store_sampler)")
     if scheduler is None:
         import diffusers
 
@@ -771,7 +872,7 @@ def load_default_pipeline(path: str | Path | None = None, *, progress: bool = Fa
         _check_sampler_settings(sampler, sched, str(path))
     else:
         sched = scheduler
-    pipe = TinyVideoPipeline(unet=unet, scheduler=sched, normalizer=normalizer, **_sampler_defaults(sampler, index))
+    pipe = TinyVideoPipeline(unet=unet, scheduler=sched, normalizer=normalizer, guide=guide, **defaults)
     pipe.register_to_config(_name_or_path=str(path))  # as from_pretrained does: pipe.name_or_path is the folder
     pipe.set_progress_bar_config(disable=not progress)
     return pipe
@@ -968,8 +1069,9 @@ def load_default_analytic_pipeline(num_videos: int = 512, seed: int = 950_000_00
     (:class:`~freeinit_lab.models.GaussianVideoDenoiser`) in a pipeline with the default model's scheduler,
     stored step count and normaliser, so that every closed form of the Gaussian model applies exactly to a
     pipeline that is interchangeable with :func:`load_default_pipeline` (same shapes, same sampler, same decoding).
-    A stored ε-scaling (``eps_scale`` in ``sampler.json``) is not carried over: it corrects a trained network's
-    error, and the exact score has none (its ``default_eps_scale`` is 1).
+    A stored ε-scaling or autoguidance (``eps_scale``, ``guidance_scale`` in ``sampler.json``) is not carried over:
+    both correct a trained network's error, and the exact score has none (its ``default_eps_scale`` and
+    ``default_guidance_scale`` are 1).
 
     Parameters
     ----------

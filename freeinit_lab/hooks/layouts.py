@@ -221,7 +221,8 @@ LAYOUTS: dict[str, LatentLayout] = {
     ),
     "HunyuanVideoPipeline": LatentLayout(_BCFHW, "transformer", final_latent="scheduler_step"),
     "MochiPipeline": LatentLayout(_BCFHW, "transformer", final_latent="scheduler_step"),
-    "TinyVideoPipeline": LatentLayout(_BCFHW, "unet", final_latent="decode_latents", note="embedded default"),
+    "TinyVideoPipeline": LatentLayout(_BCFHW, ("unet", "guide"), final_latent="decode_latents",
+                                      note="embedded default; its autoguidance network is a second denoiser"),
 }
 
 

@@ -588,3 +588,103 @@ def test_eps_scale_divides_the_networks_eps_at_every_step_and_is_stored_with_the
     (path / "sampler.json").write_text(json.dumps(dict(desc, eps_scale=-2)))
     with pytest.raises(ValueError, match=r"eps_scale=-2 must be a finite number > 0"):
         fl.load_default_pipeline(path)
+
+
+def test_autoguidance_extrapolates_from_the_guide_and_is_stored_with_the_sampler(tmp_path):
+    """``guidance_scale=w`` with a guide network samples exactly what a network computing ε̂_g + w (ε̂ − ε̂_g) samples
+    (Karras et al. 2024), before ε-scaling; w = 1 never evaluates the guide and equals the unguided pipeline bit
+    for bit; the folder's ``guide/`` and ``sampler.json`` make it the default for load_default_pipeline,
+    from_pretrained and save_pretrained copies (not for the exact-score reference); FreeInit counts the guide's
+    evaluations; a guidance scale without a guide, a guide of another size and bad values are refused before
+    sampling or writing."""
+    import shutil
+
+    import freeinit_lab as fl
+    from freeinit_lab.pipelines import sampler_scheduler, store_sampler
+
+    path = _folder(tmp_path / "m")
+    pipe = fl.load_default_pipeline(path)
+    guide = TinyVideoUNet(block_channels=(8, 8), sample_size=8, num_frames=4, space_to_depth=2, attention_heads=0,
+                          norm_groups=4)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # fresh networks predict ε̂ = 0 (their last layer starts at zero): give them weights
+        for net in (pipe.unet, guide):
+            for w in net.parameters():
+                w.copy_(0.2 * torch.randn(w.shape, generator=g))
+    pipe.unet.save_pretrained(path / "unet")
+    z = torch.randn(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def run(p, **kw):
+        seen = []
+        out = p(latents=z, output_type="latent", callback_on_step_end_tensor_inputs=["noise_pred"],
+                callback_on_step_end=lambda q, i, t, k: seen.append(k["noise_pred"]) or {}, **kw).frames
+        return out, seen
+
+    base, _ = run(pipe)
+    guided = TinyVideoPipeline(unet=pipe.unet, scheduler=pipe.scheduler, normalizer=pipe.normalizer, guide=guide,
+                               default_num_inference_steps=3)
+    calls = []
+    handle = guide.register_forward_hook(lambda m, a, out: calls.append(1))
+    try:
+        assert torch.equal(run(guided)[0], base) and not calls  # w = 1: the network alone, the guide never run
+    finally:
+        handle.remove()
+
+    class Combined(torch.nn.Module):  # the guided ε̂ written out, scaled by 1/λ afterwards
+        def __init__(self, w, lam=1.0):
+            super().__init__()
+            self.w, self.lam, self.config = w, lam, pipe.unet.config
+
+        dtype = property(lambda self: pipe.unet.dtype)
+        device = property(lambda self: pipe.unet.device)
+
+        def forward(self, x, t):
+            e, eg = pipe.unet(x, t).sample, guide(x, t).sample
+            return type(pipe.unet(x, t))(sample=(eg + self.w * (e - eg)) / self.lam)
+
+    expect = TinyVideoPipeline(unet=Combined(1.5), scheduler=pipe.scheduler, default_num_inference_steps=3,
+                               normalizer=pipe.normalizer)
+    out15, eps15 = run(guided, guidance_scale=1.5)
+    ref15, eps_ref = run(expect)
+    assert torch.allclose(out15, ref15, atol=1e-6) and not torch.allclose(out15, base, atol=1e-3)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(eps15, eps_ref))  # what callbacks and probes see
+    expect.unet.lam = 1.25
+    assert torch.allclose(run(guided, guidance_scale=1.5, eps_scale=1.25)[0], run(expect)[0], atol=1e-6)
+    res = fl.freeinit(guided, num_iters=2, latents=z, output_type="latent", guidance_scale=1.5, progress=False)
+    plain = fl.freeinit(guided, num_iters=2, latents=z, output_type="latent", progress=False)
+    assert res.num_denoiser_evals == 2 * plain.num_denoiser_evals  # the guide's evaluations are counted
+
+    # refused: a scale without a guide, bad values, a guide of another size
+    for bad in (0.5 - 1, float("nan"), float("inf"), True, "1.5"):
+        with pytest.raises(ValueError, match=r"guidance_scale=.* must be a finite number >= 0"):
+            guided(latents=z, output_type="latent", guidance_scale=bad)
+    with pytest.raises(ValueError, match=r"no guide network.*guidance_scale=1.0"):
+        pipe(latents=z, output_type="latent", guidance_scale=1.5)
+    with pytest.raises(ValueError, match=r"default_guidance_scale=2.0 needs a guide network"):
+        TinyVideoPipeline(unet=pipe.unet, scheduler=pipe.scheduler, default_guidance_scale=2.0)
+    small = TinyVideoUNet(block_channels=(8, 8), sample_size=8, num_frames=2, space_to_depth=2, attention_heads=0,
+                          norm_groups=4)
+    with pytest.raises(ValueError, match=r"frames 4 \(unet\) vs 2 \(guide\)"):
+        TinyVideoPipeline(unet=pipe.unet, scheduler=pipe.scheduler, guide=small)
+
+    # stored with the sampler: guide/ in the folder, guidance_scale in sampler.json
+    desc = dict(scheduler="DDIMScheduler", num_inference_steps=3, eta=0.0, set_alpha_to_one=True,
+                guidance_scale=1.5)
+    with pytest.raises(FileNotFoundError, match=r"holds no guide network \(guide/config.json\)"):
+        store_sampler(path, desc)
+    assert "guidance_scale" not in sampler_scheduler(desc).config
+    guide.save_pretrained(path / "guide")
+    store_sampler(path, desc)
+    assert json.loads((path / "model_index.json").read_text())["default_guidance_scale"] == 1.5
+    ours = fl.load_default_pipeline(path)
+    generic = TinyVideoPipeline.from_pretrained(path, local_files_only=True)
+    ours.save_pretrained(tmp_path / "copy")
+    copy = TinyVideoPipeline.from_pretrained(tmp_path / "copy", local_files_only=True)
+    for p in (ours, generic, copy):
+        assert p.default_guidance_scale == 1.5 and isinstance(p.guide, TinyVideoUNet)
+        assert torch.allclose(run(p)[0], out15, atol=1e-6)
+    assert torch.equal(run(ours, guidance_scale=1.0)[0], base)
+    assert fl.load_default_analytic_pipeline(num_videos=16, path=path).default_guidance_scale == 1.0
+    shutil.rmtree(path / "guide")
+    with pytest.raises(FileNotFoundError, match=r"stores guidance_scale=1.5 .* holds no guide/ network"):
+        fl.load_default_pipeline(path)
