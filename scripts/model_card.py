@@ -90,7 +90,18 @@ SAMPLERS = {
     **{f"unipc25_es{round(1000 * lam)}": dict(scheduler="UniPCMultistepScheduler", num_inference_steps=25,
                                               timestep_spacing="linspace", eta=0.0, eps_scale=lam)
        for lam in (1.01, 1.015, 1.02)},
+    # the stored sampler with autoguidance (the pipeline's guidance_scale w: each step uses
+    # eps_guide + w (eps_hat - eps_guide); Karras et al. 2024): needs the model folder's guide/ network
+    **{f"dpmpp2m25_karras_ag{round(100 * w)}": dict(scheduler="DPMSolverMultistepScheduler", num_inference_steps=25,
+                                                    algorithm_type="dpmsolver++", solver_order=2,
+                                                    timestep_spacing="linspace", eta=0.0, use_karras_sigmas=True,
+                                                    guidance_scale=w)
+       for w in (1.25, 1.5)},
 }
+
+#: Keys of a sampler description that correct the network's error at sampling time: such candidates are judged
+#: only when named (--samplers / --compare-samplers).
+CORRECTIONS = ("eps_scale", "guidance_scale")
 
 
 #: Timesteps of the denoising-error diagnostic: the schedule from nearly clean (t = 19) to pure noise (t = 999).
@@ -112,8 +123,8 @@ def sample(pipe, sampler: dict, latents: torch.Tensor, batch: int = 32, seed: in
            eps_scale: bool = True) -> torch.Tensor:
     """Model-space samples of ``pipe`` with ``sampler`` from the given initial ``latents``; a stochastic sampler
     (``eta > 0``) draws its step noise from one generator seeded ``seed``, so two pipelines given the same seed
-    see the same step noise (paired). ``eps_scale=False`` leaves out the sampler's ε-scaling (an exact-score
-    model has no error for it to correct)."""
+    see the same step noise (paired). ``eps_scale=False`` leaves out the sampler's ε-scaling and autoguidance (an
+    exact-score model has no error for them to correct)."""
     pipe.scheduler = scheduler_for(sampler)
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -121,7 +132,8 @@ def sample(pipe, sampler: dict, latents: torch.Tensor, batch: int = 32, seed: in
         out.append(pipe(batch_size=latents[i0:i0 + batch].shape[0], latents=latents[i0:i0 + batch],
                         output_type="latent", num_inference_steps=sampler["num_inference_steps"],
                         eta=sampler["eta"], generator=g,
-                        eps_scale=sampler.get("eps_scale", 1.0) if eps_scale else 1.0).frames)
+                        eps_scale=sampler.get("eps_scale", 1.0) if eps_scale else 1.0,
+                        guidance_scale=sampler.get("guidance_scale", 1.0) if eps_scale else 1.0).frames)
     return torch.cat(out)
 
 
@@ -419,9 +431,10 @@ def main(argv=None):
     p.add_argument("--num-videos", type=int, default=64)
     p.add_argument("--seed", type=int, default=910_000_000)
     p.add_argument("--choose-sampler", action="store_true")
-    p.add_argument("--samplers", default=",".join(k for k in SAMPLERS if "eps_scale" not in SAMPLERS[k]),
+    p.add_argument("--samplers", default=",".join(k for k in SAMPLERS if not set(CORRECTIONS) & set(SAMPLERS[k])),
                    help="comma-separated candidates for --choose-sampler (default: %(default)s; the epsilon-scaled "
-                        "ones, which correct the network's error at sampling time, only when named)")
+                        "and autoguided ones, which correct the network's error at sampling time, only when named; "
+                        "autoguided ones need the folder's guide/ network)")
     p.add_argument("--compare-samplers", default="",
                    help="comma-separated samplers to judge on part 1 beside the stored one, without changing it: the "
                         "card says which the choice rule would pick (e.g. when a cheaper stored sampler is kept for "
