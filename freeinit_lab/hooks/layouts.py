@@ -36,10 +36,11 @@ StableVideoDiffusionPipeline            batch, frame, channel, height, width  un
 WanPipeline                             batch, channel, frame, height, width  transformer  scheduler_step    yes
 HunyuanVideoPipeline                    batch, channel, frame, height, width  transformer  scheduler_step    no
 MochiPipeline                           batch, channel, frame, height, width  transformer  scheduler_step    no
-TinyVideoPipeline                       batch, channel, frame, height, width  unet         decode_latents    no
+TinyVideoPipeline                       batch, channel, frame, height, width  unet, guide  decode_latents    no
 ======================================  ====================================  ===========  ================  ======
 
-``TinyVideoPipeline`` is freeinit_lab's embedded default (:func:`freeinit_lab.load_default_pipeline`).
+``TinyVideoPipeline`` is freeinit_lab's embedded default (:func:`freeinit_lab.load_default_pipeline`); its
+``guide`` (an autoguidance network, present only in folders that store one) is counted as a second denoiser.
 "tested" means freeinit_lab's test suite runs that class (a tiny random-weight build); the other rows were
 read from diffusers 0.42's source. Pipelines whose ``latents=`` argument is not the initial noise (video-to-video,
 image-to-video pipelines that concatenate image latents inside ``prepare_latents``) or that pack latents into
