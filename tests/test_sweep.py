@@ -771,6 +771,33 @@ def test_a_loaded_pipeline_with_another_sampler_is_another_spec(tmp_path):
     assert bool(run_sweep(spec, store, pipeline=pipe, progress=False).complete.all())
 
 
+def test_a_loaded_pipeline_with_other_sampling_defaults_is_another_spec(tmp_path):
+    """The same weights and scheduler with another stored ε-scaling (or DDIM η, or autoguidance weight) sample other
+    videos: a store of the first must not be handed to the second. Pipelines at the neutral values keep the key
+    they had before these defaults existed."""
+    pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
+    spec = {**SPEC, "grid": {"d_s": [0.25]}, "seeds": [0], "videos_per_seed": 1}
+    store = tmp_path / "s.zarr"
+    run_sweep(spec, store, pipeline=pipe, progress=False)
+    key = lambda: PipelineFactory.from_spec(pipe).key  # noqa: E731
+    before = key()
+    assert "defaults" not in before
+    for name, value in (("default_eps_scale", 1.02), ("default_eta", 0.5), ("default_guidance_scale", 1.5)):
+        stored = getattr(pipe, name)
+        setattr(pipe, name, value)
+        try:
+            assert key() != before, name
+        finally:
+            setattr(pipe, name, stored)
+    pipe.default_eps_scale = 1.02
+    try:
+        with pytest.raises(SweepStoreError, match="another sweep spec"):
+            run_sweep(spec, store, pipeline=pipe, progress=False)
+    finally:
+        pipe.default_eps_scale = 1.0
+    assert key() == before and bool(run_sweep(spec, store, pipeline=pipe, progress=False).complete.all())
+
+
 def test_a_callables_key_is_the_same_in_every_process():
     """Keys hold no addresses: a store made by a module's function resumes in a new Python process."""
     code = ("import functools, freeinit_lab as fl; from freeinit_lab.sweep import PipelineFactory; "

@@ -340,7 +340,8 @@ def _is_pipeline(obj: Any) -> bool:
 
 
 def _fingerprint(pipe: Any) -> str:
-    """A loaded pipeline's denoiser weights and its sampler (:func:`scheduler_config`): what its samples depend on."""
+    """A loaded pipeline's denoiser weights and its sampler (:func:`scheduler_config` and
+    :func:`sampling_defaults`): what its samples depend on."""
     from freeinit_lab import cutoff_map
 
     try:
@@ -348,7 +349,22 @@ def _fingerprint(pipe: Any) -> str:
         sampler = hashlib.sha256(scheduler_config(pipe).encode()).hexdigest()[:12]
     except Exception:  # a pipeline without a registered layout: fall back to its identity
         return f"id{id(pipe):x}"
-    return f"{weights} scheduler {sampler}"
+    return f"{weights} scheduler {sampler}{sampling_defaults(pipe)}"
+
+
+#: A pipeline's own sampling defaults beside its scheduler (the embedded pipeline's ``sampler.json`` values), with
+#: the value at which each changes nothing.
+_NEUTRAL_DEFAULTS = {"default_eta": 0.0, "default_eps_scale": 1.0, "default_guidance_scale": 1.0}
+
+
+def sampling_defaults(pipe: Any) -> str:
+    """The sampling defaults ``pipe`` applies when a call does not say otherwise and that differ from their neutral
+    value (DDIM η, ε-scaling λ, autoguidance w: :data:`_NEUTRAL_DEFAULTS`), as text (``""`` when none does, so
+    pipelines without them keep their keys). The same weights and scheduler with another of them sample other
+    videos."""
+    changed = {k: float(getattr(pipe, k)) for k, v in _NEUTRAL_DEFAULTS.items()
+               if isinstance(getattr(pipe, k, None), (int, float)) and float(getattr(pipe, k)) != v}
+    return f" defaults {json.dumps(changed, sort_keys=True)}" if changed else ""
 
 
 def scheduler_config(pipe: Any) -> str:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .spec import _ENGINE_ARGS, SweepSpecError, scheduler_config, video_seeds
+from .spec import _ENGINE_ARGS, SweepSpecError, sampling_defaults, scheduler_config, video_seeds
 from freeinit_lab._checks import require_frames, require_int
 
 __all__ = ["Study", "register_study", "get_study", "list_studies", "STUDIES"]
@@ -341,12 +341,14 @@ def _cached_plain(pipe: Any, seeds: Sequence[int], steps: int):
 
     Every ``(d_s, d_t)`` cell of a map sweep starts from the same plain samples of its seed's videos; keyed by the
     pipeline object, its weights' fingerprint, its scheduler's class and configuration
-    (:func:`~freeinit_lab.sweep.spec.scheduler_config`), the seeds and the step count, so a changed model or sampler
+    (:func:`~freeinit_lab.sweep.spec.scheduler_config`), its sampling defaults
+    (:func:`~freeinit_lab.sweep.spec.sampling_defaults`), the seeds and the step count, so a changed model or sampler
     never reuses another's samples. Holds the last ``_PLAIN_CACHE_SIZE`` entries.
     """
     from freeinit_lab.studies.cutoff_map import model_fingerprint, plain_samples
 
-    key = (id(pipe), model_fingerprint(pipe), scheduler_config(pipe), tuple(int(s) for s in seeds), int(steps))
+    key = (id(pipe), model_fingerprint(pipe), scheduler_config(pipe), sampling_defaults(pipe),
+           tuple(int(s) for s in seeds), int(steps))
     if key not in _PLAIN_CACHE:
         while len(_PLAIN_CACHE) >= _PLAIN_CACHE_SIZE:
             _PLAIN_CACHE.pop(next(iter(_PLAIN_CACHE)))
