@@ -306,3 +306,55 @@ def test_the_evaluation_videos_of_a_seed_are_rendered_once():
         assert a is b and calls == [(16, 910_000_001), (8, 910_000_002)]
         card.evaluation_videos("folder", 8, 911_000_000)
         assert calls[2:] == [(16, 911_000_001), (8, 911_000_002)]
+
+
+def test_the_autoguidance_gate_is_the_cards_part_one_at_w_one_and_refuses_bad_input_first(tmp_path):
+    """scripts/autoguidance_gate.py runs the card's part 1 (training_quality) with the stored sampler guided by
+    --guide: at w = 1 its row is the card's own, at w = 1.5 the samples move; seeds in the training range, a
+    folder without a network and a guide of another video size are refused before anything is sampled."""
+    import torch
+
+    from freeinit_lab.embedded.models import TinyVideoUNet
+    from freeinit_lab.embedded.pipelines import default_training_videos, load_default_pipeline
+
+    spec = importlib.util.spec_from_file_location("autoguidance_gate", SCRIPT.parent / "autoguidance_gate.py")
+    gate = importlib.util.module_from_spec(spec)
+    with mock.patch.dict(os.environ):
+        spec.loader.exec_module(gate)
+    folder = _tiny_folder(tmp_path)
+    pipe = load_default_pipeline(folder)
+    guide = TinyVideoUNet(**{k: v for k, v in pipe.unet.config.items() if not k.startswith("_")})
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # fresh networks predict 0 (their last layer starts at zero): give both weights
+        for net in (pipe.unet, guide):
+            for w in net.parameters():
+                w.copy_(0.05 * torch.randn(w.shape, generator=g))
+    pipe.unet.save_pretrained(folder / "unet")
+    guide.save_pretrained(tmp_path / "guide")
+    other = TinyVideoUNet(**{**{k: v for k, v in guide.config.items() if not k.startswith("_")}, "num_frames": 8})
+    other.save_pretrained(tmp_path / "other")
+
+    base = ["--model", str(folder), "--num-videos", "16"]
+    with mock.patch.object(gate, "_model_card", side_effect=AssertionError("evaluated")):
+        for argv, message in (
+                (["--guide", str(tmp_path / "guide"), "--seeds", "5"], "evaluation seeds are >= 900,000,000"),
+                (["--guide", str(tmp_path / "nothing")], "config.json missing"),
+                (["--guide", str(tmp_path / "other")], r"frames 4 \(unet\) vs 8 \(guide\)"),
+                (["--guide", str(tmp_path / "guide"), "--scales", "-1"], "must be a finite number >= 0")):
+            with pytest.raises((SystemExit, ValueError), match=message):
+                gate.main(base + argv)
+
+    out = tmp_path / "rows.json"
+    with mock.patch.dict(os.environ):  # the card module sets its thread policy when loaded
+        assert gate.main(base + ["--guide", str(tmp_path / "guide"), "--scales", "1,1.5", "--seeds", "930000000",
+                                 "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    card = _card_module()
+    log = json.loads((folder / "training_log.json").read_text())
+    training = default_training_videos(int(log.get("batch_size", 16)), seed=int(log.get("data_seed_base", 0)),
+                                       path=folder)
+    q = card.training_quality(load_default_pipeline(folder), json.loads((folder / "sampler.json").read_text()),
+                              path=folder, num_videos=16, seed=930_000_000, training=training, space="model space")
+    assert rows[0]["guidance_scale"] == 1.0 and rows[0]["accuracy"] == q["report"].accuracy
+    assert rows[0]["frechet"] == q["report"].frechet
+    assert rows[1]["guidance_scale"] == 1.5 and rows[1]["frechet"] != rows[0]["frechet"]
