@@ -12,21 +12,33 @@
 # checkpoint in RESULT_DIR/ckpt. Back on a CPU machine: copy model/ to data/candidate_model_<date> and run
 # scripts/model_card.py on it (see README, "Where it stands").
 #
+# GUIDE_MINUTES=3 (default 0: skipped) then also trains a small guide network for autoguidance from scratch (0.58 M
+# parameters, --block-channels 16,32,48, the default's data, normaliser and v-weighting) for that many minutes into
+# RESULT_DIR/guide (and guide.tar), and runs part 1 of the gate with it at the tuning seed 930,000,000 on the CPUs
+# (scripts/autoguidance_gate.py --guide RESULT_DIR/guide/unet --scales 1,1.5; gate.log): whether a guide this
+# small guides as well as the step-1,993 network (README, "Autoguidance").
+#
 # Needs torch with CUDA; diffusers and importlib_metadata are installed from ./.whl when missing (no network:
 # `pip download diffusers importlib_metadata -d .whl` beforehand on a machine that has one).
 set -euo pipefail
 result=${1:?usage: bash scripts/gpu_round.sh RESULT_DIR [MINUTES] [SOURCE] [BLOCK_CHANNELS]}
 minutes=${2:-8}
 source=${3:-data/candidate_model}
+guide_minutes=${GUIDE_MINUTES:-0}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1
-python - "$minutes" "$source" <<'EOF'
+python - "$minutes" "$source" "$guide_minutes" <<'EOF'
 import json, sys
-minutes, source = sys.argv[1], sys.argv[2]
+minutes, source, guide_minutes = sys.argv[1], sys.argv[2], sys.argv[3]
 try:
     if float(minutes) <= 0:
         raise ValueError
 except ValueError:
     sys.exit(f"MINUTES must be a positive number; got {minutes!r}")
+try:
+    if not float(guide_minutes) >= 0:
+        raise ValueError
+except ValueError:
+    sys.exit(f"GUIDE_MINUTES must be a number >= 0 (0: no guide); got {guide_minutes!r}")
 try:
     json.load(open(f"{source}/training_log.json"))
 except OSError:
@@ -50,3 +62,11 @@ python scripts/train_default_model.py --out "$result/model" --ckpt-dir "$result/
   --lr 3e-4 --lr-end 3e-5 --ckpt-every 120 --export-dtype float16 --time-budget-min "$budget" 2>&1 | tee "$result/train.log"
 tar -cf "$result/model.tar" -C "$result" model
 python scripts/compare_denoisers.py --model "$result/model" --threads "$(nproc)" 2>&1 | tee "$result/compare.log"
+if python -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)" "$guide_minutes"; then
+  python scripts/train_default_model.py --out "$result/guide" --ckpt-dir "$result/guide_ckpt" --fresh \
+    --block-channels 16,32,48 --loss-weighting v --device cuda --batch-size 64 --data-workers 12 --lr 1e-3 \
+    --ckpt-every 120 --export-dtype float16 --time-budget-min "$guide_minutes" 2>&1 | tee "$result/guide_train.log"
+  tar -cf "$result/guide.tar" -C "$result" guide
+  python scripts/autoguidance_gate.py --guide "$result/guide/unet" --scales 1,1.5 --seeds 930000000 \
+    --json "$result/gate.json" 2>&1 | tee "$result/gate.log"
+fi

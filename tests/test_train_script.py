@@ -343,6 +343,7 @@ def test_a_run_grown_with_temporal_attention_starts_from_the_folder_function(tmp
     (["1"], "no CUDA device"),
     (["0"], "MINUTES must be a positive number"),
     (["1", "no/such/folder"], "holds no exported model"),
+    (["1", "data/default_model", "", "GUIDE_MINUTES=-1"], "GUIDE_MINUTES must be a number >= 0"),
 ])
 def test_gpu_round_refuses_before_it_trains(tmp_path, args, message):
     """scripts/gpu_round.sh says what is wrong before any training, and leaves nothing behind."""
@@ -351,6 +352,8 @@ def test_gpu_round_refuses_before_it_trains(tmp_path, args, message):
 
     root = SCRIPT.parents[1]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.update(a.split("=", 1) for a in args if "=" in a)
+    args = [a for a in args if "=" not in a][:2]
     run = subprocess.run(["bash", str(root / "scripts" / "gpu_round.sh"), str(tmp_path / "round"), *args], cwd=root,
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and message in run.stderr, run.stderr
