@@ -202,6 +202,59 @@ def test_a_lost_or_damaged_cell_is_found_and_computed_again(tmp_path, serial, da
     xr.testing.assert_identical(_data(ds), _data(serial))
 
 
+def _quick_study(pipe, *, seed, num_videos, scale=1.0):
+    """Several variables, a dim and its labels of its own, in microseconds: a store with many files to create."""
+    v = np.arange(num_videos) * scale + seed
+    return xr.Dataset({"x": ("video", v), "y": (("arm", "video"), np.stack([v, -v])), "n": ("video", v > 1)},
+                      coords={"arm": ["plain", "freeinit"]})
+
+
+register_study("test-quick", _quick_study, overwrite=True)
+
+
+def test_a_run_stopped_while_creating_its_store_resumes(tmp_path, monkeypatch):
+    """The store is made from the first cell's result, dozens of files (metadata, labels, attrs). A run stopped part
+    way through (interrupted, killed, disk full) left a half-made store that every later run refused: as "not a
+    sweep store", "not a readable zarr store", with its labels "damaged", or blaming the study for variables the
+    store lacked. Now the store is made beside its path and moved there whole: the rerun completes it."""
+    import zarr.storage._local as zarr_local
+
+    from freeinit_lab.sweep.store import SweepStore
+
+    spec = {**SPEC, "study": "test-quick", "grid": {"scale": [1.0, 2.0]}, "sampler": {}}
+    reference = _data(run_sweep(spec, tmp_path / "reference.zarr", progress=False))
+    real_put, real_create, files = zarr_local._put, SweepStore._create, []
+
+    def counting_create(self, result):  # how many files creating the store writes
+        monkeypatch.setattr(zarr_local, "_put", lambda path, *a, **k: files.append(path) or real_put(path, *a, **k))
+        try:
+            return real_create(self, result)
+        finally:
+            monkeypatch.setattr(zarr_local, "_put", real_put)
+
+    monkeypatch.setattr(SweepStore, "_create", counting_create)
+    run_sweep(spec, tmp_path / "counted.zarr", progress=False)
+    monkeypatch.setattr(SweepStore, "_create", real_create)
+    assert len(files) > 20
+    for stop in np.linspace(1, len(files) - 1, 6).astype(int).tolist():  # spread over the creation
+        calls = [0]
+
+        def failing_put(path, *args, stop=stop, **kwargs):
+            calls[0] += 1
+            if calls[0] == stop:
+                raise OSError(28, "No space left on device")
+            return real_put(path, *args, **kwargs)
+
+        store = tmp_path / f"stopped{stop}.zarr"
+        monkeypatch.setattr(zarr_local, "_put", failing_put)
+        with pytest.raises(OSError, match="No space left"):
+            run_sweep(spec, store, progress=False)
+        monkeypatch.setattr(zarr_local, "_put", real_put)
+        assert not store.exists() and sorted(p.name for p in tmp_path.iterdir() if "stopped" in p.name) == []
+        xr.testing.assert_identical(_data(run_sweep(spec, store, progress=False)), reference)
+        store.rename(tmp_path / f"done{stop}.zarr")
+
+
 @pytest.mark.parametrize("label,damage", [("d_s", "flip"), ("seed", "flip"), ("arm", "flip"), ("d_s", "delete"),
                                           ("seed", "delete")])
 def test_a_damaged_label_is_never_read_as_another_setting(tmp_path, label, damage):

@@ -12,8 +12,9 @@ The spec and its hash live in the store's attrs (``sweep_spec``, ``sweep_spec_ha
 spec is refused.
 
 The store is created from the first finished cell (its variables, dims and labels are the template for all
-others); later cells are checked against it and written with plain zarr region assignment (one writer: the
-process that runs the sweep).
+others), written beside its path and moved there whole, so a run stopped while creating it leaves no store; later
+cells are checked against it and written with plain zarr region assignment (one writer: the process that runs the
+sweep).
 
 **The code a store's cells were computed with.** The spec hash names what a sweep asks for, not the library that
 answers: a bug fix in a study changes its numbers without changing the spec (or ``freeinit_lab_version``). So
@@ -44,6 +45,7 @@ import gc
 import hashlib
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -495,7 +497,17 @@ class SweepStore:
             CHECKSUM_ATTR: CHECKSUM_VALUE,
         }
         template = xr.Dataset(data_vars, coords=coords, attrs=attrs)
-        template.to_zarr(self.path, mode="w", encoding=encoding, zarr_format=2, consolidated=True)
+        # written beside the store and moved into place whole: a run stopped while creating it (interrupted, killed,
+        # disk full) leaves no half-made store that the next run would refuse as unreadable or as damaged labels
+        building = f"{self.path.rstrip('/' + os.sep)}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            template.to_zarr(building, mode="w", encoding=encoding, zarr_format=2, consolidated=True)
+            if os.path.isdir(self.path):  # an empty folder (``exists`` is False): replaced
+                os.rmdir(self.path)
+            os.rename(building, self.path)
+        finally:
+            if os.path.exists(building):
+                shutil.rmtree(building, ignore_errors=True)
         self._layout = {n: tuple(v.dims) for n, v in template.data_vars.items()
                         if n not in ("complete", "cell_seconds")}
         self._labels = {n: np.asarray(c.values) for n, c in result.coords.items()}
