@@ -1061,8 +1061,9 @@ def test_a_sweep_leaves_the_clusters_workers_as_it_found_them(tmp_path, serial, 
         ds = run_sweep(SPEC, tmp_path / "dist.zarr", client=client, progress=False)
         xr.testing.assert_identical(_data(ds), _data(serial))  # the cells ran on 1 thread, as in-process
         assert set(client.run(threads).values()) == {3} and client.run(plugins) == before
-        with pytest.raises(RuntimeError, match="interrupted"):
+        with pytest.raises(RuntimeError, match="interrupted") as err:
             run_sweep({**SPEC, "study": "test-raising"}, tmp_path / "failed.zarr", client=client, progress=False)
+        assert err.value.sweep_cell.endswith("seed=1")  # the failed cell is named on the distributed path too
         assert set(client.run(threads).values()) == {3} and client.run(plugins) == before
     finally:
         client.run(torch.set_num_threads, 1)
@@ -1142,6 +1143,41 @@ def test_killed_command_line_run_restarted_completes_the_store(tmp_path):
     fresh = run_sweep(SweepSpec.from_yaml(spec), tmp_path / "fresh.zarr", progress=False)
     xr.testing.assert_identical(_data(ds), _data(fresh))
 
+
+def _mistyped_study(pipe, *, seed, num_videos, **settings):
+    """The freeinit study, except that the cells of seed 1 hit a bug of the study's own (a TypeError)."""
+    if seed == 1:
+        return freeinit_study(pipe, seed=seed, num_videos=num_videos, **settings, no_such_option=1)
+    return freeinit_study(pipe, seed=seed, num_videos=num_videos, **settings)
+
+
+register_study("test-mistyped", _mistyped_study, overwrite=True)
+
+
+def test_a_failing_cell_is_named_and_the_command_line_exits_1(tmp_path, capsys):
+    """A study raising in a cell raised its own error, naming no cell; on the command line a TypeError or ImportError
+    from a study (a bug, a missing optional package) mid-sweep was taken for bad input: exit status 2, "error: ..."
+    with no traceback, though cells were computed and stored. Now the error names the cell and how to resume, and
+    the command line lets it through with its traceback (exit status 1)."""
+    from freeinit_lab.sweep.__main__ import main
+
+    store = tmp_path / "s.zarr"
+    with pytest.raises(RuntimeError, match="interrupted") as err:
+        run_sweep({**SPEC, "study": "test-raising"}, store, progress=False)
+    assert err.value.sweep_cell == "num_inference_steps=3, d_s=0.25, method=gaussian, seed=1"
+    if sys.version_info >= (3, 11):
+        assert err.value.__notes__ == [f"raised in sweep cell (num_inference_steps=3, d_s=0.25, method=gaussian, "
+                                       f"seed=1) of study 'test-raising'; the cells finished before it stay "
+                                       f"complete in {store}: run the sweep again to compute the rest"]
+    assert _complete_cells(store) == 1
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("pipeline: {name: analytic, num_frames: 4, height: 8}\nstudy: test-mistyped\n"
+                    "grid: {d_s: [0.25, 0.5]}\nseeds: [0, 1]\nvideos_per_seed: 2\n"
+                    "sampler: {num_inference_steps: 3}\n")
+    with pytest.raises(TypeError, match="no_such_option") as err:  # `python -m`: the traceback, exit status 1
+        main([str(spec), "--store", str(tmp_path / "cli.zarr"), "--no-progress"])
+    assert err.value.sweep_cell == "num_inference_steps=3, d_s=0.25, seed=1"
+    assert _complete_cells(tmp_path / "cli.zarr") == 1 and "error:" not in capsys.readouterr().err
 
 def test_command_line_bad_input_exits_2_before_sampling(tmp_path, capsys):
     from freeinit_lab.sweep.__main__ import main

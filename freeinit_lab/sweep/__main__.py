@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         ds = run_sweep(spec, args.store, client=client, workers=args.workers, torch_threads=args.threads,
                        progress=not args.no_progress, on_code_change=args.on_code_change)
     except (SweepSpecError, SweepStoreError, ImportError, TypeError) as err:
+        if getattr(err, "sweep_cell", None) is not None:  # a cell's failure during the sweep, not bad input
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:

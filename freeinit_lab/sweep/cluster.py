@@ -20,7 +20,7 @@ from freeinit_lab._extras import require
 require("distributed", "a sweep on dask workers (workers=, client=, --workers, --scheduler)")
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed  # noqa: E402
 
-from .engine import _pipeline, _torch_threads, compute_cell, progress_bar  # noqa: E402
+from .engine import _pipeline, _torch_threads, compute_cell, name_failed_cell, progress_bar  # noqa: E402
 from .spec import PipelineFactory  # noqa: E402
 from .store import CODE_RECORD_KEYS, WorkerCodeError, code_record  # noqa: E402
 
@@ -195,7 +195,11 @@ def run_distributed(client: Client, study, factory: PipelineFactory, spec, store
     try:
         for fut in as_completed(list(futures)):
             cell = futures.pop(fut)
-            result, seconds = fut.result()
+            try:
+                result, seconds = fut.result()
+            except Exception as err:
+                name_failed_cell(err, cell, spec, store)
+                raise
             store.write(cell, result, seconds)
             fut.release()
             bar.update()

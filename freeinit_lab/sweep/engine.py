@@ -72,6 +72,16 @@ def compute_cell(study: Study, factory: PipelineFactory | Any, cell: Cell, num_v
     return result, seconds
 
 
+def name_failed_cell(err: BaseException, cell: Cell, spec: SweepSpec, store: SweepStore) -> None:
+    """Mark ``err``, raised computing ``cell``, as the failure of that cell: ``err.sweep_cell`` is its label (the
+    command line tells a cell's failure from bad input by it), and a note (shown with the traceback) names the cell
+    and says how to resume."""
+    err.sweep_cell = cell.label
+    if hasattr(err, "add_note"):  # Python 3.11+
+        err.add_note(f"raised in sweep cell ({cell.label}) of study {spec.study!r}; the cells finished before it "
+                     f"stay complete in {store.path}: run the sweep again to compute the rest")
+
+
 def pending_cells(spec: SweepSpec, store: SweepStore) -> list[Cell]:
     return [c for c in spec.cells() if not store.done[c.index]]
 
@@ -152,6 +162,9 @@ def run_sweep(
         other code and cells are missing.
     TypeError
         Before any sampling: the pipeline (factory) cannot be sent to workers.
+    Exception
+        A cell's study raised: its own error, its ``sweep_cell`` attribute the cell's label and a note naming the cell
+        (:func:`name_failed_cell`); the cells finished before stay complete in the store.
 
     Examples
     --------
@@ -225,7 +238,11 @@ def _run_serial(study, factory, spec, store, todo, torch_threads, progress):
         with ThreadPoolExecutor(1, thread_name_prefix="sweep-writer") as writer:
             for cell in todo:
                 bar.set_postfix_str(cell.label)
-                result, seconds = compute_cell(study, pipe, cell, spec.videos_per_seed, spec.dims, torch_threads)
+                try:
+                    result, seconds = compute_cell(study, pipe, cell, spec.videos_per_seed, spec.dims, torch_threads)
+                except Exception as err:
+                    name_failed_cell(err, cell, spec, store)
+                    raise
                 if writing is not None:
                     writing.result()  # the previous cell is stored (or its error raised) before the next write
                     bar.update()
