@@ -529,6 +529,32 @@ def test_missing_folder_parts_are_named_before_the_weights_load(tmp_path):
         fl.load_default_pipeline(path)
 
 
+def _weighted_folder(path, *others):
+    """A :func:`_folder` model whose network (and each of ``others``) has random weights: a freshly made network
+    predicts ε̂ = 0 (its last layer starts at zero), which no sampling correction would change. Returns the
+    folder's pipeline and two initial latents."""
+    import freeinit_lab as fl
+
+    path = _folder(path)
+    pipe = fl.load_default_pipeline(path)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for net in (pipe.unet, *others):
+            for w in net.parameters():
+                w.copy_(0.2 * torch.randn(w.shape, generator=g))
+    pipe.unet.save_pretrained(path / "unet")
+    return pipe, torch.randn(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+def _run_seeing_eps(p, z, **kw):
+    """``p``'s model-space samples from ``z`` and the ε̂ its scheduler was handed at each step (as a callback sees
+    it)."""
+    seen = []
+    out = p(latents=z, output_type="latent", callback_on_step_end_tensor_inputs=["noise_pred"],
+            callback_on_step_end=lambda q, i, t, k: seen.append(k["noise_pred"]) or {}, **kw).frames
+    return out, seen
+
+
 def test_eps_scale_divides_the_networks_eps_at_every_step_and_is_stored_with_the_sampler(tmp_path):
     """``eps_scale=λ`` samples exactly what the same pipeline samples when its network's output is divided by λ
     (callbacks and probes, which read the scheduler's input, see the scaled ε̂); a folder's ``sampler.json`` makes
@@ -537,21 +563,12 @@ def test_eps_scale_divides_the_networks_eps_at_every_step_and_is_stored_with_the
     import freeinit_lab as fl
     from freeinit_lab.pipelines import sampler_scheduler, store_sampler
 
-    path = _folder(tmp_path / "m")
-    pipe = fl.load_default_pipeline(path)
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():  # a freshly made network predicts ε̂ = 0 (its last layer starts at zero): give it weights
-        for w in pipe.unet.parameters():
-            w.copy_(0.2 * torch.randn(w.shape, generator=g))
-    pipe.unet.save_pretrained(path / "unet")
+    path = tmp_path / "m"
+    pipe, z = _weighted_folder(path)
     assert pipe.default_eps_scale == 1.0
-    z = torch.randn(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
 
     def run(p, **kw):
-        seen = []
-        out = p(latents=z, output_type="latent", callback_on_step_end_tensor_inputs=["noise_pred"],
-                callback_on_step_end=lambda q, i, t, k: seen.append(k["noise_pred"]) or {}, **kw).frames
-        return out, seen
+        return _run_seeing_eps(p, z, **kw)
 
     base, eps_base = run(pipe)
     assert torch.equal(base, run(pipe, eps_scale=1.0)[0])
@@ -602,23 +619,13 @@ def test_autoguidance_extrapolates_from_the_guide_and_is_stored_with_the_sampler
     import freeinit_lab as fl
     from freeinit_lab.pipelines import sampler_scheduler, store_sampler
 
-    path = _folder(tmp_path / "m")
-    pipe = fl.load_default_pipeline(path)
+    path = tmp_path / "m"
     guide = TinyVideoUNet(block_channels=(8, 8), sample_size=8, num_frames=4, space_to_depth=2, attention_heads=0,
                           norm_groups=4)
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():  # fresh networks predict ε̂ = 0 (their last layer starts at zero): give them weights
-        for net in (pipe.unet, guide):
-            for w in net.parameters():
-                w.copy_(0.2 * torch.randn(w.shape, generator=g))
-    pipe.unet.save_pretrained(path / "unet")
-    z = torch.randn(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    pipe, z = _weighted_folder(path, guide)
 
     def run(p, **kw):
-        seen = []
-        out = p(latents=z, output_type="latent", callback_on_step_end_tensor_inputs=["noise_pred"],
-                callback_on_step_end=lambda q, i, t, k: seen.append(k["noise_pred"]) or {}, **kw).frames
-        return out, seen
+        return _run_seeing_eps(p, z, **kw)
 
     base, _ = run(pipe)
     guided = TinyVideoPipeline(unet=pipe.unet, scheduler=pipe.scheduler, normalizer=pipe.normalizer, guide=guide,
