@@ -377,9 +377,9 @@ class TinyVideoPipeline(DiffusionPipeline):
     _optional_components = ["normalizer", "guide"]
     _callback_tensor_inputs = ["latents", "noise_pred", "pred_original_sample"]
 
-    def __init__(self, unet, scheduler, normalizer: ChannelNormalizer | None = None, guide=None,
+    def __init__(self, unet, scheduler, normalizer: ChannelNormalizer | None = None,
                  default_num_inference_steps: int = 25, default_eta: float = 0.0, default_eps_scale: float = 1.0,
-                 default_guidance_scale: float = 1.0):
+                 guide=None, default_guidance_scale: float = 1.0):
         super().__init__()
         if guide is not None:
             _check_guide(unet, guide)
