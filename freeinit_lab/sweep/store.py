@@ -238,6 +238,22 @@ def _code_changes(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _remove_stray(path: str, settle: float = 0.25) -> None:
+    """Remove a half-written store folder left by a failed creation. zarr writes a store's files concurrently, so
+    writes already in flight when one fails may land after the error has reached us and re-create the folder: it
+    is removed again until it has stayed gone for ``settle`` seconds."""
+    gone_since = None
+    while True:
+        if os.path.exists(path):
+            shutil.rmtree(path, ignore_errors=True)
+            gone_since = None
+        elif gone_since is None:
+            gone_since = time.monotonic()
+        elif time.monotonic() - gone_since >= settle:
+            return
+        time.sleep(0.02)
+
+
 class SweepStore:
     """Reads and writes the zarr store of one sweep spec.
 
@@ -505,9 +521,9 @@ class SweepStore:
             if os.path.isdir(self.path):  # an empty folder (``exists`` is False): replaced
                 os.rmdir(self.path)
             os.rename(building, self.path)
-        finally:
-            if os.path.exists(building):
-                shutil.rmtree(building, ignore_errors=True)
+        except BaseException:
+            _remove_stray(building)
+            raise
         self._layout = {n: tuple(v.dims) for n, v in template.data_vars.items()
                         if n not in ("complete", "cell_seconds")}
         self._labels = {n: np.asarray(c.values) for n, c in result.coords.items()}
