@@ -70,7 +70,6 @@ def main(argv=None) -> int:
     from freeinit_lab.embedded.pipelines import (
         _check_guidance_scale,
         _check_guide,
-        default_training_videos,
         load_default_pipeline,
     )
 
@@ -95,9 +94,7 @@ def main(argv=None) -> int:
 
     mc = _model_card()
     log = json.loads((path / "training_log.json").read_text())
-    base, bs = int(log.get("data_seed_base", 0)), int(log.get("batch_size", 16))
-    training = torch.cat([default_training_videos(bs, seed=base + s, path=path)
-                          for s in range(max(1, args.num_videos // bs))])  # as the card: the first training batches
+    training = mc.training_batches(path, log, args.num_videos)  # as the card: the first training batches
     sampler = json.loads((path / "sampler.json").read_text())
     print(f"model {path}, guide {guide_dir} ({sum(p.numel() for p in guide.parameters()):,} parameters), "
           f"sampler {sampler}; {args.num_videos} samples vs {2 * args.num_videos} reference videos, model space")

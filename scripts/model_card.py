@@ -288,6 +288,15 @@ def evaluation_videos(path, num_videos: int, seed: int) -> tuple[torch.Tensor, t
             default_training_videos(num_videos, seed=seed + 2, path=path))
 
 
+def training_batches(path, log: dict, num_videos: int) -> torch.Tensor:
+    """The first ``num_videos // batch_size`` (at least one) batches the model in ``path`` was trained on, exactly
+    (training step ``s`` uses the batch of seed ``data_seed_base + s``): the memorisation check's training set."""
+    from freeinit_lab.embedded.pipelines import default_training_videos
+
+    base, bs = int(log.get("data_seed_base", 0)), int(log.get("batch_size", 16))
+    return torch.cat([default_training_videos(bs, seed=base + s, path=path) for s in range(max(1, num_videos // bs))])
+
+
 def training_quality(pipe, sampler: dict, *, path, num_videos: int, seed: int, training, space: str) -> dict:
     """Part 1 at evaluation seed ``seed``: ``num_videos`` samples of ``sampler`` started on the training marginal of
     the seed's clean videos (:func:`evaluation_videos`; start noise ``seed + 3``, step noise ``seed + 5``) against
@@ -473,8 +482,7 @@ def main(argv=None):
         raise SystemExit(f"unknown sampler(s) {unknown}; choose from {sorted(SAMPLERS)}")
     torch.set_num_threads(args.threads)
     from freeinit_lab.analysis.fidelity import band_power_gap, denoising_error, fidelity_gate, fidelity_report
-    from freeinit_lab.embedded.pipelines import (default_training_videos, load_default_analytic_pipeline,
-                                                 load_default_pipeline)
+    from freeinit_lab.embedded.pipelines import load_default_analytic_pipeline, load_default_pipeline
 
     t_start = time.time()
     path = Path(args.model)
@@ -489,10 +497,7 @@ def main(argv=None):
     n = args.num_videos
     space = "model space (per-channel unit variance)"
     reference, clean = evaluation_videos(path, n, args.seed)  # held out; clean ones start on the training marginal
-    base = int(log.get("data_seed_base", 0))
-    bs = int(log.get("batch_size", 16))
-    training = torch.cat([default_training_videos(bs, seed=base + s, path=path)
-                          for s in range(max(1, n // bs))])  # exactly the first training batches
+    training = training_batches(path, log, n)
     eps = noise(tuple(pipe.sample_shape), n, args.seed + 10 * n)
     stored = json.loads((path / "sampler.json").read_text()) if (path / "sampler.json").exists() else None
     if args.choose_sampler:
