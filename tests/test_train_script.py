@@ -93,6 +93,27 @@ def test_session_lr_anneals_log_linearly_from_lr_to_lr_end():
         train.parse_args(["--lr-end", "1e-5"])  # no time budget to anneal over
 
 
+def test_amp_auto_uses_bfloat16_only_where_the_cpu_computes_it_natively(tmp_path, monkeypatch):
+    """--amp auto (the default): bf16 autocast on a CPU whose flags list avx512_bf16 or amx_bf16, float32 on one
+    with AVX2 only (where torch emulates bf16, ~40x slower); an explicit --amp is kept; the run logs its choice."""
+    train = _train_module()
+    real_read = Path.read_text
+    cpu = torch.device("cpu")
+    for flags, want in (("fpu sse avx2 fma", "off"), ("avx2 avx512f avx512_bf16", "bf16"),
+                        ("avx2 amx_tile amx_bf16", "bf16"), ("avx2 avx512f avx512bw", "off")):
+        monkeypatch.setattr(Path, "read_text", lambda self, *a, _f=flags, **k: (
+            f"processor : 0\nflags : {_f}\n" if str(self) == "/proc/cpuinfo" else real_read(self, *a, **k)))
+        assert train.native_bf16(cpu) is (want == "bf16")
+        assert train.resolve_amp("auto", cpu) == want
+        assert train.resolve_amp("off", cpu) == "off" and train.resolve_amp("bf16", cpu) == "bf16"
+    assert train.resolve_amp("auto", torch.device("meta")) == "off"
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (
+        "flags : avx2\n" if str(self) == "/proc/cpuinfo" else real_read(self, *a, **k)))
+    train.main(_tiny_run(tmp_path) + ["--max-steps", "1"])
+    log = json.loads((tmp_path / "out" / "training_log.json").read_text())
+    assert log["amp"] == "off" and log["sessions"][-1]["amp"] == "off"
+
+
 def test_rendering_on_the_device_gives_the_workers_videos_in_step_order(monkeypatch):
     """--render device (parameters drawn in 2 worker processes, rendered in the main process) yields exactly the
     batches --render worker (drawn and rendered in line) does, step by step."""
