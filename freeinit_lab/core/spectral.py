@@ -629,6 +629,11 @@ def _check_temporal_scale(value) -> float:
         raise TypeError(f"temporal_scale must be a number (d_s / d_t of the filters; 1 = isotropic); got {value!r}") from exc
     if not math.isfinite(value):
         raise ValueError(f"temporal_scale={value} must be finite (d_s / d_t of the filters; 1 = isotropic)")
+    if value <= 0:
+        # the radius squares the scaled temporal frequency, so -s would silently act as s, and 0 would put every
+        # temporal frequency at radius 0 (no filter has d_s = 0)
+        raise ValueError(f"temporal_scale={value} must be > 0 (d_s / d_t of the filters, both positive; "
+                         "1 = isotropic)")
     return value
 
 

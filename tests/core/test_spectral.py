@@ -260,16 +260,20 @@ def test_band_masks_partition_the_spectrum(shape, num_bands):
     assert math.isclose(edges[-1], float(spectral.frequency_radius(shape).max()))
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "x"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "x", 0, 0.0, -2.0])
 def test_band_functions_refuse_a_non_finite_temporal_scale(bad):
     """A NaN temporal_scale made every radius NaN and was reported as 'a (4, 8, 8) grid has a single frequency
-    bin'; an infinite one as non-finite band edges the caller never passed."""
+    bin'; an infinite one as non-finite band edges the caller never passed; -2 silently acted as 2 (the radius
+    squares it) and 0 put every temporal frequency at radius 0."""
     x = torch.randn(2, 4, 8, 8)
     for fn in (lambda: default_band_edges((4, 8, 8), 3, bad), lambda: band_masks((4, 8, 8), num_bands=3, temporal_scale=bad),
                lambda: band_power(x, num_bands=3, temporal_scale=bad),
                lambda: band_power(x, edges=[0, 0.5, 20.0], temporal_scale=bad)):
         with pytest.raises((ValueError, TypeError), match="temporal_scale"):
             fn()
+    with pytest.raises(ValueError, match="must be > 0") if not isinstance(bad, str) and math.isfinite(bad) else \
+            pytest.raises((ValueError, TypeError), match="temporal_scale"):
+        band_power(x, num_bands=3, temporal_scale=bad)
 
 
 @pytest.mark.parametrize("bad", [True, 2.5, "3", 0])
