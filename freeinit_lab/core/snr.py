@@ -735,8 +735,14 @@ def gap_kl(
     n, c = x.shape[:2]
     shape3 = tuple(x.shape[-3:])
     nvox = int(np.prod(shape3))
-    v = torch.as_tensor(inference_power, dtype=torch.float64)
-    v = v.expand(c, *shape3).reshape(c, nvox) if v.dim() > 0 else v.expand(c, nvox)
+    try:
+        v = torch.as_tensor(inference_power.detach() if torch.is_tensor(inference_power) else inference_power,
+                            dtype=torch.float64).cpu()
+        v = v.expand(c, *shape3).reshape(c, nvox) if v.dim() > 0 else v.expand(c, nvox)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        got = tuple(inference_power.shape) if hasattr(inference_power, "shape") else repr(inference_power)
+        raise ValueError(f"inference_power must be a number or a tensor broadcastable to (C, F, H, W) = "
+                         f"{(c, *shape3)} in FFT order (a variance per FFT bin); got {got}") from exc
     if not bool(torch.isfinite(v).all()) or bool((v <= 0).any()):
         raise ValueError("inference_power must be finite and positive in every bin (a variance per FFT bin, e.g. 1.0 "
                          "for plain sampling); it holds NaN, inf or values <= 0")

@@ -161,6 +161,9 @@ def test_bootstrap_intervals_and_groups(sched):
         (dict(inference_power=float("nan")), "finite and positive"),
         (dict(inference_power=float("inf")), "finite and positive"),
         (dict(inference_power=torch.full((3, 4, 8, 8), float("nan"))), "finite and positive"),
+        (dict(inference_power=torch.ones(2, 4, 8, 8)), r"broadcastable to \(C, F, H, W\) = \(3, 4, 8, 8\).*\(2, 4, 8, 8\)"),
+        (dict(inference_power=torch.ones(4, 8, 9)), r"broadcastable to \(C, F, H, W\)"),
+        (dict(inference_power="1"), r"broadcastable to \(C, F, H, W\).*'1'"),
         (dict(groups=[0, 1, np.nan, np.nan]), "non-finite clip ids"),
     ],
 )
