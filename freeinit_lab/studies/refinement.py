@@ -129,7 +129,8 @@ def refine_once(
     -------
     (torch.Tensor, torch.Tensor, torch.Tensor)
         The new clean latent, the reinitialised initial latent ``z'_T``, and its signal part
-        ``a_T · lowpass(clean)``.
+        ``a_T · lowpass(clean)``, all float32 (the embedded pipelines sample in float32; float64 inputs are
+        rounded to it first).
     """
     s = resolve_settings(settings, _REFINE_DEFAULTS, method=method, d_s=d_s, d_t=d_t, order=order,
                          legacy_ideal_threshold=legacy_ideal_threshold)
