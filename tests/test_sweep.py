@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -602,6 +603,52 @@ def test_a_lock_never_exists_without_its_owner(tmp_path, monkeypatch):
         assert json.loads(lock.read_text())["pid"] == os.getpid()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr.lock"]  # no temporary file left
     assert seen == [False] and not lock.exists()
+
+
+def test_a_dead_runs_lock_taken_over_meanwhile_by_another_run_is_left_to_it(tmp_path, monkeypatch):
+    """Two runs both finding a dead run's lock: the first removes it and takes the lock; the second, which read the
+    dead owner before that, used to remove the first's live lock and take it too, so both wrote the store. Now it
+    removes the lock only if it still holds the dead owner, and refuses the live one."""
+    import json
+
+    from freeinit_lab.sweep import store as store_mod
+
+    lock = tmp_path / "s.zarr.lock"
+    dead = {"host": socket.gethostname(), "pid": int(subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout)}
+    first = {"host": socket.gethostname(), "pid": os.getppid()}  # alive: the run that took over first
+    lock.write_text(json.dumps(dead))
+    real_alive = store_mod._alive
+
+    def alive(pid):  # the moment this run has read the dead owner, the other run takes the lock over
+        if pid == dead["pid"] and json.loads(lock.read_text()) == dead:
+            lock.write_text(json.dumps(first))
+        return real_alive(pid)
+
+    monkeypatch.setattr(store_mod, "_alive", alive)
+    store = store_mod.SweepStore.__new__(store_mod.SweepStore)
+    store.path = str(tmp_path / "s.zarr")
+    with pytest.raises(SweepStoreError, match=rf"pid {first['pid']} on"):
+        with store.writer_lock():
+            pass
+    assert json.loads(lock.read_text()) == first
+
+
+def test_a_store_reached_through_a_symlink_shares_its_lock(tmp_path):
+    """The lock was named after the path as given, so one store reached through a symlink had a second lock."""
+    import json
+
+    from freeinit_lab.sweep.store import SweepStore
+
+    (tmp_path / "s.zarr").mkdir()
+    (tmp_path / "alias.zarr").symlink_to(tmp_path / "s.zarr")
+    a, b = (SweepStore.__new__(SweepStore) for _ in range(2))
+    a.path, b.path = str(tmp_path / "s.zarr"), str(tmp_path / "alias.zarr/")
+    with a.writer_lock():
+        assert json.loads((tmp_path / "s.zarr.lock").read_text())["pid"] == os.getpid()
+        with pytest.raises(SweepStoreError, match="being written by another run"):
+            with b.writer_lock():
+                pass
 
 
 def test_factories_that_cannot_reach_workers_are_named(tmp_path):

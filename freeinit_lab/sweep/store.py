@@ -65,6 +65,24 @@ __all__ = ["SweepStore", "SweepStoreError", "SweepResultError", "WorkerCodeError
            "code_record", "ON_CODE_CHANGE"]
 
 
+
+@contextmanager
+def _directory_guard(directory: str):
+    """An exclusive ``flock`` on ``directory`` for the block (POSIX; elsewhere no guard): serialises the takeover of
+    a dead run's lock between runs on this host without leaving a file behind."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 class SweepStoreError(ValueError):
     """The store path holds something this sweep must not write into (another spec, not a sweep store)."""
 
@@ -587,7 +605,8 @@ class SweepStore:
         ever reads an empty lock, and a run that dies while taking it leaves none (where the file system has no
         hard links, the lock is created empty and then written, as before).
         """
-        lock = self.path.rstrip("/\\") + ".lock"
+        # one lock per store, however its path is spelled (a symlink, a relative path, a trailing slash)
+        lock = os.path.realpath(self.path.rstrip("/\\")) + ".lock"
         me = {"host": socket.gethostname(), "pid": os.getpid()}
         parent = os.path.dirname(os.path.abspath(lock))
         os.makedirs(parent, exist_ok=True)
@@ -601,8 +620,20 @@ class SweepStore:
                 except (OSError, ValueError):
                     other = {}
                 if other.get("host") == me["host"] and isinstance(other.get("pid"), int) and not _alive(other["pid"]):
-                    with suppress(FileNotFoundError):
-                        os.remove(lock)  # left by a run that died here
+                    # left by a run that died here. Two runs may both find it dead: each re-reads it under a guard
+                    # and removes it only if it is still the dead run's, so the second never removes the lock the
+                    # first has taken meanwhile (both would then write the store)
+                    with _directory_guard(parent):
+                        try:
+                            with open(lock) as fh:
+                                still = json.load(fh)
+                        except FileNotFoundError:
+                            still = None
+                        except (OSError, ValueError):
+                            still = {}
+                        if still == other:
+                            with suppress(FileNotFoundError):
+                                os.remove(lock)
                     continue
                 raise SweepStoreError(
                     f"{self.path} is being written by another run (pid {other.get('pid', '?')} on "
