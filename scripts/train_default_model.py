@@ -124,7 +124,7 @@ def parse_args(argv=None):
                         "on --device); default: worker on the CPU, device otherwise. Same videos either way")
     p.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],
                    help="bfloat16 autocast for the forward pass (weights, optimiser and loss stay float32): about "
-                        "2x faster on CPUs with AMX/AVX512-BF16, but about 40x slower on CPUs without them (AVX2 "
+                        "2x faster on CPUs with AMX/AVX512-BF16, but 30-50x slower on CPUs without them (AVX2 "
                         "only: 67 s against 1.3 s a step of the 2 M network, measured); 'auto' (default) uses it "
                         "on a CUDA device that supports it and on a CPU whose flags list avx512_bf16 or amx_bf16")
     p.add_argument("--export-dtype", choices=sorted(EXPORT_DTYPES), default=None,
@@ -172,7 +172,7 @@ def session_lr(lr: float, lr_end: float | None, fraction: float) -> float:
 def native_bf16(device: torch.device) -> bool:
     """Whether bfloat16 autocast computes natively on ``device``: a CUDA device that supports it, or a CPU whose
     flags (``/proc/cpuinfo``) list ``avx512_bf16`` or ``amx_bf16``. Elsewhere torch emulates bfloat16 through
-    float32 conversions, which made a training step about 40x slower than float32 on an AVX2-only CPU."""
+    float32 conversions, which made a training step 30-50x slower than float32 on an AVX2-only CPU."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu":

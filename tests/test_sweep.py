@@ -634,6 +634,28 @@ def test_a_dead_runs_lock_taken_over_meanwhile_by_another_run_is_left_to_it(tmp_
     assert json.loads(lock.read_text()) == first
 
 
+def test_a_dead_runs_lock_is_taken_over_where_the_file_system_has_no_flock(tmp_path, monkeypatch):
+    """The takeover's guard is an flock on the folder; where that is refused (some network mounts) the dead run's
+    lock is still taken over, unguarded, as before."""
+    import fcntl
+    import json
+
+    from freeinit_lab.sweep.store import SweepStore
+
+    def no_flock(fd, op):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    lock = tmp_path / "s.zarr.lock"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": int(gone.stdout)}))
+    store = SweepStore.__new__(SweepStore)
+    store.path = str(tmp_path / "s.zarr")
+    with store.writer_lock():
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert not lock.exists()
+
+
 def test_a_store_reached_through_a_symlink_shares_its_lock(tmp_path):
     """The lock was named after the path as given, so one store reached through a symlink had a second lock."""
     import json

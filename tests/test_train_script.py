@@ -95,7 +95,7 @@ def test_session_lr_anneals_log_linearly_from_lr_to_lr_end():
 
 def test_amp_auto_uses_bfloat16_only_where_the_cpu_computes_it_natively(tmp_path, monkeypatch):
     """--amp auto (the default): bf16 autocast on a CPU whose flags list avx512_bf16 or amx_bf16, float32 on one
-    with AVX2 only (where torch emulates bf16, ~40x slower); an explicit --amp is kept; the run logs its choice."""
+    with AVX2 only (where torch emulates bf16, 30-50x slower); an explicit --amp is kept; the run logs its choice."""
     train = _train_module()
     real_read = Path.read_text
     cpu = torch.device("cpu")

@@ -65,7 +65,6 @@ __all__ = ["SweepStore", "SweepStoreError", "SweepResultError", "WorkerCodeError
            "code_record", "ON_CODE_CHANGE"]
 
 
-
 @contextmanager
 def _directory_guard(directory: str):
     """An exclusive ``flock`` on ``directory`` for the block (POSIX; elsewhere no guard): serialises the takeover of
@@ -75,12 +74,20 @@ def _directory_guard(directory: str):
     except ImportError:  # Windows: no flock
         yield
         return
-    fd = os.open(directory, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # a folder that cannot be opened for reading: no guard
+        fd = None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # a file system without flock (some network mounts): no guard
+                pass
         yield
     finally:
-        os.close(fd)  # releases the flock
+        if fd is not None:
+            os.close(fd)  # releases the flock
 
 
 class SweepStoreError(ValueError):
