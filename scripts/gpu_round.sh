@@ -16,7 +16,8 @@
 # parameters, --block-channels 16,32,48, the default's data, normaliser and v-weighting) for that many minutes into
 # RESULT_DIR/guide (and guide.tar), and runs part 1 of the gate with it at the tuning seed 930,000,000 on the CPUs
 # (scripts/autoguidance_gate.py --guide RESULT_DIR/guide/unet --scales 1,1.5; gate.log): whether a guide this
-# small guides as well as the step-1,993 network (README, "Autoguidance").
+# small, trained longer, guides as well as the step-1,993 network (README, "Autoguidance": trained for 2,743 steps on
+# 2 CPU cores it did not, and its best w there was 1.15, not 1.5).
 #
 # Needs torch with CUDA; diffusers and importlib_metadata are installed from ./.whl when missing (no network:
 # `pip download diffusers importlib_metadata -d .whl` beforehand on a machine that has one).
