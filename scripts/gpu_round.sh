@@ -15,7 +15,7 @@
 # GUIDE_MINUTES=3 (default 0: skipped) then also trains a small guide network for autoguidance from scratch (0.58 M
 # parameters, --block-channels 16,32,48, the default's data, normaliser and v-weighting) for that many minutes into
 # RESULT_DIR/guide (and guide.tar), and runs part 1 of the gate with it at the tuning seed 930,000,000 on the CPUs
-# (scripts/autoguidance_gate.py --guide RESULT_DIR/guide/unet --scales 1,1.5; gate.log): whether a guide this
+# (scripts/autoguidance_gate.py --guide RESULT_DIR/guide/unet --scales 1,1.15,1.5; gate.log): whether a guide this
 # small, trained longer, guides as well as the step-1,993 network (README, "Autoguidance": trained for 2,743 steps on
 # 2 CPU cores it did not, and its best w there was 1.15, not 1.5).
 #
@@ -68,6 +68,6 @@ if python -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)" "$guide_
     --block-channels 16,32,48 --loss-weighting v --device cuda --batch-size 64 --data-workers 12 --lr 1e-3 \
     --ckpt-every 120 --export-dtype float16 --time-budget-min "$guide_minutes" 2>&1 | tee "$result/guide_train.log"
   tar -cf "$result/guide.tar" -C "$result" guide
-  python scripts/autoguidance_gate.py --guide "$result/guide/unet" --scales 1,1.5 --seeds 930000000 \
+  python scripts/autoguidance_gate.py --guide "$result/guide/unet" --scales 1,1.15,1.5 --seeds 930000000 \
     --json "$result/gate.json" 2>&1 | tee "$result/gate.log"
 fi
