@@ -65,6 +65,17 @@ __all__ = ["SweepStore", "SweepStoreError", "SweepResultError", "WorkerCodeError
            "code_record", "ON_CODE_CHANGE"]
 
 
+def _lock_owner(lock: str) -> dict | None:
+    """The owner written in ``lock``: ``None`` if there is no lock, ``{}`` if it cannot be read."""
+    try:
+        with open(lock) as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+
+
 @contextmanager
 def _directory_guard(directory: str):
     """An exclusive ``flock`` on ``directory`` for the block (POSIX; elsewhere no guard): serialises the takeover of
@@ -621,24 +632,13 @@ class SweepStore:
             try:
                 fd = self._create_lock(lock, me)
             except FileExistsError:
-                try:
-                    with open(lock) as fh:
-                        other = json.load(fh)
-                except (OSError, ValueError):
-                    other = {}
+                other = _lock_owner(lock) or {}
                 if other.get("host") == me["host"] and isinstance(other.get("pid"), int) and not _alive(other["pid"]):
                     # left by a run that died here. Two runs may both find it dead: each re-reads it under a guard
                     # and removes it only if it is still the dead run's, so the second never removes the lock the
                     # first has taken meanwhile (both would then write the store)
                     with _directory_guard(parent):
-                        try:
-                            with open(lock) as fh:
-                                still = json.load(fh)
-                        except FileNotFoundError:
-                            still = None
-                        except (OSError, ValueError):
-                            still = {}
-                        if still == other:
+                        if _lock_owner(lock) == other:
                             with suppress(FileNotFoundError):
                                 os.remove(lock)
                     continue
