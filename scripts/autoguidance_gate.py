@@ -62,12 +62,15 @@ def main(argv=None) -> int:
     p.add_argument("--guide", required=True, help="folder of the guide network (config.json and weights)")
     p.add_argument("--scales", default="1.0,1.5", help="guidance scales w (1.0: the network alone)")
     p.add_argument("--seeds", default="930000000", help="evaluation seeds (>= 900,000,000)")
+    p.add_argument("--guidance-interval", default="",
+                   help="T_LOW,T_HIGH: guide only at steps with T_LOW <= t <= T_HIGH (default: every step)")
     p.add_argument("--num-videos", type=int, default=64)
     p.add_argument("--json", default="", help="also write the rows to this JSON file")
     args = p.parse_args(argv)
 
     from freeinit_lab.embedded.models import TinyVideoUNet
     from freeinit_lab.embedded.pipelines import (
+        _check_guidance_interval,
         _check_guidance_scale,
         _check_guide,
         load_default_pipeline,
@@ -75,6 +78,13 @@ def main(argv=None) -> int:
 
     scales = [_check_guidance_scale(w, "--scales") for w in _numbers(args.scales, float, "scales")]
     seeds = _numbers(args.seeds, int, "seeds")
+    interval = None
+    if args.guidance_interval:
+        try:
+            interval = _check_guidance_interval(_numbers(args.guidance_interval, float, "guidance-interval"),
+                                                "--guidance-interval")
+        except ValueError as err:
+            raise SystemExit(str(err)) from None
     if min(seeds) < 900_000_000:
         raise SystemExit(f"--seeds {min(seeds)}: evaluation seeds are >= 900,000,000 (training used the ones below)")
     if args.num_videos < 16:
@@ -96,8 +106,10 @@ def main(argv=None) -> int:
     log = json.loads((path / "training_log.json").read_text())
     training = mc.training_batches(path, log, args.num_videos)  # as the card: the first training batches
     sampler = json.loads((path / "sampler.json").read_text())
+    where = "at every step" if interval is None else f"at {interval[0]:g} <= t <= {interval[1]:g}"
     print(f"model {path}, guide {guide_dir} ({sum(p.numel() for p in guide.parameters()):,} parameters), "
-          f"sampler {sampler}; {args.num_videos} samples vs {2 * args.num_videos} reference videos, model space")
+          f"sampler {sampler}, guided {where}; {args.num_videos} samples vs {2 * args.num_videos} reference videos, "
+          "model space")
     print("| seed | w | two-sample accuracy (≤ 0.7) | spatial dB (≤ 1.5) | temporal dB (≤ 1.5) | precision (≥ 0.6) "
           "| recall (≥ 0.6) | memorised (≤ 0) | passed | Fréchet distance | seconds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -105,14 +117,17 @@ def main(argv=None) -> int:
     for seed in seeds:
         for w in scales:
             t0 = time.time()
-            q = mc.training_quality(pipe, dict(sampler, guidance_scale=w), path=path, num_videos=args.num_videos,
+            guided = dict(sampler, guidance_scale=w, **({} if interval is None else
+                                                         {"guidance_interval": list(interval)}))
+            q = mc.training_quality(pipe, guided, path=path, num_videos=args.num_videos,
                                     seed=seed, training=training, space="model space (per-channel unit variance)")
             cells = mc.gate_row(q).strip("| ").split(" | ")
             print(f"| {cells[0]} | {w:g} | " + " | ".join(cells[1:])
                   + f" | {q['report'].frechet:.2f} | {time.time() - t0:.0f} |", flush=True)
             r = q["report"]
-            rows.append(dict(seed=seed, guidance_scale=w, accuracy=r.accuracy, accuracy_low=r.accuracy_low,
-                             accuracy_high=r.accuracy_high, frechet=r.frechet, passed=mc.gate_passes(q["gate"]),
+            rows.append(dict(seed=seed, guidance_scale=w, guidance_interval=interval, accuracy=r.accuracy,
+                             accuracy_low=r.accuracy_low, accuracy_high=r.accuracy_high, frechet=r.frechet,
+                             passed=mc.gate_passes(q["gate"]),
                              gate={k: list(v) for k, v in q["gate"].items() if k != "passed"}))
     if args.json:
         Path(args.json).write_text(json.dumps(dict(model=str(path), guide=str(guide_dir), rows=rows), indent=1,

@@ -133,7 +133,8 @@ def sample(pipe, sampler: dict, latents: torch.Tensor, batch: int = 32, seed: in
                         output_type="latent", num_inference_steps=sampler["num_inference_steps"],
                         eta=sampler["eta"], generator=g,
                         eps_scale=sampler.get("eps_scale", 1.0) if eps_scale else 1.0,
-                        guidance_scale=sampler.get("guidance_scale", 1.0) if eps_scale else 1.0).frames)
+                        guidance_scale=sampler.get("guidance_scale", 1.0) if eps_scale else 1.0,
+                        guidance_interval=sampler.get("guidance_interval")).frames)
     return torch.cat(out)
 
 

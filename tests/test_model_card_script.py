@@ -310,8 +310,9 @@ def test_the_evaluation_videos_of_a_seed_are_rendered_once():
 
 def test_the_autoguidance_gate_is_the_cards_part_one_at_w_one_and_refuses_bad_input_first(tmp_path):
     """scripts/autoguidance_gate.py runs the card's part 1 (training_quality) with the stored sampler guided by
-    --guide: at w = 1 its row is the card's own, at w = 1.5 the samples move; seeds in the training range, a
-    folder without a network and a guide of another video size are refused before anything is sampled."""
+    --guide: at w = 1 its row is the card's own, at w = 1.5 the samples move, and a --guidance-interval holding
+    every timestep changes nothing; seeds in the training range, a folder without a network, a guide of another
+    video size and malformed intervals are refused before anything is sampled."""
     import torch
 
     from freeinit_lab.embedded.models import TinyVideoUNet
@@ -340,7 +341,10 @@ def test_the_autoguidance_gate_is_the_cards_part_one_at_w_one_and_refuses_bad_in
                 (["--guide", str(tmp_path / "guide"), "--seeds", "5"], "evaluation seeds are >= 900,000,000"),
                 (["--guide", str(tmp_path / "nothing")], "config.json missing"),
                 (["--guide", str(tmp_path / "other")], r"frames 4 \(unet\) vs 8 \(guide\)"),
-                (["--guide", str(tmp_path / "guide"), "--scales", "-1"], "must be a finite number >= 0")):
+                (["--guide", str(tmp_path / "guide"), "--scales", "-1"], "must be a finite number >= 0"),
+                (["--guide", str(tmp_path / "guide"), "--guidance-interval", "500,100"],
+                 r"--guidance-interval=.* 0 <= t_low <= t_high"),
+                (["--guide", str(tmp_path / "guide"), "--guidance-interval", "250"], r"--guidance-interval=\[250.0\]")):
             with pytest.raises((SystemExit, ValueError), match=message):
                 gate.main(base + argv)
 
@@ -358,3 +362,11 @@ def test_the_autoguidance_gate_is_the_cards_part_one_at_w_one_and_refuses_bad_in
     assert rows[0]["guidance_scale"] == 1.0 and rows[0]["accuracy"] == q["report"].accuracy
     assert rows[0]["frechet"] == q["report"].frechet
     assert rows[1]["guidance_scale"] == 1.5 and rows[1]["frechet"] != rows[0]["frechet"]
+    assert rows[0]["guidance_interval"] is None
+    # guided at every timestep the sampler has: the same samples as guiding at every step
+    out2 = tmp_path / "rows2.json"
+    with mock.patch.dict(os.environ):
+        assert gate.main(base + ["--guide", str(tmp_path / "guide"), "--scales", "1.5", "--seeds", "930000000",
+                                 "--guidance-interval", "0,999", "--json", str(out2)]) == 0
+    row = json.loads(out2.read_text())["rows"][0]
+    assert row["guidance_interval"] == [0.0, 999.0] and row["frechet"] == rows[1]["frechet"]

@@ -894,9 +894,9 @@ def test_a_loaded_pipeline_with_another_sampler_is_another_spec(tmp_path):
 
 
 def test_a_loaded_pipeline_with_other_sampling_defaults_is_another_spec(tmp_path):
-    """The same weights and scheduler with another stored ε-scaling (or DDIM η, or autoguidance weight) sample other
-    videos: a store of the first must not be handed to the second. Pipelines at the neutral values keep the key
-    they had before these defaults existed."""
+    """The same weights and scheduler with another stored ε-scaling (or DDIM η, autoguidance weight or interval)
+    sample other videos: a store of the first must not be handed to the second. Pipelines at the neutral values
+    keep the key they had before these defaults existed."""
     pipe = fl.load_analytic_pipeline(num_frames=4, height=8)
     spec = {**SPEC, "grid": {"d_s": [0.25]}, "seeds": [0], "videos_per_seed": 1}
     store = tmp_path / "s.zarr"
@@ -904,7 +904,8 @@ def test_a_loaded_pipeline_with_other_sampling_defaults_is_another_spec(tmp_path
     key = lambda: PipelineFactory.from_spec(pipe).key  # noqa: E731
     before = key()
     assert "defaults" not in before
-    for name, value in (("default_eps_scale", 1.02), ("default_eta", 0.5), ("default_guidance_scale", 1.5)):
+    for name, value in (("default_eps_scale", 1.02), ("default_eta", 0.5), ("default_guidance_scale", 1.5),
+                        ("default_guidance_interval", (250.0, 999.0))):
         stored = getattr(pipe, name)
         setattr(pipe, name, value)
         try:

@@ -86,7 +86,7 @@ def default_scheduler(**overrides) -> DDIMScheduler:
 SAMPLER_SCHEDULERS = ("DDIMScheduler", "DPMSolverMultistepScheduler", "UniPCMultistepScheduler")
 
 #: Keys of a sampler description that are not scheduler settings.
-_SAMPLER_KEYS = ("scheduler", "num_inference_steps", "eta", "eps_scale", "guidance_scale")
+_SAMPLER_KEYS = ("scheduler", "num_inference_steps", "eta", "eps_scale", "guidance_scale", "guidance_interval")
 
 
 def _check_eps_scale(value, name: str = "eps_scale") -> float:
@@ -114,9 +114,31 @@ def _check_guidance_scale(value, name: str = "guidance_scale") -> float:
     return float(value)
 
 
+def _check_guidance_interval(value, name: str = "guidance_interval") -> tuple[float, float] | None:
+    """``value`` as ``(t_low, t_high)`` floats if it is an autoguidance interval of training timesteps: ``None``
+    (every step) or two finite numbers with ``0 <= t_low <= t_high`` (a list or tuple, as ``sampler.json`` holds
+    it); else a ValueError naming the fix."""
+    import numbers
+
+    fix = (f"{name}={value!r} must be None (guide at every step) or two timesteps [t_low, t_high] with "
+           "0 <= t_low <= t_high, e.g. [250, 999]: the guide is evaluated only at steps whose timestep t has "
+           "t_low <= t <= t_high (Kynkäänniemi et al. 2024)")
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ValueError(fix)
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)) for v in value):
+        raise ValueError(fix)
+    low, high = float(value[0]), float(value[1])
+    if not 0 <= low <= high:
+        raise ValueError(fix)
+    return low, high
+
+
 #: A sampler description's keys that set a :class:`TinyVideoPipeline`'s defaults, with the class defaults.
 _SAMPLER_DEFAULTS = {"num_inference_steps": ("default_num_inference_steps", 25), "eta": ("default_eta", 0.0),
-                     "eps_scale": ("default_eps_scale", 1.0), "guidance_scale": ("default_guidance_scale", 1.0)}
+                     "eps_scale": ("default_eps_scale", 1.0), "guidance_scale": ("default_guidance_scale", 1.0),
+                     "guidance_interval": ("default_guidance_interval", None)}
 
 
 def _sampler_defaults(sampler: dict, fallback: dict | None = None) -> dict:
@@ -163,8 +185,8 @@ def sampler_scheduler(sampler: dict):
     """The scheduler a sampler description names, on the Stable-Diffusion training schedule.
 
     ``sampler`` is a model folder's ``sampler.json``: ``{"scheduler": <class name>, "num_inference_steps": N,
-    "eta": η, "eps_scale": λ and "guidance_scale": w (optional, see :class:`TinyVideoPipeline`), <scheduler
-    settings>}``; the class (one
+    "eta": η, "eps_scale": λ, "guidance_scale": w and "guidance_interval": [t_low, t_high] (optional, see
+    :class:`TinyVideoPipeline`), <scheduler settings>}``; the class (one
     of :data:`SAMPLER_SCHEDULERS`) is built by ``from_config`` on :func:`default_scheduler`'s configuration with
     the settings replacing it (e.g. ``algorithm_type="dpmsolver++"``, ``solver_order=2`` for DPM-Solver++(2M);
     ``set_alpha_to_one`` for DDIM). η > 0 is DDIM's only.
@@ -175,6 +197,7 @@ def sampler_scheduler(sampler: dict):
     _check_sampler(name, float(sampler.get("eta", 0.0)), "the sampler description", "choose one of them")
     _check_eps_scale(sampler.get("eps_scale", 1.0), "the sampler description's eps_scale")
     _check_guidance_scale(sampler.get("guidance_scale", 1.0), "the sampler description's guidance_scale")
+    _check_guidance_interval(sampler.get("guidance_interval"), "the sampler description's guidance_interval")
     settings = {k: v for k, v in sampler.items() if k not in _SAMPLER_KEYS}
     cls = getattr(diffusers, name)
     sched = cls.from_config(default_scheduler().config, **settings)
@@ -209,6 +232,8 @@ def store_sampler(folder: str | Path, sampler: dict) -> None:
     index["default_num_inference_steps"], index["default_eta"] = steps, eta
     index["default_eps_scale"] = _check_eps_scale(sampler.get("eps_scale", 1.0))
     index["default_guidance_scale"] = _check_guidance_scale(sampler.get("guidance_scale", 1.0))
+    interval = _check_guidance_interval(sampler.get("guidance_interval"))
+    index["default_guidance_interval"] = None if interval is None else list(interval)
     if index["default_guidance_scale"] != 1.0 and not (folder / "guide" / "config.json").is_file():
         raise FileNotFoundError(f"the sampler description guides with guidance_scale="
                                 f"{index['default_guidance_scale']}, but {folder} holds no guide network "
@@ -362,6 +387,13 @@ class TinyVideoPipeline(DiffusionPipeline):
         in the condition). ``w = 1`` is the network alone, and then the guide is never evaluated.
     default_guidance_scale : float
         ``w`` used when a call does not give ``guidance_scale`` (the model folder's ``sampler.json``; 1 = off).
+    default_guidance_interval : (float, float), optional
+        ``(t_low, t_high)`` used when a call does not give ``guidance_interval`` (the model folder's
+        ``sampler.json``; ``None`` = guide at every step): the guide is evaluated, and ``w`` applied, only at steps
+        whose training timestep ``t`` has ``t_low <= t <= t_high``; the other steps use ``ε̂`` alone. Guidance
+        limited to an interval of noise levels is Kynkäänniemi et al. 2024 ("Applying guidance in a limited
+        interval improves sample and distribution quality in diffusion models", arXiv 2404.07724); here it saves
+        the guide's evaluations at the steps that do not need them.
 
     Examples
     --------
@@ -379,17 +411,18 @@ class TinyVideoPipeline(DiffusionPipeline):
 
     def __init__(self, unet, scheduler, normalizer: ChannelNormalizer | None = None,
                  default_num_inference_steps: int = 25, default_eta: float = 0.0, default_eps_scale: float = 1.0,
-                 guide=None, default_guidance_scale: float = 1.0):
+                 guide=None, default_guidance_scale: float = 1.0, default_guidance_interval=None):
         super().__init__()
         if guide is not None:
             _check_guide(unet, guide)
         self.register_modules(unet=unet, scheduler=scheduler, normalizer=normalizer, guide=guide)
-        self._set_default_sampler(default_num_inference_steps, default_eta, default_eps_scale, default_guidance_scale)
+        self._set_default_sampler(default_num_inference_steps, default_eta, default_eps_scale, default_guidance_scale,
+                                  default_guidance_interval)
 
     def _set_default_sampler(self, default_num_inference_steps, default_eta, default_eps_scale,
-                             default_guidance_scale=1.0) -> None:
-        """Check and store the default step count, η, ε-scaling λ and guidance scale w — also in
-        ``model_index.json``, so ``save_pretrained`` / ``from_pretrained`` keep the default sampler."""
+                             default_guidance_scale=1.0, default_guidance_interval=None) -> None:
+        """Check and store the default step count, η, ε-scaling λ, guidance scale w and guidance interval — also
+        in ``model_index.json``, so ``save_pretrained`` / ``from_pretrained`` keep the default sampler."""
         steps = _whole_steps(default_num_inference_steps, "default_num_inference_steps")
         eta = _check_eta(default_eta, "default_eta")
         eps_scale = _check_eps_scale(default_eps_scale, "default_eps_scale")
@@ -397,9 +430,22 @@ class TinyVideoPipeline(DiffusionPipeline):
         if w != 1.0 and getattr(self, "guide", None) is None:
             raise ValueError(f"default_guidance_scale={w} needs a guide network (guide=...); without one use 1.0")
         self.default_num_inference_steps, self.default_eta, self.default_eps_scale = steps, float(eta), eps_scale
-        self.default_guidance_scale = w
+        interval = _check_guidance_interval(default_guidance_interval, "default_guidance_interval")
+        self.default_guidance_scale, self.default_guidance_interval = w, interval
         self.register_to_config(default_num_inference_steps=steps, default_eta=float(eta),
-                                default_eps_scale=eps_scale, default_guidance_scale=w)
+                                default_eps_scale=eps_scale, default_guidance_scale=w,
+                                default_guidance_interval=None if interval is None else list(interval))
+
+    @property
+    def default_guidance_interval(self) -> tuple[float, float] | None:
+        """``(t_low, t_high)`` of the default sampler's autoguidance, or ``None`` (every step); see the class
+        docstring. (Kept beside the config rather than as a plain attribute: diffusers reads a list-valued config
+        entry set as an attribute as a component's ``(library, class)``.)"""
+        return getattr(self, "_default_guidance_interval", None)
+
+    @default_guidance_interval.setter
+    def default_guidance_interval(self, value) -> None:
+        self._default_guidance_interval = _check_guidance_interval(value, "default_guidance_interval")
 
     # -- diffusers-style properties ---------------------------------------------------------------------------
     @property
@@ -524,6 +570,7 @@ class TinyVideoPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         eps_scale: float | None = None,
         guidance_scale: float | None = None,
+        guidance_interval: tuple[float, float] | None = None,
         **kwargs,
     ) -> TinyVideoPipelineOutput | tuple:
         """Sample videos with the pipeline's scheduler from Gaussian noise or given ``latents``.
@@ -568,6 +615,11 @@ class TinyVideoPipeline(DiffusionPipeline):
             default ``default_guidance_scale``, the model folder's stored sampler. ``w = 1`` evaluates the network
             alone; any other ``w`` needs the pipeline's ``guide`` network (refused without one: an unconditional
             model has no classifier-free guidance to apply it to). See the class docstring.
+        guidance_interval : (float, float), optional
+            ``(t_low, t_high)``: with ``w != 1`` the guide is evaluated only at steps whose timestep ``t`` has
+            ``t_low <= t <= t_high``, the others use ``ε̂`` alone; default ``default_guidance_interval``, the model
+            folder's stored sampler (``None``: every step). An interval that holds none of the sampler's timesteps
+            is refused when ``w != 1`` (the guidance would silently do nothing). See the class docstring.
 
         Returns
         -------
@@ -603,6 +655,8 @@ class TinyVideoPipeline(DiffusionPipeline):
         eps_scale = _check_eps_scale(self.default_eps_scale if eps_scale is None else eps_scale)
         guidance_scale = _check_guidance_scale(self.default_guidance_scale if guidance_scale is None
                                                else guidance_scale)
+        guidance_interval = _check_guidance_interval(self.default_guidance_interval if guidance_interval is None
+                                                     else guidance_interval)
         guide = getattr(self, "guide", None)
         if guidance_scale != 1.0 and guide is None:
             raise ValueError(f"guidance_scale={guidance_scale}, but this pipeline has no guide network, so nothing "
@@ -644,6 +698,13 @@ class TinyVideoPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
         self._num_timesteps = len(timesteps)
+        guided_steps = [guidance_scale != 1.0 and (guidance_interval is None
+                                                   or guidance_interval[0] <= float(t) <= guidance_interval[1])
+                        for t in timesteps]
+        if guidance_scale != 1.0 and not any(guided_steps):
+            raise ValueError(f"guidance_interval={list(guidance_interval)} holds none of the sampler's timesteps "
+                             f"{[int(t) for t in timesteps]}, so guidance_scale={guidance_scale} would change "
+                             "nothing; widen the interval, or pass guidance_scale=1.0")
         # diffusers' own check: the step's signature (``inspect.signature`` follows ``functools.wraps`` wrappers,
         # so a probe or a user wrapping ``scheduler.step`` does not hide ``eta``/``generator``)
         step_params = inspect.signature(self.scheduler.step).parameters
@@ -663,7 +724,7 @@ class TinyVideoPipeline(DiffusionPipeline):
                     continue
                 model_in = self.scheduler.scale_model_input(latents, t)
                 noise_pred = self.unet(model_in, t).sample
-                if guidance_scale != 1.0:  # autoguidance: eps_guide + w (eps - eps_guide)
+                if guided_steps[i]:  # autoguidance: eps_guide + w (eps - eps_guide), at the steps it applies to
                     guided = guide(model_in.to(guide.dtype), t).sample.to(noise_pred.dtype)
                     noise_pred = guided + guidance_scale * (noise_pred - guided)
                 if eps_scale != 1.0:

@@ -354,16 +354,27 @@ def _fingerprint(pipe: Any) -> str:
 
 #: A pipeline's own sampling defaults beside its scheduler (the embedded pipeline's ``sampler.json`` values), with
 #: the value at which each changes nothing.
-_NEUTRAL_DEFAULTS = {"default_eta": 0.0, "default_eps_scale": 1.0, "default_guidance_scale": 1.0}
+_NEUTRAL_DEFAULTS = {"default_eta": 0.0, "default_eps_scale": 1.0, "default_guidance_scale": 1.0,
+                     "default_guidance_interval": None}
+
+
+def _default_value(value: Any) -> Any:
+    """A sampling default as JSON-friendly numbers: a float, a list of floats (an interval), else ``None``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                for v in value):
+        return [float(v) for v in value]
+    return None
 
 
 def sampling_defaults(pipe: Any) -> str:
     """The sampling defaults ``pipe`` applies when a call does not say otherwise and that differ from their neutral
-    value (DDIM η, ε-scaling λ, autoguidance w: :data:`_NEUTRAL_DEFAULTS`), as text (``""`` when none does, so
-    pipelines without them keep their keys). The same weights and scheduler with another of them sample other
-    videos."""
-    changed = {k: float(getattr(pipe, k)) for k, v in _NEUTRAL_DEFAULTS.items()
-               if isinstance(getattr(pipe, k, None), (int, float)) and float(getattr(pipe, k)) != v}
+    value (DDIM η, ε-scaling λ, autoguidance w and its timestep interval: :data:`_NEUTRAL_DEFAULTS`), as text
+    (``""`` when none does, so pipelines without them keep their keys). The same weights and scheduler with another
+    of them sample other videos."""
+    values = {k: _default_value(getattr(pipe, k, None)) for k in _NEUTRAL_DEFAULTS}
+    changed = {k: v for k, v in values.items() if v is not None and v != _NEUTRAL_DEFAULTS[k]}
     return f" defaults {json.dumps(changed, sort_keys=True)}" if changed else ""
 
 

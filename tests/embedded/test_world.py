@@ -695,3 +695,87 @@ def test_autoguidance_extrapolates_from_the_guide_and_is_stored_with_the_sampler
     shutil.rmtree(path / "guide")
     with pytest.raises(FileNotFoundError, match=r"stores guidance_scale=1.5 .* holds no guide/ network"):
         fl.load_default_pipeline(path)
+
+
+def test_a_guidance_interval_guides_only_the_steps_it_holds_and_is_stored_with_the_sampler(tmp_path):
+    """``guidance_interval=(t_low, t_high)`` applies autoguidance only at steps whose timestep lies in it (the guide
+    is evaluated there and nowhere else) and samples exactly what a network computing ε̂_g + w (ε̂ − ε̂_g) at those
+    timesteps and ε̂ elsewhere samples; an interval holding every timestep is full guidance bit for bit; it is
+    stored in ``sampler.json`` / ``model_index.json`` and kept by from_pretrained and save_pretrained copies; an
+    interval holding none of the timesteps (with w != 1) and malformed intervals are refused before sampling."""
+    import freeinit_lab as fl
+    from freeinit_lab.pipelines import store_sampler
+
+    path = tmp_path / "m"
+    guide = TinyVideoUNet(block_channels=(8, 8), sample_size=8, num_frames=4, space_to_depth=2, attention_heads=0,
+                          norm_groups=4)
+    pipe, z = _weighted_folder(path, guide)
+    guided = TinyVideoPipeline(unet=pipe.unet, scheduler=pipe.scheduler, normalizer=pipe.normalizer, guide=guide,
+                               default_num_inference_steps=4)
+    guided.scheduler.set_timesteps(4)
+    ts = [int(t) for t in guided.scheduler.timesteps]
+    assert len(set(ts)) == 4
+    low, high = sorted(ts)[1], sorted(ts)[2]        # the two middle timesteps only
+    calls = []
+    handle = guide.register_forward_hook(lambda m, a, out: calls.append(1))
+    try:
+        full, eps_full = _run_seeing_eps(guided, z, guidance_scale=1.5)
+        assert len(calls) == 4
+        assert torch.equal(_run_seeing_eps(guided, z, guidance_scale=1.5, guidance_interval=(0, 999))[0], full)
+        calls.clear()
+        part, eps_part = _run_seeing_eps(guided, z, guidance_scale=1.5, guidance_interval=[low, high])
+        assert len(calls) == 2                      # the guide runs at the steps inside the interval only
+        calls.clear()
+        unguided = _run_seeing_eps(guided, z, guidance_interval=(low, high))[0]  # w = 1: the interval is moot
+        assert not calls and torch.equal(unguided, _run_seeing_eps(pipe, z, num_inference_steps=4)[0])
+    finally:
+        handle.remove()
+
+    class Windowed(torch.nn.Module):  # the guided ε̂ written out: w applied at t in [low, high] only
+        def __init__(self):
+            super().__init__()
+            self.config = pipe.unet.config
+
+        dtype = property(lambda self: pipe.unet.dtype)
+        device = property(lambda self: pipe.unet.device)
+
+        def forward(self, x, t):
+            e = pipe.unet(x, t).sample
+            if low <= float(t) <= high:
+                eg = guide(x, t).sample
+                e = eg + 1.5 * (e - eg)
+            return type(pipe.unet(x, t))(sample=e)
+
+    expect = TinyVideoPipeline(unet=Windowed(), scheduler=pipe.scheduler, default_num_inference_steps=4,
+                               normalizer=pipe.normalizer)
+    ref, eps_ref = _run_seeing_eps(expect, z)
+    assert torch.allclose(part, ref, atol=1e-6)
+    assert not torch.allclose(part, full, atol=1e-4) and not torch.allclose(part, unguided, atol=1e-4)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(eps_part, eps_ref))
+
+    # refused: an interval holding no timestep (only when it would guide), malformed intervals
+    gap = (high + 1, sorted(ts)[3] - 1)
+    with pytest.raises(ValueError, match=r"holds none of the sampler's timesteps .* widen the interval"):
+        guided(latents=z, output_type="latent", guidance_scale=1.5, guidance_interval=gap)
+    for bad in ((-1, 500), (600, 500), (float("nan"), 999), (0, float("inf")), (True, 999), "250,999", [250],
+                (250, 500, 999), 250):
+        with pytest.raises(ValueError, match=r"guidance_interval=.* must be None .* 0 <= t_low <= t_high"):
+            guided(latents=z, output_type="latent", guidance_scale=1.5, guidance_interval=bad)
+        with pytest.raises(ValueError, match=r"guidance_interval=.* must be None"):
+            TinyVideoPipeline(unet=pipe.unet, scheduler=pipe.scheduler, guide=guide, default_guidance_interval=bad)
+
+    # stored with the sampler
+    guide.save_pretrained(path / "guide")
+    desc = dict(scheduler="DDIMScheduler", num_inference_steps=4, eta=0.0, set_alpha_to_one=True,
+                guidance_scale=1.5, guidance_interval=[low, high])
+    with pytest.raises(ValueError, match=r"guidance_interval=.* must be None"):
+        store_sampler(path, dict(desc, guidance_interval=[high, low]))
+    store_sampler(path, desc)
+    assert json.loads((path / "model_index.json").read_text())["default_guidance_interval"] == [low, high]
+    ours = fl.load_default_pipeline(path)
+    ours.save_pretrained(tmp_path / "copy")
+    for p in (ours, TinyVideoPipeline.from_pretrained(path, local_files_only=True),
+              TinyVideoPipeline.from_pretrained(tmp_path / "copy", local_files_only=True)):
+        assert p.default_guidance_interval == (low, high)
+        assert torch.allclose(_run_seeing_eps(p, z)[0], part, atol=1e-6)
+        assert torch.allclose(_run_seeing_eps(p, z, guidance_interval=(0, 999))[0], full, atol=1e-6)
