@@ -75,6 +75,8 @@ def test_key_figures_fill_every_placeholder_or_name_the_missing_number(tmp_path)
     timed = repro.key_numbers([{"notebook": "01_gap", "seconds": 12.34, "numbers": {}}], figure_seconds=3.21,
                               wall_seconds=20.06)
     assert timed == {"01_gap/seconds": 12.34, "total/seconds": 12.3, "figures/seconds": 3.2, "total/wall_seconds": 20.1}
+    sped = repro.key_numbers([{"notebook": "01_gap", "seconds": 1.0, "numbers": {}}], speed=(20.74, 29.96))
+    assert (sped["machine/ms_per_video_step_before"], sped["machine/ms_per_video_step_after"]) == (20.7, 30.0)
     with pytest.raises(KeyError, match="'01_gap/missing'"):
         repro.render_key_figures("{{01_gap/missing:.1f}}", numbers)
     with pytest.raises(ValueError, match="malformed"):
@@ -103,6 +105,28 @@ def test_record_keeps_an_interval_only_whole_and_ordered(tmp_path, monkeypatch):
         record("upside_down", 0.2, notebook="nb", low=0.3, high=0.1)
 
 
+def test_network_speed_is_milliseconds_per_video_step():
+    """reproduce.py's machine-speed measure: the default network's time per call divided by the videos in the call,
+    in milliseconds, over the timed calls only (the first, warming up, is not counted). A stand-in network that
+    advances a stand-in clock by 1 ms per video per call measures 1.0 at any batch; the real network measures a
+    positive number."""
+    import types
+
+    repro = _reproduce_module()
+    clock = [0.0]
+
+    def unet(x, t):
+        assert x.shape[1:] == (3, 4, 8, 8) and t.shape == (x.shape[0],)
+        clock[0] += 0.001 * x.shape[0]
+
+    fake = types.SimpleNamespace(unet=unet, sample_shape=(3, 4, 8, 8))
+    with mock.patch("freeinit_lab.embedded.pipelines.load_default_pipeline", return_value=fake), \
+            mock.patch.object(repro.time, "perf_counter", lambda: clock[0]):
+        for batch, calls in ((1, 1), (4, 3), (16, 2)):
+            assert repro.network_speed(batch=batch, calls=calls) == pytest.approx(1.0)
+    assert 0 < repro.network_speed(batch=2, calls=1) < 10_000
+
+
 def test_readme_key_figures_are_the_recorded_numbers():
     """README.md's key figures are docs/key_figures.md.in filled from docs/key_numbers.json (both written by the
     last `make reproduce`): a number edited by hand in the README, or a template naming a number no notebook
@@ -118,3 +142,4 @@ def test_readme_key_figures_are_the_recorded_numbers():
     timed = sorted(k.split("/")[0] for k in numbers if k.endswith("/seconds") and k.split("/")[0] not in ("total", "figures"))
     assert timed == notebooks  # every notebook ran in that make reproduce
     assert numbers["total/wall_seconds"] >= numbers["total/seconds"] + numbers["figures/seconds"]
+    assert 0 < numbers["machine/ms_per_video_step_before"] and 0 < numbers["machine/ms_per_video_step_after"]

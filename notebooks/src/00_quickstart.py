@@ -25,7 +25,7 @@
 
 # %% tags=["parameters"]
 SEED = 0                  # initial noises, FreeInit's high-frequency draws, the bootstrap, the held-out data
-NUM_VIDEOS = 18           # paired videos per arm (7 arms × 18 videos × 25 steps ≈ 3,150 denoiser evaluations)
+NUM_VIDEOS = 12           # paired videos per arm (7 arms × 12 videos × 25 steps ≈ 2,100 denoiser evaluations)
 NUM_REFERENCE = 64        # held-out training videos the distance to the data is measured against
 NUM_SHOWN = 2             # videos shown frame by frame
 METHOD = "gaussian"       # the low-pass filter of the paper's main table
@@ -287,6 +287,7 @@ with pd.option_context("display.max_colwidth", None):
     display(pd.DataFrame({"value [99 % interval]": key}))
 
 # %%
+record("quickstart_num_videos", NUM_VIDEOS, "paired videos per arm of the decomposition")
 record("quickstart_video_steps", video_steps, "denoiser evaluations of one 16×32×32 video in this notebook")
 seconds = record("quickstart_seconds", time.perf_counter() - t_start, "wall time of this notebook's work")
 print(f"{video_steps} video-steps, {seconds:.1f} s")

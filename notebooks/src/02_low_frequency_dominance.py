@@ -27,7 +27,7 @@
 
 # %% tags=["parameters"]
 SEED = 0                      # seeds the noises A and B
-NUM_VIDEOS = 16               # pairs (A, B); sampled as (2 + len(KEEP)) x NUM_VIDEOS videos, NUM_VIDEOS per call
+NUM_VIDEOS = 12               # pairs (A, B); sampled as (2 + len(KEEP)) x NUM_VIDEOS videos, NUM_VIDEOS per call
 FIT_VIDEOS = 128              # held-out videos the exact-score model's Gaussian is fitted to (x 8 flips)
 KEEP = (0.05, 0.2, 0.5)       # share of FFT bins taken from noise A (lowest frequency radius first)
 PAPER_KEEP = 0.2              # the paper's setting: 80 % of the frequencies replaced

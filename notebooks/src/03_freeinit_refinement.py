@@ -39,7 +39,7 @@
 
 # %% tags=["parameters"]
 SEED = 0                   # noises, eta draws and held-out reference videos all derive from it
-NUM_VIDEOS = 32            # paired videos per arm: with 16, claims with a per-video SD about 0.09 missed their 99 %
+NUM_VIDEOS = 28            # paired videos per arm: with 16, claims with a per-video SD about 0.09 missed their 99 %
                            # intervals at some seeds (the oracle's gain at seed 1, on these weights with DDIM 25)
 NUM_ITERS = 5              # passes of the chained arms (1 plain + 4 FreeInit iterations, the paper's main table)
 METHOD = "gaussian"        # the paper's main table: Gaussian filter, D0 0.25
@@ -230,7 +230,7 @@ assert mask_gain[1] > 0, mask_gain
 print(f"first iteration beyond mask_only: {'resolved' if vs_mask[1] > 0 else 'not resolved'} at {CONFIDENCE:.0%}")
 assert last_vs_mask[1] > 0, last_vs_mask
 assert vs_amp_last[1] > 0, vs_amp_last
-# (4) a start from the training marginal: its gain over plain sampling is printed, not claimed (32 videos do not
+# (4) a start from the training marginal: its gain over plain sampling is printed, not claimed (28 videos do not
 # resolve it at every seed; the per-video SD of the oracle's gain is printed) ...
 print(f"oracle − plain: {oracle_gain[0]:+.3f} [{oracle_gain[1]:+.3f}, {oracle_gain[2]:+.3f}] "
       f"({'resolved' if oracle_gain[1] > 0 else 'not resolved'} at {CONFIDENCE:.0%}; per-video SD "
@@ -253,7 +253,7 @@ assert last_vs_oracle[1] > 0, last_vs_oracle
 # last pass minus the same after the first, paired per video. It would be false if the chain's gain came from the
 # low band's power alone (both chains re-diffuse samples of the same model with the same noises, filter and $\eta$),
 # or if the own content mattered from the first iteration on as much as later. Whether the own band beats another
-# video's after the first pass, and after the last, is printed: 32 videos do not resolve either at every seed.
+# video's after the first pass, and after the last, is printed: 28 videos do not resolve either at every seed.
 
 # %%
 own = c["freeinit"] - c["shuffled_low"]                                     # (pass, video): own − another's
@@ -403,6 +403,7 @@ print(f"pass {NUM_ITERS - 1}'s z'_T, band 0 vs the training z_T: " + ("short of 
 pd.DataFrame(rows).T
 
 # %%
+record("num_videos", NUM_VIDEOS, "paired videos per arm")
 seconds = record("03_seconds", time.perf_counter() - t_start, "wall time of this notebook")
 print(f"03 took {seconds:.0f} s for {video_steps} video-steps")
 
@@ -482,5 +483,5 @@ with pd.option_context("display.max_colwidth", None):
 #   $z_T$ is printed (last table).
 # - **Oracle.** FreeInit's last pass goes past a start from the training marginal (asserted), while its first pass
 #   is compared with it in the printed interval. The oracle's own gain over plain sampling is printed, not claimed:
-#   32 videos do not resolve it at every seed (its per-video SD is printed beside it); notebook 06 measures the
+#   28 videos do not resolve it at every seed (its per-video SD is printed beside it); notebook 06 measures the
 #   oracle against the data instead.

@@ -35,14 +35,14 @@
 
 # %% tags=["parameters"]
 SEED = 0                  # noises, FreeInit's draws, data, oracle videos and bootstraps all derive from it
-NUM_VIDEOS = 24           # paired videos per arm on the trained model (8 passes x 24 videos x 25 steps = 4,800)
+NUM_VIDEOS = 16           # paired videos per arm on the trained model (8 passes x 16 videos x 25 steps = 3,200)
 NUM_VIDEOS_ANALYTIC = 64  # paired videos per arm on the exact-score model (nearly free)
 NUM_DATA = 128            # held-out training videos the arms are judged against
 FIT_VIDEOS = 128          # other held-out videos, for the fits: the exact-score model's Gaussian, the spectrum-matched
                           # marginal and amplitude_matched's band power (never the videos the arms are judged against)
 CONFIDENCE = 0.99         # bootstrap intervals of every assertion but the two share claims
 SHARE_CONFIDENCE = 0.95   # the decomposition's intervals of a share (control gain / FreeInit gain): the two share
-                          # claims; a ratio of two paired means of 24 videos, wider than the other intervals
+                          # claims; a ratio of two paired means of 16 videos, wider than the other intervals
 METHOD, CUTOFF = "gaussian", 0.25
 
 # %%
@@ -317,7 +317,7 @@ print(gap_vs_exact)
 
 # %%
 # the same claims on the trained model; its plain samples' consistency shortfall is reported, not asserted: with the
-# stored second-order sampler it is small against 24 videos' interval (it was resolved with DDIM 25, an earlier one)
+# stored second-order sampler it is small against 16 videos' interval (it was resolved with DDIM 25, an earlier one)
 d_claims = check(claims(d_j, d_jf, d_ds), reported=("plain consistency vs data", *SHOWN, *FILTER_SPECIFIC))
 for name, key in (("plain_spatial_dc_db", "plain spatial DC vs data (dB)"),
                   ("plain_temporal_dc_db", "plain temporal DC vs data (dB)"),
