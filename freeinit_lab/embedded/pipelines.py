@@ -430,8 +430,8 @@ class TinyVideoPipeline(DiffusionPipeline):
         if w != 1.0 and getattr(self, "guide", None) is None:
             raise ValueError(f"default_guidance_scale={w} needs a guide network (guide=...); without one use 1.0")
         self.default_num_inference_steps, self.default_eta, self.default_eps_scale = steps, float(eta), eps_scale
-        interval = _check_guidance_interval(default_guidance_interval, "default_guidance_interval")
-        self.default_guidance_scale, self.default_guidance_interval = w, interval
+        self.default_guidance_scale, self.default_guidance_interval = w, default_guidance_interval  # setter checks
+        interval = self.default_guidance_interval
         self.register_to_config(default_num_inference_steps=steps, default_eta=float(eta),
                                 default_eps_scale=eps_scale, default_guidance_scale=w,
                                 default_guidance_interval=None if interval is None else list(interval))
